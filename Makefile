@@ -1,0 +1,52 @@
+# One venv, reused; every target installs what it needs.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MODEL ?= artifacts/model.joblib
+CONFIG ?= configs/ames.toml
+
+.PHONY: help venv tools serve train test test-unit test-e2e lint bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create or reuse .venv with the project and its dev extra
+
+tools:  ## install the system tools the end-to-end tests use (apt, as root)
+	bash .ci/install-tools
+
+$(MODEL): | $(STAMP)
+	$(BIN)/houseprice train --config $(CONFIG) --out $(MODEL)
+
+train: $(STAMP)  ## train the default model (always retrains)
+	$(BIN)/houseprice train --config $(CONFIG) --out $(MODEL)
+
+serve: $(MODEL)  ## train if no artifact exists, then serve on :8000
+	MODEL_PATH=$(MODEL) $(BIN)/houseprice serve
+
+lint: $(STAMP)  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(STAMP) tools lint  ## the whole suite: lint, unit, end-to-end, deploy
+	$(BIN)/pytest
+
+test-unit: $(STAMP)  ## fast tests only
+	$(BIN)/pytest -m "not e2e and not deploy"
+
+test-e2e: $(STAMP)  ## end-to-end tests only
+	$(BIN)/pytest -m e2e
+
+bench: $(STAMP)  ## benchmarks (print tables; nothing asserted)
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
