@@ -17,3 +17,26 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def artifact_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A freshly trained default model (configs/ames.toml), trained once per test session."""
+    from model.cli import main
+
+    out = tmp_path_factory.mktemp("artifact")
+    path = out / "model.joblib"
+    code = main(
+        [
+            "train",
+            "--config",
+            "configs/ames.toml",
+            "--out",
+            str(path),
+            "--runs-dir",
+            str(out / "runs"),
+            "--quiet",
+        ]
+    )
+    assert code == 0, f"training the test artifact failed with exit code {code}"
+    return str(path)
