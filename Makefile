@@ -6,15 +6,14 @@ STAMP := $(VENV)/.installed
 MODEL ?= artifacts/model.joblib
 CONFIG ?= configs/ames.toml
 
-.PHONY: help venv tools serve train test test-unit test-e2e lint bench clean
+.PHONY: help venv tools serve train test test-unit test-e2e lint audit bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/runtime.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -c requirements/runtime.txt
 	touch $(STAMP)
 
 venv: $(STAMP)  ## create or reuse .venv with the project and its dev extra
@@ -36,7 +35,11 @@ lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) tools lint  ## the whole suite: lint, unit, end-to-end, deploy
+audit: $(STAMP)  ## pip-audit the pinned runtime deps (reports when offline; fails on a known vulnerability)
+	$(BIN)/pip-audit -r requirements/runtime.txt --no-deps --disable-pip \
+		--vulnerability-service pypi --progress-spinner off
+
+test: $(STAMP) tools lint audit  ## the whole suite: lint, audit, unit, end-to-end, deploy
 	$(BIN)/pytest
 
 test-unit: $(STAMP)  ## fast tests only
