@@ -1,0 +1,284 @@
+"""The model artifact on disk: atomic save, integrity checks before unpickling, load.
+
+Unpickling runs arbitrary code, so a loader must know the bytes are the ones training wrote
+**before** it calls ``joblib.load``. Two checks, on the same bytes that are then unpickled
+(read once, so a file swapped between check and load cannot slip through):
+
+* ``<path>.sha256`` (``"<hex>  <name>\\n"``, the ``sha256sum`` format): catches a truncated
+  or corrupted file. Anyone who can write the artifact can also rewrite this file, so it is
+  not a defence against tampering;
+* ``<path>.sig``: ``HMAC-SHA256(key, bytes)`` in hex, written when a signing key is given and
+  required when the loader is given one. Without the key a tampered file cannot be re-signed.
+
+Crash safety. Every file is first written in full to a temporary file in the same directory
+and fsynced; a failure there (disk full, read-only directory) removes the temporary files and
+leaves the previous artifact and its sidecars exactly as they were. Only then are the files
+renamed into place, in the order artifact, ``.sig``, ``.sha256``, ``.json``, and the directory
+is fsynced. Renames within a directory are atomic but there are several, so a crash between two
+of them leaves a new artifact next to an old checksum (or signature). We accept that the
+reader then **refuses** ("checksum mismatch") rather than try to make the pair atomic: a
+refusal is safe (a running server keeps its current model; a restart fails loudly until
+training is re-run), whereas any scheme that lets a reader accept a pair it cannot verify is
+not. The ``.sha256`` is renamed last among the checked files, so it is the commit point: once
+it is in place, the artifact and its checksum (and signature) agree. ``model.json`` is a copy
+of the metadata for tools that must not unpickle; the loader never trusts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import hmac
+import io
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+#: Version of the ``{"format_version", "pipeline", "metadata"}`` layout; bump on any change
+#: a previous loader could not read, so that it refuses instead of half-working.
+FORMAT_VERSION = 1
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class ArtifactError(Exception):
+    """An artifact that cannot be saved or must not be loaded; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A verified, loaded artifact: the fitted pipeline, its metadata and the bytes' digest."""
+
+    pipeline: Any
+    metadata: dict[str, Any]
+    sha256: str
+    path: str
+    signed: bool = False
+
+
+def sidecar_paths(path: str | Path) -> dict[str, Path]:
+    """Where the checksum, signature and metadata JSON of the artifact ``path`` live."""
+    p = Path(path)
+    return {
+        "sha256": p.with_name(p.name + ".sha256"),
+        "sig": p.with_name(p.name + ".sig"),
+        "json": p.with_suffix(".json"),
+    }
+
+
+def _short(hex_digest: str) -> str:
+    return hex_digest[:12] + "…"
+
+
+def hmac_sha256(key: bytes, data: bytes) -> str:
+    """``HMAC-SHA256(key, data)`` in hex."""
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: NumPy scalars and arrays to Python, NaN/inf to null (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _write_temp(directory: Path, name: str, data: bytes) -> Path:
+    """Write ``data`` to a new temporary file next to ``name`` and fsync it."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some file systems cannot fsync a directory; the renames stand
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def save_artifact(
+    path: str | Path,
+    pipeline: Any,
+    metadata: dict[str, Any],
+    signing_key: bytes | None = None,
+) -> str:
+    """Write the artifact and its sidecars (see the module docstring); return its sha256 hex."""
+    p = Path(path)
+    if p.suffix == ".json":
+        raise ArtifactError(f"{p}: an artifact path must not end in .json (used for metadata)")
+    if signing_key is not None and not signing_key:
+        raise ArtifactError("the signing key is empty; pass None to write no signature")
+    try:
+        meta_json = json.dumps(_jsonable(metadata), indent=2, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"{p}: metadata is not JSON serialisable: {exc}") from None
+    buffer = io.BytesIO()
+    payload = {"format_version": FORMAT_VERSION, "pipeline": pipeline, "metadata": metadata}
+    try:
+        joblib.dump(payload, buffer)
+    except Exception as exc:
+        raise ArtifactError(f"{p}: cannot serialise the pipeline: {exc}") from exc
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+
+    side = sidecar_paths(p)
+    contents: list[tuple[Path, bytes]] = [(p, data)]
+    if signing_key is not None:
+        contents.append((side["sig"], (hmac_sha256(signing_key, data) + "\n").encode()))
+    contents.append((side["sha256"], f"{digest}  {p.name}\n".encode()))
+    contents.append((side["json"], meta_json.encode()))
+
+    temps: list[tuple[Path, Path]] = []
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        for target, content in contents:
+            temps.append((_write_temp(p.parent, target.name, content), target))
+    except OSError as exc:
+        for tmp, _ in temps:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise ArtifactError(
+            f"{p}: cannot write the artifact ({exc.strerror or exc}); "
+            "the previous artifact is unchanged"
+        ) from exc
+
+    done = 0
+    try:
+        for tmp, target in temps:
+            os.replace(tmp, target)
+            done += 1
+        if signing_key is None:
+            # A stale signature would pair an old HMAC with new bytes; "missing" is clearer.
+            side["sig"].unlink(missing_ok=True)
+        _fsync_dir(p.parent)
+    except OSError as exc:
+        for tmp, _ in temps[done:]:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if done == 0:
+            state = "the previous artifact is unchanged"
+        elif done < len(temps):
+            state = (
+                "the artifact was replaced but not all its sidecars, so loading it is "
+                "refused until it is written again"
+            )
+        else:
+            state = "all files are in place but may not be durable"
+        raise ArtifactError(
+            f"{p}: cannot install the artifact ({exc.strerror or exc}); {state}"
+        ) from exc
+    return digest
+
+
+def _read_checksum(path: Path) -> str:
+    side = sidecar_paths(path)["sha256"]
+    try:
+        text = side.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: refused: checksum file {side.name} is missing") from None
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read {side.name}: {exc.strerror or exc}") from None
+    fields = text.split()
+    if not fields or not _HEX64.fullmatch(fields[0].lower()):
+        raise ArtifactError(f"{path}: refused: {side.name} does not hold a sha256 hex digest")
+    return fields[0].lower()
+
+
+def _read_verified(path: Path, signing_key: bytes | None) -> tuple[bytes, str, bool]:
+    """The artifact's bytes, read once, after the checksum (and the HMAC, with a key) match."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: no such artifact") from None
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    expected = _read_checksum(path)
+    if not hmac.compare_digest(digest, expected):
+        raise ArtifactError(
+            f"{path}: refused: checksum mismatch: expected {_short(expected)}, "
+            f"file has {_short(digest)}"
+        )
+    if signing_key is None:
+        return data, digest, False
+    sig_path = sidecar_paths(path)["sig"]
+    try:
+        signature = sig_path.read_text(encoding="utf-8").strip().lower()
+    except FileNotFoundError:
+        raise ArtifactError(
+            f"{path}: refused: a signing key is set but signature {sig_path.name} is missing"
+        ) from None
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read {sig_path.name}: {exc.strerror or exc}") from None
+    if not hmac.compare_digest(hmac_sha256(signing_key, data), signature):
+        raise ArtifactError(
+            f"{path}: refused: signature mismatch (tampered artifact or wrong signing key)"
+        )
+    return data, digest, True
+
+
+def verify_artifact(path: str | Path, signing_key: bytes | None = None) -> str:
+    """Check the checksum (and signature) without unpickling; return the sha256 hex."""
+    _, digest, _ = _read_verified(Path(path), signing_key)
+    return digest
+
+
+def load_artifact(path: str | Path, signing_key: bytes | None = None) -> Artifact:
+    """Verify, then unpickle the same bytes, then check the layout and ``format_version``."""
+    p = Path(path)
+    data, digest, signed = _read_verified(p, signing_key)
+    try:
+        payload = joblib.load(io.BytesIO(data))
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ArtifactError(f"{p}: cannot unpickle the artifact: {reason}") from exc
+    if not isinstance(payload, dict) or not {"format_version", "pipeline", "metadata"} <= set(
+        payload
+    ):
+        raise ArtifactError(
+            f"{p}: not a houseprice artifact (expected a dict with format_version, "
+            "pipeline and metadata)"
+        )
+    version = payload["format_version"]
+    if version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{p}: incompatible format_version {version!r}; this code reads "
+            f"{FORMAT_VERSION}: retrain the model with this version"
+        )
+    metadata = payload["metadata"]
+    if not isinstance(metadata, dict):
+        raise ArtifactError(f"{p}: metadata is a {type(metadata).__name__}, expected a dict")
+    return Artifact(
+        pipeline=payload["pipeline"], metadata=metadata, sha256=digest, path=str(p), signed=signed
+    )
