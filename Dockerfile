@@ -20,20 +20,17 @@ WORKDIR /src
 
 # Sources first, data last: editing the data retrains without rebuilding the wheel.
 COPY pyproject.toml README.md ./
+COPY requirements/runtime.txt requirements/runtime.txt
 COPY model/ model/
 COPY app/ app/
 
-# The runtime dependencies are pinned to the versions the test suite ran against
-# (tests/deploy checks these pins against the project's own environment).
+# The runtime dependencies come from the pinned lock only (--no-deps: nothing outside it is
+# pulled in), and `pip check` proves the lock is complete for the wheel. No extras.
 RUN pip wheel --no-deps --wheel-dir /wheels . \
     && python -m venv /opt/venv \
-    && /opt/venv/bin/pip install /wheels/houseprice-0.1.0-py3-none-any.whl \
-        numpy==2.4.6 \
-        joblib==1.6.0 \
-        fastapi==0.165.0 \
-        uvicorn==0.54.0 \
-        pydantic==2.14.4 \
-        prometheus-client==0.26.0 \
+    && /opt/venv/bin/pip install --no-deps --requirement requirements/runtime.txt \
+        /wheels/houseprice-0.1.0-py3-none-any.whl \
+    && /opt/venv/bin/pip check \
     && /opt/venv/bin/pip uninstall --yes pip
 
 COPY configs/ configs/
