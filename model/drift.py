@@ -90,7 +90,7 @@ def categorical_profile(x: ArrayLike, categories: Sequence[str] | None = None) -
     if values.size == 0:
         raise ValueError("x: cannot profile an empty column")
     if categories is None:
-        cats = sorted({str(v) for v in values if not _is_missing(v)})
+        cats = sorted({str(v) for v in set(values.tolist()) if not _is_missing(v)})
     else:
         cats = [str(c) for c in categories]
         if len(set(cats)) != len(cats):
@@ -130,14 +130,15 @@ def bin_index(profile: Mapping[str, Any], x: ArrayLike) -> IntArray:
         idx = np.searchsorted(edges, values, side="left")
         idx[np.isnan(values)] = k - 1
         return idx.astype(np.intp, copy=False)
-    lookup = {c: i for i, c in enumerate(profile["categories"])}
     unseen, missing = k - 2, k - 1
-    values = np.asarray(x, dtype=object).ravel()
-    return np.fromiter(
-        (missing if _is_missing(v) else lookup.get(str(v), unseen) for v in values),
-        dtype=np.intp,
-        count=values.size,
-    )
+    lookup: dict[Any, int] = {c: i for i, c in enumerate(profile["categories"])}
+    lookup[None] = missing
+    items = np.asarray(x, dtype=object).ravel().tolist()
+    idx = np.array([lookup.get(v, -1) for v in items], dtype=np.intp)
+    for i in np.flatnonzero(idx < 0):  # the rare rest: NaN, non-str values, unseen categories
+        v = items[i]
+        idx[i] = missing if _is_missing(v) else lookup.get(str(v), unseen)
+    return idx
 
 
 def bin_counts(profile: Mapping[str, Any], x: ArrayLike) -> IntArray:
