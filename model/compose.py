@@ -1,0 +1,270 @@
+"""Composition: route named columns of a table to transformers; transform the target.
+
+``ColumnTransformer`` is the boundary between a table (``dict`` of column name -> 1-D array,
+or a list of row dicts, see :func:`model.base.as_columns`) and the float matrix the models
+take: ``X = [T_1(table[cols_1]) | T_2(table[cols_2]) | ...]``. It validates each block once
+and then calls the fitted transformers on the clean arrays without re-checking them.
+
+``TransformedTargetRegressor`` fits ``regressor`` on ``f(y)`` and predicts
+``f⁻¹(regressor.predict(X))``. With ``f = log`` a linear model of log-price fits
+multiplicative effects (an extra bathroom adds a percentage, not a fixed amount) and its
+errors are relative, which is how house-price errors behave.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+from model.base import (
+    BaseEstimator,
+    Columns,
+    FloatArray,
+    RegressorMixin,
+    TransformerMixin,
+    as_columns,
+    check_array,
+    check_is_fitted,
+    clone,
+)
+from model.pipeline import PASSTHROUGH, NamedEstimatorsMixin, check_names
+from model.preprocessing import ValidatedTransform, transform_validated
+
+NUMERIC, CATEGORICAL = "numeric", "categorical"
+_DROP = "drop"
+
+
+def _as_category(v: Any) -> Any:
+    """A number given where a category is expected: ``60.0 -> "60"``, NaN -> ``None``."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, float | np.floating) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _kind(col: NDArray[Any]) -> str:
+    return NUMERIC if col.dtype.kind in "biuf" else CATEGORICAL
+
+
+def _rename_columns(message: str, names: Sequence[str]) -> str:
+    """Turn ``column 2`` in a nested transformer's message into ``column 'lot_area'``."""
+
+    def sub(m: re.Match[str]) -> str:
+        j = int(m.group(1))
+        return f"column {names[j]!r}" if 0 <= j < len(names) else m.group(0)
+
+    return re.sub(r"\bcolumn (\d+)\b", sub, message)
+
+
+class ColumnTransformer(ValidatedTransform, TransformerMixin, NamedEstimatorsMixin):
+    """``transformers = [(name, transformer, [column, ...]), ...]`` applied side by side.
+
+    A block goes in as a 2-D float64 array (NaN for missing) when its columns were numeric
+    at fit, else as a 2-D object array of strings and ``None``; the kind is frozen at fit,
+    so a serving row whose categorical value is missing (and so looks numeric) is still
+    routed as a category. ``transformer`` may be ``"passthrough"`` (numeric columns as they
+    are) or ``"drop"``. Columns named by no transformer are dropped, or passed through
+    with ``remainder="passthrough"`` (numeric only). The output is always float64.
+    """
+
+    _items_attr = "transformers"
+
+    def __init__(
+        self,
+        transformers: Sequence[tuple[str, Any, Sequence[str]]],
+        remainder: Literal["drop", "passthrough"] = "drop",
+    ) -> None:
+        self.transformers = transformers
+        self.remainder = remainder
+
+    def _check_spec(self) -> None:
+        for item in self.transformers:
+            if not isinstance(item, tuple) or len(item) != 3:
+                raise ValueError(
+                    f"ColumnTransformer: each transformer must be (name, transformer, "
+                    f"[columns]), got {item!r}"
+                )
+            name, _, columns = item
+            if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+                raise ValueError(
+                    f"ColumnTransformer: transformer {name!r} needs a list of column names, "
+                    f"got {columns!r}"
+                )
+        check_names([item[0] for item in self.transformers], "ColumnTransformer transformer")
+        if self.remainder not in (_DROP, PASSTHROUGH):
+            raise ValueError(f"remainder must be 'drop' or 'passthrough', got {self.remainder!r}")
+
+    @staticmethod
+    def _require(cols: Columns, names: Sequence[str]) -> None:
+        missing = [c for c in names if c not in cols]
+        if missing:
+            raise ValueError(f"X: missing required column(s) {missing}; got {sorted(cols)}")
+
+    def _block(self, cols: Columns, names: Sequence[str], kinds: Sequence[str]) -> NDArray[Any]:
+        """The 2-D input of one transformer, validated once here."""
+        n = len(cols[names[0]])
+        if all(k == NUMERIC for k in kinds):
+            block = np.empty((n, len(names)), dtype=np.float64)
+            try:
+                for j, c in enumerate(names):
+                    block[:, j] = cols[c]
+            except (TypeError, ValueError):
+                # a string where a number belongs: let the validator name the column
+                raw = np.column_stack([np.asarray(cols[c], dtype=object) for c in names])
+                return check_array(raw, allow_nan=True, feature_names=names)
+            return check_array(block, allow_nan=True, feature_names=names)
+        block = np.empty((n, len(names)), dtype=object)
+        for j, c in enumerate(names):
+            col = cols[c]
+            if col.dtype == object:
+                block[:, j] = col
+            else:
+                block[:, j] = [_as_category(v) for v in col.tolist()]
+        return block
+
+    def fit(self, X: Any, y: Any = None) -> Self:
+        self.fit_transform(X, y)
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None) -> FloatArray:
+        self._check_spec()
+        cols = as_columns(X)
+        self.feature_names_in_ = list(cols)
+        self._require(cols, [c for _, _, names in self.transformers for c in names])
+        used = {c for _, _, names in self.transformers for c in names}
+        rest = [c for c in cols if c not in used]
+        spec = [(name, est, list(names)) for name, est, names in self.transformers]
+        if self.remainder == PASSTHROUGH and rest:
+            spec.append(("remainder", PASSTHROUGH, rest))
+        self.column_kinds_ = {c: _kind(cols[c]) for _, _, names in spec for c in names}
+        n_rows = len(next(iter(cols.values()))) if cols else 0
+
+        fitted: list[tuple[str, Any, list[str]]] = []
+        outputs: list[FloatArray] = []
+        for name, est, names in spec:
+            if est == _DROP or not names:
+                continue
+            kinds = [self.column_kinds_[c] for c in names]
+            if est == PASSTHROUGH:
+                categorical = [c for c, k in zip(names, kinds, strict=True) if k != NUMERIC]
+                if categorical:
+                    raise ValueError(
+                        f"ColumnTransformer: {name!r} passes through categorical column(s) "
+                        f"{categorical}; encode them (e.g. OneHotEncoder) to get numbers"
+                    )
+                out = self._block(cols, names, kinds)
+                fitted.append((name, PASSTHROUGH, names))
+            else:
+                block = self._block(cols, names, kinds)
+                est = clone(est)
+                try:
+                    out = est.fit_transform(block, y)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"ColumnTransformer: transformer {name!r}: "
+                        f"{_rename_columns(str(exc), names)}"
+                    ) from exc
+                fitted.append((name, est, names))
+            out = np.asarray(out, dtype=np.float64)
+            if out.ndim != 2 or out.shape[0] != n_rows:
+                raise ValueError(
+                    f"ColumnTransformer: transformer {name!r} returned shape {out.shape}; "
+                    f"expected a 2-D array with one row per input row"
+                )
+            outputs.append(out)
+        if not outputs:
+            raise ValueError("ColumnTransformer: every column was dropped; nothing to output")
+        self.transformers_ = fitted
+        widths = [o.shape[1] for o in outputs]
+        stops = np.cumsum(widths).tolist()
+        self.output_slices_ = [
+            (int(stop - w), int(stop)) for stop, w in zip(stops, widths, strict=True)
+        ]
+        self.n_features_out_ = int(stops[-1])
+        self.required_columns_ = [c for _, _, names in fitted for c in names]
+        return np.hstack(outputs)
+
+    def transform(self, X: Any) -> FloatArray:
+        check_is_fitted(self, "transformers_")
+        return self._transform(as_columns(X))
+
+    def _transform(self, X: Any) -> FloatArray:
+        cols: Columns = X
+        self._require(cols, self.required_columns_)
+        n = len(cols[self.required_columns_[0]])
+        out = np.empty((n, self.n_features_out_), dtype=np.float64)
+        kinds = self.column_kinds_
+        for (name, est, names), (start, stop) in zip(
+            self.transformers_, self.output_slices_, strict=True
+        ):
+            block = self._block(cols, names, [kinds[c] for c in names])
+            if est == PASSTHROUGH:
+                out[:, start:stop] = block
+                continue
+            try:
+                out[:, start:stop] = transform_validated(est, block)
+            except ValueError as exc:
+                raise ValueError(
+                    f"ColumnTransformer: transformer {name!r}: {_rename_columns(str(exc), names)}"
+                ) from exc
+        return out
+
+    def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> list[str]:
+        """``<transformer>__<feature>``, as scikit-learn's default."""
+        check_is_fitted(self, "transformers_")
+        out: list[str] = []
+        for name, est, names in self.transformers_:
+            inner = names if est == PASSTHROUGH else list(est.get_feature_names_out(names))
+            out.extend(f"{name}__{f}" for f in inner)
+        return out
+
+
+_FUNCS: dict[str, tuple[Callable[[FloatArray], FloatArray], Callable[[FloatArray], FloatArray]]] = {
+    "log": (np.log, np.exp),
+    "log1p": (np.log1p, np.expm1),
+}
+_DOMAIN = {"log": 0.0, "log1p": -1.0}
+
+
+class TransformedTargetRegressor(RegressorMixin, BaseEstimator):
+    """Fit ``regressor`` (cloned) on ``f(y)``; predict ``f⁻¹(regressor.predict(X))``.
+
+    ``func`` is ``"log"`` (needs y > 0), ``"log1p"`` (needs y > -1) or ``None`` (identity).
+    ``score`` is R² on the original scale, the scale the predictions are used on.
+    """
+
+    def __init__(self, regressor: Any, func: Literal["log", "log1p"] | None = None) -> None:
+        self.regressor = regressor
+        self.func = func
+
+    def _check_func(self) -> None:
+        if self.func is not None and self.func not in _FUNCS:
+            raise ValueError(f"func must be 'log', 'log1p' or None, got {self.func!r}")
+
+    def fit(self, X: Any, y: Any) -> Self:
+        self._check_func()
+        ya = check_array(y, ensure_2d=False, name="y")
+        if self.func is None:
+            fy = ya
+        else:
+            low = _DOMAIN[self.func]
+            bad = ya <= low
+            if bad.any():
+                raise ValueError(
+                    f"y: func={self.func!r} needs every target > {low:g}; "
+                    f"{int(bad.sum())} value(s) are not (min {ya.min():g})"
+                )
+            fy = _FUNCS[self.func][0](ya)
+        self.regressor_ = clone(self.regressor).fit(X, fy)
+        return self
+
+    def predict(self, X: Any) -> FloatArray:
+        check_is_fitted(self, "regressor_")
+        pred = np.asarray(self.regressor_.predict(X), dtype=np.float64)
+        return pred if self.func is None else _FUNCS[self.func][1](pred)
