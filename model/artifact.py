@@ -137,14 +137,19 @@ def save_artifact(
     p = Path(path)
     if p.suffix == ".json":
         raise ArtifactError(f"{p}: an artifact path must not end in .json (used for metadata)")
+    if signing_key is not None and not isinstance(signing_key, bytes):
+        raise TypeError(f"signing_key must be bytes or None, got {type(signing_key).__name__}")
     if signing_key is not None and not signing_key:
         raise ArtifactError("the signing key is empty; pass None to write no signature")
     try:
-        meta_json = json.dumps(_jsonable(metadata), indent=2, allow_nan=False) + "\n"
+        # The pickled metadata is this same plain-JSON form, so the loaded metadata equals
+        # model.json and serving can return it without meeting a NumPy scalar.
+        plain = _jsonable(metadata)
+        meta_json = json.dumps(plain, indent=2, allow_nan=False) + "\n"
     except (TypeError, ValueError) as exc:
         raise ArtifactError(f"{p}: metadata is not JSON serialisable: {exc}") from None
     buffer = io.BytesIO()
-    payload = {"format_version": FORMAT_VERSION, "pipeline": pipeline, "metadata": metadata}
+    payload = {"format_version": FORMAT_VERSION, "pipeline": pipeline, "metadata": plain}
     try:
         joblib.dump(payload, buffer)
     except Exception as exc:

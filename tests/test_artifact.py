@@ -73,6 +73,8 @@ def test_round_trip_and_sidecars(tmp_path: Path) -> None:
 
     art = load_artifact(path)
     assert art.sha256 == digest and art.path == str(path) and not art.signed
+    assert art.metadata == meta_json  # plain JSON values in both places
+    assert type(art.metadata["test"]["rmse"]) is float
     assert art.metadata["model_version"] == "test-1"
     assert art.pipeline.get_params() == {"shift": 1.0}
     np.testing.assert_allclose(art.pipeline.predict([[0, 0], [1, 1]]), [4.0, 4.0])
@@ -273,6 +275,8 @@ def test_bad_inputs(tmp_path: Path) -> None:
         save_artifact(tmp_path / "m.json", fitted(), {})
     with pytest.raises(ArtifactError, match="signing key is empty"):
         save_artifact(tmp_path / "m.joblib", fitted(), {}, signing_key=b"")
+    with pytest.raises(TypeError, match="signing_key must be bytes"):
+        save_artifact(tmp_path / "m.joblib", fitted(), {}, signing_key="text")  # type: ignore[arg-type]
     assert listing(tmp_path) == set()
     save_artifact(tmp_path / "new" / "dir" / "m.joblib", fitted(), {})  # parents are created
     assert load_artifact(tmp_path / "new" / "dir" / "m.joblib").metadata == {}
