@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from model.drift import (
     PSI_SIGNIFICANT,
@@ -187,3 +189,45 @@ def test_build_reference_is_json_and_follows_kinds() -> None:
         build_reference(columns, {"nope": "numeric"}, np.ones(3))
     with pytest.raises(ValueError, match="unknown kind 'text'"):
         build_reference(columns, {"area": "text"}, np.ones(3))
+
+
+finite = st.floats(-1e9, 1e9, allow_nan=False)
+maybe_missing = st.one_of(finite, st.just(math.nan))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(maybe_missing, min_size=1, max_size=60),
+    st.lists(maybe_missing, min_size=1, max_size=60),
+    st.integers(1, 12),
+)
+def test_numeric_profile_properties(train: list[float], live: list[float], n_bins: int) -> None:
+    p = numeric_profile(np.array(train), n_bins=n_bins)
+    assert len(p["shares"]) == len(p["edges"]) + 2 <= n_bins + 1
+    assert p["edges"] == sorted(set(p["edges"]))
+    assert sum(p["shares"]) == pytest.approx(1.0)
+    idx = bin_index(p, np.array(live))
+    assert ((idx >= 0) & (idx < n_buckets(p))).all()
+    # every value lies in its right-closed bin (e[i-1], e[i]]
+    e = [-math.inf, *p["edges"], math.inf]
+    for v, i in zip(live, idx.tolist(), strict=True):
+        assert (i == len(e) - 1) if math.isnan(v) else e[i] < v <= e[i + 1]
+    value = profile_psi(p, np.array(live))
+    assert value >= 0.0 and math.isfinite(value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(0, 1e6, allow_nan=False), min_size=2, max_size=8).filter(
+        lambda h: sum(h) > 0
+    ),
+    st.data(),
+)
+def test_psi_non_negative_and_zero_only_on_equal(h: list[float], data: st.DataObject) -> None:
+    other = data.draw(
+        st.lists(st.floats(0, 1e6, allow_nan=False), min_size=len(h), max_size=len(h)).filter(
+            lambda g: sum(g) > 0
+        )
+    )
+    assert psi(h, other) >= 0.0
+    assert psi(h, h) == 0.0
