@@ -20,8 +20,10 @@ reader then **refuses** ("checksum mismatch") rather than try to make the pair a
 refusal is safe (a running server keeps its current model; a restart fails loudly until
 training is re-run), whereas any scheme that lets a reader accept a pair it cannot verify is
 not. The ``.sha256`` is renamed last among the checked files, so it is the commit point: once
-it is in place, the artifact and its checksum (and signature) agree. ``model.json`` is a copy
-of the metadata for tools that must not unpickle; the loader never trusts it.
+it is in place, the artifact and its checksum (and signature) agree. A reader running during a
+save can likewise pair old bytes with a new checksum; it refuses too, and a retry succeeds.
+``model.json`` is a copy of the metadata for tools that must not unpickle; the loader never
+trusts it.
 """
 
 from __future__ import annotations
