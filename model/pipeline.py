@@ -121,7 +121,13 @@ class Pipeline(ValidatedTransform, NamedEstimatorsMixin):
     def __len__(self) -> int:
         return len(self.steps)
 
-    def __getitem__(self, key: int | str) -> Any:
+    def __getitem__(self, key: int | str | slice) -> Any:
+        """A step by position or name; a slice is a sub-pipeline sharing the fitted steps."""
+        if isinstance(key, slice):
+            sub = Pipeline(list(self.steps)[key])
+            if hasattr(self, "n_steps_fitted_"):
+                sub.n_steps_fitted_ = len(sub.steps)
+            return sub
         return self.named_steps[key] if isinstance(key, str) else self.steps[key][1]
 
     @property
