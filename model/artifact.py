@@ -49,6 +49,11 @@ import numpy as np
 #: a previous loader could not read, so that it refuses instead of half-working.
 FORMAT_VERSION = 1
 
+#: Mode of every written file. ``mkstemp`` creates 0600, which would make an artifact trained
+#: as one user (root in a container build) unreadable by the server running as another; none
+#: of these files is secret (the signing key is), so they are world-readable like ``open()``'s.
+FILE_MODE = 0o644
+
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -107,6 +112,7 @@ def _write_temp(directory: Path, name: str, data: bytes) -> Path:
     """Write ``data`` to a new temporary file next to ``name`` and fsync it."""
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

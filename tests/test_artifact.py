@@ -70,6 +70,8 @@ def test_round_trip_and_sidecars(tmp_path: Path) -> None:
     assert meta_json["test"] == {"rmse": 12.5, "r2": None}
     assert meta_json["features"][0] == {"name": "area", "min": 3, "categories": ["a", "b"]}
     assert listing(tmp_path) == {"model.joblib", "model.joblib.sha256", "model.json"}
+    for f in tmp_path.iterdir():  # readable by a server running as another user
+        assert f.stat().st_mode & 0o777 == 0o644, f.name
 
     art = load_artifact(path)
     assert art.sha256 == digest and art.path == str(path) and not art.signed
