@@ -1,0 +1,328 @@
+"""The training configuration: a TOML file read with ``tomllib`` and checked before any work.
+
+A run is reproducible only if everything that shaped the model is written down, so the
+config holds the data file, the rows kept, the features (source column, API name, unit,
+description, bounds), the split, the folds and the search grid; command-line flags may
+override a few of them and the effective values are recorded with the run.
+
+Every mistake is a :class:`ConfigError` naming the file and the key path
+(``features[3].kind``), raised at load time: a typo found after five minutes of training, or
+worse silently ignored (an unknown key is an error, with a suggestion), costs more than the
+strictness. The file looks like::
+
+    [data]
+    path = "data/ames.csv"
+    target = "price"
+    [[data.filters]]            # rows kept: column op value (op: < <= > >= == != in not_in)
+    column = "area"
+    op = "<="
+    value = 4000
+    [split]
+    test_size = 0.2
+    seed = 42
+    [cv]
+    folds = 5
+    scoring = "rmse_log"        # what the grid search minimises
+    [model]
+    estimator = "ridge"         # linear | ridge | lasso | elasticnet | tree
+    target_transform = "log"    # fit on log(price), predict exp(.)
+    params = { alpha = 10.0 }
+    grid = { alpha = [1.0, 10.0] }
+    [[features]]
+    name = "living_area"        # the API name (snake_case)
+    column = "area"             # the CSV column
+    kind = "numeric"            # numeric | categorical
+    unit = "sq ft"
+    description = "Above-grade living area"
+    required = true
+    bounds = [1, 20000]         # hard limits the API enforces
+    example = 1500
+    transform = "log"           # optional: log1p before scaling (skewed, positive sizes)
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+Kind = Literal["numeric", "categorical"]
+
+#: Comparison operators a row filter may use.
+FILTER_OPS = ("<", "<=", ">", ">=", "==", "!=", "in", "not_in")
+#: Estimators a config may name.
+ESTIMATORS = ("linear", "ridge", "lasso", "elasticnet", "tree")
+#: Metrics the grid search may select on (lower is better for all of them).
+SCORINGS = ("rmse_log", "rmse", "mae", "mse")
+_SNAKE = re.compile(r"[a-z][a-z0-9_]*")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """Keep the rows where ``column op value`` holds (missing values never match)."""
+
+    column: str
+    op: str
+    value: Any
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model input: its API name, where it comes from, and what the API accepts."""
+
+    name: str
+    column: str
+    kind: Kind
+    unit: str = ""
+    description: str = ""
+    required: bool = True
+    bounds: tuple[float, float] | None = None
+    example: Any = None
+    transform: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated training configuration (see the module docstring for the file format)."""
+
+    data_path: str
+    target: str
+    features: tuple[Feature, ...]
+    filters: tuple[RowFilter, ...] = ()
+    test_size: float = 0.2
+    seed: int = 42
+    folds: int = 5
+    scoring: str = "rmse_log"
+    estimator: str = "ridge"
+    target_transform: str | None = "log"
+    params: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    source: str = "<memory>"
+    text: str = ""
+
+    def with_overrides(self, **changes: Any) -> Config:
+        """A copy with the given fields replaced, the ``None`` ones ignored (unset CLI flags)."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        updated = replace(self, **given)
+        _check_ranges(updated, updated.source)
+        return updated
+
+
+# --- validation helpers -----------------------------------------------------------------
+
+
+def _unknown_keys(where: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(allowed)}"
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
+
+
+def _get(
+    where: str,
+    table: Mapping[str, Any],
+    key: str,
+    types: type | tuple[type, ...],
+    default: Any = ...,
+) -> Any:
+    if key not in table:
+        if default is ...:
+            raise ConfigError(f"{where}: missing required key {key!r}")
+        return default
+    value = table[key]
+    # bool is an int in Python, but `folds = true` is a mistake, not 1.
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise ConfigError(f"{where}.{key}: expected {_type_name(types)}, got a boolean")
+    if not isinstance(value, types):
+        raise ConfigError(
+            f"{where}.{key}: expected {_type_name(types)}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _type_name(types: type | tuple[type, ...]) -> str:
+    ts = types if isinstance(types, tuple) else (types,)
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    names.update({list: "an array", dict: "a table"})
+    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in ts))
+
+
+def _table(where: str, doc: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = doc.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: [{key}] must be a table, got {type(value).__name__}")
+    return value
+
+
+# --- sections -----------------------------------------------------------------------------
+
+
+def _parse_filter(where: str, raw: Any) -> RowFilter:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(raw).__name__}")
+    _unknown_keys(where, raw, ("column", "op", "value", "reason"))
+    column = _get(where, raw, "column", str)
+    op = _get(where, raw, "op", str)
+    if op not in FILTER_OPS:
+        raise ConfigError(f"{where}.op: expected one of {', '.join(FILTER_OPS)}, got {op!r}")
+    value = _get(where, raw, "value", (int, float, str, list))
+    if op in ("in", "not_in") and not isinstance(value, list):
+        raise ConfigError(f"{where}.value: {op!r} needs an array of values, got {value!r}")
+    if op in ("<", "<=", ">", ">=") and (
+        isinstance(value, bool) or not isinstance(value, int | float)
+    ):
+        raise ConfigError(f"{where}.value: {op!r} needs a number, got {value!r}")
+    return RowFilter(column, op, value, _get(where, raw, "reason", str, ""))
+
+
+def _parse_feature(where: str, raw: Any) -> Feature:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(raw).__name__}")
+    allowed = ("name", "column", "kind", "unit", "description", "required", "bounds")
+    _unknown_keys(where, raw, (*allowed, "example", "transform"))
+    name = _get(where, raw, "name", str)
+    if not _SNAKE.fullmatch(name):
+        raise ConfigError(f"{where}.name: API names are snake_case ([a-z][a-z0-9_]*), got {name!r}")
+    kind = _get(where, raw, "kind", str)
+    if kind not in ("numeric", "categorical"):
+        raise ConfigError(f"{where}.kind: expected 'numeric' or 'categorical', got {kind!r}")
+    bounds_raw = _get(where, raw, "bounds", list, None)
+    bounds: tuple[float, float] | None = None
+    if bounds_raw is not None:
+        if kind != "numeric":
+            raise ConfigError(f"{where}.bounds: only numeric features have bounds")
+        if (
+            len(bounds_raw) != 2
+            or any(isinstance(b, bool) or not isinstance(b, int | float) for b in bounds_raw)
+            or not bounds_raw[0] < bounds_raw[1]
+        ):
+            raise ConfigError(f"{where}.bounds: expected [lo, hi] numbers with lo < hi")
+        bounds = (float(bounds_raw[0]), float(bounds_raw[1]))
+    transform = _get(where, raw, "transform", str, None)
+    if transform is not None and (kind != "numeric" or transform != "log"):
+        raise ConfigError(f"{where}.transform: only 'log' on a numeric feature, got {transform!r}")
+    example = _get(where, raw, "example", (int, float, str), None)
+    if example is not None:
+        if kind == "numeric" and not isinstance(example, int | float):
+            raise ConfigError(f"{where}.example: a numeric feature needs a number")
+        if kind == "categorical" and not isinstance(example, str):
+            raise ConfigError(f"{where}.example: a categorical feature needs a string")
+        if bounds is not None and not bounds[0] <= example <= bounds[1]:
+            raise ConfigError(f"{where}.example: {example!r} is outside bounds {list(bounds)}")
+    return Feature(
+        name=name,
+        column=_get(where, raw, "column", str),
+        kind=kind,
+        unit=_get(where, raw, "unit", str, ""),
+        description=_get(where, raw, "description", str, ""),
+        required=_get(where, raw, "required", bool, True),
+        bounds=bounds,
+        example=example,
+        transform=transform,
+    )
+
+
+def _check_ranges(cfg: Config, src: str) -> None:
+    """Value checks shared by the file and the command-line overrides."""
+    if not 0.0 < cfg.test_size < 1.0:
+        raise ConfigError(f"{src}: split.test_size must be in (0, 1), got {cfg.test_size}")
+    if cfg.folds < 2:
+        raise ConfigError(f"{src}: cv.folds must be at least 2, got {cfg.folds}")
+    if cfg.seed < 0:
+        raise ConfigError(f"{src}: split.seed must be >= 0, got {cfg.seed}")
+
+
+def parse_config(doc: Mapping[str, Any], source: str = "<memory>", text: str = "") -> Config:
+    """Validate a parsed TOML document; raise :class:`ConfigError` on the first problem."""
+    src = source
+    _unknown_keys(src, doc, ("data", "split", "cv", "model", "features"))
+    data = _table(src, doc, "data")
+    _unknown_keys(f"{src}: data", data, ("path", "target", "filters"))
+    filters_raw = _get(f"{src}: data", data, "filters", list, [])
+    filters = tuple(
+        _parse_filter(f"{src}: data.filters[{i}]", f) for i, f in enumerate(filters_raw)
+    )
+
+    split = _table(src, doc, "split")
+    _unknown_keys(f"{src}: split", split, ("test_size", "seed"))
+    cv = _table(src, doc, "cv")
+    _unknown_keys(f"{src}: cv", cv, ("folds", "scoring"))
+    scoring = _get(f"{src}: cv", cv, "scoring", str, "rmse_log")
+    if scoring not in SCORINGS:
+        raise ConfigError(f"{src}: cv.scoring: expected one of {', '.join(SCORINGS)}")
+
+    model = _table(src, doc, "model")
+    _unknown_keys(f"{src}: model", model, ("estimator", "target_transform", "params", "grid"))
+    estimator = _get(f"{src}: model", model, "estimator", str, "ridge")
+    if estimator not in ESTIMATORS:
+        raise ConfigError(
+            f"{src}: model.estimator: expected one of {', '.join(ESTIMATORS)}, got {estimator!r}"
+        )
+    transform = _get(f"{src}: model", model, "target_transform", str, "log")
+    if transform not in ("log", "none"):
+        raise ConfigError(f"{src}: model.target_transform: expected 'log' or 'none'")
+    params = _get(f"{src}: model", model, "params", dict, {})
+    grid = _get(f"{src}: model", model, "grid", dict, {})
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{src}: model.grid.{key}: expected a non-empty array of values")
+
+    features_raw = doc.get("features")
+    if not isinstance(features_raw, list) or not features_raw:
+        raise ConfigError(f"{src}: at least one [[features]] table is required")
+    features = tuple(_parse_feature(f"{src}: features[{i}]", f) for i, f in enumerate(features_raw))
+    for attr in ("name", "column"):
+        seen: set[str] = set()
+        for i, feat in enumerate(features):
+            value = getattr(feat, attr)
+            if value in seen:
+                raise ConfigError(f"{src}: features[{i}].{attr}: {value!r} is used twice")
+            seen.add(value)
+
+    target = _get(f"{src}: data", data, "target", str)
+    if any(f.column == target for f in features):
+        raise ConfigError(f"{src}: the target column {target!r} cannot also be a feature")
+    cfg = Config(
+        data_path=_get(f"{src}: data", data, "path", str),
+        target=target,
+        features=features,
+        filters=filters,
+        test_size=float(_get(f"{src}: split", split, "test_size", (int, float), 0.2)),
+        seed=_get(f"{src}: split", split, "seed", int, 42),
+        folds=_get(f"{src}: cv", cv, "folds", int, 5),
+        scoring=scoring,
+        estimator=estimator,
+        target_transform=None if transform == "none" else transform,
+        params=dict(params),
+        grid={k: list(v) for k, v in grid.items()},
+        source=source,
+        text=text,
+    )
+    _check_ranges(cfg, src)
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read: {exc}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    return parse_config(doc, source=str(p), text=text)

@@ -1,0 +1,651 @@
+"""One training run: data -> rows kept -> split -> grid search with k-fold CV -> test -> artifact.
+
+The steps and why they are in this order:
+
+1. Load the CSV, keep the rows the config's filters allow (De Cock's advice to drop the
+   houses over 4000 sq ft), and rename source columns to the API names, so the fitted
+   pipeline takes exactly what a client sends.
+2. Hold out ``test_size`` of the rows with a seeded permutation. They are touched once, at
+   the end: a score on rows used to choose the model would flatter it.
+3. On the training part, score each grid point by k-fold CV (the same folds for every
+   candidate) and refit the best on the whole training part. The CV spread across folds is
+   recorded with the mean, because 0.125 ± 0.02 and 0.125 ± 0.002 are different claims.
+4. Evaluate on the test part; write plots, the run record and the model card into
+   ``runs/<id>/``, then the artifact (via :func:`model.artifact.save_artifact`, atomic), and
+   last the one-line entry in ``runs/index.jsonl``.
+
+Failure safety: nothing is written before the model is fitted and evaluated; the run
+directory is built under a temporary name and renamed into place; the artifact is replaced
+atomically; the index is rewritten whole and renamed (see :func:`append_index`). An error
+or an interrupt at any point leaves the previous artifact and the index as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import platform
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+import numpy as np
+from numpy.typing import NDArray
+
+from model.base import Columns, FloatArray
+from model.config import Config, ConfigError, RowFilter
+from model.data import DataError, load_csv
+
+#: Metrics reported for the test part and, across folds, for the CV.
+METRICS = ("rmse_log", "rmse", "mae", "r2", "mape", "mse")
+
+
+# --- persistence helpers -------------------------------------------------------------------
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to a temporary file next to ``path``, fsync it, rename it into place."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def append_index(runs_dir: str | Path, record: dict[str, Any]) -> Path:
+    """Add one JSON line to ``runs_dir/index.jsonl`` by rewriting the file and renaming it.
+
+    Why not ``O_APPEND``: an append that is cut short (crash, full disk) leaves a torn last
+    line that every later reader must detect and skip, and a later append lands after it.
+    Rewriting the whole file to a temporary name and ``os.replace``-ing it means a reader
+    sees either the old index or the new one, never half a line. The cost is O(runs) per
+    run, nothing at the scale of a training run. Two concurrent runs are serialised by an
+    ``flock`` on ``index.lock`` so neither rewrite loses the other's line.
+    """
+    d = Path(runs_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    index = d / "index.jsonl"
+    line = json.dumps(record, sort_keys=True, allow_nan=False)
+    with _locked(d / "index.lock"):
+        old = index.read_text(encoding="utf-8") if index.exists() else ""
+        if old and not old.endswith("\n"):
+            old += "\n"
+        atomic_write_text(index, old + line + "\n")
+    return index
+
+
+def read_index(runs_dir: str | Path) -> list[dict[str, Any]]:
+    """The run records of ``runs_dir/index.jsonl``, oldest first (an unreadable line is skipped)."""
+    index = Path(runs_dir) / "index.jsonl"
+    if not index.exists():
+        return []
+    records = []
+    for raw in index.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            rec = json.loads(raw)
+            if isinstance(rec, dict):
+                records.append(rec)
+    return records
+
+
+# --- progress ------------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """A plain text bar over the CV fits on a stream (stderr), redrawn in place with ``\\r``.
+
+    It draws only on a terminal and without ``quiet``; ``print_every=N`` instead prints a
+    full line every N fits (for logs, where ``\\r`` makes a mess). :meth:`close` always
+    prints the one summary line, unless the caller passes none.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        quiet: bool = False,
+        print_every: int = 0,
+        width: int = 30,
+    ) -> None:
+        self.stream = stream
+        self.width = width
+        self.print_every = 0 if quiet else print_every
+        isatty = getattr(stream, "isatty", None)
+        self.draw = not quiet and print_every == 0 and bool(isatty and isatty())
+        self._drawn = False
+
+    def __call__(self, p: Any) -> None:
+        """Receive a :class:`model.selection.Progress` after each fitted fold."""
+        first = next(iter(p.scores.items()), ("", math.nan))
+        text = f"{p.done}/{p.total} fits  {p.params}  {first[0]}={first[1]:.4f}"
+        if self.draw:
+            filled = round(self.width * p.done / max(p.total, 1))
+            bar = "#" * filled + "-" * (self.width - filled)
+            self.stream.write(f"\r[{bar}] {text}\x1b[K")
+            self.stream.flush()
+            self._drawn = True
+        elif self.print_every and (p.done % self.print_every == 0 or p.done == p.total):
+            self.stream.write(f"cv {text}\n")
+            self.stream.flush()
+
+    def close(self, summary: str) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+        if summary:
+            self.stream.write(summary + "\n")
+        self.stream.flush()
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def _as_category_column(col: NDArray[Any]) -> NDArray[Any]:
+    """Numeric codes read from the CSV (``MS.SubClass = 20``) as category strings ``"20"``."""
+    if col.dtype == object:
+        return col
+    out = np.empty(col.size, dtype=object)
+    out[:] = [None if math.isnan(v) else (f"{v:g}") for v in col.tolist()]
+    return out
+
+
+def _filter_mask(rule: RowFilter, col: NDArray[Any]) -> NDArray[np.bool_]:
+    """Rows where ``col op value`` holds; a missing value never satisfies a filter."""
+    if rule.op in ("<", "<=", ">", ">="):
+        if col.dtype == object:
+            raise DataError(
+                f"filter on {rule.column!r}: {rule.op!r} needs a numeric column, but it holds text"
+            )
+        with np.errstate(invalid="ignore"):
+            ops: dict[str, Callable[[Any, Any], Any]] = {
+                "<": np.less,
+                "<=": np.less_equal,
+                ">": np.greater,
+                ">=": np.greater_equal,
+            }
+            return np.asarray(ops[rule.op](col, float(rule.value)), dtype=bool)
+    values = rule.value if isinstance(rule.value, list) else [rule.value]
+    if col.dtype == object:
+        wanted = {str(v) for v in values}
+        hit = np.array([v is not None and v in wanted for v in col], dtype=bool)
+        present = np.array([v is not None for v in col], dtype=bool)
+    else:
+        hit = np.isin(col, [float(v) for v in values])
+        present = ~np.isnan(col)
+    keep = hit if rule.op in ("==", "in") else ~hit & present
+    return np.asarray(keep, dtype=bool)
+
+
+@dataclass
+class PreparedData:
+    """The rows kept, keyed by API feature name, with the target and where they came from."""
+
+    table: Columns
+    y: FloatArray
+    path: str
+    sha256: str
+    rows_read: int
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def prepare_data(cfg: Config) -> PreparedData:
+    """Load ``cfg.data_path``, apply the row filters, rename columns to API names.
+
+    A feature declared numeric whose column holds text is a config error (the model would
+    have to guess); one declared categorical whose column holds numbers (codes such as the
+    dwelling class) is turned into strings, as a client would send them.
+    """
+    wanted = [f.column for f in cfg.features]
+    extra = [r.column for r in cfg.filters if r.column not in wanted and r.column != cfg.target]
+    ds = load_csv(cfg.data_path, target=cfg.target, features=wanted + list(dict.fromkeys(extra)))
+    assert ds.target is not None
+    keep = np.ones(ds.n_rows, dtype=bool)
+    dropped: dict[str, int] = {}
+    for rule in cfg.filters:
+        col = ds.target if rule.column == cfg.target else ds.columns[rule.column]
+        mask = _filter_mask(rule, col)
+        dropped[f"{rule.column} {rule.op} {rule.value}"] = int((keep & ~mask).sum())
+        keep &= mask
+    if keep.sum() < 2 * cfg.folds:
+        raise DataError(
+            f"{cfg.data_path}: only {int(keep.sum())} rows are left after the filters; "
+            f"too few for {cfg.folds}-fold cross-validation"
+        )
+    table: Columns = {}
+    for f in cfg.features:
+        col = ds.columns[f.column]
+        if f.kind == "numeric" and ds.kinds[f.column] != "numeric":
+            sample = next(v for v in col if v is not None)
+            raise ConfigError(
+                f"{cfg.source}: feature {f.name!r} is declared numeric but column "
+                f"{f.column!r} of {cfg.data_path} holds text (e.g. {sample!r})"
+            )
+        if f.kind == "categorical":
+            col = _as_category_column(col)
+        table[f.name] = col[keep]
+    return PreparedData(table, ds.target[keep], ds.path, ds.sha256, ds.n_rows, dropped)
+
+
+# --- the model ------------------------------------------------------------------------------
+
+
+def make_estimator(cfg: Config) -> Any:
+    """The regressor named by the config, with its fixed ``params``."""
+    from model import linear, tree
+
+    classes: dict[str, Any] = {
+        "linear": linear.LinearRegression,
+        "ridge": linear.Ridge,
+        "lasso": linear.Lasso,
+        "elasticnet": linear.ElasticNet,
+        "tree": tree.DecisionTreeRegressor,
+    }
+    cls = classes[cfg.estimator]
+    try:
+        return cls().set_params(**cfg.params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{cfg.source}: model.params: {exc}") from None
+
+
+def build_pipeline(cfg: Config) -> Any:
+    """``table -> ColumnTransformer -> TransformedTargetRegressor(estimator)``.
+
+    Numeric features: median imputation (an optional field left empty is priced as the
+    typical house), ``log1p`` for the skewed sizes marked ``transform = "log"``, then
+    standardisation so one penalty ``alpha`` treats every coefficient alike. Categorical
+    features: one-hot, where missing and never-seen categories are all zeros, i.e. the
+    baseline. The target is fitted on the log scale and predicted back in dollars.
+    """
+    from model.compose import ColumnTransformer, TransformedTargetRegressor
+    from model.pipeline import Pipeline
+    from model.preprocessing import LogTransformer, OneHotEncoder, SimpleImputer, StandardScaler
+
+    plain = [f.name for f in cfg.features if f.kind == "numeric" and f.transform is None]
+    logged = [f.name for f in cfg.features if f.kind == "numeric" and f.transform == "log"]
+    cats = [f.name for f in cfg.features if f.kind == "categorical"]
+    blocks: list[tuple[str, Any, list[str]]] = []
+    if plain:
+        steps = [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+        blocks.append(("numeric", Pipeline(steps), plain))
+    if logged:
+        steps = [
+            ("impute", SimpleImputer(strategy="median")),
+            ("log", LogTransformer()),
+            ("scale", StandardScaler()),
+        ]
+        blocks.append(("log_numeric", Pipeline(steps), logged))
+    if cats:
+        blocks.append(("categorical", OneHotEncoder(), cats))
+    func: Literal["log"] | None = "log" if cfg.target_transform == "log" else None
+    regressor = TransformedTargetRegressor(make_estimator(cfg), func=func)
+    return Pipeline([("features", ColumnTransformer(blocks)), ("regressor", regressor)])
+
+
+#: How the pipeline addresses the estimator's hyperparameters (``alpha`` in the config).
+PARAM_PREFIX = "regressor__regressor__"
+
+
+def search_grid(cfg: Config) -> dict[str, list[Any]]:
+    """The config's grid in pipeline parameter names.
+
+    Without a grid there is one candidate, the fixed ``params`` (or the estimator's first
+    default): the search then only cross-validates it, so every run reports a CV spread.
+    """
+    if cfg.grid:
+        return {PARAM_PREFIX + k: list(v) for k, v in cfg.grid.items()}
+    defaults = make_estimator(cfg).get_params(deep=False)
+    name, value = next(iter(cfg.params.items()), next(iter(defaults.items())))
+    return {PARAM_PREFIX + name: [value]}
+
+
+# --- metrics --------------------------------------------------------------------------------
+
+
+def regression_metrics(y: FloatArray, p: FloatArray) -> dict[str, float]:
+    """mse, rmse, mae, r2, mape in dollars, and rmse_log = sqrt(mean((log y - log p)^2))."""
+    from model import metrics
+
+    mse = metrics.mean_squared_error(y, p)
+    out = {
+        "mse": mse,
+        "rmse": math.sqrt(mse),
+        "mae": metrics.mean_absolute_error(y, p),
+        "r2": metrics.r2_score(y, p),
+        "mape": metrics.mean_absolute_percentage_error(y, p),
+    }
+    if (y > 0).all() and (p > 0).all():
+        d = np.log(y) - np.log(p)
+        out["rmse_log"] = math.sqrt(float(d @ d) / d.size)
+    else:
+        out["rmse_log"] = math.nan
+    return {k: float(out[k]) for k in METRICS}
+
+
+def learning_curve(
+    pipeline: Any,
+    table: Columns,
+    y: FloatArray,
+    folds: list[tuple[NDArray[np.intp], NDArray[np.intp]]],
+    fractions: tuple[float, ...] = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0),
+) -> dict[str, list[float]]:
+    """RMSE of log price on the first fold's training rows and its held-out rows, for growing
+    shares of the training rows: a gap that stays wide says variance, two high curves bias."""
+    from model.base import clone
+
+    train, valid = folds[0]
+    sizes: list[float] = []
+    tr_err: list[float] = []
+    va_err: list[float] = []
+
+    def take(idx: NDArray[np.intp]) -> Columns:
+        return {k: v[idx] for k, v in table.items()}
+
+    for frac in fractions:
+        idx = train[: max(10, int(frac * train.size))]
+        try:
+            model = clone(pipeline).fit(take(idx), y[idx])
+        except ValueError:
+            continue  # too few rows for a category or an imputer: skip this point
+        sizes.append(float(idx.size))
+        tr_err.append(regression_metrics(y[idx], model.predict(take(idx)))["rmse_log"])
+        va_err.append(regression_metrics(y[valid], model.predict(take(valid)))["rmse_log"])
+    return {"sizes": sizes, "train_rmse_log": tr_err, "valid_rmse_log": va_err}
+
+
+# --- metadata --------------------------------------------------------------------------------
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def feature_records(cfg: Config, table: Columns) -> list[dict[str, Any]]:
+    """Contract 1's ``features`` list: declared facts plus what the training rows showed."""
+    out = []
+    for f in cfg.features:
+        col = table[f.name]
+        rec: dict[str, Any] = {
+            "name": f.name,
+            "column": f.column,
+            "kind": f.kind,
+            "unit": f.unit,
+            "description": f.description,
+            "required": f.required,
+            "categories": None,
+            "min": None,
+            "max": None,
+            "bounds": list(f.bounds) if f.bounds is not None else None,
+            "example": f.example,
+        }
+        if f.kind == "numeric":
+            present = col[~np.isnan(col)]
+            rec["min"] = float(present.min()) if present.size else None
+            rec["max"] = float(present.max()) if present.size else None
+            if rec["example"] is None and present.size:
+                rec["example"] = float(np.median(present))
+        else:
+            cats = sorted({v for v in col if v is not None})
+            rec["categories"] = cats
+            if rec["example"] is None and cats:
+                values, counts = np.unique(
+                    np.array([v for v in col if v is not None]), return_counts=True
+                )
+                rec["example"] = str(values[int(np.argmax(counts))])
+        out.append(rec)
+    return out
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    try:
+        hp = metadata.version("houseprice")
+    except metadata.PackageNotFoundError:
+        hp = "unknown"
+    return {"houseprice": hp, "python": platform.python_version(), "numpy": np.__version__}
+
+
+def model_terms(pipeline: Any) -> tuple[list[str], FloatArray, str] | None:
+    """Names and coefficients (or importances) of the fitted regressor, when it has them."""
+    est = pipeline.named_steps["regressor"].regressor_
+    try:
+        names = list(pipeline.named_steps["features"].get_feature_names_out())
+    except (AttributeError, ValueError):
+        return None
+    if hasattr(est, "coef_"):
+        coef = np.asarray(est.coef_, dtype=np.float64).ravel()
+        title = "Coefficients on standardised features (log price per sd)"
+        return names, coef, title
+    if hasattr(est, "feature_importances_"):
+        return names, np.asarray(est.feature_importances_, dtype=np.float64), "Importances"
+    return None
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: where it wrote, its id and its scores."""
+
+    run_id: str
+    artifact: Path
+    run_dir: Path
+    metadata: dict[str, Any]
+    seconds: float
+
+
+def new_run_id(now: datetime) -> str:
+    """``20261127T010203Z-a1b2c3``: sortable by time, unique by a random suffix."""
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def train(
+    cfg: Config,
+    out: str | Path,
+    runs_dir: str | Path = "runs",
+    *,
+    progress: ProgressBar | None = None,
+    plots: bool = True,
+    signing_key: bytes | None = None,
+) -> TrainResult:
+    """Run the whole training (see the module docstring) and return what it wrote."""
+    from model.artifact import save_artifact
+    from model.selection import GridSearchCV, KFold, train_test_split
+
+    start = time.perf_counter()
+    created = datetime.now(UTC)
+    run_id = new_run_id(created)
+    data = prepare_data(cfg)
+    X_train, X_test, y_train, y_test = train_test_split(
+        data.table, data.y, test_size=cfg.test_size, random_state=cfg.seed
+    )
+    pipeline = build_pipeline(cfg)
+    kfold = KFold(cfg.folds, shuffle=True, random_state=cfg.seed)
+    grid = search_grid(cfg)
+    scoring = [cfg.scoring, *[m for m in METRICS if m != cfg.scoring]]
+    search = GridSearchCV(pipeline, grid, scoring=scoring, cv=kfold, callback=progress)
+    try:
+        search.fit(X_train, y_train)
+    except ValueError as exc:
+        if "param_grid" in str(exc):
+            raise ConfigError(f"{cfg.source}: model.grid: {exc}") from None
+        raise
+    best = search.best_estimator_
+    best_params = {
+        k.removeprefix(PARAM_PREFIX): _json_value(v) for k, v in search.best_params_.items()
+    }
+    res = search.cv_results_
+    i = search.best_index_
+    cv = {
+        m: {
+            "mean": float(res[f"mean_test_{m}"][i]),
+            "std": float(res[f"std_test_{m}"][i]),
+            "folds": [float(res[f"split{k}_test_{m}"][i]) for k in range(search.n_splits_)],
+        }
+        for m in scoring
+    }
+    p_test = best.predict(X_test)
+    test = regression_metrics(y_test, p_test)
+    p_train = best.predict(X_train)
+
+    from model.drift import build_reference
+
+    features = feature_records(cfg, X_train)
+    reference = build_reference(
+        X_train,
+        {f.name: f.kind for f in cfg.features},
+        p_train,
+        categories={r["name"]: r["categories"] for r in features if r["categories"]},
+    )
+    model_version = f"{Path(cfg.source).stem}-{run_id}"
+    est_params = best.named_steps["regressor"].regressor_.get_params(deep=False)
+    metadata: dict[str, Any] = {
+        "format_version": 1,
+        "model_version": model_version,
+        "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "run_id": run_id,
+        "data": {
+            "path": data.path,
+            "sha256": data.sha256,
+            "rows": int(data.y.size),
+            "rows_read": data.rows_read,
+            "rows_train": int(y_train.size),
+            "rows_test": int(y_test.size),
+            "dropped": data.dropped,
+        },
+        "target": {"column": cfg.target, "transform": cfg.target_transform},
+        "features": features,
+        "model": {
+            "estimator": type(best.named_steps["regressor"].regressor_).__name__,
+            "params": {k: _json_value(v) for k, v in est_params.items()},
+        },
+        "search": {
+            "grid": cfg.grid,
+            "best_params": best_params,
+            "scoring": cfg.scoring,
+            "candidates": [
+                {
+                    "params": {k.removeprefix(PARAM_PREFIX): _json_value(v) for k, v in p.items()},
+                    "mean": float(res[f"mean_test_{cfg.scoring}"][c]),
+                    "std": float(res[f"std_test_{cfg.scoring}"][c]),
+                }
+                for c, p in enumerate(res["params"])
+            ],
+        },
+        "split": {"test_size": cfg.test_size, "seed": cfg.seed, "folds": cfg.folds},
+        "cv": cv,
+        "test": test,
+        "versions": _versions(),
+        "reference": reference,
+    }
+
+    runs = Path(runs_dir)
+    runs.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=runs, prefix=f".{run_id}."))
+    run_dir = runs / run_id
+    try:
+        curve = learning_curve(
+            pipeline.set_params(**search.best_params_), X_train, y_train, list(kfold.split(X_train))
+        )
+        written = _write_plots(staging, best, y_test, p_test, curve) if plots else []
+        from model.card import render_model_card
+
+        atomic_write_text(staging / "config.toml", cfg.text or "")
+        summary = {k: v for k, v in metadata.items() if k != "reference"}
+        summary["learning_curve"] = curve
+        summary["plots"] = [p.name for p in written]
+        atomic_write_text(
+            staging / "metrics.json", json.dumps(summary, indent=2, allow_nan=True) + "\n"
+        )
+        atomic_write_text(
+            staging / "MODEL_CARD.md", render_model_card(cfg, metadata, [p.name for p in written])
+        )
+        os.replace(staging, run_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    try:
+        sha = save_artifact(out, best, metadata, signing_key=signing_key)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    seconds = time.perf_counter() - start
+    append_index(
+        runs,
+        {
+            "run_id": run_id,
+            "created_at": metadata["created_at"],
+            "config": cfg.source,
+            "data_sha256": data.sha256,
+            "rows": int(data.y.size),
+            "estimator": metadata["model"]["estimator"],
+            "params": best_params,
+            "cv": {m: {"mean": v["mean"], "std": v["std"]} for m, v in cv.items()},
+            "test": test,
+            "artifact": str(out),
+            "artifact_sha256": sha,
+            "seconds": round(seconds, 3),
+        },
+    )
+    return TrainResult(run_id, Path(out), run_dir, metadata, seconds)
+
+
+def _write_plots(
+    out: Path, best: Any, y_test: FloatArray, p_test: FloatArray, curve: dict[str, list[float]]
+) -> list[Path]:
+    from model import plots
+
+    if not plots.available():
+        return []
+    written = [
+        plots.predicted_vs_actual(y_test, p_test, out),
+        plots.residuals(y_test, p_test, out),
+    ]
+    if curve["sizes"]:
+        written.append(
+            plots.learning_curve(
+                [int(s) for s in curve["sizes"]],
+                curve["train_rmse_log"],
+                curve["valid_rmse_log"],
+                "RMSE of log price",
+                out,
+            )
+        )
+    est = best.named_steps["regressor"].regressor_
+    history = getattr(est, "loss_history_", None)
+    if history is not None and len(history) > 1:
+        written.append(plots.cost_history(list(history), out))
+    terms = model_terms(best)
+    if terms is not None:
+        names, values, title = terms
+        written.append(plots.coefficients(names, values, title, out))
+    return written
