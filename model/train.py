@@ -249,7 +249,19 @@ def prepare_data(cfg: Config) -> PreparedData:
         if f.kind == "categorical":
             col = _as_category_column(col)
         table[f.name] = col[keep]
-    return PreparedData(table, ds.target[keep], ds.path, ds.sha256, ds.n_rows, dropped)
+    y = ds.target[keep]
+    # Checked here, naming the file, rather than deep in fit: a missing or (for a log target)
+    # non-positive price is bad data, not a bug.
+    bad = ~np.isfinite(y) | (~(y > 0) if cfg.target_transform == "log" else False)
+    if bad.any():
+        need = (
+            "a number > 0 (the target is log-transformed)" if cfg.target_transform else "a number"
+        )
+        raise DataError(
+            f"{cfg.data_path}: target {cfg.target!r} must be {need} in every row kept; "
+            f"{int(bad.sum())} row(s) are not (e.g. {float(y[bad][0])!r})"
+        )
+    return PreparedData(table, y, ds.path, ds.sha256, ds.n_rows, dropped)
 
 
 # --- the model ------------------------------------------------------------------------------
