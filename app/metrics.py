@@ -1,0 +1,307 @@
+"""Prometheus metrics of the service (names: docs/ARCHITECTURE.md, "Contract 2").
+
+Each app owns a ``CollectorRegistry`` so that several apps in one test process never collide
+on the global default registry. The latency buckets start at 0.1 ms because a NumPy model
+answers in tens of microseconds: the client's default buckets (5 ms and up) would put every
+request in the first bucket and make p99 unreadable.
+
+Drift gauges are not set on the request path: a custom collector asks the serving model's
+drift monitor for its scores when Prometheus scrapes, so ``/predict`` only pays for the
+monitor's window update.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+SIZE_BUCKETS = tuple(float(4**k) for k in range(4, 13))  # 256 B ... 16 MiB
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+PRICE_BUCKETS = (*(float(p) for p in range(50_000, 550_001, 50_000)), 750_000.0, 1e6)
+
+#: ``(feature, score, drifted, samples)`` rows, as ``DriftMonitor.gauges()`` returns them.
+DriftRows = list[tuple[str, float, bool, int]]
+
+
+class DriftCollector(Collector):
+    """Reads the drift gauges from the serving model's monitor at scrape time."""
+
+    def __init__(self, source: Callable[[], tuple[str, DriftRows] | None]) -> None:
+        self._source = source
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        score = GaugeMetricFamily(
+            "houseprice_drift_score",
+            "Drift score (PSI) of a feature or of the prediction over the live window",
+            labels=["feature", "model_version"],
+        )
+        detected = GaugeMetricFamily(
+            "houseprice_drift_detected",
+            "1 when the drift score is over the threshold with enough samples",
+            labels=["feature", "model_version"],
+        )
+        samples = GaugeMetricFamily(
+            "houseprice_drift_window_samples",
+            "Rows in the live drift window",
+            labels=["feature", "model_version"],
+        )
+        got = self._source()
+        if got is not None:
+            version, rows = got
+            for feature, value, drifted, n in rows:
+                score.add_metric([feature, version], float(value))
+                detected.add_metric([feature, version], 1.0 if drifted else 0.0)
+                samples.add_metric([feature, version], float(n))
+        yield score
+        yield detected
+        yield samples
+
+
+class BulkHistogram(Collector):
+    """A labelled histogram that takes a whole batch of observations in one NumPy call.
+
+    ``Histogram.observe`` is one Python call per value: 10,000 prices in a batch would cost
+    milliseconds. Here a batch is ``searchsorted`` into the bucket bounds (Prometheus buckets
+    are ``value <= le``, i.e. ``side="left"``) and ``bincount``-ed into the cumulative counts.
+    """
+
+    def __init__(self, name: str, documentation: str, label: str, buckets: Sequence[float]):
+        self.name = name
+        self.documentation = documentation
+        self.label = label
+        self.bounds = np.asarray(buckets, dtype=np.float64)
+        self._series: dict[str, tuple[NDArray[np.int64], list[float]]] = {}
+        self._lock = threading.Lock()
+
+    def observe_many(self, label_value: str, values: NDArray[np.float64]) -> None:
+        idx = np.searchsorted(self.bounds, values, side="left")
+        counts = np.bincount(idx, minlength=self.bounds.shape[0] + 1)
+        total = float(values.sum())
+        with self._lock:
+            series = self._series.get(label_value)
+            if series is None:
+                series = self._series[label_value] = (
+                    np.zeros(self.bounds.shape[0] + 1, dtype=np.int64),
+                    [0.0],
+                )
+            series[0][:] += counts
+            series[1][0] += total
+
+    def describe(self) -> Iterable[Metric]:
+        return [HistogramMetricFamily(self.name, self.documentation, labels=[self.label])]
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=[self.label])
+        with self._lock:
+            items = [(k, c.copy(), s[0]) for k, (c, s) in self._series.items()]
+        for label_value, counts, total in items:
+            cumulative = np.cumsum(counts)
+            buckets = [
+                (f"{b:g}", float(c)) for b, c in zip(self.bounds, cumulative[:-1], strict=True)
+            ]
+            buckets.append(("+Inf", float(cumulative[-1])))
+            family.add_metric([label_value], buckets, total)
+        yield family
+
+
+class Metrics:
+    """Every metric of Contract 2, registered in the app's own registry."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.http_requests = Counter(
+            "houseprice_http_requests",
+            "HTTP requests by method, route template and status class",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "houseprice_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.http_in_flight = Gauge(
+            "houseprice_http_requests_in_flight", "HTTP requests being served", registry=r
+        )
+        self.http_request_size = Histogram(
+            "houseprice_http_request_size_bytes",
+            "HTTP request body size",
+            ["route"],
+            buckets=SIZE_BUCKETS,
+            registry=r,
+        )
+        self.http_response_size = Histogram(
+            "houseprice_http_response_size_bytes",
+            "HTTP response body size",
+            ["route"],
+            buckets=SIZE_BUCKETS,
+            registry=r,
+        )
+        self.predictions = Counter(
+            "houseprice_predictions", "Prices predicted", ["model_version"], registry=r
+        )
+        self.batch_size = Histogram(
+            "houseprice_prediction_batch_size",
+            "Rows per prediction request",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.predicted_price = BulkHistogram(
+            "houseprice_predicted_price_dollars",
+            "Predicted prices",
+            "model_version",
+            PRICE_BUCKETS,
+        )
+        r.register(self.predicted_price)
+        self.prediction_errors = Counter(
+            "houseprice_prediction_errors",
+            "Prediction requests refused or failed, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "houseprice_model_info",
+            "The serving model (always 1)",
+            ["model_version", "sha256"],
+            registry=r,
+        )
+        self.model_loads = Counter(
+            "houseprice_model_loads", "Model loads and reloads", ["result"], registry=r
+        )
+        self.model_last_load = Gauge(
+            "houseprice_model_last_load_timestamp_seconds",
+            "Unix time of the last successful model load",
+            registry=r,
+        )
+        self.model_ready = Gauge(
+            "houseprice_model_ready", "1 while a verified model is serving", registry=r
+        )
+        self.model_test_rmse = Gauge(
+            "houseprice_model_test_rmse_dollars",
+            "Test RMSE recorded in the artifact by training",
+            ["model_version"],
+            registry=r,
+        )
+        self.input_missing = Counter(
+            "houseprice_input_missing",
+            "Missing values imputed, by feature",
+            ["feature"],
+            registry=r,
+        )
+        self.input_out_of_range = Counter(
+            "houseprice_input_out_of_range",
+            "Values outside the training range, by feature",
+            ["feature"],
+            registry=r,
+        )
+        self.input_unknown_category = Counter(
+            "houseprice_input_unknown_category",
+            "Categories never seen in training, by feature",
+            ["feature"],
+            registry=r,
+        )
+        self.feedback = Counter(
+            "houseprice_feedback", "Observed prices received", ["model_version"], registry=r
+        )
+        # Summaries, not counters: a Summary exposes exactly ``<name>_sum`` (and ``_count``),
+        # the names of the contract, where a Counter would append ``_total``.
+        self.feedback_abs_error = Summary(
+            "houseprice_feedback_abs_error_dollars",
+            "|actual - predicted| over feedback; rate(_sum)/rate(houseprice_feedback_total) = MAE",
+            ["model_version"],
+            registry=r,
+        )
+        self.feedback_squared_error = Summary(
+            "houseprice_feedback_squared_error_dollars",
+            "(actual - predicted)^2 over feedback; sqrt(rate(_sum)/rate(feedback)) = RMSE",
+            ["model_version"],
+            registry=r,
+        )
+        for result in ("success", "failure"):
+            self.model_loads.labels(result)
+        self.model_ready.set(0)
+        # Children bound once: .labels() is a dict lookup under a lock, per request it adds up.
+        self._http: dict[tuple[str, str, str], tuple[Any, Any, Any, Any]] = {}
+
+    def add_drift_source(self, source: Callable[[], tuple[str, DriftRows] | None]) -> None:
+        self.registry.register(DriftCollector(source))
+
+    def observe_request(
+        self,
+        method: str,
+        route: str,
+        status: int,
+        seconds: float,
+        request_bytes: int,
+        response_bytes: int,
+    ) -> None:
+        status_class = f"{status // 100}xx"
+        key = (method, route, status_class)
+        children = self._http.get(key)
+        if children is None:
+            children = (
+                self.http_requests.labels(method, route, status_class),
+                self.http_duration.labels(method, route),
+                self.http_request_size.labels(route),
+                self.http_response_size.labels(route),
+            )
+            self._http[key] = children
+        requests, duration, req_size, resp_size = children
+        requests.inc()
+        duration.observe(seconds)
+        req_size.observe(request_bytes)
+        resp_size.observe(response_bytes)
+
+    def set_model(self, version: str, sha256: str, test_rmse: float | None, when: float) -> None:
+        """A model was (re)loaded: one ``model_info`` series, the new version's RMSE."""
+        self.model_info.clear()
+        self.model_info.labels(version, sha256).set(1)
+        self.model_test_rmse.clear()
+        if test_rmse is not None:
+            self.model_test_rmse.labels(version).set(test_rmse)
+        self.model_loads.labels("success").inc()
+        self.model_last_load.set(when)
+        self.model_ready.set(1)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,90 @@
+"""``POST /admin/reload``: load, verify and warm a new artifact, then swap it in.
+
+Authorisation is a bearer token from ``ADMIN_TOKEN`` compared in constant time
+(``hmac.compare_digest``), so response timing does not leak how many characters matched.
+Without the variable the admin routes are disabled (403). A requested path must resolve
+inside the configured model directory: the endpoint must not become a way to unpickle an
+arbitrary file (the checksum beside an attacker's file would match).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from app.routes.common import get_service, is_json, json_response
+from app.schemas import ErrorMessage, ReloadRequest, ReloadResponse, error_list
+from app.state import ModelLoadError, ReloadRefusedError
+from model.artifact import ArtifactError
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": ReloadRequest.model_json_schema()}},
+    }
+}
+
+
+@router.post(
+    "/reload",
+    summary="Hot-reload the model",
+    response_model=ReloadResponse,
+    openapi_extra=_BODY,
+    responses={
+        401: {"model": ErrorMessage, "description": "No or malformed bearer token"},
+        403: {
+            "model": ErrorMessage,
+            "description": "Wrong token, admin disabled, or path outside the model directory",
+        },
+        409: {"model": ErrorMessage, "description": "Artifact refused; the old model serves"},
+        415: {"model": ErrorMessage, "description": "Body is not JSON"},
+    },
+)
+async def reload(request: Request) -> Response:
+    svc = get_service(request)
+    denied = svc.check_admin(request.headers.get("authorization"))
+    if denied == 401:
+        return json_response(
+            401,
+            {"detail": "missing or malformed bearer token"},
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if denied == 403:
+        why = (
+            "admin disabled (ADMIN_TOKEN unset)"
+            if svc.settings.admin_token is None
+            else ("wrong token")
+        )
+        return json_response(403, {"detail": why})
+
+    body = await request.body()
+    requested: str | None = None
+    if body.strip():
+        if not is_json(request.headers.get("content-type")):
+            return json_response(415, {"detail": "Content-Type must be application/json"})
+        try:
+            requested = ReloadRequest.model_validate_json(body).path
+        except ValidationError as e:
+            return json_response(422, {"detail": error_list(e)})
+    try:
+        path = svc.resolve_reload_path(requested)
+    except ReloadRefusedError as e:
+        return json_response(403, {"detail": str(e)})
+    try:
+        model, previous = await svc.reload(path)
+    except (ArtifactError, ModelLoadError) as e:
+        return json_response(
+            409, {"detail": f"reload refused, the previous model keeps serving: {e}"}
+        )
+    return json_response(
+        200,
+        {
+            "model_version": model.version,
+            "previous_version": previous.version if previous else None,
+            "sha256": model.sha256,
+            "path": model.path,
+        },
+    )

@@ -1,0 +1,41 @@
+"""Helpers shared by the routes: the service dependency and cheap JSON responses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from app.state import Service
+
+
+def get_service(request: Request) -> Service:
+    """The app's ``Service`` (settings, metrics, model holder), set by ``create_app``."""
+    service: Service = request.app.state.service
+    return service
+
+
+def json_response(status: int, content: Any, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response without a response model: the serialisation is one ``json.dumps``.
+
+    ``allow_nan=False``: a NaN would be invalid JSON for strict clients; we fail loudly.
+    """
+    body = json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def is_json(content_type: str | None) -> bool:
+    """``application/json`` or a ``+json`` type, with any parameters (charset)."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def request_id(request: Request) -> str:
+    rid: str = request.scope.get("request_id") or ""
+    return rid

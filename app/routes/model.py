@@ -1,0 +1,48 @@
+"""``GET /model``: the serving artifact's metadata record (Contract 1)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from app.routes.common import get_service, json_response
+from app.schemas import ErrorMessage
+
+router = APIRouter(tags=["model"])
+
+
+@router.get(
+    "/model",
+    summary="Metadata of the serving model",
+    response_model=dict[str, Any],
+    responses={503: {"model": ErrorMessage, "description": "No model loaded"}},
+)
+async def model_metadata(
+    request: Request,
+    include_reference: bool = Query(
+        False, description="Include the training reference profiles (bulky; used by /drift)"
+    ),
+) -> Response:
+    svc = get_service(request)
+    model = svc.holder.current
+    if model is None:
+        return json_response(503, {"detail": svc.holder.not_ready_reason()})
+    meta = {k: v for k, v in model.metadata.items() if include_reference or k != "reference"}
+    meta["artifact"] = {"sha256": model.sha256, "loaded_at": model.loaded_at}
+    return json_response(200, _jsonable(meta))
+
+
+def _jsonable(value: Any) -> Any:
+    """Strict JSON: NumPy scalars to Python numbers, NaN/inf to null."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,346 @@
+"""Request and response models.
+
+The ``/predict`` request model is not written here by hand: it is *built from the artifact's
+feature schema* (``build_request_schema``), so the validator and ``/docs`` always describe the
+model that is serving — its field names, units, bounds and categories — and follow it after a
+hot reload. Validation is strict (no ``"3"`` or ``true`` for a number, no NaN/Infinity, no
+unknown field) because a silently coerced input gives a confident wrong price.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
+from pydantic.json_schema import models_json_schema
+
+_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One entry of the artifact's ``metadata["features"]`` (docs/ARCHITECTURE.md)."""
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    required: bool
+    unit: str
+    description: str
+    categories: frozenset[str]
+    category_list: tuple[str, ...]
+    lo: float  # training minimum: outside [lo, hi] is counted as out of range, not refused
+    hi: float
+    bounds: tuple[float, float] | None  # hard limits: outside is refused (422)
+    example: Any
+
+    @classmethod
+    def from_metadata(cls, entry: Mapping[str, Any]) -> FeatureSpec:
+        try:
+            name = str(entry["name"])
+            kind = entry["kind"]
+        except KeyError as e:
+            raise ValueError(f"feature entry {dict(entry)!r} has no {e.args[0]!r}") from None
+        if kind not in ("numeric", "categorical"):
+            raise ValueError(f"feature {name!r}: kind must be numeric or categorical, got {kind!r}")
+        cats = tuple(str(c) for c in (entry.get("categories") or ()))
+        bounds = entry.get("bounds")
+        lo = entry.get("min")
+        hi = entry.get("max")
+        return cls(
+            name=name,
+            kind=kind,
+            required=bool(entry.get("required", False)),
+            unit=str(entry.get("unit") or ""),
+            description=str(entry.get("description") or name),
+            categories=frozenset(cats),
+            category_list=cats,
+            lo=float(lo) if lo is not None else -math.inf,
+            hi=float(hi) if hi is not None else math.inf,
+            bounds=(float(bounds[0]), float(bounds[1])) if bounds else None,
+            example=entry.get("example"),
+        )
+
+
+def _field(spec: FeatureSpec) -> tuple[Any, Any]:
+    """The pydantic ``(type, FieldInfo)`` of one feature: strict, documented, bounded."""
+    extra: dict[str, Any] = {}
+    if spec.kind == "numeric":
+        typ: Any = float
+        desc = spec.description + (f" [{spec.unit}]" if spec.unit else "")
+        if math.isfinite(spec.lo) and math.isfinite(spec.hi):
+            desc += f". Training range {spec.lo:g} to {spec.hi:g}."
+            extra["x-training-range"] = [spec.lo, spec.hi]
+        if spec.unit:
+            extra["x-unit"] = spec.unit
+        kwargs: dict[str, Any] = {}
+        if spec.bounds is not None:
+            kwargs = {"ge": spec.bounds[0], "le": spec.bounds[1]}
+        examples = [spec.example] if spec.example is not None else None
+    else:
+        typ = str
+        desc = spec.description
+        if spec.category_list:
+            desc += (
+                f". Known categories: {', '.join(spec.category_list)}."
+                " Others are accepted and reported as unknown."
+            )
+            extra["x-categories"] = list(spec.category_list)
+        kwargs = {"min_length": 1, "max_length": 100}
+        examples = list(spec.category_list) or ([spec.example] if spec.example else None)
+    if not spec.required:
+        typ = typ | None
+        desc += " Optional: omitted or null is imputed as in training."
+    default: Any = ... if spec.required else None
+    return typ, Field(
+        default,
+        description=desc,
+        examples=examples,
+        json_schema_extra=extra or None,
+        **kwargs,
+    )
+
+
+def _shape(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "instances" in value else "house"
+
+
+@dataclass(frozen=True)
+class RequestSchema:
+    """The validators and OpenAPI pieces built once per loaded model."""
+
+    house: type[BaseModel]
+    batch: type[BaseModel]
+    body: TypeAdapter[Any]  # one house or {"instances": [...]}
+    rows: TypeAdapter[Any]  # a list of houses (the V2 route builds rows from tensors)
+    components: dict[str, Any]  # JSON schemas to merge into components/schemas
+    example: dict[str, Any]
+    max_batch_size: int
+
+    def validate(self, body: bytes) -> tuple[list[BaseModel], bool]:
+        """Parse and validate a JSON body; return the rows and whether it was a batch.
+
+        A body that does not even contain the text ``"instances"`` cannot be a batch, so it
+        goes straight to the one-house model (half the cost of the tagged union).
+        """
+        if b'"instances"' not in body:
+            return [self.house.model_validate_json(body)], False
+        parsed = self.body.validate_json(body)
+        if isinstance(parsed, self.batch):
+            return list(parsed.instances), True  # type: ignore[attr-defined]
+        return [parsed], False
+
+
+def build_request_schema(
+    features: Sequence[FeatureSpec], max_batch_size: int, title: str = "House"
+) -> RequestSchema:
+    """Pydantic models for one house and a batch, from the artifact's feature schema."""
+    fields: dict[str, Any] = {spec.name: _field(spec) for spec in features}
+    example = {spec.name: spec.example for spec in features if spec.example is not None}
+    config = ConfigDict(**_STRICT, title=title, json_schema_extra={"examples": [example]})
+    house: type[BaseModel] = create_model(title, __config__=config, **fields)
+    batch: type[BaseModel] = create_model(
+        f"{title}Batch",
+        __config__=ConfigDict(
+            **_STRICT, json_schema_extra={"examples": [{"instances": [example, example]}]}
+        ),
+        instances=(
+            list[house],  # type: ignore[valid-type]
+            Field(
+                min_length=1,
+                max_length=max_batch_size,
+                description=f"1 to {max_batch_size} houses",
+            ),
+        ),
+    )
+    union = Annotated[
+        Annotated[house, Tag("house")] | Annotated[batch, Tag("batch")],  # type: ignore[valid-type]
+        Discriminator(_shape),
+    ]
+    _, defs = models_json_schema(
+        [(house, "validation"), (batch, "validation")], ref_template=REF_TEMPLATE
+    )
+    return RequestSchema(
+        house=house,
+        batch=batch,
+        body=TypeAdapter(union),
+        rows=TypeAdapter(list[house]),  # type: ignore[valid-type]
+        components=defs.get("$defs", {}),
+        example=example,
+        max_batch_size=max_batch_size,
+    )
+
+
+def error_list(
+    exc: ValidationError, prefix: Sequence[str | int] = ("body",)
+) -> list[dict[str, Any]]:
+    """FastAPI-style ``[{"loc", "msg", "type"}]``; the union's tag is dropped from ``loc``.
+
+    The offending input is not echoed back: it may be a 16 MB body.
+    """
+    out = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = list(err["loc"])
+        if loc and loc[0] in ("house", "batch"):
+            loc = loc[1:]
+        out.append({"loc": [*prefix, *loc], "msg": err["msg"], "type": err["type"]})
+    return out
+
+
+# --- static models: responses and the small JSON bodies --------------------------------------
+
+
+class UnknownCategory(BaseModel):
+    row: int = Field(description="Index of the house in the batch")
+    feature: str
+    value: str
+
+
+class PredictResponse(BaseModel):
+    """The answer for one house."""
+
+    price: float = Field(description="Predicted sale price [USD]")
+    model_version: str
+    request_id: str
+    unknown_categories: dict[str, str] = Field(
+        description="Categorical inputs never seen in training (feature -> value); they are "
+        "encoded as all zeros, like the training encoder does"
+    )
+
+
+class BatchPredictResponse(BaseModel):
+    """The answer for ``{"instances": [...]}``, prices in the order of the houses."""
+
+    prices: list[float] = Field(description="Predicted sale prices [USD]")
+    model_version: str
+    request_id: str
+    unknown_categories: list[UnknownCategory]
+
+
+class ErrorMessage(BaseModel):
+    detail: str
+
+
+class HealthResponse(BaseModel):
+    status: str
+    model_version: str | None = None
+    reason: str | None = None
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    path: str | None = Field(
+        None,
+        description="Artifact to load, inside the configured model directory (default: MODEL_PATH)",
+        max_length=4096,
+    )
+
+
+class ReloadResponse(BaseModel):
+    model_version: str
+    previous_version: str | None
+    sha256: str
+    path: str
+
+
+class FeedbackRequest(BaseModel):
+    """The sale price finally observed for a served prediction."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    request_id: str | None = Field(None, max_length=128)
+    model_version: str = Field(max_length=128)
+    predicted_price: float = Field(gt=0, le=1e9, description="As /predict returned it [USD]")
+    actual_price: float = Field(gt=0, le=1e9, description="Observed sale price [USD]")
+
+
+class FeedbackResponse(BaseModel):
+    model_version: str
+    abs_error: float
+    squared_error: float
+
+
+# --- Open Inference Protocol (V2) --------------------------------------------------------------
+
+V2Scalar = float | int | str | bool | None
+
+
+class V2Tensor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: dict[str, Any] | None = None
+    data: list[V2Scalar | list[V2Scalar]]
+
+
+class V2RequestOutput(BaseModel):
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class V2InferenceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, max_length=128)
+    parameters: dict[str, Any] | None = None
+    inputs: list[V2Tensor] = Field(min_length=1)
+    outputs: list[V2RequestOutput] | None = None
+
+
+class V2OutputTensor(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[float]
+
+
+class V2InferenceResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str
+    outputs: list[V2OutputTensor]
+
+
+class V2TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class V2ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[V2TensorMetadata]
+    outputs: list[V2TensorMetadata]
+
+
+class V2Error(BaseModel):
+    error: str
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    """400 (malformed JSON) and 422 (invalid values): every error names its field in ``loc``."""
+
+    detail: list[ErrorDetail]

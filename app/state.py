@@ -1,0 +1,308 @@
+"""The serving model and the process-wide service state.
+
+``LoadedModel`` is everything one artifact needs at request time, built once at load: the
+verified pipeline, its metadata, the request validators generated from its feature schema and
+its drift monitor. Requests read ``ModelHolder.current`` once and use that object to the end,
+so a hot reload — which builds the new ``LoadedModel`` beside the old one and then rebinds one
+reference — can never mix two models within one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ValidationError
+
+from app.metrics import DriftRows, Metrics
+from app.schemas import FeatureSpec, RequestSchema, build_request_schema
+from app.settings import Settings
+from model.artifact import ArtifactError, load_artifact
+from model.base import Columns
+
+log = logging.getLogger("houseprice")
+
+try:  # the drift monitor is optional at run time: without it /drift says so
+    from app.monitor import DriftMonitor
+except ImportError:  # pragma: no cover - the module ships with the app
+    DriftMonitor = None  # type: ignore[assignment,misc]
+
+
+class ModelLoadError(Exception):
+    """The artifact was verified but cannot serve (bad schema, warm-up failed)."""
+
+
+@dataclass
+class InputQuality:
+    """What validation let through but monitoring should count, per feature."""
+
+    missing: dict[str, int] = field(default_factory=dict)
+    out_of_range: dict[str, int] = field(default_factory=dict)
+    unknown: list[tuple[int, str, str]] = field(default_factory=list)  # (row, feature, value)
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    pipeline: Any
+    metadata: dict[str, Any]
+    version: str
+    sha256: str
+    path: str
+    features: tuple[FeatureSpec, ...]
+    schema: RequestSchema
+    monitor: Any | None
+    loaded_at: float
+    test_rmse: float | None
+
+    def table(self, rows: list[BaseModel]) -> tuple[Columns, InputQuality]:
+        """Validated houses -> the pipeline's table (feature name -> 1-D column).
+
+        Numeric columns are float64 with NaN for a missing value, categorical ones object
+        arrays with ``None``: the representation the training pipeline was fitted on.
+        """
+        q = InputQuality()
+        dicts = [r.__dict__ for r in rows]
+        n = len(dicts)
+        cols: Columns = {}
+        for spec in self.features:
+            values = [d[spec.name] for d in dicts]
+            if spec.kind == "numeric":
+                col = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+                missing = int(np.isnan(col).sum())
+                outside = int(((col < spec.lo) | (col > spec.hi)).sum())
+                if outside:
+                    q.out_of_range[spec.name] = outside
+            else:
+                col = np.empty(n, dtype=object)
+                col[:] = values
+                missing = 0
+                for i, v in enumerate(values):
+                    if v is None:
+                        missing += 1
+                    elif spec.categories and v not in spec.categories:
+                        q.unknown.append((i, spec.name, v))
+            if missing:
+                q.missing[spec.name] = missing
+            cols[spec.name] = col
+        return cols, q
+
+    def predict(self, cols: Columns) -> NDArray[np.float64]:
+        y = np.asarray(self.pipeline.predict(cols), dtype=np.float64).reshape(-1)
+        n = len(next(iter(cols.values()))) if cols else 0
+        if y.shape[0] != n:
+            raise ModelLoadError(f"the pipeline returned {y.shape[0]} prices for {n} rows")
+        return y
+
+
+def build_model(
+    pipeline: Any,
+    metadata: dict[str, Any],
+    sha256: str,
+    path: str,
+    settings: Settings,
+) -> LoadedModel:
+    """Wrap a verified pipeline: schema, validators, monitor; then warm it with the example."""
+    try:
+        features = tuple(FeatureSpec.from_metadata(e) for e in metadata["features"])
+        version = str(metadata["model_version"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelLoadError(f"{path}: metadata has no usable feature schema: {e}") from None
+    if not features:
+        raise ModelLoadError(f"{path}: metadata lists no features")
+    schema = build_request_schema(features, settings.max_batch_size)
+    test_rmse = (metadata.get("test") or {}).get("rmse")
+    monitor = None
+    reference = metadata.get("reference")
+    if DriftMonitor is not None and reference:
+        try:
+            monitor = DriftMonitor(
+                reference,
+                version,
+                window=settings.drift_window,
+                min_samples=min(settings.drift_min_samples, settings.drift_window),
+                threshold=settings.drift_psi_threshold,
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelLoadError(f"{path}: unusable drift reference: {e}") from None
+    model = LoadedModel(
+        pipeline=pipeline,
+        metadata=metadata,
+        version=version,
+        sha256=sha256,
+        path=path,
+        features=features,
+        schema=schema,
+        monitor=monitor,
+        loaded_at=time.time(),
+        test_rmse=float(test_rmse) if isinstance(test_rmse, int | float) else None,
+    )
+    warm(model)
+    return model
+
+
+def warm(model: LoadedModel) -> None:
+    """One prediction of the schema's example row, through the request path.
+
+    It proves the pipeline runs on this NumPy before the model takes traffic, and pays the
+    first-call costs (imports, caches) outside any request's latency.
+    """
+    try:
+        row = model.schema.house.model_validate(model.schema.example)
+    except ValidationError as e:
+        raise ModelLoadError(
+            f"{model.path}: the schema's example row is not valid: {e.errors()[0]['msg']} "
+            f"at {e.errors()[0]['loc']}"
+        ) from None
+    cols, _ = model.table([row])
+    try:
+        y = model.predict(cols)
+    except Exception as e:
+        raise ModelLoadError(f"{model.path}: warm-up prediction failed: {e}") from e
+    if not np.isfinite(y).all():
+        raise ModelLoadError(f"{model.path}: warm-up prediction is not finite: {y.tolist()}")
+
+
+def load_model(path: str, settings: Settings) -> LoadedModel:
+    """Verify (sha256, and HMAC with a key) before unpickling, then build and warm."""
+    key = settings.model_signing_key.encode() if settings.model_signing_key else None
+    art = load_artifact(path, signing_key=key)
+    return build_model(art.pipeline, art.metadata, art.sha256, art.path, settings)
+
+
+class ReloadRefusedError(Exception):
+    """A reload request that must not be attempted (path outside the model directory)."""
+
+
+class ModelHolder:
+    """The one mutable reference to the serving model, plus readiness."""
+
+    def __init__(self) -> None:
+        self.current: LoadedModel | None = None
+        self.error: str | None = "not loaded yet"
+        self.shutting_down = False
+        self.versions: set[str] = set()  # every version served by this process
+        self.lock = asyncio.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self.current is not None and not self.shutting_down
+
+    def not_ready_reason(self) -> str:
+        if self.shutting_down:
+            return "shutting down"
+        return self.error or "no model loaded"
+
+
+class Service:
+    """Settings, metrics and the model holder of one app instance."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.holder = ModelHolder()
+        self.monitoring = settings.monitoring_enabled
+        self.model_dir = Path(settings.model_path).resolve().parent
+        self.metrics.add_drift_source(self._drift_rows)
+
+    def _drift_rows(self) -> tuple[str, DriftRows] | None:
+        m = self.holder.current
+        if m is None or m.monitor is None or not self.monitoring:
+            return None
+        return m.version, m.monitor.gauges()
+
+    def install(self, model: LoadedModel, previous: LoadedModel | None = None) -> None:
+        self.holder.current = model
+        self.holder.error = None
+        self.holder.versions.add(model.version)
+        self.metrics.set_model(model.version, model.sha256, model.test_rmse, model.loaded_at)
+        log.info(
+            "model loaded",
+            extra={
+                "model_version": model.version,
+                "sha256": model.sha256,
+                "path": model.path,
+                "previous_version": previous.version if previous else None,
+            },
+        )
+
+    def load_initial(self) -> None:
+        """Start-up load; a failure leaves the app up but not ready, with one log line."""
+        path = self.settings.model_path
+        try:
+            model = load_model(path, self.settings)
+        except (ArtifactError, ModelLoadError) as e:
+            self.holder.error = f"model not loaded: {e}"
+            self.metrics.model_loads.labels("failure").inc()
+            self.metrics.model_ready.set(0)
+            log.error("model not loaded, serving 503 until a reload succeeds: %s", e)
+            return
+        self.install(model)
+
+    def resolve_reload_path(self, requested: str | None) -> str:
+        """The artifact path of a reload request, refused outside the model directory."""
+        if requested is None:
+            return str(Path(self.settings.model_path).resolve())
+        candidate = (self.model_dir / requested).resolve()
+        if not candidate.is_relative_to(self.model_dir):
+            raise ReloadRefusedError(
+                f"path {requested!r} is outside the model directory {str(self.model_dir)!r}"
+            )
+        return str(candidate)
+
+    async def reload(self, path: str) -> tuple[LoadedModel, LoadedModel | None]:
+        """Load, verify and warm ``path`` beside the serving model, then swap one reference.
+
+        The CPU-bound part runs in a worker thread so the event loop keeps answering
+        ``/predict`` with the old model meanwhile; the lock serialises concurrent reloads.
+        A failure raises and leaves the old model serving.
+        """
+        async with self.holder.lock:
+            try:
+                model = await asyncio.to_thread(load_model, path, self.settings)
+            except (ArtifactError, ModelLoadError) as e:
+                self.metrics.model_loads.labels("failure").inc()
+                log.warning("reload refused, the previous model keeps serving: %s", e)
+                raise
+            previous = self.holder.current
+            self.install(model, previous)
+            return model, previous
+
+    def check_admin(self, authorization: str | None) -> int | None:
+        """``None`` when allowed, else the HTTP status: 401 no/malformed, 403 wrong/disabled."""
+        token = self.settings.admin_token
+        if authorization is None:
+            return 401
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return 401
+        if token is None:
+            return 403
+        if not hmac.compare_digest(given.strip().encode(), token.encode()):
+            return 403
+        return None
+
+    def record_prediction(
+        self, model: LoadedModel, cols: Columns, y: NDArray[np.float64], q: InputQuality
+    ) -> None:
+        """Counters, histograms and the drift window for one served request."""
+        mt = self.metrics
+        n = int(y.shape[0])
+        mt.predictions.labels(model.version).inc(n)
+        mt.batch_size.observe(n)
+        mt.predicted_price.observe_many(model.version, y)
+        for name, count in q.missing.items():
+            mt.input_missing.labels(name).inc(count)
+        for name, count in q.out_of_range.items():
+            mt.input_out_of_range.labels(name).inc(count)
+        for _, name, _ in q.unknown:
+            mt.input_unknown_category.labels(name).inc()
+        if model.monitor is not None:
+            model.monitor.update(cols, y)

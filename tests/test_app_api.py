@@ -1,0 +1,737 @@
+"""The service through FastAPI's TestClient, against a small real artifact.
+
+The artifact is a real fitted ``model.pipeline.Pipeline`` (imputers, one-hot encoder and a
+regression tree on four Ames columns) saved with ``model.artifact.save_artifact``, so the
+loader, the checksum and the schema-driven validator are all exercised for real; the default
+model trained by the CLI is used by the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+from model.artifact import load_artifact, save_artifact
+from model.compose import ColumnTransformer
+from model.drift import build_reference
+from model.pipeline import Pipeline
+from model.preprocessing import OneHotEncoder, SimpleImputer
+from model.tree import DecisionTreeRegressor
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FEATURES: list[dict[str, Any]] = [
+    {
+        "name": "living_area",
+        "column": "area",
+        "kind": "numeric",
+        "unit": "sq ft",
+        "description": "Above-grade living area",
+        "required": True,
+        "bounds": [1, 20000],
+        "example": 1500,
+    },
+    {
+        "name": "lot_area",
+        "column": "Lot.Area",
+        "kind": "numeric",
+        "unit": "sq ft",
+        "description": "Lot size",
+        "required": False,
+        "bounds": [1, 1000000],
+        "example": 9500,
+    },
+    {
+        "name": "neighborhood",
+        "column": "Neighborhood",
+        "kind": "categorical",
+        "unit": "",
+        "description": "Neighborhood within Ames",
+        "required": True,
+        "bounds": None,
+        "example": "NAmes",
+    },
+    {
+        "name": "garage_type",
+        "column": "Garage.Type",
+        "kind": "categorical",
+        "unit": "",
+        "description": "Garage location",
+        "required": False,
+        "bounds": None,
+        "example": "Attchd",
+    },
+]
+
+
+def training_table(
+    specs: list[dict[str, Any]], rows: int = 1200
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    df = pd.read_csv(ROOT / "data" / "ames.csv", nrows=rows)
+    cols: dict[str, np.ndarray] = {}
+    for f in specs:
+        raw = df[f["column"]]
+        if f["kind"] == "numeric":
+            cols[f["name"]] = raw.to_numpy(dtype=np.float64)
+        else:
+            cols[f["name"]] = np.array([None if pd.isna(v) else str(v) for v in raw], dtype=object)
+    return cols, df["price"].to_numpy(dtype=np.float64)
+
+
+def build_artifact(
+    directory: str | Path,
+    version: str = "test-1",
+    *,
+    names: tuple[str, ...] = ("living_area", "lot_area", "neighborhood", "garage_type"),
+    signing_key: bytes | None = None,
+    filename: str = "model.joblib",
+) -> str:
+    """Fit a small real pipeline on ``names``, save it in ``directory``, return the path."""
+    specs = [f for f in FEATURES if f["name"] in names]
+    cols, y = training_table(specs)
+    numeric = [f["name"] for f in specs if f["kind"] == "numeric"]
+    categorical = [f["name"] for f in specs if f["kind"] == "categorical"]
+    pipe = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("num", SimpleImputer(strategy="median"), numeric),
+                        (
+                            "cat",
+                            Pipeline(
+                                [
+                                    (
+                                        "impute",
+                                        SimpleImputer(strategy="constant", fill_value="none"),
+                                    ),
+                                    ("onehot", OneHotEncoder()),
+                                ]
+                            ),
+                            categorical,
+                        ),
+                    ]
+                ),
+            ),
+            ("tree", DecisionTreeRegressor(max_depth=6)),
+        ]
+    )
+    pipe.fit(cols, y)
+    pred = pipe.predict(cols)
+    features = []
+    for f in specs:
+        entry = dict(f)
+        col = cols[f["name"]]
+        if f["kind"] == "numeric":
+            entry.update(min=float(np.nanmin(col)), max=float(np.nanmax(col)), categories=None)
+        else:
+            entry.update(min=None, max=None, categories=sorted({v for v in col if v is not None}))
+        features.append(entry)
+    kinds = {f["name"]: f["kind"] for f in specs}
+    cats = {f["name"]: f["categories"] for f in features if f["kind"] == "categorical"}
+    metadata = {
+        "format_version": 1,
+        "model_version": version,
+        "created_at": "2026-11-27T00:00:00Z",
+        "features": features,
+        "test": {"rmse": float(np.sqrt(np.mean((pred - y) ** 2)))},
+        "reference": build_reference(cols, kinds, pred, categories=cats),
+    }
+    path = Path(directory) / filename
+    save_artifact(path, pipe, metadata, signing_key=signing_key)
+    return str(path)
+
+
+# --- fixtures --------------------------------------------------------------------------------
+
+HOUSE = {"living_area": 1500, "lot_area": 9500.0, "neighborhood": "NAmes", "garage_type": "Attchd"}
+TOKEN = "test-admin-token"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("models")
+    build_artifact(d, "test-1")
+    return d
+
+
+@pytest.fixture(scope="module")
+def artifact(model_dir: Path) -> str:
+    return str(model_dir / "model.joblib")
+
+
+@pytest.fixture(scope="module")
+def pipeline(artifact: str) -> Any:
+    return load_artifact(artifact).pipeline
+
+
+def make_client(artifact: str, **overrides: Any) -> TestClient:
+    settings = Settings(**{"model_path": artifact, "admin_token": TOKEN, **overrides})
+    return TestClient(create_app(settings), raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def client(artifact: str) -> Iterator[TestClient]:
+    with make_client(artifact, max_batch_size=50, max_body_bytes=64 * 1024) as c:
+        yield c
+
+
+@pytest.fixture
+def fresh(artifact: str) -> Iterator[TestClient]:
+    """A new app per test, for tests that count metrics or reload models."""
+    with make_client(artifact) as c:
+        yield c
+
+
+def columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The table the pipeline expects, built by hand (the reference for the service)."""
+    out: dict[str, np.ndarray] = {}
+    for f in FEATURES:
+        values = [r.get(f["name"]) for r in rows]
+        if f["kind"] == "numeric":
+            out[f["name"]] = np.array([math.nan if v is None else v for v in values], float)
+        else:
+            col = np.empty(len(values), dtype=object)
+            col[:] = values
+            out[f["name"]] = col
+    return out
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus exposition (0 when absent)."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        got = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+        if all(got.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+# --- /predict --------------------------------------------------------------------------------
+
+
+def test_predict_one_house_matches_the_pipeline(client: TestClient, pipeline: Any) -> None:
+    r = client.post("/predict", json=HOUSE)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    expected = float(pipeline.predict(columns([HOUSE]))[0])
+    assert body["price"] == pytest.approx(expected, rel=1e-12)
+    assert body["model_version"] == "test-1"
+    assert body["unknown_categories"] == {}
+    assert re.fullmatch(r"[0-9a-f]{32}", body["request_id"])
+    assert r.headers["x-request-id"] == body["request_id"]
+
+
+def test_predict_batch_keeps_order_and_matches_the_pipeline(
+    client: TestClient, pipeline: Any
+) -> None:
+    rows: list[dict[str, Any]] = [
+        HOUSE,
+        {"living_area": 2400, "neighborhood": "NoRidge"},
+        {"living_area": 900, "lot_area": None, "neighborhood": "OldTown", "garage_type": None},
+    ]
+    r = client.post("/predict", json={"instances": rows})
+    assert r.status_code == 200, r.text
+    expected = pipeline.predict(columns(rows))
+    np.testing.assert_allclose(r.json()["prices"], expected, rtol=1e-12)
+    assert len(set(r.json()["prices"])) > 1  # three different houses, not one price repeated
+
+
+def test_omitted_and_null_optional_fields_are_imputed_alike(
+    client: TestClient, pipeline: Any
+) -> None:
+    omitted = client.post("/predict", json={"living_area": 1500, "neighborhood": "NAmes"})
+    null = client.post(
+        "/predict",
+        json={"living_area": 1500, "neighborhood": "NAmes", "lot_area": None, "garage_type": None},
+    )
+    assert omitted.status_code == null.status_code == 200
+    assert omitted.json()["price"] == null.json()["price"]
+    expected = pipeline.predict(columns([{"living_area": 1500, "neighborhood": "NAmes"}]))[0]
+    assert omitted.json()["price"] == pytest.approx(float(expected))
+
+
+def test_unknown_category_is_accepted_reported_and_counted(
+    fresh: TestClient, pipeline: Any
+) -> None:
+    house = {**HOUSE, "neighborhood": "Atlantis"}
+    r = fresh.post("/predict", json=house)
+    assert r.status_code == 200, r.text
+    assert r.json()["unknown_categories"] == {"neighborhood": "Atlantis"}
+    assert r.json()["price"] == pytest.approx(float(pipeline.predict(columns([house]))[0]))
+    batch = fresh.post(
+        "/predict", json={"instances": [HOUSE, house, {**house, "garage_type": "Moat"}]}
+    )
+    assert batch.json()["unknown_categories"] == [
+        {"row": 1, "feature": "neighborhood", "value": "Atlantis"},
+        {"row": 2, "feature": "neighborhood", "value": "Atlantis"},
+        {"row": 2, "feature": "garage_type", "value": "Moat"},
+    ]
+    text = fresh.get("/metrics").text
+    assert metric(text, "houseprice_input_unknown_category_total", feature="neighborhood") == 3
+    assert metric(text, "houseprice_input_unknown_category_total", feature="garage_type") == 1
+
+
+BAD_BODIES: list[tuple[str, bytes, int, list[Any]]] = [
+    ("missing required", b'{"neighborhood": "NAmes"}', 422, ["body", "living_area"]),
+    (
+        "boolean for a number",
+        b'{"living_area": true, "neighborhood": "NAmes"}',
+        422,
+        ["body", "living_area"],
+    ),
+    (
+        "string for a number",
+        b'{"living_area": "1500", "neighborhood": "NAmes"}',
+        422,
+        ["body", "living_area"],
+    ),
+    ("NaN literal", b'{"living_area": NaN, "neighborhood": "NAmes"}', 422, ["body", "living_area"]),
+    (
+        "Infinity literal",
+        b'{"living_area": Infinity, "neighborhood": "NAmes"}',
+        422,
+        ["body", "living_area"],
+    ),
+    (
+        "overflow to inf",
+        b'{"living_area": 1e400, "neighborhood": "NAmes"}',
+        422,
+        ["body", "living_area"],
+    ),
+    (
+        "negative size",
+        b'{"living_area": -5, "neighborhood": "NAmes"}',
+        422,
+        ["body", "living_area"],
+    ),
+    ("absurd size", b'{"living_area": 1e9, "neighborhood": "NAmes"}', 422, ["body", "living_area"]),
+    (
+        "extra field",
+        b'{"living_area": 1500, "neighborhood": "NAmes", "pool": 1}',
+        422,
+        ["body", "pool"],
+    ),
+    (
+        "number for a category",
+        b'{"living_area": 1500, "neighborhood": 7}',
+        422,
+        ["body", "neighborhood"],
+    ),
+    ("empty category", b'{"living_area": 1500, "neighborhood": ""}', 422, ["body", "neighborhood"]),
+    ("empty batch", b'{"instances": []}', 422, ["body", "instances"]),
+    ("batch of non-objects", b'{"instances": [1]}', 422, ["body", "instances", 0]),
+    (
+        "bad row in batch",
+        b'{"instances": [{"living_area": 1500, "neighborhood": "NAmes"}, '
+        b'{"living_area": false, "neighborhood": "NAmes"}]}',
+        422,
+        ["body", "instances", 1, "living_area"],
+    ),
+    ("instances beside fields", b'{"instances": [], "living_area": 1}', 422, ["body"]),
+    ("array body", b"[1, 2]", 422, ["body"]),
+    ("null body", b"null", 422, ["body"]),
+    ("malformed JSON", b'{"living_area": 15', 400, ["body"]),
+    ("empty body", b"", 400, ["body"]),
+    ("not UTF-8", b'{"neighborhood": "\xff\xfe"}', 400, ["body"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "loc"),
+    [case[1:] for case in BAD_BODIES],
+    ids=[case[0] for case in BAD_BODIES],
+)
+def test_bad_input_is_a_4xx_naming_the_field(
+    client: TestClient, body: bytes, status: int, loc: list[Any]
+) -> None:
+    r = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    detail = r.json()["detail"]
+    assert isinstance(detail, list) and detail
+    for err in detail:
+        assert set(err) == {"loc", "msg", "type"}
+    assert any(err["loc"][: len(loc)] == loc for err in detail), detail
+
+
+def test_over_size_batch_is_refused(client: TestClient) -> None:
+    ok = client.post("/predict", json={"instances": [HOUSE] * 50})
+    assert ok.status_code == 200 and len(ok.json()["prices"]) == 50
+    r = client.post("/predict", json={"instances": [HOUSE] * 51})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "instances"]
+    assert "50" in r.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_wrong_content_type_is_415(client: TestClient, ctype: str | None) -> None:
+    headers = {"content-type": ctype} if ctype else {}
+    r = client.post("/predict", content=json.dumps(HOUSE).encode(), headers=headers)
+    assert r.status_code == 415
+    assert "application/json" in r.json()["detail"]
+
+
+def test_json_content_type_with_charset_is_accepted(client: TestClient) -> None:
+    r = client.post(
+        "/predict",
+        content=json.dumps(HOUSE).encode(),
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert r.status_code == 200
+
+
+def test_body_over_the_limit_is_413_by_declared_length(client: TestClient) -> None:
+    big = json.dumps({"instances": [HOUSE] * 2000}).encode()
+    assert len(big) > 64 * 1024
+    r = client.post("/predict", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert "limit" in r.json()["detail"]
+
+
+def test_body_over_the_limit_is_413_while_streaming(client: TestClient) -> None:
+    """A chunked body (no Content-Length) is cut off once the received bytes pass the limit."""
+    chunk = b" " * 8192
+
+    def body() -> Iterator[bytes]:
+        for _ in range(100):  # 800 KiB, far over 64 KiB
+            yield chunk
+
+    r = client.post("/predict", content=body(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert "content-length" not in {k.lower() for k in r.request.headers}
+
+
+def test_request_id_is_honoured_when_sane_and_replaced_otherwise(client: TestClient) -> None:
+    r = client.post("/predict", json=HOUSE, headers={"x-request-id": "abc-123.x:y"})
+    assert r.headers["x-request-id"] == "abc-123.x:y" == r.json()["request_id"]
+    for bad in ("has space", "x" * 200, "<script>"):
+        r = client.post("/predict", json=HOUSE, headers={"x-request-id": bad})
+        assert r.headers["x-request-id"] != bad
+        assert re.fullmatch(r"[0-9a-f]{32}", r.headers["x-request-id"])
+
+
+# --- /model, /health ---------------------------------------------------------------------------
+
+
+def test_model_metadata_without_and_with_reference(client: TestClient) -> None:
+    r = client.get("/model")
+    assert r.status_code == 200
+    meta = r.json()
+    assert meta["model_version"] == "test-1"
+    assert [f["name"] for f in meta["features"]] == [f["name"] for f in FEATURES]
+    assert "reference" not in meta
+    assert re.fullmatch(r"[0-9a-f]{64}", meta["artifact"]["sha256"])
+    full = client.get("/model", params={"include_reference": "true"}).json()
+    assert set(full["reference"]["features"]) == {f["name"] for f in FEATURES}
+
+
+def test_health(client: TestClient) -> None:
+    assert client.get("/health/live").json() == {"status": "alive"}
+    r = client.get("/health/ready")
+    assert r.status_code == 200 and r.json()["model_version"] == "test-1"
+
+
+def test_failed_load_leaves_the_app_up_but_not_ready(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with make_client(str(tmp_path / "missing.joblib")) as c:
+        assert c.get("/health/live").status_code == 200
+        ready = c.get("/health/ready")
+        assert ready.status_code == 503
+        assert "no such artifact" in ready.json()["reason"]
+        r = c.post("/predict", json=HOUSE)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert c.get("/model").status_code == 503
+        text = c.get("/metrics").text
+        assert metric(text, "houseprice_model_ready") == 0
+        assert metric(text, "houseprice_model_loads_total", result="failure") == 1
+    lines = [json.loads(x) for x in capfd.readouterr().err.splitlines() if x.startswith("{")]
+    errors = [x for x in lines if x["level"] == "error"]
+    assert len(errors) == 1 and "no such artifact" in errors[0]["msg"]
+
+
+def test_tampered_artifact_is_never_loaded(tmp_path: Path) -> None:
+    path = build_artifact(tmp_path, "tampered")
+    data = bytearray(Path(path).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+    with make_client(path) as c:
+        r = c.get("/health/ready")
+        assert r.status_code == 503 and "checksum mismatch" in r.json()["reason"]
+
+
+def test_signing_key_requires_a_valid_signature(tmp_path: Path) -> None:
+    unsigned = build_artifact(tmp_path / "u", "unsigned")
+    with make_client(unsigned, model_signing_key="k1") as c:
+        r = c.get("/health/ready")
+        assert r.status_code == 503 and "signature" in r.json()["reason"]
+    signed = build_artifact(tmp_path / "s", "signed", signing_key=b"k1")
+    with make_client(signed, model_signing_key="k1") as c:
+        assert c.get("/health/ready").status_code == 200
+    with make_client(signed, model_signing_key="other") as c:
+        assert "signature mismatch" in c.get("/health/ready").json()["reason"]
+
+
+# --- /admin/reload -----------------------------------------------------------------------------
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"authorization": "Basic dXNlcjpwYXNz"}, 401),
+        ({"authorization": "Bearer"}, 401),
+        ({"authorization": "Bearer "}, 401),
+        ({"authorization": "Bearer wrong-token"}, 403),
+        ({"authorization": f"Bearer {TOKEN}x"}, 403),
+    ],
+)
+def test_reload_requires_the_admin_token(
+    client: TestClient, headers: dict[str, str], status: int
+) -> None:
+    r = client.post("/admin/reload", headers=headers)
+    assert r.status_code == status
+    if status == 401:
+        assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_reload_is_disabled_without_admin_token(artifact: str) -> None:
+    with make_client(artifact, admin_token=None) as c:
+        r = c.post("/admin/reload", headers=auth())
+        assert r.status_code == 403 and "disabled" in r.json()["detail"]
+
+
+def test_reload_swaps_model_validator_and_openapi(tmp_path: Path) -> None:
+    first = build_artifact(tmp_path, "v1")
+    # v2 has no garage_type and is saved beside v1 in the same model directory
+    build_artifact(tmp_path, "v2", names=("living_area", "neighborhood"), filename="next.joblib")
+    with make_client(first) as c:
+        props = c.get("/openapi.json").json()["components"]["schemas"]["House"]["properties"]
+        assert "garage_type" in props
+        assert c.post("/predict", json=HOUSE).json()["model_version"] == "v1"
+
+        r = c.post("/admin/reload", headers=auth(), json={"path": "next.joblib"})
+        assert r.status_code == 200, r.text
+        assert r.json()["model_version"] == "v2" and r.json()["previous_version"] == "v1"
+
+        assert c.post("/predict", json=HOUSE).status_code == 422  # garage_type now unknown
+        small = {"living_area": 1500, "neighborhood": "NAmes"}
+        assert c.post("/predict", json=small).json()["model_version"] == "v2"
+        props = c.get("/openapi.json").json()["components"]["schemas"]["House"]["properties"]
+        assert set(props) == {"living_area", "neighborhood"}
+        assert c.get("/model").json()["model_version"] == "v2"
+        text = c.get("/metrics").text
+        assert metric(text, "houseprice_model_info", model_version="v2") == 1
+        assert metric(text, "houseprice_model_info", model_version="v1") == 0
+        assert metric(text, "houseprice_model_loads_total", result="success") == 2
+
+        # no body: MODEL_PATH again
+        r = c.post("/admin/reload", headers=auth())
+        assert r.status_code == 200 and r.json()["model_version"] == "v1"
+
+
+def test_reload_of_a_bad_artifact_keeps_the_old_model(tmp_path: Path) -> None:
+    first = build_artifact(tmp_path, "v1")
+    bad = Path(build_artifact(tmp_path, "bad", filename="bad.joblib"))
+    data = bytearray(bad.read_bytes())
+    data[100] ^= 0x01
+    bad.write_bytes(bytes(data))
+    with make_client(first) as c:
+        for body, status, words in [
+            ({"path": "bad.joblib"}, 409, "checksum mismatch"),
+            ({"path": "nothere.joblib"}, 409, "no such artifact"),
+            ({"path": "../outside.joblib"}, 403, "outside the model directory"),
+            ({"path": "/etc/passwd"}, 403, "outside the model directory"),
+            ({"path": 5}, 422, "string"),
+            ({"other": "x"}, 422, "Extra"),
+        ]:
+            r = c.post("/admin/reload", headers=auth(), json=body)
+            assert r.status_code == status, (body, r.text)
+            assert words in json.dumps(r.json()["detail"]), r.text
+        r = c.post("/admin/reload", headers={**auth(), "content-type": "text/plain"}, content=b"x")
+        assert r.status_code == 415
+        assert c.post("/predict", json=HOUSE).json()["model_version"] == "v1"
+        assert c.get("/health/ready").status_code == 200
+        text = c.get("/metrics").text
+        assert metric(text, "houseprice_model_loads_total", result="failure") == 2
+
+
+def test_reload_brings_up_an_app_that_started_without_a_model(tmp_path: Path) -> None:
+    path = tmp_path / "model.joblib"
+    with make_client(str(path)) as c:
+        assert c.get("/health/ready").status_code == 503
+        build_artifact(tmp_path, "late")
+        r = c.post("/admin/reload", headers=auth())
+        assert r.status_code == 200 and r.json()["previous_version"] is None
+        assert c.get("/health/ready").json()["model_version"] == "late"
+
+
+# --- /metrics, /feedback, /drift ---------------------------------------------------------------
+
+CONTRACT_2 = [
+    "houseprice_http_requests_total",
+    "houseprice_http_request_duration_seconds_bucket",
+    "houseprice_http_requests_in_flight",
+    "houseprice_http_request_size_bytes_bucket",
+    "houseprice_http_response_size_bytes_bucket",
+    "houseprice_predictions_total",
+    "houseprice_prediction_batch_size_bucket",
+    "houseprice_predicted_price_dollars_bucket",
+    "houseprice_prediction_errors_total",
+    "houseprice_model_info",
+    "houseprice_model_loads_total",
+    "houseprice_model_last_load_timestamp_seconds",
+    "houseprice_model_ready",
+    "houseprice_model_test_rmse_dollars",
+    "houseprice_input_missing_total",
+    "houseprice_input_out_of_range_total",
+    "houseprice_input_unknown_category_total",
+    "houseprice_drift_score",
+    "houseprice_drift_detected",
+    "houseprice_drift_window_samples",
+    "houseprice_feedback_total",
+    "houseprice_feedback_abs_error_dollars_sum",
+    "houseprice_feedback_squared_error_dollars_sum",
+    "process_resident_memory_bytes",
+]
+
+
+def test_metrics_expose_every_contract_name_with_counts(fresh: TestClient) -> None:
+    rows = [
+        HOUSE,
+        {"living_area": 50_000 / 10, "neighborhood": "Atlantis"},
+        {**HOUSE, "lot_area": 2},
+    ]
+    assert fresh.post("/predict", json={"instances": rows}).status_code == 200
+    price = fresh.post("/predict", json=HOUSE).json()["price"]
+    assert fresh.post("/predict", json={"living_area": True}).status_code == 422
+    fb = fresh.post(
+        "/feedback",
+        json={"model_version": "test-1", "predicted_price": price, "actual_price": price + 1000},
+    )
+    assert fb.status_code == 200
+    r = fresh.get("/metrics")
+    assert r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    for name in CONTRACT_2:
+        assert re.search(rf"^{name}[{{ ]", text, re.M), f"{name} missing from /metrics"
+    m = lambda name, **kw: metric(text, name, **kw)  # noqa: E731
+    assert m("houseprice_http_requests_total", method="POST", route="/predict", status="2xx") == 2
+    assert m("houseprice_http_requests_total", method="POST", route="/predict", status="4xx") == 1
+    assert m("houseprice_predictions_total", model_version="test-1") == 4
+    assert m("houseprice_prediction_batch_size_count") == 2
+    assert m("houseprice_predicted_price_dollars_count", model_version="test-1") == 4
+    assert m("houseprice_prediction_errors_total", reason="validation") == 1
+    # row 1: lot_area and garage_type missing; row 0 of HOUSE has all four
+    assert m("houseprice_input_missing_total", feature="lot_area") == 1
+    assert m("houseprice_input_missing_total", feature="garage_type") == 1
+    # living_area 5000 is over the training max of the first 1200 rows; lot_area 2 under min
+    assert m("houseprice_input_out_of_range_total", feature="living_area") == 1
+    assert m("houseprice_input_out_of_range_total", feature="lot_area") == 1
+    assert m("houseprice_model_ready") == 1
+    assert m("houseprice_model_test_rmse_dollars", model_version="test-1") > 0
+    assert m("houseprice_drift_window_samples", feature="living_area", model_version="test-1") == 4
+    assert m("houseprice_feedback_total", model_version="test-1") == 1
+    assert m("houseprice_feedback_abs_error_dollars_sum", model_version="test-1") == 1000
+    assert m("houseprice_feedback_squared_error_dollars_sum", model_version="test-1") == 1e6
+    assert (
+        m(
+            "houseprice_http_request_duration_seconds_bucket",
+            le="0.0001",
+            method="POST",
+            route="/predict",
+        )
+        >= 0
+    )  # the 0.1 ms bucket exists
+
+
+def test_unmatched_routes_do_not_create_series_per_path(fresh: TestClient) -> None:
+    for i in range(3):
+        assert fresh.get(f"/nothing/{i}").status_code == 404
+    text = fresh.get("/metrics").text
+    assert metric(text, "houseprice_http_requests_total", route="unmatched", status="4xx") == 3
+    assert "/nothing/" not in text
+
+
+def test_predicted_price_histogram_matches_a_literal_loop(fresh: TestClient) -> None:
+    rows = [{**HOUSE, "living_area": float(a)} for a in range(600, 3600, 100)]
+    prices = fresh.post("/predict", json={"instances": rows}).json()["prices"]
+    text = fresh.get("/metrics").text
+    for le in ("100000", "150000", "200000", "300000", "1e+06"):
+        got = metric(
+            text, "houseprice_predicted_price_dollars_bucket", le=le, model_version="test-1"
+        )
+        assert got == sum(1 for p in prices if p <= float(le)), le
+    total = metric(text, "houseprice_predicted_price_dollars_sum", model_version="test-1")
+    assert total == pytest.approx(sum(prices))
+
+
+def test_feedback_validation(fresh: TestClient) -> None:
+    good = {"model_version": "test-1", "predicted_price": 200000.0, "actual_price": 180000}
+    r = fresh.post("/feedback", json=good)
+    assert r.json() == {"model_version": "test-1", "abs_error": 20000.0, "squared_error": 4e8}
+    assert fresh.post("/feedback", json={**good, "model_version": "made-up"}).status_code == 422
+    assert fresh.post("/feedback", json={**good, "actual_price": -1}).status_code == 422
+    assert fresh.post("/feedback", json={**good, "actual_price": "1"}).status_code == 422
+    assert fresh.post("/feedback", json={**good, "extra": 1}).status_code == 422
+    assert (
+        fresh.post("/feedback", content=b"{", headers={"content-type": "application/json"})
+    ).status_code == 400
+    assert (
+        fresh.post("/feedback", content=b"x", headers={"content-type": "text/plain"}).status_code
+        == 415
+    )
+    text = fresh.get("/metrics").text
+    assert metric(text, "houseprice_feedback_total", model_version="test-1") == 1
+    assert "made-up" not in text
+
+
+def test_drift_report_follows_the_requests(fresh: TestClient) -> None:
+    cols, _ = training_table(FEATURES)
+    rows = []
+    # a random sample: the file is ordered by sale, a prefix would drift on neighbourhood
+    for i in np.random.default_rng(0).choice(len(cols["living_area"]), 300, replace=False):
+        row = {f["name"]: cols[f["name"]][i] for f in FEATURES}
+        row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        row["living_area"] = float(row["living_area"]) * 3  # shifted
+        row["lot_area"] = None if row["lot_area"] is None else float(row["lot_area"])
+        rows.append(row)
+    rows = [r for r in rows if r["living_area"] <= 20000]
+    assert fresh.post("/predict", json={"instances": rows}).status_code == 200
+    report = fresh.get("/drift").json()
+    assert report["model_version"] == "test-1"
+    assert set(report["features"]) == {f["name"] for f in FEATURES}
+    assert report["features"]["living_area"]["samples"] == len(rows)
+    assert report["features"]["living_area"]["drifted"] is True
+    assert report["features"]["neighborhood"]["drifted"] is False
+    text = fresh.get("/metrics").text
+    assert metric(text, "houseprice_drift_detected", feature="living_area") == 1
+    assert metric(text, "houseprice_drift_detected", feature="neighborhood") == 0
+
+
+def test_monitoring_disabled_records_nothing_on_the_request_path(artifact: str) -> None:
+    with make_client(artifact, monitoring_enabled=False) as c:
+        assert c.post("/predict", json=HOUSE).status_code == 200
+        assert c.get("/drift").status_code == 503
+        text = c.get("/metrics").text
+        assert metric(text, "houseprice_predictions_total", model_version="test-1") == 0
+        assert metric(text, "houseprice_http_requests_total", route="/predict") == 0
+        assert "houseprice_drift_score{" not in text
+        assert metric(text, "houseprice_model_ready") == 1  # state gauges still shown
