@@ -256,4 +256,5 @@ class DecisionTreeClassifier(ClassifierMixin, _BaseTree):
         return self.value_[leaves]
 
     def predict(self, X: ArrayLike) -> NDArray[Any]:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # first: it checks that the tree is fitted
+        return self.classes_[np.argmax(proba, axis=1)]
