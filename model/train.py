@@ -331,9 +331,15 @@ def search_grid(cfg: Config) -> dict[str, list[Any]]:
     Without a grid there is one candidate, the fixed ``params`` (or the estimator's first
     default): the search then only cross-validates it, so every run reports a CV spread.
     """
-    if cfg.grid:
-        return {PARAM_PREFIX + k: list(v) for k, v in cfg.grid.items()}
     defaults = make_estimator(cfg).get_params(deep=False)
+    if cfg.grid:
+        unknown = sorted(set(cfg.grid) - set(defaults))
+        if unknown:
+            raise ConfigError(
+                f"{cfg.source}: model.grid: invalid parameter(s) {unknown} for "
+                f"{cfg.estimator}; valid parameters: {sorted(defaults)}"
+            )
+        return {PARAM_PREFIX + k: list(v) for k, v in cfg.grid.items()}
     name, value = next(iter(cfg.params.items()), next(iter(defaults.items())))
     return {PARAM_PREFIX + name: [value]}
 
@@ -498,21 +504,16 @@ def train(
     start = time.perf_counter()
     created = datetime.now(UTC)
     run_id = new_run_id(created)
+    grid = search_grid(cfg)  # config mistakes first, before any data is read
     data = prepare_data(cfg)
     X_train, X_test, y_train, y_test = train_test_split(
         data.table, data.y, test_size=cfg.test_size, random_state=cfg.seed
     )
     pipeline = build_pipeline(cfg)
     kfold = KFold(cfg.folds, shuffle=True, random_state=cfg.seed)
-    grid = search_grid(cfg)
     scoring = [cfg.scoring, *[m for m in METRICS if m != cfg.scoring]]
     search = GridSearchCV(pipeline, grid, scoring=scoring, cv=kfold, callback=progress)
-    try:
-        search.fit(X_train, y_train)
-    except ValueError as exc:
-        if "param_grid" in str(exc):
-            raise ConfigError(f"{cfg.source}: model.grid: {exc}") from None
-        raise
+    search.fit(X_train, y_train)
     best = search.best_estimator_
     best_params = {
         k.removeprefix(PARAM_PREFIX): _json_value(v) for k, v in search.best_params_.items()
