@@ -31,6 +31,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (
     0.0001,
@@ -133,7 +134,8 @@ class BulkHistogram(Collector):
         for label_value, counts, total in items:
             cumulative = np.cumsum(counts)
             buckets = [
-                (f"{b:g}", float(c)) for b, c in zip(self.bounds, cumulative[:-1], strict=True)
+                (floatToGoString(b), float(c))
+                for b, c in zip(self.bounds, cumulative[:-1], strict=True)
             ]
             buckets.append(("+Inf", float(cumulative[-1])))
             family.add_metric([label_value], buckets, total)

@@ -156,7 +156,12 @@ def build_artifact(
 
 # --- fixtures --------------------------------------------------------------------------------
 
-HOUSE = {"living_area": 1500, "lot_area": 9500.0, "neighborhood": "NAmes", "garage_type": "Attchd"}
+HOUSE: dict[str, Any] = {
+    "living_area": 1500,
+    "lot_area": 9500.0,
+    "neighborhood": "NAmes",
+    "garage_type": "Attchd",
+}
 TOKEN = "test-admin-token"
 
 
@@ -674,7 +679,7 @@ def test_predicted_price_histogram_matches_a_literal_loop(fresh: TestClient) -> 
     rows = [{**HOUSE, "living_area": float(a)} for a in range(600, 3600, 100)]
     prices = fresh.post("/predict", json={"instances": rows}).json()["prices"]
     text = fresh.get("/metrics").text
-    for le in ("100000", "150000", "200000", "300000", "1e+06"):
+    for le in ("100000.0", "150000.0", "200000.0", "300000.0", "1e+06"):
         got = metric(
             text, "houseprice_predicted_price_dollars_bucket", le=le, model_version="test-1"
         )
@@ -735,3 +740,170 @@ def test_monitoring_disabled_records_nothing_on_the_request_path(artifact: str) 
         assert metric(text, "houseprice_http_requests_total", route="/predict") == 0
         assert "houseprice_drift_score{" not in text
         assert metric(text, "houseprice_model_ready") == 1  # state gauges still shown
+
+
+# --- Open Inference Protocol (V2) --------------------------------------------------------------
+
+
+def v2_request(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    inputs = []
+    for f in FEATURES:
+        numeric = f["kind"] == "numeric"
+        inputs.append(
+            {
+                "name": f["name"],
+                "shape": [len(rows)],
+                "datatype": "FP64" if numeric else "BYTES",
+                "data": [r.get(f["name"]) for r in rows],
+            }
+        )
+    return {"id": "req-1", "inputs": inputs}
+
+
+def test_v2_metadata_and_ready(client: TestClient) -> None:
+    meta = client.get("/v2/models/houseprice").json()
+    assert meta["name"] == "houseprice" and meta["versions"] == ["test-1"]
+    assert {i["name"]: i["datatype"] for i in meta["inputs"]} == {
+        "living_area": "FP64",
+        "lot_area": "FP64",
+        "neighborhood": "BYTES",
+        "garage_type": "BYTES",
+    }
+    assert meta["outputs"] == [{"name": "price", "datatype": "FP64", "shape": [-1]}]
+    assert client.get("/v2/models/houseprice/ready").json() == {"name": "houseprice", "ready": True}
+    r = client.get("/v2/models/other/ready")
+    assert r.status_code == 404 and "other" in r.json()["error"]
+
+
+def test_v2_infer_matches_predict(client: TestClient) -> None:
+    rows: list[dict[str, Any]] = [
+        HOUSE,
+        {"living_area": 2400, "lot_area": None, "neighborhood": "NoRidge"},
+    ]
+    r = client.post("/v2/models/houseprice/infer", json=v2_request(rows))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model_name"] == "houseprice" and body["id"] == "req-1"
+    (out,) = body["outputs"]
+    assert out["name"] == "price" and out["datatype"] == "FP64" and out["shape"] == [2]
+    expected = client.post("/predict", json={"instances": rows}).json()["prices"]
+    assert out["data"] == expected
+    # [n, 1] tensors given as nested lists are accepted too
+    req = v2_request(rows)
+    for t in req["inputs"]:
+        t["shape"] = [2, 1]
+        t["data"] = [[v] for v in t["data"]]
+    assert (
+        client.post("/v2/models/houseprice/infer", json=req).json()["outputs"][0]["data"]
+        == expected
+    )
+
+
+def test_v2_infer_errors_are_400_with_a_message(client: TestClient) -> None:
+    def call(req: dict[str, Any], name: str = "houseprice") -> tuple[int, str]:
+        r = client.post(f"/v2/models/{name}/infer", json=req)
+        return r.status_code, r.json()["error"]
+
+    good = v2_request([HOUSE])
+    bad_type = v2_request([{**HOUSE, "living_area": True}])
+    assert call(bad_type) == (400, "input 'living_area' element 0: Input should be a valid number")
+    wrong_dtype = v2_request([HOUSE])
+    wrong_dtype["inputs"][2]["datatype"] = "FP64"
+    assert call(wrong_dtype)[0] == 400 and "expected BYTES" in call(wrong_dtype)[1]
+    shape = v2_request([HOUSE])
+    shape["inputs"][0]["shape"] = [3]
+    assert call(shape)[0] == 400 and "shape" in call(shape)[1]
+    unknown = v2_request([HOUSE])
+    unknown["inputs"][0]["name"] = "pool"
+    assert call(unknown)[0] == 400 and "unknown input 'pool'" in call(unknown)[1]
+    ragged = v2_request([HOUSE])
+    ragged["inputs"][0]["data"] = [1500, 1600]
+    ragged["inputs"][0]["shape"] = [2]
+    assert call(ragged)[0] == 400 and "different lengths" in call(ragged)[1]
+    missing = v2_request([HOUSE])
+    del missing["inputs"][0]  # living_area is required
+    assert call(missing)[0] == 400 and "living_area" in call(missing)[1]
+    assert call({**good, "outputs": [{"name": "rent"}]})[0] == 400
+    assert call({"inputs": "x"})[0] == 400
+    assert call(good, name="other")[0] == 404
+    r = client.post(
+        "/v2/models/houseprice/infer", content=b"{", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400 and "error" in r.json()
+
+
+# --- docs, OpenAPI, logs -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_use_only_local_assets(client: TestClient, page: str) -> None:
+    r = client.get(page)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)""", r.text)
+    assert urls, r.text
+    assert all(u.startswith("/static/") for u in urls), urls
+    assert "https://" not in r.text.replace("https://swagger.io", "")  # no CDN at all
+    for u in urls:
+        asset = client.get(u)
+        assert asset.status_code == 200 and len(asset.content) > 500, u
+
+
+def test_openapi_documents_the_models_own_fields(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    body = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    refs = [s["$ref"] for s in body["schema"]["oneOf"]]
+    assert refs == ["#/components/schemas/House", "#/components/schemas/HouseBatch"]
+    assert body["example"] == {
+        "living_area": 1500,
+        "lot_area": 9500,
+        "neighborhood": "NAmes",
+        "garage_type": "Attchd",
+    }
+    house = doc["components"]["schemas"]["House"]
+    assert house["additionalProperties"] is False
+    assert set(house["required"]) == {"living_area", "neighborhood"}
+    living = house["properties"]["living_area"]
+    assert living["type"] == "number" and living["minimum"] == 1 and living["maximum"] == 20000
+    assert "sq ft" in living["description"] and living["x-unit"] == "sq ft"
+    hood = house["properties"]["neighborhood"]
+    assert "NAmes" in hood["examples"] and "NAmes" in hood["description"]
+    lot = house["properties"]["lot_area"]
+    assert {"type": "null"} in lot["anyOf"]  # optional and nullable
+    batch = doc["components"]["schemas"]["HouseBatch"]["properties"]["instances"]
+    assert batch["maxItems"] == 50 and batch["minItems"] == 1
+    for path in (
+        "/predict",
+        "/model",
+        "/health/ready",
+        "/admin/reload",
+        "/metrics",
+        "/drift",
+        "/feedback",
+        "/v2/models/{name}",
+        "/v2/models/{name}/ready",
+        "/v2/models/{name}/infer",
+    ):
+        assert path in doc["paths"], path
+    assert "/docs" not in doc["paths"]
+
+
+def test_one_json_access_line_per_request_without_body_or_token(
+    artifact: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with make_client(artifact) as c:
+        capfd.readouterr()
+        c.post(
+            "/predict",
+            json={**HOUSE, "neighborhood": "SecretVille"},
+            headers={"x-request-id": "rid-1"},
+        )
+        c.post("/admin/reload", headers={"authorization": "Bearer not-the-token"})
+    err = capfd.readouterr().err
+    lines = [json.loads(x) for x in err.splitlines() if x.startswith("{")]
+    access = [x for x in lines if x["logger"] == "houseprice.access"]
+    assert [x["path"] for x in access] == ["/predict", "/admin/reload"]
+    first = access[0]
+    assert first["method"] == "POST" and first["status"] == 200 and first["request_id"] == "rid-1"
+    assert first["latency_ms"] > 0
+    assert access[1]["status"] == 403
+    assert "SecretVille" not in err and "not-the-token" not in err

@@ -1,0 +1,260 @@
+"""Unit tests of the service's pieces that need no model: settings, metrics, auth, schema."""
+
+from __future__ import annotations
+
+import math
+import re
+import signal
+from typing import Any
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from pydantic import ValidationError
+
+from app.metrics import PRICE_BUCKETS, BulkHistogram, Metrics
+from app.schemas import FeatureSpec, build_request_schema, error_list
+from app.settings import Settings, SettingsError
+from app.state import Service
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+def test_settings_defaults_are_the_documented_ones() -> None:
+    s = Settings.from_env({})
+    assert s == Settings()
+    assert (s.model_path, s.host, s.port, s.log_level) == (
+        "artifacts/model.joblib",
+        "127.0.0.1",
+        8000,
+        "info",
+    )
+    assert (s.max_batch_size, s.max_body_bytes) == (10_000, 16 * 1024 * 1024)
+    assert s.admin_token is None and s.model_signing_key is None
+    assert (s.drift_window, s.drift_min_samples, s.drift_psi_threshold) == (1000, 200, 0.25)
+    assert s.monitoring_enabled is True
+
+
+def test_settings_read_every_variable() -> None:
+    env = {
+        "MODEL_PATH": "/m/x.joblib",
+        "MODEL_SIGNING_KEY": "s1gn-k3y",
+        "HOST": "0.0.0.0",
+        "PORT": "9000",
+        "LOG_LEVEL": "WARNING",
+        "MAX_BATCH_SIZE": "5",
+        "MAX_BODY_BYTES": "1024",
+        "ADMIN_TOKEN": "adm1n-s3cret",
+        "DRIFT_WINDOW": "50",
+        "DRIFT_MIN_SAMPLES": "10",
+        "DRIFT_PSI_THRESHOLD": "0.1",
+        "MONITORING_ENABLED": "false",
+    }
+    s = Settings.from_env(env)
+    assert s == Settings(
+        model_path="/m/x.joblib",
+        model_signing_key="s1gn-k3y",
+        host="0.0.0.0",
+        port=9000,
+        log_level="warning",
+        max_batch_size=5,
+        max_body_bytes=1024,
+        admin_token="adm1n-s3cret",
+        drift_window=50,
+        drift_min_samples=10,
+        drift_psi_threshold=0.1,
+        monitoring_enabled=False,
+    )
+    assert "adm1n-s3cret" not in repr(s) and "s1gn-k3y" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"MAX_BATCH_SIZE": "10k"}, "MAX_BATCH_SIZE"),
+        ({"MAX_BATCH_SIZE": "0"}, "MAX_BATCH_SIZE"),
+        ({"PORT": "-1"}, "PORT"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+        ({"MONITORING_ENABLED": "maybe"}, "MONITORING_ENABLED"),
+        ({"DRIFT_PSI_THRESHOLD": "nan"}, "DRIFT_PSI_THRESHOLD"),
+        ({"DRIFT_PSI_THRESHOLD": "-1"}, "DRIFT_PSI_THRESHOLD"),
+        ({"DRIFT_WINDOW": "100", "DRIFT_MIN_SAMPLES": "200"}, "DRIFT_MIN_SAMPLES"),
+    ],
+)
+def test_settings_errors_name_the_variable(env: dict[str, str], name: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env(env)
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def _samples(text: str, prefix: str) -> dict[str, float]:
+    out = {}
+    for line in text.splitlines():
+        if (
+            line.startswith(prefix + "_bucket")
+            or line.startswith(prefix + "_sum")
+            or line.startswith(prefix + "_count")
+        ):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+def test_bulk_histogram_equals_prometheus_histogram_observing_one_by_one() -> None:
+    rng = np.random.default_rng(1)
+    values = np.concatenate(
+        [rng.lognormal(12, 0.5, 500), np.asarray(PRICE_BUCKETS)[:5], [1e7, 0.0]]
+    )  # values exactly on a bound must fall in that bucket (le is inclusive)
+    reference = CollectorRegistry()
+    h = Histogram("p", "p", ["v"], buckets=PRICE_BUCKETS, registry=reference)
+    for x in values:
+        h.labels("a").observe(float(x))
+    bulk_registry = CollectorRegistry()
+    bulk = BulkHistogram("p", "p", "v", PRICE_BUCKETS)
+    bulk_registry.register(bulk)
+    bulk.observe_many("a", values[:300])
+    bulk.observe_many("a", values[300:])
+    want = _samples(generate_latest(reference).decode(), "p")
+    got = _samples(generate_latest(bulk_registry).decode(), "p")
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-12), key
+
+
+def test_two_apps_have_separate_registries() -> None:
+    a, b = Metrics(), Metrics()
+    a.predictions.labels("x").inc(3)
+    assert b"houseprice_predictions_total{" not in generate_latest(b.registry)
+    assert b'houseprice_predictions_total{model_version="x"} 3.0' in generate_latest(a.registry)
+
+
+def test_latency_buckets_start_at_a_tenth_of_a_millisecond() -> None:
+    m = Metrics()
+    m.observe_request("GET", "/x", 200, 0.00005, 0, 10)
+    text = generate_latest(m.registry).decode()
+    line = re.search(r'houseprice_http_request_duration_seconds_bucket\{le="0.0001".*', text)
+    assert line is not None and line.group(0).endswith(" 1.0")
+    assert 'le="2.5"' in text
+
+
+# --- admin auth --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "header", "expected"),
+    [
+        ("t0k", None, 401),
+        ("t0k", "t0k", 401),
+        ("t0k", "Token t0k", 401),
+        ("t0k", "Bearer", 401),
+        ("t0k", "Bearer wrong", 403),
+        ("t0k", "Bearer t0k", None),
+        ("t0k", "bearer t0k", None),
+        (None, "Bearer t0k", 403),
+    ],
+)
+def test_check_admin(token: str | None, header: str | None, expected: int | None) -> None:
+    svc = Service(Settings(admin_token=token))
+    assert svc.check_admin(header) == expected
+
+
+# --- request schema ----------------------------------------------------------------------------
+
+SPECS = [
+    FeatureSpec.from_metadata(e)
+    for e in [
+        {
+            "name": "area",
+            "kind": "numeric",
+            "unit": "sq ft",
+            "description": "Area",
+            "required": True,
+            "bounds": [1, 100],
+            "min": 10,
+            "max": 90,
+            "example": 50,
+        },
+        {"name": "rooms", "kind": "numeric", "required": False, "example": 3},
+        {
+            "name": "town",
+            "kind": "categorical",
+            "required": True,
+            "categories": ["A", "B"],
+            "example": "A",
+        },
+    ]
+]
+
+
+def test_feature_spec_reads_metadata() -> None:
+    area, rooms, town = SPECS
+    assert (area.lo, area.hi, area.bounds, area.required) == (10.0, 90.0, (1.0, 100.0), True)
+    assert (rooms.lo, rooms.hi, rooms.bounds) == (-math.inf, math.inf, None)
+    assert town.categories == {"A", "B"}
+    with pytest.raises(ValueError, match="kind"):
+        FeatureSpec.from_metadata({"name": "x", "kind": "text"})
+    with pytest.raises(ValueError, match="'kind'"):
+        FeatureSpec.from_metadata({"name": "x"})
+
+
+def test_schema_validates_one_house_and_batches() -> None:
+    schema = build_request_schema(SPECS, max_batch_size=2)
+    rows, batch = schema.validate(b'{"area": 5, "town": "Z"}')
+    assert not batch and rows[0].model_dump() == {"area": 5.0, "rooms": None, "town": "Z"}
+    rows, batch = schema.validate(
+        b'{"instances": [{"area": 5, "town": "A"}, {"area": 6.5, "town": "B"}]}'
+    )
+    assert batch and [r.area for r in rows] == [5.0, 6.5]  # type: ignore[attr-defined]
+    # a category value that happens to be "instances" is still one house
+    rows, batch = schema.validate(b'{"area": 5, "town": "instances"}')
+    assert not batch and rows[0].town == "instances"  # type: ignore[attr-defined]
+    for body, loc in [
+        (b'{"instances": [{"area": 5, "town": "A"}] , "x": 1}', ["body", "x"]),
+        (b'{"instances": [{}, {}, {}]}', ["body", "instances"]),
+        (b'{"area": 101, "town": "A"}', ["body", "area"]),
+        (b'{"area": 0.5, "town": "A"}', ["body", "area"]),
+    ]:
+        with pytest.raises(ValidationError) as info:
+            schema.validate(body)
+        assert any(e["loc"][: len(loc)] == loc for e in error_list(info.value)), body
+
+
+def test_schema_example_row_is_valid() -> None:
+    schema = build_request_schema(SPECS, max_batch_size=10)
+    assert schema.example == {"area": 50, "rooms": 3, "town": "A"}
+    schema.house.model_validate(schema.example)
+
+
+# --- SIGTERM hook ------------------------------------------------------------------------------
+
+
+class FakeServer:
+    """Stands in for uvicorn.Server: records the signal like its ``handle_exit`` does."""
+
+    def __init__(self) -> None:
+        self.should_exit = False
+        self._captured_signals: list[int] = []
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self._captured_signals.append(sig)
+        self.should_exit = True
+
+
+def test_sigterm_hook_flips_readiness_chains_to_uvicorn_and_exits_cleanly() -> None:
+    from app.main import _install_sigterm_hook
+
+    server = FakeServer()
+    svc = Service(Settings())
+    old = signal.signal(signal.SIGTERM, server.handle_exit)
+    try:
+        _install_sigterm_hook(svc)
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler)
+        handler(signal.SIGTERM, None)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert svc.holder.shutting_down and not svc.holder.ready
+    assert server.should_exit  # uvicorn still drains and stops
+    assert server._captured_signals == []  # ... but does not re-raise SIGTERM (exit 0, not 143)
