@@ -104,7 +104,8 @@ def solve_normal_equations(G: FloatArray, q: FloatArray, alpha: float = 0.0) -> 
     return np.asarray(np.linalg.lstsq(A, q, rcond=None)[0], dtype=np.float64)
 
 
-def _check_predict_X(est: BaseEstimator, X: ArrayLike) -> FloatArray:
+def check_predict_input(est: BaseEstimator, X: ArrayLike) -> FloatArray:
+    """X for ``predict``: fitted estimator, finite 2-D floats, as many features as in fit."""
     check_is_fitted(est, "coef_")
     Xa = check_array(X)
     n_in: int = getattr(est, "n_features_in_")  # noqa: B009 - set by fit
@@ -268,7 +269,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
     def predict(self, X: ArrayLike) -> FloatArray:
         """ŷ = Xw + b."""
-        Xa = _check_predict_X(self, X)
+        Xa = check_predict_input(self, X)
         return np.asarray(Xa @ self.coef_ + self.intercept_, dtype=np.float64)
 
 
@@ -412,7 +413,7 @@ class ElasticNet(RegressorMixin, BaseEstimator):
 
     def predict(self, X: ArrayLike) -> FloatArray:
         """ŷ = Xw + b."""
-        Xa = _check_predict_X(self, X)
+        Xa = check_predict_input(self, X)
         return np.asarray(Xa @ self.coef_ + self.intercept_, dtype=np.float64)
 
 
