@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from model import metrics
 from model.base import BaseEstimator, NotFittedError, check_is_fitted, clone
 
 IntArray = NDArray[np.intp]
@@ -188,68 +189,46 @@ class Scorer:
     """A metric ``metric(y_true, y_pred)`` applied to an estimator's predictions.
 
     ``greater_is_better`` tells a search which way is up; scores are reported in the metric's
-    own units (an RMSE stays a positive number of dollars), never negated.
+    own units (an RMSE stays a positive number of dollars), never negated. ``metric=None``
+    means the estimator's own ``score`` (R² for regressors, accuracy for classifiers).
     """
 
     name: str
-    metric: Metric
+    metric: Metric | None
     greater_is_better: bool = True
 
     def __call__(self, estimator: Any, X: Any, y: Any) -> float:
+        if self.metric is None:
+            return float(estimator.score(X, y))
         return float(self.metric(y, estimator.predict(X)))
 
 
-class _EstimatorScore(Scorer):
-    """The estimator's own ``score`` (R² for regressors, accuracy for classifiers)."""
-
-    def __call__(self, estimator: Any, X: Any, y: Any) -> float:
-        return float(estimator.score(X, y))
-
-
-def _metrics_function(name: str) -> Metric:
-    # Imported late: model.metrics is a sibling module and only needed when scoring.
-    from model import metrics
-
-    func = getattr(metrics, name, None)
-    if func is None:
-        raise ValueError(f"model.metrics has no function {name!r}")
-    return func  # type: ignore[no-any-return,unused-ignore]
-
-
-def _rmse(y_true: Any, y_pred: Any) -> float:
-    """√MSE: the typical error in the target's own units."""
-    return math.sqrt(_metrics_function("mean_squared_error")(y_true, y_pred))
-
-
-def _rmse_log(y_true: Any, y_pred: Any) -> float:
+def rmse_log(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """√mean((log y − log ŷ)²): a relative error, so a cheap and a dear house weigh the same."""
     yt = np.asarray(y_true, dtype=np.float64)
     yp = np.asarray(y_pred, dtype=np.float64)
     if (yt <= 0).any() or (yp <= 0).any():
         raise ValueError("rmse_log needs positive targets and predictions")
-    return _rmse(np.log(yt), np.log(yp))
+    return metrics.root_mean_squared_error(np.log(yt), np.log(yp))
 
 
-def _from_metrics(function_name: str) -> Metric:
-    def metric(y_true: Any, y_pred: Any) -> float:
-        return float(_metrics_function(function_name)(y_true, y_pred))
-
-    metric.__name__ = function_name
-    return metric
+def _f1_macro(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    return metrics.f1_score(y_true, y_pred, average="macro")
 
 
 #: name -> (metric, greater_is_better)
 _SCORERS: dict[str, tuple[Metric, bool]] = {
-    "mse": (_from_metrics("mean_squared_error"), False),
-    "rmse": (_rmse, False),
-    "rmse_log": (_rmse_log, False),
-    "mae": (_from_metrics("mean_absolute_error"), False),
-    "mape": (_from_metrics("mean_absolute_percentage_error"), False),
-    "r2": (_from_metrics("r2_score"), True),
-    "accuracy": (_from_metrics("accuracy_score"), True),
-    "precision": (_from_metrics("precision_score"), True),
-    "recall": (_from_metrics("recall_score"), True),
-    "f1": (_from_metrics("f1_score"), True),
+    "mse": (metrics.mean_squared_error, False),
+    "rmse": (metrics.root_mean_squared_error, False),
+    "rmse_log": (rmse_log, False),
+    "mae": (metrics.mean_absolute_error, False),
+    "mape": (metrics.mean_absolute_percentage_error, False),
+    "r2": (metrics.r2_score, True),
+    "accuracy": (metrics.accuracy_score, True),
+    "precision": (metrics.precision_score, True),
+    "recall": (metrics.recall_score, True),
+    "f1": (metrics.f1_score, True),
+    "f1_macro": (_f1_macro, True),
 }
 
 SCORER_NAMES = tuple(sorted(_SCORERS))
@@ -264,7 +243,7 @@ def get_scorer(scoring: str | Metric | Scorer | None) -> Scorer:
     if isinstance(scoring, Scorer):
         return scoring
     if scoring is None:
-        return _EstimatorScore("score", _rmse, True)  # metric unused: __call__ is overridden
+        return Scorer("score", None, True)
     if isinstance(scoring, str):
         if scoring not in _SCORERS:
             raise ValueError(f"unknown scoring {scoring!r}; known: {list(SCORER_NAMES)}")

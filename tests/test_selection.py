@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 from sklearn import linear_model as sk_linear
+from sklearn import metrics as sk_metrics
 from sklearn import model_selection as sk_ms
-from sklearn.datasets import load_diabetes
+from sklearn.datasets import load_diabetes, load_iris
 
 from model.base import BaseEstimator, NotFittedError, check_X_y
 from model.selection import (
@@ -21,8 +22,10 @@ from model.selection import (
     cross_validate,
     get_scorer,
     parameter_grid,
+    rmse_log,
     train_test_split,
 )
+from model.tree import DecisionTreeClassifier
 
 
 class CenteredRidge(BaseEstimator):
@@ -195,10 +198,26 @@ def test_cross_validate_r2_matches_sklearn(diabetes: Any) -> None:
 def test_rmse_log_is_rmse_of_logs() -> None:
     y, p = np.array([100.0, 200.0, 400.0]), np.array([110.0, 180.0, 400.0])
     expected = math.sqrt(np.mean((np.log(y) - np.log(p)) ** 2))
-    assert get_scorer("rmse_log").metric(y, p) == pytest.approx(expected, rel=1e-12)
+    assert rmse_log(y, p) == pytest.approx(expected, rel=1e-12)
+    assert get_scorer("rmse_log").metric is rmse_log
     assert not get_scorer("rmse_log").greater_is_better
     with pytest.raises(ValueError, match="positive"):
-        get_scorer("rmse_log").metric(y, -p)
+        rmse_log(y, -p)
+
+
+def test_classification_scoring_and_default_score() -> None:
+    X, y = load_iris(return_X_y=True)
+    cv = KFold(3, shuffle=True, random_state=0)
+    tree = DecisionTreeClassifier(max_depth=2, random_state=0)
+    out = cross_validate(tree, X, y, cv=cv, scoring=["accuracy", "f1_macro", None])
+    for k, (tr, te) in enumerate(cv.split(X)):
+        p = DecisionTreeClassifier(max_depth=2, random_state=0).fit(X[tr], y[tr]).predict(X[te])
+        assert out["accuracy"]["folds"][k] == pytest.approx(sk_metrics.accuracy_score(y[te], p))
+        assert out["f1_macro"]["folds"][k] == pytest.approx(
+            sk_metrics.f1_score(y[te], p, average="macro")
+        )
+    # None is the estimator's own score: accuracy for a classifier
+    np.testing.assert_array_equal(out["score"]["folds"], out["accuracy"]["folds"])
 
 
 def test_scoring_errors() -> None:
