@@ -48,6 +48,12 @@ def _as_category(v: Any) -> Any:
     return str(v)
 
 
+def _as_categories(col: NDArray[Any]) -> NDArray[Any]:
+    out = np.empty(len(col), dtype=object)
+    out[:] = [_as_category(v) for v in col.tolist()]
+    return out
+
+
 def _kind(col: NDArray[Any]) -> str:
     return NUMERIC if col.dtype.kind in "biuf" else CATEGORICAL
 
@@ -106,27 +112,17 @@ class ColumnTransformer(ValidatedTransform, TransformerMixin, NamedEstimatorsMix
         if missing:
             raise ValueError(f"X: missing required column(s) {missing}; got {sorted(cols)}")
 
-    def _block(self, cols: Columns, names: Sequence[str], kinds: Sequence[str]) -> NDArray[Any]:
+    @staticmethod
+    def _block(cols: Columns, names: Sequence[str], numeric: bool) -> NDArray[Any]:
         """The 2-D input of one transformer, validated once here."""
-        n = len(cols[names[0]])
-        if all(k == NUMERIC for k in kinds):
-            block = np.empty((n, len(names)), dtype=np.float64)
-            try:
-                for j, c in enumerate(names):
-                    block[:, j] = cols[c]
-            except (TypeError, ValueError):
-                # a string where a number belongs: let the validator name the column
-                raw = np.column_stack([np.asarray(cols[c], dtype=object) for c in names])
-                return check_array(raw, allow_nan=True, feature_names=names)
-            return check_array(block, allow_nan=True, feature_names=names)
-        block = np.empty((n, len(names)), dtype=object)
-        for j, c in enumerate(names):
-            col = cols[c]
-            if col.dtype == object:
-                block[:, j] = col
-            else:
-                block[:, j] = [_as_category(v) for v in col.tolist()]
-        return block
+        if numeric:
+            # float columns stack without conversion; anything else is converted (or
+            # refused, naming the column) by the validator
+            return check_array(
+                np.array([cols[c] for c in names]).T, allow_nan=True, feature_names=names
+            )
+        parts = [cols[c] if cols[c].dtype == object else _as_categories(cols[c]) for c in names]
+        return np.array(parts, dtype=object).T
 
     def fit(self, X: Any, y: Any = None) -> Self:
         self.fit_transform(X, y)
@@ -158,10 +154,10 @@ class ColumnTransformer(ValidatedTransform, TransformerMixin, NamedEstimatorsMix
                         f"ColumnTransformer: {name!r} passes through categorical column(s) "
                         f"{categorical}; encode them (e.g. OneHotEncoder) to get numbers"
                     )
-                out = self._block(cols, names, kinds)
+                out = self._block(cols, names, numeric=True)
                 fitted.append((name, PASSTHROUGH, names))
             else:
-                block = self._block(cols, names, kinds)
+                block = self._block(cols, names, all(k == NUMERIC for k in kinds))
                 est = clone(est)
                 try:
                     out = est.fit_transform(block, y)
@@ -181,6 +177,9 @@ class ColumnTransformer(ValidatedTransform, TransformerMixin, NamedEstimatorsMix
         if not outputs:
             raise ValueError("ColumnTransformer: every column was dropped; nothing to output")
         self.transformers_ = fitted
+        self.numeric_blocks_ = [
+            all(self.column_kinds_[c] == NUMERIC for c in names) for _, _, names in fitted
+        ]
         widths = [o.shape[1] for o in outputs]
         stops = np.cumsum(widths).tolist()
         self.output_slices_ = [
@@ -199,11 +198,10 @@ class ColumnTransformer(ValidatedTransform, TransformerMixin, NamedEstimatorsMix
         self._require(cols, self.required_columns_)
         n = len(cols[self.required_columns_[0]])
         out = np.empty((n, self.n_features_out_), dtype=np.float64)
-        kinds = self.column_kinds_
-        for (name, est, names), (start, stop) in zip(
-            self.transformers_, self.output_slices_, strict=True
+        for (name, est, names), (start, stop), numeric in zip(
+            self.transformers_, self.output_slices_, self.numeric_blocks_, strict=True
         ):
-            block = self._block(cols, names, [kinds[c] for c in names])
+            block = self._block(cols, names, numeric)
             if est == PASSTHROUGH:
                 out[:, start:stop] = block
                 continue

@@ -14,7 +14,7 @@ the order "impute, then scale" or "scale, then impute" both work.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import combinations, combinations_with_replacement, repeat
+from itertools import chain, combinations, combinations_with_replacement, repeat
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -288,21 +288,25 @@ class OneHotEncoder(Transformer):
                 uniq = np.array(list(self.categories[j]), dtype=X.dtype)
             cats.append(uniq)
         self.categories_ = cats
-        self.category_index_: list[dict[Any, int]] = [
-            {v: i for i, v in enumerate(c.tolist())} for c in cats
-        ]
         sizes = [len(c) for c in cats]
-        self.offsets_ = np.concatenate(([0], np.cumsum(sizes)))
+        self.offsets_ = np.concatenate(([0], np.cumsum(sizes))).astype(np.intp)
+        # value -> its output column (offset of the input column + rank of the category)
+        self.category_index_: list[dict[Any, int]] = [
+            {v: int(start) + i for i, v in enumerate(c.tolist())}
+            for start, c in zip(self.offsets_, cats, strict=False)
+        ]
         return self
 
     def _transform(self, X: NDArray[Any]) -> FloatArray:
-        n = X.shape[0]
+        n, k = X.shape
+        # map() runs the dict lookups in C, column by column; -1 marks unknown or missing.
+        lookups = chain.from_iterable(
+            map(index.get, X[:, j], repeat(-1, n)) for j, index in enumerate(self.category_index_)
+        )
+        codes = np.fromiter(lookups, dtype=np.intp, count=n * k).reshape(k, n)
+        col, row = np.nonzero(codes >= 0)
         out = np.zeros((n, int(self.offsets_[-1])), dtype=np.float64)
-        for j, lookup in enumerate(self.category_index_):
-            # map() runs the dict lookups in C; -1 marks unknown or missing -> no 1 written.
-            idx = np.fromiter(map(lookup.get, X[:, j], repeat(-1, n)), dtype=np.intp, count=n)
-            rows = np.flatnonzero(idx >= 0)
-            out[rows, self.offsets_[j] + idx[rows]] = 1.0
+        out[row, codes[col, row]] = 1.0
         return out
 
     def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> list[str]:
@@ -391,7 +395,7 @@ class LogTransformer(Transformer):
         return self
 
     def _check_domain(self, X: NDArray[Any]) -> None:
-        block = X[:, self.columns_]
+        block = X if self.columns_.size == X.shape[1] else X[:, self.columns_]
         bad = block <= -1.0
         if bad.any():
             j = int(self.columns_[np.flatnonzero(bad.any(axis=0))[0]])
@@ -402,6 +406,8 @@ class LogTransformer(Transformer):
 
     def _transform(self, X: NDArray[Any]) -> FloatArray:
         self._check_domain(X)
+        if self.columns_.size == X.shape[1]:
+            return np.log1p(X)
         out = np.array(X, dtype=np.float64, copy=True)
         out[:, self.columns_] = np.log1p(X[:, self.columns_])
         return out
