@@ -66,7 +66,8 @@ def lloyd(
     """
     k = centers.shape[0]
     n_iter = 0
-    for n_iter in range(1, max_iter + 1):  # noqa: B007 (n_iter is reported)
+    while n_iter < max_iter:
+        n_iter += 1
         d2 = squared_distances(X, centers)
         labels = np.argmin(d2, axis=1)
         counts = np.bincount(labels, minlength=k)

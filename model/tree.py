@@ -15,6 +15,12 @@ gives the children's impurity for *every* threshold of *every* feature in a few 
 operations; the best split maximises ``(Σ_L y)²/n_L + (Σ_R y)²/n_R`` (resp. the class-count
 analogue). Thresholds are midpoints between consecutive distinct values, as in scikit-learn.
 
+A node stays a leaf when it is pure, is at ``max_depth``, holds fewer than
+``min_samples_split`` rows, or has no threshold leaving ``min_samples_leaf`` rows on each
+side. Several splits may score exactly the same (two features ordering the rows alike);
+features are scanned in an order drawn from ``random_state`` and the first best wins, so
+ties are broken at random like scikit-learn's, and reproducibly for a fixed seed.
+
 The fitted tree is kept as flat arrays indexed by node number (``children_left_``,
 ``feature_``, ``threshold_``, ``value_``...), not as Python node objects: ``predict`` moves all
 rows down one level per step with array indexing, and the fitted model pickles as a few arrays.
