@@ -19,6 +19,7 @@ suffer when y has a large mean (house prices do).
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Literal, NamedTuple, Self
 
@@ -116,6 +117,48 @@ def check_predict_input(est: BaseEstimator, X: ArrayLike) -> FloatArray:
     return Xa
 
 
+def _gd_map(s: SufficientStats, alpha: float, eta: float, fit_intercept: bool) -> FloatArray:
+    """One epoch of full-batch gradient descent as a matrix M acting on θ = (w, b, 1).
+
+    The article's update is w -= η·∂J/∂w, b -= η·∂J/∂b with ∂J/∂w = -(2/n) Σ xᵢrᵢ + (2α/n)w
+    and ∂J/∂b = -(2/n) Σ rᵢ, rᵢ = yᵢ - xᵢᵀw - b. Writing xᵢ = xcᵢ + x̄ and rᵢ = rcᵢ - δ, with
+    δ = x̄ᵀw + b - ȳ and Σ rcᵢ = 0, the sums become Σ xᵢrᵢ = q - Gw - n·x̄δ and Σ rᵢ = -nδ:
+
+        w ← w - η[(2/n)(Gw - q) + 2x̄δ + (2α/n)w],     b ← b - 2ηδ,
+
+    which is linear in (w, b, 1). So an epoch is one (d+2)² product instead of a pass over
+    the n rows, and its iterates are the per-row loop's up to rounding.
+    """
+    n, d = s.n, s.q.shape[0]
+    M = np.eye(d + 2)
+    M[:d, :d] -= eta * (2.0 / n * s.G + 2.0 * np.outer(s.x_mean, s.x_mean))
+    M[:d, :d] -= eta * 2.0 * alpha / n * np.eye(d)
+    M[:d, d] = -2.0 * eta * s.x_mean
+    M[:d, d + 1] = eta * (2.0 / n * s.q + 2.0 * s.y_mean * s.x_mean)
+    if fit_intercept:
+        M[d, :d] = -2.0 * eta * s.x_mean
+        M[d, d] = 1.0 - 2.0 * eta
+        M[d, d + 1] = 2.0 * eta * s.y_mean
+    return M
+
+
+def _cost_form(s: SufficientStats, alpha: float) -> tuple[FloatArray, FloatArray]:
+    """Q and v such that n·J(θ) = θᵀQθ + n(vᵀθ)² for θ = (w, b, 1).
+
+    Σ rcᵢ² = ycᵀyc - 2wᵀq + wᵀGw for the centred residuals rc = yc - Xcw, and the mean
+    residual δ = vᵀθ = x̄ᵀw + b - ȳ adds nδ² (the cross term vanishes because Σ rcᵢ = 0).
+    Keeping the means in δ avoids the cancellation of yᵀy against (Xw + b)ᵀy when ȳ is
+    large (house prices).
+    """
+    d = s.q.shape[0]
+    Q = np.zeros((d + 2, d + 2))
+    Q[:d, :d] = s.G + alpha * np.eye(d)
+    Q[:d, d + 1] = Q[d + 1, :d] = -s.q
+    Q[d + 1, d + 1] = s.yy
+    v = np.concatenate([s.x_mean, [1.0, -s.y_mean]])
+    return Q, v
+
+
 class LinearRegression(RegressorMixin, BaseEstimator):
     """Least squares, ŷ = Xw + b, by one of three solvers.
 
@@ -191,72 +234,81 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         self.n_features_in_ = Xa.shape[1]
         return self
 
-    def _cost(self, s: SufficientStats, w: FloatArray, Gw: FloatArray, delta: float) -> float:
-        """(1/n)(Σ rcᵢ² + nδ² + α||w||²), where rᵢ = yᵢ - xᵢᵀw - b = rcᵢ - δ.
-
-        The residuals of the centred problem, rc = yc - Xcw, sum to zero, so the cross term
-        of Σ(rcᵢ - δ)² vanishes and the cost needs only ycᵀyc - 2wᵀq + wᵀGw.
-        """
-        sse_c = s.yy - 2.0 * float(w @ s.q) + float(w @ Gw)
-        return (max(sse_c, 0.0) + s.n * delta * delta + self._penalty() * float(w @ w)) / s.n
-
     def _descend(
         self, X: FloatArray, y: FloatArray, s: SufficientStats, alpha: float
     ) -> tuple[FloatArray, float, list[float]]:
-        """Gradient descent (full batch or mini-batch) from w = 0, b = 0.
+        """Gradient descent (full batch or mini-batch) from (w, b) = 0, recording
+        J = (1/n)(||y - Xw - b||² + α||w||²) after every epoch.
 
-        Full batch, the article's update is w -= η·∂J/∂w, b -= η·∂J/∂b with
-        ∂J/∂w = -(2/n) Σ xᵢrᵢ + (2α/n)w and ∂J/∂b = -(2/n) Σ rᵢ. Writing xᵢ = xcᵢ + x̄ and
-        rᵢ = rcᵢ - δ with δ = b + x̄ᵀw - ȳ turns the sums into Σ xᵢrᵢ = (q - Gw) - n·x̄δ and
-        Σ rᵢ = -nδ: the same iterates as the per-row loop, at O(d²) per epoch.
+        The state is θ = (w, b, 1). Full-batch epochs are run a block at a time (one
+        (d+2)² product each) and the block's costs are then computed together; the early
+        stop, the divergence check and the printing then look at the epochs in order, so
+        the result is the same as checking after every epoch.
         """
         n, d = X.shape
         eta = float(self.learning_rate)
-        w = np.zeros(d)
-        b = 0.0
+        M = _gd_map(s, alpha, eta, self.fit_intercept)
+        Q, v = _cost_form(s, alpha)
         rng = np.random.default_rng(self.random_state)
+        theta = np.zeros(d + 2)
+        theta[-1] = 1.0
         history: list[float] = []
-        Gw = s.G @ w
-        for epoch in range(int(self.n_epochs)):
-            with np.errstate(over="ignore", invalid="ignore"):
-                if self.solver == "gd":
-                    delta = b + float(s.x_mean @ w) - s.y_mean
-                    dw = -2.0 / n * (s.q - Gw) + 2.0 * delta * s.x_mean + 2.0 * alpha / n * w
-                    db = 2.0 * delta
-                    w = w - eta * dw
-                    if self.fit_intercept:
-                        b = b - eta * db
-                else:
-                    w, b = self._sgd_epoch(X, y, w, b, rng, eta, alpha)
-                Gw = s.G @ w
-                cost = self._cost(s, w, Gw, b + float(s.x_mean @ w) - s.y_mean)
-            if not np.isfinite(cost):
+        block = 256 if self.solver == "gd" else 1
+        n_epochs = int(self.n_epochs)
+        with np.errstate(over="ignore", invalid="ignore"):
+            while len(history) < n_epochs:
+                T = np.empty((min(block, n_epochs - len(history)), d + 2))
+                for i in range(T.shape[0]):
+                    if self.solver == "gd":
+                        theta = M @ theta
+                    else:
+                        theta = self._sgd_epoch(X, y, theta, rng, eta, alpha)
+                    T[i] = theta
+                delta = T @ v
+                costs = (np.einsum("ij,ij->i", T @ Q, T) + n * delta * delta) / n
+                stop = self._record(costs, history)
+                if stop is not None:
+                    theta = T[stop]
+                    break
+        return theta[:d].copy(), float(theta[d]), history
+
+    def _record(self, costs: FloatArray, history: list[float]) -> int | None:
+        """Append a block of epoch costs; the index in the block where descent must stop.
+
+        Stops when the cost fell by at most ``tol`` times its previous value; raises on a
+        non-finite cost (the steps overshoot: the learning rate is too large).
+        """
+        tiny = float(np.finfo(np.float64).tiny)
+        for i, cost in enumerate(costs.tolist()):
+            epoch = len(history) + 1
+            if not math.isfinite(cost):
                 raise ValueError(
-                    f"{self.solver} diverged at epoch {epoch + 1} (cost {cost}); lower "
+                    f"{self.solver} diverged at epoch {epoch} (cost {cost}); lower "
                     f"learning_rate (now {self.learning_rate}) or standardise X"
                 )
             history.append(cost)
-            if self.verbose and (epoch + 1) % int(self.print_every) == 0:
-                print(f"epoch {epoch + 1:>6}  cost {cost:.6g}")
-            if self.tol is not None and len(history) > 1:
+            if self.verbose and epoch % int(self.print_every) == 0:
+                print(f"epoch {epoch:>6}  cost {cost:.6g}")
+            if self.tol is not None and epoch > 1:
                 prev = history[-2]
-                if abs(prev - cost) <= self.tol * max(prev, np.finfo(np.float64).tiny):
-                    break
-        return w, b, history
+                if abs(prev - cost) <= self.tol * max(prev, tiny):
+                    return i
+        return None
 
     def _sgd_epoch(
         self,
         X: FloatArray,
         y: FloatArray,
-        w: FloatArray,
-        b: float,
+        theta: FloatArray,
         rng: np.random.Generator,
         eta: float,
         alpha: float,
-    ) -> tuple[FloatArray, float]:
-        """One pass over shuffled mini-batches; the penalty's share per step is (2α/n)w."""
+    ) -> FloatArray:
+        """One pass over shuffled mini-batches B: the full gradient with the sums over all
+        rows replaced by (n/|B|) times the sums over B; the penalty's share stays (2α/n)w."""
         n = X.shape[0]
         bs = int(self.batch_size)
+        w, b = theta[:-2].copy(), float(theta[-2])
         order = rng.permutation(n)
         for start in range(0, n, bs):
             idx = order[start : start + bs]
@@ -265,7 +317,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             w = w - eta * (-2.0 / idx.shape[0] * (Xb.T @ r) + 2.0 * alpha / n * w)
             if self.fit_intercept:
                 b = b - eta * (-2.0 / idx.shape[0] * float(r.sum()))
-        return w, b
+        return np.concatenate([w, [b, 1.0]])
 
     def predict(self, X: ArrayLike) -> FloatArray:
         """ŷ = Xw + b."""
