@@ -1,0 +1,297 @@
+"""Live drift monitor: the last ``window`` rows of every feature, and of the prediction,
+compared bucket by bucket with the reference profile that training stored in the artifact.
+
+Why buckets and a ring buffer. PSI and a binned Kolmogorov–Smirnov statistic only need the
+count of live rows in each reference bucket, so the state is the bucket index of every row in
+the window, one small-int column per feature (a ``(window, columns)`` ``uint8`` ring, wider
+only for vocabularies over 254 categories) plus the running count per bucket. Writing ``n``
+rows overwrites ``n`` ring rows and moves ``n`` counts per column from the evicted rows'
+buckets to the new rows' ones: O(n) work, O(bins) to read a score, and memory fixed at
+creation. Each column has one extra "empty" bucket that the ring's never-written slots hold,
+so the same ``bincount`` that removes evicted rows also absorbs the slots that held nothing;
+all columns' buckets sit side by side in one counts vector, so a batch costs two
+``bincount`` calls in total, not two per feature.
+
+Why micro-batches. Serving sends mostly one-row requests, and computing the bucket of one
+value costs about as much as of a hundred (the per-call overhead of
+:func:`model.drift.bin_index`). So ``update`` only queues the request's arrays (by reference,
+not copied: callers must not mutate them afterwards) and they are bucketed together once
+:data:`FLUSH_ROWS` rows wait, or when a score is read. Readers therefore always see every row
+sent, and the queue adds at most ``FLUSH_ROWS`` raw rows to the fixed memory.
+
+The maths (bucket layout, ``bin_index``, ``psi`` and its epsilon) live in :mod:`model.drift`,
+shared with training; this module only keeps the window and reads it out.
+
+Defaults (the industry rule of thumb for PSI): below 0.1 stable, 0.1–0.25 moderate, above
+0.25 significant, so ``threshold=0.25`` flags only significant shifts. Below ``min_samples``
+rows no score is reported at all: a PSI over a handful of rows is mostly sampling noise
+(under no drift its expected value is about ``(buckets - 1) / n``: 0.05 for 11 buckets and
+200 rows).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from model import drift
+
+#: The name under which the prediction's window is reported, beside the features.
+PREDICTION = "prediction"
+#: Rows queued before they are bucketed into the window (see the module docstring).
+FLUSH_ROWS = 128
+#: Kolmogorov–Smirnov critical coefficient c(α) for α = 0.05 (two samples, two-sided).
+KS_C_ALPHA = 1.358
+
+
+def ks_binned(e: NDArray[np.float64], a: NDArray[np.float64]) -> float:
+    """``D = max_k |E_k - A_k|``, the largest gap between the two cumulative shares.
+
+    ``E_k`` and ``A_k`` are the cumulative reference and live shares over the ordered
+    numeric bins (the missing bin excluded, the rest renormalised). The CDFs are only
+    compared at the bin edges, so this is a lower bound of the continuous two-sample KS
+    statistic: when it exceeds the critical value, the continuous one does too.
+    Why keep it beside PSI: it reads as "the largest fraction of rows on the wrong side
+    of some edge", and unlike PSI it has a sampling distribution, hence a critical value.
+    """
+    se, sa = float(e.sum()), float(a.sum())
+    if se <= 0.0 or sa <= 0.0:
+        return math.nan
+    return float(np.max(np.abs(np.cumsum(e) / se - np.cumsum(a) / sa)))
+
+
+def ks_critical(n: int, m: int, c_alpha: float = KS_C_ALPHA) -> float:
+    """Two-sample KS critical value ``c(α) · sqrt((n + m) / (n m))`` (α = 0.05 by default)."""
+    if n <= 0 or m <= 0:
+        return math.nan
+    return c_alpha * math.sqrt((n + m) / (n * m))
+
+
+def bin_labels(profile: Mapping[str, Any]) -> list[str]:
+    """Human-readable names of a profile's buckets, in the order of its shares.
+
+    Numeric bins are closed on the right, ``(e[i-1], e[i]]``, as :func:`model.drift.bin_index`
+    assigns them.
+    """
+    if profile["kind"] == "categorical":
+        return [str(c) for c in profile["categories"]] + ["(unseen)", "(missing)"]
+    edges = [float(v) for v in profile["edges"]]
+    if not edges:
+        return ["(all)", "(missing)"]
+    labels = [f"<= {edges[0]:g}"]
+    labels += [f"({lo:g}, {hi:g}]" for lo, hi in itertools.pairwise(edges)]
+    labels.append(f"> {edges[-1]:g}")
+    return [*labels, "(missing)"]
+
+
+class _Ring:
+    """The bucket indices of the last ``size`` rows of every column, and the counts.
+
+    Column ``j`` owns ``counts[offset[j] : offset[j] + k_j + 1]``: its ``k_j`` buckets, then
+    its "empty" bucket ``k_j``, which the unwritten ring slots hold.
+    """
+
+    def __init__(self, buckets: list[int], size: int) -> None:
+        self.k = np.asarray(buckets, dtype=np.intp)
+        self.offset = np.concatenate([[0], np.cumsum(self.k + 1)[:-1]]).astype(np.intp)
+        self.ring = np.empty((size, len(buckets)), dtype=np.min_scalar_type(int(self.k.max())))
+        self.ring[:] = self.k  # every slot empty
+        self.counts = np.zeros(int((self.k + 1).sum()), dtype=np.int64)
+        self.counts[self.offset + self.k] = size
+        self.pos = 0
+
+    def push(self, idx: NDArray[np.intp]) -> None:
+        """Write the ``(n, columns)`` bucket indices of ``n`` new rows, evicting the oldest."""
+        size = self.ring.shape[0]
+        idx = idx[-size:]  # of a batch longer than the window only its tail stays
+        n = idx.shape[0]
+        if n == 0:
+            return
+        slots = (self.pos + np.arange(n)) % size
+        total = self.counts.shape[0]
+        self.counts -= np.bincount((self.ring[slots] + self.offset).ravel(), minlength=total)
+        self.counts += np.bincount((idx + self.offset).ravel(), minlength=total)
+        self.ring[slots] = idx
+        self.pos = (self.pos + n) % size
+
+    def column(self, j: int) -> NDArray[np.int64]:
+        """The live bucket counts of column ``j`` (a copy, empty slots excluded)."""
+        lo = int(self.offset[j])
+        return self.counts[lo : lo + int(self.k[j])].copy()
+
+
+class DriftMonitor:
+    """PSI of the last ``window`` live rows against the training reference, per feature.
+
+    ``reference`` is the artifact's ``metadata["reference"]``: ``{"features": {name:
+    profile}, "prediction": profile}`` (docs/ARCHITECTURE.md, Contract 1). A feature is
+    flagged when its PSI exceeds ``threshold`` and the window holds at least
+    ``min_samples`` rows. One lock guards the queue and the window, so the monitor can be
+    shared by the request handlers of one process (threads or one event loop).
+    """
+
+    method = "psi"
+
+    def __init__(
+        self,
+        reference: dict[str, Any],
+        model_version: str,
+        window: int = 1000,
+        min_samples: int = 200,
+        threshold: float = 0.25,
+    ) -> None:
+        if window < 1:
+            raise ValueError(f"window must be at least 1, got {window}")
+        if not 1 <= min_samples <= window:
+            raise ValueError(f"min_samples must be in [1, window={window}], got {min_samples}")
+        if not threshold > 0:
+            raise ValueError(f"threshold must be positive, got {threshold}")
+        if "features" not in reference or "prediction" not in reference:
+            raise ValueError(
+                f"reference: expected keys 'features' and 'prediction', got {sorted(reference)}"
+            )
+        if PREDICTION in reference["features"]:
+            raise ValueError(f"reference: a feature may not be named {PREDICTION!r}")
+        self.reference = reference
+        self.model_version = model_version
+        self.window = window
+        self.min_samples = min_samples
+        self.threshold = threshold
+        # columns in report order: the features, then the prediction (always last)
+        self._names = [str(name) for name in reference["features"]] + [PREDICTION]
+        self._profiles = [*reference["features"].values(), reference["prediction"]]
+        self._shares = [
+            _reference_shares(n, p) for n, p in zip(self._names, self._profiles, strict=True)
+        ]
+        self._ring = _Ring([s.shape[0] for s in self._shares], window)
+        self._queue: list[list[NDArray[Any]]] = []  # per update: one array per column
+        self._queued = 0
+        self._lock = threading.Lock()
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self._names[:-1]
+
+    def update(self, columns: Mapping[str, NDArray[Any]], predictions: NDArray[Any]) -> None:
+        """Add one batch: the request's table (API feature names) and its predictions.
+
+        A reference feature absent from ``columns`` counts as missing on every row, which is
+        what the pipeline's imputer sees; columns the reference does not know are ignored.
+        """
+        y = np.asarray(predictions, dtype=np.float64).reshape(-1)
+        n = y.shape[0]
+        batch: list[NDArray[Any]] = []
+        for name, profile in zip(self._names[:-1], self._profiles[:-1], strict=True):
+            col = columns.get(name)
+            if col is None:
+                col = _missing_column(profile, n)
+            elif len(col) != n:
+                raise ValueError(
+                    f"column {name!r} has {len(col)} values but there are {n} predictions"
+                )
+            batch.append(col)
+        batch.append(y)
+        with self._lock:
+            self._queue.append(batch)
+            self._queued += n
+            if self._queued >= FLUSH_ROWS:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Bucket the queued rows, all at once per column, and push them into the ring."""
+        if not self._queue:
+            return
+        queue, self._queue, self._queued = self._queue, [], 0
+        idx = np.empty((sum(len(b[-1]) for b in queue), len(self._names)), dtype=np.intp)
+        for j, profile in enumerate(self._profiles):
+            parts = [b[j] for b in queue]
+            values = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            idx[:, j] = drift.bin_index(profile, values)
+        self._ring.push(idx)
+
+    def _score(self, j: int) -> tuple[float, NDArray[np.int64]]:
+        """PSI of column ``j`` (NaN below ``min_samples``) and its live bucket counts."""
+        counts = self._ring.column(j)
+        ready = counts.sum() >= self.min_samples
+        return (drift.psi(self._shares[j], counts) if ready else math.nan), counts
+
+    def _entry(self, j: int) -> dict[str, Any]:
+        score, counts = self._score(j)
+        profile, reference = self._profiles[j], self._shares[j]
+        samples = int(counts.sum())
+        live = counts / samples if samples else np.zeros(counts.shape[0])
+        entry: dict[str, Any] = {
+            "kind": profile["kind"],
+            "method": self.method,
+            "score": None if math.isnan(score) else score,
+            "threshold": self.threshold,
+            "drifted": bool(score > self.threshold),
+            "samples": samples,
+            "window": self.window,
+            "min_samples": self.min_samples,
+            "level": None if math.isnan(score) else drift.psi_level(score),
+            "bins": bin_labels(profile),
+            "reference_shares": reference.tolist(),
+            "live_shares": live.tolist(),
+        }
+        if profile["kind"] == "numeric":
+            # The ordered bins only: the missing bucket (last) has no place on the number line.
+            d, crit = math.nan, math.nan
+            if not math.isnan(score):
+                d = ks_binned(reference[:-1], counts[:-1].astype(np.float64))
+                n_ref = round(int(profile["count"]) * float(reference[:-1].sum()))
+                crit = ks_critical(n_ref, int(counts[:-1].sum()))
+            entry["ks"] = None if math.isnan(d) else d
+            entry["ks_critical"] = None if math.isnan(crit) else crit
+        return entry
+
+    def report(self) -> dict[str, Any]:
+        """The JSON of ``GET /drift``: the settings, then one entry per feature and one for
+        the prediction, each with its score and the shares per bucket that explain it."""
+        with self._lock:
+            self._flush()
+            entries = {name: self._entry(j) for j, name in enumerate(self._names)}
+        prediction = entries.pop(PREDICTION)
+        return {
+            "model_version": self.model_version,
+            "method": self.method,
+            "threshold": self.threshold,
+            "window": self.window,
+            "min_samples": self.min_samples,
+            "drifted": [name for name, e in entries.items() if e["drifted"]],
+            "features": entries,
+            "prediction": prediction,
+        }
+
+    def gauges(self) -> list[tuple[str, float, bool, int]]:
+        """``(feature, score, drifted, samples)`` per feature, then ``"prediction"``, for the
+        Prometheus gauges; the score is NaN while the window holds fewer than min_samples."""
+        out: list[tuple[str, float, bool, int]] = []
+        with self._lock:
+            self._flush()
+            for j, name in enumerate(self._names):
+                score, counts = self._score(j)
+                out.append((name, score, bool(score > self.threshold), int(counts.sum())))
+        return out
+
+
+def _reference_shares(name: str, profile: Mapping[str, Any]) -> NDArray[np.float64]:
+    shares = np.asarray(profile["shares"], dtype=np.float64)
+    k = drift.n_buckets(profile)
+    if shares.shape != (k,):
+        raise ValueError(
+            f"reference for {name!r}: expected {k} shares for its buckets, got {shares.size}"
+        )
+    return shares
+
+
+def _missing_column(profile: Mapping[str, Any], n: int) -> NDArray[Any]:
+    if profile["kind"] == "categorical":
+        return np.full(n, None, dtype=object)
+    return np.full(n, math.nan, dtype=np.float64)
