@@ -294,12 +294,12 @@ def _fit_and_score(
     scorers: Sequence[Scorer],
 ) -> tuple[dict[str, float], float]:
     """Fit a clone on the train rows, score it on the test rows; return scores and fit time."""
-    model = clone(estimator)
+    fitted = clone(estimator)
     start = time.perf_counter()
-    model.fit(_take(X, train), _take(y, train))
+    fitted.fit(_take(X, train), _take(y, train))
     fit_time = time.perf_counter() - start
     X_test, y_test = _take(X, test), _take(y, test)
-    return {s.name: s(model, X_test, y_test) for s in scorers}, fit_time
+    return {s.name: s(fitted, X_test, y_test) for s in scorers}, fit_time
 
 
 def _summary(values: Sequence[float]) -> dict[str, Any]:
