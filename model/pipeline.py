@@ -18,7 +18,7 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from model.base import BaseEstimator, check_is_fitted
+from model.base import BaseEstimator, NotFittedError, check_is_fitted
 from model.preprocessing import ValidatedTransform, transform_validated
 
 #: A step that does nothing; ``None`` means the same.
@@ -125,8 +125,8 @@ class Pipeline(ValidatedTransform, NamedEstimatorsMixin):
         """A step by position or name; a slice is a sub-pipeline sharing the fitted steps."""
         if isinstance(key, slice):
             sub = Pipeline(list(self.steps)[key])
-            if hasattr(self, "n_steps_fitted_"):
-                sub.n_steps_fitted_ = len(sub.steps)
+            if hasattr(self, "fitted_steps_"):
+                sub.fitted_steps_ = tuple(est for _, est in sub.steps)
             return sub
         return self.named_steps[key] if isinstance(key, str) else self.steps[key][1]
 
@@ -160,6 +160,15 @@ class Pipeline(ValidatedTransform, NamedEstimatorsMixin):
         if not _is_passthrough(last) and not hasattr(last, "fit"):
             raise ValueError(f"Pipeline: final step {name!r} has no fit method")
 
+    def _check_fitted(self) -> None:
+        """Fitted, and no step swapped since (a new step would be unfitted)."""
+        check_is_fitted(self, "fitted_steps_")
+        current = tuple(est for _, est in self.steps)
+        if len(current) != len(self.fitted_steps_) or any(
+            a is not b for a, b in zip(current, self.fitted_steps_, strict=False)
+        ):
+            raise NotFittedError("Pipeline: steps were replaced after fit; call 'fit' again")
+
     def _fit_transforms(self, X: Any, y: Any) -> Any:
         self._validate_steps()
         Xt = X
@@ -174,17 +183,18 @@ class Pipeline(ValidatedTransform, NamedEstimatorsMixin):
         return Xt
 
     def _transforms(self, X: Any, steps: Sequence[tuple[str, Any]]) -> Any:
-        """Apply fitted transforms; only the first one validates (the outer boundary)."""
+        """Apply fitted transforms; only the first one validates (the outer boundary).
+
+        The output of one of our transformers is already a clean array, so the next step
+        skips re-checking it; after a foreign step, its output goes through ``transform``.
+        """
         Xt = X
-        first = True
+        validated = False  # is Xt the output of one of our own (validating) transformers?
         for _, est in steps:
             if _is_passthrough(est):
                 continue
-            if first:
-                Xt = est.transform(Xt)
-                first = False
-            else:
-                Xt = transform_validated(est, Xt)
+            Xt = transform_validated(est, Xt) if validated else est.transform(Xt)
+            validated = isinstance(est, ValidatedTransform)
         return Xt
 
     def fit(self, X: Any, y: Any = None) -> Self:
@@ -192,13 +202,13 @@ class Pipeline(ValidatedTransform, NamedEstimatorsMixin):
         last = self._final_estimator
         if not _is_passthrough(last):
             last.fit(Xt, y)
-        self.n_steps_fitted_ = len(self.steps)
+        self.fitted_steps_ = tuple(est for _, est in self.steps)
         return self
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         Xt = self._fit_transforms(X, y)
         last = self._final_estimator
-        self.n_steps_fitted_ = len(self.steps)
+        self.fitted_steps_ = tuple(est for _, est in self.steps)
         if _is_passthrough(last):
             return Xt
         if hasattr(last, "fit_transform"):
@@ -206,12 +216,12 @@ class Pipeline(ValidatedTransform, NamedEstimatorsMixin):
         return last.fit(Xt, y).transform(Xt)
 
     def predict(self, X: Any) -> NDArray[Any]:
-        check_is_fitted(self, "n_steps_fitted_")
+        self._check_fitted()
         Xt = self._transforms(X, self.steps[:-1])
         return np.asarray(self._final_estimator.predict(Xt))
 
     def transform(self, X: Any) -> Any:
-        check_is_fitted(self, "n_steps_fitted_")
+        self._check_fitted()
         return self._transforms(X, self.steps)
 
     def _transform(self, X: Any) -> NDArray[Any]:
@@ -224,7 +234,7 @@ class Pipeline(ValidatedTransform, NamedEstimatorsMixin):
 
     def score(self, X: Any, y: Any) -> float:
         """The final estimator's own score on the transformed ``X``."""
-        check_is_fitted(self, "n_steps_fitted_")
+        self._check_fitted()
         Xt = self._transforms(X, self.steps[:-1])
         return float(self._final_estimator.score(Xt, y))
 

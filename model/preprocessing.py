@@ -104,8 +104,9 @@ class Transformer(ValidatedTransform, TransformerMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> Self:
         Xv = self._validate(X)
+        self._fit(Xv)
         self.n_features_in_ = Xv.shape[1]
-        return self._fit(Xv)
+        return self
 
     def transform(self, X: Any) -> NDArray[Any]:
         check_is_fitted(self, "n_features_in_")
@@ -119,8 +120,9 @@ class Transformer(ValidatedTransform, TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X: Any, y: Any = None) -> NDArray[Any]:
         Xv = self._validate(X)
+        self._fit(Xv)
         self.n_features_in_ = Xv.shape[1]
-        return self._fit(Xv)._transform(Xv)
+        return self._transform(Xv)
 
     def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> list[str]:
         """One output per input column, same names (overridden where that is not so)."""
@@ -181,7 +183,8 @@ class SimpleImputer(Transformer):
     def _transform(self, X: NDArray[Any]) -> NDArray[Any]:
         stats = self.statistics_
         if X.dtype != stats.dtype:
-            X = X.astype(stats.dtype)
+            # fitted on numbers, given objects (or the reverse): convert, naming a bad column
+            X = X.astype(object) if stats.dtype == object else check_array(X, allow_nan=True)
         missing = missing_mask(X)
         if not missing.any():
             return X

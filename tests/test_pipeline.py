@@ -240,3 +240,41 @@ def test_bad_steps_are_refused_with_their_name() -> None:
         Pipeline([]).fit(X, y)
     with pytest.raises(NotFittedError):
         Pipeline([("s", StandardScaler()), ("lr", LeastSquares())]).predict(X)
+
+
+def test_replacing_a_step_after_fit_needs_a_refit(
+    diabetes: tuple[NDArray[np.float64], NDArray[np.float64]],
+) -> None:
+    X, y = diabetes
+    pipe = Pipeline([("a", StandardScaler()), ("b", StandardScaler()), ("lr", LeastSquares())])
+    pipe.fit(X, y)
+    pipe.set_params(b=StandardScaler(with_mean=False))
+    with pytest.raises(NotFittedError, match="replaced after fit"):
+        pipe.predict(X)
+    assert pipe.fit(X, y).predict(X).shape == (len(y),)
+
+
+def test_foreign_steps_mix_with_ours(
+    diabetes: tuple[NDArray[np.float64], NDArray[np.float64]],
+) -> None:
+    X, y = diabetes
+    mixed = Pipeline(
+        [
+            ("ours", StandardScaler()),
+            ("theirs", sk_pre.PolynomialFeatures(2)),
+            ("lr", LeastSquares()),
+        ]
+    ).fit(X, y)
+    plain = Pipeline(
+        [
+            ("ours", StandardScaler()),
+            ("poly", PolynomialFeatures(2, include_bias=True)),
+            ("lr", LeastSquares()),
+        ]
+    ).fit(X, y)
+    np.testing.assert_allclose(mixed.predict(X), plain.predict(X), rtol=1e-9)
+    reversed_ = Pipeline(
+        [("theirs", sk_pre.StandardScaler()), ("ours", StandardScaler()), ("lr", LeastSquares())]
+    )
+    once = Pipeline([("ours", StandardScaler()), ("lr", LeastSquares())]).fit(X, y)
+    np.testing.assert_allclose(reversed_.fit(X, y).predict(X), once.predict(X), rtol=1e-9)

@@ -284,3 +284,11 @@ def test_hyperparameters_are_stored_unchanged_and_cloneable() -> None:
     ):
         copy = clone(est)
         assert type(copy) is type(est) and copy.get_params() == est.get_params()
+
+
+def test_imputer_fitted_on_numbers_names_a_text_column_at_transform() -> None:
+    imp = SimpleImputer(strategy="most_frequent").fit(np.array([[1.0, 2.0], [1.0, np.nan]]))
+    out = imp.transform(np.array([[3.0, None]], dtype=object))
+    assert out.tolist() == [[3.0, 2.0]]
+    with pytest.raises(ValueError, match="column 1 holds a non-numeric value 'x'"):
+        imp.transform(np.array([[3.0, "x"]], dtype=object))
