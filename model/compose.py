@@ -33,7 +33,7 @@ from model.base import (
     clone,
 )
 from model.pipeline import PASSTHROUGH, NamedEstimatorsMixin, check_names
-from model.preprocessing import ValidatedTransform, transform_validated
+from model.preprocessing import transform_validated
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 _DROP = "drop"
@@ -68,7 +68,7 @@ def _rename_columns(message: str, names: Sequence[str]) -> str:
     return re.sub(r"\bcolumn (\d+)\b", sub, message)
 
 
-class ColumnTransformer(ValidatedTransform, TransformerMixin, NamedEstimatorsMixin):
+class ColumnTransformer(TransformerMixin, NamedEstimatorsMixin):
     """``transformers = [(name, transformer, [column, ...]), ...]`` applied side by side.
 
     A block goes in as a 2-D float64 array (NaN for missing) when its columns were numeric
@@ -191,10 +191,10 @@ class ColumnTransformer(ValidatedTransform, TransformerMixin, NamedEstimatorsMix
 
     def transform(self, X: Any) -> FloatArray:
         check_is_fitted(self, "transformers_")
-        return self._transform(as_columns(X))
+        return self._transform_columns(as_columns(X))
 
-    def _transform(self, X: Any) -> FloatArray:
-        cols: Columns = X
+    def _transform_columns(self, cols: Columns) -> FloatArray:
+        """Each block checked once here; the fitted transformers then skip their checks."""
         self._require(cols, self.required_columns_)
         n = len(cols[self.required_columns_[0]])
         out = np.empty((n, self.n_features_out_), dtype=np.float64)
