@@ -351,11 +351,63 @@ def test_metric_names_parser_on_known_expressions() -> None:
     assert comparison_sides('m{feature!="prediction"} == 1') == ['m{feature!="prediction"}']
 
 
-def test_every_query_uses_only_exposed_metric_names() -> None:
+def _all_queries() -> list[tuple[str, str]]:
+    return dashboard_queries() + [(n, r["expr"]) for n, r in alert_rules().items()]
+
+
+def test_every_query_uses_only_contract_metric_names() -> None:
     """Dashboard and alert queries name only metrics in the Contract 2 table, the process
-    collector's, or Prometheus's own ``up``."""
+    collector's, or Prometheus's own ``up``: the documented interface, not an accident."""
     exposed = contract_metric_names() | process_metric_names() | {"up"}
-    queries = dashboard_queries() + [(n, r["expr"]) for n, r in alert_rules().items()]
-    for where, expr in queries:
+    for where, expr in _all_queries():
         unknown = metric_names(grafana_to_promql(expr)) - exposed
-        assert not unknown, f"{where}: {sorted(unknown)} not exposed"
+        assert not unknown, f"{where}: {sorted(unknown)} not in Contract 2"
+
+
+def exercise_app(client: Any) -> None:
+    """Requests that make the app expose every series: predictions (one and a batch), an
+    unknown category, an out-of-range and a missing value, a refused house, feedback."""
+    model = client.get("/model").json()
+    house = {f["name"]: f["example"] for f in model["features"]}
+    optional = next(f["name"] for f in model["features"] if not f["required"])
+    cat = next(f["name"] for f in model["features"] if f["kind"] == "categorical")
+    num = next(f for f in model["features"] if f["kind"] == "numeric" and f.get("max"))
+    assert client.post("/predict", json=house).status_code == 200
+    batch = {"instances": [house, {**house, optional: None}]}
+    assert client.post("/predict", json=batch).status_code == 200
+    unusual = {**house, cat: "Atlantis", num["name"]: num["max"] + 1}
+    assert client.post("/predict", json=unusual).status_code == 200
+    assert client.post("/predict", json={**house, cat: 12}).status_code == 422
+    feedback = {
+        "model_version": model["model_version"],
+        "predicted_price": 150000.0,
+        "actual_price": 165000.0,
+    }
+    assert client.post("/feedback", json=feedback).status_code == 200
+
+
+def exposed_names(metrics_text: str) -> set[str]:
+    """Sample names in a Prometheus text exposition."""
+    return {
+        line.split("{")[0].split(" ")[0]
+        for line in metrics_text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def test_every_query_uses_only_metrics_the_app_really_exposes(artifact_path: str) -> None:
+    """The app's real ``/metrics`` output, after traffic, has every name the queries use."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    settings = Settings(model_path=artifact_path, drift_window=10, drift_min_samples=1)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        exercise_app(client)
+        text = client.get("/metrics").text
+    exposed = exposed_names(text) | {"up"}  # up: written by Prometheus for each target
+    assert "houseprice_drift_score" in exposed and "houseprice_feedback_total" in exposed
+    for where, expr in _all_queries():
+        unknown = metric_names(grafana_to_promql(expr)) - exposed
+        assert not unknown, f"{where}: {sorted(unknown)} not in the app's /metrics"
