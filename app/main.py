@@ -13,6 +13,7 @@ prediction does.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import signal
@@ -55,6 +56,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 STATIC_DIR = Path(__file__).parent / "static"
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+_CLOSE = {"Connection": "close"}  # h11 then closes the connection after the response
 
 
 class RequestMiddleware:
@@ -62,7 +64,14 @@ class RequestMiddleware:
 
     The body limit is enforced on the stream: a declared ``Content-Length`` over the limit is
     refused before a byte is read, and a chunked body is refused as soon as the bytes received
-    pass the limit — never after buffering the whole thing.
+    pass the limit — never after buffering the whole thing. Both answers carry
+    ``Connection: close``: without it uvicorn would read and discard the rest of the body and
+    then keep the connection open with no keep-alive timer.
+
+    uvicorn has no timeout on reading a request body, so a client that sends the headers and
+    then trickles (or stops sending) the body would hold a connection and a task forever
+    (slow loris). The body must therefore arrive within ``BODY_TIMEOUT`` seconds of the
+    request's start, else 408 and the connection is closed.
     """
 
     def __init__(self, app: ASGIApp, service: Service) -> None:
@@ -90,16 +99,29 @@ class RequestMiddleware:
         received = 0
         status = 500
         sent = 0
+        body_done = False
+        body_deadline = asyncio.get_running_loop().time() + svc.settings.body_timeout
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_done
             if declared > limit:
-                raise HTTPException(413, f"request body is over the limit of {limit} bytes")
-            message = await receive()
+                raise HTTPException(413, f"request body is over the limit of {limit} bytes", _CLOSE)
+            if body_done:  # only http.disconnect can follow: no deadline on waiting for it
+                return await receive()
+            try:
+                async with asyncio.timeout_at(body_deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise HTTPException(
+                    408, f"request body not received within {svc.settings.body_timeout:g} s", _CLOSE
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise HTTPException(413, f"request body is over the limit of {limit} bytes")
+                    raise HTTPException(
+                        413, f"request body is over the limit of {limit} bytes", _CLOSE
+                    )
+                body_done = not message.get("more_body", False)
             return message
 
         async def send_with_id(message: Message) -> None:

@@ -80,6 +80,7 @@ class Settings:
     drift_min_samples: int = 200
     drift_psi_threshold: float = 0.25
     monitoring_enabled: bool = True
+    body_timeout: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +111,7 @@ class Settings:
             drift_min_samples=min_samples,
             drift_psi_threshold=_float(e, "DRIFT_PSI_THRESHOLD", cls.drift_psi_threshold),
             monitoring_enabled=_bool(e, "MONITORING_ENABLED", cls.monitoring_enabled),
+            body_timeout=_float(e, "BODY_TIMEOUT", cls.body_timeout),
         )
 
     def __repr__(self) -> str:
