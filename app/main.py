@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import signal
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -94,7 +94,7 @@ class RequestMiddleware:
             elif name == b"content-length":
                 declared = int(value) if value.isdigit() else -1
         if not rid:
-            rid = uuid.uuid4().hex
+            rid = os.urandom(16).hex()  # 128 random bits, as uuid4 without the object
         scope["request_id"] = rid
         received = 0
         status = 500

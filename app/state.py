@@ -61,37 +61,81 @@ class LoadedModel:
     monitor: Any | None
     loaded_at: float
     test_rmse: float | None
+    numeric: tuple[FeatureSpec, ...] = field(init=False)
+    categorical: tuple[FeatureSpec, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.numeric = tuple(s for s in self.features if s.kind == "numeric")
+        self.categorical = tuple(s for s in self.features if s.kind == "categorical")
 
     def table(self, rows: list[BaseModel]) -> tuple[Columns, InputQuality]:
         """Validated houses -> the pipeline's table (feature name -> 1-D column).
 
         Numeric columns are float64 with NaN for a missing value, categorical ones object
         arrays with ``None``: the representation the training pipeline was fitted on.
+        One house (the common request) takes a plain-Python path: a NumPy reduction per
+        feature costs more than the comparison it would vectorise.
         """
+        if len(rows) == 1:
+            return self._table_one(rows[0].__dict__)
         q = InputQuality()
         dicts = [r.__dict__ for r in rows]
         n = len(dicts)
         cols: Columns = {}
         for spec in self.features:
             values = [d[spec.name] for d in dicts]
+            missing = values.count(None)
             if spec.kind == "numeric":
-                col = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
-                missing = int(np.isnan(col).sum())
-                outside = int(((col < spec.lo) | (col > spec.hi)).sum())
+                col = np.array(
+                    [math.nan if v is None else v for v in values] if missing else values,
+                    dtype=np.float64,
+                )
+                outside = int(np.count_nonzero((col < spec.lo) | (col > spec.hi)))
                 if outside:
                     q.out_of_range[spec.name] = outside
             else:
                 col = np.empty(n, dtype=object)
                 col[:] = values
-                missing = 0
-                for i, v in enumerate(values):
-                    if v is None:
-                        missing += 1
-                    elif spec.categories and v not in spec.categories:
-                        q.unknown.append((i, spec.name, v))
+                if spec.categories:
+                    cats = spec.categories
+                    q.unknown.extend(
+                        (i, spec.name, v)
+                        for i, v in enumerate(values)
+                        if v is not None and v not in cats
+                    )
             if missing:
                 q.missing[spec.name] = missing
             cols[spec.name] = col
+        return cols, q
+
+    def _table_one(self, d: dict[str, Any]) -> tuple[Columns, InputQuality]:
+        """One house: one float array and one object array, sliced into length-1 views."""
+        q = InputQuality()
+        cols: Columns = {}
+        numeric = self.numeric
+        values = []
+        for spec in numeric:
+            v = d[spec.name]
+            if v is None:
+                q.missing[spec.name] = 1
+                values.append(math.nan)
+            else:
+                if v < spec.lo or v > spec.hi:
+                    q.out_of_range[spec.name] = 1
+                values.append(v)
+        nums = np.array(values, dtype=np.float64)
+        for i, spec in enumerate(numeric):
+            cols[spec.name] = nums[i : i + 1]
+        categorical = self.categorical
+        cats = np.empty(len(categorical), dtype=object)
+        for i, spec in enumerate(categorical):
+            v = d[spec.name]
+            cats[i] = v
+            cols[spec.name] = cats[i : i + 1]
+            if v is None:
+                q.missing[spec.name] = 1
+            elif spec.categories and v not in spec.categories:
+                q.unknown.append((0, spec.name, v))
         return cols, q
 
     def predict(self, cols: Columns) -> NDArray[np.float64]:

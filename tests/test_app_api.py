@@ -907,3 +907,26 @@ def test_one_json_access_line_per_request_without_body_or_token(
     assert first["latency_ms"] > 0
     assert access[1]["status"] == 403
     assert "SecretVille" not in err and "not-the-token" not in err
+
+
+def test_single_row_fast_path_builds_the_same_table_as_the_batch_path(client: TestClient) -> None:
+    model = client.app.state.service.holder.current  # type: ignore[attr-defined]
+    houses = [
+        HOUSE,
+        {"living_area": 1, "lot_area": None, "neighborhood": "Atlantis", "garage_type": "Moat"},
+        {"living_area": 1, "lot_area": None, "neighborhood": "NAmes", "garage_type": None},
+        {"living_area": 19999.5, "lot_area": 2.0, "neighborhood": "NAmes", "garage_type": "Moat"},
+    ]
+    for house in houses:
+        row = model.schema.house.model_validate(house)
+        one, q1 = model.table([row])
+        two, q2 = model.table([row, row])
+        assert one.keys() == two.keys()
+        for name in one:
+            assert one[name].dtype == two[name].dtype and one[name].shape == (1,)
+            assert one[name].tolist() == two[name][:1].tolist() or (
+                np.isnan(one[name][0]) and np.isnan(two[name][0])
+            )
+        assert {k: 2 * v for k, v in q1.missing.items()} == q2.missing
+        assert {k: 2 * v for k, v in q1.out_of_range.items()} == q2.out_of_range
+        assert sorted(q1.unknown + [(1, f, v) for _, f, v in q1.unknown]) == sorted(q2.unknown)
