@@ -278,3 +278,31 @@ def test_foreign_steps_mix_with_ours(
     )
     once = Pipeline([("ours", StandardScaler()), ("lr", LeastSquares())]).fit(X, y)
     np.testing.assert_allclose(reversed_.fit(X, y).predict(X), once.predict(X), rtol=1e-9)
+
+
+def test_nested_steps_do_not_revalidate_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One check per block at the ColumnTransformer boundary; none in the steps inside."""
+    import model.compose
+    import model.preprocessing
+
+    X, y = ames_like(100)
+    pipe = table_pipeline().fit(X, y)
+    calls: dict[str, int] = {"compose": 0, "preprocessing": 0}
+
+    def counting(module: Any, key: str) -> Any:
+        real = module.check_array
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls[key] += 1
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(model.compose, "check_array", counting(model.compose, "compose"))
+    monkeypatch.setattr(
+        model.preprocessing, "check_array", counting(model.preprocessing, "preprocessing")
+    )
+    pipe.predict([{"area": 1200.0, "lot": None, "hood": "C"}])
+    assert calls == {"compose": 1, "preprocessing": 0}  # one numeric block, one categorical
+    pipe.named_steps["features"].transformers_[0][1].transform(np.ones((1, 2)))
+    assert calls["preprocessing"] == 1  # the public transform of a step still validates
