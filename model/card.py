@@ -35,7 +35,9 @@ def _num(m: str, v: float) -> str:
     return f"{v:.4f}"
 
 
-def render_model_card(cfg: Config, meta: dict[str, Any], plots: list[str]) -> str:
+def render_model_card(
+    cfg: Config, meta: dict[str, Any], plots: list[str], plots_note: str = ""
+) -> str:
     """The Markdown model card for the run described by ``meta`` (Contract 1's record)."""
     data, cv, test = meta["data"], meta["cv"], meta["test"]
     lines = [
@@ -127,8 +129,9 @@ def render_model_card(cfg: Config, meta: dict[str, Any], plots: list[str]) -> st
         "## How to reproduce",
         "",
         "```sh",
-        f"houseprice train --config {shlex.quote(cfg.source)} --seed {cfg.seed} "
-        f"--folds {cfg.folds}",
+        f"houseprice train --config {shlex.quote(cfg.source)} "
+        f"--data {shlex.quote(cfg.data_path)} --seed {cfg.seed} --folds {cfg.folds} "
+        f"--test-size {cfg.test_size:g}",
         "```",
         "",
         f"with the data file of sha256 `{data['sha256'][:16]}…` and versions "
@@ -136,6 +139,6 @@ def render_model_card(cfg: Config, meta: dict[str, Any], plots: list[str]) -> st
         + ". The config used is saved next to this card as `config.toml`.",
         "",
     ]
-    if plots:
-        lines += ["## Plots", ""] + [f"![{p.removesuffix('.png')}]({p})" for p in plots] + [""]
+    lines += ["## Plots", ""] + [f"![{p.removesuffix('.png')}]({p})" for p in plots]
+    lines += [plots_note, ""] if plots_note else [""]
     return "\n".join(lines)

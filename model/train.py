@@ -591,8 +591,16 @@ def train(
         curve = learning_curve(
             pipeline.set_params(**search.best_params_), X_train, y_train, list(kfold.split(X_train))
         )
-        written = _write_plots(staging, best, y_test, p_test, curve) if plots else []
+        from model import plots as plotting
         from model.card import render_model_card
+
+        written = _write_plots(staging, best, y_test, p_test, curve) if plots else []
+        if not plots:
+            plots_note = "Plots were not requested (--no-plots)."
+        elif not plotting.available():
+            plots_note = "Plots skipped: matplotlib is not installed (the `plots` extra)."
+        else:
+            plots_note = ""
 
         atomic_write_text(staging / "config.toml", cfg.text or "")
         summary = {k: v for k, v in metadata.items() if k != "reference"}
@@ -602,7 +610,8 @@ def train(
             staging / "metrics.json", json.dumps(summary, indent=2, allow_nan=True) + "\n"
         )
         atomic_write_text(
-            staging / "MODEL_CARD.md", render_model_card(cfg, metadata, [p.name for p in written])
+            staging / "MODEL_CARD.md",
+            render_model_card(cfg, metadata, [p.name for p in written], plots_note),
         )
         os.replace(staging, run_dir)
     except BaseException:

@@ -285,3 +285,24 @@ def test_parser_is_buildable_without_side_effects() -> None:
         False,
         0,
     )
+
+
+def test_train_signs_when_the_key_is_in_the_environment(
+    small_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model.artifact import ArtifactError
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(GOOD.format(data=small_csv))
+    out = tmp_path / "m.joblib"
+    monkeypatch.setenv("MODEL_SIGNING_KEY", "k3y")
+    args = ["train", "--config", str(cfg), "--out", str(out), "--runs-dir", str(tmp_path / "r")]
+    assert main([*args, "--quiet", "--no-plots"]) == 0
+    assert load_artifact(out, signing_key=b"k3y").signed
+    with pytest.raises(ArtifactError):
+        load_artifact(out, signing_key=b"wrong")
+    src = tmp_path / "row.json"
+    src.write_text(json.dumps({"living_area": 1500, "neighborhood": "NAmes"}))
+    assert main(["predict", "--model", str(out), "--input", str(src)]) == 0
+    monkeypatch.setenv("MODEL_SIGNING_KEY", "wrong")
+    assert main(["predict", "--model", str(out), "--input", str(src)]) == 2

@@ -322,3 +322,61 @@ def test_progress_bar_draws_only_on_a_tty_and_always_summarises() -> None:
         bar(_progress(k))
     lines = logs.getvalue().splitlines()
     assert [line.split()[1] for line in lines] == ["2/4", "4/4"]
+
+
+def test_interrupted_run_leaves_everything_as_it_was(small: dict[str, Path]) -> None:
+    """Ctrl-C during the search: no artifact change, no index line, no staging directory."""
+    art_dir = small["artifact"].parent
+    before = {p.name: p.read_bytes() for p in art_dir.iterdir()}
+    runs_before = {p.name: p.is_dir() for p in small["runs"].iterdir()}
+    index_before = (small["runs"] / "index.jsonl").read_bytes()
+
+    class Interrupt(ProgressBar):
+        def __call__(self, p: object) -> None:
+            if getattr(p, "done", 0) == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            load_config(small["config"]),
+            small["artifact"],
+            small["runs"],
+            plots=False,
+            progress=Interrupt(io.StringIO()),
+        )
+    assert {p.name: p.read_bytes() for p in art_dir.iterdir()} == before
+    assert {p.name: p.is_dir() for p in small["runs"].iterdir()} == runs_before
+    assert (small["runs"] / "index.jsonl").read_bytes() == index_before
+
+
+def test_failed_artifact_write_removes_the_run_dir_and_keeps_the_index(
+    small: dict[str, Path], tmp_path: Path
+) -> None:
+    from model.artifact import ArtifactError
+
+    runs_before = sorted(p.name for p in small["runs"].iterdir())
+    index_before = (small["runs"] / "index.jsonl").read_bytes()
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the artifact's directory should be")
+    with pytest.raises(ArtifactError):
+        train(load_config(small["config"]), blocker / "model.joblib", small["runs"], plots=False)
+    assert sorted(p.name for p in small["runs"].iterdir()) == runs_before
+    assert (small["runs"] / "index.jsonl").read_bytes() == index_before
+
+
+def test_model_card_states_use_data_metrics_and_reproduction(small: dict[str, Path]) -> None:
+    card = (small["run_dir"] / "MODEL_CARD.md").read_text()
+    meta = load_artifact(small["artifact"]).metadata
+    for heading in (
+        "## Intended use",
+        "## Data and its limits",
+        "## Features",
+        "## Metrics",
+        "## Assumptions and decisions",
+        "## How to reproduce",
+    ):
+        assert heading in card
+    cv = meta["cv"]["rmse_log"]
+    assert f"| RMSE of log price | {cv['mean']:.4f} ± {cv['std']:.4f} |" in card
+    assert "(5 dropped)" in card and "Plots were not requested" in card
+    assert f"--config {small['config']}" in card and "--seed 7 --folds 3" in card
