@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.typing import NDArray
 from sklearn import impute as sk_impute
 from sklearn import preprocessing as sk_pre
@@ -292,3 +294,48 @@ def test_imputer_fitted_on_numbers_names_a_text_column_at_transform() -> None:
     assert out.tolist() == [[3.0, 2.0]]
     with pytest.raises(ValueError, match="column 1 holds a non-numeric value 'x'"):
         imp.transform(np.array([[3.0, "x"]], dtype=object))
+
+
+# --- properties on random tables -------------------------------------------------------------
+
+_cells = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d"]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    train=st.lists(st.tuples(_cells, _cells), min_size=1, max_size=12),
+    test=st.lists(st.tuples(_cells, st.one_of(_cells, st.just("new"))), min_size=1, max_size=6),
+)
+def test_one_hot_equals_a_literal_loop(
+    train: list[tuple[str | None, str | None]], test: list[tuple[str | None, str | None]]
+) -> None:
+    Xtr, Xte = np.array(train, dtype=object), np.array(test, dtype=object)
+    enc = OneHotEncoder().fit(Xtr)
+    expected = []
+    for row in test:
+        out: list[float] = []
+        for j, v in enumerate(row):
+            seen = sorted({r[j] for r in train if r[j] is not None})
+            out.extend(1.0 if v == c else 0.0 for c in seen)
+        expected.append(out)
+    assert enc.transform(Xte).tolist() == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.just(math.nan), st.floats(-1e6, 1e6, allow_nan=False)),
+        min_size=6,
+        max_size=30,
+    ),
+    strategy=st.sampled_from(["mean", "median", "most_frequent"]),
+)
+def test_imputer_equals_sklearn_on_random_columns(values: list[float], strategy: str) -> None:
+    X = np.array(values[: len(values) // 2 * 2]).reshape(-1, 2)
+    if np.isnan(X).all(axis=0).any():
+        with pytest.raises(ValueError, match="entirely missing"):
+            SimpleImputer(strategy=strategy).fit(X)  # type: ignore[arg-type]
+        return
+    ours = SimpleImputer(strategy=strategy).fit_transform(X)  # type: ignore[arg-type]
+    ref = sk_impute.SimpleImputer(strategy=strategy).fit_transform(X)
+    np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-9)
