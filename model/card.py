@@ -35,6 +35,11 @@ def _num(m: str, v: float) -> str:
     return f"{v:.4f}"
 
 
+def _plain(x: float) -> str:
+    """1000000.0 -> "1,000,000", 0.5 -> "0.5": bounds are read by people, not parsers."""
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:,g}"
+
+
 def render_model_card(
     cfg: Config, meta: dict[str, Any], plots: list[str], plots_note: str = ""
 ) -> str:
@@ -81,11 +86,11 @@ def render_model_card(
     ]
     for f in meta["features"]:
         if f["kind"] == "numeric":
-            seen = f"{f['min']:g} … {f['max']:g}" if f["min"] is not None else "—"
+            seen = f"{_plain(f['min'])} … {_plain(f['max'])}" if f["min"] is not None else "—"
         else:
             cats = f["categories"] or []
             seen = ", ".join(cats[:8]) + (f" (+{len(cats) - 8})" if len(cats) > 8 else "")
-        bounds = f"[{f['bounds'][0]:g}, {f['bounds'][1]:g}]" if f["bounds"] else "—"
+        bounds = f"[{_plain(f['bounds'][0])}, {_plain(f['bounds'][1])}]" if f["bounds"] else "—"
         lines.append(
             f"| `{f['name']}` | `{f['column']}` | {f['kind']} | {f['unit'] or '—'} | "
             f"{'yes' if f['required'] else 'no'} | {bounds} | {seen} |"
