@@ -14,7 +14,13 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from app.routes.common import get_service, is_json, json_response
-from app.schemas import ErrorMessage, ReloadRequest, ReloadResponse, error_list
+from app.schemas import (
+    ErrorMessage,
+    ReloadRequest,
+    ReloadResponse,
+    ValidationErrorResponse,
+    error_list,
+)
 from app.state import ModelLoadError, ReloadRefusedError
 from model.artifact import ArtifactError
 
@@ -41,6 +47,7 @@ _BODY = {
         },
         409: {"model": ErrorMessage, "description": "Artifact refused; the old model serves"},
         415: {"model": ErrorMessage, "description": "Body is not JSON"},
+        422: {"model": ValidationErrorResponse, "description": "Body is not a reload request"},
     },
 )
 async def reload(request: Request) -> Response:

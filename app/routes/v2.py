@@ -157,6 +157,28 @@ def _rows(model: LoadedModel, req: V2InferenceRequest) -> list[dict[str, Any]]:
     return [{k: v[i] for k, v in columns.items()} for i in range(n)]
 
 
+def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its ``$defs`` inlined (the models here are not recursive).
+
+    ``openapi_extra`` is copied into the OpenAPI document as it is, where pydantic's
+    ``#/$defs/V2Tensor`` references would point nowhere and clients could not resolve them.
+    """
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    inlined: dict[str, Any] = walk(schema)
+    return inlined
+
+
 @router.post(
     "/{name}/infer",
     summary="Inference (Open Inference Protocol)",
@@ -164,7 +186,9 @@ def _rows(model: LoadedModel, req: V2InferenceRequest) -> list[dict[str, Any]]:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": V2InferenceRequest.model_json_schema()}},
+            "content": {
+                "application/json": {"schema": _inline_defs(V2InferenceRequest.model_json_schema())}
+            },
         }
     },
     responses={**_ERRORS, 415: {"model": V2Error, "description": "Body is not JSON"}},
