@@ -40,7 +40,7 @@ COPY data/ames.csv data/ames.csv
 # /models is the mount point of the compose `train` service's shared volume: created here
 # owned by the service user so a fresh named volume inherits a writable owner.
 RUN /opt/venv/bin/houseprice train --config configs/ames.toml \
-        --out /artifacts/model.joblib --runs-dir /tmp/runs --quiet \
+        --out /artifacts/model.joblib --runs-dir /tmp/runs --no-plots --quiet \
     && mkdir /models \
     && chown 10001:10001 /models
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import pytest
+import yaml
 
 from .helpers import ROOT, exec_form, option, run, stages, values, venv_tool
 
@@ -141,3 +142,20 @@ def test_dockerignore_admits_exactly_what_is_copied(dockerfile: list[tuple[str, 
         assert (ROOT / src).exists(), src
     for kept_out in (".venv", ".git", "tests", "runs", "artifacts", "k8s", "benchmarks"):
         assert not any(kept_out == a or a.startswith(kept_out + "/") for a in admitted)
+
+
+def test_training_command_lines_parse_with_the_real_cli(dockerfile: list[tuple[str, str]]) -> None:
+    # The image build and the compose `train` service call the CLI; a renamed flag would only
+    # show at `docker build` time, so parse both with the CLI's own parser here.
+    from model.cli import build_parser
+
+    build = stages(dockerfile)[0]
+    run_line = next(r for r in values(build, "RUN") if "houseprice train" in r)
+    argv = run_line.split("&&")[0].split()
+    image_args = build_parser().parse_args(argv[argv.index("train") :])
+    assert image_args.no_plots, "matplotlib is not in the image"
+
+    train = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["train"]
+    assert train["entrypoint"][-1] == "train"
+    compose_args = build_parser().parse_args(["train", *train["command"]])
+    assert compose_args.config == image_args.config and compose_args.no_plots
