@@ -135,7 +135,8 @@ def _cmd_explore(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from model.config import load_config
-    from model.train import ProgressBar, train
+    from model.progress import ProgressBar
+    from model.train import train
 
     cfg = load_config(args.config).with_overrides(
         seed=args.seed, folds=args.folds, test_size=args.test_size, data_path=args.data
@@ -230,7 +231,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         w.writerows([[f"{v:.2f}"] for v in prices])
         text = buf.getvalue()
     if args.output:
-        from model.train import atomic_write_text
+        from model.runs import atomic_write_text
 
         atomic_write_text(args.output, text)
     else:
@@ -267,7 +268,7 @@ def format_runs(records: list[dict[str, Any]]) -> str:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from model.train import read_index
+    from model.runs import read_index
 
     records = read_index(args.runs_dir)
     if args.json:

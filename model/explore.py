@@ -245,7 +245,7 @@ def write_report(dataset: Dataset, out_dir: str | Path, with_plots: bool = True)
     Returns the written paths; the Markdown says when plots were skipped and why.
     """
     from model import plots
-    from model.train import atomic_write_text
+    from model.runs import atomic_write_text
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,27 +16,24 @@ The steps and why they are in this order:
 
 Failure safety: nothing is written before the model is fitted and evaluated; the run
 directory is built under a temporary name and renamed into place; the artifact is replaced
-atomically; the index is rewritten whole and renamed (see :func:`append_index`). An error
+atomically; the index is rewritten whole and renamed (see :func:`model.runs.append_index`). An error
 or an interrupt at any point leaves the previous artifact and the index as they were.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import math
 import os
 import platform
-import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,125 +41,11 @@ from numpy.typing import NDArray
 from model.base import Columns, FloatArray
 from model.config import Config, ConfigError, RowFilter
 from model.data import DataError, load_csv
+from model.progress import ProgressBar
+from model.runs import append_index, atomic_write_text, new_run_id
 
 #: Metrics reported for the test part and, across folds, for the CV.
 METRICS = ("rmse_log", "rmse", "mae", "r2", "mape", "mse")
-
-
-# --- persistence helpers -------------------------------------------------------------------
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to a temporary file next to ``path``, fsync it, rename it into place."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename is None:
-            exc.filename = str(p)  # a failed write on an fd names no file; say which
-        raise
-    return p
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    with open(lock_path, "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
-
-
-def append_index(runs_dir: str | Path, record: dict[str, Any]) -> Path:
-    """Add one JSON line to ``runs_dir/index.jsonl`` by rewriting the file and renaming it.
-
-    Why not ``O_APPEND``: an append that is cut short (crash, full disk) leaves a torn last
-    line that every later reader must detect and skip, and a later append lands after it.
-    Rewriting the whole file to a temporary name and ``os.replace``-ing it means a reader
-    sees either the old index or the new one, never half a line. The cost is O(runs) per
-    run, nothing at the scale of a training run. Two concurrent runs are serialised by an
-    ``flock`` on ``index.lock`` so neither rewrite loses the other's line.
-    """
-    d = Path(runs_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    index = d / "index.jsonl"
-    line = json.dumps(record, sort_keys=True, allow_nan=False)
-    with _locked(d / "index.lock"):
-        old = index.read_text(encoding="utf-8") if index.exists() else ""
-        if old and not old.endswith("\n"):
-            old += "\n"
-        atomic_write_text(index, old + line + "\n")
-    return index
-
-
-def read_index(runs_dir: str | Path) -> list[dict[str, Any]]:
-    """The run records of ``runs_dir/index.jsonl``, oldest first (an unreadable line is skipped)."""
-    index = Path(runs_dir) / "index.jsonl"
-    if not index.exists():
-        return []
-    records = []
-    for raw in index.read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            rec = json.loads(raw)
-            if isinstance(rec, dict):
-                records.append(rec)
-    return records
-
-
-# --- progress ------------------------------------------------------------------------------
-
-
-class ProgressBar:
-    """A plain text bar over the CV fits on a stream (stderr), redrawn in place with ``\\r``.
-
-    It draws only on a terminal and without ``quiet``; ``print_every=N`` instead prints a
-    full line every N fits (for logs, where ``\\r`` makes a mess). :meth:`close` always
-    prints the one summary line, unless the caller passes none.
-    """
-
-    def __init__(
-        self,
-        stream: TextIO,
-        *,
-        quiet: bool = False,
-        print_every: int = 0,
-        width: int = 30,
-    ) -> None:
-        self.stream = stream
-        self.width = width
-        self.print_every = 0 if quiet else print_every
-        isatty = getattr(stream, "isatty", None)
-        self.draw = not quiet and print_every == 0 and bool(isatty and isatty())
-        self._drawn = False
-
-    def __call__(self, p: Any) -> None:
-        """Receive a :class:`model.selection.Progress` after each fitted fold."""
-        first = next(iter(p.scores.items()), ("", math.nan))
-        text = f"{p.done}/{p.total} fits  {p.params}  {first[0]}={first[1]:.4f}"
-        if self.draw:
-            filled = round(self.width * p.done / max(p.total, 1))
-            bar = "#" * filled + "-" * (self.width - filled)
-            self.stream.write(f"\r[{bar}] {text}\x1b[K")
-            self.stream.flush()
-            self._drawn = True
-        elif self.print_every and (p.done % self.print_every == 0 or p.done == p.total):
-            self.stream.write(f"cv {text}\n")
-            self.stream.flush()
-
-    def close(self, summary: str) -> None:
-        if self._drawn:
-            self.stream.write("\n")
-        if summary:
-            self.stream.write(summary + "\n")
-        self.stream.flush()
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -483,9 +366,128 @@ class TrainResult:
     seconds: float
 
 
-def new_run_id(now: datetime) -> str:
-    """``20261127T010203Z-a1b2c3``: sortable by time, unique by a random suffix."""
-    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+def _cv_summary(search: Any, scoring: list[str]) -> dict[str, dict[str, Any]]:
+    """The best candidate's fold scores per metric: ``{metric: {mean, std, folds}}``."""
+    res, i = search.cv_results_, search.best_index_
+    return {
+        m: {
+            "mean": float(res[f"mean_test_{m}"][i]),
+            "std": float(res[f"std_test_{m}"][i]),
+            "folds": [float(res[f"split{k}_test_{m}"][i]) for k in range(search.n_splits_)],
+        }
+        for m in scoring
+    }
+
+
+def _short_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Pipeline parameter names back to the config's (``alpha``)."""
+    return {k.removeprefix(PARAM_PREFIX): _json_value(v) for k, v in params.items()}
+
+
+def build_metadata(
+    cfg: Config,
+    data: PreparedData,
+    search: Any,
+    X_train: Columns,
+    y_train: FloatArray,
+    test: dict[str, float],
+    run_id: str,
+    created: datetime,
+) -> dict[str, Any]:
+    """Contract 1's metadata record (docs/ARCHITECTURE.md) for a fitted search.
+
+    The drift reference profiles the *training* rows and the model's predictions on them:
+    that is the distribution the model was fitted to, which live traffic is compared with.
+    """
+    from model.drift import build_reference
+
+    best = search.best_estimator_
+    regressor = best.named_steps["regressor"].regressor_
+    features = feature_records(cfg, X_train)
+    reference = build_reference(
+        X_train,
+        {f.name: f.kind for f in cfg.features},
+        best.predict(X_train),
+        categories={r["name"]: r["categories"] for r in features if r["categories"]},
+    )
+    res = search.cv_results_
+    return {
+        "format_version": 1,
+        "model_version": f"{Path(cfg.source).stem}-{run_id}",
+        "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "run_id": run_id,
+        "data": {
+            "path": data.path,
+            "sha256": data.sha256,
+            "rows": int(data.y.size),
+            "rows_read": data.rows_read,
+            "rows_train": int(y_train.size),
+            "rows_test": int(data.y.size - y_train.size),
+            "dropped": data.dropped,
+        },
+        "target": {"column": cfg.target, "transform": cfg.target_transform},
+        "features": features,
+        "model": {
+            "estimator": type(regressor).__name__,
+            "params": {k: _json_value(v) for k, v in regressor.get_params(deep=False).items()},
+        },
+        "search": {
+            "grid": cfg.grid,
+            "best_params": _short_params(search.best_params_),
+            "scoring": cfg.scoring,
+            "candidates": [
+                {
+                    "params": _short_params(p),
+                    "mean": float(res[f"mean_test_{cfg.scoring}"][c]),
+                    "std": float(res[f"std_test_{cfg.scoring}"][c]),
+                }
+                for c, p in enumerate(res["params"])
+            ],
+        },
+        "split": {"test_size": cfg.test_size, "seed": cfg.seed, "folds": cfg.folds},
+        "cv": _cv_summary(search, [cfg.scoring, *[m for m in METRICS if m != cfg.scoring]]),
+        "test": test,
+        "versions": _versions(),
+        "reference": reference,
+    }
+
+
+def write_run_dir(
+    run_dir: Path,
+    cfg: Config,
+    metadata: dict[str, Any],
+    curve: dict[str, list[float]],
+    make_plots: Callable[[Path], list[Path]] | None,
+) -> Path:
+    """Build ``run_dir`` under a temporary name, then rename it: it exists whole or not at all.
+
+    Holds the config as given, ``metrics.json`` (the metadata without the drift reference,
+    plus the learning curve), the plots and ``MODEL_CARD.md``.
+    """
+    from model import plots as plotting
+    from model.card import render_model_card
+
+    staging = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}."))
+    try:
+        written = make_plots(staging) if make_plots is not None else []
+        if make_plots is None:
+            note = "Plots were not requested (--no-plots)."
+        elif not plotting.available():
+            note = "Plots skipped: matplotlib is not installed (the `plots` extra)."
+        else:
+            note = ""
+        names = [p.name for p in written]
+        atomic_write_text(staging / "config.toml", cfg.text)
+        summary = {k: v for k, v in metadata.items() if k != "reference"}
+        summary.update(learning_curve=curve, plots=names)
+        text = json.dumps(summary, indent=2, allow_nan=True) + "\n"
+        atomic_write_text(staging / "metrics.json", text)
+        atomic_write_text(staging / "MODEL_CARD.md", render_model_card(cfg, metadata, names, note))
+        os.replace(staging, run_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return run_dir
 
 
 def train(
@@ -509,120 +511,28 @@ def train(
     X_train, X_test, y_train, y_test = train_test_split(
         data.table, data.y, test_size=cfg.test_size, random_state=cfg.seed
     )
-    pipeline = build_pipeline(cfg)
     kfold = KFold(cfg.folds, shuffle=True, random_state=cfg.seed)
     scoring = [cfg.scoring, *[m for m in METRICS if m != cfg.scoring]]
-    search = GridSearchCV(pipeline, grid, scoring=scoring, cv=kfold, callback=progress)
+    search = GridSearchCV(build_pipeline(cfg), grid, scoring=scoring, cv=kfold, callback=progress)
     search.fit(X_train, y_train)
     best = search.best_estimator_
-    best_params = {
-        k.removeprefix(PARAM_PREFIX): _json_value(v) for k, v in search.best_params_.items()
-    }
-    res = search.cv_results_
-    i = search.best_index_
-    cv = {
-        m: {
-            "mean": float(res[f"mean_test_{m}"][i]),
-            "std": float(res[f"std_test_{m}"][i]),
-            "folds": [float(res[f"split{k}_test_{m}"][i]) for k in range(search.n_splits_)],
-        }
-        for m in scoring
-    }
     p_test = best.predict(X_test)
     test = regression_metrics(y_test, p_test)
-    p_train = best.predict(X_train)
-
-    from model.drift import build_reference
-
-    features = feature_records(cfg, X_train)
-    reference = build_reference(
-        X_train,
-        {f.name: f.kind for f in cfg.features},
-        p_train,
-        categories={r["name"]: r["categories"] for r in features if r["categories"]},
-    )
-    model_version = f"{Path(cfg.source).stem}-{run_id}"
-    est_params = best.named_steps["regressor"].regressor_.get_params(deep=False)
-    metadata: dict[str, Any] = {
-        "format_version": 1,
-        "model_version": model_version,
-        "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "run_id": run_id,
-        "data": {
-            "path": data.path,
-            "sha256": data.sha256,
-            "rows": int(data.y.size),
-            "rows_read": data.rows_read,
-            "rows_train": int(y_train.size),
-            "rows_test": int(y_test.size),
-            "dropped": data.dropped,
-        },
-        "target": {"column": cfg.target, "transform": cfg.target_transform},
-        "features": features,
-        "model": {
-            "estimator": type(best.named_steps["regressor"].regressor_).__name__,
-            "params": {k: _json_value(v) for k, v in est_params.items()},
-        },
-        "search": {
-            "grid": cfg.grid,
-            "best_params": best_params,
-            "scoring": cfg.scoring,
-            "candidates": [
-                {
-                    "params": {k.removeprefix(PARAM_PREFIX): _json_value(v) for k, v in p.items()},
-                    "mean": float(res[f"mean_test_{cfg.scoring}"][c]),
-                    "std": float(res[f"std_test_{cfg.scoring}"][c]),
-                }
-                for c, p in enumerate(res["params"])
-            ],
-        },
-        "split": {"test_size": cfg.test_size, "seed": cfg.seed, "folds": cfg.folds},
-        "cv": cv,
-        "test": test,
-        "versions": _versions(),
-        "reference": reference,
-    }
+    metadata = build_metadata(cfg, data, search, X_train, y_train, test, run_id, created)
+    tuned = build_pipeline(cfg).set_params(**search.best_params_)
+    curve = learning_curve(tuned, X_train, y_train, list(kfold.split(X_train)))
 
     runs = Path(runs_dir)
     runs.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=runs, prefix=f".{run_id}."))
-    run_dir = runs / run_id
-    try:
-        curve = learning_curve(
-            pipeline.set_params(**search.best_params_), X_train, y_train, list(kfold.split(X_train))
-        )
-        from model import plots as plotting
-        from model.card import render_model_card
-
-        written = _write_plots(staging, best, y_test, p_test, curve) if plots else []
-        if not plots:
-            plots_note = "Plots were not requested (--no-plots)."
-        elif not plotting.available():
-            plots_note = "Plots skipped: matplotlib is not installed (the `plots` extra)."
-        else:
-            plots_note = ""
-
-        atomic_write_text(staging / "config.toml", cfg.text or "")
-        summary = {k: v for k, v in metadata.items() if k != "reference"}
-        summary["learning_curve"] = curve
-        summary["plots"] = [p.name for p in written]
-        atomic_write_text(
-            staging / "metrics.json", json.dumps(summary, indent=2, allow_nan=True) + "\n"
-        )
-        atomic_write_text(
-            staging / "MODEL_CARD.md",
-            render_model_card(cfg, metadata, [p.name for p in written], plots_note),
-        )
-        os.replace(staging, run_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    make_plots = (lambda d: _write_plots(d, best, y_test, p_test, curve)) if plots else None
+    run_dir = write_run_dir(runs / run_id, cfg, metadata, curve, make_plots)
     try:
         sha = save_artifact(out, best, metadata, signing_key=signing_key)
     except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)  # a run without its artifact is not a run
         raise
     seconds = time.perf_counter() - start
+    cv = metadata["cv"]
     append_index(
         runs,
         {
@@ -632,7 +542,7 @@ def train(
             "data_sha256": data.sha256,
             "rows": int(data.y.size),
             "estimator": metadata["model"]["estimator"],
-            "params": best_params,
+            "params": metadata["search"]["best_params"],
             "cv": {m: {"mean": v["mean"], "std": v["std"]} for m, v in cv.items()},
             "test": test,
             "artifact": str(out),
@@ -665,7 +575,7 @@ def _write_plots(
             )
         )
     est = best.named_steps["regressor"].regressor_
-    history = getattr(est, "loss_history_", None)
+    history = getattr(est, "cost_history_", None)
     if history is not None and len(history) > 1:
         written.append(plots.cost_history(list(history), out))
     terms = model_terms(best)

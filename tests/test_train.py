@@ -14,15 +14,9 @@ import pytest
 
 from model.artifact import load_artifact
 from model.config import load_config
-from model.train import (
-    METRICS,
-    ProgressBar,
-    append_index,
-    prepare_data,
-    read_index,
-    regression_metrics,
-    train,
-)
+from model.progress import ProgressBar
+from model.runs import append_index, read_index
+from model.train import METRICS, prepare_data, regression_metrics, train
 
 ROOT = Path(__file__).resolve().parents[1]
 AMES = ROOT / "data" / "ames.csv"

@@ -1,0 +1,51 @@
+"""A plain text progress bar over the cross-validation fits (no tqdm dependency)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, TextIO
+
+
+class ProgressBar:
+    """A plain text bar over the CV fits on a stream (stderr), redrawn in place with ``\\r``.
+
+    It draws only on a terminal and without ``quiet``; ``print_every=N`` instead prints a
+    full line every N fits (for logs, where ``\\r`` makes a mess). :meth:`close` always
+    prints the one summary line, unless the caller passes none.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        quiet: bool = False,
+        print_every: int = 0,
+        width: int = 30,
+    ) -> None:
+        self.stream = stream
+        self.width = width
+        self.print_every = 0 if quiet else print_every
+        isatty = getattr(stream, "isatty", None)
+        self.draw = not quiet and print_every == 0 and bool(isatty and isatty())
+        self._drawn = False
+
+    def __call__(self, p: Any) -> None:
+        """Receive a :class:`model.selection.Progress` after each fitted fold."""
+        first = next(iter(p.scores.items()), ("", math.nan))
+        text = f"{p.done}/{p.total} fits  {p.params}  {first[0]}={first[1]:.4f}"
+        if self.draw:
+            filled = round(self.width * p.done / max(p.total, 1))
+            bar = "#" * filled + "-" * (self.width - filled)
+            self.stream.write(f"\r[{bar}] {text}\x1b[K")
+            self.stream.flush()
+            self._drawn = True
+        elif self.print_every and (p.done % self.print_every == 0 or p.done == p.total):
+            self.stream.write(f"cv {text}\n")
+            self.stream.flush()
+
+    def close(self, summary: str) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+        if summary:
+            self.stream.write(summary + "\n")
+        self.stream.flush()
