@@ -31,8 +31,10 @@ class ProgressBar:
 
     def __call__(self, p: Any) -> None:
         """Receive a :class:`model.selection.Progress` after each fitted fold."""
-        first = next(iter(p.scores.items()), ("", math.nan))
-        text = f"{p.done}/{p.total} fits  {p.params}  {first[0]}={first[1]:.4f}"
+        metric, score = next(iter(p.scores.items()), ("score", math.nan))
+        # "regressor__regressor__alpha" -> "alpha": the name the config uses
+        params = " ".join(f"{k.rsplit('__', 1)[-1]}={v}" for k, v in p.params.items())
+        text = f"{p.done}/{p.total} fits  {params} fold {p.fold + 1}  {metric}={score:.4f}"
         if self.draw:
             filled = round(self.width * p.done / max(p.total, 1))
             bar = "#" * filled + "-" * (self.width - filled)

@@ -290,7 +290,9 @@ class _Stream(io.StringIO):
 def _progress(done: int, total: int = 4) -> object:
     from model.selection import Progress
 
-    return Progress(done, total, 0, done - 1, {"alpha": 1.0}, {"rmse_log": 0.125})
+    return Progress(
+        done, total, 0, done - 1, {"regressor__regressor__alpha": 1.0}, {"rmse_log": 0.125}
+    )
 
 
 def test_progress_bar_draws_only_on_a_tty_and_always_summarises() -> None:
@@ -300,7 +302,8 @@ def test_progress_bar_draws_only_on_a_tty_and_always_summarises() -> None:
         bar(_progress(k))
     bar.close("done")
     out = tty.getvalue()
-    assert "\r[####----] 2/4 fits" in out and "\r[########] 4/4 fits" in out
+    assert "\r[####----] 2/4 fits  alpha=1.0 fold 2  rmse_log=0.1250" in out
+    assert "\r[########] 4/4 fits" in out
     assert out.endswith("\ndone\n")
 
     for stream, kwargs in ((_Stream(tty=False), {}), (_Stream(tty=True), {"quiet": True})):
