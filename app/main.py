@@ -192,6 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.holder.shutting_down = False  # a test client may run start-up again
         service.load_initial()
         _install_sigterm_hook(service)
         yield

@@ -692,7 +692,7 @@ def test_feedback_validation(fresh: TestClient) -> None:
     good = {"model_version": "test-1", "predicted_price": 200000.0, "actual_price": 180000}
     r = fresh.post("/feedback", json=good)
     assert r.json() == {"model_version": "test-1", "abs_error": 20000.0, "squared_error": 4e8}
-    assert fresh.post("/feedback", json={**good, "model_version": "made-up"}).status_code == 422
+    assert fresh.post("/feedback", json={**good, "model_version": "made-up"}).status_code == 404
     assert fresh.post("/feedback", json={**good, "actual_price": -1}).status_code == 422
     assert fresh.post("/feedback", json={**good, "actual_price": "1"}).status_code == 422
     assert fresh.post("/feedback", json={**good, "extra": 1}).status_code == 422

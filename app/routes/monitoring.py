@@ -63,7 +63,8 @@ async def drift(request: Request) -> Response:
     responses={
         400: {"description": "Malformed JSON"},
         415: {"model": ErrorMessage, "description": "Body is not JSON"},
-        422: {"description": "Invalid feedback, or a model version this server never served"},
+        404: {"model": ErrorMessage, "description": "A model version this server never served"},
+        422: {"description": "Invalid feedback"},
     },
 )
 async def feedback(request: Request) -> Response:
@@ -80,15 +81,10 @@ async def feedback(request: Request) -> Response:
     # unbounded Prometheus series.
     if fb.model_version not in svc.holder.versions:
         return json_response(
-            422,
+            404,
             {
-                "detail": [
-                    {
-                        "loc": ["body", "model_version"],
-                        "msg": f"unknown model version; served: {sorted(svc.holder.versions)}",
-                        "type": "value_error",
-                    }
-                ]
+                "detail": f"model_version {fb.model_version!r} was never served here; "
+                f"served: {sorted(svc.holder.versions)}"
             },
         )
     err = fb.actual_price - fb.predicted_price
