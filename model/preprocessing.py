@@ -187,7 +187,7 @@ class SimpleImputer(Transformer):
             X = X.astype(object) if stats.dtype == object else check_array(X, allow_nan=True)
         missing = missing_mask(X)
         if not missing.any():
-            return X
+            return X.copy()  # never hand the caller's own array back
         return np.where(missing, stats, X)
 
 
