@@ -46,7 +46,7 @@ class _ExitRequest(Exception):  # noqa: N818 (not an error: --help asks to exit)
         self.status = status
 
 
-def _positive_int(text: str) -> int:
+def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -80,13 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="artifacts/model.joblib", help="artifact path")
     p.add_argument("--runs-dir", default="runs", help="where runs/<id>/ and index.jsonl go")
     p.add_argument("--data", help="CSV file, instead of the config's data.path")
-    p.add_argument("--seed", type=_positive_int, help="seed of the split and the folds")
-    p.add_argument("--folds", type=_positive_int, help="number of CV folds (>= 2)")
+    p.add_argument("--seed", type=_non_negative_int, help="seed of the split and the folds")
+    p.add_argument("--folds", type=_non_negative_int, help="number of CV folds (>= 2)")
     p.add_argument("--test-size", type=float, help="held-out share of the rows, in (0, 1)")
     p.add_argument("--quiet", action="store_true", help="no progress, only the summary line")
     p.add_argument(
         "--print-every",
-        type=_positive_int,
+        type=_non_negative_int,
         default=0,
         metavar="N",
         help="print a progress line every N fits instead of the bar (for logs)",
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="serve the API with uvicorn (app.main:app)")
     p.add_argument("--host", help="bind address (default: HOST or 127.0.0.1)")
-    p.add_argument("--port", type=_positive_int, help="port (default: PORT or 8000)")
+    p.add_argument("--port", type=_non_negative_int, help="port (default: PORT or 8000)")
     return parser
 
 
@@ -170,7 +170,8 @@ def read_rows(path: str, features: list[dict[str, Any]]) -> dict[str, np.ndarray
 
     Kinds come from the artifact's metadata, not from guessing: a categorical code written
     as a number (``"20"``) stays a category. A required feature absent from the file is an
-    error; an optional one is filled as missing, which the pipeline imputes.
+    error; an optional one is filled as missing, which the pipeline imputes. A number outside
+    the feature's hard ``bounds`` is refused, as the API refuses it.
     """
     from model.base import as_columns
     from model.data import load_csv
@@ -211,6 +212,15 @@ def read_rows(path: str, features: list[dict[str, Any]]) -> dict[str, np.ndarray
             elif f["kind"] == "numeric" and col.dtype == object:
                 bad = next(v for v in col if v is not None)
                 raise UsageError(f"{p}: feature {name!r} must be a number, got {bad!r}")
+            if f["kind"] == "numeric" and f.get("bounds"):
+                lo, hi = f["bounds"]
+                with np.errstate(invalid="ignore"):
+                    outside = np.flatnonzero((col < lo) | (col > hi))
+                if outside.size:  # the API's rule: a value outside the hard bounds is refused
+                    i = int(outside[0])
+                    raise UsageError(
+                        f"{p}: row {i + 1}: {name}={col[i]:g} is outside [{lo:g}, {hi:g}]"
+                    )
         out[name] = col
     return out
 

@@ -219,6 +219,11 @@ def test_predict_refuses_a_missing_required_feature(
     assert main(["predict", "--model", artifact_path, "--input", str(src)]) == 2
     assert "required feature" in capsys.readouterr().err
     assert main(["predict", "--model", str(tmp_path / "none.joblib"), "--input", str(src)]) == 2
+    row = {"living_area": 1500, "bedrooms": 3, "neighborhood": "NAmes", "year_built": 1975}
+    src.write_text(json.dumps([{**row, "overall_quality": 5}, {**row, "overall_quality": 11}]))
+    capsys.readouterr()
+    assert main(["predict", "--model", artifact_path, "--input", str(src)]) == 2
+    assert "row 2: overall_quality=11 is outside [1, 10]" in capsys.readouterr().err
 
 
 def test_runs_lists_the_index(
