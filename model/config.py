@@ -8,7 +8,9 @@ override a few of them and the effective values are recorded with the run.
 Every mistake is a :class:`ConfigError` naming the file and the key path
 (``features[3].kind``), raised at load time: a typo found after five minutes of training, or
 worse silently ignored (an unknown key is an error, with a suggestion), costs more than the
-strictness. The file looks like::
+strictness. ``data.path`` is used as written: a relative path is relative to the directory
+the command runs in (the repository root for ``make`` and the Dockerfile), which is also how
+the run records it. The file looks like::
 
     [data]
     path = "data/ames.csv"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,8 @@ class Report:
     target: NumericSummary | None
     numeric: list[NumericSummary]
     categorical: list[CategoricalSummary]
+    #: (line in the file, value) of the target's IQR outliers, farthest from the median first
+    target_outliers: list[tuple[int, float]] = field(default_factory=list)
 
 
 def pearson(x: FloatArray, y: FloatArray) -> float:
@@ -163,9 +165,16 @@ def explore(dataset: Dataset) -> Report:
         else:
             categorical.append(categorical_summary(name, col, y))
     target = None
+    flagged: list[tuple[int, float]] = []
     if y is not None:
         target = numeric_summary(dataset.target_name or "target", y, None)
-    return Report(dataset.path, dataset.sha256, dataset.n_rows, target, numeric, categorical)
+        rows = np.flatnonzero(iqr_outliers(y))
+        rows = rows[np.argsort(-np.abs(y[rows] - np.median(y)), kind="stable")]
+        lines = dataset.lines if dataset.lines.size == y.size else np.arange(2, y.size + 2)
+        flagged = [(int(lines[i]), float(y[i])) for i in rows]
+    return Report(
+        dataset.path, dataset.sha256, dataset.n_rows, target, numeric, categorical, flagged
+    )
 
 
 def _fmt(v: float, digits: int = 4) -> str:
@@ -221,6 +230,20 @@ def render_markdown(report: Report, plots: list[str] | None = None, note: str = 
             f"{_fmt(c.eta, 3)} | {top} |"
         )
     lines.append("")
+    if report.target is not None:
+        lines += ["## Outliers (IQR rule)", ""]
+        flagged = report.target_outliers
+        lines.append(
+            f"Target: {len(flagged):,} rows outside [Q1 − 1.5·IQR, Q3 + 1.5·IQR]"
+            + ("; the farthest from the median (file line: value):" if flagged else ".")
+        )
+        if flagged:
+            lines += ["", ", ".join(f"{line}: {_fmt(v)}" for line, v in flagged[:10])]
+        most = sorted((s for s in report.numeric if s.outliers), key=lambda s: -s.outliers)[:10]
+        if most:
+            lines += ["", "Numeric columns with the most outliers: "]
+            lines[-1] += ", ".join(f"{s.name} ({s.outliers:,})" for s in most) + "."
+        lines.append("")
     missing = [(s.name, s.missing) for s in report.numeric if s.missing]
     missing += [(c.name, c.missing) for c in report.categorical if c.missing]
     lines += ["## Missing values", ""]

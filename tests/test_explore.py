@@ -108,6 +108,14 @@ def test_report_covers_every_column(ames: tuple) -> None:
     strongest = md.split("## Strongest")[1].split("\n")[4]
     assert strongest.startswith("| Overall.Qual | 0.799")
     assert "| Pool.QC | 2,917 | 99.6% |" in md
+    # the target's outliers, as file lines, farthest from the median first
+    df = pd.read_csv(AMES, keep_default_na=False, na_values=["", "NA"])
+    q1, q3 = df["price"].quantile([0.25, 0.75])
+    out = df[(df["price"] < q1 - 1.5 * (q3 - q1)) | (df["price"] > q3 + 1.5 * (q3 - q1))]
+    assert len(report.target_outliers) == len(out) == report.target.outliers
+    line, value = report.target_outliers[0]
+    assert value == df["price"].max() and line == int(df["price"].idxmax()) + 2
+    assert f"Target: {len(out)} rows outside" in md
 
 
 def _small_csv(tmp_path: Path) -> Path:
