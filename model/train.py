@@ -345,7 +345,7 @@ def model_terms(pipeline: Any) -> tuple[list[str], FloatArray, str] | None:
         return None
     if hasattr(est, "coef_"):
         coef = np.asarray(est.coef_, dtype=np.float64).ravel()
-        title = "Coefficients on standardised features (log price per sd)"
+        title = "Coefficients: log price per sd (numeric), per category (one-hot)"
         return names, coef, title
     if hasattr(est, "feature_importances_"):
         return names, np.asarray(est.feature_importances_, dtype=np.float64), "Importances"
