@@ -63,6 +63,7 @@ class LoadedModel:
     test_rmse: float | None
     numeric: tuple[FeatureSpec, ...] = field(init=False)
     categorical: tuple[FeatureSpec, ...] = field(init=False)
+    predictions_counter: Any = field(init=False, default=None)  # bound metric child
 
     def __post_init__(self) -> None:
         self.numeric = tuple(s for s in self.features if s.kind == "numeric")
@@ -339,7 +340,10 @@ class Service:
         """Counters, histograms and the drift window for one served request."""
         mt = self.metrics
         n = int(y.shape[0])
-        mt.predictions.labels(model.version).inc(n)
+        counter = model.predictions_counter
+        if counter is None:
+            counter = model.predictions_counter = mt.predictions.labels(model.version)
+        counter.inc(n)
         mt.batch_size.observe(n)
         mt.predicted_price.observe_many(model.version, y)
         for name, count in q.missing.items():

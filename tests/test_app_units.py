@@ -114,8 +114,9 @@ def test_bulk_histogram_equals_prometheus_histogram_observing_one_by_one() -> No
     bulk_registry = CollectorRegistry()
     bulk = BulkHistogram("p", "p", "v", PRICE_BUCKETS)
     bulk_registry.register(bulk)
-    bulk.observe_many("a", values[:300])
-    bulk.observe_many("a", values[300:])
+    bulk.observe_many("a", values[:300])  # the NumPy path
+    for x in values[300:]:  # the one-value path
+        bulk.observe_many("a", np.array([x]))
     want = _samples(generate_latest(reference).decode(), "p")
     got = _samples(generate_latest(bulk_registry).decode(), "p")
     assert got.keys() == want.keys()
