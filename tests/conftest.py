@@ -36,6 +36,7 @@ def artifact_path(tmp_path_factory: pytest.TempPathFactory) -> str:
             "--runs-dir",
             str(out / "runs"),
             "--quiet",
+            "--no-plots",
         ]
     )
     assert code == 0, f"training the test artifact failed with exit code {code}"
