@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from conftest import require_tool
 
 from e2e.conftest import Server
 from model.artifact import load_artifact, save_artifact
@@ -293,3 +296,45 @@ def test_a_server_without_a_model_is_live_but_not_ready(
         if x.startswith("{") and json.loads(x)["level"] == "error"
     ]
     assert len(errors) == 1 and "model not loaded" in errors[0]["msg"]
+
+
+def _chromium(binary: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",  # root in CI containers
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--virtual-time-budget=15000",  # let the page's scripts run to completion
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_docs_render_the_predict_operation_in_headless_chromium(
+    serve: Callable[..., Server], artifact_path: str, tmp_path: Path
+) -> None:
+    """Swagger UI and ReDoc render from the app's own assets (the browser has no internet)."""
+    binary = require_tool("chromium")
+    server = serve({"MODEL_PATH": artifact_path})
+    dom = _chromium(binary, "--dump-dom", server.url + "/docs")
+    assert 'data-path="/predict"' in dom.stdout, dom.stderr[-2000:]
+    out_dir = Path(os.environ.get("TEST_ARTIFACTS_DIR", tmp_path))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shot = out_dir / "docs.png"
+    _chromium(binary, "--window-size=1280,1600", f"--screenshot={shot}", server.url + "/docs")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    redoc = _chromium(binary, "--dump-dom", server.url + "/redoc")
+    assert "Predict sale prices" in redoc.stdout, redoc.stderr[-2000:]
+    served = {
+        json.loads(x)["path"]
+        for x in server.logs().splitlines()
+        if x.startswith("{") and '"houseprice.access"' in x
+    }
+    assert {"/static/swagger-ui-bundle.js", "/static/swagger-ui.css"} <= served
+    assert "/static/redoc.standalone.js" in served
