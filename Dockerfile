@@ -19,7 +19,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 
 # Sources first, data last: editing the data retrains without rebuilding the wheel.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY requirements/runtime.txt requirements/runtime.txt
 COPY model/ model/
 COPY app/ app/
