@@ -42,13 +42,30 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, separators=(",", ":"))
 
 
+class StderrHandler(logging.StreamHandler):
+    """A stream handler that writes to whatever ``sys.stderr`` is *now*.
+
+    ``StreamHandler(sys.stderr)`` binds the object current at configuration time; when that
+    object is replaced later (a test's output capture, a server that redirects stderr), the
+    handler would keep writing to the old, possibly closed, stream.
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str) -> None:
     """Send the service's and uvicorn's loggers through one JSON handler on stderr.
 
     uvicorn's own access log is switched off: the request middleware writes a richer line
     (latency, request id), and two lines per request would double the cost and the noise.
     """
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(JsonFormatter())
     numeric = logging.getLevelName(level.upper())
     for name in (APP_LOGGER, ACCESS_LOGGER, "uvicorn", "uvicorn.error"):

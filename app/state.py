@@ -23,17 +23,13 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ValidationError
 
 from app.metrics import DriftRows, Metrics
+from app.monitor import DriftMonitor
 from app.schemas import FeatureSpec, RequestSchema, build_request_schema
 from app.settings import Settings
 from model.artifact import ArtifactError, load_artifact
 from model.base import Columns
 
 log = logging.getLogger("houseprice")
-
-try:  # the drift monitor is optional at run time: without it /drift says so
-    from app.monitor import DriftMonitor
-except ImportError:  # pragma: no cover - the module ships with the app
-    DriftMonitor = None  # type: ignore[assignment,misc]
 
 
 class ModelLoadError(Exception):
@@ -58,7 +54,7 @@ class LoadedModel:
     path: str
     features: tuple[FeatureSpec, ...]
     schema: RequestSchema
-    monitor: Any | None
+    monitor: DriftMonitor | None
     loaded_at: float
     test_rmse: float | None
     numeric: tuple[FeatureSpec, ...] = field(init=False)
@@ -166,7 +162,7 @@ def build_model(
     test_rmse = (metadata.get("test") or {}).get("rmse")
     monitor = None
     reference = metadata.get("reference")
-    if DriftMonitor is not None and reference:
+    if reference:
         try:
             monitor = DriftMonitor(
                 reference,

@@ -930,3 +930,40 @@ def test_single_row_fast_path_builds_the_same_table_as_the_batch_path(client: Te
         assert {k: 2 * v for k, v in q1.missing.items()} == q2.missing
         assert {k: 2 * v for k, v in q1.out_of_range.items()} == q2.out_of_range
         assert sorted(q1.unknown + [(1, f, v) for _, f, v in q1.unknown]) == sorted(q2.unknown)
+
+
+def test_client_disconnect_mid_body_is_not_a_server_error(client: TestClient) -> None:
+    """Driven over raw ASGI: the client sends half a body, then hangs up."""
+    import asyncio
+
+    app = client.app
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b'{"living_area": 15', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        message: dict[str, Any] = messages.pop(0)
+        return message
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 499
