@@ -93,27 +93,20 @@ def log_request(
     """
     if not _access.isEnabledFor(logging.INFO):
         return
-    fields = {
-        "method": method,
-        "path": path,
-        "status": status,
-        "latency_ms": round((time.perf_counter() - started) * 1000.0, 3),
-        "request_id": request_id,
-        "client": client,
-    }
-    line = _dumps(
-        {
-            "ts": round(time.time(), 6),
-            "level": "info",
-            "logger": ACCESS_LOGGER,
-            "msg": "request",
-            **fields,
-        }
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    # An f-string template: the request id is a sanitised token and method a HTTP token, so
+    # only the path and the client address go through the JSON encoder.
+    line = (
+        f'{{"ts":{time.time():.6f},"level":"info","logger":"{ACCESS_LOGGER}","msg":"request",'
+        f'"method":"{method}","path":{_dumps(path)},"status":{status},'
+        f'"latency_ms":{latency_ms:.3f},"request_id":"{request_id}","client":{_dumps(client)}}}'
     )
     for handler in _access.handlers:
         stream = getattr(handler, "stream", None)
         if stream is None:  # not a stream handler: take the ordinary path
-            _access.info("request", extra=fields)
+            _access.info(
+                "request", extra={k: v for k, v in json.loads(line).items() if k in _FIELDS}
+            )
             continue
         handler.acquire()  # the handler's lock: no interleaving with other threads' lines
         try:
@@ -124,3 +117,4 @@ def log_request(
 
 
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_FIELDS = ("method", "path", "status", "latency_ms", "request_id", "client")

@@ -259,3 +259,39 @@ def test_sigterm_hook_flips_readiness_chains_to_uvicorn_and_exits_cleanly() -> N
     assert svc.holder.shutting_down and not svc.holder.ready
     assert server.should_exit  # uvicorn still drains and stops
     assert server._captured_signals == []  # ... but does not re-raise SIGTERM (exit 0, not 143)
+
+
+# --- access log --------------------------------------------------------------------------------
+
+
+def test_access_line_is_valid_json_for_awkward_paths(capfd: pytest.CaptureFixture[str]) -> None:
+    import json
+    import logging
+    import time
+
+    from app.logging import ACCESS_LOGGER, configure_logging, log_request
+
+    configure_logging("info")
+    path = '/predict/"quoted"\\back\u00e9\n'
+    log_request("POST", path, 404, time.perf_counter(), "abc-1", None)
+    (line,) = [x for x in capfd.readouterr().err.splitlines() if x.startswith("{")]
+    record = json.loads(line)
+    assert record["path"] == path and record["status"] == 404 and record["client"] is None
+    assert record["logger"] == ACCESS_LOGGER and record["latency_ms"] >= 0
+
+    class Collect(logging.Handler):  # no .stream: the ordinary logging path is taken
+        def __init__(self) -> None:
+            super().__init__()
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    collect = Collect()
+    logging.getLogger(ACCESS_LOGGER).handlers[:] = [collect]
+    try:
+        log_request("GET", "/x", 200, time.perf_counter(), "rid", "10.0.0.1")
+    finally:
+        configure_logging("info")
+    (rec,) = collect.records
+    assert (rec.path, rec.status, rec.request_id, rec.client) == ("/x", 200, "rid", "10.0.0.1")  # type: ignore[attr-defined]
