@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -32,17 +31,4 @@ async def model_metadata(
         return json_response(503, {"detail": svc.holder.not_ready_reason()})
     meta = {k: v for k, v in model.metadata.items() if include_reference or k != "reference"}
     meta["artifact"] = {"sha256": model.sha256, "loaded_at": model.loaded_at}
-    return json_response(200, _jsonable(meta))
-
-
-def _jsonable(value: Any) -> Any:
-    """Strict JSON: NumPy scalars to Python numbers, NaN/inf to null."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):
-        return _jsonable(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return json_response(200, meta)  # plain JSON: save_artifact stores it so
