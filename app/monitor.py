@@ -12,12 +12,16 @@ so the same ``bincount`` that removes evicted rows also absorbs the slots that h
 all columns' buckets sit side by side in one counts vector, so a batch costs two
 ``bincount`` calls in total, not two per feature.
 
-Why micro-batches. Serving sends mostly one-row requests, and computing the bucket of one
-value costs about as much as of a hundred (the per-call overhead of
-:func:`model.drift.bin_index`). So ``update`` only queues the request's arrays (by reference,
-not copied: callers must not mutate them afterwards) and they are bucketed together once
-:data:`FLUSH_ROWS` rows wait, or when a score is read. Readers therefore always see every row
-sent, and the queue adds at most ``FLUSH_ROWS`` raw rows to the fixed memory.
+Why bucketing is lazy. Computing the buckets of a value is a NumPy call per column (about as
+dear for one value as for a hundred) plus, for a categorical column, a dict lookup per value:
+the largest part of the monitor's cost. And only the last ``window`` rows matter when a score
+is read. So ``update`` just queues the request's arrays (by reference, not copied: callers
+must not mutate them afterwards) and drops from the front of the queue the batches that newer
+rows have already pushed out of the window; the reads (``gauges`` at each scrape, ``report``)
+bucket what is queued, at most ``window`` rows, all at once per column. A request pays O(1),
+the window a reader sees is exact, and under heavy traffic most rows are never bucketed at
+all. The queue holds fewer than ``window`` rows plus one batch (a batch is cut to its last
+``window`` rows), so memory stays bounded whether or not anyone reads.
 
 The maths (bucket layout, ``bin_index``, ``psi`` and its epsilon) live in :mod:`model.drift`,
 shared with training; this module only keeps the window and reads it out.
@@ -34,6 +38,7 @@ from __future__ import annotations
 import itertools
 import math
 import threading
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,8 +49,6 @@ from model import drift
 
 #: The name under which the prediction's window is reported, beside the features.
 PREDICTION = "prediction"
-#: Rows queued before they are bucketed into the window (see the module docstring).
-FLUSH_ROWS = 128
 #: Kolmogorov–Smirnov critical coefficient c(α) for α = 0.05 (two samples, two-sided).
 KS_C_ALPHA = 1.358
 
@@ -170,8 +173,8 @@ class DriftMonitor:
             _reference_shares(n, p) for n, p in zip(self._names, self._profiles, strict=True)
         ]
         self._ring = _Ring([s.shape[0] for s in self._shares], window)
-        self._queue: list[list[NDArray[Any]]] = []  # per update: one array per column
-        self._queued = 0
+        self._queue: deque[list[NDArray[Any]]] = deque()  # per update: one array per column
+        self._queued = 0  # rows in the queue
         self._lock = threading.Lock()
 
     @property
@@ -197,17 +200,21 @@ class DriftMonitor:
                 )
             batch.append(col)
         batch.append(y)
+        if n > self.window:  # only the tail can stay in the window; copy it, drop the rest
+            batch = [col[-self.window :].copy() for col in batch]
+            n = self.window
         with self._lock:
             self._queue.append(batch)
             self._queued += n
-            if self._queued >= FLUSH_ROWS:
-                self._flush()
+            # drop the oldest batches that the newer queued rows already push out
+            while self._queued - len(self._queue[0][-1]) >= self.window:
+                self._queued -= len(self._queue.popleft()[-1])
 
     def _flush(self) -> None:
         """Bucket the queued rows, all at once per column, and push them into the ring."""
         if not self._queue:
             return
-        queue, self._queue, self._queued = self._queue, [], 0
+        queue, self._queue, self._queued = list(self._queue), deque(), 0
         idx = np.empty((sum(len(b[-1]) for b in queue), len(self._names)), dtype=np.intp)
         for j, profile in enumerate(self._profiles):
             parts = [b[j] for b in queue]
