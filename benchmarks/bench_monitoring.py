@@ -1,0 +1,347 @@
+"""The cost of monitoring (metrics + the drift window) on ``/predict``, measured in one run.
+
+1. The request path in process, per request of 1 and of 100 houses drawn from the training
+   data: (a) the whole app called as an ASGI application (middleware, routing, validation,
+   prediction, JSON; no network), monitoring on against off, runs alternated and the best
+   kept; (b) its parts: validation, table building, prediction, and what monitoring adds
+   (``Service.record_prediction``: counters, histograms and the drift update, plus the HTTP
+   metrics of the middleware). Target: monitoring < 10 %.
+2. The drift monitor alone: ``update`` against ``pipeline.predict`` on the same rows, and
+   the reads that bucket the queued rows (``gauges`` at each scrape, ``report``).
+3. Service throughput with ``wrk`` (one thread, 4 connections): uvicorn with
+   ``MONITORING_ENABLED=true`` against two servers with ``false``, loaded in turn, best of
+   several runs each. The two identical "off" servers give the noise floor of the machine:
+   on a shared machine, a monitoring cost smaller than that floor cannot be seen here.
+
+Prints tables; asserts nothing. Run: ``.venv/bin/python benchmarks/bench_monitoring.py``
+(part 3 needs ``wrk``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from app.monitor import DriftMonitor
+from model.artifact import load_artifact
+from model.cli import main as houseprice
+from model.config import load_config
+from model.train import prepare_data
+
+ROOT = Path(__file__).resolve().parents[1]
+ROUNDS, SECONDS, CONNECTIONS = 5, 2, 4
+
+
+def machine() -> str:
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, load avg {load}; "
+        f"Python {platform.python_version()}, NumPy {np.__version__}"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(artifact: str, monitoring: bool, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "MODEL_PATH": artifact,
+        "MONITORING_ENABLED": "true" if monitoring else "false",
+        "LOG_LEVEL": "warning",
+    }
+    cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
+    with log.open("ab") as fh:
+        proc = subprocess.Popen(
+            [*cmd, "--port", str(port)], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited:\n{log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url + "/health/ready", timeout=1.0).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)  # poll interval
+    proc.kill()
+    raise RuntimeError("server not ready within 60 s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def houses(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Training rows as API houses (missing values left out)."""
+    data = prepare_data(load_config(ROOT / "configs/ames.toml"))
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in rng.integers(0, data.y.size, n):
+        house: dict[str, Any] = {}
+        for name, col in data.table.items():
+            v = col[i]
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                continue
+            house[name] = v if isinstance(v, str) else float(v)
+        out.append(house)
+    return out
+
+
+def wrk_rps(wrk: str, url: str, body: str, tmp: Path) -> float:
+    script = tmp / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+    )
+    out = subprocess.run(
+        [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "-s", str(script), url + "/predict"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"wrk saw errors:\n{out}")
+    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    if m is None:
+        raise RuntimeError(f"no Requests/sec in wrk output:\n{out}")
+    return float(m.group(1))
+
+
+def service(artifact: str, tmp: Path) -> None:
+    wrk = shutil.which("wrk")
+    print(f"\n3. /predict throughput with wrk, best of {ROUNDS} x {SECONDS} s per server, req/s")
+    if wrk is None:
+        print("   skipped: wrk is not installed")
+        return
+    servers = {
+        "on": start_server(artifact, True, tmp / "on.log"),
+        "off": start_server(artifact, False, tmp / "off.log"),
+        "off (A/A)": start_server(artifact, False, tmp / "off2.log"),
+    }
+    try:
+        pool = houses(1000)
+        bodies = {
+            "1 house": json.dumps(pool[0]),
+            "100 houses": json.dumps({"instances": pool[:100]}),
+        }
+        print(f"{'request':<12}{'on':>9}{'off':>9}{'off A/A':>9}{'on/off':>9}{'A/A':>8}")
+        print("-" * 56)
+        for label, body in bodies.items():
+            best = dict.fromkeys(servers, 0.0)
+            for _ in range(ROUNDS):  # alternate, so background load hits all alike
+                for name, (_, url) in servers.items():
+                    best[name] = max(best[name], wrk_rps(wrk, url, body, tmp))
+            on, off, aa = best["on"], best["off"], best["off (A/A)"]
+            print(
+                f"{label:<12}{on:>9.0f}{off:>9.0f}{aa:>9.0f}"
+                f"{on / max(off, aa):>9.3f}{min(off, aa) / max(off, aa):>8.3f}"
+            )
+        print("on/off against the better 'off'; A/A = worse/better of the identical servers")
+    finally:
+        for proc, _ in servers.values():
+            stop(proc)
+
+
+async def _asgi_post(app: Any, body: bytes) -> None:
+    """One ``POST /predict`` through the ASGI interface, as uvicorn would make it."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    status: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # the client never disconnects
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    await app(scope, receive, send)
+    if status != [200]:
+        raise RuntimeError(f"/predict answered {status}")
+
+
+def whole_app(artifact: str) -> None:
+    from app.main import create_app
+    from app.settings import Settings
+
+    pool = houses(100)
+    print("\n1a. The whole app in process (ASGI calls, best of 7 x 200 requests), µs/request")
+    print(f"{'houses':>7}{'on':>9}{'off':>9}{'off A/A':>9}{'on/off':>9}{'A/A':>8}")
+    print("-" * 51)
+
+    async def run() -> None:
+        apps = {}
+        for name, enabled in (("on", True), ("off", False), ("off (A/A)", False)):
+            settings = Settings(
+                model_path=artifact, monitoring_enabled=enabled, log_level="warning"
+            )
+            app = create_app(settings)
+            await app.router.lifespan_context(app).__aenter__()
+            apps[name] = app
+        for n in (1, 100):
+            body = json.dumps(pool[0] if n == 1 else {"instances": pool[:n]}).encode()
+            best = dict.fromkeys(apps, math.inf)
+            for _ in range(7):  # alternate, so background load hits all alike
+                for name, app in apps.items():
+                    t0 = time.perf_counter()
+                    for _ in range(200):
+                        await _asgi_post(app, body)
+                    best[name] = min(best[name], (time.perf_counter() - t0) / 200 * 1e6)
+            on, off, aa = best["on"], best["off"], best["off (A/A)"]
+            print(
+                f"{n:>7}{on:>9.0f}{off:>9.0f}{aa:>9.0f}"
+                f"{on / min(off, aa):>9.3f}{max(off, aa) / min(off, aa):>8.3f}"
+            )
+        print("on/off against the faster 'off'; A/A = slower/faster of the identical apps")
+
+    asyncio.run(run())
+
+
+def request_path(artifact: str) -> None:
+    from app.settings import Settings
+    from app.state import Service
+
+    svc = Service(Settings(model_path=artifact, log_level="warning"))
+    svc.load_initial()
+    model = svc.holder.current
+    assert model is not None, svc.holder.not_ready_reason()
+    pool = houses(100)
+    print("\n1b. Its parts (best of 5), µs per request")
+    head = f"{'houses':>7}{'validate':>10}{'table':>8}{'predict':>9}{'monitoring':>12}{'share':>8}"
+    print(head)
+    print("-" * len(head))
+    for n in (1, 100):
+        body = json.dumps(pool[0] if n == 1 else {"instances": pool[:n]}).encode()
+        rows, _ = model.schema.validate(body)
+        cols, quality = model.table(rows)
+        y = model.predict(cols)
+        repeats = 2000 // n
+        t_val = best_us(lambda b=body: model.schema.validate(b), repeats)  # type: ignore[misc]
+        t_tab = best_us(lambda r=rows: model.table(r), repeats)  # type: ignore[misc]
+        t_pred = best_us(lambda c=cols: model.predict(c), repeats)  # type: ignore[misc]
+
+        def monitoring(c: Any = cols, p: Any = y, q: Any = quality, size: int = len(body)) -> None:
+            svc.metrics.observe_request("POST", "/predict", 200, 0.001, size, 200)
+            svc.record_prediction(model, c, p, q)
+
+        t_mon = best_us(monitoring, repeats)
+        total = t_val + t_tab + t_pred + t_mon
+        print(
+            f"{n:>7}{t_val:>10.1f}{t_tab:>8.1f}{t_pred:>9.1f}{t_mon:>12.1f}"
+            f"{t_mon / total * 100:>7.1f}%"
+        )
+    print("target: monitoring < 10 % of the request (an upper bound: no ASGI, no JSON out)")
+
+
+def best_us(fn: Callable[[], object], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / repeats)
+    return best * 1e6
+
+
+def in_process(artifact: str) -> None:
+    art = load_artifact(artifact)
+    data = prepare_data(load_config(ROOT / "configs/ames.toml"))
+    reference, version = art.metadata["reference"], art.metadata["model_version"]
+    print("\n2. The drift monitor alone vs the prediction (best of 5), µs")
+    print(f"{'rows':>6}{'predict':>11}{'update':>10}{'update/predict':>16}")
+    print("-" * 43)
+    for n in (1, 10, 100, 1000):
+        monitor = DriftMonitor(reference, version)
+        cols = {k: v[:n] for k, v in data.table.items()}
+        y = art.pipeline.predict(cols)
+        repeats = max(20, 2000 // n)
+        t_pred = best_us(lambda c=cols: art.pipeline.predict(c), repeats)  # type: ignore[misc]
+        t_upd = best_us(lambda c=cols, p=y, m=monitor: m.update(c, p), repeats)  # type: ignore[misc]
+        print(f"{n:>6}{t_pred:>11.1f}{t_upd:>10.1f}{t_upd / t_pred:>16.3f}")
+    print("reads, which bucket the queued rows (at most the window's 1,000):")
+    for n in (1, 100):
+        monitor = DriftMonitor(reference, version)
+        cols = {k: v[:n] for k, v in data.table.items()}
+        y = art.pipeline.predict(cols)
+
+        def scrape(m: DriftMonitor = monitor, c: Any = cols, p: Any = y, k: int = n) -> None:
+            for _ in range(max(1, 1000 // k)):  # a full window of new rows since the last read
+                m.update(c, p)
+            m.gauges()
+
+        t_s = best_us(scrape, 5)
+        print(f"  gauges() after 1,000 new rows in {n}-row requests: {t_s:,.0f} µs per scrape")
+    t_r = best_us(monitor.report, 20)
+    print(f"  report() (GET /drift) with nothing queued: {t_r:,.0f} µs")
+
+
+def main() -> None:
+    print("bench_monitoring: what metrics and drift checks cost the /predict path")
+    print(machine())
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        artifact = str(tmp / "model.joblib")
+        code = houseprice(
+            ["train", "--config", str(ROOT / "configs/ames.toml"), "--out", artifact,
+             "--runs-dir", str(tmp / "runs"), "--quiet"]
+        )  # fmt: skip
+        if code != 0:
+            raise SystemExit(f"training failed with exit code {code}")
+        whole_app(artifact)
+        request_path(artifact)
+        in_process(artifact)
+        service(artifact, tmp)
+
+
+if __name__ == "__main__":
+    main()
