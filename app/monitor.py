@@ -18,10 +18,11 @@ the largest part of the monitor's cost. And only the last ``window`` rows matter
 is read. So ``update`` just queues the request's arrays (by reference, not copied: callers
 must not mutate them afterwards) and drops from the front of the queue the batches that newer
 rows have already pushed out of the window; the reads (``gauges`` at each scrape, ``report``)
-bucket what is queued, at most ``window`` rows, all at once per column. A request pays O(1),
-the window a reader sees is exact, and under heavy traffic most rows are never bucketed at
-all. The queue holds fewer than ``window`` rows plus one batch (a batch is cut to its last
-``window`` rows), so memory stays bounded whether or not anyone reads.
+bucket the newest ``window`` queued rows at most, all at once per column. A request pays a
+few microseconds whatever its size, the window a reader sees is exact, and under heavy
+traffic most rows are never bucketed at all. The queue holds fewer than ``window`` rows plus
+one batch (a batch is cut to its last ``window`` rows), so memory stays bounded whether or
+not anyone reads.
 
 The maths (bucket layout, ``bin_index``, ``psi`` and its epsilon) live in :mod:`model.drift`,
 shared with training; this module only keeps the window and reads it out.
@@ -215,11 +216,12 @@ class DriftMonitor:
         if not self._queue:
             return
         queue, self._queue, self._queued = list(self._queue), deque(), 0
-        idx = np.empty((sum(len(b[-1]) for b in queue), len(self._names)), dtype=np.intp)
+        n = min(sum(len(b[-1]) for b in queue), self.window)  # older rows would be evicted
+        idx = np.empty((n, len(self._names)), dtype=np.intp)
         for j, profile in enumerate(self._profiles):
             parts = [b[j] for b in queue]
             values = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            idx[:, j] = drift.bin_index(profile, values)
+            idx[:, j] = drift.bin_index(profile, values[len(values) - n :])
         self._ring.push(idx)
 
     def _score(self, j: int) -> tuple[float, NDArray[np.int64]]:
