@@ -41,19 +41,18 @@ pytestmark = pytest.mark.e2e
 #: the 0.25 threshold, while the test stays a few seconds of traffic.
 WINDOW, MIN_SAMPLES = 500, 200
 SHIFTED = "lot_area"  # multiplied by 4: PSI about 5, while the other features stay put
-#: Series that exist only after some event; the traffic below makes each event happen, so
-#: every query must return data. Listed so a new query of this kind is a deliberate choice.
+#: Series absent until some event happens. The traffic below makes each event happen, so
+#: every query must return data; the test checks each series exists for that reason.
 EVENT_DRIVEN = {
     "houseprice_prediction_errors_total": "a refused house (422) in the traffic",
     "houseprice_input_unknown_category_total": "a house with an unknown neighborhood",
     "houseprice_input_out_of_range_total": "a house larger than any in training",
-    "houseprice_input_missing_total": "houses with an optional feature left out",
+    "houseprice_input_missing_total": "a house with an optional feature left out",
     "houseprice_feedback_total": "the POST /feedback calls",
-    'houseprice_http_requests_total{status="5xx"}': (
-        "no 5xx is ever provoked: HighErrorRatio and the error panel add "
-        "'or ... * 0' so they return 0 instead of nothing"
-    ),
 }
+#: Absent for the whole test: no 5xx is provoked. The queries over it (HighErrorRatio, the
+#: error ratio panel) add ``or ... * 0`` so they return 0 instead of nothing.
+ABSENT = ['houseprice_http_requests_total{status="5xx"}']
 
 
 @dataclass
@@ -274,6 +273,10 @@ def test_prometheus_scrapes_the_service_and_fires_feature_drift_for_the_shifted_
             return not pending
 
         wait_for("every query to return data", all_answered, 30.0, logs, lambda: pending)
+        for series, event in EVENT_DRIVEN.items():
+            assert prom.query(series), f"{series} absent although the test made {event}"
+        for series in ABSENT:
+            assert prom.query(series) == [], f"{series} present: the test's premise is wrong"
 
         # 3. one feature shifted: the whole window is replaced by shifted traffic
         shifted = [
