@@ -1,0 +1,243 @@
+"""model.fold: the folded one-row prediction equals the general Pipeline.predict.
+
+Every variant is fitted on a synthetic table, then priced on many random rows — missing
+numbers, missing and never-seen categories included — by both paths, which must agree to
+1e-12 relative. Shapes that cannot be folded are refused with the reason, and rows the general
+path refuses are handed back to it (``None``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from model.base import Columns
+from model.compose import ColumnTransformer, TransformedTargetRegressor
+from model.fold import CannotFoldError, fold
+from model.linear import Lasso, LinearRegression, Ridge
+from model.pipeline import Pipeline
+from model.preprocessing import (
+    LogTransformer,
+    OneHotEncoder,
+    PolynomialFeatures,
+    SimpleImputer,
+    StandardScaler,
+)
+from model.tree import DecisionTreeRegressor
+
+CATS = {"hood": ["A", "B", "C", "D"], "kitchen": ["Ex", "Gd", "TA"]}
+
+
+def table(n: int, rng: np.random.Generator, missing: float = 0.1) -> Columns:
+    cols: Columns = {
+        "area": rng.uniform(300, 4000, n),
+        "lot": rng.lognormal(9, 0.6, n),
+        "year": rng.integers(1880, 2010, n).astype(np.float64),
+        "rooms": rng.integers(0, 8, n).astype(np.float64),
+    }
+    for name in ("area", "lot", "rooms"):
+        cols[name][rng.random(n) < missing] = np.nan
+    for name, cats in CATS.items():
+        values = np.empty(n, dtype=object)
+        values[:] = [str(v) for v in rng.choice(cats, n)]
+        values[rng.random(n) < missing] = None
+        cols[name] = values
+    return cols
+
+
+def target(cols: Columns, rng: np.random.Generator) -> np.ndarray:
+    area = np.nan_to_num(cols["area"], nan=1500.0)
+    bump = np.array([{"A": 0.2, "B": -0.1}.get(v, 0.0) for v in cols["hood"]])
+    return np.exp(11 + 0.0004 * area + 0.002 * (cols["year"] - 1950) + bump) * rng.lognormal(
+        0, 0.1, len(area)
+    )
+
+
+def numeric_block() -> Pipeline:
+    return Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+
+
+def log_block() -> Pipeline:
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="mean")),
+            ("log", LogTransformer()),
+            ("scale", StandardScaler()),
+        ]
+    )
+
+
+def served_shape(regressor: Any, func: Any = "log", **ct: Any) -> Pipeline:
+    blocks = [
+        ("numeric", numeric_block(), ["year", "rooms"]),
+        ("log_numeric", log_block(), ["area", "lot"]),
+        ("categorical", OneHotEncoder(), ["hood", "kitchen"]),
+    ]
+    return Pipeline(
+        [
+            ("features", ColumnTransformer(blocks, **ct)),
+            ("regressor", TransformedTargetRegressor(regressor, func=func)),
+        ]
+    )
+
+
+VARIANTS: dict[str, Any] = {
+    "served (ridge, log target)": lambda: served_shape(Ridge(alpha=0.3)),
+    "log1p target, lasso": lambda: served_shape(Lasso(alpha=1e-4), func="log1p"),
+    "no target transform": lambda: served_shape(LinearRegression(), func=None),
+    "bare linear model, mixed steps": lambda: Pipeline(
+        [
+            (
+                "features",
+                ColumnTransformer(
+                    [
+                        (
+                            "n",
+                            Pipeline(
+                                [
+                                    ("fill", SimpleImputer(strategy="constant", fill_value=7.0)),
+                                    ("log", LogTransformer(columns=[1])),
+                                    ("off", "passthrough"),
+                                    ("scale", StandardScaler(with_mean=False)),
+                                ]
+                            ),
+                            ["rooms", "lot", "area"],
+                        ),
+                        ("scale_only", StandardScaler(with_std=False), ["year"]),
+                        ("hood", OneHotEncoder(), ["hood"]),
+                        ("gone", "drop", ["kitchen"]),
+                    ]
+                ),
+            ),
+            ("model", Ridge(alpha=1.0)),
+        ]
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_folded_equals_general_on_random_rows(variant: str) -> None:
+    rng = np.random.default_rng(0)
+    train = table(400, rng)
+    pipe = VARIANTS[variant]().fit(train, target(train, rng))
+    folded = fold(pipe)
+
+    rows = table(500, rng, missing=0.25)
+    rows["hood"][rng.random(500) < 0.15] = "Nowhere"  # never seen in training
+    rows["kitchen"][rng.random(500) < 0.15] = "Po"
+    general = pipe.predict(rows)
+    for i in range(500):
+        one = {k: v[i : i + 1] for k, v in rows.items()}
+        fast = folded.predict_one(one)
+        assert fast is not None
+        assert fast == pytest.approx(general[i], rel=1e-12, abs=0.0), (variant, i)
+        assert fast == pytest.approx(float(pipe.predict(one)[0]), rel=1e-12, abs=0.0)
+
+
+def test_numeric_category_column_is_converted_as_the_column_transformer_does() -> None:
+    rng = np.random.default_rng(1)
+    train = table(300, rng)
+    train["hood"] = np.array([None if v is None else str(ord(v)) for v in train["hood"]], object)
+    pipe = served_shape(Ridge()).fit(train, target(table(300, rng), rng))
+    one = {k: v[:1].copy() for k, v in train.items()}
+    for value in (65.0, 66.0, 99.0, math.nan):  # a float column in a categorical block
+        one["hood"] = np.array([value])
+        assert fold(pipe).predict_one(one) == pytest.approx(
+            float(pipe.predict(one)[0]), rel=1e-12, abs=0.0
+        )
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("area", math.inf), ("lot", -1.0), ("lot", -5.0), ("area", "not a number")],
+)
+def test_rows_the_general_path_refuses_are_handed_back(column: str, value: Any) -> None:
+    rng = np.random.default_rng(2)
+    train = table(200, rng)
+    pipe = served_shape(Ridge()).fit(train, target(train, rng))
+    one: Columns = {k: v[:1].copy() for k, v in train.items()}
+    one[column] = np.array([value], dtype=object if isinstance(value, str) else np.float64)
+    assert fold(pipe).predict_one(one) is None
+    with pytest.raises(ValueError, match=column if column == "area" else "log1p"):
+        pipe.predict(one)
+
+
+def test_an_unfilled_missing_value_is_handed_back() -> None:
+    rng = np.random.default_rng(3)
+    train = table(200, rng, missing=0.0)
+    pipe = Pipeline(
+        [
+            ("features", ColumnTransformer([("n", StandardScaler(), ["area", "year"])])),
+            ("model", LinearRegression()),
+        ]
+    ).fit(train, target(train, rng))
+    one = {"area": np.array([np.nan]), "year": np.array([1990.0])}
+    assert fold(pipe).predict_one(one) is None
+    with pytest.raises(ValueError):
+        pipe.predict(one)
+
+
+@pytest.mark.parametrize(
+    ("build", "reason"),
+    [
+        (
+            lambda: Pipeline(
+                [
+                    ("f", ColumnTransformer([("n", numeric_block(), ["area", "year"])])),
+                    ("tree", DecisionTreeRegressor(max_depth=3)),
+                ]
+            ),
+            "not a linear model",
+        ),
+        (
+            lambda: Pipeline(
+                [
+                    ("f", ColumnTransformer([("n", numeric_block(), ["area", "year"])])),
+                    ("poly", PolynomialFeatures()),
+                    ("model", Ridge()),
+                ]
+            ),
+            "two-step",
+        ),
+        (
+            lambda: Pipeline(
+                [
+                    (
+                        "f",
+                        ColumnTransformer(
+                            [("n", Pipeline([("p", PolynomialFeatures())]), ["year", "rooms"])]
+                        ),
+                    ),
+                    ("model", Ridge()),
+                ]
+            ),
+            "PolynomialFeatures",
+        ),
+        (
+            lambda: Pipeline(
+                [
+                    (
+                        "f",
+                        ColumnTransformer([("k", OneHotEncoder(), ["rooms"])]),
+                    ),
+                    ("model", Ridge()),
+                ]
+            ),
+            "block 'k': step 'k' \\(OneHotEncoder\\) is not elementwise",
+        ),
+    ],
+)
+def test_shapes_it_cannot_reproduce_are_refused_with_the_reason(build: Any, reason: str) -> None:
+    rng = np.random.default_rng(4)
+    train = table(200, rng, missing=0.0)
+    pipe = build().fit(train, target(train, rng))
+    with pytest.raises(CannotFoldError, match=reason):
+        fold(pipe)
+
+
+def test_an_unfitted_pipeline_is_not_folded() -> None:
+    with pytest.raises(ValueError, match="not fitted"):
+        fold(served_shape(Ridge()))
