@@ -241,3 +241,27 @@ def test_shapes_it_cannot_reproduce_are_refused_with_the_reason(build: Any, reas
 def test_an_unfitted_pipeline_is_not_folded() -> None:
     with pytest.raises(ValueError, match="not fitted"):
         fold(served_shape(Ridge()))
+
+
+def test_the_served_model_prices_one_house_through_the_fold(artifact_path: str) -> None:
+    """The default artifact folds; LoadedModel.predict equals the pipeline on random houses."""
+    from app.settings import Settings
+    from app.state import load_model
+
+    model = load_model(artifact_path, Settings.from_env({}))
+    assert model.folded is not None, model.single_row_path
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        house: dict[str, Any] = {}
+        for spec in model.features:
+            if not spec.required and rng.random() < 0.3:
+                house[spec.name] = None
+            elif spec.kind == "numeric":
+                house[spec.name] = float(rng.uniform(spec.lo, min(spec.hi, spec.lo + 5000)))
+            else:
+                known = list(spec.categories or ["x"])
+                house[spec.name] = str(rng.choice([*known, "never-seen"]))
+        row = model.schema.house.model_validate(house)
+        cols, _ = model.table([row])
+        general = float(model.pipeline.predict(cols)[0])
+        assert float(model.predict(cols)[0]) == pytest.approx(general, rel=1e-12, abs=0.0)
