@@ -14,7 +14,9 @@ import hmac
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +65,12 @@ class LoadedModel:
     predictions_counter: Any = field(init=False, default=None)  # bound metric child
     folded: FoldedLinear | None = field(init=False, default=None)  # one-row fast path
     single_row_path: str = field(init=False, default="")
+    _row_values: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        names = [s.name for s in self.features]
+        get = itemgetter(*names)
+        self._row_values = get if len(names) > 1 else lambda d: (get(d),)
         self.numeric = tuple(s for s in self.features if s.kind == "numeric")
         self.categorical = tuple(s for s in self.features if s.kind == "categorical")
         try:
@@ -84,11 +90,11 @@ class LoadedModel:
         if len(rows) == 1:
             return self._table_one(rows[0].__dict__)
         q = InputQuality()
-        dicts = [r.__dict__ for r in rows]
-        n = len(dicts)
+        n = len(rows)
         cols: Columns = {}
-        for spec in self.features:
-            values = [d[spec.name] for d in dicts]
+        # Transposed in C: one itemgetter call per row, then zip(*) into one tuple per feature.
+        by_feature = zip(*map(self._row_values, (r.__dict__ for r in rows)), strict=True)
+        for spec, values in zip(self.features, by_feature, strict=True):
             missing = values.count(None)
             if spec.kind == "numeric":
                 col = np.array(
