@@ -265,3 +265,39 @@ def test_the_served_model_prices_one_house_through_the_fold(artifact_path: str) 
         cols, _ = model.table([row])
         general = float(model.pipeline.predict(cols)[0])
         assert float(model.predict(cols)[0]) == pytest.approx(general, rel=1e-12, abs=0.0)
+
+
+def test_a_pipeline_that_does_not_fold_is_served_by_the_general_path(artifact_path: str) -> None:
+    from app.settings import Settings
+    from app.state import build_model
+    from model.artifact import load_artifact
+
+    class OtherPipeline(Pipeline):  # not the exact shape fold() knows
+        pass
+
+    art = load_artifact(artifact_path)
+    other = OtherPipeline(art.pipeline.steps)
+    other.fitted_steps_ = art.pipeline.fitted_steps_
+    model = build_model(other, art.metadata, art.sha256, artifact_path, Settings.from_env({}))
+    assert model.folded is None
+    assert model.single_row_path.startswith("general pipeline (not a two-step Pipeline")
+    row = model.schema.house.model_validate(model.schema.example)
+    cols, _ = model.table([row])
+    assert float(model.predict(cols)[0]) == float(art.pipeline.predict(cols)[0])
+
+
+def test_a_fold_that_disagrees_at_warm_up_is_switched_off(
+    artifact_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.settings import Settings
+    from app.state import build_model
+    from model.artifact import load_artifact
+    from model.fold import FoldedLinear
+
+    monkeypatch.setattr(FoldedLinear, "predict_one", lambda self, cols: 1.0)
+    art = load_artifact(artifact_path)
+    model = build_model(
+        art.pipeline, art.metadata, art.sha256, artifact_path, Settings.from_env({})
+    )
+    assert model.folded is None
+    assert "disagreed" in model.single_row_path
