@@ -66,3 +66,22 @@ def test_invalid_bodies_give_the_unions_errors(schema: RequestSchema, name: str)
     with pytest.raises(ValidationError) as ref:
         union(schema, body)
     assert error_list(ours.value) == error_list(ref.value)
+
+
+def test_start_up_freezes_the_heap_out_of_the_collectors_reach(artifact_path: str) -> None:
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    app = create_app(Settings.from_env({"MODEL_PATH": artifact_path}))
+    try:
+        with TestClient(app) as client:
+            assert client.get("/health/ready").status_code == 200
+            assert gc.get_freeze_count() > 10_000  # the start-up heap, model included
+    finally:
+        gc.unfreeze()
