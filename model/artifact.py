@@ -29,7 +29,6 @@ trusts it.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import hmac
 import io
@@ -37,7 +36,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,14 +43,11 @@ from typing import Any
 import joblib
 import numpy as np
 
+from model.atomic import fsync_dir, write_temp
+
 #: Version of the ``{"format_version", "pipeline", "metadata"}`` layout; bump on any change
 #: a previous loader could not read, so that it refuses instead of half-working.
 FORMAT_VERSION = 1
-
-#: Mode of every written file. ``mkstemp`` creates 0600, which would make an artifact trained
-#: as one user (root in a container build) unreadable by the server running as another; none
-#: of these files is secret (the signing key is), so they are world-readable like ``open()``'s.
-FILE_MODE = 0o644
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -108,33 +103,6 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _write_temp(directory: Path, name: str, data: bytes) -> Path:
-    """Write ``data`` to a new temporary file next to ``name`` and fsync it."""
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return Path(tmp)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError as exc:  # some file systems cannot fsync a directory; the renames stand
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
-            raise
-    finally:
-        os.close(fd)
-
-
 def save_artifact(
     path: str | Path,
     pipeline: Any,
@@ -176,7 +144,7 @@ def save_artifact(
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         for target, content in contents:
-            temps.append((_write_temp(p.parent, target.name, content), target))
+            temps.append((write_temp(p.parent, target.name, content), target))
     except OSError as exc:
         for tmp, _ in temps:
             with contextlib.suppress(OSError):
@@ -194,7 +162,7 @@ def save_artifact(
         if signing_key is None:
             # A stale signature would pair an old HMAC with new bytes; "missing" is clearer.
             side["sig"].unlink(missing_ok=True)
-        _fsync_dir(p.parent)
+        fsync_dir(p.parent)
     except OSError as exc:
         for tmp, _ in temps[done:]:
             with contextlib.suppress(OSError):

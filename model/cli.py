@@ -241,7 +241,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         w.writerows([[f"{v:.2f}"] for v in prices])
         text = buf.getvalue()
     if args.output:
-        from model.runs import atomic_write_text
+        from model.atomic import atomic_write_text
 
         atomic_write_text(args.output, text)
     else:

@@ -268,7 +268,7 @@ def write_report(dataset: Dataset, out_dir: str | Path, with_plots: bool = True)
     Returns the written paths; the Markdown says when plots were skipped and why.
     """
     from model import plots
-    from model.runs import atomic_write_text
+    from model.atomic import atomic_write_text
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -9,15 +9,15 @@ place, so an interrupted run never leaves half a PNG behind a valid name.
 from __future__ import annotations
 
 import importlib.util
+import io
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from model.atomic import atomic_write_bytes
 from model.base import FloatArray
 
 if TYPE_CHECKING:
@@ -41,19 +41,12 @@ def _pyplot() -> Any:
 
 def _save(fig: Any, path: Path) -> Path:
     plt = _pyplot()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    buffer = io.BytesIO()
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=80)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fig.savefig(buffer, format="png", dpi=80)
     finally:
         plt.close(fig)
-    return path
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def _grid(n: int, cols: int = 5) -> tuple[int, int]:

@@ -38,11 +38,12 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from model.atomic import atomic_write_text
 from model.base import Columns, FloatArray
 from model.config import Config, ConfigError, RowFilter
 from model.data import DataError, load_csv
 from model.progress import ProgressBar
-from model.runs import append_index, atomic_write_text, new_run_id
+from model.runs import append_index, new_run_id
 
 #: Metrics reported for the test part and, across folds, for the CV.
 METRICS = ("rmse_log", "rmse", "mae", "r2", "mape", "mse")

@@ -1,0 +1,73 @@
+"""Atomic file writes: a reader sees the old file or the new one, never a torn one.
+
+The recipe: write a temporary file in the target's own directory (so the rename stays on one
+file system), fsync it, ``os.replace`` it over the target, then fsync the directory so the
+rename itself survives a crash. Every artifact, run record, index, report and plot is written
+this way, so an interrupted or failing run leaves the previous files as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+#: Mode of every written file. ``mkstemp`` creates 0600, which would make an artifact trained
+#: as one user (root in a container build) unreadable by the server running as another; none
+#: of these files is secret (the signing key is), so they are world-readable like ``open()``'s.
+FILE_MODE = 0o644
+
+
+def write_temp(directory: Path, name: str, data: bytes) -> Path:
+    """Write ``data`` to a new temporary file beside ``name`` in ``directory``, fsynced.
+
+    The caller renames it into place (or unlinks it); on failure nothing is left behind and
+    the ``OSError`` names the file that was being written.
+    """
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(Path(directory) / name)  # a failed write on an fd names no file
+        raise
+    return Path(tmp)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make the renames in ``directory`` durable (where the file system allows it)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some file systems cannot fsync a directory; the renames stand
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Replace ``path`` with ``data`` atomically, creating its directory if needed."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = write_temp(p.parent, p.name, data)
+    try:
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(p.parent)
+    return p
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Replace ``path`` with ``text`` (UTF-8) atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
