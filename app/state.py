@@ -35,6 +35,10 @@ from model.fold import CannotFoldError, FoldedLinear, fold
 log = logging.getLogger("houseprice")
 
 
+class PredictionError(Exception):
+    """The model raised or returned a non-finite price: a server fault, never the client's."""
+
+
 class ModelLoadError(Exception):
     """The artifact was verified but cannot serve (bad schema, warm-up failed)."""
 
@@ -365,6 +369,34 @@ class Service:
         if not hmac.compare_digest(given.strip().encode(), token.encode()):
             return 403
         return None
+
+    def price(
+        self, model: LoadedModel, rows: list[BaseModel], rid: str
+    ) -> tuple[NDArray[np.float64], InputQuality]:
+        """Price validated houses with ``model`` and record them for monitoring.
+
+        The one prediction path of ``/predict`` and the V2 ``infer`` route. A failure of the
+        model is counted, logged with the request id and raised as :class:`PredictionError`;
+        a failure of the monitoring is logged and never fails the prediction.
+        """
+        cols, quality = model.table(rows)
+        errors = self.metrics.prediction_errors
+        try:
+            y = model.predict(cols)
+        except Exception as e:
+            errors.labels("model_error").inc()
+            log.exception("prediction failed", extra={"request_id": rid})
+            raise PredictionError("prediction failed") from e
+        if not np.isfinite(y).all():
+            errors.labels("non_finite").inc()
+            log.error("non-finite prediction", extra={"request_id": rid})
+            raise PredictionError("the model returned a non-finite price")
+        if self.monitoring:
+            try:
+                self.record_prediction(model, cols, y, quality)
+            except Exception:
+                log.exception("recording the prediction failed")
+        return y, quality
 
     def record_prediction(
         self, model: LoadedModel, cols: Columns, y: NDArray[np.float64], q: InputQuality

@@ -967,3 +967,36 @@ def test_client_disconnect_mid_body_is_not_a_server_error(client: TestClient) ->
     }
     asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 499
+
+
+# --- a model that fails is a server fault, answered 500 and counted ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        ("raise", "prediction failed"),
+        ("nan", "the model returned a non-finite price"),
+    ],
+)
+def test_a_failing_model_answers_500_on_both_prediction_routes(
+    fresh: TestClient, monkeypatch: pytest.MonkeyPatch, broken: str, message: str
+) -> None:
+    model = fresh.app.state.service.holder.current  # type: ignore[attr-defined]
+
+    def predict(cols: dict[str, np.ndarray]) -> np.ndarray:
+        if broken == "raise":
+            raise RuntimeError("boom")
+        return np.full(len(next(iter(cols.values()))), np.nan)
+
+    monkeypatch.setattr(model, "predict", predict)
+    r = fresh.post("/predict", json=HOUSE)
+    assert r.status_code == 500 and r.json() == {"detail": message}
+    r = fresh.post("/v2/models/houseprice/infer", json=v2_request([HOUSE]))
+    assert r.status_code == 500 and r.json() == {"error": message}
+    reason = "model_error" if broken == "raise" else "non_finite"
+    text = fresh.get("/metrics").text
+    assert re.search(
+        rf'^houseprice_prediction_errors_total{{reason="{reason}"}} 2\.0$', text, re.M
+    ), text
+    assert "houseprice_predictions_total{" not in text  # nothing was served

@@ -9,18 +9,15 @@ than handing the request to a worker thread would cost.
 
 from __future__ import annotations
 
-import logging
-
-import numpy as np
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
 from app.routes.common import get_service, is_json, json_response, request_id
 from app.schemas import error_list
+from app.state import PredictionError
 
 router = APIRouter(tags=["prediction"])
-log = logging.getLogger("houseprice")
 
 _ERRORS = {
     400: "Malformed JSON",
@@ -70,24 +67,11 @@ async def predict(request: Request) -> Response:
         errors.labels("malformed_json" if malformed else "validation").inc()
         return json_response(400 if malformed else 422, {"detail": detail})
 
-    cols, quality = model.table(rows)
-    try:
-        y = model.predict(cols)
-    except Exception:
-        errors.labels("model_error").inc()
-        log.exception("prediction failed", extra={"request_id": request_id(request)})
-        return json_response(500, {"detail": "prediction failed"})
-    if not np.isfinite(y).all():
-        errors.labels("non_finite").inc()
-        log.error("non-finite prediction", extra={"request_id": request_id(request)})
-        return json_response(500, {"detail": "the model returned a non-finite price"})
-
-    if svc.monitoring:
-        try:
-            svc.record_prediction(model, cols, y, quality)
-        except Exception:  # monitoring must never fail a prediction
-            log.exception("recording the prediction failed")
     rid = request_id(request)
+    try:
+        y, quality = svc.price(model, rows, rid)
+    except PredictionError as e:
+        return json_response(500, {"detail": str(e)})
     if batch:
         return json_response(
             200,

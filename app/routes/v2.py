@@ -9,11 +9,9 @@ go through the same strict validator as ``/predict``; errors follow the protocol
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -26,7 +24,7 @@ from app.schemas import (
     V2ModelMetadata,
     V2Tensor,
 )
-from app.state import LoadedModel, Service
+from app.state import LoadedModel, PredictionError, Service
 
 MODEL_NAME = "houseprice"
 NUMERIC_TYPES = {
@@ -44,7 +42,6 @@ NUMERIC_TYPES = {
 }
 
 router = APIRouter(prefix="/v2/models", tags=["open inference protocol (v2)"])
-log = logging.getLogger("houseprice")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": V2Error, "description": "Invalid request"},
@@ -224,21 +221,10 @@ async def infer(name: str, request: Request) -> Response:
         errors.labels("not_ready" if e.status == 503 else "validation").inc()
         return _fail(e)
 
-    cols, quality = model.table(rows)
     try:
-        y = model.predict(cols)
-    except Exception:
-        errors.labels("model_error").inc()
-        log.exception("prediction failed", extra={"request_id": request_id(request)})
-        return json_response(500, {"error": "prediction failed"})
-    if not np.isfinite(y).all():
-        errors.labels("non_finite").inc()
-        return json_response(500, {"error": "the model returned a non-finite price"})
-    if svc.monitoring:
-        try:
-            svc.record_prediction(model, cols, y, quality)
-        except Exception:
-            log.exception("recording the prediction failed")
+        y, _ = svc.price(model, rows, request_id(request))
+    except PredictionError as e:
+        return json_response(500, {"error": str(e)})
     return json_response(
         200,
         {
