@@ -20,6 +20,7 @@ import io
 import json
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,10 +223,17 @@ def test_reload_of_each_bad_artifact_is_refused_while_serving(
                 if r.status_code == 200:
                     versions.add(r.json()["model_version"])
 
+    def served_at_least(n: int) -> None:
+        """Wait (bounded) until the clients have had ``n`` answers: proof they are running."""
+        deadline = time.monotonic() + 30
+        while sum(statuses.values()) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     threads = [threading.Thread(target=client) for _ in range(2)]
     for t in threads:
         t.start()
     try:
+        served_at_least(25)  # the clients are predicting before the first reload...
         with httpx.Client(base_url=server.url, timeout=30) as admin:
             for case in BAD:
                 r = admin.post("/admin/reload", json={"path": f"{case}.joblib"}, headers=auth)
@@ -236,6 +244,7 @@ def test_reload_of_each_bad_artifact_is_refused_while_serving(
             ok = admin.post("/admin/reload", json={"path": "good-copy.joblib"}, headers=auth)
             assert ok.status_code == 200, ok.text
             assert ok.json()["previous_version"] == version
+        served_at_least(sum(statuses.values()) + 25)  # ...and still after the last one
     finally:
         stop.set()
         for t in threads:
