@@ -24,11 +24,7 @@ import json
 import math
 import os
 import platform
-import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,16 +32,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
-from app.monitor import DriftMonitor
-from model.artifact import load_artifact
-from model.cli import main as houseprice
-from model.config import load_config
-from model.train import prepare_data
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from wrk import run_wrk  # noqa: E402 (benchmarks/wrk.py, beside this file)
+
+from app.monitor import DriftMonitor  # noqa: E402
+from model.artifact import load_artifact  # noqa: E402
+from model.cli import main as houseprice  # noqa: E402
+from model.config import load_config  # noqa: E402
+from model.train import prepare_data  # noqa: E402
+from tests.e2e.conftest import Server, start_server  # noqa: E402 (the shared harness)
+
 ROUNDS, SECONDS, CONNECTIONS = 5, 2, 4
 
 
@@ -55,50 +55,6 @@ def machine() -> str:
         f"{platform.machine()}, {os.cpu_count()} cores, load avg {load}; "
         f"Python {platform.python_version()}, NumPy {np.__version__}"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(artifact: str, monitoring: bool, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "MODEL_PATH": artifact,
-        "MONITORING_ENABLED": "true" if monitoring else "false",
-        "LOG_LEVEL": "warning",
-    }
-    cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
-    with log.open("ab") as fh:
-        proc = subprocess.Popen(
-            [*cmd, "--port", str(port)], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url + "/health/ready", timeout=1.0).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)  # poll interval
-    proc.kill()
-    raise RuntimeError("server not ready within 60 s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def houses(n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -117,38 +73,26 @@ def houses(n: int, seed: int = 0) -> list[dict[str, Any]]:
     return out
 
 
-def wrk_rps(wrk: str, url: str, body: str, tmp: Path) -> float:
-    script = tmp / "post.lua"
-    script.write_text(
-        'wrk.method = "POST"\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(body)}\n"
-    )
-    out = subprocess.run(
-        [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "-s", str(script), url + "/predict"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if "Non-2xx" in out:
-        raise RuntimeError(f"wrk saw errors:\n{out}")
-    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
-    if m is None:
-        raise RuntimeError(f"no Requests/sec in wrk output:\n{out}")
-    return float(m.group(1))
+def wrk_rps(url: str, body: Path) -> float:
+    result = run_wrk(url + "/predict", body, CONNECTIONS, SECONDS, timeout_s=2)
+    if result.non_2xx:
+        raise RuntimeError(f"wrk saw {result.non_2xx} non-2xx answers from {url}")
+    return result.rate
 
 
 def service(artifact: str, tmp: Path) -> None:
-    wrk = shutil.which("wrk")
     print(f"\n3. /predict throughput with wrk, best of {ROUNDS} x {SECONDS} s per server, req/s")
-    if wrk is None:
+    if shutil.which("wrk") is None:
         print("   skipped: wrk is not installed")
         return
-    servers = {
-        "on": start_server(artifact, True, tmp / "on.log"),
-        "off": start_server(artifact, False, tmp / "off.log"),
-        "off (A/A)": start_server(artifact, False, tmp / "off2.log"),
-    }
+    servers: dict[str, Server] = {}
+    for name, monitoring, log in (
+        ("on", "true", "on.log"),
+        ("off", "false", "off.log"),
+        ("off (A/A)", "false", "off2.log"),
+    ):
+        env = {"MODEL_PATH": artifact, "MONITORING_ENABLED": monitoring, "LOG_LEVEL": "warning"}
+        servers[name] = start_server(env, tmp / log)
     try:
         pool = houses(1000)
         bodies = {
@@ -157,11 +101,13 @@ def service(artifact: str, tmp: Path) -> None:
         }
         print(f"{'request':<12}{'on':>9}{'off':>9}{'off A/A':>9}{'on/off':>9}{'A/A':>8}")
         print("-" * 56)
-        for label, body in bodies.items():
+        for label, text in bodies.items():
+            body = tmp / "body.json"
+            body.write_text(text)
             best = dict.fromkeys(servers, 0.0)
             for _ in range(ROUNDS):  # alternate, so background load hits all alike
-                for name, (_, url) in servers.items():
-                    best[name] = max(best[name], wrk_rps(wrk, url, body, tmp))
+                for name, server in servers.items():
+                    best[name] = max(best[name], wrk_rps(server.url, body))
             on, off, aa = best["on"], best["off"], best["off (A/A)"]
             print(
                 f"{label:<12}{on:>9.0f}{off:>9.0f}{aa:>9.0f}"
@@ -169,8 +115,8 @@ def service(artifact: str, tmp: Path) -> None:
             )
         print("on/off against the better 'off'; A/A = worse/better of the identical servers")
     finally:
-        for proc, _ in servers.values():
-            stop(proc)
+        for server in servers.values():
+            server.stop()
 
 
 async def _asgi_post(app: Any, body: bytes) -> None:

@@ -30,7 +30,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import signal
 import socket
 import statistics
@@ -42,7 +41,6 @@ import time
 import timeit
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,29 +52,14 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from wrk import WrkResult, run_wrk  # noqa: E402 (benchmarks/wrk.py, beside this file)
+
 from model.artifact import load_artifact  # noqa: E402
 from model.config import load_config  # noqa: E402
 from model.train import prepare_data  # noqa: E402
 
 CONFIG = ROOT / "configs" / "ames.toml"
 BATCH_ROWS = 1000
-
-#: One JSON line at the end of a wrk run with the counts and latency percentiles (us).
-LUA = r"""
-local f = assert(io.open(os.getenv("WRK_BODY"), "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '\nWRK_JSON {"requests":%d,"duration_us":%d,"errors":%d,"status":%d,' ..
-    '"p50_us":%d,"p99_us":%d}\n',
-    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
-    latency:percentile(50), latency:percentile(99)))
-end
-"""
 
 BARE_APP = """
 from fastapi import FastAPI
@@ -183,40 +166,6 @@ def uvicorn_server(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
-
-
-@dataclass
-class WrkResult:
-    requests: int
-    seconds: float
-    errors: int
-    p50_ms: float
-    p99_ms: float
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-
-def run_wrk(url: str, body: Path, script: Path, seconds: float, connections: int) -> WrkResult:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("wrk is not installed (make tools)")
-    cmd = [
-        wrk, "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
-        "--timeout=5s", "-s", str(script), url + "/predict",
-    ]  # fmt: skip
-    env = {**os.environ, "WRK_BODY": str(body)}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
-    line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
-    d = json.loads(line.removeprefix("WRK_JSON "))
-    return WrkResult(
-        requests=d["requests"],
-        seconds=d["duration_us"] / 1e6,
-        errors=d["errors"] + d["status"],
-        p50_ms=d["p50_us"] / 1e3,
-        p99_ms=d["p99_us"] / 1e3,
-    )
 
 
 # --- the scikit-learn baseline ----------------------------------------------------------------
@@ -359,8 +308,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         joblib.dump(sk, sk_path)
         (work / "bare_app.py").write_text(textwrap.dedent(BARE_APP))
         (work / "sklearn_app.py").write_text(textwrap.dedent(SKLEARN_APP))
-        script = work / "predict.lua"
-        script.write_text(LUA)
 
         house = {f["name"]: f["example"] for f in metadata["features"] if f["example"] is not None}
         body = work / "house.json"
@@ -394,11 +341,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 check = httpx.post(url + "/predict", json=house, timeout=10)
                 if check.status_code != 200:
                     raise SystemExit(f"{name}: the example house is refused: {check.text}")
-                run_wrk(url, body, script, 2, args.connections)  # warm-up, not reported
+                run_wrk(url + "/predict", body, args.connections, 2, threads=2)  # warm-up
                 urls[name] = url
             for _ in range(args.rounds):
                 for name, url in urls.items():
-                    result = run_wrk(url, body, script, args.seconds, args.connections)
+                    result = run_wrk(
+                        url + "/predict", body, args.connections, args.seconds, threads=2
+                    )
                     runs.setdefault(name, []).append(result)
             batch = batch_median(urls["ours"], houses, args.batches)
         single = in_process(art.pipeline, sk, house, metadata)

@@ -20,13 +20,10 @@ import argparse
 import json
 import os
 import platform
-import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,32 +33,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from wrk import WrkResult, run_wrk  # noqa: E402 (benchmarks/wrk.py, beside this file)
+
 from tests.e2e.conftest import Server, start_server  # noqa: E402 (the shared harness)
 
 P99_BUDGET_MS = 25.0
-
-#: wrk script: POST the body file; an optional per-request delay (ms) for a paced rate; at
-#: the end one JSON line with the counts and latency percentiles (microseconds).
-LUA = r"""
-local f = assert(io.open(os.getenv("WRK_BODY"), "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
-local pause = tonumber(os.getenv("WRK_DELAY_MS") or "0")
-if pause > 0 then
-  delay = function() return pause end
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '\nWRK_JSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,' ..
-    '"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%f}\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
-    latency.mean))
-end
-"""
 
 
 def machine() -> str:
@@ -80,58 +56,6 @@ def machine() -> str:
         f"{cpu}, {os.cpu_count()} cores ({platform.machine()}), Linux {platform.release()}, "
         f"load avg {load}; Python {platform.python_version()}, NumPy {np.__version__}, "
         f"uvicorn {uvicorn.__version__}"
-    )
-
-
-@dataclass
-class WrkResult:
-    connections: int
-    requests: int
-    seconds: float
-    errors: int
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-    mean_ms: float
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-
-def run_wrk(
-    url: str,
-    body_path: Path,
-    connections: int,
-    seconds: float,
-    script: Path,
-    delay_ms: int = 0,
-    timeout_s: int = 5,
-) -> WrkResult:
-    """One wrk run against ``url``; errors are socket errors + timeouts + non-2xx answers."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("wrk is not installed (make tools)")
-    env = {**os.environ, "WRK_BODY": str(body_path), "WRK_DELAY_MS": str(delay_ms)}
-    cmd = [
-        wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-        f"--timeout={timeout_s}s", "-s", str(script), url,
-    ]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
-    line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
-    d: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
-    errors = d["connect"] + d["read"] + d["write"] + d["status"] + d["timeout"]
-    return WrkResult(
-        connections=connections,
-        requests=d["requests"],
-        seconds=d["duration_us"] / 1e6,
-        errors=errors,
-        p50_ms=d["p50_us"] / 1e3,
-        p90_ms=d["p90_us"] / 1e3,
-        p99_ms=d["p99_us"] / 1e3,
-        max_ms=d["max_us"] / 1e3,
-        mean_ms=d["mean_us"] / 1e3,
     )
 
 
@@ -164,12 +88,10 @@ def served_model(
             print(f"warning: the server exited with {code}", file=sys.stderr)
 
 
-def write_inputs(workdir: Path, house: dict[str, Any]) -> tuple[Path, Path]:
+def write_body(workdir: Path, house: dict[str, Any]) -> Path:
     body = workdir / "house.json"
     body.write_text(json.dumps(house))
-    script = workdir / "predict.lua"
-    script.write_text(LUA)
-    return body, script
+    return body
 
 
 def table(rows: Sequence[WrkResult]) -> str:
@@ -196,11 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="houseprice-load-") as tmp:
         work = Path(tmp)
         with served_model(args.model, work) as (server, house):
-            body, script = write_inputs(work, house)
-            run_wrk(server.url + "/predict", body, 4, 2, script)  # warm-up, not reported
-            results = [
-                run_wrk(server.url + "/predict", body, c, args.seconds, script) for c in steps
-            ]
+            body = write_body(work, house)
+            run_wrk(server.url + "/predict", body, 4, 2)  # warm-up, not reported
+            results = [run_wrk(server.url + "/predict", body, c, args.seconds) for c in steps]
     print(f"POST /predict, one house, one uvicorn worker, wrk -t1, {args.seconds:g} s per step")
     print(f"machine: {machine()}")
     print(table(results))

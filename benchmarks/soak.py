@@ -42,10 +42,10 @@ from load import (  # benchmarks/ is not a package: load.py is found beside this
     P99_BUDGET_MS,
     Server,
     machine,
-    run_wrk,
     served_model,
-    write_inputs,
+    write_body,
 )
+from wrk import run_wrk
 
 DELAY_MS = 50  # per request and connection: the pacing; connections set the rate
 MAX_CONNECTIONS = 256
@@ -98,20 +98,18 @@ def window_samples(server: Server) -> float:
     return max(values) if values else math.nan
 
 
-def find_rate(url: str, body: Path, script: Path) -> float:
+def find_rate(url: str, body: Path) -> float:
     """The load sweep, short: the highest rate whose p99 is under budget with no error."""
     best = 0.0
     for c in (1, 2, 4, 8, 16):
-        r = run_wrk(url, body, c, 4, script)
+        r = run_wrk(url, body, c, 4)
         print(f"  sweep: {c:>2} connections {r.rate:>7.0f} req/s p99 {r.p99_ms:.2f} ms")
         if r.p99_ms < P99_BUDGET_MS and r.errors == 0:
             best = max(best, r.rate)
     return best
 
 
-def soak(
-    server: Server, body: Path, script: Path, rate: float, seconds: float, segment: float
-) -> list[Sample]:
+def soak(server: Server, body: Path, rate: float, seconds: float, segment: float) -> list[Sample]:
     url = server.url + "/predict"
     pid = server.proc.pid
     per_connection = 1000.0 / (DELAY_MS + 1.5)  # first guess: 1.5 ms per answer
@@ -120,7 +118,7 @@ def soak(
     start = time.monotonic()
     while time.monotonic() - start < seconds:
         left = seconds - (time.monotonic() - start)
-        r = run_wrk(url, body, conns, min(segment, max(1.0, left)), script, delay_ms=DELAY_MS)
+        r = run_wrk(url, body, conns, min(segment, max(1.0, left)), delay_ms=DELAY_MS)
         rss, threads = proc_status(pid)
         s = Sample(
             t=time.monotonic() - start,
@@ -244,15 +242,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="houseprice-soak-") as tmp:
         work = Path(tmp)
         with served_model(args.model, work) as (server, house):
-            body, script = write_inputs(work, house)
+            body = write_body(work, house)
             rate = args.rate
             if rate is None:
                 print("finding the sustainable rate (short sweep):")
-                rate = find_rate(server.url + "/predict", body, script) / 2
+                rate = find_rate(server.url + "/predict", body) / 2
                 if rate <= 0:
                     raise SystemExit("no step of the sweep kept p99 under budget")
             print(f"soaking at {rate:.0f} req/s for {args.seconds:.0f} s:")
-            samples = soak(server, body, script, rate, args.seconds, args.segment)
+            samples = soak(server, body, rate, args.seconds, args.segment)
         served = sum(s.requests for s in samples)
         path = args.model or str(work / "model.joblib")  # what served_model loaded
         report(samples, warmup, rate)

@@ -1,0 +1,111 @@
+"""One ``wrk`` run against a URL, its figures parsed into a :class:`WrkResult`.
+
+wrk's own summary is text meant for people; the Lua script below makes it print, at the end,
+one ``WRK_JSON {...}`` line with the counts and the latency percentiles (microseconds), which
+is parsed instead. It POSTs the file named by ``WRK_BODY`` as JSON and, when ``WRK_DELAY_MS``
+is positive, waits that long before each request on a connection: wrk is closed-loop, so a
+delay and a connection count together pace the rate (``benchmarks/soak.py``).
+
+Errors are everything that is not a 2xx answer: socket errors (connect, read, write),
+timeouts, and answers with status >= 400 (``non_2xx``, counted apart too).
+
+Used by ``load.py``, ``soak.py``, ``bench_service.py`` and ``bench_monitoring.py``:
+``run_wrk(url, body_path, connections=4, seconds=10)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LUA = r"""
+local f = assert(io.open(os.getenv("WRK_BODY"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+local pause = tonumber(os.getenv("WRK_DELAY_MS") or "0")
+if pause > 0 then
+  delay = function() return pause end
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\nWRK_JSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,' ..
+    '"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%f}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    latency.mean))
+end
+"""
+
+
+@dataclass
+class WrkResult:
+    connections: int
+    requests: int
+    seconds: float
+    errors: int
+    non_2xx: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+
+    @property
+    def rate(self) -> float:
+        """Requests per second, as wrk's ``Requests/sec`` (completed / elapsed)."""
+        return self.requests / self.seconds
+
+
+def parse(out: str, connections: int) -> WrkResult:
+    """The figures of the ``WRK_JSON`` line in wrk's stdout."""
+    line = next((x for x in out.splitlines() if x.startswith("WRK_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"no WRK_JSON line in wrk's output:\n{out}")
+    d: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
+    return WrkResult(
+        connections=connections,
+        requests=d["requests"],
+        seconds=d["duration_us"] / 1e6,
+        errors=d["connect"] + d["read"] + d["write"] + d["status"] + d["timeout"],
+        non_2xx=d["status"],
+        p50_ms=d["p50_us"] / 1e3,
+        p90_ms=d["p90_us"] / 1e3,
+        p99_ms=d["p99_us"] / 1e3,
+        max_ms=d["max_us"] / 1e3,
+        mean_ms=d["mean_us"] / 1e3,
+    )
+
+
+def run_wrk(
+    url: str,
+    body_path: Path,
+    connections: int,
+    seconds: float,
+    *,
+    threads: int = 1,
+    delay_ms: int = 0,
+    timeout_s: int = 5,
+) -> WrkResult:
+    """POST ``body_path`` to ``url`` with ``wrk -t<threads> -c<connections> -d<seconds>s``."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk is not installed (make tools)")
+    env = {**os.environ, "WRK_BODY": str(body_path), "WRK_DELAY_MS": str(delay_ms)}
+    with tempfile.TemporaryDirectory(prefix="houseprice-wrk-") as tmp:
+        script = Path(tmp) / "post.lua"
+        script.write_text(LUA)
+        cmd = [
+            wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+            f"--timeout={timeout_s}s", "-s", str(script), url,
+        ]  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    return parse(out, connections)
