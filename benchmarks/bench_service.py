@@ -57,6 +57,7 @@ from wrk import WrkResult, run_wrk  # noqa: E402 (benchmarks/wrk.py, beside this
 from model.artifact import load_artifact  # noqa: E402
 from model.config import load_config  # noqa: E402
 from model.train import prepare_data  # noqa: E402
+from tests.reference import frame, sklearn_pipeline  # noqa: E402
 
 CONFIG = ROOT / "configs" / "ames.toml"
 BATCH_ROWS = 1000
@@ -169,48 +170,6 @@ def uvicorn_server(
 
 
 # --- the scikit-learn baseline ----------------------------------------------------------------
-
-
-def sklearn_pipeline(cfg: Any, alpha: float) -> Any:
-    """The tutorial pipeline doing the same work as ``model.train.build_pipeline``."""
-    from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import Ridge
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
-
-    plain = [f.name for f in cfg.features if f.kind == "numeric" and f.transform is None]
-    logged = [f.name for f in cfg.features if f.kind == "numeric" and f.transform == "log"]
-    cats = [f.name for f in cfg.features if f.kind == "categorical"]
-    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-    log_numeric = Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="median")),
-            ("log", FunctionTransformer(np.log1p)),
-            ("scale", StandardScaler()),
-        ]
-    )
-    # Unseen categories are all zeros, as in ours; a missing one becomes its own sentinel
-    # category here (ours: all zeros) — the same work, a near-identical price.
-    categorical = Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
-            ("onehot", OneHotEncoder(handle_unknown="ignore")),
-        ]
-    )
-    features = ColumnTransformer(
-        [
-            ("numeric", numeric, plain),
-            ("log_numeric", log_numeric, logged),
-            ("cat", categorical, cats),
-        ]
-    )
-    regressor = TransformedTargetRegressor(Ridge(alpha=alpha), func=np.log, inverse_func=np.exp)
-    return Pipeline([("features", features), ("regressor", regressor)])
-
-
-def frame(table: Mapping[str, Any]) -> pd.DataFrame:
-    return pd.DataFrame({k: list(v) for k, v in table.items()})
 
 
 def json_rows(table: Mapping[str, Any], rows: Sequence[int]) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ from model.cli import main  # noqa: E402
 from model.config import Config, load_config  # noqa: E402
 from model.selection import GridSearchCV, KFold, train_test_split  # noqa: E402
 from model.train import METRICS, PARAM_PREFIX, build_pipeline, prepare_data  # noqa: E402
+from tests.reference import ALPHA_PARAM, frame, sklearn_pipeline  # noqa: E402
 
 REPEATS = 3
 
@@ -47,42 +48,15 @@ def best_time(fn: Callable[[], object], repeats: int = REPEATS) -> float:
 
 
 def sklearn_search(cfg: Config, X: dict[str, np.ndarray], y: np.ndarray) -> Callable[[], object]:
-    import pandas as pd
-    from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import Ridge
     from sklearn.model_selection import GridSearchCV as SkGridSearchCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-    frame = pd.DataFrame(
-        {k: (np.where(v == None, "missing", v) if v.dtype == object else v) for k, v in X.items()}  # noqa: E711
-    )
-    plain = [f.name for f in cfg.features if f.kind == "numeric" and f.transform is None]
-    logged = [f.name for f in cfg.features if f.kind == "numeric" and f.transform == "log"]
-    cats = [f.name for f in cfg.features if f.kind == "categorical"]
-    pre = ColumnTransformer(
-        [
-            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), plain),
-            (
-                "log",
-                make_pipeline(
-                    SimpleImputer(strategy="median"),
-                    FunctionTransformer(np.log1p),
-                    StandardScaler(),
-                ),
-                logged,
-            ),
-            ("cat", OneHotEncoder(handle_unknown="ignore"), cats),
-        ]
-    )
-    model = TransformedTargetRegressor(
-        make_pipeline(pre, Ridge()), func=np.log, inverse_func=np.exp
-    )
     folds = list(KFold(cfg.folds, shuffle=True, random_state=cfg.seed).split(X))
-    grid = {"regressor__ridge__alpha": cfg.grid["alpha"]}
-    search = SkGridSearchCV(model, grid, cv=folds, scoring="neg_root_mean_squared_error", n_jobs=1)
-    return lambda: search.fit(frame, y)
+    grid = {ALPHA_PARAM: cfg.grid["alpha"]}
+    search = SkGridSearchCV(
+        sklearn_pipeline(cfg), grid, cv=folds, scoring="neg_root_mean_squared_error", n_jobs=1
+    )
+    X_frame = frame(X)
+    return lambda: search.fit(X_frame, y)
 
 
 def main_bench() -> None:

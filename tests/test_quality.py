@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from reference import frame, sklearn_pipeline  # tests/reference.py
 
 from model.config import Config, load_config
 from model.selection import KFold, train_test_split
@@ -30,48 +31,16 @@ def _config(name: str) -> Config:
 
 def _sklearn_cv_rmse_log(cfg: Config, alpha: float) -> list[float]:
     """Per-fold RMSE of log price of the same model built from scikit-learn parts."""
-    import pandas as pd
-    from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import Ridge
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
-
     data: PreparedData = prepare_data(cfg)
     X_train, _, y_train, _ = train_test_split(
         data.table, data.y, test_size=cfg.test_size, random_state=cfg.seed
     )
-    frame = pd.DataFrame(
-        {
-            k: (np.where(v == None, "missing", v) if v.dtype == object else v)  # noqa: E711
-            for k, v in X_train.items()
-        }
-    )
-    plain = [f.name for f in cfg.features if f.kind == "numeric" and f.transform is None]
-    logged = [f.name for f in cfg.features if f.kind == "numeric" and f.transform == "log"]
-    cats = [f.name for f in cfg.features if f.kind == "categorical"]
-    pre = ColumnTransformer(
-        [
-            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), plain),
-            (
-                "log",
-                make_pipeline(
-                    SimpleImputer(strategy="median"),
-                    FunctionTransformer(np.log1p),
-                    StandardScaler(),
-                ),
-                logged,
-            ),
-            ("cat", OneHotEncoder(handle_unknown="ignore"), cats),
-        ]
-    )
-    model = TransformedTargetRegressor(
-        make_pipeline(pre, Ridge(alpha=alpha)), func=np.log, inverse_func=np.exp
-    )
+    X = frame(X_train)
+    model = sklearn_pipeline(cfg, alpha)
     scores = []
     for tr, va in KFold(cfg.folds, shuffle=True, random_state=cfg.seed).split(X_train):
-        model.fit(frame.iloc[tr], y_train[tr])
-        p = model.predict(frame.iloc[va])
+        model.fit(X.iloc[tr], y_train[tr])
+        p = model.predict(X.iloc[va])
         scores.append(math.sqrt(float(np.mean((np.log(y_train[va]) - np.log(p)) ** 2))))
     return scores
 
