@@ -14,44 +14,25 @@ Prints tables; asserts nothing. Run: ``.venv/bin/python benchmarks/bench_linear.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import platform
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import describe
 from sklearn.linear_model import LinearRegression as SkLinearRegression
 from sklearn.linear_model import Ridge as SkRidge
 
 from model.linear import LinearRegression, Ridge
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.test_article import article_loop
+
 N_ROWS, N_FEATURES = 1_000_000, 20
 GD_ROWS, GD_EPOCHS, LOOP_EPOCHS, LR = 10_000, 1000, 10, 0.01
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    blas = "?"
-    config: Any = getattr(np, "__config__", None)
-    with contextlib.suppress(AttributeError, KeyError, TypeError):
-        blas = config.CONFIG["Build Dependencies"]["blas"]["name"]
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return (
-        f"CPU: {cpu}; cores: {os.cpu_count()} ({usable} usable); load avg: {load}\n"
-        f"Python {platform.python_version()}, NumPy {np.__version__} ({blas})"
-    )
 
 
 def best_time(fn: Callable[[], object], repeats: int) -> float:
@@ -104,24 +85,6 @@ def closed_form() -> None:
     print("target: ours <= 0.80x sklearn Ridge's time")
 
 
-def article_loop(
-    x: list[float], y: list[float], lr: float, epochs: int
-) -> tuple[float, float, list[float]]:
-    """The article's algorithm, literally (the same loop as tests/test_article.py)."""
-    n = len(x)
-    m, b = 0.0, 0.0
-    costs: list[float] = []
-    for _ in range(epochs):
-        dm, db = 0.0, 0.0
-        for xi, yi in zip(x, y, strict=True):
-            dm += -2 / n * xi * (yi - (m * xi + b))
-            db += -2 / n * (yi - (m * xi + b))
-        m -= lr * dm
-        b -= lr * db
-        costs.append(sum((yi - (m * xi + b)) ** 2 for xi, yi in zip(x, y, strict=True)) / n)
-    return m, b, costs
-
-
 def gradient_descent() -> None:
     rng = np.random.default_rng(1)
     size = rng.uniform(600, 4000, GD_ROWS)
@@ -160,7 +123,7 @@ def gradient_descent() -> None:
 
 def main() -> None:
     print("bench_linear: from-scratch linear models vs scikit-learn and the article's loop")
-    print(machine())
+    print(describe("scikit-learn"))
     closed_form()
     gradient_descent()
 

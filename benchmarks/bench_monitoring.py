@@ -22,8 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -37,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import describe  # noqa: E402 (benchmarks/, the script's folder)
 from wrk import run_wrk  # noqa: E402 (benchmarks/wrk.py, beside this file)
 
 from app.monitor import DriftMonitor  # noqa: E402
@@ -47,14 +46,6 @@ from model.train import prepare_data  # noqa: E402
 from tests.e2e.conftest import Server, start_server  # noqa: E402 (the shared harness)
 
 ROUNDS, SECONDS, CONNECTIONS = 5, 2, 4
-
-
-def machine() -> str:
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (
-        f"{platform.machine()}, {os.cpu_count()} cores, load avg {load}; "
-        f"Python {platform.python_version()}, NumPy {np.__version__}"
-    )
 
 
 def houses(n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -273,7 +264,7 @@ def in_process(artifact: str) -> None:
 
 def main() -> None:
     print("bench_monitoring: what metrics and drift checks cost the /predict path")
-    print(machine())
+    print(describe("fastapi", "uvicorn", "prometheus-client"))
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         artifact = str(tmp / "model.joblib")

@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -52,6 +51,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import describe  # noqa: E402 (benchmarks/, the script's folder)
 from wrk import WrkResult, run_wrk  # noqa: E402 (benchmarks/wrk.py, beside this file)
 
 from model.artifact import load_artifact  # noqa: E402
@@ -89,32 +89,6 @@ app = FastAPI()
 async def predict(house: dict[str, Any]) -> dict[str, float]:
     return {"price": float(pipe.predict(pd.DataFrame([house]))[0])}
 """
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import fastapi
-    import sklearn
-    import uvicorn
-
-    usable = len(os.sched_getaffinity(0))
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    blas_env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if "BLAS" in k)
-    return (
-        f"{cpu}, {os.cpu_count()} cores ({usable} usable, {platform.machine()}), "
-        f"Linux {platform.release()}, load avg {load}\n"
-        f"Python {platform.python_version()}, NumPy {np.__version__}, "
-        f"scikit-learn {sklearn.__version__}, pandas {pd.__version__}, "
-        f"FastAPI {fastapi.__version__}, uvicorn {uvicorn.__version__}"
-        + (f"\nenv: {blas_env}" if blas_env else "")
-    )
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -322,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"POST /predict, one house: wrk -t2 -c{c} -d{args.seconds:g}s, one uvicorn worker, "
         f"{args.rounds} rounds (medians; req/s of each round in brackets)"
     )
-    print(f"machine: {machine()}")
+    print(f"machine: {describe('scikit-learn', 'pandas', 'fastapi', 'uvicorn')}")
     print(f"{'server':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}  rounds")
     for name, rs in runs.items():
         rate, p50, p99 = (

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -28,35 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import describe  # noqa: E402 (benchmarks/, the script's folder)
 from wrk import WrkResult, run_wrk  # noqa: E402 (benchmarks/wrk.py, beside this file)
 
 from tests.e2e.conftest import Server, start_server  # noqa: E402 (the shared harness)
 
 P99_BUDGET_MS = 25.0
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import uvicorn
-
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"{cpu}, {os.cpu_count()} cores ({platform.machine()}), Linux {platform.release()}, "
-        f"load avg {load}; Python {platform.python_version()}, NumPy {np.__version__}, "
-        f"uvicorn {uvicorn.__version__}"
-    )
 
 
 @contextmanager
@@ -122,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_wrk(server.url + "/predict", body, 4, 2)  # warm-up, not reported
             results = [run_wrk(server.url + "/predict", body, c, args.seconds) for c in steps]
     print(f"POST /predict, one house, one uvicorn worker, wrk -t1, {args.seconds:g} s per step")
-    print(f"machine: {machine()}")
+    print(f"machine: {describe('fastapi', 'uvicorn')}")
     print(table(results))
     good = [r for r in results if r.p99_ms < P99_BUDGET_MS and r.errors == 0]
     total_errors = sum(r.errors for r in results)
