@@ -16,7 +16,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ValidationError
 
 from app.metrics import DriftRows, Metrics
-from app.monitor import DriftMonitor
+from app.monitor import DriftMonitor, values_getter
 from app.schemas import FeatureSpec, RequestSchema, build_request_schema
 from app.settings import Settings
 from model.artifact import ArtifactError, load_artifact
@@ -72,9 +71,7 @@ class LoadedModel:
     _row_values: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        names = [s.name for s in self.features]
-        get = itemgetter(*names)
-        self._row_values = get if len(names) > 1 else lambda d: (get(d),)
+        self._row_values = values_getter([s.name for s in self.features])
         self.numeric = tuple(s for s in self.features if s.kind == "numeric")
         self.categorical = tuple(s for s in self.features if s.kind == "categorical")
         try:
@@ -88,11 +85,7 @@ class LoadedModel:
 
         Numeric columns are float64 with NaN for a missing value, categorical ones object
         arrays with ``None``: the representation the training pipeline was fitted on.
-        One house (the common request) takes a plain-Python path: a NumPy reduction per
-        feature costs more than the comparison it would vectorise.
         """
-        if len(rows) == 1:
-            return self._table_one(rows[0].__dict__)
         q = InputQuality()
         n = len(rows)
         cols: Columns = {}
@@ -123,52 +116,35 @@ class LoadedModel:
             cols[spec.name] = col
         return cols, q
 
-    def _table_one(self, d: dict[str, Any]) -> tuple[Columns, InputQuality]:
-        """One house: one float array and one object array, sliced into length-1 views."""
+    def quality_one(self, row: dict[str, Any]) -> InputQuality:
+        """What ``table`` would report for this one house, in plain Python."""
         q = InputQuality()
-        cols: Columns = {}
-        numeric = self.numeric
-        values = []
-        for spec in numeric:
-            v = d[spec.name]
+        for spec in self.numeric:
+            v = row[spec.name]
             if v is None:
                 q.missing[spec.name] = 1
-                values.append(math.nan)
-            else:
-                if v < spec.lo or v > spec.hi:
-                    q.out_of_range[spec.name] = 1
-                values.append(v)
-        nums = np.array(values, dtype=np.float64)
-        for i, spec in enumerate(numeric):
-            cols[spec.name] = nums[i : i + 1]
-        categorical = self.categorical
-        cats = np.empty(len(categorical), dtype=object)
-        for i, spec in enumerate(categorical):
-            v = d[spec.name]
-            cats[i] = v
-            cols[spec.name] = cats[i : i + 1]
+            elif v < spec.lo or v > spec.hi:
+                q.out_of_range[spec.name] = 1
+        for spec in self.categorical:
+            v = row[spec.name]
             if v is None:
                 q.missing[spec.name] = 1
             elif spec.categories and v not in spec.categories:
                 q.unknown.append((0, spec.name, v))
-        return cols, q
+        return q
 
-    def predict(self, cols: Columns) -> NDArray[np.float64]:
-        """Prices of the table's rows.
+    def price_one(self, row: dict[str, Any]) -> float | None:
+        """One validated house priced by the folded terms (``model/fold.py``), or ``None``.
 
-        One house goes through the pipeline folded into per-feature terms when it folds
-        (``model/fold.py``): the same price to rounding, without the dozen NumPy calls that
-        make a one-row ``Pipeline.predict`` cost ~20 times more. Batches, pipelines that do
-        not fold and rows the fold hands back take the general path.
+        The same price as the pipeline to rounding, in a few microseconds: no table, none of
+        the dozen NumPy calls that make a one-row ``Pipeline.predict`` cost ~20 times more.
+        ``None`` when the pipeline does not fold, or for a row the fold hands back.
         """
         folded = self.folded
-        if folded is not None and cols and len(next(iter(cols.values()))) == 1:
-            price = folded.predict_one(cols)
-            if price is not None:
-                return np.array([price])
-        return self.predict_general(cols)
+        return None if folded is None else folded.predict_row(row)
 
-    def predict_general(self, cols: Columns) -> NDArray[np.float64]:
+    def predict(self, cols: Columns) -> NDArray[np.float64]:
+        """Prices of the table's rows, by the pipeline."""
         y = np.asarray(self.pipeline.predict(cols), dtype=np.float64).reshape(-1)
         n = len(next(iter(cols.values()))) if cols else 0
         if y.shape[0] != n:
@@ -238,16 +214,18 @@ def warm(model: LoadedModel) -> None:
     cols, _ = model.table([row])
     try:
         y = model.predict(cols)
+        fast = model.price_one(row.__dict__)
     except Exception as e:
         raise ModelLoadError(f"{model.path}: warm-up prediction failed: {e}") from e
     if not np.isfinite(y).all():
         raise ModelLoadError(f"{model.path}: warm-up prediction is not finite: {y.tolist()}")
-    if model.folded is not None:  # belt and braces: the fast path must price as the pipeline
-        general = model.predict_general(cols)
-        if not np.allclose(y, general, rtol=1e-9, atol=0.0):
-            model.folded = None
-            model.single_row_path = "general pipeline (the folded terms disagreed at warm-up)"
-            log.warning("folded one-row path disabled: %s vs %s", y.tolist(), general.tolist())
+    # belt and braces: the fast path must price as the pipeline
+    if model.folded is not None and (
+        fast is None or not math.isclose(fast, float(y[0]), rel_tol=1e-9, abs_tol=0.0)
+    ):
+        model.folded = None
+        model.single_row_path = "general pipeline (the folded terms disagreed at warm-up)"
+        log.warning("folded one-row path disabled: %s vs %s", fast, y.tolist())
 
 
 def load_model(path: str, settings: Settings) -> LoadedModel:
@@ -375,33 +353,50 @@ class Service:
     ) -> tuple[NDArray[np.float64], InputQuality]:
         """Price validated houses with ``model`` and record them for monitoring.
 
-        The one prediction path of ``/predict`` and the V2 ``infer`` route. A failure of the
+        The one prediction path of ``/predict`` and the V2 ``infer`` route. One house takes
+        the folded terms straight from the validated fields when the model folds; a batch, or
+        a row the fold hands back, goes through the table and the pipeline. A failure of the
         model is counted, logged with the request id and raised as :class:`PredictionError`;
         a failure of the monitoring is logged and never fails the prediction.
         """
-        cols, quality = model.table(rows)
-        errors = self.metrics.prediction_errors
+        row = rows[0].__dict__ if len(rows) == 1 else None
+        cols: Columns | None = None
         try:
-            y = model.predict(cols)
+            price = None if row is None else model.price_one(row)
+            if price is not None and row is not None:  # finite, by predict_row's contract
+                y, quality = np.array([price]), model.quality_one(row)
+            else:
+                cols, quality = model.table(rows)
+                y = model.predict(cols)
         except Exception as e:
-            errors.labels("model_error").inc()
+            self.metrics.prediction_errors.labels("model_error").inc()
             log.exception("prediction failed", extra={"request_id": rid})
             raise PredictionError("prediction failed") from e
-        if not np.isfinite(y).all():
-            errors.labels("non_finite").inc()
+        if cols is not None and not np.isfinite(y).all():
+            self.metrics.prediction_errors.labels("non_finite").inc()
             log.error("non-finite prediction", extra={"request_id": rid})
             raise PredictionError("the model returned a non-finite price")
         if self.monitoring:
             try:
-                self.record_prediction(model, cols, y, quality)
+                self.record_prediction(model, y, quality, cols=cols, row=row)
             except Exception:
                 log.exception("recording the prediction failed")
         return y, quality
 
     def record_prediction(
-        self, model: LoadedModel, cols: Columns, y: NDArray[np.float64], q: InputQuality
+        self,
+        model: LoadedModel,
+        y: NDArray[np.float64],
+        q: InputQuality,
+        *,
+        cols: Columns | None = None,
+        row: dict[str, Any] | None = None,
     ) -> None:
-        """Counters, histograms and the drift window for one served request."""
+        """Counters, histograms and the drift window for one served request.
+
+        The drift window takes the request's table (``cols``) or, for one house priced
+        without a table, its validated fields (``row``).
+        """
         mt = self.metrics
         n = int(y.shape[0])
         counter = model.predictions_counter
@@ -416,5 +411,10 @@ class Service:
             mt.input_out_of_range.labels(name).inc(count)
         for _, name, _ in q.unknown:
             mt.input_unknown_category.labels(name).inc()
-        if model.monitor is not None:
-            model.monitor.update(cols, y)
+        monitor = model.monitor
+        if monitor is None:
+            return
+        if cols is not None:
+            monitor.update(cols, y)
+        elif row is not None:
+            monitor.update_row(row, float(y[0]))

@@ -16,7 +16,7 @@ calls of a few microseconds each that dominate a one-row ``Pipeline.predict``.
 
 :func:`fold` accepts only what it can reproduce exactly and raises :class:`CannotFoldError`,
 saying why, for anything else (a tree, polynomial features, a foreign transformer): the caller
-then keeps the general path. :meth:`FoldedLinear.predict_one` returns ``None`` for a row the
+then keeps the general path. :meth:`FoldedLinear.predict_row` returns ``None`` for a row the
 general path would refuse or treat specially (an infinite value, ``log1p`` of a value <= -1,
 a non-finite result), so the general path answers — or raises its usual error — for it.
 """
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from model.base import Columns, check_is_fitted
+from model.base import check_is_fitted
 from model.compose import ColumnTransformer, TransformedTargetRegressor, _as_category
 from model.linear import ElasticNet, LinearRegression
 from model.pipeline import PASSTHROUGH, Pipeline
@@ -70,19 +70,23 @@ class CategoricalTerm:
 
 @dataclass(frozen=True)
 class FoldedLinear:
-    """``f⁻¹(b + Σ terms)`` for one row of a table; see the module docstring."""
+    """``f⁻¹(b + Σ terms)`` for one row; see the module docstring."""
 
     numeric: tuple[NumericTerm, ...]
     categorical: tuple[CategoricalTerm, ...]
     b: float
     inverse: Callable[[float], float] | None
 
-    def predict_one(self, cols: Columns) -> float | None:
-        """The price of row 0 of ``cols``, or ``None`` when the general path must answer."""
-        s = self.b
+    def predict_row(self, row: Mapping[str, Any]) -> float | None:
+        """The price of one row given as ``{column: value}`` (``None`` = missing), or ``None``
+        when the general path must answer.
+
+        A value reads as the same value in a one-row table would: a number where a category
+        is expected is converted as the ``ColumnTransformer`` converts a numeric column.
+        """
         terms: list[float] = []
         for term in self.numeric:
-            v = cols[term.name][0]
+            v = row[term.name]
             try:
                 x = math.nan if v is None else float(v)
             except (TypeError, ValueError):
@@ -102,13 +106,19 @@ class FoldedLinear:
                     x = (x - step[1]) / step[2]
             terms.append(x * term.w)
         for cat in self.categorical:
-            col = cols[cat.name]
-            v = col[0] if col.dtype == object else _as_category(col[0])  # as ColumnTransformer
+            v = row[cat.name]
+            if v is not None and type(v) is not str:
+                v = _as_category(v)
             terms.append(cat.w.get(v, 0.0))
-        s += sum(terms)
+        s = self.b + sum(terms)
         if not math.isfinite(s):
             return None  # a NaN left unfilled: the general path refuses it
-        return s if self.inverse is None else self.inverse(s)
+        if self.inverse is None:
+            return s
+        try:
+            return self.inverse(s)
+        except OverflowError:  # math.exp past 1e308: the general path's inf, then refused
+            return None
 
 
 def _numeric_steps(est: Any, width: int, block: str) -> list[list[Step]]:

@@ -131,7 +131,7 @@ def test_folded_equals_general_on_random_rows(variant: str) -> None:
     general = pipe.predict(rows)
     for i in range(500):
         one = {k: v[i : i + 1] for k, v in rows.items()}
-        fast = folded.predict_one(one)
+        fast = folded.predict_row({k: v[0] for k, v in one.items()})
         assert fast is not None
         assert fast == pytest.approx(general[i], rel=1e-12, abs=0.0), (variant, i)
         assert fast == pytest.approx(float(pipe.predict(one)[0]), rel=1e-12, abs=0.0)
@@ -145,7 +145,8 @@ def test_numeric_category_column_is_converted_as_the_column_transformer_does() -
     one = {k: v[:1].copy() for k, v in train.items()}
     for value in (65.0, 66.0, 99.0, math.nan):  # a float column in a categorical block
         one["hood"] = np.array([value])
-        assert fold(pipe).predict_one(one) == pytest.approx(
+        row = {k: v[0] for k, v in one.items()}
+        assert fold(pipe).predict_row(row) == pytest.approx(
             float(pipe.predict(one)[0]), rel=1e-12, abs=0.0
         )
 
@@ -160,7 +161,7 @@ def test_rows_the_general_path_refuses_are_handed_back(column: str, value: Any) 
     pipe = served_shape(Ridge()).fit(train, target(train, rng))
     one: Columns = {k: v[:1].copy() for k, v in train.items()}
     one[column] = np.array([value], dtype=object if isinstance(value, str) else np.float64)
-    assert fold(pipe).predict_one(one) is None
+    assert fold(pipe).predict_row({k: v[0] for k, v in one.items()}) is None
     with pytest.raises(ValueError, match=column if column == "area" else "log1p"):
         pipe.predict(one)
 
@@ -175,7 +176,7 @@ def test_an_unfilled_missing_value_is_handed_back() -> None:
         ]
     ).fit(train, target(train, rng))
     one = {"area": np.array([np.nan]), "year": np.array([1990.0])}
-    assert fold(pipe).predict_one(one) is None
+    assert fold(pipe).predict_row({"area": None, "year": 1990.0}) is None
     with pytest.raises(ValueError):
         pipe.predict(one)
 
@@ -244,7 +245,7 @@ def test_an_unfitted_pipeline_is_not_folded() -> None:
 
 
 def test_the_served_model_prices_one_house_through_the_fold(artifact_path: str) -> None:
-    """The default artifact folds; LoadedModel.predict equals the pipeline on random houses."""
+    """The default artifact folds; LoadedModel.price_one equals the pipeline on random houses."""
     from app.settings import Settings
     from app.state import load_model
 
@@ -264,7 +265,7 @@ def test_the_served_model_prices_one_house_through_the_fold(artifact_path: str) 
         row = model.schema.house.model_validate(house)
         cols, _ = model.table([row])
         general = float(model.pipeline.predict(cols)[0])
-        assert float(model.predict(cols)[0]) == pytest.approx(general, rel=1e-12, abs=0.0)
+        assert model.price_one(row.__dict__) == pytest.approx(general, rel=1e-12, abs=0.0)
 
 
 def test_a_pipeline_that_does_not_fold_is_served_by_the_general_path(artifact_path: str) -> None:
@@ -283,6 +284,7 @@ def test_a_pipeline_that_does_not_fold_is_served_by_the_general_path(artifact_pa
     assert model.single_row_path.startswith("general pipeline (not a two-step Pipeline")
     row = model.schema.house.model_validate(model.schema.example)
     cols, _ = model.table([row])
+    assert model.price_one(row.__dict__) is None
     assert float(model.predict(cols)[0]) == float(art.pipeline.predict(cols)[0])
 
 
@@ -294,7 +296,7 @@ def test_a_fold_that_disagrees_at_warm_up_is_switched_off(
     from model.artifact import load_artifact
     from model.fold import FoldedLinear
 
-    monkeypatch.setattr(FoldedLinear, "predict_one", lambda self, cols: 1.0)
+    monkeypatch.setattr(FoldedLinear, "predict_row", lambda self, row: 1.0)
     art = load_artifact(artifact_path)
     model = build_model(
         art.pipeline, art.metadata, art.sha256, artifact_path, Settings.from_env({})
