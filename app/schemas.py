@@ -255,6 +255,7 @@ class ReloadRequest(BaseModel):
         None,
         description="Artifact to load, inside the configured model directory (default: MODEL_PATH)",
         max_length=4096,
+        pattern=r"^[^\x00]*$",  # no NUL byte: no file system takes one in a path
     )
 
 

@@ -565,6 +565,7 @@ def test_reload_of_a_bad_artifact_keeps_the_old_model(tmp_path: Path) -> None:
             ({"path": "../outside.joblib"}, 403, "outside the model directory"),
             ({"path": "/etc/passwd"}, 403, "outside the model directory"),
             ({"path": 5}, 422, "string"),
+            ({"path": "model\u0000.joblib"}, 422, "should match pattern"),  # a NUL byte
             ({"other": "x"}, 422, "Extra"),
         ]:
             r = c.post("/admin/reload", headers=auth(), json=body)
