@@ -13,7 +13,7 @@ prediction does.
 
 from __future__ import annotations
 
-import asyncio
+import copy
 import gc
 import logging
 import os
@@ -35,6 +35,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
 from starlette.requests import ClientDisconnect
 
+from app.deadlines import BodyDeadlines
 from app.logging import configure_logging, log_request
 from app.routes import admin, docs, health, model, monitoring, predict, v2
 from app.routes.common import json_response
@@ -70,22 +71,23 @@ class RequestMiddleware:
     ``Connection: close``: without it uvicorn would read and discard the rest of the body and
     then keep the connection open with no keep-alive timer.
 
-    uvicorn has no timeout on reading a request body, so a client that sends the headers and
-    then trickles (or stops sending) the body would hold a connection and a task forever
-    (slow loris). The body must therefore arrive within ``BODY_TIMEOUT`` seconds of the
-    request's start, else 408 and the connection is closed.
+    The body must arrive within ``BODY_TIMEOUT`` seconds of the request's start, else 408 and
+    the connection is closed (the slow-loris guard, ``app/deadlines.py``).
     """
 
     def __init__(self, app: ASGIApp, service: Service) -> None:
         self.app = app
         self.service = service
+        self.deadlines = BodyDeadlines(period=min(1.0, service.settings.body_timeout / 4))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        started_monotonic = time.monotonic()
         svc = self.service
+        deadlines = self.deadlines
         limit = svc.settings.max_body_bytes
         rid = ""
         declared = -1
@@ -102,7 +104,7 @@ class RequestMiddleware:
         status = 500
         sent = 0
         body_done = False
-        body_deadline = asyncio.get_running_loop().time() + svc.settings.body_timeout
+        body_deadline = started_monotonic + svc.settings.body_timeout
 
         async def limited_receive() -> Message:
             nonlocal received, body_done
@@ -111,8 +113,7 @@ class RequestMiddleware:
             if body_done:  # only http.disconnect can follow: no deadline on waiting for it
                 return await receive()
             try:
-                async with asyncio.timeout_at(body_deadline):
-                    message = await receive()
+                message = await deadlines.receive(receive, body_deadline)
             except TimeoutError:
                 raise HTTPException(
                     408, f"request body not received within {svc.settings.body_timeout:g} s", _CLOSE
@@ -135,24 +136,17 @@ class RequestMiddleware:
                 sent += len(message.get("body", b""))
             await send(message)
 
-        monitoring = svc.monitoring
-        if monitoring:
-            svc.metrics.http_in_flight.inc()
+        http = svc.metrics.http if svc.monitoring else None
+        if http is not None:
+            http.in_flight += 1
         try:
             await self.app(scope, limited_receive, send_with_id)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            if monitoring:
-                svc.metrics.http_in_flight.dec()
-                svc.metrics.observe_request(
-                    scope["method"],
-                    template,
-                    status,
-                    time.perf_counter() - started,
-                    received,
-                    sent,
-                )
+            if http is not None:
+                http.in_flight -= 1
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                seconds = time.perf_counter() - started
+                http.observe(scope["method"], route, status, seconds, received, sent)
             client = scope.get("client")
             log_request(
                 scope["method"], scope["path"], status, started, rid, client[0] if client else None
@@ -217,7 +211,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.service = service
-    for module in (predict, health, model, admin, monitoring, v2, docs):
+    app.router.routes.append(predict.route(service))  # first of ours: it carries the traffic
+    for module in (health, model, admin, monitoring, v2, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(RequestMiddleware, service=service)
@@ -269,7 +264,8 @@ def _openapi_builder(app: FastAPI, service: Service) -> Callable[[], dict[str, A
         )
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         schemas.update(static_defs.get("$defs", {}))
-        op = doc["paths"]["/predict"]["post"]
+        op = copy.deepcopy(predict.OPERATION)  # a plain ASGI route: FastAPI cannot see it
+        doc["paths"] = {predict.PATH: {"post": op}, **doc.get("paths", {})}
         if current is not None:
             schemas.update(current.schema.components)
             body_schema: dict[str, Any] = {"oneOf": [ref("House"), ref("HouseBatch")]}

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import ValidationError
 
-from app.metrics import PRICE_BUCKETS, BulkHistogram, Metrics
+from app.metrics import LATENCY_BUCKETS, PRICE_BUCKETS, SIZE_BUCKETS, BulkHistogram, Metrics
 from app.schemas import FeatureSpec, build_request_schema, error_list
 from app.settings import Settings, SettingsError
 from app.state import Service
@@ -131,9 +131,72 @@ def test_two_apps_have_separate_registries() -> None:
     assert b'houseprice_predictions_total{model_version="x"} 3.0' in generate_latest(a.registry)
 
 
+def test_http_metrics_expose_what_the_client_types_would() -> None:
+    """The lock-free HTTP collector against prometheus_client's Counter/Histogram/Gauge."""
+    rng = np.random.default_rng(2)
+    reference = CollectorRegistry()
+    requests = Counter(
+        "houseprice_http_requests", "-", ["method", "route", "status"], registry=reference
+    )
+    duration = Histogram(
+        "houseprice_http_request_duration_seconds",
+        "-",
+        ["method", "route"],
+        buckets=LATENCY_BUCKETS,
+        registry=reference,
+    )
+    sizes = {
+        kind: Histogram(
+            f"houseprice_http_{kind}_size_bytes", "-", ["route"], buckets=SIZE_BUCKETS,
+            registry=reference,
+        )
+        for kind in ("request", "response")
+    }  # fmt: skip
+    in_flight = Gauge("houseprice_http_requests_in_flight", "-", registry=reference)
+    ours = Metrics()
+    calls = [
+        (str(rng.choice(["GET", "POST"])), str(rng.choice(["/predict", "unmatched"])),
+         int(rng.choice([200, 201, 404, 422, 500])), float(rng.lognormal(-7, 2)),
+         int(rng.integers(0, 5_000_000)), int(rng.integers(0, 20_000)))
+        for _ in range(400)
+    ]  # fmt: skip
+    on_bounds = ("POST", "/predict", 200, LATENCY_BUCKETS[3], int(SIZE_BUCKETS[2]), 0)
+    calls.append(on_bounds)  # le is inclusive: a value on a bound counts in that bucket
+    for method, route, status, seconds, got, sent in calls:
+        requests.labels(method, route, f"{status // 100}xx").inc()
+        duration.labels(method, route).observe(seconds)
+        sizes["request"].labels(route).observe(got)
+        sizes["response"].labels(route).observe(sent)
+        ours.http.observe(method, route, status, seconds, got, sent)
+    in_flight.inc(3)
+    ours.http.in_flight = 3
+    want, got_text = generate_latest(reference).decode(), generate_latest(ours.registry).decode()
+    for prefix in (
+        "houseprice_http_requests_total",
+        "houseprice_http_request_duration_seconds",
+        "houseprice_http_request_size_bytes",
+        "houseprice_http_response_size_bytes",
+        "houseprice_http_requests_in_flight",
+    ):
+        w, g = _all_samples(want, prefix), _all_samples(got_text, prefix)
+        assert g.keys() == w.keys(), prefix
+        for key, value in w.items():
+            assert g[key] == pytest.approx(value, rel=1e-12), key
+
+
+def _all_samples(text: str, prefix: str) -> dict[str, float]:
+    """Every sample line of a family but ``_created``, by its name and labels."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(prefix) and "_created" not in line:
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
 def test_latency_buckets_start_at_a_tenth_of_a_millisecond() -> None:
     m = Metrics()
-    m.observe_request("GET", "/x", 200, 0.00005, 0, 10)
+    m.http.observe("GET", "/x", 200, 0.00005, 0, 10)
     text = generate_latest(m.registry).decode()
     line = re.search(r'houseprice_http_request_duration_seconds_bucket\{le="0.0001".*', text)
     assert line is not None and line.group(0).endswith(" 1.0")

@@ -17,13 +17,17 @@ def get_service(request: Request) -> Service:
     return service
 
 
-def json_response(status: int, content: Any, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response without a response model: the serialisation is one ``json.dumps``.
+def encode_json(content: Any) -> bytes:
+    """Compact JSON bytes. ``allow_nan=False``: a NaN would be invalid JSON for strict
+    clients, so it fails loudly here instead."""
+    return json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
 
-    ``allow_nan=False``: a NaN would be invalid JSON for strict clients; we fail loudly.
-    """
-    body = json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+def json_response(status: int, content: Any, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response without a response model: the serialisation is one ``json.dumps``."""
+    return Response(
+        encode_json(content), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def is_json(content_type: str | None) -> bool:
