@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from test_app_api import build_artifact
 
 from app.main import create_app
@@ -52,14 +53,22 @@ def _app() -> Callable[..., Awaitable[None]]:
 schema = schemathesis.openapi.from_asgi("/openapi.json", _app())
 
 
+# Documented business rules a schema cannot express (as in tests/e2e/test_schemathesis.py):
+# /feedback answers 404 for a model version never served, and the V2 generic tensor schema
+# cannot name this model's inputs, so infer answers 400 for an unknown input name.
+_BUSINESS_RULES = {"/feedback", "/v2/models/{name}/infer"}
+
+
 @schema.parametrize()
 @settings(
     max_examples=8,
     deadline=None,
+    derandomize=True,  # the same cases every run: a unit test must not be a lottery
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_api_conforms_to_its_own_openapi_document(case: schemathesis.Case) -> None:
-    case.call_and_validate()
+    excluded = [positive_data_acceptance] if case.operation.path in _BUSINESS_RULES else []
+    case.call_and_validate(excluded_checks=excluded)
 
 
 def test_the_document_has_the_model_operations() -> None:
