@@ -3,9 +3,10 @@
 uvicorn has no timeout on reading a request body, so a client that sends the headers and then
 trickles (or stops sending) the body would hold a connection and a task forever. The guard
 used to be ``asyncio.timeout_at`` around each ``receive``: one timer handle armed and
-cancelled per request. That is the textbook way, and on the request path it cost ~25 µs of a
-~150 µs ``/predict`` in process — the handles, cancelled but still in the event loop's heap
-until they expire, made every turn of the loop dearer.
+cancelled per request. That is the textbook way, but removing it took a whole one-house
+``/predict`` in process from ~150-170 µs to ~120 µs (docs/PERFORMANCE.md), far more than its
+~6 µs alone: likely the cancelled handles, which stay in the loop's timer heap until they
+expire.
 
 Here a request waiting for its body registers its task and deadline in a dict, and one timer,
 armed only while some request waits, sweeps them every ``period`` seconds and cancels the
