@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import gc
 import logging
-import os
+import random
 import re
 import signal
 import threading
@@ -98,7 +98,9 @@ class RequestMiddleware:
             elif name == b"content-length":
                 declared = int(value) if value.isdigit() else -1
         if not rid:
-            rid = os.urandom(16).hex()  # 128 random bits, as uuid4 without the object
+            # 128 random bits, as uuid4 without the object; an id needs uniqueness, not
+            # secrecy, so the process's PRNG (reseeded in forked children), not a syscall
+            rid = f"{random.getrandbits(128):032x}"
         scope["request_id"] = rid
         received = 0
         status = 500

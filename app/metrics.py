@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import bisect
 import math
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,7 +23,6 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     Summary,
     generate_latest,
 )
@@ -100,67 +98,6 @@ class DriftCollector(Collector):
         yield samples
 
 
-class BulkHistogram(Collector):
-    """A labelled histogram that takes a whole batch of observations in one NumPy call.
-
-    ``Histogram.observe`` is one Python call per value: 10,000 prices in a batch would cost
-    milliseconds. Here a batch is ``searchsorted`` into the bucket bounds (Prometheus buckets
-    are ``value <= le``, i.e. ``side="left"``) and ``bincount``-ed into the cumulative counts.
-    """
-
-    def __init__(self, name: str, documentation: str, label: str, buckets: Sequence[float]):
-        self.name = name
-        self.documentation = documentation
-        self.label = label
-        self.bounds = np.asarray(buckets, dtype=np.float64)
-        self._bounds_list = self.bounds.tolist()
-        self._series: dict[str, tuple[NDArray[np.int64], list[float]]] = {}
-        self._lock = threading.Lock()
-
-    def observe_many(self, label_value: str, values: NDArray[np.float64]) -> None:
-        if values.shape[0] == 1:  # one house: a bisect beats three NumPy calls
-            value = float(values[0])
-            i = bisect.bisect_left(self._bounds_list, value)
-            with self._lock:
-                counts, total = self._get(label_value)
-                counts[i] += 1
-                total[0] += value
-            return
-        idx = np.searchsorted(self.bounds, values, side="left")
-        binned = np.bincount(idx, minlength=self.bounds.shape[0] + 1)
-        batch_total = float(values.sum())
-        with self._lock:
-            counts, total = self._get(label_value)
-            counts += binned
-            total[0] += batch_total
-
-    def _get(self, label_value: str) -> tuple[NDArray[np.int64], list[float]]:
-        series = self._series.get(label_value)
-        if series is None:
-            series = self._series[label_value] = (
-                np.zeros(self.bounds.shape[0] + 1, dtype=np.int64),
-                [0.0],
-            )
-        return series
-
-    def describe(self) -> Iterable[Metric]:
-        return [HistogramMetricFamily(self.name, self.documentation, labels=[self.label])]
-
-    def collect(self) -> Iterator[Metric]:
-        family = HistogramMetricFamily(self.name, self.documentation, labels=[self.label])
-        with self._lock:
-            items = [(k, c.copy(), s[0]) for k, (c, s) in self._series.items()]
-        for label_value, counts, total in items:
-            cumulative = np.cumsum(counts)
-            buckets = [
-                (floatToGoString(b), float(c))
-                for b, c in zip(self.bounds, cumulative[:-1], strict=True)
-            ]
-            buckets.append(("+Inf", float(cumulative[-1])))
-            family.add_metric([label_value], buckets, total)
-        yield family
-
-
 class _Buckets:
     """One histogram series as plain numbers: a count per bucket (``value <= le``) and the sum."""
 
@@ -174,6 +111,19 @@ class _Buckets:
     def observe(self, value: float) -> None:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
+
+    def observe_many(self, values: NDArray[np.float64]) -> None:
+        """A whole batch in two NumPy calls: 10,000 ``observe`` calls would cost milliseconds.
+
+        Prometheus buckets are ``value <= le``, hence ``side="left"``.
+        """
+        if values.shape[0] == 1:  # one house: a bisect beats the NumPy calls
+            self.observe(float(values[0]))
+            return
+        idx = np.searchsorted(self.bounds, values, side="left")
+        binned = np.bincount(idx, minlength=len(self.counts)).tolist()
+        self.counts = [a + b for a, b in zip(self.counts, binned, strict=True)]
+        self.total += float(values.sum())
 
     def exposition(self) -> list[tuple[str, float]]:
         """Cumulative ``(le, count)`` pairs, as ``HistogramMetricFamily`` takes them."""
@@ -286,6 +236,56 @@ class HttpMetrics(Collector):
         yield from (requests, duration, in_flight, request_size, response_size)
 
 
+class PredictionMetrics(Collector):
+    """Prices predicted, rows per request and the predicted prices, per model version.
+
+    Plain numbers like :class:`HttpMetrics`, for the same reason and under the same rule:
+    updated by ``Service.price`` on the event loop's thread only.
+    """
+
+    def __init__(self) -> None:
+        self._count: dict[str, list[float]] = {}
+        self._batch_size = _Buckets([float(b) for b in BATCH_BUCKETS])
+        self._price: dict[str, _Buckets] = {}
+
+    def observe(self, model_version: str, prices: NDArray[np.float64]) -> None:
+        """One served request: its prices, as the model returned them."""
+        n = prices.shape[0]
+        count = self._count.get(model_version)
+        if count is None:
+            count = self._count[model_version] = [0.0]
+            self._price[model_version] = _Buckets(list(PRICE_BUCKETS))
+        count[0] += n
+        self._batch_size.observe(n)
+        self._price[model_version].observe_many(prices)
+
+    def _families(self) -> tuple[CounterMetricFamily, HistogramMetricFamily, HistogramMetricFamily]:
+        return (
+            CounterMetricFamily(
+                "houseprice_predictions", "Prices predicted", labels=["model_version"]
+            ),
+            HistogramMetricFamily(
+                "houseprice_prediction_batch_size", "Rows per prediction request"
+            ),
+            HistogramMetricFamily(
+                "houseprice_predicted_price_dollars", "Predicted prices", labels=["model_version"]
+            ),
+        )
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        count, batch_size, price = self._families()
+        for version, n in self._count.items():
+            count.add_metric([version], n[0])
+        b = self._batch_size
+        batch_size.add_metric([], b.exposition(), b.total)
+        for version, h in self._price.items():
+            price.add_metric([version], h.exposition(), h.total)
+        yield from (count, batch_size, price)
+
+
 class Metrics:
     """Every metric of Contract 2, registered in the app's own registry."""
 
@@ -295,22 +295,8 @@ class Metrics:
         PlatformCollector(registry=r)
         self.http = HttpMetrics()
         r.register(self.http)
-        self.predictions = Counter(
-            "houseprice_predictions", "Prices predicted", ["model_version"], registry=r
-        )
-        self.batch_size = Histogram(
-            "houseprice_prediction_batch_size",
-            "Rows per prediction request",
-            buckets=BATCH_BUCKETS,
-            registry=r,
-        )
-        self.predicted_price = BulkHistogram(
-            "houseprice_predicted_price_dollars",
-            "Predicted prices",
-            "model_version",
-            PRICE_BUCKETS,
-        )
-        r.register(self.predicted_price)
+        self.prediction = PredictionMetrics()
+        r.register(self.prediction)
         self.prediction_errors = Counter(
             "houseprice_prediction_errors",
             "Prediction requests refused or failed, by reason",

@@ -65,7 +65,6 @@ class LoadedModel:
     test_rmse: float | None
     numeric: tuple[FeatureSpec, ...] = field(init=False)
     categorical: tuple[FeatureSpec, ...] = field(init=False)
-    predictions_counter: Any = field(init=False, default=None)  # bound metric child
     folded: FoldedLinear | None = field(init=False, default=None)  # one-row fast path
     single_row_path: str = field(init=False, default="")
     _row_values: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False)
@@ -398,13 +397,7 @@ class Service:
         without a table, its validated fields (``row``).
         """
         mt = self.metrics
-        n = int(y.shape[0])
-        counter = model.predictions_counter
-        if counter is None:
-            counter = model.predictions_counter = mt.predictions.labels(model.version)
-        counter.inc(n)
-        mt.batch_size.observe(n)
-        mt.predicted_price.observe_many(model.version, y)
+        mt.prediction.observe(model.version, y)
         for name, count in q.missing.items():
             mt.input_missing.labels(name).inc(count)
         for name, count in q.out_of_range.items():

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import ValidationError
 
-from app.metrics import LATENCY_BUCKETS, PRICE_BUCKETS, SIZE_BUCKETS, BulkHistogram, Metrics
+from app.metrics import BATCH_BUCKETS, LATENCY_BUCKETS, PRICE_BUCKETS, SIZE_BUCKETS, Metrics
 from app.schemas import FeatureSpec, build_request_schema, error_list
 from app.settings import Settings, SettingsError
 from app.state import Service
@@ -89,44 +89,49 @@ def test_settings_errors_name_the_variable(env: dict[str, str], name: str) -> No
 # --- metrics -----------------------------------------------------------------------------------
 
 
-def _samples(text: str, prefix: str) -> dict[str, float]:
-    out = {}
-    for line in text.splitlines():
-        if (
-            line.startswith(prefix + "_bucket")
-            or line.startswith(prefix + "_sum")
-            or line.startswith(prefix + "_count")
-        ):
-            key, value = line.rsplit(" ", 1)
-            out[key] = float(value)
-    return out
-
-
-def test_bulk_histogram_equals_prometheus_histogram_observing_one_by_one() -> None:
+def test_prediction_metrics_expose_what_the_client_types_would() -> None:
+    """Batches through NumPy, single houses through a bisect: the same exposition as a
+    prometheus_client Counter and Histograms fed one value at a time."""
     rng = np.random.default_rng(1)
     values = np.concatenate(
         [rng.lognormal(12, 0.5, 500), np.asarray(PRICE_BUCKETS)[:5], [1e7, 0.0]]
     )  # values exactly on a bound must fall in that bucket (le is inclusive)
     reference = CollectorRegistry()
-    h = Histogram("p", "p", ["v"], buckets=PRICE_BUCKETS, registry=reference)
-    for x in values:
-        h.labels("a").observe(float(x))
-    bulk_registry = CollectorRegistry()
-    bulk = BulkHistogram("p", "p", "v", PRICE_BUCKETS)
-    bulk_registry.register(bulk)
-    bulk.observe_many("a", values[:300])  # the NumPy path
-    for x in values[300:]:  # the one-value path
-        bulk.observe_many("a", np.array([x]))
-    want = _samples(generate_latest(reference).decode(), "p")
-    got = _samples(generate_latest(bulk_registry).decode(), "p")
-    assert got.keys() == want.keys()
-    for key, value in want.items():
-        assert got[key] == pytest.approx(value, rel=1e-12), key
+    count = Counter("houseprice_predictions", "-", ["model_version"], registry=reference)
+    sizes = Histogram(
+        "houseprice_prediction_batch_size", "-", buckets=BATCH_BUCKETS, registry=reference
+    )
+    prices = Histogram(
+        "houseprice_predicted_price_dollars",
+        "-",
+        ["model_version"],
+        buckets=PRICE_BUCKETS,
+        registry=reference,
+    )
+    ours = Metrics()
+    requests = [values[:300], values[300:301], values[301:450], *np.split(values[450:], 57)]
+    for k, batch in enumerate(requests):
+        version = "a" if k % 3 else "b"
+        ours.prediction.observe(version, batch)
+        count.labels(version).inc(len(batch))
+        sizes.observe(len(batch))
+        for x in batch:
+            prices.labels(version).observe(float(x))
+    want, got = generate_latest(reference).decode(), generate_latest(ours.registry).decode()
+    for prefix in (
+        "houseprice_predictions_total",
+        "houseprice_prediction_batch_size",
+        "houseprice_predicted_price_dollars",
+    ):
+        w, g = _all_samples(want, prefix), _all_samples(got, prefix)
+        assert w and g.keys() == w.keys(), prefix
+        for key, value in w.items():
+            assert g[key] == pytest.approx(value, rel=1e-12), key
 
 
 def test_two_apps_have_separate_registries() -> None:
     a, b = Metrics(), Metrics()
-    a.predictions.labels("x").inc(3)
+    a.prediction.observe("x", np.ones(3))
     assert b"houseprice_predictions_total{" not in generate_latest(b.registry)
     assert b'houseprice_predictions_total{model_version="x"} 3.0' in generate_latest(a.registry)
 
