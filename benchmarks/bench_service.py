@@ -1,7 +1,7 @@
 """Speed of the serving path, against the framework's floor and the tutorial baseline, in one run.
 
 Four real ``uvicorn`` processes (one worker each, 127.0.0.1), each driven by
-``wrk -t2 -c16 -d10s --latency`` POSTing one house, in turn, for 3 rounds (an idle server costs
+``wrk -t2 -c16 -d3s --latency`` POSTing one house, in turn, for 10 rounds (an idle server costs
 nothing; interleaving makes load from elsewhere on a shared machine hit every server alike, and
 the ratios are the medians of the per-round ratios):
 
@@ -18,9 +18,14 @@ builds for one house, against the scikit-learn pipeline's ``predict`` on a one-r
 (``timeit``, best of k). Targets (issue 4): ours/bare >= 0.80 with p99 < 10 ms, ours/sklearn
 >= 15, monitoring cost <= 10 %, batch median < 20 ms, single row < 50 us and >= 10x sklearn.
 
-Prints a table and the machine; asserts nothing; exits 0. Takes about 2.5 minutes (12 wrk runs
-of 10 s); ``--rounds 1`` or ``--seconds 5`` for a quicker look. Run:
-``.venv/bin/python benchmarks/bench_service.py [--model ARTIFACT] [--seconds 10] [--rounds 3]``.
+Short runs in many rounds rather than a few long ones: on a shared machine the speed drifts by
+tens of percent within a minute, and a ratio is only as good as the closeness in time of the two
+runs it divides. Two identical servers driven alternately in 3-s runs differed by 1-10 % in seven
+rounds of eight, and by 32 % in one: hence medians over many rounds.
+
+Prints a table and the machine; asserts nothing; exits 0. Takes about 2.5 minutes (40 wrk runs
+of 3 s); ``--rounds 2`` for a quicker look. Run:
+``.venv/bin/python benchmarks/bench_service.py [--model ARTIFACT] [--seconds 3] [--rounds 10]``.
 """
 
 from __future__ import annotations
@@ -218,9 +223,9 @@ def batch_median(url: str, houses: list[dict[str, Any]], n: int) -> tuple[float,
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--model", help="artifact to serve (default: train the default model)")
-    ap.add_argument("--seconds", type=float, default=10.0, help="seconds per wrk run (10)")
+    ap.add_argument("--seconds", type=float, default=3.0, help="seconds per wrk run (3)")
     ap.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
-    ap.add_argument("--rounds", type=int, default=3, help="wrk runs per server, interleaved (3)")
+    ap.add_argument("--rounds", type=int, default=10, help="wrk runs per server, interleaved (10)")
     ap.add_argument("--batches", type=int, default=30, help="1,000-house requests timed (30)")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()

@@ -363,3 +363,45 @@ def test_access_line_is_valid_json_for_awkward_paths(capfd: pytest.CaptureFixtur
         configure_logging("info")
     (rec,) = collect.records
     assert (rec.path, rec.status, rec.request_id, rec.client) == ("/x", 200, "rid", "10.0.0.1")  # type: ignore[attr-defined]
+
+
+def test_access_lines_of_one_loop_turn_share_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import json
+    import logging
+    import time
+
+    from app.logging import ACCESS_LOGGER, configure_logging, log_request
+
+    writes: list[str] = []
+
+    class Stream:
+        def write(self, text: str) -> None:
+            writes.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    configure_logging("info")
+    monkeypatch.setattr("sys.stderr", Stream())
+
+    async def requests_in_one_turn() -> int:
+        for i in range(5):
+            log_request("POST", "/predict", 200, time.perf_counter(), f"r{i}", None)
+        pending = len(writes)  # nothing written yet: the turn is not over
+        await asyncio.sleep(0)
+        return pending
+
+    try:
+        assert asyncio.run(requests_in_one_turn()) == 0
+        assert len(writes) == 1 and writes[0].count("\n") == 5
+        assert [json.loads(x)["request_id"] for x in writes[0].splitlines()] == [
+            f"r{i}" for i in range(5)
+        ]
+        asyncio.run(requests_in_one_turn())  # a new loop: its lines are written too
+        assert len(writes) == 2 and writes[1].count("\n") == 5
+        log_request("GET", "/x", 200, time.perf_counter(), "now", None)  # no loop: at once
+        assert len(writes) == 3 and json.loads(writes[2])["request_id"] == "now"
+        assert logging.getLogger(ACCESS_LOGGER).handlers  # still the configured handler
+    finally:
+        configure_logging("info")
