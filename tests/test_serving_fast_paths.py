@@ -68,20 +68,23 @@ def test_invalid_bodies_give_the_unions_errors(schema: RequestSchema, name: str)
     assert error_list(ours.value) == error_list(ref.value)
 
 
-def test_start_up_freezes_the_heap_out_of_the_collectors_reach(artifact_path: str) -> None:
+def test_start_up_freezes_the_heap_and_raises_the_young_gc_threshold(artifact_path: str) -> None:
     import gc
 
     from fastapi.testclient import TestClient
 
-    from app.main import create_app
+    from app.main import YOUNG_GC_THRESHOLD, create_app
     from app.settings import Settings
 
     gc.unfreeze()
     assert gc.get_freeze_count() == 0
+    default = gc.get_threshold()
     app = create_app(Settings.from_env({"MODEL_PATH": artifact_path}))
     try:
         with TestClient(app) as client:
             assert client.get("/health/ready").status_code == 200
             assert gc.get_freeze_count() > 10_000  # the start-up heap, model included
+            assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, *default[1:])
     finally:
         gc.unfreeze()
+        gc.set_threshold(*default)
