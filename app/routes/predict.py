@@ -2,9 +2,10 @@
 
 The one route that carries the traffic is a plain ASGI endpoint (a Starlette ``Route``), not
 a FastAPI path operation. FastAPI's per-request machinery — a ``Request``, dependency
-solving, the endpoint wrapper — costs about 55 µs, more than validating and pricing a house
-does; without it ``/predict`` answers at 80-90 % of the rate of a FastAPI route that returns
-a constant (docs/PERFORMANCE.md). Nothing else changes: the same middleware (request id, body
+solving, the endpoint wrapper — cost about 55 µs in process, more than validating and
+pricing a house does; without it ``/predict`` answers at about 80 % of the rate of a FastAPI
+route that returns a constant, against 50-70 % with it (docs/PERFORMANCE.md). Nothing else
+changes: the same middleware (request id, body
 limit, metrics, access line), the same exception handlers, the same JSON errors, and
 ``OPERATION`` below is the OpenAPI operation ``app.main`` publishes for it, with the serving
 model's request schema.
