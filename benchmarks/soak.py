@@ -41,10 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load import (  # benchmarks/ is not a package: load.py is found beside this file
     P99_BUDGET_MS,
     Server,
-    machine,
     served_model,
     write_body,
 )
+from machine import describe
 from wrk import run_wrk
 
 DELAY_MS = 50  # per request and connection: the pacing; connections set the rate
@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     warmup = args.warmup if args.warmup is not None else max(30.0, args.seconds / 10)
 
-    print(f"machine: {machine()}")
+    print(f"machine: {describe('fastapi', 'uvicorn')}")
     with tempfile.TemporaryDirectory(prefix="houseprice-soak-") as tmp:
         work = Path(tmp)
         with served_model(args.model, work) as (server, house):
