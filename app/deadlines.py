@@ -25,7 +25,7 @@ Message = MutableMapping[str, Any]
 
 
 class BodyDeadlines:
-    """The tasks waiting for a body, by deadline (``time.monotonic()``), and the sweeper."""
+    """The tasks waiting for a body, by deadline (``time.perf_counter()``), and the sweeper."""
 
     def __init__(self, period: float) -> None:
         if not period > 0:
@@ -61,7 +61,7 @@ class BodyDeadlines:
             self._waiting.pop(task, None)
 
     def _sweep(self) -> None:
-        now = time.monotonic()
+        now = time.perf_counter()
         for task, deadline in list(self._waiting.items()):
             if deadline <= now:
                 del self._waiting[task]

@@ -86,7 +86,6 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        started_monotonic = time.monotonic()
         svc = self.service
         deadlines = self.deadlines
         limit = svc.settings.max_body_bytes
@@ -107,7 +106,7 @@ class RequestMiddleware:
         status = 500
         sent = 0
         body_done = False
-        body_deadline = started_monotonic + svc.settings.body_timeout
+        body_deadline = started + svc.settings.body_timeout  # perf_counter is monotonic
 
         async def limited_receive() -> Message:
             nonlocal received, body_done

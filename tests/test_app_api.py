@@ -910,7 +910,9 @@ def test_one_json_access_line_per_request_without_body_or_token(
     assert "SecretVille" not in err and "not-the-token" not in err
 
 
-def test_single_row_fast_path_builds_the_same_table_as_the_batch_path(client: TestClient) -> None:
+def test_one_house_checks_report_as_the_table_path(client: TestClient) -> None:
+    """``quality_one`` (no table) against ``table``. The folded price is compared with the
+    pipeline in tests/test_fold.py; this artifact is a tree, which the general path prices."""
     model = client.app.state.service.holder.current  # type: ignore[attr-defined]
     houses = [
         HOUSE,
@@ -920,17 +922,13 @@ def test_single_row_fast_path_builds_the_same_table_as_the_batch_path(client: Te
     ]
     for house in houses:
         row = model.schema.house.model_validate(house)
-        one, q1 = model.table([row])
-        two, q2 = model.table([row, row])
-        assert one.keys() == two.keys()
-        for name in one:
-            assert one[name].dtype == two[name].dtype and one[name].shape == (1,)
-            assert one[name].tolist() == two[name][:1].tolist() or (
-                np.isnan(one[name][0]) and np.isnan(two[name][0])
-            )
-        assert {k: 2 * v for k, v in q1.missing.items()} == q2.missing
-        assert {k: 2 * v for k, v in q1.out_of_range.items()} == q2.out_of_range
-        assert sorted(q1.unknown + [(1, f, v) for _, f, v in q1.unknown]) == sorted(q2.unknown)
+        cols, q_table = model.table([row])
+        q_one = model.quality_one(row.__dict__)
+        assert q_one.missing == q_table.missing, house
+        assert q_one.out_of_range == q_table.out_of_range, house
+        assert q_one.unknown == q_table.unknown, house
+        assert model.price_one(row.__dict__) is None
+        assert cols["living_area"].shape == (1,)
 
 
 def test_client_disconnect_mid_body_is_not_a_server_error(client: TestClient) -> None:
