@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from fastapi.telemetry import TelemetryConfig
 from pydantic.json_schema import models_json_schema
 from starlette.requests import ClientDisconnect
 
@@ -182,6 +183,13 @@ def _install_sigterm_hook(service: Service) -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
+#: FastAPI's native OpenTelemetry bridge, off unless ``OTEL_ENABLED``. This service exports
+#: Prometheus metrics and JSON logs; left on, the bridge asks on every request whether an
+#: OpenTelemetry SDK has been configured since (three global provider lookups, each reading
+#: the environment): about 10 µs of the ~85 µs a one-house request costs in process.
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; ``settings`` defaults to ``Settings.from_env()``."""
     settings = settings if settings is not None else Settings.from_env()
@@ -215,6 +223,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
     )
     app.state.service = service
     app.router.routes.insert(0, predict.route(service))  # matched first: it carries the traffic

@@ -81,6 +81,7 @@ class Settings:
     drift_psi_threshold: float = 0.25
     monitoring_enabled: bool = True
     body_timeout: float = 30.0
+    otel_enabled: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -112,6 +113,7 @@ class Settings:
             drift_psi_threshold=_float(e, "DRIFT_PSI_THRESHOLD", cls.drift_psi_threshold),
             monitoring_enabled=_bool(e, "MONITORING_ENABLED", cls.monitoring_enabled),
             body_timeout=_float(e, "BODY_TIMEOUT", cls.body_timeout),
+            otel_enabled=_bool(e, "OTEL_ENABLED", cls.otel_enabled),
         )
 
     def __repr__(self) -> str:

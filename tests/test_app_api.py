@@ -743,6 +743,28 @@ def test_monitoring_disabled_records_nothing_on_the_request_path(artifact: str) 
         assert metric(text, "houseprice_model_ready") == 1  # state gauges still shown
 
 
+@pytest.mark.parametrize("otel", [False, True])
+def test_fastapi_telemetry_follows_otel_enabled(
+    artifact: str, otel: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an OpenTelemetry tracer provider configured, FastAPI's native bridge asks it for
+    a tracer on a request only when ``OTEL_ENABLED``; off (the default), requests skip it."""
+    from opentelemetry import trace
+
+    asked: list[str] = []
+
+    class Recording(trace.TracerProvider):  # an SDK's stand-in: FastAPI skips the NoOp one
+        def get_tracer(self, name: str, *args: Any, **kwargs: Any) -> trace.Tracer:
+            asked.append(name)
+            return trace.NoOpTracer()
+
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", Recording())
+    with make_client(artifact, otel_enabled=otel) as c:
+        assert c.post("/predict", json=HOUSE).status_code == 200
+        assert c.get("/health/live").status_code == 200
+    assert (asked != []) is otel, asked
+
+
 # --- Open Inference Protocol (V2) --------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ def test_settings_defaults_are_the_documented_ones() -> None:
     assert s.admin_token is None and s.model_signing_key is None
     assert (s.drift_window, s.drift_min_samples, s.drift_psi_threshold) == (1000, 200, 0.25)
     assert s.monitoring_enabled is True
+    assert (s.body_timeout, s.otel_enabled) == (30.0, False)
 
 
 def test_settings_read_every_variable() -> None:
@@ -49,6 +50,8 @@ def test_settings_read_every_variable() -> None:
         "DRIFT_MIN_SAMPLES": "10",
         "DRIFT_PSI_THRESHOLD": "0.1",
         "MONITORING_ENABLED": "false",
+        "BODY_TIMEOUT": "2.5",
+        "OTEL_ENABLED": "true",
     }
     s = Settings.from_env(env)
     assert s == Settings(
@@ -64,6 +67,8 @@ def test_settings_read_every_variable() -> None:
         drift_min_samples=10,
         drift_psi_threshold=0.1,
         monitoring_enabled=False,
+        body_timeout=2.5,
+        otel_enabled=True,
     )
     assert "adm1n-s3cret" not in repr(s) and "s1gn-k3y" not in repr(s)
 
@@ -76,6 +81,8 @@ def test_settings_read_every_variable() -> None:
         ({"PORT": "-1"}, "PORT"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"MONITORING_ENABLED": "maybe"}, "MONITORING_ENABLED"),
+        ({"OTEL_ENABLED": "sometimes"}, "OTEL_ENABLED"),
+        ({"BODY_TIMEOUT": "0"}, "BODY_TIMEOUT"),
         ({"DRIFT_PSI_THRESHOLD": "nan"}, "DRIFT_PSI_THRESHOLD"),
         ({"DRIFT_PSI_THRESHOLD": "-1"}, "DRIFT_PSI_THRESHOLD"),
         ({"DRIFT_WINDOW": "100", "DRIFT_MIN_SAMPLES": "200"}, "DRIFT_MIN_SAMPLES"),

@@ -17,10 +17,14 @@ def get_service(request: Request) -> Service:
     return service
 
 
+#: ``json.dumps`` with arguments builds a new encoder per call; this one is built once.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def encode_json(content: Any) -> bytes:
     """Compact JSON bytes. ``allow_nan=False``: a NaN would be invalid JSON for strict
     clients, so it fails loudly here instead."""
-    return json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
+    return _ENCODER.encode(content).encode()
 
 
 def json_response(status: int, content: Any, headers: dict[str, str] | None = None) -> Response:
