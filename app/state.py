@@ -89,22 +89,21 @@ class LoadedModel:
         n = len(rows)
         cols: Columns = {}
         # Transposed in C: one itemgetter call per row, then zip(*) into one tuple per feature.
-        by_feature = zip(*map(self._row_values, (r.__dict__ for r in rows)), strict=True)
+        by_feature = zip(*map(self._row_values, map(vars, rows)), strict=True)
         for spec, values in zip(self.features, by_feature, strict=True):
-            missing = values.count(None)
             if spec.kind == "numeric":
-                col = np.array(
-                    [math.nan if v is None else v for v in values] if missing else values,
-                    dtype=np.float64,
-                )
+                col = np.array(values, dtype=np.float64)  # None -> NaN, as NumPy converts it
+                missing = int(np.count_nonzero(np.isnan(col)))  # validation refuses NaN
                 outside = int(np.count_nonzero((col < spec.lo) | (col > spec.hi)))
                 if outside:
                     q.out_of_range[spec.name] = outside
             else:
                 col = np.empty(n, dtype=object)
                 col[:] = values
-                if spec.categories:
-                    cats = spec.categories
+                present = set(values)  # a few distinct values: set maths, not a loop per row
+                missing = values.count(None) if None in present else 0
+                cats = spec.categories
+                if cats and present - cats - {None}:
                     q.unknown.extend(
                         (i, spec.name, v)
                         for i, v in enumerate(values)
