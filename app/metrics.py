@@ -12,7 +12,6 @@ monitor's window update.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Callable, Iterable, Iterator
 
@@ -56,6 +55,10 @@ LATENCY_BUCKETS = (
 SIZE_BUCKETS = tuple(float(4**k) for k in range(4, 13))  # 256 B ... 16 MiB
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 PRICE_BUCKETS = (*(float(p) for p in range(50_000, 550_001, 50_000)), 750_000.0, 1e6)
+
+#: Requests whose HTTP and prediction observations wait, as plain tuples, to be binned together
+#: by NumPy (also at every scrape): appending a tuple is all a request pays on its own path.
+PENDING_MAX = 1024
 
 #: ``(feature, score, drifted, samples)`` rows, as ``DriftMonitor.gauges()`` returns them.
 DriftRows = list[tuple[str, float, bool, int]]
@@ -108,18 +111,9 @@ class _Buckets:
         self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
         self.total = 0.0
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.total += value
-
     def observe_many(self, values: NDArray[np.float64]) -> None:
-        """A whole batch in two NumPy calls: 10,000 ``observe`` calls would cost milliseconds.
-
-        Prometheus buckets are ``value <= le``, hence ``side="left"``.
-        """
-        if values.shape[0] == 1:  # one house: a bisect beats the NumPy calls
-            self.observe(float(values[0]))
-            return
+        """Many values in two NumPy calls. Prometheus buckets are ``value <= le``, hence
+        ``side="left"``."""
         idx = np.searchsorted(self.bounds, values, side="left")
         binned = np.bincount(idx, minlength=len(self.counts)).tolist()
         self.counts = [a + b for a, b in zip(self.counts, binned, strict=True)]
@@ -138,19 +132,17 @@ class HttpMetrics(Collector):
     """The metrics every HTTP request updates, kept as plain numbers and read at scrape time.
 
     A prometheus_client ``Counter``, ``Gauge`` or ``Histogram`` child takes a lock on every
-    update, and a request made nine of them (the count, three histograms of two updates each,
-    the in-flight gauge twice): a tenth of what a whole ``/predict`` costs in process. Every
-    update here is made on the event loop's thread (the request middleware; all routes are
-    ``async``) and so is every scrape (``GET /metrics``), so no lock is needed: a request
-    costs a dict lookup, three bisects and some additions, and a scrape sees whole requests.
-    The exposition is the one the client's own types would give, without the ``_created``
-    series.
+    update, and a request made nine of them. Here a request appends one tuple; every
+    ``PENDING_MAX`` requests, and at every scrape, the tuples are binned per series with
+    NumPy. Every update is made on the event loop's thread (the request middleware; all
+    routes are ``async``) and so is every scrape (``GET /metrics``), so no lock is needed and
+    a scrape sees whole requests. The exposition is the one the client's own types would
+    give, without the ``_created`` series.
     """
 
     def __init__(self) -> None:
         self.in_flight = 0
-        self._by_key: dict[tuple[str, str, int], tuple[list[int], _Buckets, _Buckets, _Buckets]]
-        self._by_key = {}
+        self._pending: list[tuple[str, str, int, float, int, int]] = []
         self._requests: dict[tuple[str, str, str], list[int]] = {}
         self._duration: dict[tuple[str, str], _Buckets] = {}
         self._request_size: dict[str, _Buckets] = {}
@@ -165,28 +157,29 @@ class HttpMetrics(Collector):
         request_bytes: int,
         response_bytes: int,
     ) -> None:
-        series = self._by_key.get((method, route, status))
-        if series is None:
-            series = self._series(method, route, status)
-        count, duration, request_size, response_size = series
-        count[0] += 1
-        duration.observe(seconds)
-        request_size.observe(request_bytes)
-        response_size.observe(response_bytes)
+        pending = self._pending
+        pending.append((method, route, status, seconds, request_bytes, response_bytes))
+        if len(pending) >= PENDING_MAX:
+            self.flush()
 
-    def _series(
-        self, method: str, route: str, status: int
-    ) -> tuple[list[int], _Buckets, _Buckets, _Buckets]:
-        """The series of a new (method, route, status), shared with the keys that share them."""
+    def flush(self) -> None:
+        """Bin the pending requests: per (method, route, status), three ``observe_many``."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        methods, routes, statuses, *columns = zip(*pending, strict=True)  # transposed in C
+        keys = list(zip(methods, routes, statuses, strict=True))
+        index = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+        values = np.array(columns, dtype=np.float64)  # seconds, request and response bytes
+        codes = np.fromiter(map(index.__getitem__, keys), dtype=np.intp, count=len(keys))
         latency, size = list(LATENCY_BUCKETS), list(SIZE_BUCKETS)
-        series = (
-            self._requests.setdefault((method, route, f"{status // 100}xx"), [0]),
-            self._duration.setdefault((method, route), _Buckets(latency)),
-            self._request_size.setdefault(route, _Buckets(size)),
-            self._response_size.setdefault(route, _Buckets(size)),
-        )
-        self._by_key[(method, route, status)] = series
-        return series
+        for (method, route, status), i in index.items():
+            seconds, got, sent = values if len(index) == 1 else values[:, codes == i]
+            requests = self._requests.setdefault((method, route, f"{status // 100}xx"), [0])
+            requests[0] += seconds.shape[0]
+            self._duration.setdefault((method, route), _Buckets(latency)).observe_many(seconds)
+            self._request_size.setdefault(route, _Buckets(size)).observe_many(got)
+            self._response_size.setdefault(route, _Buckets(size)).observe_many(sent)
 
     def _families(
         self,
@@ -221,6 +214,7 @@ class HttpMetrics(Collector):
         return self._families()
 
     def collect(self) -> Iterator[Metric]:
+        self.flush()
         requests, duration, in_flight, request_size, response_size = self._families()
         for labels, count in self._requests.items():
             requests.add_metric(list(labels), count[0])
@@ -239,25 +233,45 @@ class HttpMetrics(Collector):
 class PredictionMetrics(Collector):
     """Prices predicted, rows per request and the predicted prices, per model version.
 
-    Plain numbers like :class:`HttpMetrics`, for the same reason and under the same rule:
-    updated by ``Service.price`` on the event loop's thread only.
+    Plain numbers like :class:`HttpMetrics`, under the same rule (updated by
+    ``Service.price`` and read by scrapes, on the event loop's thread only). A batch is binned
+    at once; a request of one house appends ``(version, price)``, binned with the others.
     """
 
     def __init__(self) -> None:
+        self._pending: list[tuple[str, float]] = []
         self._count: dict[str, list[float]] = {}
         self._batch_size = _Buckets([float(b) for b in BATCH_BUCKETS])
         self._price: dict[str, _Buckets] = {}
 
     def observe(self, model_version: str, prices: NDArray[np.float64]) -> None:
         """One served request: its prices, as the model returned them."""
-        n = prices.shape[0]
-        count = self._count.get(model_version)
+        if prices.shape[0] != 1:
+            self._add(model_version, prices, np.array([float(prices.shape[0])]))
+            return
+        pending = self._pending
+        pending.append((model_version, float(prices[0])))
+        if len(pending) >= PENDING_MAX:
+            self.flush()
+
+    def flush(self) -> None:
+        """Bin the pending one-house requests, per model version."""
+        pending, self._pending = self._pending, []
+        by_version: dict[str, list[float]] = {}
+        for version, price in pending:
+            by_version.setdefault(version, []).append(price)
+        for version, prices in by_version.items():
+            self._add(version, np.array(prices, dtype=np.float64), np.ones(len(prices)))
+
+    def _add(self, version: str, prices: NDArray[np.float64], sizes: NDArray[np.float64]) -> None:
+        """``prices`` served by requests of ``sizes`` rows (one batch, or single houses)."""
+        count = self._count.get(version)
         if count is None:
-            count = self._count[model_version] = [0.0]
-            self._price[model_version] = _Buckets(list(PRICE_BUCKETS))
-        count[0] += n
-        self._batch_size.observe(n)
-        self._price[model_version].observe_many(prices)
+            count = self._count[version] = [0.0]
+            self._price[version] = _Buckets(list(PRICE_BUCKETS))
+        count[0] += prices.shape[0]
+        self._batch_size.observe_many(sizes)
+        self._price[version].observe_many(prices)
 
     def _families(self) -> tuple[CounterMetricFamily, HistogramMetricFamily, HistogramMetricFamily]:
         return (
@@ -276,6 +290,7 @@ class PredictionMetrics(Collector):
         return self._families()
 
     def collect(self) -> Iterator[Metric]:
+        self.flush()
         count, batch_size, price = self._families()
         for version, n in self._count.items():
             count.add_metric([version], n[0])

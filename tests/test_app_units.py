@@ -12,7 +12,14 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import ValidationError
 
-from app.metrics import BATCH_BUCKETS, LATENCY_BUCKETS, PRICE_BUCKETS, SIZE_BUCKETS, Metrics
+from app.metrics import (
+    BATCH_BUCKETS,
+    LATENCY_BUCKETS,
+    PENDING_MAX,
+    PRICE_BUCKETS,
+    SIZE_BUCKETS,
+    Metrics,
+)
 from app.schemas import FeatureSpec, build_request_schema, error_list
 from app.settings import Settings, SettingsError
 from app.state import Service
@@ -97,7 +104,7 @@ def test_settings_errors_name_the_variable(env: dict[str, str], name: str) -> No
 
 
 def test_prediction_metrics_expose_what_the_client_types_would() -> None:
-    """Batches through NumPy, single houses through a bisect: the same exposition as a
+    """Batches binned at once, single houses when pending ones are: the same exposition as a
     prometheus_client Counter and Histograms fed one value at a time."""
     rng = np.random.default_rng(1)
     values = np.concatenate(
@@ -204,6 +211,55 @@ def _all_samples(text: str, prefix: str) -> dict[str, float]:
             key, value = line.rsplit(" ", 1)
             out[key] = float(value)
     return out
+
+
+def test_pending_observations_are_bounded_and_binned_in_order() -> None:
+    """Requests wait as tuples, never more than PENDING_MAX of them; the binning at the bound
+    and at a scrape counts every one exactly once."""
+    m = Metrics()
+    for k in range(PENDING_MAX - 1):
+        m.http.observe("POST", "/predict", 200, 0.001, 100, 50)
+        m.prediction.observe("v1", np.array([100_000.0 + k]))
+    assert len(m.http._pending) == len(m.prediction._pending) == PENDING_MAX - 1
+    m.http.observe("POST", "/predict", 422, 0.001, 100, 50)
+    m.prediction.observe("v1", np.array([1.0]))
+    assert m.http._pending == [] and m.prediction._pending == []
+    m.http.observe("GET", "/model", 200, 0.001, 0, 50)
+    m.prediction.observe("v1", np.array([2.0, 3.0]))  # a batch is binned at once
+    assert len(m.prediction._pending) == 0
+    m.prediction.observe("v2", np.array([4.0]))
+    text = generate_latest(m.registry).decode()
+    assert (
+        metric_value(
+            text, 'houseprice_http_requests_total{method="POST",route="/predict",status="2xx"}'
+        )
+        == PENDING_MAX - 1
+    )
+    assert (
+        metric_value(
+            text, 'houseprice_http_requests_total{method="POST",route="/predict",status="4xx"}'
+        )
+        == 1
+    )
+    assert (
+        metric_value(
+            text, 'houseprice_http_requests_total{method="GET",route="/model",status="2xx"}'
+        )
+        == 1
+    )
+    assert metric_value(text, 'houseprice_predictions_total{model_version="v1"}') == PENDING_MAX + 2
+    assert metric_value(text, 'houseprice_predictions_total{model_version="v2"}') == 1
+    assert metric_value(text, "houseprice_prediction_batch_size_count") == PENDING_MAX + 2
+    assert (
+        metric_value(text, 'houseprice_prediction_batch_size_bucket{le="1.0"}') == PENDING_MAX + 1
+    )
+    assert m.http._pending == [] and m.prediction._pending == []
+
+
+def metric_value(text: str, series: str) -> float:
+    lines = [line for line in text.splitlines() if line.startswith(series + " ")]
+    assert len(lines) == 1, (series, lines)
+    return float(lines[0].rsplit(" ", 1)[1])
 
 
 def test_latency_buckets_start_at_a_tenth_of_a_millisecond() -> None:
