@@ -176,8 +176,8 @@ class DriftMonitor:
             _reference_shares(n, p) for n, p in zip(self._names, self._profiles, strict=True)
         ]
         self._ring = _Ring([s.shape[0] for s in self._shares], window)
-        # per update: one array per column, or one tuple of values for a single row
-        self._queue: deque[list[NDArray[Any]] | tuple[Any, ...]] = deque()
+        # per update: one array per column, or ``(row, prediction)`` for a single row
+        self._queue: deque[list[NDArray[Any]] | tuple[Mapping[str, Any], float]] = deque()
         self._row_values = values_getter(self._names[:-1])
         # a row's column type: None becomes NaN in a float64 column, stays None in an object one
         self._dtypes = [
@@ -217,20 +217,22 @@ class DriftMonitor:
     def update_row(self, row: Mapping[str, Any], prediction: float) -> None:
         """Add one row, ``{feature: value}`` with ``None`` for missing, and its prediction.
 
-        The row is queued as one tuple of plain values (a request of one house then costs
-        a fraction of a microsecond here); ``_flush`` turns runs of queued rows into columns.
+        The row itself is queued, with its prediction: a request of one house pays for an
+        append here, and ``_flush`` reads the values out of runs of rows, turning them into
+        columns. The row must not change afterwards (the service queues its validated fields).
         """
-        try:
-            values = self._row_values(row)
-        except KeyError:  # a reference feature the row lacks: missing, as in ``update``
-            values = tuple(row.get(name) for name in self._names[:-1])
-        self._enqueue((*values, prediction), 1)
-
-    def _enqueue(self, item: list[NDArray[Any]] | tuple[Any, ...], n: int) -> None:
         with self._lock:
-            self._queue.append(item)
-            self._queued += n
+            queue = self._queue
+            queue.append((row, prediction))
+            self._queued += 1
             # drop the oldest items that the newer queued rows already push out
+            while self._queued - _rows(queue[0]) >= self.window:
+                self._queued -= _rows(queue.popleft())
+
+    def _enqueue(self, batch: list[NDArray[Any]], n: int) -> None:
+        with self._lock:
+            self._queue.append(batch)
+            self._queued += n
             while self._queued - _rows(self._queue[0]) >= self.window:
                 self._queued -= _rows(self._queue.popleft())
 
@@ -249,15 +251,20 @@ class DriftMonitor:
         self._ring.push(idx)
 
     def _columns(self, queue: list[Any]) -> list[list[NDArray[Any]]]:
-        """The queue with every run of one-row tuples turned into one batch of columns."""
+        """The queue with every run of queued rows turned into one batch of columns."""
         out: list[list[NDArray[Any]]] = []
         for is_row, items in itertools.groupby(queue, key=lambda item: type(item) is tuple):
-            if is_row:
-                columns = zip(*items, strict=True)
-                dtypes = self._dtypes
-                out.append([np.array(v, dtype=t) for v, t in zip(columns, dtypes, strict=True)])
-            else:
+            if not is_row:
                 out.extend(items)
+                continue
+            rows, predictions = zip(*items, strict=True)
+            try:
+                values = list(map(self._row_values, rows))
+            except KeyError:  # a reference feature a row lacks: missing, as in ``update``
+                names = self._names[:-1]
+                values = [tuple(row.get(name) for name in names) for row in rows]
+            columns = [*zip(*values, strict=True), predictions]
+            out.append([np.array(v, dtype=t) for v, t in zip(columns, self._dtypes, strict=True)])
         return out
 
     def _score(self, j: int) -> tuple[float, NDArray[np.int64]]:
@@ -342,9 +349,9 @@ def _missing_column(profile: Mapping[str, Any], n: int) -> NDArray[Any]:
     return np.full(n, math.nan, dtype=np.float64)
 
 
-def _rows(item: list[NDArray[Any]] | tuple[Any, ...]) -> int:
+def _rows(item: list[NDArray[Any]] | tuple[Mapping[str, Any], float]) -> int:
     """Rows in a queued item: a batch of columns (the last is the prediction) or one row."""
-    return 1 if type(item) is tuple else len(item[-1])
+    return len(item[-1]) if type(item) is list else 1
 
 
 def values_getter(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
