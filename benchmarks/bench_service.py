@@ -1,9 +1,11 @@
 """Speed of the serving path, against the framework's floor and the tutorial baseline, in one run.
 
 Four real ``uvicorn`` processes (one worker each, 127.0.0.1), each driven by
-``wrk -t2 -c16 -d3s --latency`` POSTing one house, in turn, for 10 rounds (an idle server costs
+``wrk -t2 -c16 -d1s --latency`` POSTing one house, in turn (a, b, d, c below: the two runs of
+each close ratio follow each other), for 30 rounds (an idle server costs
 nothing; interleaving makes load from elsewhere on a shared machine hit every server alike, and
-the ratios are the medians of the per-round ratios):
+the ratios are the medians of the per-round ratios). After each run one more request waits for
+the server's backlog, so no server's leftover work lands on the next one's run:
 
 (a) bare:    a FastAPI ``async def`` route returning a constant — the framework's floor;
 (b) ours:    ``app.main:app`` as deployed (monitoring on, JSON access line at info);
@@ -21,11 +23,13 @@ builds for one house, against the scikit-learn pipeline's ``predict`` on a one-r
 Short runs in many rounds rather than a few long ones: on a shared machine the speed drifts by
 tens of percent within a minute, and a ratio is only as good as the closeness in time of the two
 runs it divides. Two identical servers driven alternately in 3-s runs differed by 1-10 % in seven
-rounds of eight, and by 32 % in one: hence medians over many rounds.
+rounds of eight, and by 32 % in one. A per-round ratio scatters by 0.09-0.16 (standard
+deviation) with runs of 1 s or 3 s alike, so 30 rounds of 1 s pin the median about 1.7 times
+(√3) as closely as 10 of 3 s, in the same time.
 
-Prints a table and the machine; asserts nothing; exits 0. Takes about 2.5 minutes (40 wrk runs
-of 3 s); ``--rounds 2`` for a quicker look. Run:
-``.venv/bin/python benchmarks/bench_service.py [--model ARTIFACT] [--seconds 3] [--rounds 10]``.
+Prints a table and the machine; asserts nothing; exits 0. Takes about 2.5 minutes (120 wrk runs
+of 1 s); ``--rounds 5`` for a quicker look. Run:
+``.venv/bin/python benchmarks/bench_service.py [--model ARTIFACT] [--seconds 1] [--rounds 30]``.
 """
 
 from __future__ import annotations
@@ -228,9 +232,9 @@ def batch_latency(
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--model", help="artifact to serve (default: train the default model)")
-    ap.add_argument("--seconds", type=float, default=3.0, help="seconds per wrk run (3)")
+    ap.add_argument("--seconds", type=float, default=1.0, help="seconds per wrk run (1)")
     ap.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
-    ap.add_argument("--rounds", type=int, default=10, help="wrk runs per server, interleaved (10)")
+    ap.add_argument("--rounds", type=int, default=30, help="wrk runs per server, interleaved (30)")
     ap.add_argument(
         "--batch-seconds", type=float, default=5.0, help="seconds of 1,000-house requests (5)"
     )
@@ -272,7 +276,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         servers = [
             ("bare", "bare_app:app", {}, work, ""),
             ("ours", "app.main:app", {"MODEL_PATH": model}, ROOT, "/health/ready"),
-            ("sklearn", "sklearn_app:app", {"SKLEARN_MODEL": str(sk_path)}, work, ""),
             (
                 "ours, monitoring off",
                 "app.main:app",
@@ -280,10 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ROOT,
                 "/health/ready",
             ),
+            ("sklearn", "sklearn_app:app", {"SKLEARN_MODEL": str(sk_path)}, work, ""),
         ]
         # All four run side by side (an idle server costs nothing) and are driven in turn,
         # round after round: a burst of load from elsewhere on the machine then hits every
         # server of a round alike, and the per-round ratios are compared, not lone figures.
+        # The two runs of each close ratio (ours/bare, ours/off) follow each other.
         with ExitStack() as stack:
             urls: dict[str, str] = {}
             for name, app, env, app_dir, ready in servers:
@@ -310,8 +315,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     def med(values: Sequence[float]) -> float:
         return float(statistics.median(values))
 
+    def ratios(a: str, b: str) -> list[float]:
+        return [x.rate / y.rate for x, y in zip(runs[a], runs[b], strict=True)]
+
     def ratio(a: str, b: str) -> float:
-        return med([x.rate / y.rate for x, y in zip(runs[a], runs[b], strict=True)])
+        return med(ratios(a, b))
+
+    def quartiles(a: str, b: str) -> str:
+        q1, _, q3 = statistics.quantiles(ratios(a, b), n=4)
+        return f"{q1:.2f}-{q3:.2f}"
 
     c = args.connections
     print(
@@ -355,6 +367,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     for label, value, target, ok in lines:
         print(f"{label:<44}{value:>12}  {target:<12}{verdict(ok) if target else ''}")
+    print(
+        f"\nper-round ratios, quartiles: ours/bare {quartiles('ours', 'bare')}, "
+        f"ours/sklearn {quartiles('ours', 'sklearn')}, "
+        f"monitoring on/off {quartiles('ours', 'ours, monitoring off')}"
+    )
     print(
         f"\n(single-row path: {single['path']}; "
         f"the app's range and category checks of one house: {single['ours_checks_us']:.1f} us; "
