@@ -16,7 +16,7 @@ Why bucketing is lazy. Computing the buckets of a value is a NumPy call per colu
 dear for one value as for a hundred) plus, for a categorical column, a dict lookup per value:
 the largest part of the monitor's cost. And only the last ``window`` rows matter when a score
 is read. So ``update`` just queues the request's arrays (by reference, not copied: callers
-must not mutate them afterwards), ``update_row`` one house as one tuple of its values, and
+must not mutate them afterwards), ``update_row`` one house as its row and prediction, and
 both drop from the front of the queue the items that newer rows have already pushed out of
 the window; the reads (``gauges`` at each scrape, ``report``) turn runs of queued rows into
 columns and bucket the newest ``window`` rows at most, all at once per column. A request pays a
