@@ -14,6 +14,7 @@ import hmac
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -401,8 +402,9 @@ class Service:
             mt.input_missing.labels(name).inc(count)
         for name, count in q.out_of_range.items():
             mt.input_out_of_range.labels(name).inc(count)
-        for _, name, _ in q.unknown:
-            mt.input_unknown_category.labels(name).inc()
+        if q.unknown:  # one locked increment per feature, not one per row
+            for name, count in Counter(name for _, name, _ in q.unknown).items():
+                mt.input_unknown_category.labels(name).inc(count)
         monitor = model.monitor
         if monitor is None:
             return
