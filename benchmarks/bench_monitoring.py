@@ -10,9 +10,10 @@
 2. The drift monitor alone: ``update`` against ``pipeline.predict`` on the same rows, and
    the reads that bucket the queued rows (``gauges`` at each scrape, ``report``).
 3. Service throughput with ``wrk`` (one thread, 4 connections): uvicorn with
-   ``MONITORING_ENABLED=true`` against two servers with ``false``, loaded in turn, best of
-   several runs each. The two identical "off" servers give the noise floor of the machine:
-   on a shared machine, a monitoring cost smaller than that floor cannot be seen here.
+   ``MONITORING_ENABLED=true`` against two servers with ``false``, driven in turn for 20
+   rounds of 1 s (``wrk.interleaved``, as ``bench_service.py``), medians of the per-round
+   ratios with their quartiles. The two identical "off" servers give the noise floor of the
+   machine: a monitoring cost smaller than that floor cannot be seen here.
 
 Prints tables; asserts nothing. Run: ``.venv/bin/python benchmarks/bench_monitoring.py``
 (part 3 needs ``wrk``).
@@ -24,6 +25,7 @@ import asyncio
 import json
 import math
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -37,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from machine import describe  # noqa: E402 (benchmarks/, the script's folder)
-from wrk import run_wrk  # noqa: E402 (benchmarks/wrk.py, beside this file)
+from wrk import interleaved, round_ratios, spread  # noqa: E402 (benchmarks/wrk.py, beside this file)
 
 from app.monitor import DriftMonitor  # noqa: E402
 from model.artifact import load_artifact  # noqa: E402
@@ -46,7 +48,7 @@ from model.config import load_config  # noqa: E402
 from model.train import prepare_data  # noqa: E402
 from tests.e2e.conftest import Server, start_server  # noqa: E402 (the shared harness)
 
-ROUNDS, SECONDS, CONNECTIONS = 5, 2, 4
+ROUNDS, SECONDS, CONNECTIONS = 20, 1, 4
 
 
 def houses(n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -65,15 +67,11 @@ def houses(n: int, seed: int = 0) -> list[dict[str, Any]]:
     return out
 
 
-def wrk_rps(url: str, body: Path) -> float:
-    result = run_wrk(url + "/predict", body, CONNECTIONS, SECONDS, timeout_s=2)
-    if result.non_2xx:
-        raise RuntimeError(f"wrk saw {result.non_2xx} non-2xx answers from {url}")
-    return result.rate
-
-
 def service(artifact: str, tmp: Path) -> None:
-    print(f"\n3. /predict throughput with wrk, best of {ROUNDS} x {SECONDS} s per server, req/s")
+    print(
+        f"\n3. /predict throughput with wrk -c{CONNECTIONS}, {ROUNDS} rounds of {SECONDS} s per "
+        "server in turn; req/s and ratios are medians over the rounds"
+    )
     if shutil.which("wrk") is None:
         print("   skipped: wrk is not installed")
         return
@@ -91,21 +89,28 @@ def service(artifact: str, tmp: Path) -> None:
             "1 house": json.dumps(pool[0]),
             "100 houses": json.dumps({"instances": pool[:100]}),
         }
-        print(f"{'request':<12}{'on':>9}{'off':>9}{'off A/A':>9}{'on/off':>9}{'A/A':>8}")
-        print("-" * 56)
+        head = f"{'request':<12}{'on':>8}{'off':>8}{'off A/A':>9}{'on/off':>8}{'(IQR)':>12}"
+        print(f"{head}{'A/A':>7}{'(IQR)':>12}")
+        print("-" * (len(head) + 19))
+        urls = {name: server.url for name, server in servers.items()}
         for label, text in bodies.items():
             body = tmp / "body.json"
             body.write_text(text)
-            best = dict.fromkeys(servers, 0.0)
-            for _ in range(ROUNDS):  # alternate, so background load hits all alike
-                for name, server in servers.items():
-                    best[name] = max(best[name], wrk_rps(server.url, body))
-            on, off, aa = best["on"], best["off"], best["off (A/A)"]
+            runs = interleaved(urls, body, ROUNDS, SECONDS, CONNECTIONS)
+            failed = {name: sum(r.errors for r in rs) for name, rs in runs.items()}
+            if any(failed.values()):
+                raise SystemExit(f"wrk saw failed requests: {failed}")
+            rate = {name: statistics.median(r.rate for r in rs) for name, rs in runs.items()}
+            on_off, q1, q3 = spread(round_ratios(runs["on"], runs["off"]))
+            aa, a1, a3 = spread(round_ratios(runs["off (A/A)"], runs["off"]))
             print(
-                f"{label:<12}{on:>9.0f}{off:>9.0f}{aa:>9.0f}"
-                f"{on / max(off, aa):>9.3f}{min(off, aa) / max(off, aa):>8.3f}"
+                f"{label:<12}{rate['on']:>8.0f}{rate['off']:>8.0f}{rate['off (A/A)']:>9.0f}"
+                f"{on_off:>8.3f}{f'{q1:.2f}-{q3:.2f}':>12}{aa:>7.3f}{f'{a1:.2f}-{a3:.2f}':>12}"
             )
-        print("on/off against the better 'off'; A/A = worse/better of the identical servers")
+        print(
+            "on/off: 1 - it is the cost of monitoring; A/A: the two identical 'off' servers, "
+            "the noise floor"
+        )
     finally:
         for server in servers.values():
             server.stop()

@@ -61,7 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from machine import describe  # noqa: E402 (benchmarks/, the script's folder)
-from wrk import WrkResult, run_wrk  # noqa: E402 (benchmarks/wrk.py, beside this file)
+from wrk import WrkResult, interleaved, round_ratios, run_wrk, spread  # noqa: E402 (benchmarks/wrk.py, beside this file)
 
 from model.artifact import load_artifact  # noqa: E402
 from model.config import load_config  # noqa: E402
@@ -272,7 +272,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         picked = rng.choice(n_rows, BATCH_ROWS, replace=n_rows < BATCH_ROWS).tolist()
         houses = json_rows(data.table, picked)
 
-        runs: dict[str, list[WrkResult]] = {}
         servers = [
             ("bare", "bare_app:app", {}, work, ""),
             ("ours", "app.main:app", {"MODEL_PATH": model}, ROOT, "/health/ready"),
@@ -299,30 +298,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise SystemExit(f"{name}: the example house is refused: {check.text}")
                 run_wrk(url + "/predict", body, args.connections, 2, threads=2)  # warm-up
                 urls[name] = url
-            for _ in range(args.rounds):
-                for name, url in urls.items():
-                    result = run_wrk(
-                        url + "/predict", body, args.connections, args.seconds, threads=2
-                    )
-                    runs.setdefault(name, []).append(result)
-                    # wrk hangs up with up to 16 requests still being served: for the
-                    # sklearn route ~0.2 s of CPU that would land on the next server's run.
-                    # One more request is answered once that backlog is done.
-                    httpx.post(url + "/predict", json=house, timeout=30).raise_for_status()
+            runs = interleaved(urls, body, args.rounds, args.seconds, args.connections, threads=2)
             batch, batch_rows = batch_latency(urls["ours"], houses, work, args.batch_seconds)
         single = in_process(art.pipeline, sk, house, metadata)
 
     def med(values: Sequence[float]) -> float:
         return float(statistics.median(values))
 
-    def ratios(a: str, b: str) -> list[float]:
-        return [x.rate / y.rate for x, y in zip(runs[a], runs[b], strict=True)]
-
     def ratio(a: str, b: str) -> float:
-        return med(ratios(a, b))
+        return spread(round_ratios(runs[a], runs[b]))[0]
 
     def quartiles(a: str, b: str) -> str:
-        q1, _, q3 = statistics.quantiles(ratios(a, b), n=4)
+        _, q1, q3 = spread(round_ratios(runs[a], runs[b]))
         return f"{q1:.2f}-{q3:.2f}"
 
     c = args.connections

@@ -10,7 +10,9 @@ Errors are everything that is not a 2xx answer: socket errors (connect, read, wr
 timeouts, and answers with status >= 400 (``non_2xx``, counted apart too).
 
 Used by ``load.py``, ``soak.py``, ``bench_service.py`` and ``bench_monitoring.py``:
-``run_wrk(url, body_path, connections=4, seconds=10)``.
+``run_wrk(url, body_path, connections=4, seconds=10)``; ``interleaved`` drives several servers
+in turn, round after round, for ratios (``round_ratios``) that a shared machine's drifting
+speed cannot fake.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 LUA = r"""
 local f = assert(io.open(os.getenv("WRK_BODY"), "rb"))
@@ -109,3 +115,43 @@ def run_wrk(
         ]  # fmt: skip
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
     return parse(out, connections)
+
+
+def interleaved(
+    urls: Mapping[str, str],
+    body_path: Path,
+    rounds: int,
+    seconds: float,
+    connections: int,
+    *,
+    threads: int = 1,
+) -> dict[str, list[WrkResult]]:
+    """``rounds`` rounds of one wrk run per server, in the order of ``urls``: the runs of a
+    round are seconds apart, so a burst of load from elsewhere hits the servers of a round
+    alike. After each run one more POST of the body waits for that server's backlog: wrk hangs
+    up with requests still being served, and their CPU would land on the next server's run
+    (0.15-0.24 s of it for a scikit-learn route). wrk's errors are in the results; a failed
+    draining request raises.
+    """
+    body = body_path.read_bytes()
+    runs: dict[str, list[WrkResult]] = {name: [] for name in urls}
+    for _ in range(rounds):
+        for name, url in urls.items():
+            runs[name].append(
+                run_wrk(url + "/predict", body_path, connections, seconds, threads=threads)
+            )
+            drain = httpx.post(url + "/predict", content=body, timeout=60,
+                               headers={"Content-Type": "application/json"})  # fmt: skip
+            drain.raise_for_status()
+    return runs
+
+
+def round_ratios(a: list[WrkResult], b: list[WrkResult]) -> list[float]:
+    """req/s of ``a`` over ``b``, round by round."""
+    return [x.rate / y.rate for x, y in zip(a, b, strict=True)]
+
+
+def spread(ratios: list[float]) -> tuple[float, float, float]:
+    """Median and quartiles of per-round ratios."""
+    q1, median, q3 = statistics.quantiles(ratios, n=4)  # the middle cut is the median
+    return median, q1, q3
