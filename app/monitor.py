@@ -221,18 +221,13 @@ class DriftMonitor:
         append here, and ``_flush`` reads the values out of runs of rows, turning them into
         columns. The row must not change afterwards (the service queues its validated fields).
         """
-        with self._lock:
-            queue = self._queue
-            queue.append((row, prediction))
-            self._queued += 1
-            # drop the oldest items that the newer queued rows already push out
-            while self._queued - _rows(queue[0]) >= self.window:
-                self._queued -= _rows(queue.popleft())
+        self._enqueue((row, prediction), 1)
 
-    def _enqueue(self, batch: list[NDArray[Any]], n: int) -> None:
+    def _enqueue(self, item: list[NDArray[Any]] | tuple[Mapping[str, Any], float], n: int) -> None:
         with self._lock:
-            self._queue.append(batch)
+            self._queue.append(item)
             self._queued += n
+            # drop the oldest items that the newer queued rows already push out
             while self._queued - _rows(self._queue[0]) >= self.window:
                 self._queued -= _rows(self._queue.popleft())
 

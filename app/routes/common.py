@@ -28,7 +28,7 @@ def encode_json(content: Any) -> bytes:
 
 
 def json_response(status: int, content: Any, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response without a response model: the serialisation is one ``json.dumps``."""
+    """A JSON response without a response model: the serialisation is one ``encode_json``."""
     return Response(
         encode_json(content), status_code=status, media_type="application/json", headers=headers
     )
