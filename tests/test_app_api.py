@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from exposition import metric  # tests/exposition.py
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -212,17 +213,6 @@ def columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
             col[:] = values
             out[f["name"]] = col
     return out
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in a Prometheus exposition (0 when absent)."""
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        got = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
-        if all(got.get(k) == v for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 # --- /predict --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from exposition import metric  # tests/exposition.py
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import ValidationError
 
@@ -229,37 +230,15 @@ def test_pending_observations_are_bounded_and_binned_in_order() -> None:
     assert len(m.prediction._pending) == 0
     m.prediction.observe("v2", np.array([4.0]))
     text = generate_latest(m.registry).decode()
-    assert (
-        metric_value(
-            text, 'houseprice_http_requests_total{method="POST",route="/predict",status="2xx"}'
-        )
-        == PENDING_MAX - 1
-    )
-    assert (
-        metric_value(
-            text, 'houseprice_http_requests_total{method="POST",route="/predict",status="4xx"}'
-        )
-        == 1
-    )
-    assert (
-        metric_value(
-            text, 'houseprice_http_requests_total{method="GET",route="/model",status="2xx"}'
-        )
-        == 1
-    )
-    assert metric_value(text, 'houseprice_predictions_total{model_version="v1"}') == PENDING_MAX + 2
-    assert metric_value(text, 'houseprice_predictions_total{model_version="v2"}') == 1
-    assert metric_value(text, "houseprice_prediction_batch_size_count") == PENDING_MAX + 2
-    assert (
-        metric_value(text, 'houseprice_prediction_batch_size_bucket{le="1.0"}') == PENDING_MAX + 1
-    )
+    http = "houseprice_http_requests_total"
+    assert metric(text, http, method="POST", route="/predict", status="2xx") == PENDING_MAX - 1
+    assert metric(text, http, method="POST", route="/predict", status="4xx") == 1
+    assert metric(text, http, method="GET", route="/model", status="2xx") == 1
+    assert metric(text, "houseprice_predictions_total", model_version="v1") == PENDING_MAX + 2
+    assert metric(text, "houseprice_predictions_total", model_version="v2") == 1
+    assert metric(text, "houseprice_prediction_batch_size_count") == PENDING_MAX + 2
+    assert metric(text, "houseprice_prediction_batch_size_bucket", le="1.0") == PENDING_MAX + 1
     assert m.http._pending == [] and m.prediction._pending == []
-
-
-def metric_value(text: str, series: str) -> float:
-    lines = [line for line in text.splitlines() if line.startswith(series + " ")]
-    assert len(lines) == 1, (series, lines)
-    return float(lines[0].rsplit(" ", 1)[1])
 
 
 def test_latency_buckets_start_at_a_tenth_of_a_millisecond() -> None:
