@@ -28,9 +28,9 @@ from app.metrics import DriftRows, Metrics
 from app.monitor import DriftMonitor, values_getter
 from app.schemas import FeatureSpec, RequestSchema, build_request_schema
 from app.settings import Settings
-from model.artifact import ArtifactError, load_artifact
 from model.base import Columns
 from model.fold import CannotFoldError, FoldedLinear, fold
+from model.workflow.artifact import ArtifactError, load_artifact
 
 log = logging.getLogger("houseprice")
 

@@ -42,10 +42,10 @@ from machine import describe  # noqa: E402 (benchmarks/, the script's folder)
 from wrk import interleaved, round_ratios, spread  # noqa: E402 (benchmarks/wrk.py, beside this file)
 
 from app.monitor import DriftMonitor  # noqa: E402
-from model.artifact import load_artifact  # noqa: E402
-from model.cli import main as houseprice  # noqa: E402
-from model.config import load_config  # noqa: E402
-from model.train import prepare_data  # noqa: E402
+from model.workflow.artifact import load_artifact  # noqa: E402
+from model.workflow.cli import main as houseprice  # noqa: E402
+from model.workflow.config import load_config  # noqa: E402
+from model.workflow.train import prepare_data  # noqa: E402
 from tests.e2e.conftest import Server, start_server  # noqa: E402 (the shared harness)
 
 ROUNDS, SECONDS, CONNECTIONS = 20, 1, 4

@@ -63,9 +63,9 @@ sys.path.insert(0, str(ROOT))
 from machine import describe  # noqa: E402 (benchmarks/, the script's folder)
 from wrk import WrkResult, interleaved, round_ratios, run_wrk, spread  # noqa: E402 (benchmarks/wrk.py, beside this file)
 
-from model.artifact import load_artifact  # noqa: E402
-from model.config import load_config  # noqa: E402
-from model.train import prepare_data  # noqa: E402
+from model.workflow.artifact import load_artifact  # noqa: E402
+from model.workflow.config import load_config  # noqa: E402
+from model.workflow.train import prepare_data  # noqa: E402
 from tests.reference import frame, sklearn_pipeline  # noqa: E402
 
 CONFIG = ROOT / "configs" / "ames.toml"
@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = Path(tmp)
         model = args.model
         if model is None:
-            from model.cli import main as houseprice
+            from model.workflow.cli import main as houseprice
 
             model = str(work / "model.joblib")
             argv_train = ["train", "--config", str(CONFIG), "--out", model]

@@ -29,10 +29,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model.cli import main  # noqa: E402
-from model.config import Config, load_config  # noqa: E402
 from model.selection import GridSearchCV, KFold, train_test_split  # noqa: E402
-from model.train import METRICS, PARAM_PREFIX, build_pipeline, prepare_data  # noqa: E402
+from model.workflow.cli import main  # noqa: E402
+from model.workflow.config import Config, load_config  # noqa: E402
+from model.workflow.train import METRICS, PARAM_PREFIX, build_pipeline, prepare_data  # noqa: E402
 from tests.reference import ALPHA_PARAM, frame, sklearn_pipeline  # noqa: E402
 
 REPEATS = 3

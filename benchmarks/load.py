@@ -45,7 +45,7 @@ def served_model(
     """A uvicorn server (the tests' harness) on ``model``, or on a freshly trained default
     model; yields the server and one example house from its schema."""
     if model is None:
-        from model.cli import main as houseprice
+        from model.workflow.cli import main as houseprice
 
         model = str(workdir / "model.joblib")
         argv = ["train", "--config", str(ROOT / "configs" / "ames.toml"), "--out", model]

@@ -151,7 +151,7 @@ def monitor_memory(
     since the previous checkpoint (the queue of unread rows fills between scrapes)."""
     from app.monitor import DriftMonitor
     from app.settings import Settings
-    from model.artifact import load_artifact
+    from model.workflow.artifact import load_artifact
 
     art = load_artifact(model_path)
     st = Settings()

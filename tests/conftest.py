@@ -22,7 +22,7 @@ def require_tool(name: str) -> str:
 @pytest.fixture(scope="session")
 def artifact_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A freshly trained default model (configs/ames.toml), trained once per test session."""
-    from model.cli import main
+    from model.workflow.cli import main
 
     out = tmp_path_factory.mktemp("artifact")
     path = out / "model.joblib"

@@ -1,4 +1,4 @@
-"""The scikit-learn model that does the same work as ``model.train.build_pipeline``.
+"""The scikit-learn model that does the same work as ``model.workflow.train.build_pipeline``.
 
 One reference for the quality test (``tests/test_quality.py``: our CV error within 2 % of
 it), the training benchmark (``benchmarks/bench_train.py``: its ``GridSearchCV`` time) and
@@ -30,7 +30,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from model.config import Config
+from model.workflow.config import Config
 
 ALPHA_PARAM = "regressor__ridge__alpha"
 

@@ -1,7 +1,7 @@
 """The service through FastAPI's TestClient, against a small real artifact.
 
 The artifact is a real fitted ``model.pipeline.Pipeline`` (imputers, one-hot encoder and a
-regression tree on four Ames columns) saved with ``model.artifact.save_artifact``, so the
+regression tree on four Ames columns) saved with ``model.workflow.artifact.save_artifact``, so the
 loader, the checksum and the schema-driven validator are all exercised for real; the default
 model trained by the CLI is used by the end-to-end tests.
 """
@@ -23,12 +23,12 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from model.artifact import load_artifact, save_artifact
 from model.compose import ColumnTransformer
 from model.drift import build_reference
 from model.pipeline import Pipeline
 from model.preprocessing import OneHotEncoder, SimpleImputer
 from model.tree import DecisionTreeRegressor
+from model.workflow.artifact import load_artifact, save_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
 

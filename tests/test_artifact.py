@@ -1,4 +1,4 @@
-"""model.artifact: round trip, every refusal, and failed writes that leave the old artifact."""
+"""model.workflow.artifact: round trip, every refusal, failed writes that leave the old one."""
 
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ import joblib
 import numpy as np
 import pytest
 
-import model.artifact as artifact_module
-from model.artifact import (
+import model.workflow.artifact as artifact_module
+from model.base import BaseEstimator, check_X_y
+from model.workflow.artifact import (
     FORMAT_VERSION,
     ArtifactError,
     load_artifact,
     save_artifact,
     verify_artifact,
 )
-from model.base import BaseEstimator, check_X_y
 
 KEY = b"test-signing-key"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from model.artifact import load_artifact
-from model.cli import build_parser, main
-from model.config import ConfigError, load_config, parse_config
+from model.workflow.artifact import load_artifact
+from model.workflow.cli import build_parser, main
+from model.workflow.config import ConfigError, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("explore", "train", "predict", "runs", "serve")
@@ -261,7 +261,16 @@ def test_serve_starts_uvicorn_on_the_given_port(artifact_path: str, tmp_path: Pa
     port = _free_port()
     env = {**os.environ, "MODEL_PATH": artifact_path}
     env.pop("MODEL_SIGNING_KEY", None)
-    cmd = [sys.executable, "-m", "model.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "model.workflow.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     log = tmp_path / "serve.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
@@ -295,7 +304,7 @@ def test_parser_is_buildable_without_side_effects() -> None:
 def test_train_signs_when_the_key_is_in_the_environment(
     small_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from model.artifact import ArtifactError
+    from model.workflow.artifact import ArtifactError
 
     cfg = tmp_path / "c.toml"
     cfg.write_text(GOOD.format(data=small_csv))

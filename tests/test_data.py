@@ -1,4 +1,4 @@
-"""model.data.load_csv: the Ames file against pandas, and each error on a small bad file."""
+"""model.workflow.data.load_csv: the Ames file against pandas, each error on a small bad file."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.data import DataError, load_csv
+from model.workflow.data import DataError, load_csv
 
 AMES = Path(__file__).resolve().parent.parent / "data" / "ames.csv"
 

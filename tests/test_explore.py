@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model import plots
-from model.cli import main
-from model.data import load_csv
-from model.explore import (
+from model.workflow import plots
+from model.workflow.cli import main
+from model.workflow.data import load_csv
+from model.workflow.explore import (
     categorical_summary,
     correlation_ratio,
     explore,

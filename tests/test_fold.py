@@ -271,7 +271,7 @@ def test_the_served_model_prices_one_house_through_the_fold(artifact_path: str) 
 def test_a_pipeline_that_does_not_fold_is_served_by_the_general_path(artifact_path: str) -> None:
     from app.settings import Settings
     from app.state import build_model
-    from model.artifact import load_artifact
+    from model.workflow.artifact import load_artifact
 
     class OtherPipeline(Pipeline):  # not the exact shape fold() knows
         pass
@@ -293,8 +293,8 @@ def test_a_fold_that_disagrees_at_warm_up_is_switched_off(
 ) -> None:
     from app.settings import Settings
     from app.state import build_model
-    from model.artifact import load_artifact
     from model.fold import FoldedLinear
+    from model.workflow.artifact import load_artifact
 
     monkeypatch.setattr(FoldedLinear, "predict_row", lambda self, row: 1.0)
     art = load_artifact(artifact_path)

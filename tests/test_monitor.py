@@ -15,8 +15,8 @@ import pytest
 from app.monitor import PREDICTION, DriftMonitor, bin_labels, ks_binned, ks_critical
 from model import drift
 from model.base import Columns
-from model.config import load_config
-from model.train import prepare_data
+from model.workflow.config import load_config
+from model.workflow.train import prepare_data
 
 NUM = {"kind": "numeric", "edges": [1.0, 2.0], "shares": [0.25, 0.5, 0.25, 0.0], "count": 400}
 CAT = {"kind": "categorical", "categories": ["a", "b"], "shares": [0.5, 0.5, 0, 0], "count": 4}
@@ -354,7 +354,7 @@ def test_drift_is_reported_on_the_shifted_feature_and_only_on_it(
 @pytest.mark.slow
 def test_the_trained_artifact_reference_with_real_predictions(artifact_path: str) -> None:
     """Through the real artifact: its stored reference and its pipeline's predictions."""
-    from model.artifact import load_artifact
+    from model.workflow.artifact import load_artifact
 
     art = load_artifact(artifact_path)
     pipeline, meta = art.pipeline, art.metadata

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from reference import frame, sklearn_pipeline  # tests/reference.py
 
-from model.config import Config, load_config
 from model.selection import KFold, train_test_split
-from model.train import PreparedData, prepare_data, train
+from model.workflow.config import Config, load_config
+from model.workflow.train import PreparedData, prepare_data, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.artifact import load_artifact
-from model.config import load_config
-from model.progress import ProgressBar
-from model.runs import append_index, read_index
-from model.train import METRICS, prepare_data, regression_metrics, train
+from model.workflow.artifact import load_artifact
+from model.workflow.config import load_config
+from model.workflow.progress import ProgressBar
+from model.workflow.runs import append_index, read_index
+from model.workflow.train import METRICS, prepare_data, regression_metrics, train
 
 ROOT = Path(__file__).resolve().parents[1]
 AMES = ROOT / "data" / "ames.csv"
@@ -241,7 +241,7 @@ def test_failed_run_leaves_previous_artifact_and_index(
     text[3] = text[3].replace(",172000,", ",,")  # a missing price on line 4
     bad.write_text("\n".join(text) + "\n")
     cfg = load_config(small["config"]).with_overrides(data_path=str(bad))
-    from model.data import DataError
+    from model.workflow.data import DataError
 
     with pytest.raises(DataError, match="target is missing"):
         train(cfg, small["artifact"], small["runs"], plots=False)
@@ -253,7 +253,7 @@ def test_failed_run_leaves_previous_artifact_and_index(
 def test_signing_key_writes_a_signature_the_loader_accepts(
     small: dict[str, Path], tmp_path: Path
 ) -> None:
-    from model.artifact import ArtifactError
+    from model.workflow.artifact import ArtifactError
 
     out = tmp_path / "signed" / "model.joblib"
     cfg = replace(load_config(small["config"]), folds=2, grid={"alpha": [1.0]})
@@ -349,7 +349,7 @@ def test_interrupted_run_leaves_everything_as_it_was(small: dict[str, Path]) -> 
 def test_failed_artifact_write_removes_the_run_dir_and_keeps_the_index(
     small: dict[str, Path], tmp_path: Path
 ) -> None:
-    from model.artifact import ArtifactError
+    from model.workflow.artifact import ArtifactError
 
     runs_before = sorted(p.name for p in small["runs"].iterdir())
     index_before = (small["runs"] / "index.jsonl").read_bytes()

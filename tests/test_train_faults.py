@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from model.artifact import load_artifact
+from model.workflow.artifact import load_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "ames.toml"
@@ -89,7 +89,7 @@ def train_cmd(base: Path, *extra: str, data: Path = DATA) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "model.cli",
+        "model.workflow.cli",
         "train",
         "--config",
         str(CONFIG),

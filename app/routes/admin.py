@@ -22,7 +22,7 @@ from app.schemas import (
     error_list,
 )
 from app.state import ModelLoadError, ReloadRefusedError
-from model.artifact import ArtifactError
+from model.workflow.artifact import ArtifactError
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 

@@ -147,7 +147,7 @@ def test_dockerignore_admits_exactly_what_is_copied(dockerfile: list[tuple[str, 
 def test_training_command_lines_parse_with_the_real_cli(dockerfile: list[tuple[str, str]]) -> None:
     # The image build and the compose `train` service call the CLI; a renamed flag would only
     # show at `docker build` time, so parse both with the CLI's own parser here.
-    from model.cli import build_parser
+    from model.workflow.cli import build_parser
 
     build = stages(dockerfile)[0]
     run_line = next(r for r in values(build, "RUN") if "houseprice train" in r)

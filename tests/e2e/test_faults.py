@@ -30,7 +30,7 @@ import httpx
 import joblib
 import pytest
 
-from model.artifact import hmac_sha256, load_artifact
+from model.workflow.artifact import hmac_sha256, load_artifact
 
 from .conftest import Server
 

@@ -31,8 +31,8 @@ from test_monitoring_config import (
 )
 
 from e2e.conftest import free_port
-from model.config import load_config
-from model.train import prepare_data
+from model.workflow.config import load_config
+from model.workflow.train import prepare_data
 
 pytestmark = pytest.mark.e2e
 

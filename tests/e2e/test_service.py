@@ -20,8 +20,8 @@ import pytest
 from conftest import require_tool
 
 from e2e.conftest import Server
-from model.artifact import load_artifact, save_artifact
 from model.base import as_columns
+from model.workflow.artifact import load_artifact, save_artifact
 
 pytestmark = pytest.mark.e2e
 

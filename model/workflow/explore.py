@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from model.base import FloatArray
-from model.data import Dataset
+from model.workflow.data import Dataset
 
 
 @dataclass(frozen=True)
@@ -267,8 +267,8 @@ def write_report(dataset: Dataset, out_dir: str | Path, with_plots: bool = True)
 
     Returns the written paths; the Markdown says when plots were skipped and why.
     """
-    from model import plots
-    from model.atomic import atomic_write_text
+    from model.workflow import plots
+    from model.workflow.atomic import atomic_write_text
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

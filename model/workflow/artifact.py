@@ -43,7 +43,7 @@ from typing import Any
 import joblib
 import numpy as np
 
-from model.atomic import fsync_dir, write_temp
+from model.workflow.atomic import fsync_dir, write_temp
 
 #: Version of the ``{"format_version", "pipeline", "metadata"}`` layout; bump on any change
 #: a previous loader could not read, so that it refuses instead of half-working.

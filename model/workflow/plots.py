@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.atomic import atomic_write_bytes
 from model.base import FloatArray
+from model.workflow.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from model.data import Dataset
-    from model.explore import Report
+    from model.workflow.data import Dataset
+    from model.workflow.explore import Report
 
 
 def available() -> bool:

@@ -11,7 +11,7 @@ import math
 import shlex
 from typing import Any
 
-from model.config import Config
+from model.workflow.config import Config
 
 _LABELS = {
     "rmse_log": "RMSE of log price",

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from model.atomic import atomic_write_text
+from model.workflow.atomic import atomic_write_text
 
 
 @contextlib.contextmanager

@@ -11,13 +11,14 @@ The steps and why they are in this order:
    candidate) and refit the best on the whole training part. The CV spread across folds is
    recorded with the mean, because 0.125 ± 0.02 and 0.125 ± 0.002 are different claims.
 4. Evaluate on the test part; write plots, the run record and the model card into
-   ``runs/<id>/``, then the artifact (via :func:`model.artifact.save_artifact`, atomic), and
-   last the one-line entry in ``runs/index.jsonl``.
+   ``runs/<id>/``, then the artifact (via :func:`model.workflow.artifact.save_artifact`,
+   atomic), and last the one-line entry in ``runs/index.jsonl``.
 
 Failure safety: nothing is written before the model is fitted and evaluated; the run
 directory is built under a temporary name and renamed into place; the artifact is replaced
-atomically; the index is rewritten whole and renamed (see :func:`model.runs.append_index`). An error
-or an interrupt at any point leaves the previous artifact and the index as they were.
+atomically; the index is rewritten whole and renamed (see
+:func:`model.workflow.runs.append_index`). An error or an interrupt at any point leaves the
+previous artifact and the index as they were.
 """
 
 from __future__ import annotations
@@ -38,12 +39,12 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from model.atomic import atomic_write_text
 from model.base import Columns, FloatArray
-from model.config import Config, ConfigError, RowFilter
-from model.data import DataError, load_csv
-from model.progress import ProgressBar
-from model.runs import append_index, new_run_id
+from model.workflow.atomic import atomic_write_text
+from model.workflow.config import Config, ConfigError, RowFilter
+from model.workflow.data import DataError, load_csv
+from model.workflow.progress import ProgressBar
+from model.workflow.runs import append_index, new_run_id
 
 #: Metrics reported for the test part and, across folds, for the CV.
 METRICS = ("rmse_log", "rmse", "mae", "r2", "mape", "mse")
@@ -465,8 +466,8 @@ def write_run_dir(
     Holds the config as given, ``metrics.json`` (the metadata without the drift reference,
     plus the learning curve), the plots and ``MODEL_CARD.md``.
     """
-    from model import plots as plotting
-    from model.card import render_model_card
+    from model.workflow import plots as plotting
+    from model.workflow.card import render_model_card
 
     staging = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}."))
     try:
@@ -501,8 +502,8 @@ def train(
     signing_key: bytes | None = None,
 ) -> TrainResult:
     """Run the whole training (see the module docstring) and return what it wrote."""
-    from model.artifact import save_artifact
     from model.selection import GridSearchCV, KFold, train_test_split
+    from model.workflow.artifact import save_artifact
 
     start = time.perf_counter()
     created = datetime.now(UTC)
@@ -557,7 +558,7 @@ def train(
 def _write_plots(
     out: Path, best: Any, y_test: FloatArray, p_test: FloatArray, curve: dict[str, list[float]]
 ) -> list[Path]:
-    from model import plots
+    from model.workflow import plots
 
     if not plots.available():
         return []

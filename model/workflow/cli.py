@@ -114,9 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_explore(args: argparse.Namespace) -> int:
-    from model import plots
-    from model.data import load_csv
-    from model.explore import write_report
+    from model.workflow import plots
+    from model.workflow.data import load_csv
+    from model.workflow.explore import write_report
 
     ds = load_csv(args.data, target=args.target)
     written = write_report(ds, args.out, with_plots=not args.no_plots)
@@ -134,9 +134,9 @@ def _cmd_explore(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from model.config import load_config
-    from model.progress import ProgressBar
-    from model.train import train
+    from model.workflow.config import load_config
+    from model.workflow.progress import ProgressBar
+    from model.workflow.train import train
 
     cfg = load_config(args.config).with_overrides(
         seed=args.seed, folds=args.folds, test_size=args.test_size, data_path=args.data
@@ -174,7 +174,7 @@ def read_rows(path: str, features: list[dict[str, Any]]) -> dict[str, np.ndarray
     the feature's hard ``bounds`` is refused, as the API refuses it.
     """
     from model.base import as_columns
-    from model.data import load_csv
+    from model.workflow.data import load_csv
 
     p = Path(path)
     if p.suffix.lower() == ".json":
@@ -226,7 +226,7 @@ def read_rows(path: str, features: list[dict[str, Any]]) -> dict[str, np.ndarray
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from model.artifact import load_artifact
+    from model.workflow.artifact import load_artifact
 
     key = os.environ.get("MODEL_SIGNING_KEY") or None
     art = load_artifact(args.model, signing_key=key.encode() if key else None)
@@ -241,7 +241,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         w.writerows([[f"{v:.2f}"] for v in prices])
         text = buf.getvalue()
     if args.output:
-        from model.atomic import atomic_write_text
+        from model.workflow.atomic import atomic_write_text
 
         atomic_write_text(args.output, text)
     else:
@@ -278,7 +278,7 @@ def format_runs(records: list[dict[str, Any]]) -> str:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from model.runs import read_index
+    from model.workflow.runs import read_index
 
     records = read_index(args.runs_dir)
     if args.json:
@@ -323,9 +323,9 @@ _COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``houseprice`` command with ``argv`` (default ``sys.argv[1:]``); return the code."""
-    from model.artifact import ArtifactError
-    from model.config import ConfigError
-    from model.data import DataError
+    from model.workflow.artifact import ArtifactError
+    from model.workflow.config import ConfigError
+    from model.workflow.data import DataError
 
     parser = build_parser()
     try:
