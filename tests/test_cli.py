@@ -89,7 +89,7 @@ def test_console_script_is_installed_and_runs() -> None:
         (('column = "area"', 'column = "Area"'), "no feature column 'Area'; did you mean"),
         (("folds = 2", 'folds = "2"'), "cv.folds: expected an integer, got str '2'"),
         (("folds = 2", "folds = true"), "cv.folds: expected an integer, got a boolean"),
-        (('kind = "numeric"', 'kind = "number"'), "kind: expected 'numeric' or 'categorical'"),
+        (('kind = "numeric"', 'kind = "number"'), "kind: expected one of numeric, integer, categorical"),
         (('column = "Neighborhood"', 'column = "MS.Zoning"\nunit = 3'), "unit: expected a"),
         (('column = "area"', 'column = "Neighborhood"'), "'Neighborhood' is used twice"),
         (('estimator = "ridge"', 'estimator = "forest"'), "model.estimator: expected one of"),
@@ -133,7 +133,9 @@ def test_numeric_feature_on_a_text_column_is_a_config_error(
         )
     )
     assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "m.joblib")]) == 2
-    assert "declared numeric but column 'Neighborhood'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "small.csv: line 2, column 'Neighborhood': 'NAmes' is not a number" in err
+    assert "feature 'neighborhood' is declared numeric" in err
 
 
 def test_flags_override_the_config(small_csv: Path, tmp_path: Path) -> None:

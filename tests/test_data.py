@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.workflow.data import DataError, load_csv
+from model.workflow.data import CsvFormat, DataError, first_non_number, iter_chunks, load_csv
 
 AMES = Path(__file__).resolve().parent.parent / "data" / "ames.csv"
 
@@ -153,11 +153,64 @@ def test_infinite_feature_names_line(tmp_path: Path) -> None:
         load_csv(p, target="price")
 
 
-def test_bom_and_non_utf8(tmp_path: Path) -> None:
+def test_bom_and_encodings(tmp_path: Path) -> None:
     p = tmp_path / "bom.csv"
     p.write_bytes(b"\xef\xbb\xbfa,price\n1,2\n")
-    assert list(load_csv(p, target="price").columns) == ["a"]
-    bad = tmp_path / "latin.csv"
-    bad.write_bytes(b"a,price\nx,1\n\xe9,2\n")
-    with pytest.raises(DataError, match=r"latin\.csv: line 3: not valid UTF-8"):
-        load_csv(bad)
+    d = load_csv(p, target="price")
+    assert list(d.columns) == ["a"] and d.encoding == "utf-8-sig"
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"a,price\nx,1\n\xe9,2\n")  # not UTF-8: Windows-1252 is tried next
+    d = load_csv(latin)
+    assert list(d.columns["a"]) == ["x", "\u00e9"] and d.encoding == "cp1252"
+    with pytest.raises(DataError, match=r"latin\.csv: line 3: not valid utf-8"):
+        load_csv(latin, fmt=CsvFormat(encoding="utf-8"))
+    with pytest.raises(DataError, match=r"unknown encoding 'klingon'"):
+        load_csv(latin, fmt=CsvFormat(encoding="klingon"))
+
+
+@pytest.mark.parametrize("delim", [",", ";", "\t", "|"])
+def test_delimiter_is_sniffed(tmp_path: Path, delim: str) -> None:
+    rows = [["area", "town", "price"], ["1,5" if delim != "," else "1.5", "a b", "10"]]
+    rows.append(["2", "c", "20"])
+    p = write(tmp_path, "\n".join(delim.join(r) for r in rows) + "\n")
+    d = load_csv(p, target="price")
+    assert d.delimiter == delim and list(d.columns) == ["area", "town"]
+    assert list(d.target) == [10.0, 20.0]  # type: ignore[arg-type]
+
+
+def test_one_column_file_hints_at_the_delimiter(tmp_path: Path) -> None:
+    p = write(tmp_path, "area:price\n1:2\n")
+    with pytest.raises(DataError, match=r"no target column 'price'.*one column.*delimiter"):
+        load_csv(p, target="price")
+
+
+def test_default_missing_spellings_and_a_config_of_its_own(tmp_path: Path) -> None:
+    p = write(tmp_path, "n,c\nN/A,None\n?,x\n-,null\n4,y\n")
+    d = load_csv(p)
+    np.testing.assert_array_equal(d.columns["n"], [math.nan, math.nan, math.nan, 4.0])
+    assert list(d.columns["c"]) == [None, "x", None, "y"]
+    d = load_csv(p, fmt=CsvFormat(na_values=frozenset({"", "N/A", "?", "-"})))
+    assert list(d.columns["c"]) == ["None", "x", "null", "y"]  # None kept as a category
+
+
+def test_first_non_number_names_the_word(tmp_path: Path) -> None:
+    d = load_csv(write(tmp_path, "beds\n3\n\n4\nthree\n5\n"))
+    col = d.columns["beds"]
+    i = first_non_number(col)
+    assert i == 2 and col[i] == "three" and d.lines[i] == 5
+
+
+def test_chunks_equal_the_whole_file_and_fail_late_with_the_line(tmp_path: Path) -> None:
+    lines = ["a;b;price"] + [f"{i};{'x' if i % 3 else 'y'};{i * 10}" for i in range(25)]
+    p = write(tmp_path, "\n".join(lines) + "\n")
+    chunks = list(iter_chunks(p, chunk_rows=10))
+    assert [len(c.lines) for _, c in chunks] == [10, 10, 5]
+    assert chunks[0][0] == ["a", "b", "price"]
+    assert sum((c.columns["a"] for _, c in chunks), []) == [str(i) for i in range(25)]
+    assert chunks[2][1].lines[-1] == 26
+    bad = write(tmp_path, "\n".join([*lines, "1;2"]) + "\n", "bad.csv")
+    seen = 0
+    with pytest.raises(DataError, match=r"bad\.csv: line 27: expected 3 fields"):
+        for _, c in iter_chunks(bad, chunk_rows=10):
+            seen += len(c.lines)
+    assert seen == 20  # the rows before the bad one's chunk were read, one chunk in memory

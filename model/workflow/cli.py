@@ -153,6 +153,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     meta = result.metadata
     cv = meta["cv"][cfg.scoring]
+    for line in meta["search"]["warnings"]:
+        bar.line(f"warning: {line}")
     bar.close(
         f"trained {meta['model']['estimator']} {meta['search']['best_params']} in "
         f"{result.seconds:.1f}s: cv {cfg.scoring} {cv['mean']:.4f} ± {cv['std']:.4f}, "

@@ -1,20 +1,26 @@
 """The training configuration: a TOML file read with ``tomllib`` and checked before any work.
 
 A run is reproducible only if everything that shaped the model is written down, so the
-config holds the data file, the rows kept, the features (source column, API name, unit,
-description, bounds), the split, the folds and the search grid; command-line flags may
-override a few of them and the effective values are recorded with the run.
+config holds the data file and how to read it, the rows kept, the features (source column,
+API name, unit, description, bounds), the split, the folds and the search grid; command-line
+flags may override a few of them and the effective values are recorded with the run.
+``houseprice init DATA.csv`` writes a starting config from the data itself.
 
 Every mistake is a :class:`ConfigError` naming the file and the key path
 (``features[3].kind``), raised at load time: a typo found after five minutes of training, or
 worse silently ignored (an unknown key is an error, with a suggestion), costs more than the
-strictness. ``data.path`` is used as written: a relative path is relative to the directory
-the command runs in (the repository root for ``make`` and the Dockerfile), which is also how
-the run records it. The file looks like::
+strictness. A relative ``data.path`` is relative to the config file's folder, so a config and
+its data can move together. The file looks like::
 
     [data]
-    path = "data/ames.csv"
+    path = "../data/houses.csv" # relative to this file's folder
     target = "price"
+    name = "Houses"             # the rest of [data] is optional: name, description, source,
+    license = "CC0-1.0"         # citation and license describe the data in the model card
+    delimiter = ","             # sniffed when absent: , ; tab |
+    na_values = ["", "NA"]      # missing-value spellings (default: data.NA_VALUES)
+    encoding = "utf-8"          # default: UTF-8, else Windows-1252, else Latin-1
+    id_columns = ["pid"]        # identifiers: not features, kept beside predictions
     [[data.filters]]            # rows kept: column op value (op: < <= > >= == != in not_in)
     column = "area"
     op = "<="
@@ -32,19 +38,21 @@ the run records it. The file looks like::
     grid = { alpha = [1.0, 10.0] }
     [[features]]
     name = "living_area"        # the API name (snake_case)
-    column = "area"             # the CSV column
-    kind = "numeric"            # numeric | categorical
+    column = "area"             # the CSV column (default: the name)
+    kind = "numeric"            # numeric | integer | categorical
     unit = "sq ft"
     description = "Above-grade living area"
-    required = true
-    bounds = [1, 20000]         # hard limits the API enforces
+    required = true             # the API refuses a house without it; no training row may miss it
+    bounds = [1, 20000]         # hard limits the API enforces; every training row must be inside
     example = 1500
     transform = "log"           # optional: log1p before scaling (skewed, positive sizes)
 """
 
 from __future__ import annotations
 
+import codecs
 import difflib
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -52,7 +60,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-Kind = Literal["numeric", "categorical"]
+from model.workflow.data import NA_VALUES, CsvFormat
+
+Kind = Literal["numeric", "integer", "categorical"]
+#: Feature kinds: ``integer`` is a numeric feature whose values are whole (counts, years).
+KINDS: tuple[Kind, ...] = ("numeric", "integer", "categorical")
 
 #: Comparison operators a row filter may use.
 FILTER_OPS = ("<", "<=", ">", ">=", "==", "!=", "in", "not_in")
@@ -91,6 +103,22 @@ class Feature:
     example: Any = None
     transform: str | None = None
 
+    @property
+    def numeric(self) -> bool:
+        """Numbers (``numeric`` or ``integer``), as opposed to categories."""
+        return self.kind != "categorical"
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What the ``[data]`` table says about the data set, for the model card (all optional)."""
+
+    name: str = ""
+    description: str = ""
+    source: str = ""
+    citation: str = ""
+    license: str = ""
+
 
 @dataclass(frozen=True)
 class Config:
@@ -110,6 +138,9 @@ class Config:
     grid: dict[str, list[Any]] = field(default_factory=dict)
     source: str = "<memory>"
     text: str = ""
+    info: DataInfo = field(default_factory=DataInfo)
+    csv: CsvFormat = field(default_factory=CsvFormat)
+    id_columns: tuple[str, ...] = ()
 
     def with_overrides(self, **changes: Any) -> Config:
         """A copy with the given fields replaced, the ``None`` ones ignored (unset CLI flags)."""
@@ -196,12 +227,13 @@ def _parse_feature(where: str, raw: Any) -> Feature:
     if not _SNAKE.fullmatch(name):
         raise ConfigError(f"{where}.name: API names are snake_case ([a-z][a-z0-9_]*), got {name!r}")
     kind = _get(where, raw, "kind", str)
-    if kind not in ("numeric", "categorical"):
-        raise ConfigError(f"{where}.kind: expected 'numeric' or 'categorical', got {kind!r}")
+    if kind not in KINDS:
+        raise ConfigError(f"{where}.kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+    numeric = kind != "categorical"
     bounds_raw = _get(where, raw, "bounds", list, None)
     bounds: tuple[float, float] | None = None
     if bounds_raw is not None:
-        if kind != "numeric":
+        if not numeric:
             raise ConfigError(f"{where}.bounds: only numeric features have bounds")
         if (
             len(bounds_raw) != 2
@@ -211,19 +243,21 @@ def _parse_feature(where: str, raw: Any) -> Feature:
             raise ConfigError(f"{where}.bounds: expected [lo, hi] numbers with lo < hi")
         bounds = (float(bounds_raw[0]), float(bounds_raw[1]))
     transform = _get(where, raw, "transform", str, None)
-    if transform is not None and (kind != "numeric" or transform != "log"):
+    if transform is not None and (not numeric or transform != "log"):
         raise ConfigError(f"{where}.transform: only 'log' on a numeric feature, got {transform!r}")
     example = _get(where, raw, "example", (int, float, str), None)
     if example is not None:
-        if kind == "numeric" and not isinstance(example, int | float):
+        if numeric and not isinstance(example, int | float):
             raise ConfigError(f"{where}.example: a numeric feature needs a number")
-        if kind == "categorical" and not isinstance(example, str):
+        if kind == "integer" and not float(example).is_integer():
+            raise ConfigError(f"{where}.example: an integer feature needs a whole number")
+        if not numeric and not isinstance(example, str):
             raise ConfigError(f"{where}.example: a categorical feature needs a string")
         if bounds is not None and not bounds[0] <= example <= bounds[1]:
             raise ConfigError(f"{where}.example: {example!r} is outside bounds {list(bounds)}")
     return Feature(
         name=name,
-        column=_get(where, raw, "column", str),
+        column=_get(where, raw, "column", str, name),
         kind=kind,
         unit=_get(where, raw, "unit", str, ""),
         description=_get(where, raw, "description", str, ""),
@@ -232,6 +266,52 @@ def _parse_feature(where: str, raw: Any) -> Feature:
         example=example,
         transform=transform,
     )
+
+
+#: ``[data]`` keys that describe the data set (the model card's "training data").
+INFO_KEYS = ("name", "description", "source", "citation", "license")
+#: Every ``[data]`` key: where the file is, how to read it, what it is.
+DATA_KEYS: tuple[str, ...] = ("path", "target", "filters", "delimiter", "na_values", "encoding")
+DATA_KEYS += ("id_columns", *INFO_KEYS)
+
+
+def resolve_path(path: str, source: str) -> str:
+    """``path`` as written when absolute or when the config is not a file, else joined to the
+    config file's folder (normalised: ``configs/../data/x.csv`` reads ``data/x.csv``)."""
+    if os.path.isabs(path) or source.startswith("<"):
+        return path
+    return os.path.normpath(os.path.join(os.path.dirname(source), path))
+
+
+def _parse_csv_format(where: str, data: Mapping[str, Any]) -> CsvFormat:
+    delimiter = _get(where, data, "delimiter", str, None)
+    if delimiter is not None and (len(delimiter) != 1 or delimiter in '"\r\n'):
+        raise ConfigError(f"{where}.delimiter: expected one character, got {delimiter!r}")
+    na = _get(where, data, "na_values", list, list(NA_VALUES))
+    if not all(isinstance(v, str) for v in na):
+        raise ConfigError(f"{where}.na_values: expected an array of strings, got {na!r}")
+    encoding = _get(where, data, "encoding", str, None)
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ConfigError(f"{where}.encoding: unknown encoding {encoding!r}") from None
+    return CsvFormat(delimiter, frozenset(v.strip() for v in na), encoding)
+
+
+def _parse_id_columns(
+    where: str, data: Mapping[str, Any], features: tuple[Feature, ...], target: str
+) -> tuple[str, ...]:
+    ids = _get(where, data, "id_columns", list, [])
+    if not all(isinstance(v, str) and v for v in ids) or len(set(ids)) != len(ids):
+        raise ConfigError(f"{where}.id_columns: expected distinct column names, got {ids!r}")
+    used = {f.column for f in features} | {target}
+    for name in ids:
+        if name in used:
+            raise ConfigError(
+                f"{where}.id_columns: {name!r} is a feature or the target, not an identifier"
+            )
+    return tuple(ids)
 
 
 def _check_ranges(cfg: Config, src: str) -> None:
@@ -249,7 +329,7 @@ def parse_config(doc: Mapping[str, Any], source: str = "<memory>", text: str = "
     src = source
     _unknown_keys(src, doc, ("data", "split", "cv", "model", "features"))
     data = _table(src, doc, "data")
-    _unknown_keys(f"{src}: data", data, ("path", "target", "filters"))
+    _unknown_keys(f"{src}: data", data, DATA_KEYS)
     filters_raw = _get(f"{src}: data", data, "filters", list, [])
     filters = tuple(
         _parse_filter(f"{src}: data.filters[{i}]", f) for i, f in enumerate(filters_raw)
@@ -294,8 +374,12 @@ def parse_config(doc: Mapping[str, Any], source: str = "<memory>", text: str = "
     target = _get(f"{src}: data", data, "target", str)
     if any(f.column == target for f in features):
         raise ConfigError(f"{src}: the target column {target!r} cannot also be a feature")
+    ids = _parse_id_columns(f"{src}: data", data, features, target)
+    path = _get(f"{src}: data", data, "path", str)
+    if not path:
+        raise ConfigError(f"{src}: data.path: expected a file name, got an empty string")
     cfg = Config(
-        data_path=_get(f"{src}: data", data, "path", str),
+        data_path=resolve_path(path, source),
         target=target,
         features=features,
         filters=filters,
@@ -309,6 +393,9 @@ def parse_config(doc: Mapping[str, Any], source: str = "<memory>", text: str = "
         grid={k: list(v) for k, v in grid.items()},
         source=source,
         text=text,
+        info=DataInfo(**{k: _get(f"{src}: data", data, k, str, "") for k in INFO_KEYS}),
+        csv=_parse_csv_format(f"{src}: data", data),
+        id_columns=ids,
     )
     _check_ranges(cfg, src)
     return cfg

@@ -3,28 +3,39 @@
 A table is ``dict[str, np.ndarray]`` (:data:`model.base.Columns`): a column whose every present
 value parses as a number is float64 with NaN for missing; any other column is categorical, an
 object array of ``str`` with ``None`` for missing. The rule is per column, on all its rows, so
-one stray word turns a column categorical rather than silently becoming NaN.
+one stray word turns a column categorical rather than silently becoming NaN; a config that
+declares the column numeric then names the line and the word (:func:`first_non_number`).
 
-Missing is spelled ``""``, ``"NA"``, ``"NaN"`` or ``"nan"`` (:data:`MISSING`). The list is
-deliberately shorter than pandas' (which also reads ``"None"``, ``"NULL"``...): ``"None"`` is a
-real category in housing data ("no masonry veneer"), and guessing more would hide it.
-Fields are stripped of surrounding spaces, so ``"WD "`` and ``"WD"`` are one category (the Ames
-export has such trailing spaces, and a client of the API would never type them).
+How a file is read is a :class:`CsvFormat`, which a config's ``[data]`` table may set:
+
+- the delimiter: ``,`` ``;`` tab or ``|``, sniffed from the first lines when not given;
+- the spellings of a missing value (:data:`NA_VALUES` by default: empty, ``NA``, ``N/A``,
+  ``NaN``, ``null``, ``None``, ``?``, ``-``); a data set where ``None`` is a real category
+  ("no masonry veneer") lists its own;
+- the encoding: UTF-8 (a byte-order mark allowed) unless the bytes are not UTF-8, then
+  Windows-1252, then Latin-1 (which decodes any byte); or the one given.
+
+Fields are stripped of surrounding spaces, so ``"WD "`` and ``"WD"`` are one category (exports
+have such trailing spaces, and a client of the API would never type them).
 
 Every error is a :class:`DataError` naming the file, and the line and column when there is one,
 because the person who reads it has the CSV open in an editor, not a debugger.
+:func:`load_csv` reads a whole file (training needs every row at once); :func:`iter_chunks`
+reads one in chunks of rows, so a file larger than memory can be scored.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import difflib
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,12 +44,25 @@ from model.base import Columns, FloatArray
 
 Kind = Literal["numeric", "categorical"]
 
-#: Field values read as missing (after stripping spaces).
-MISSING: frozenset[str] = frozenset({"", "NA", "NaN", "nan"})
+#: Field values read as missing by default (after stripping spaces).
+NA_VALUES: tuple[str, ...] = ("", "NA", "N/A", "NaN", "nan", "null", "None", "?", "-")
+#: Delimiters the sniffer chooses from, in order of preference on a tie.
+DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
+#: Encodings tried in turn when none is given; the last decodes any byte.
+ENCODINGS: tuple[str, ...] = ("utf-8-sig", "cp1252", "latin-1")
 
 
 class DataError(ValueError):
     """A data file that cannot be used, with the file, line and column that show why."""
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """How to read a CSV: ``delimiter`` (``None``: sniffed), missing-value spellings, encoding."""
+
+    delimiter: str | None = None
+    na_values: frozenset[str] = frozenset(NA_VALUES)
+    encoding: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +71,9 @@ class Dataset:
 
     ``columns`` holds every column except the target (or only ``features``, in that order);
     ``kinds`` says for each whether it is ``"numeric"`` or ``"categorical"``; ``sha256`` is the
-    digest of the file's bytes, so a training run can record exactly which data it saw.
+    digest of the file's bytes, so a training run can record exactly which data it saw;
+    ``lines`` is the file line on which each row ends; ``delimiter`` and ``encoding`` are the
+    ones used (given or sniffed).
     """
 
     columns: Columns
@@ -58,6 +84,8 @@ class Dataset:
     n_rows: int
     target_name: str | None = None
     lines: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    delimiter: str = ","
+    encoding: str = "utf-8-sig"
 
     def missing_counts(self) -> dict[str, int]:
         """Missing values per column (NaN in numeric columns, ``None`` in categorical ones)."""
@@ -70,7 +98,8 @@ def _missing_mask(col: NDArray[Any]) -> NDArray[np.bool_]:
     return np.isnan(col)
 
 
-def _suggest(name: str, available: Sequence[str]) -> str:
+def suggest(name: str, available: Sequence[str]) -> str:
+    """``did you mean: 'a'`` for a close name, else the first available names."""
     close = difflib.get_close_matches(name, available, n=3, cutoff=0.6)
     shown = close if close else list(available[:8])
     more = "" if close or len(available) <= 8 else f", ... ({len(available)} columns)"
@@ -78,62 +107,131 @@ def _suggest(name: str, available: Sequence[str]) -> str:
     return f"{label}: {', '.join(repr(c) for c in shown)}{more}"
 
 
-def _read_rows(path: Path, text: str) -> tuple[list[str], list[list[str]], list[int]]:
-    """Header, data rows (stripped fields) and the file line on which each row ends."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header: list[str] | None = None
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    try:
-        for record in reader:
-            if not record or (len(record) == 1 and not record[0].strip()):
-                continue  # blank line
-            fields = [f.strip() for f in record]
-            if header is None:
-                header = fields
-                continue
-            if len(fields) != len(header):
+# --- decoding and sniffing ------------------------------------------------------------------
+
+
+def detect_encoding(head: bytes, complete: bool) -> str:
+    """The first of :data:`ENCODINGS` that decodes ``head`` (the start of the file, or all of it
+    when ``complete``): a cut multi-byte character at the end of a partial head is not an error.
+    """
+    for name in ENCODINGS:
+        try:
+            codecs.getincrementaldecoder(name)().decode(head, final=complete)
+        except UnicodeDecodeError:
+            continue
+        return name
+    return ENCODINGS[-1]  # pragma: no cover  (Latin-1 decodes every byte)
+
+
+def sniff_delimiter(sample: str) -> str:
+    """The delimiter of :data:`DELIMITERS` that splits the first lines of ``sample`` into the
+    same number (> 1) of fields on the most lines; a comma when none does (one column)."""
+    lines = [line for line in sample.splitlines()[:50] if line.strip()]
+    if len(lines) > 1 and not sample.endswith(("\n", "\r")):
+        lines = lines[:-1]  # the last line of a partial sample may be cut
+    best, best_score = ",", (0, 0)
+    for delim in DELIMITERS:
+        try:
+            widths = [len(r) for r in csv.reader(lines, delimiter=delim)]
+        except csv.Error:
+            continue
+        if not widths or widths[0] < 2:
+            continue
+        score = (sum(w == widths[0] for w in widths), widths[0])
+        if score > best_score:
+            best, best_score = delim, score
+    return best
+
+
+def _check_delimiter(path: Path, delimiter: str) -> None:
+    if len(delimiter) != 1 or delimiter in '"\r\n':
+        raise DataError(f"{path}: the delimiter must be one character, got {delimiter!r}")
+
+
+# --- rows -----------------------------------------------------------------------------------
+
+
+def _header(path: Path, reader: Any) -> list[str]:
+    for record in reader:
+        if not record or (len(record) == 1 and not record[0].strip()):
+            continue  # blank line
+        header = [f.strip() for f in record]
+        for j, name in enumerate(header):
+            if not name:
+                raise DataError(f"{path}: line {reader.line_num}: column {j + 1} has an empty name")
+        seen: set[str] = set()
+        for name in header:
+            if name in seen:
                 raise DataError(
-                    f"{path}: line {reader.line_num}: expected {len(header)} fields as in the "
-                    f"header, got {len(fields)}"
+                    f"{path}: line {reader.line_num}: column {name!r} appears twice in the header"
                 )
-            rows.append(fields)
-            lines.append(reader.line_num)
+            seen.add(name)
+        return header
+    raise DataError(f"{path}: empty file: no header line")
+
+
+def _records(path: Path, reader: Any, width: int) -> Iterator[tuple[int, list[str]]]:
+    """``(line, stripped fields)`` of each data row; blank lines skipped, ragged rows refused."""
+    for record in reader:
+        if not record or (len(record) == 1 and not record[0].strip()):
+            continue
+        if len(record) != width:
+            raise DataError(
+                f"{path}: line {reader.line_num}: expected {width} fields as in the "
+                f"header, got {len(record)}"
+            )
+        yield reader.line_num, [f.strip() for f in record]
+
+
+@contextmanager
+def _reading(path: Path, reader: Any) -> Iterator[None]:
+    """csv and decoding errors raised inside turned into a :class:`DataError` naming the line."""
+    try:
+        yield
     except csv.Error as exc:
         raise DataError(f"{path}: line {reader.line_num}: malformed CSV: {exc}") from None
-    if header is None:
-        raise DataError(f"{path}: empty file: no header line")
-    if not rows:
-        raise DataError(f"{path}: no data rows after the header")
-    for j, name in enumerate(header):
-        if not name:
-            raise DataError(f"{path}: line 1: column {j + 1} has an empty name")
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            raise DataError(f"{path}: line 1: column {name!r} appears twice in the header")
-        seen.add(name)
-    return header, rows, lines
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: after line {reader.line_num}: not valid {exc.encoding} ({exc.reason}); "
+            "set the file's encoding (data.encoding in the config)"
+        ) from None
 
 
-def _parse_column(raw: list[str]) -> tuple[NDArray[Any], Kind]:
+# --- columns --------------------------------------------------------------------------------
+
+
+def parse_column(raw: Sequence[str], na_values: frozenset[str]) -> tuple[NDArray[Any], Kind]:
     """float64 with NaN if every present value is a number, else object with ``None``."""
     try:
-        values = np.array(["nan" if v in MISSING else v for v in raw], dtype=np.float64)
+        values = np.array(["nan" if v in na_values else v for v in raw], dtype=np.float64)
     except ValueError:
         out = np.empty(len(raw), dtype=object)
-        out[:] = [None if v in MISSING else v for v in raw]
+        out[:] = [None if v in na_values else v for v in raw]
         return out, "categorical"
     return values, "numeric"
 
 
-def _parse_target(path: Path, name: str, raw: list[str], lines: list[int]) -> FloatArray:
+def first_non_number(col: NDArray[Any]) -> int | None:
+    """Index of the first present value of an object column that is not a number, if any."""
+    for i, v in enumerate(col.tolist()):
+        if v is None:
+            continue
+        try:
+            float(v)
+        except ValueError:
+            return i
+    return None
+
+
+def _parse_target(
+    path: Path, name: str, raw: Sequence[str], lines: Sequence[int], na: frozenset[str]
+) -> FloatArray:
     y = np.empty(len(raw), dtype=np.float64)
     for i, v in enumerate(raw):
         try:
             y[i] = float(v)
         except ValueError:
-            shown = "missing" if v in MISSING else f"not a number: {v!r}"
+            shown = "missing" if v in na else f"not a number: {v!r}"
             raise DataError(
                 f"{path}: line {lines[i]}, column {name!r}: the target is {shown}"
             ) from None
@@ -144,8 +242,49 @@ def _parse_target(path: Path, name: str, raw: list[str], lines: list[int]) -> Fl
     return y
 
 
+# --- whole files ----------------------------------------------------------------------------
+
+
+def _read_bytes(p: Path) -> bytes:
+    with _open_binary(p) as fh:
+        try:
+            data: bytes = fh.read()
+        except OSError as exc:
+            raise DataError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    return data
+
+
+def _decode(p: Path, data: bytes, encoding: str | None) -> tuple[str, str]:
+    name = encoding or detect_encoding(data, complete=True)
+    try:
+        return data.decode(name), name
+    except LookupError:
+        raise DataError(f"{p}: unknown encoding {name!r}") from None
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(f"{p}: line {line}: not valid {name} ({exc.reason})") from None
+
+
+def read_header(path: str | Path, fmt: CsvFormat = CsvFormat()) -> tuple[list[str], str, str]:
+    """The header of ``path`` with the delimiter and encoding :func:`load_csv` would use."""
+    p = Path(path)
+    with _open_binary(p) as fh:
+        head = fh.read(1 << 16)
+    encoding = fmt.encoding or detect_encoding(head, complete=len(head) < 1 << 16)
+    text = head.decode(encoding, errors="replace")
+    delimiter = fmt.delimiter or sniff_delimiter(text)
+    _check_delimiter(p, delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    with _reading(p, reader):
+        header = _header(p, reader)
+    return header, delimiter, encoding
+
+
 def load_csv(
-    path: str | Path, target: str | None = None, features: Sequence[str] | None = None
+    path: str | Path,
+    target: str | None = None,
+    features: Sequence[str] | None = None,
+    fmt: CsvFormat = CsvFormat(),
 ) -> Dataset:
     """Read ``path`` into a :class:`Dataset`; see the module docstring for the parsing rules.
 
@@ -157,30 +296,34 @@ def load_csv(
     are refused for the same reason as the target.
     """
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{p}: no such file") from None
-    except OSError as exc:
-        raise DataError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    data = _read_bytes(p)
     sha256 = hashlib.sha256(data).hexdigest()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataError(f"{p}: line {line}: not valid UTF-8 ({exc.reason})") from None
+    text, encoding = _decode(p, data, fmt.encoding)
+    delimiter = fmt.delimiter or sniff_delimiter(text[: 1 << 16])
+    _check_delimiter(p, delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    with _reading(p, reader):
+        header = _header(p, reader)
+        records = list(_records(p, reader, len(header)))
+    if not records:
+        raise DataError(f"{p}: no data rows after the header")
+    lines = [line for line, _ in records]
+    rows = [fields for _, fields in records]
+    na = fmt.na_values
 
-    header, rows, lines = _read_rows(p, text)
     index = {name: j for j, name in enumerate(header)}
     if target is not None and target not in index:
-        raise DataError(f"{p}: no target column {target!r}; {_suggest(target, header)}")
+        hint = ""
+        if len(header) == 1 and fmt.delimiter is None:
+            hint = " (the file has one column: is its delimiter one of , ; tab |?)"
+        raise DataError(f"{p}: no target column {target!r}; {suggest(target, header)}{hint}")
     if features is None:
         wanted = [name for name in header if name != target]
     else:
         wanted = list(features)
         for name in wanted:
             if name not in index:
-                raise DataError(f"{p}: no feature column {name!r}; {_suggest(name, header)}")
+                raise DataError(f"{p}: no feature column {name!r}; {suggest(name, header)}")
             if name == target:
                 raise DataError(f"{p}: column {name!r} is the target; it cannot be a feature")
         if len(set(wanted)) != len(wanted):
@@ -190,9 +333,9 @@ def load_csv(
     columns: Columns = {}
     kinds: dict[str, Kind] = {}
     for name in wanted:
-        raw = list(by_column[index[name]])
-        col, kind = _parse_column(raw)
-        if features is not None and all(v in MISSING for v in raw):
+        raw = by_column[index[name]]
+        col, kind = parse_column(raw, na)
+        if features is not None and all(v in na for v in raw):
             raise DataError(f"{p}: column {name!r} is missing in every one of {len(raw)} rows")
         if kind == "numeric":
             inf = np.flatnonzero(np.isinf(col))
@@ -204,7 +347,7 @@ def load_csv(
 
     y = None
     if target is not None:
-        y = _parse_target(p, target, list(by_column[index[target]]), lines)
+        y = _parse_target(p, target, by_column[index[target]], lines, na)
     return Dataset(
         columns=columns,
         target=y,
@@ -214,4 +357,67 @@ def load_csv(
         n_rows=len(rows),
         target_name=target,
         lines=np.asarray(lines, dtype=np.int64),
+        delimiter=delimiter,
+        encoding=encoding,
     )
+
+
+# --- chunks ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Consecutive data rows of a file: raw stripped fields by column, and their file lines."""
+
+    columns: dict[str, list[str]]
+    lines: list[int]
+
+
+def _open_binary(p: Path) -> Any:
+    try:
+        return open(p, "rb")  # the caller closes it
+    except FileNotFoundError:
+        raise DataError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{p}: is a directory, not a CSV file") from None
+    except OSError as exc:
+        raise DataError(f"{p}: cannot read: {exc.strerror or exc}") from None
+
+
+def iter_chunks(
+    path: str | Path, fmt: CsvFormat = CsvFormat(), chunk_rows: int = 10_000
+) -> Iterator[tuple[list[str], Chunk]]:
+    """``(header, chunk)`` for each run of ``chunk_rows`` data rows of ``path``, read lazily.
+
+    Memory is one chunk's rows, whatever the file's size. The encoding and the delimiter are
+    decided from the first 64 KiB; a byte that does not decode later is a :class:`DataError`
+    naming the line, as is any malformed row (after the rows before it were yielded).
+    """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    p = Path(path)
+    header, delimiter, encoding = read_header(p, fmt)
+    with _open_binary(p) as raw:
+        text: TextIO = io.TextIOWrapper(raw, encoding=encoding, newline="")
+        reader = csv.reader(text, delimiter=delimiter)
+        lines: list[int] = []
+        rows: list[list[str]] = []
+        yielded = False
+        with _reading(p, reader):
+            _header(p, reader)
+            for line, fields in _records(p, reader, len(header)):
+                lines.append(line)
+                rows.append(fields)
+                if len(rows) == chunk_rows:
+                    yield header, _chunk(header, rows, lines)
+                    yielded = True
+                    lines, rows = [], []
+        if rows:
+            yield header, _chunk(header, rows, lines)
+        elif not yielded:
+            raise DataError(f"{p}: no data rows after the header")
+
+
+def _chunk(header: list[str], rows: list[list[str]], lines: list[int]) -> Chunk:
+    by_column = zip(*rows, strict=True)
+    return Chunk({name: list(col) for name, col in zip(header, by_column, strict=True)}, lines)

@@ -45,6 +45,14 @@ class ProgressBar:
             self.stream.write(f"cv {text}\n")
             self.stream.flush()
 
+    def line(self, text: str) -> None:
+        """Print one whole line (a warning), even when quiet, after ending a drawn bar."""
+        if self._drawn:
+            self.stream.write("\n")
+            self._drawn = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
     def close(self, summary: str) -> None:
         if self._drawn:
             self.stream.write("\n")

@@ -41,8 +41,9 @@ from numpy.typing import NDArray
 
 from model.base import Columns, FloatArray
 from model.workflow.atomic import atomic_write_text
-from model.workflow.config import Config, ConfigError, RowFilter
-from model.workflow.data import DataError, load_csv
+from model.workflow.checks import check_features, check_row_count, grid_edge_warnings
+from model.workflow.config import INFO_KEYS, Config, ConfigError, RowFilter
+from model.workflow.data import DataError, first_non_number, load_csv
 from model.workflow.progress import ProgressBar
 from model.workflow.runs import append_index, new_run_id
 
@@ -99,18 +100,28 @@ class PreparedData:
     sha256: str
     rows_read: int
     dropped: dict[str, int] = field(default_factory=dict)
+    lines: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    delimiter: str = ","
+    encoding: str = "utf-8-sig"
 
 
 def prepare_data(cfg: Config) -> PreparedData:
-    """Load ``cfg.data_path``, apply the row filters, rename columns to API names.
+    """Load ``cfg.data_path``, apply the row filters, rename columns to API names, and check
+    the config's promises against the rows kept (:mod:`model.workflow.checks`).
 
-    A feature declared numeric whose column holds text is a config error (the model would
-    have to guess); one declared categorical whose column holds numbers (codes such as the
-    dwelling class) is turned into strings, as a client would send them.
+    A feature declared numeric whose column holds text is a config error naming the line and
+    the word (the model would have to guess); one declared categorical whose column holds
+    numbers (codes such as the dwelling class) is turned into strings, as a client would send
+    them.
     """
     wanted = [f.column for f in cfg.features]
     extra = [r.column for r in cfg.filters if r.column not in wanted and r.column != cfg.target]
-    ds = load_csv(cfg.data_path, target=cfg.target, features=wanted + list(dict.fromkeys(extra)))
+    ds = load_csv(
+        cfg.data_path,
+        target=cfg.target,
+        features=wanted + list(dict.fromkeys(extra)),
+        fmt=cfg.csv,
+    )
     assert ds.target is not None
     keep = np.ones(ds.n_rows, dtype=bool)
     dropped: dict[str, int] = {}
@@ -119,24 +130,25 @@ def prepare_data(cfg: Config) -> PreparedData:
         mask = _filter_mask(rule, col)
         dropped[f"{rule.column} {rule.op} {rule.value}"] = int((keep & ~mask).sum())
         keep &= mask
-    if keep.sum() < 2 * cfg.folds:
-        raise DataError(
-            f"{cfg.data_path}: only {int(keep.sum())} rows are left after the filters; "
-            f"too few for {cfg.folds}-fold cross-validation"
-        )
+    kept = " (after the filters)" if cfg.filters else ""
+    check_row_count(cfg, int(keep.sum()), f"{cfg.data_path}{kept}")
     table: Columns = {}
     for f in cfg.features:
         col = ds.columns[f.column]
-        if f.kind == "numeric" and ds.kinds[f.column] != "numeric":
-            sample = next(v for v in col if v is not None)
+        if f.numeric and ds.kinds[f.column] != "numeric":
+            i = first_non_number(col)
+            assert i is not None
             raise ConfigError(
-                f"{cfg.source}: feature {f.name!r} is declared numeric but column "
-                f"{f.column!r} of {cfg.data_path} holds text (e.g. {sample!r})"
+                f"{cfg.data_path}: line {ds.lines[i]}, column {f.column!r}: {col[i]!r} is not a "
+                f"number, but feature {f.name!r} is declared {f.kind} in {cfg.source} (fix the "
+                "value, list it in data.na_values if it means missing, or declare the feature "
+                "categorical)"
             )
         if f.kind == "categorical":
             col = _as_category_column(col)
         table[f.name] = col[keep]
     y = ds.target[keep]
+    lines = ds.lines[keep]
     # Checked here, naming the file, rather than deep in fit: a missing or (for a log target)
     # non-positive price is bad data, not a bug.
     bad = ~np.isfinite(y) | (~(y > 0) if cfg.target_transform == "log" else False)
@@ -144,11 +156,15 @@ def prepare_data(cfg: Config) -> PreparedData:
         need = (
             "a number > 0 (the target is log-transformed)" if cfg.target_transform else "a number"
         )
+        k = int(np.flatnonzero(bad)[0])
         raise DataError(
             f"{cfg.data_path}: target {cfg.target!r} must be {need} in every row kept; "
-            f"{int(bad.sum())} row(s) are not (e.g. {float(y[bad][0])!r})"
+            f"{int(bad.sum())} row(s) are not (first at line {lines[k]}: {float(y[k])!r})"
         )
-    return PreparedData(table, y, ds.path, ds.sha256, ds.n_rows, dropped)
+    check_features(cfg, table, lines.tolist())
+    return PreparedData(
+        table, y, ds.path, ds.sha256, ds.n_rows, dropped, lines, ds.delimiter, ds.encoding
+    )
 
 
 # --- the model ------------------------------------------------------------------------------
@@ -185,8 +201,8 @@ def build_pipeline(cfg: Config) -> Any:
     from model.pipeline import Pipeline
     from model.preprocessing import LogTransformer, OneHotEncoder, SimpleImputer, StandardScaler
 
-    plain = [f.name for f in cfg.features if f.kind == "numeric" and f.transform is None]
-    logged = [f.name for f in cfg.features if f.kind == "numeric" and f.transform == "log"]
+    plain = [f.name for f in cfg.features if f.numeric and f.transform is None]
+    logged = [f.name for f in cfg.features if f.numeric and f.transform == "log"]
     cats = [f.name for f in cfg.features if f.kind == "categorical"]
     blocks: list[tuple[str, Any, list[str]]] = []
     if plain:
@@ -310,7 +326,7 @@ def feature_records(cfg: Config, table: Columns) -> list[dict[str, Any]]:
             "bounds": list(f.bounds) if f.bounds is not None else None,
             "example": f.example,
         }
-        if f.kind == "numeric":
+        if f.numeric:
             present = col[~np.isnan(col)]
             rec["min"] = float(present.min()) if present.size else None
             rec["max"] = float(present.max()) if present.size else None
@@ -408,7 +424,7 @@ def build_metadata(
     features = feature_records(cfg, X_train)
     reference = build_reference(
         X_train,
-        {f.name: f.kind for f in cfg.features},
+        {f.name: "numeric" if f.numeric else "categorical" for f in cfg.features},
         best.predict(X_train),
         categories={r["name"]: r["categories"] for r in features if r["categories"]},
     )
@@ -426,6 +442,13 @@ def build_metadata(
             "rows_train": int(y_train.size),
             "rows_test": int(data.y.size - y_train.size),
             "dropped": data.dropped,
+            **{k: getattr(cfg.info, k) for k in INFO_KEYS},
+            "id_columns": list(cfg.id_columns),
+            "format": {
+                "delimiter": data.delimiter,
+                "encoding": data.encoding,
+                "na_values": sorted(cfg.csv.na_values),
+            },
         },
         "target": {"column": cfg.target, "transform": cfg.target_transform},
         "features": features,
@@ -436,6 +459,7 @@ def build_metadata(
         "search": {
             "grid": cfg.grid,
             "best_params": _short_params(search.best_params_),
+            "warnings": grid_edge_warnings(cfg.grid, _short_params(search.best_params_)),
             "scoring": cfg.scoring,
             "candidates": [
                 {
