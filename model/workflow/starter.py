@@ -66,7 +66,7 @@ RESERVED_NAMES = frozenset(
     {"json", "dict", "copy", "schema", "validate", "construct", "schema_json", "parse_obj"}
     | {"parse_raw", "parse_file", "from_orm", "update_forward_refs", "fields"}
 )
-_TARGET_HINT = re.compile(r"price|value|amount|cost", re.IGNORECASE)
+_TARGET_HINT = re.compile(r"price|preis|prix|precio|prezzo|value|amount|cost", re.IGNORECASE)
 
 
 # --- names ----------------------------------------------------------------------------------
@@ -315,9 +315,8 @@ def starter_config(
     if ids:
         lines.append(f"id_columns = [{', '.join(_toml_str(c) for c in ids)}]")
     lines += ["", "[split]", "test_size = 0.2", "seed = 42", "", "[cv]"]
-    lines.append(
-        f"folds = {folds}" + ("" if folds == 5 else f"  # the most {ds.n_rows} rows allow")
-    )
+    allow = "" if folds == 5 else f"  # the most that {ds.n_rows} rows allow"
+    lines.append(f"folds = {folds}{allow}")
     lines += ['scoring = "rmse_log"' if log_target else 'scoring = "rmse"', "", "[model]"]
     lines.append('estimator = "ridge"')
     if log_target:
