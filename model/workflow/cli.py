@@ -348,8 +348,6 @@ SORT_KEYS = ("created", "cv", "rmse", "rmse_log", "r2")
 
 
 def _sort_value(record: dict[str, Any], key: str) -> Any:
-    if key == "created":
-        return record.get("created_at") or ""
     if key == "cv":
         return (record.get("cv") or {}).get("rmse_log", {}).get("mean")
     return (record.get("test") or {}).get(key)
@@ -357,18 +355,16 @@ def _sort_value(record: dict[str, Any], key: str) -> Any:
 
 def sort_runs(records: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     """Newest first for ``created``; best first for a metric; a run without it last."""
-    best_high = key in ("created", "r2")
+    if key == "created":
+        return records[::-1]  # the index is in the order runs finished
+    best_high = key == "r2"
     have = [r for r in records if _finite(_sort_value(r, key))]
     lacking = [r for r in records if not _finite(_sort_value(r, key))]
     have.sort(key=lambda r: _sort_value(r, key), reverse=best_high)
-    if key == "created":
-        lacking.reverse()
     return have + lacking
 
 
 def _finite(v: Any) -> bool:
-    if isinstance(v, str):
-        return bool(v)
     return isinstance(v, int | float) and math.isfinite(v)
 
 

@@ -4,7 +4,8 @@ Every run keeps its verified artifact in ``runs/<id>/model.joblib`` (with ``.sha
 ``.sig`` when signed, and ``model.json``). The *served* artifact is a copy of one of them at
 ``--out`` (default ``artifacts/model.joblib``), the path the service loads at start-up and on
 ``POST /admin/reload``. ``runs/promotions.jsonl`` records every change of the served copy:
-``{time, run_id, sha256, user, action: train|promote|rollback, out}``.
+``{time, run_id, sha256, user, action: train|promote|rollback, out}`` (``out`` relative to
+the runs directory).
 
 Installing a copy without ever serving a mix. The artifact and its sidecars are four files
 and no rename swaps four files at once, so the swap is ordered so that, after every single
@@ -116,11 +117,15 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
 
 
 def read_history(runs_dir: str | Path, out: str | Path | None = None) -> list[dict[str, Any]]:
-    """The promotion history, oldest first; only the entries for ``out`` when it is given."""
+    """The promotion history, oldest first; only the entries for ``out`` when it is given.
+
+    Entries name ``out`` relative to the runs directory, so a volume holding both can be
+    mounted or copied elsewhere and keep its history.
+    """
     entries = read_jsonl(Path(runs_dir) / HISTORY)
     if out is None:
         return entries
-    return [e for e in entries if _same_file(e.get("out", ""), out)]
+    return [e for e in entries if _same_file(os.path.join(runs_dir, e.get("out", "")), out)]
 
 
 def served_stack(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -160,7 +165,7 @@ def record_promotion(
         "sha256": sha256,
         "user": _user(),
         "action": action,
-        "out": os.path.abspath(out),
+        "out": os.path.relpath(os.path.abspath(out), os.path.abspath(runs_dir)),
     }
     append_jsonl(Path(runs_dir) / HISTORY, entry)
     return entry

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,27 @@ class MlflowLogger:
         except ImportError:
             raise TrackingError("--mlflow needs MLflow: pip install 'houseprice[mlflow]'") from None
         self.uri = uri
+        scheme = uri.split(":", 1)[0] if ":" in uri else "file"
+        if scheme == "file":
+            # MLflow 3 keeps its file store in maintenance mode and refuses it unless this is
+            # set; naming a file: URI on the command line is that opt-in.
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        if (
+            scheme.startswith("sqlite")
+            or scheme.startswith("postgresql")
+            or scheme.startswith("mysql")
+        ):
+            try:
+                import alembic  # noqa: F401
+                import sqlalchemy  # noqa: F401
+            except ImportError:
+                raise TrackingError(
+                    f"--mlflow {uri}: a database store needs SQLAlchemy and Alembic, which "
+                    "mlflow-skinny leaves out: pip install sqlalchemy alembic (or mlflow)"
+                ) from None
         try:
-            self.client = MlflowClient(tracking_uri=uri)
+            # The registry URI is the tracking URI's: runs are logged, no model is registered.
+            self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             found = self.client.get_experiment_by_name(experiment)
             self.experiment_id = (
                 found.experiment_id if found else self.client.create_experiment(experiment)
