@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -53,9 +54,11 @@ kind = "numeric"
 """
 
 
-def _train(base: Path, config: Path, *extra: str) -> str:
+def _train(base: Path, config: Path, *extra: str, plots: bool = False) -> str:
     args = ["train", "--config", str(config), "--out", str(base / "artifacts" / "model.joblib")]
-    args += ["--runs-dir", str(base / "runs"), "--quiet", "--no-plots", *extra]
+    args += ["--runs-dir", str(base / "runs"), "--quiet", *extra]
+    if not plots:
+        args.append("--no-plots")
     assert main(args) == 0
     return str(json.loads((base / "runs" / "index.jsonl").read_text().splitlines()[-1])["run_id"])
 
@@ -232,6 +235,33 @@ def test_promote_refusals_are_one_error_line_and_leave_the_served_model(
     assert not [p for p in (base / "artifacts").iterdir() if p.name.startswith(".")]
 
 
+def test_a_promote_that_cannot_write_leaves_the_served_files(reg: tuple[Path, list[str]]) -> None:
+    """A real EFBIG ("disk full" for one process: RLIMIT_FSIZE) while the copy is written."""
+    base, (a, _, _) = reg
+    assert (base / "runs" / a / "model.joblib").stat().st_size > 1024
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+
+    before = served_files(base)
+    done = subprocess.run(
+        [sys.executable, "-m", "model.workflow.cli", "promote", a],
+        cwd=base,
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    line = one_error(done.stderr)
+    assert "cannot write the artifact (File too large)" in line
+    assert "the served artifact is unchanged" in line
+    assert served_files(base) == before
+    assert not [p.name for p in (base / "artifacts").iterdir() if p.name.startswith(".")]
+
+
 def test_rollback_without_history_and_an_empty_runs_dir(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -297,6 +327,19 @@ def test_a_promote_killed_at_any_step_leaves_the_old_or_the_new_model_served(
         if done.returncode == 0:
             break
         assert done.returncode == -signal.SIGKILL, done.stderr
+        # `houseprice runs` says when a promotion was cut short (both digests still listed).
+        listed = subprocess.run(
+            [sys.executable, "-m", "model.workflow.cli", "runs"],
+            cwd=base,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        interrupted = len(read_checksums(served(base))) > 1
+        assert ("promotion to artifacts/model.joblib was interrupted" in listed.stderr) == (
+            interrupted
+        ), listed.stderr
         # A later promote finishes the job and leaves a single-digest checksum file.
         assert (
             main(["promote", a, "--runs-dir", str(base / "runs"), "--out", str(served(base))]) == 0
@@ -498,7 +541,8 @@ def test_train_logs_to_a_real_mlflow_store(
     if store == "file":  # train --mlflow file:... opts in to MLflow 3's file store itself
         monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "")
         monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
-    run_id = _train(tmp_path, src / "b.toml", "--mlflow", uri, "--mlflow-experiment", "hp-test")
+    args = ("--mlflow", uri, "--mlflow-experiment", "hp-test")
+    run_id = _train(tmp_path, src / "b.toml", *args, plots=store == "file")  # PNGs logged too
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("hp-test")
     assert exp is not None
@@ -513,6 +557,8 @@ def test_train_logs_to_a_real_mlflow_store(
     assert run.data.metrics["test_r2"] == pytest.approx(meta["test"]["r2"])
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"model.joblib", "model.joblib.sha256", "MODEL_CARD.md", "metrics.json"} <= names
+    pngs = {p.name for p in (tmp_path / "runs" / run_id).glob("*.png")}
+    assert pngs <= names and (bool(pngs) == (store == "file")), (pngs, names)
     sha = verify_artifact(tmp_path / "runs" / run_id / "model.joblib")
     assert run.data.tags["houseprice.artifact_sha256"] == sha
 

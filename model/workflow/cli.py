@@ -408,6 +408,7 @@ def format_runs(records: list[dict[str, Any]], served: str | None = None) -> str
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
+    from model.workflow.artifact import read_checksums
     from model.workflow.registry import diff_runs, served_sha256
     from model.workflow.runs import run_records
 
@@ -417,6 +418,12 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     records = run_records(args.runs_dir)
     sha = served_sha256(args.out)
     served = next((r["run_id"] for r in records if sha and r["artifact_sha256"] == sha), None)
+    if sha is not None and len(read_checksums(args.out)) > 1:
+        print(
+            f"note: a promotion to {args.out} was interrupted; it serves run {served or sha[:12]}"
+            f" and verifies; promote that run (or another) again to finish",
+            file=sys.stderr,
+        )
     records = sort_runs(records, args.sort)
     if args.limit is not None:
         records = records[: args.limit]
