@@ -576,3 +576,25 @@ def test_a_bad_mlflow_uri_fails_before_training(
     assert main(args) == 2
     assert "--mlflow bogus://nowhere" in one_error(capsys.readouterr().err)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "artifacts").exists()
+
+
+def test_the_loader_accepts_a_listed_digest_only(reg: tuple[Path, list[str]]) -> None:
+    """The transition sidecars: any listed digest (and HMAC) verifies, nothing else does."""
+    from model.workflow.artifact import ArtifactError
+
+    base, (a, b, _) = reg
+    path = base / "runs" / a / "model.joblib"
+    other = base / "runs" / b / "model.joblib"
+    mine = verify_artifact(path)
+    sums = path.with_name("model.joblib.sha256")
+    sums.write_text(f"{verify_artifact(other)}  model.joblib\n{mine}  model.joblib\n")
+    sig = path.with_name("model.joblib.sig")
+    sig.write_text(other.with_name("model.joblib.sig").read_text() + sig.read_text())
+    assert load_artifact(path, signing_key=KEY.encode()).metadata["run_id"] == a
+    sums.write_text(f"{verify_artifact(other)}  model.joblib\n")
+    with pytest.raises(ArtifactError, match="checksum mismatch"):
+        verify_artifact(path)
+    sums.write_text(f"{mine}  model.joblib\n")
+    sig.write_text(other.with_name("model.joblib.sig").read_text())
+    with pytest.raises(ArtifactError, match="signature mismatch"):
+        verify_artifact(path, signing_key=KEY.encode())
