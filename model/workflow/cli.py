@@ -138,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         "rmse_log (test), r2 (test); best first",
     )
     p.add_argument("--limit", type=_non_negative_int, metavar="N", help="show the first N runs")
-    runs_sub = p.add_subparsers(dest="runs_command", metavar="diff", parser_class=_Parser)
+    runs_sub = p.add_subparsers(
+        dest="runs_command", title="subcommand", metavar="diff RUN_A RUN_B", parser_class=_Parser
+    )
     d = runs_sub.add_parser(
         "diff",
         help="what changed between two runs: config keys, features, data, metrics",
