@@ -241,15 +241,18 @@ def test_runs_lists_the_index(
         args = ["--out", str(tmp_path / "m.joblib"), "--runs-dir", str(runs), "--seed", seed]
         assert main(["train", "--config", str(cfg), *args, "--quiet", "--no-plots"]) == 0
     capsys.readouterr()
-    assert main(["runs", "--runs-dir", str(runs)]) == 0
+    args = ["runs", "--runs-dir", str(runs), "--out", str(tmp_path / "m.joblib")]
+    assert main(args) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:3] == ["run_id", "created_at", "data"]
+    assert lines[0].split()[:4] == ["run_id", "created_at", "config", "data"]
     records = [json.loads(x) for x in (runs / "index.jsonl").read_text().splitlines()]
     assert len(lines) == 3 and len(records) == 2
-    for line, rec in zip(lines[1:], records, strict=True):
-        assert line.startswith(rec["run_id"])
+    # Newest first; the second run's model is the one served at --out.
+    for line, rec in zip(lines[1:], records[::-1], strict=True):
+        assert line[3:].startswith(rec["run_id"])
+        assert line.startswith("*  ") == (rec is records[-1])
         assert f"{rec['cv']['rmse_log']['mean']:.4f}" in line
-        assert rec["data_sha256"][:12] in line and "Ridge(alpha=1.0)" in line
+        assert "c.toml" in line and small_csv.name in line and "Ridge(alpha=1.0)" in line
     assert main(["runs", "--runs-dir", str(tmp_path / "empty")]) == 0
 
 

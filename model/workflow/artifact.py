@@ -5,10 +5,13 @@ Unpickling runs arbitrary code, so a loader must know the bytes are the ones tra
 (read once, so a file swapped between check and load cannot slip through):
 
 * ``<path>.sha256`` (``"<hex>  <name>\\n"``, the ``sha256sum`` format): catches a truncated
-  or corrupted file. Anyone who can write the artifact can also rewrite this file, so it is
-  not a defence against tampering;
+  or corrupted file. The bytes must match one of its lines: only a promotion in progress
+  writes two (the outgoing and the incoming digest, see :mod:`model.workflow.registry`).
+  Anyone who can write the artifact can also rewrite this file, so it is not a defence
+  against tampering;
 * ``<path>.sig``: ``HMAC-SHA256(key, bytes)`` in hex, written when a signing key is given and
-  required when the loader is given one. Without the key a tampered file cannot be re-signed.
+  required when the loader is given one (one per line, like the checksum, during a
+  promotion). Without the key a tampered file cannot be re-signed.
 
 Crash safety. Every file is first written in full to a temporary file in the same directory
 and fsynced; a failure there (disk full, read-only directory) removes the temporary files and
@@ -182,18 +185,24 @@ def save_artifact(
     return digest
 
 
-def _read_checksum(path: Path) -> str:
-    side = sidecar_paths(path)["sha256"]
+def read_checksums(path: str | Path) -> list[str]:
+    """The sha256 hex digests listed in ``<path>.sha256``, one per line.
+
+    Normally one. A promotion (:mod:`model.workflow.registry`) briefly lists the outgoing and
+    the incoming digest while it swaps the artifact, so that either file verifies.
+    """
+    p = Path(path)
+    side = sidecar_paths(p)["sha256"]
     try:
         text = side.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ArtifactError(f"{path}: refused: checksum file {side.name} is missing") from None
+        raise ArtifactError(f"{p}: refused: checksum file {side.name} is missing") from None
     except OSError as exc:
-        raise ArtifactError(f"{path}: cannot read {side.name}: {exc.strerror or exc}") from None
-    fields = text.split()
-    if not fields or not _HEX64.fullmatch(fields[0].lower()):
-        raise ArtifactError(f"{path}: refused: {side.name} does not hold a sha256 hex digest")
-    return fields[0].lower()
+        raise ArtifactError(f"{p}: cannot read {side.name}: {exc.strerror or exc}") from None
+    digests = [line.split()[0].lower() for line in text.splitlines() if line.strip()]
+    if not digests or not all(_HEX64.fullmatch(d) for d in digests):
+        raise ArtifactError(f"{p}: refused: {side.name} does not hold a sha256 hex digest")
+    return digests
 
 
 def _read_verified(path: Path, signing_key: bytes | None) -> tuple[bytes, str, bool]:
@@ -205,24 +214,25 @@ def _read_verified(path: Path, signing_key: bytes | None) -> tuple[bytes, str, b
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot read: {exc.strerror or exc}") from None
     digest = hashlib.sha256(data).hexdigest()
-    expected = _read_checksum(path)
-    if not hmac.compare_digest(digest, expected):
+    expected = read_checksums(path)
+    if not any(hmac.compare_digest(digest, e) for e in expected):
         raise ArtifactError(
-            f"{path}: refused: checksum mismatch: expected {_short(expected)}, "
+            f"{path}: refused: checksum mismatch: expected {_short(expected[-1])}, "
             f"file has {_short(digest)}"
         )
     if signing_key is None:
         return data, digest, False
     sig_path = sidecar_paths(path)["sig"]
     try:
-        signature = sig_path.read_text(encoding="utf-8").strip().lower()
+        signatures = sig_path.read_text(encoding="utf-8").lower().split()
     except FileNotFoundError:
         raise ArtifactError(
             f"{path}: refused: a signing key is set but signature {sig_path.name} is missing"
         ) from None
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot read {sig_path.name}: {exc.strerror or exc}") from None
-    if not hmac.compare_digest(hmac_sha256(signing_key, data), signature):
+    mac = hmac_sha256(signing_key, data)
+    if not any(hmac.compare_digest(mac, s) for s in signatures):
         raise ArtifactError(
             f"{path}: refused: signature mismatch (tampered artifact or wrong signing key)"
         )

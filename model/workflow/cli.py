@@ -1,4 +1,4 @@
-"""The ``houseprice`` command: init, explore, train, predict, runs, serve.
+"""The ``houseprice`` command: init, explore, train, predict, runs, promote, rollback, gc, serve.
 
 ``main(argv)`` returns an exit code and never calls ``sys.exit`` itself, so tests (and the
 session fixture that trains the test artifact) call it in-process. Exit codes follow the
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="houseprice",
         description="House-price model: start a config from a CSV, explore the data, train, "
-        "predict, list runs, serve.",
+        "predict, list and promote runs, serve.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -110,6 +110,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a progress line every N fits instead of the bar (for logs)",
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument(
+        "--no-promote",
+        action="store_true",
+        help="keep the model in runs/<id>/ only and leave --out as it is "
+        "(serve it later with houseprice promote)",
+    )
+    p.add_argument(
+        "--mlflow",
+        metavar="URI",
+        help="also log the run to this MLflow tracking store "
+        "(e.g. file:./mlruns, sqlite:///mlflow.db, http://host:5000; the mlflow extra)",
+    )
+    p.add_argument(
+        "--mlflow-experiment",
+        default="houseprice",
+        metavar="NAME",
+        help="MLflow experiment to log to (default: houseprice)",
+    )
 
     p = sub.add_parser("predict", help="predict prices for rows in a CSV or JSON file")
     p.add_argument("--model", default="artifacts/model.joblib", help="artifact path")
@@ -118,9 +136,70 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", help="write here (.json or .csv) instead of stdout (CSV)")
 
-    p = sub.add_parser("runs", help="table of the recorded training runs")
+    p = sub.add_parser(
+        "runs",
+        help="table of the recorded training runs; runs diff A B compares two",
+        description="List the recorded runs (* marks the one served at --out), or compare two "
+        "with: houseprice runs diff RUN_A RUN_B.",
+    )
     p.add_argument("--runs-dir", default="runs", help="directory holding index.jsonl")
-    p.add_argument("--json", action="store_true", help="print the raw JSON lines")
+    p.add_argument("--out", default="artifacts/model.joblib", help="served artifact path")
+    p.add_argument(
+        "--json", action="store_true", help="one JSON object per run and line, for tools"
+    )
+    p.add_argument(
+        "--sort",
+        choices=SORT_KEYS,
+        default="created",
+        help="order: created (newest first, the default), cv (cv rmse_log), rmse or "
+        "rmse_log (test), r2 (test); best first",
+    )
+    p.add_argument("--limit", type=_non_negative_int, metavar="N", help="show the first N runs")
+    runs_sub = p.add_subparsers(
+        dest="runs_command", title="subcommand", metavar="diff RUN_A RUN_B", parser_class=_Parser
+    )
+    d = runs_sub.add_parser(
+        "diff",
+        help="what changed between two runs: config keys, features, data, metrics",
+        description="Compare two runs (ids, or unique prefixes or suffixes of them).",
+    )
+    d.add_argument("run_a", metavar="RUN_A")
+    d.add_argument("run_b", metavar="RUN_B")
+    d.add_argument("--runs-dir", default=argparse.SUPPRESS, help="directory holding index.jsonl")
+
+    p = sub.add_parser(
+        "promote",
+        help="serve a recorded run's model: verify it, copy it to --out atomically",
+        description="Verify run RUN_ID's stored artifact (checksum; signature when "
+        "MODEL_SIGNING_KEY is set) and make it the served one at --out, atomically. "
+        "A running service picks it up on POST /admin/reload.",
+    )
+    p.add_argument("run_id", metavar="RUN_ID", help="run id (or a unique prefix or suffix)")
+    p.add_argument("--runs-dir", default="runs", help="directory holding the runs")
+    p.add_argument("--out", default="artifacts/model.joblib", help="served artifact path")
+
+    p = sub.add_parser(
+        "rollback",
+        help="serve the previously served run again",
+        description="Serve again the run that was served at --out before the current one "
+        "(runs/promotions.jsonl); repeated, it steps further back.",
+    )
+    p.add_argument("--runs-dir", default="runs", help="directory holding the runs")
+    p.add_argument("--out", default="artifacts/model.joblib", help="served artifact path")
+
+    p = sub.add_parser(
+        "gc",
+        help="remove the stored artifacts of old, never promoted runs (records stay)",
+        description="Remove the stored artifacts of runs outside the --keep newest, except "
+        "the served run, the rollback target and every run ever promoted. Index lines, "
+        "configs, metrics, plots and model cards stay.",
+    )
+    p.add_argument(
+        "--keep", type=_non_negative_int, required=True, metavar="N", help="newest runs to keep"
+    )
+    p.add_argument("--runs-dir", default="runs", help="directory holding the runs")
+    p.add_argument("--out", default="artifacts/model.joblib", help="served artifact path")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed")
 
     p = sub.add_parser("serve", help="serve the API with uvicorn (app.main:app)")
     p.add_argument("--host", help="bind address (default: HOST or 127.0.0.1)")
@@ -185,24 +264,38 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed, folds=args.folds, test_size=args.test_size, data_path=args.data
     )
     key = os.environ.get("MODEL_SIGNING_KEY") or None
+    from model.workflow.tracking import MlflowLogger, TrackingError  # MLflow itself: lazily
+
     bar = ProgressBar(sys.stderr, quiet=args.quiet, print_every=args.print_every)
-    result = train(
-        cfg,
-        args.out,
-        args.runs_dir,
-        progress=bar,
-        plots=not args.no_plots,
-        signing_key=key.encode() if key else None,
-    )
+    try:
+        # Built before training, so a bad URI or a missing extra costs no fitting time.
+        tracker = MlflowLogger(args.mlflow, args.mlflow_experiment) if args.mlflow else None
+        result = train(
+            cfg,
+            args.out,
+            args.runs_dir,
+            progress=bar,
+            plots=not args.no_plots,
+            signing_key=key.encode() if key else None,
+            promote=not args.no_promote,
+            tracker=tracker,
+        )
+    except TrackingError as exc:
+        raise UsageError(str(exc)) from None
     meta = result.metadata
     cv = meta["cv"][cfg.scoring]
     for line in meta["search"]["warnings"]:
         bar.line(f"warning: {line}")
+    where = (
+        f"{result.artifact} (not served: houseprice promote {result.run_id})"
+        if args.no_promote
+        else str(result.artifact)
+    )
     bar.close(
         f"trained {meta['model']['estimator']} {meta['search']['best_params']} in "
         f"{result.seconds:.1f}s: cv {cfg.scoring} {cv['mean']:.4f} ± {cv['std']:.4f}, "
         f"test rmse_log {meta['test']['rmse_log']:.4f} rmse ${meta['test']['rmse']:,.0f} "
-        f"-> {result.artifact} (run {result.run_id})"
+        f"-> {where} (run {result.run_id})"
     )
     return EXIT_OK
 
@@ -294,26 +387,64 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# --- runs -----------------------------------------------------------------------------------
+# --- runs, promote, rollback, gc ------------------------------------------------------------
+
+#: ``runs --sort`` keys: how to read each from a run record, and whether larger is better.
+SORT_KEYS = ("created", "cv", "rmse", "rmse_log", "r2")
 
 
-def format_runs(records: list[dict[str, Any]]) -> str:
-    """A fixed-width table: id, time, data hash, params, CV and test metrics."""
-    head = ["run_id", "created_at", "data", "params", "cv rmse_log", "test rmse_log", "test rmse"]
+def _sort_value(record: dict[str, Any], key: str) -> Any:
+    if key == "cv":
+        return (record.get("cv") or {}).get("rmse_log", {}).get("mean")
+    return (record.get("test") or {}).get(key)
+
+
+def sort_runs(records: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Newest first for ``created``; best first for a metric; a run without it last."""
+    if key == "created":
+        return records[::-1]  # the index is in the order runs finished
+    best_high = key == "r2"
+    have = [r for r in records if _finite(_sort_value(r, key))]
+    lacking = [r for r in records if not _finite(_sort_value(r, key))]
+    have.sort(key=lambda r: _sort_value(r, key), reverse=best_high)
+    return have + lacking
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and math.isfinite(v)
+
+
+def format_runs(records: list[dict[str, Any]], served: str | None = None) -> str:
+    """A fixed-width table, one run per line; ``*`` marks the run ``served``."""
+    head = [
+        "",
+        "run_id",
+        "created_at",
+        "config",
+        "data",
+        "features",
+        "model",
+        "cv rmse_log",
+        "test rmse",
+        "test r2",
+    ]
     rows = [head]
     for r in records:
-        cv = r.get("cv", {}).get("rmse_log", {})
-        test = r.get("test", {})
-        params = ",".join(f"{k}={v}" for k, v in sorted(r.get("params", {}).items()))
+        cv = (r.get("cv") or {}).get("rmse_log", {})
+        test = r.get("test") or {}
+        params = ",".join(f"{k}={v}" for k, v in sorted((r.get("params") or {}).items()))
         rows.append(
             [
+                "*" if served is not None and r.get("run_id") == served else "",
                 str(r.get("run_id", "?")),
                 str(r.get("created_at", "?")),
-                str(r.get("data_sha256", ""))[:12],
+                Path(r["config"]).name if r.get("config") else "—",
+                Path(r["data"]).name if r.get("data") else "—",
+                str(r["n_features"]) if r.get("n_features") is not None else "—",
                 f"{r.get('estimator', '?')}({params})",
-                f"{cv['mean']:.4f}±{cv['std']:.4f}" if cv else "—",
-                f"{test['rmse_log']:.4f}" if "rmse_log" in test else "—",
-                f"{test['rmse']:,.0f}" if "rmse" in test else "—",
+                f"{cv['mean']:.4f} ± {cv['std']:.4f}" if _finite(cv.get("mean")) else "—",
+                f"{test['rmse']:,.0f}" if _finite(test.get("rmse")) else "—",
+                f"{test['r2']:.3f}" if _finite(test.get("r2")) else "—",
             ]
         )
     widths = [max(len(row[j]) for row in rows) for j in range(len(head))]
@@ -323,17 +454,77 @@ def format_runs(records: list[dict[str, Any]]) -> str:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from model.workflow.runs import read_index
+    from model.workflow.artifact import read_checksums
+    from model.workflow.registry import diff_runs, served_sha256
+    from model.workflow.runs import run_records
 
-    records = read_index(args.runs_dir)
+    if args.runs_command == "diff":
+        print("\n".join(diff_runs(args.runs_dir, args.run_a, args.run_b)))
+        return EXIT_OK
+    records = run_records(args.runs_dir)
+    sha = served_sha256(args.out)
+    served = next((r["run_id"] for r in records if sha and r["artifact_sha256"] == sha), None)
+    if sha is not None and len(read_checksums(args.out)) > 1:
+        print(
+            f"note: a promotion to {args.out} was interrupted; it serves run {served or sha[:12]}"
+            f" and verifies; promote that run (or another) again to finish",
+            file=sys.stderr,
+        )
+    records = sort_runs(records, args.sort)
+    if args.limit is not None:
+        records = records[: args.limit]
     if args.json:
         for r in records:
-            print(json.dumps(r, sort_keys=True))
+            print(json.dumps({**r, "served": r["run_id"] == served}, sort_keys=True))
         return EXIT_OK
     if not records:
         print(f"no runs recorded in {args.runs_dir}/index.jsonl", file=sys.stderr)
         return EXIT_OK
-    print(format_runs(records))
+    print(format_runs(records, served))
+    return EXIT_OK
+
+
+def _signing_key() -> bytes | None:
+    key = os.environ.get("MODEL_SIGNING_KEY") or None
+    return key.encode() if key else None
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from model.workflow.registry import promote
+
+    done = promote(args.run_id, args.runs_dir, args.out, _signing_key())
+    if not done.changed:
+        print(f"run {done.run_id} is already served at {done.out}; nothing changed")
+    else:
+        was = f" (was {done.previous_run_id})" if done.previous_run_id else ""
+        print(
+            f"promoted run {done.run_id} -> {done.out}{was}, sha256 {done.sha256[:12]}; "
+            "a running service picks it up on POST /admin/reload"
+        )
+    return EXIT_OK
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from model.workflow.registry import rollback
+
+    done = rollback(args.runs_dir, args.out, _signing_key())
+    was = f" (was {done.previous_run_id})" if done.previous_run_id else ""
+    print(
+        f"rolled back to run {done.run_id} -> {done.out}{was}, sha256 {done.sha256[:12]}; "
+        "a running service picks it up on POST /admin/reload"
+    )
+    return EXIT_OK
+
+
+def _cmd_gc(args: argparse.Namespace) -> int:
+    from model.workflow.registry import gc
+
+    removed = gc(args.runs_dir, args.keep, args.out, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for c in removed:
+        print(f"{verb} the artifact of run {c.run_id} ({c.nbytes:,} bytes)")
+    total = sum(c.nbytes for c in removed)
+    print(f"{verb} {len(removed)} artifact(s), {total:,} bytes; every run's record is kept")
     return EXIT_OK
 
 
@@ -363,6 +554,9 @@ _COMMANDS = {
     "train": _cmd_train,
     "predict": _cmd_predict,
     "runs": _cmd_runs,
+    "promote": _cmd_promote,
+    "rollback": _cmd_rollback,
+    "gc": _cmd_gc,
     "serve": _cmd_serve,
 }
 

@@ -10,9 +10,11 @@ The steps and why they are in this order:
 3. On the training part, score each grid point by k-fold CV (the same folds for every
    candidate) and refit the best on the whole training part. The CV spread across folds is
    recorded with the mean, because 0.125 ± 0.02 and 0.125 ± 0.002 are different claims.
-4. Evaluate on the test part; write plots, the run record and the model card into
-   ``runs/<id>/``, then the artifact (via :func:`model.workflow.artifact.save_artifact`,
-   atomic), and last the one-line entry in ``runs/index.jsonl``.
+4. Evaluate on the test part; write plots, the run record, the model card and the
+   artifact (via :func:`model.workflow.artifact.save_artifact`) into ``runs/<id>/``; verify
+   that stored artifact and install a copy of it as the served one (``--out``, via
+   :func:`model.workflow.registry.install`, recorded in ``runs/promotions.jsonl``), and
+   last write the one-line entry in ``runs/index.jsonl``.
 
 Failure safety: nothing is written before the model is fitted and evaluated; the run
 directory is built under a temporary name and renamed into place; the artifact is replaced
@@ -46,7 +48,8 @@ from model.workflow.config import INFO_KEYS, Config, ConfigError, RowFilter
 from model.workflow.data import DataError, first_non_number, load_csv
 from model.workflow.intervals import calibrate
 from model.workflow.progress import ProgressBar
-from model.workflow.runs import append_index, new_run_id
+from model.workflow.registry import install, read_run_artifact, record_promotion
+from model.workflow.runs import RUN_ARTIFACT, append_index, locked, new_run_id
 
 #: Metrics reported for the test part and, across folds, for the CV.
 METRICS = ("rmse_log", "rmse", "mae", "r2", "mape", "mse")
@@ -485,13 +488,18 @@ def write_run_dir(
     metadata: dict[str, Any],
     curve: dict[str, list[float]],
     make_plots: Callable[[Path], list[Path]] | None,
+    pipeline: Any = None,
+    signing_key: bytes | None = None,
 ) -> Path:
     """Build ``run_dir`` under a temporary name, then rename it: it exists whole or not at all.
 
     Holds the config as given, ``metrics.json`` (the metadata without the drift reference,
-    plus the learning curve), the plots and ``MODEL_CARD.md``.
+    plus the learning curve), the plots, ``MODEL_CARD.md`` and, given a ``pipeline``, the
+    run's own artifact ``model.joblib`` with its sidecars (Contract 1), which
+    ``houseprice promote`` can serve again later.
     """
     from model.workflow import plots as plotting
+    from model.workflow.artifact import save_artifact
     from model.workflow.card import render_model_card
 
     staging = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}."))
@@ -510,6 +518,8 @@ def write_run_dir(
         text = json.dumps(summary, indent=2, allow_nan=True) + "\n"
         atomic_write_text(staging / "metrics.json", text)
         atomic_write_text(staging / "MODEL_CARD.md", render_model_card(cfg, metadata, names, note))
+        if pipeline is not None:
+            save_artifact(staging / RUN_ARTIFACT, pipeline, metadata, signing_key=signing_key)
         os.replace(staging, run_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -525,10 +535,16 @@ def train(
     progress: ProgressBar | None = None,
     plots: bool = True,
     signing_key: bytes | None = None,
+    promote: bool = True,
+    tracker: Callable[[Path, dict[str, Any]], object] | None = None,
 ) -> TrainResult:
-    """Run the whole training (see the module docstring) and return what it wrote."""
+    """Run the whole training (see the module docstring) and return what it wrote.
+
+    ``promote=False`` keeps the model in ``runs/<id>/`` only (serve it later with
+    ``houseprice promote``); ``tracker`` is called with the finished run directory and the
+    metadata before anything is served (the MLflow logger of ``train --mlflow``).
+    """
     from model.selection import GridSearchCV, KFold, cross_val_predict, train_test_split
-    from model.workflow.artifact import save_artifact
 
     start = time.perf_counter()
     created = datetime.now(UTC)
@@ -555,11 +571,20 @@ def train(
     runs = Path(runs_dir)
     runs.mkdir(parents=True, exist_ok=True)
     make_plots = (lambda d: _write_plots(d, best, y_test, p_test, curve)) if plots else None
-    run_dir = write_run_dir(runs / run_id, cfg, metadata, curve, make_plots)
+    run_dir = write_run_dir(
+        runs / run_id, cfg, metadata, curve, make_plots, pipeline=best, signing_key=signing_key
+    )
     try:
-        sha = save_artifact(out, best, metadata, signing_key=signing_key)
+        # The served copy is made from the stored artifact after it verifies, like a promote.
+        stored = read_run_artifact(runs, run_id, signing_key)
+        if tracker is not None:
+            tracker(run_dir, metadata)
+        if promote:
+            with locked(runs / "promote.lock"):
+                install(stored, out)
+                record_promotion(runs, run_id, stored.sha256, out, "train")
     except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)  # a run without its artifact is not a run
+        shutil.rmtree(run_dir, ignore_errors=True)  # a run that failed to finish is not a run
         raise
     seconds = time.perf_counter() - start
     cv = metadata["cv"]
@@ -569,18 +594,23 @@ def train(
             "run_id": run_id,
             "created_at": metadata["created_at"],
             "config": cfg.source,
+            "data": data.path,
             "data_sha256": data.sha256,
             "rows": int(data.y.size),
+            "n_features": len(cfg.features),
             "estimator": metadata["model"]["estimator"],
             "params": metadata["search"]["best_params"],
             "cv": {m: {"mean": v["mean"], "std": v["std"]} for m, v in cv.items()},
             "test": test,
-            "artifact": str(out),
-            "artifact_sha256": sha,
+            "artifact": str(run_dir / RUN_ARTIFACT),
+            "artifact_sha256": stored.sha256,
+            "out": str(out) if promote else None,
             "seconds": round(seconds, 3),
         },
     )
-    return TrainResult(run_id, Path(out), run_dir, metadata, seconds)
+    return TrainResult(
+        run_id, Path(out) if promote else run_dir / RUN_ARTIFACT, run_dir, metadata, seconds
+    )
 
 
 def _write_plots(
