@@ -25,8 +25,9 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -261,36 +262,51 @@ def _cell(value: Any) -> str:
 
 def render(
     fmt: Format,
-    names: Sequence[str],
-    rows: Iterator[tuple[list[Any], float, str, list[str]]],
+    kept: Mapping[str, list[Any]],
+    prices: list[float],
+    version: str,
+    notes: Mapping[int, list[str]],
     first: bool,
+    text: bool,
 ) -> str:
-    """One chunk of output as text: ``rows`` of (kept values, price, model_version, notes).
+    """One chunk of output as text: the ``kept`` input columns, then each row's price, the
+    model version and its notes (row -> entries; most rows have none).
 
-    ``first`` says whether this is the first chunk (the CSV header, the JSON list's ``[``).
-    A price that is NaN (a row in error) is an empty CSV cell, a JSON ``null``. The notes are
-    joined by ``"; "`` in CSV and stay a list in JSON.
+    ``first`` says whether this is the first chunk (the CSV header, the JSON list's ``[``);
+    ``text``, whether the kept values are CSV text (else JSON values). A price that is NaN (a
+    row in error) is an empty CSV cell, a JSON ``null``. The notes are joined by ``"; "`` in
+    CSV and stay a list in JSON. CSV is built column by column, so that a row costs the
+    ``csv`` module's C loop and little else.
     """
     buf = io.StringIO()
+    n = len(prices)
     if fmt == "csv":
         w = csv.writer(buf, lineterminator="\n")
         if first:
-            w.writerow([*names, "price", "model_version", "warnings"])
-        for kept, price, version, notes in rows:
-            p = "" if math.isnan(price) else repr(price)
-            w.writerow([*map(_cell, kept), p, version, "; ".join(notes)])
+            w.writerow([*kept, "price", "model_version", "warnings"])
+        price_cells = list(map(repr, prices))
+        note_cells = [""] * n
+        for i, entries in notes.items():
+            note_cells[i] = "; ".join(entries)
+        for i in [i for i, p in enumerate(prices) if p != p]:  # NaN: a row in error
+            price_cells[i] = ""
+        cells = [c if text else list(map(_cell, c)) for c in kept.values()]
+        w.writerows(zip(*cells, price_cells, repeat(version, n), note_cells, strict=False))
         return buf.getvalue()
     sep = "[\n" if first else ",\n"
-    for kept, price, version, notes in rows:
-        record = dict(zip(names, kept, strict=True))
+    none: list[str] = []
+    for i, price in enumerate(prices):
+        record = {k: c[i] for k, c in kept.items()}
         record.update(
-            price=None if math.isnan(price) else price, model_version=version, warnings=notes
+            price=None if math.isnan(price) else price,
+            model_version=version,
+            warnings=notes.get(i, none),
         )
-        text = json.dumps(record, ensure_ascii=False)
+        line = json.dumps(record, ensure_ascii=False)
         if fmt == "jsonl":
-            buf.write(text + "\n")
+            buf.write(line + "\n")
         else:
-            buf.write(sep + text)
+            buf.write(sep + line)
             sep = ",\n"
     return buf.getvalue()
 

@@ -39,7 +39,7 @@ import math
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -486,7 +486,9 @@ def predict_file(
                 1 for i, n in scored.notes.items() if i not in scored.errors and n
             )
             summary.counts.update(scored.counts)
-            write(render(fmt, kept, _rows(chunk, kept, scored, scorer.version), first))
+            cells = {k: chunk.columns[k] for k in kept}
+            prices = scored.prices.tolist()
+            write(render(fmt, cells, prices, scorer.version, scored.notes, first, chunk.text))
             first = False
             summary.rows += len(chunk)
             if progress is not None:
@@ -496,12 +498,3 @@ def predict_file(
         write(render_end(fmt))
     summary.seconds = time.perf_counter() - t0
     return summary
-
-
-def _rows(
-    chunk: RowChunk, kept: Sequence[str], scored: ScoredChunk, version: str
-) -> Iterator[tuple[list[Any], float, str, list[str]]]:
-    cols = [chunk.columns[k] for k in kept]
-    no_notes: list[str] = []
-    for i, price in enumerate(scored.prices.tolist()):
-        yield [c[i] for c in cols], price, version, scored.notes.get(i, no_notes)
