@@ -324,8 +324,11 @@ def test_numeric_codes_match_training_categories(tmp_path: Path) -> None:
         ["20.0", "020", "20", "NA", "x"], frozenset({"NA"}), True, frozenset({"20"})
     )
     assert col.tolist() == ["20", "20", "20", None, "x"] and not bad
-    col, bad = parse_categories([20, 20.0, None, True, [1]], frozenset(), False, frozenset({"20"}))
-    assert col.tolist() == ["20", "20", None, None, None] and sorted(bad) == [3, 4]
+    col, bad = parse_categories(
+        [20, 20.0, None, True, [1], 10**400], frozenset(), False, frozenset({"20"})
+    )
+    assert col.tolist() == ["20", "20", None, None, None, None] and sorted(bad) == [3, 4, 5]
+    assert bad[5].startswith("not a category (text or a number): 1000") and "long)" in bad[5]
 
 
 def test_bad_rows_deep_in_a_file(

@@ -62,7 +62,10 @@ def output_format(path: str | Path) -> Format:
 
 def shown(value: Any, limit: int = 40) -> str:
     """A value as quoted in a message: ``repr`` for text, JSON for the rest, long ones cut."""
-    text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    try:
+        text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    except (RecursionError, ValueError):
+        text = f"<{type(value).__name__}>"
     if len(text) > limit:
         size = len(value) if isinstance(value, str | list | dict) else len(text)
         text = f"{text[: limit - 1]}… ({size:,} long)"

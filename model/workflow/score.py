@@ -224,7 +224,11 @@ def parse_categories(
                 s = v.strip()
                 values.append(None if s in na else s)
             elif isinstance(v, int | float) and not isinstance(v, bool):
-                values.append(None if v != v else f"{v:g}")  # NaN: missing
+                try:
+                    values.append(None if v != v else f"{v:g}")  # NaN: missing
+                except OverflowError:  # an integer beyond any float
+                    bad[i] = f"not a category (text or a number): {shown(v)}"
+                    values.append(None)
             else:
                 bad[i] = f"not a category (text or a number): {shown(v)}"
                 values.append(None)
