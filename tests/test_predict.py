@@ -375,7 +375,7 @@ def test_strict_stops_and_writes_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         f"error: {src}: line 32, column 'Bedroom.AbvGr': not a number: 'three' "
-        "(--strict: nothing written)"
+        f"(--strict: {out} not written)"
     ]
     assert out.read_text() == "previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.json"]

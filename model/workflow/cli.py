@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
             "(not a number, outside the feature's bounds, a required value missing) is "
             "written with an empty price and 'error: line N, column C: ...' in its warnings; "
             "the other rows are priced and the exit code is 2 with one error line counting "
-            "them (--strict: stop at the first, write nothing). The input is read and scored "
+            "them (--strict: stop at the first; an --output file is then not written). The "
+            "input is read and scored "
             "in chunks, so memory holds one chunk, not the file (a .json document is parsed "
             "whole first; use .jsonl for big files)."
         ),
@@ -134,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--strict",
         action="store_true",
-        help="stop at the first row in error (exit 2) and write nothing",
+        help="stop at the first row in error (exit 2); an --output file is then not written",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary lines")
 

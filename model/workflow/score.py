@@ -24,7 +24,8 @@ What the service refuses with 422 is an error here: a value that is not a number
 feature's hard ``bounds``, or a required feature left empty. Such a row is written with an
 empty price and an entry ``error: line 12, column 'area': 0 outside the bounds [1, 20000]``
 first in its warnings, the other rows are priced, and the run ends with exit code 2 and one
-``error:`` line counting them; ``strict`` instead stops at the first one and writes nothing.
+``error:`` line counting them; ``strict`` instead stops at the first one (an output file is
+then not written; stdout has had the chunks before it).
 A row the model cannot price (a log of a negative size where no bound forbids it, an
 overflow) is an error row too.
 
@@ -482,7 +483,8 @@ def predict_file(
             if scored.errors:
                 i = min(scored.errors)
                 if strict:
-                    raise DataError(f"{src}: {scored.errors[i]} (--strict: nothing written)")
+                    done = f"{output} not written" if output is not None else "stopped here"
+                    raise DataError(f"{src}: {scored.errors[i]} (--strict: {done})")
                 if not summary.errors:
                     summary.first_error = scored.errors[i]
                 summary.errors += len(scored.errors)
