@@ -542,3 +542,27 @@ def test_resolve_columns_refuses_a_column_for_two_features() -> None:
     b = FeatureInput("living_area", "area", True, False, None, None, None, frozenset())
     with pytest.raises(DataError, match="column 'area' names two features"):
         resolve_columns([a, b], ["area"], "f.csv")
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(
+    artifact_path: str, ames_rows: list[dict[str, str]], tmp_path: Path
+) -> None:
+    """``houseprice predict ... | head -2``: when the reader closes the pipe, predict stops
+    quietly (exit 1, nothing on stderr) instead of printing a BrokenPipeError."""
+    import subprocess
+    import sys
+
+    src = write_csv(tmp_path / "in.csv", ames_rows * 100)  # ~400 kB of output: more than a pipe
+    cmd = [sys.executable, "-m", "model.workflow.cli", "predict", "--model", artifact_path]
+    proc = subprocess.Popen(
+        [*cmd, "--input", str(src), "--chunk-rows", "100"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"Order,PID,price,model_version,warnings")
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert err == ""
