@@ -538,8 +538,11 @@ def test_json_output_streams_in_chunks(
 def test_resolve_columns_refuses_a_column_for_two_features() -> None:
     from model.workflow.score import FeatureInput, resolve_columns
 
-    a = FeatureInput("area", "living", True, False, None, None, None, frozenset())
-    b = FeatureInput("living_area", "area", True, False, None, None, None, frozenset())
+    common: dict[str, Any] = dict(
+        numeric=True, required=False, integer=False, bounds=None, lo=None, hi=None
+    )
+    a = FeatureInput("area", "living", categories=frozenset(), **common)
+    b = FeatureInput("living_area", "area", categories=frozenset(), **common)
     with pytest.raises(DataError, match="column 'area' names two features"):
         resolve_columns([a, b], ["area"], "f.csv")
 
@@ -566,3 +569,27 @@ def test_a_reader_that_stops_early_gets_no_traceback(
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 1
     assert err == ""
+
+
+def test_a_fraction_for_an_integer_feature_is_an_error(
+    artifact_path: str, meta: dict[str, Any], tmp_path: Path
+) -> None:
+    """As the service refuses ``bedrooms: 2.5`` when the feature's kind is ``integer``."""
+    integer = {
+        **meta,
+        "features": [
+            {**f, "kind": "integer"} if f["name"] == "bedrooms" else f for f in meta["features"]
+        ],
+    }
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps([house(bedrooms=2.5), house(bedrooms=2.0), house(bedrooms=None)]))
+    out = tmp_path / "out.json"
+    s = predict_file(load_artifact(artifact_path).pipeline, integer, src, out)
+    got = read_output(out)
+    assert s.errors == 2 and got[1]["price"] is not None
+    assert got[0]["warnings"] == [
+        "error: item [0], column 'bedrooms': 2.5 is not a whole number ('bedrooms' is an integer)"
+    ]
+    assert got[2]["warnings"] == [
+        "error: item [2], column 'bedrooms': missing, but 'bedrooms' is required"
+    ]

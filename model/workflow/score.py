@@ -21,7 +21,8 @@ service counts too:
   column for is said once, in the summary, rather than on every row).
 
 What the service refuses with 422 is an error here: a value that is not a number, outside the
-feature's hard ``bounds``, or a required feature left empty. Such a row is written with an
+feature's hard ``bounds``, a fraction for an ``integer`` feature, or a required feature left
+empty. Such a row is written with an
 empty price and an entry ``error: line 12, column 'area': 0 outside the bounds [1, 20000]``
 first in its warnings, the other rows are priced, and the run ends with exit code 2 and one
 ``error:`` line counting them; ``strict`` instead stops at the first one (an output file is
@@ -85,6 +86,7 @@ class FeatureInput:
     column: str
     numeric: bool
     required: bool
+    integer: bool  # kind "integer": a fraction is refused, as the service refuses it
     bounds: tuple[float, float] | None
     lo: float | None  # the training minimum and maximum: outside is a warning
     hi: float | None
@@ -98,6 +100,7 @@ class FeatureInput:
             column=str(rec.get("column") or rec["name"]),
             numeric=rec.get("kind") != "categorical",
             required=bool(rec.get("required", False)),
+            integer=rec.get("kind") == "integer",
             bounds=(float(bounds[0]), float(bounds[1])) if bounds else None,
             lo=None if rec.get("min") is None else float(rec["min"]),
             hi=None if rec.get("max") is None else float(rec["max"]),
@@ -339,7 +342,8 @@ class Scorer:
         warns: dict[int, list[str]],
         counts: Counter[str],
     ) -> None:
-        """Hard rules (required, bounds) as errors; soft ones (range, imputed) as warnings."""
+        """Hard rules (required, bounds, whole numbers) as errors; soft ones (the training
+        range, imputed) as warnings."""
         for i in np.flatnonzero(missing).tolist():
             if f.required:
                 error(i, col, f"missing, but {f.name!r} is required")
@@ -357,6 +361,13 @@ class Scorer:
                         f"of {f.name!r}",
                     )
                 x[(x < lo) | (x > hi)] = math.nan  # the row is in error; priced as imputed
+            if f.integer:
+                fraction = np.flatnonzero(~np.isnan(x) & (x != np.floor(x)))
+                for i in fraction.tolist():
+                    error(
+                        i, col, f"{_plain(x[i])} is not a whole number ({f.name!r} is an integer)"
+                    )
+                x[fraction] = math.nan
             if f.lo is not None:
                 for i in np.flatnonzero(x < f.lo).tolist():
                     warns[i].append(
