@@ -212,8 +212,8 @@ def test_predict_cli_matches_the_loaded_pipeline(
     csv_in.write_text(",".join(row) + "\n" + ",".join(str(v) for v in row.values()) + "\n")
     assert main(["predict", "--model", artifact_path, "--input", str(csv_in)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "price"
-    assert float(lines[1]) == pytest.approx(expected, abs=0.006)
+    assert lines[0] == "price,model_version,warnings"
+    assert float(lines[1].split(",")[0]) == pytest.approx(expected, rel=1e-12)
 
 
 def test_predict_refuses_a_missing_required_feature(
@@ -228,7 +228,9 @@ def test_predict_refuses_a_missing_required_feature(
     src.write_text(json.dumps([{**row, "overall_quality": 5}, {**row, "overall_quality": 11}]))
     capsys.readouterr()
     assert main(["predict", "--model", artifact_path, "--input", str(src)]) == 2
-    assert "row 2: overall_quality=11 is outside [1, 10]" in capsys.readouterr().err
+    assert "item [1], column 'overall_quality': 11 outside the bounds [1, 10]" in (
+        capsys.readouterr().err
+    )
 
 
 def test_runs_lists_the_index(

@@ -12,7 +12,9 @@ import contextlib
 import errno
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 #: Mode of every written file. ``mkstemp`` creates 0600, which would make an artifact trained
 #: as one user (root in a container build) unreadable by the server running as another; none
@@ -20,17 +22,19 @@ from pathlib import Path
 FILE_MODE = 0o644
 
 
-def write_temp(directory: Path, name: str, data: bytes) -> Path:
-    """Write ``data`` to a new temporary file beside ``name`` in ``directory``, fsynced.
+@contextlib.contextmanager
+def temp_file(directory: Path, name: str) -> Iterator[tuple[BinaryIO, Path]]:
+    """A new temporary file beside ``name`` in ``directory``, open for writing in binary.
 
-    The caller renames it into place (or unlinks it); on failure nothing is left behind and
-    the ``OSError`` names the file that was being written.
+    Flushed, fsynced and closed when the block ends; removed if the block raises, with the
+    ``OSError`` of a failed write naming the file that was being written. The caller renames
+    the file into place (or unlinks it).
     """
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f, Path(tmp)
             f.flush()
             os.fsync(f.fileno())
     except BaseException as exc:
@@ -39,7 +43,13 @@ def write_temp(directory: Path, name: str, data: bytes) -> Path:
         if isinstance(exc, OSError) and exc.filename is None:
             exc.filename = str(Path(directory) / name)  # a failed write on an fd names no file
         raise
-    return Path(tmp)
+
+
+def write_temp(directory: Path, name: str, data: bytes) -> Path:
+    """Write ``data`` to a new temporary file beside ``name`` in ``directory``, fsynced."""
+    with temp_file(directory, name) as (f, tmp):
+        f.write(data)
+    return tmp
 
 
 def fsync_dir(directory: Path) -> None:
@@ -54,18 +64,29 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Replace ``path`` with ``data`` atomically, creating its directory if needed."""
+@contextlib.contextmanager
+def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
+    """Write ``path`` as a stream: the block writes a temporary file, renamed over ``path``
+    when the block ends. If the block raises, ``path`` is untouched (or still absent) and the
+    temporary file is gone. Creates the directory if needed.
+    """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = write_temp(p.parent, p.name, data)
+    with temp_file(p.parent, p.name) as (f, tmp):
+        yield f
     try:
         os.replace(tmp, p)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(p.parent)
-    return p
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Replace ``path`` with ``data`` atomically, creating its directory if needed."""
+    with atomic_open(path) as f:
+        f.write(data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -9,17 +9,11 @@ shell's conventions: 0 success, 1 an unexpected failure, 2 a usage problem the u
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import math
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -129,12 +123,58 @@ def build_parser() -> argparse.ArgumentParser:
         help="MLflow experiment to log to (default: houseprice)",
     )
 
-    p = sub.add_parser("predict", help="predict prices for rows in a CSV or JSON file")
+    p = sub.add_parser(
+        "predict",
+        help="price the rows of a CSV or JSON file",
+        description=(
+            "Price every row of a file with a trained artifact. Columns may carry the API "
+            "names (living_area) or the training CSV's own (area); other columns are ignored "
+            "unless kept. Each row gets price, model_version and warnings: '; '-separated "
+            "'COLUMN: what' entries for an unknown category, a value outside the training "
+            "range, or a missing optional value (imputed). A row the service would refuse "
+            "(not a number, outside the feature's bounds, a fraction for an integer feature, "
+            "a required value missing) is "
+            "written with an empty price and 'error: line N, column C: ...' in its warnings; "
+            "the other rows are priced and the exit code is 2 with one error line counting "
+            "them (--strict: stop at the first; an --output file is then not written). The "
+            "input is read and scored "
+            "in chunks, so memory holds one chunk, not the file (a .json document is parsed "
+            "whole first; use .jsonl for big files)."
+        ),
+    )
     p.add_argument("--model", default="artifacts/model.joblib", help="artifact path")
     p.add_argument(
-        "--input", required=True, help="CSV with API column names, or JSON rows (list of objects)"
+        "--input",
+        required=True,
+        help="CSV (delimiter , ; tab or | sniffed, the training's missing-value spellings), "
+        '.json (a list of objects, {"instances": [...]} or one object) or .jsonl/.ndjson',
     )
-    p.add_argument("--output", help="write here (.json or .csv) instead of stdout (CSV)")
+    p.add_argument(
+        "--output",
+        help="write here instead of stdout (CSV); the extension picks the format: .csv, .json, "
+        ".jsonl (.ndjson); written to a temporary file and renamed at the end, so a failed "
+        "run leaves no partial file and an existing one untouched",
+    )
+    p.add_argument(
+        "--keep",
+        nargs="*",
+        metavar="COL",
+        help="input columns copied beside the price (default: the model's identifier "
+        "columns, data.id_columns, that the input has; --keep alone keeps none)",
+    )
+    p.add_argument(
+        "--chunk-rows",
+        type=_non_negative_int,
+        default=10_000,
+        metavar="N",
+        help="rows read, priced and written at a time (default: 10000)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first row in error (exit 2); an --output file is then not written",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary lines")
 
     p = sub.add_parser(
         "runs",
@@ -303,87 +343,56 @@ def _cmd_train(args: argparse.Namespace) -> int:
 # --- predict --------------------------------------------------------------------------------
 
 
-def read_rows(path: str, features: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Rows of a CSV (API column names) or JSON file as a table of the model's features.
-
-    Kinds come from the artifact's metadata, not from guessing: a categorical code written
-    as a number (``"20"``) stays a category. A required feature absent from the file is an
-    error; an optional one is filled as missing, which the pipeline imputes. A number outside
-    the feature's hard ``bounds`` is refused, as the API refuses it.
-    """
-    from model.base import as_columns
-    from model.workflow.data import load_csv
-
-    p = Path(path)
-    if p.suffix.lower() == ".json":
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UsageError(f"{p}: no such file") from None
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{p}: not valid JSON: {exc}") from None
-        rows = [doc] if isinstance(doc, dict) else doc
-        if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-            raise UsageError(f"{p}: expected a JSON object or a non-empty list of objects")
-        names = {k for r in rows for k in r}
-        rows = [{k: r.get(k) for k in names} for r in rows]
-        try:
-            table = as_columns(rows)
-        except ValueError as exc:
-            raise UsageError(f"{p}: {exc}") from None
-    else:
-        table = dict(load_csv(p).columns)
-    n = len(next(iter(table.values())))
-    out: dict[str, np.ndarray] = {}
-    for f in features:
-        name = f["name"]
-        if name not in table:
-            if f["required"]:
-                raise UsageError(f"{p}: required feature {name!r} is missing")
-            col = np.full(n, math.nan) if f["kind"] == "numeric" else np.full(n, None, dtype=object)
-        else:
-            col = table[name]
-            if f["kind"] == "categorical" and col.dtype != object:
-                col = np.array(
-                    [None if math.isnan(v) else f"{v:g}" for v in col.tolist()], dtype=object
-                )
-            elif f["kind"] == "numeric" and col.dtype == object:
-                bad = next(v for v in col if v is not None)
-                raise UsageError(f"{p}: feature {name!r} must be a number, got {bad!r}")
-            if f["kind"] == "numeric" and f.get("bounds"):
-                lo, hi = f["bounds"]
-                with np.errstate(invalid="ignore"):
-                    outside = np.flatnonzero((col < lo) | (col > hi))
-                if outside.size:  # the API's rule: a value outside the hard bounds is refused
-                    i = int(outside[0])
-                    raise UsageError(
-                        f"{p}: row {i + 1}: {name}={col[i]:g} is outside [{lo:g}, {hi:g}]"
-                    )
-        out[name] = col
-    return out
-
-
 def _cmd_predict(args: argparse.Namespace) -> int:
     from model.workflow.artifact import load_artifact
+    from model.workflow.progress import ProgressBar
+    from model.workflow.rowfiles import output_format
+    from model.workflow.score import predict_file
 
+    if args.output is not None:
+        output_format(args.output)  # an unknown extension is refused before any work
     key = os.environ.get("MODEL_SIGNING_KEY") or None
     art = load_artifact(args.model, signing_key=key.encode() if key else None)
-    table = read_rows(args.input, art.metadata["features"])
-    prices = np.asarray(art.pipeline.predict(table), dtype=np.float64)
-    if args.output and args.output.lower().endswith(".json"):
-        text = json.dumps([{"price": float(v)} for v in prices], indent=2) + "\n"
-    else:
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["price"])
-        w.writerows([[f"{v:.2f}"] for v in prices])
-        text = buf.getvalue()
-    if args.output:
-        from model.workflow.atomic import atomic_write_text
-
-        atomic_write_text(args.output, text)
-    else:
-        sys.stdout.write(text)
+    # A bar on stderr, but not over CSV written to the same terminal.
+    on_tty = args.output is None and sys.stdout.isatty()
+    bar = ProgressBar(sys.stderr, quiet=args.quiet or on_tty)
+    try:
+        s = predict_file(
+            art.pipeline,
+            art.metadata,
+            args.input,
+            args.output,
+            keep=args.keep,
+            chunk_rows=args.chunk_rows,
+            strict=args.strict,
+            progress=bar,
+        )
+    except BrokenPipeError:  # `houseprice predict ... | head`: the reader stopped; stop too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+    notes = []
+    if s.absent:
+        notes.append(f"warning: optional feature(s) absent, imputed in every row: {s.absent}")
+    if s.rows_warned:
+        kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(s.counts.items()))
+        notes.append(f"warning: {s.rows_warned:,} priced rows have warnings ({kinds})")
+    rate = s.rows / s.seconds if s.seconds > 0 else 0.0
+    where = args.output or "stdout"
+    notes.append(
+        f"priced {s.rows - s.errors:,} of {s.rows:,} rows in {s.seconds:.1f}s "
+        f"({rate:,.0f} rows/s) -> {where}"
+    )
+    for line in notes:
+        if not args.quiet:
+            bar.line(line)
+    bar.close("")
+    if s.errors:
+        print(
+            f"error: {args.input}: {s.errors:,} of {s.rows:,} rows not priced (empty price, "
+            f"the reason in their warnings); the first: {s.first_error}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     return EXIT_OK
 
 

@@ -1,4 +1,5 @@
-"""A plain text progress bar over the cross-validation fits (no tqdm dependency)."""
+"""A plain text progress bar (no tqdm dependency): the CV fits of ``train``, the rows of
+``predict``."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from typing import Any, TextIO
 
 
 class ProgressBar:
-    """A plain text bar over the CV fits on a stream (stderr), redrawn in place with ``\\r``.
+    """A plain text bar on a stream (stderr), redrawn in place with ``\\r``.
 
     It draws only on a terminal and without ``quiet``; ``print_every=N`` instead prints a
-    full line every N fits (for logs, where ``\\r`` makes a mess). :meth:`close` always
-    prints the one summary line, unless the caller passes none.
+    full line every N CV fits (for logs, where ``\\r`` makes a mess). Called with a
+    :class:`model.selection.Progress` it shows the CV fits; :meth:`update` shows any count.
+    :meth:`close` always prints the one summary line, unless the caller passes none.
     """
 
     def __init__(
@@ -36,14 +38,23 @@ class ProgressBar:
         params = " ".join(f"{k.rsplit('__', 1)[-1]}={v}" for k, v in p.params.items())
         text = f"{p.done}/{p.total} fits  {params} fold {p.fold + 1}  {metric}={score:.4f}"
         if self.draw:
-            filled = round(self.width * p.done / max(p.total, 1))
-            bar = "#" * filled + "-" * (self.width - filled)
-            self.stream.write(f"\r[{bar}] {text}\x1b[K")
-            self.stream.flush()
-            self._drawn = True
+            self.update(p.done, p.total, text)
         elif self.print_every and (p.done % self.print_every == 0 or p.done == p.total):
             self.stream.write(f"cv {text}\n")
             self.stream.flush()
+
+    def update(self, done: int, total: int | None, text: str) -> None:
+        """Redraw the bar at ``done`` of ``total`` (``None``: unknown, the text alone)."""
+        if not self.draw:
+            return
+        if total is None:
+            self.stream.write(f"\r{text}\x1b[K")
+        else:
+            filled = round(self.width * min(done, total) / max(total, 1))
+            bar = "#" * filled + "-" * (self.width - filled)
+            self.stream.write(f"\r[{bar}] {text}\x1b[K")
+        self.stream.flush()
+        self._drawn = True
 
     def line(self, text: str) -> None:
         """Print one whole line (a warning), even when quiet, after ending a drawn bar."""
