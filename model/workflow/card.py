@@ -65,8 +65,8 @@ def _num(m: str, v: float | None) -> str:
     if _missing(v):
         return "—"
     assert v is not None
-    if m in ("rmse", "mae", "bias"):
-        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.4g}"
+    if m in ("rmse", "mae", "bias"):  # in the target's units: whole ones unless they are small
+        return f"{v:,.0f}" if abs(v) >= 10 else f"{v:.3g}"
     if m == "mse":
         return f"{v:.3e}"
     if m == "mape":
@@ -258,11 +258,10 @@ def _training_data(cfg: Config, meta: dict[str, Any]) -> list[str]:
             cats = f["categories"] or []
             seen = ", ".join(cats[:8]) + (f" (+{len(cats) - 8})" if len(cats) > 8 else "")
             bounds = "—"
-        share = _missing_share(profiles.get(f["name"]))
         lines.append(
             f"| `{f['name']}` | `{f['column']}` | {f['kind']} | {f['unit'] or '—'} | "
             f"{'yes' if f['required'] else 'no'} | {bounds} | {seen} | "
-            f"{'—' if share is None else f'{share:.1%}'} |"
+            f"{_missing_rows(profiles.get(f['name']))} |"
         )
     lines.append("")
     return lines
@@ -273,6 +272,16 @@ def _missing_share(profile: dict[str, Any] | None) -> float | None:
     if not profile or not profile.get("shares"):
         return None
     return float(profile["shares"][-1])
+
+
+def _missing_rows(profile: dict[str, Any] | None) -> str:
+    """``12 (0.5%)``: training rows missing the feature, with their share."""
+    share = _missing_share(profile)
+    if share is None or profile is None:
+        return "—"
+    n = round(share * profile["count"])
+    pct = "<0.1%" if 0 < share < 0.001 else f"{share:.1%}"
+    return f"{n:,} ({pct})" if n else "0"
 
 
 def _category_counts(profile: dict[str, Any] | None) -> dict[str, int]:
@@ -319,7 +328,7 @@ def _evaluation(meta: dict[str, Any]) -> list[str]:
         lines.append(f"- {cand['params']}: {cand['mean']:.4f} ± {cand['std']:.4f}")
     lines.append("")
     segments = meta.get("segments") or {}
-    head = "| rows | RMSE of log | MAE | MAPE | mean error (predicted − actual) |"
+    head = "| test rows | RMSE of log | MAE | MAPE | mean error (predicted − actual) |"
     rule = "|--:|--:|--:|--:|--:|"
     by_cat = segments.get("by_category")
     if by_cat:
@@ -392,9 +401,9 @@ def _limitations(cfg: Config, meta: dict[str, Any]) -> list[str]:
     ]
     tree = "Tree" in meta["model"]["estimator"]
     how = (
-        "a tree predicts there as at the edge of what it saw"
+        "a tree predicts as at the edge of what it saw"
         if tree
-        else "a linear model extends its trend there"
+        else "a linear model extends its trend"
         + (", multiplicatively on a log target" if target["transform"] == "log" else "")
     )
     if wide:
@@ -421,13 +430,13 @@ def _limitations(cfg: Config, meta: dict[str, Any]) -> list[str]:
             "quintile table)."
         )
     missing = [
-        (f["name"], s)
+        (f["name"], s, _missing_rows(profiles.get(f["name"])))
         for f in meta["features"]
         if (s := _missing_share(profiles.get(f["name"]))) is not None and s > 0
     ]
     if missing:
         missing.sort(key=lambda t: -t[1])
-        shown = ", ".join(f"`{n}` {s:.1%}" for n, s in missing[:10])
+        shown = ", ".join(f"`{n}` {rows} rows" for n, _, rows in missing[:10])
         lines.append(
             f"- Missing values in the training rows: {shown}"
             + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
@@ -442,10 +451,10 @@ def _limitations(cfg: Config, meta: dict[str, Any]) -> list[str]:
         if small:
             shown = ", ".join(f"{c} ({n})" for n, c in small[:8])
             lines.append(
-                f"- `{f['name']}`: {len(small)} of {len(counts)} categories have fewer than "
-                f"{SMALL_CATEGORY} training rows — {shown}"
+                f"- `{f['name']}`: categories with fewer than {SMALL_CATEGORY} training rows, "
+                f"{len(small)} of {len(counts)}: {shown}"
                 + (" …" if len(small) > 8 else "")
-                + ": their effects rest on few rows. A category never seen is priced as the "
+                + ". Their effects rest on few rows; a category never seen is priced as the "
                 "baseline."
             )
     n_test = meta["data"]["rows_test"]
@@ -466,14 +475,10 @@ def _limitations(cfg: Config, meta: dict[str, Any]) -> list[str]:
             "- Rows removed by the filters (Training data) were never seen: rows like them are "
             "out of scope."
         )
-    years = _years(meta)
-    if years:
-        lo = min(f["min"] for f in years)
-        hi = max(f["max"] for f in years)
-        lines.append(
-            f"- Prices are as recorded across the years in the data ({lo:.0f}–{hi:.0f}), not "
-            "adjusted for inflation or the market's moves."
-        )
+    lines.append(
+        f"- `{col}` is taken as recorded: nothing adjusts it for inflation or for the market's "
+        "moves between the dates of the rows."
+    )
     lines.append("")
     return lines
 
