@@ -373,7 +373,8 @@ def explore(dataset: Dataset, ids: Sequence[str] = (), today: date | None = None
     if y is not None:
         target = numeric_summary(dataset.target_name or "target", y, None)
         rows = np.flatnonzero(iqr_outliers(y))
-        rows = rows[np.argsort(-np.abs(y[rows] - np.nanmedian(y)), kind="stable")]
+        if rows.size:  # then some target is present
+            rows = rows[np.argsort(-np.abs(y[rows] - np.nanmedian(y)), kind="stable")]
         lines = dataset.lines if dataset.lines.size == y.size else np.arange(2, y.size + 2)
         flagged = [(int(lines[i]), float(y[i])) for i in rows]
         strongest = strongest_categorical(dataset, [c.name for c in categorical])
@@ -421,6 +422,8 @@ def strongest_categorical(dataset: Dataset, names: Sequence[str]) -> tuple[str, 
 def _fmt(v: float, digits: int = 4, year: bool = False) -> str:
     if math.isnan(v):
         return "—"
+    if math.isinf(v):  # a sum of huge values overflows
+        return "∞" if v > 0 else "−∞"
     if year:
         return f"{v:.0f}" if v == int(v) else f"{v:.1f}"
     if v == int(v) and abs(v) < 1e15:
@@ -428,9 +431,18 @@ def _fmt(v: float, digits: int = 4, year: bool = False) -> str:
     return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.{digits}g}"
 
 
+def printable(text: str) -> str:
+    """``text`` on one line: runs of white space as one space, other invisible characters
+    (controls) as ``\\xNN`` escapes, so a name made of them still shows."""
+    shown = "".join(
+        c if c.isprintable() or c.isspace() else repr(c)[1:-1] for c in " ".join(str(text).split())
+    )
+    return shown
+
+
 def _cell(text: str) -> str:
     """Text safe in a Markdown table cell (a column name may hold ``|`` or a line break)."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    return printable(text).replace("|", "\\|")
 
 
 def _strength(s: NumericSummary) -> float:
@@ -470,8 +482,8 @@ def render_markdown(report: Report, plots: list[str] | None = None, note: str = 
         lines += [f"## Target: `{t.name}`", "", head, rule, row(t), ""]
         if t.missing:
             lines += [
-                f"{t.missing:,} rows have no target value: training refuses them (drop them, or "
-                "filter them out with `[[data.filters]]`).",
+                f"Rows without a target value: {t.missing:,}. Training refuses them: drop them "
+                "from the file before training.",
                 "",
             ]
         ranked = sorted(report.numeric, key=_strength, reverse=True)[:10]
@@ -559,7 +571,8 @@ def write_report(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = explore(dataset, ids)
+    with np.errstate(over="ignore", invalid="ignore"):  # sums of huge values: shown as ∞
+        report = explore(dataset, ids)
     written: list[Path] = []
     note = ""
     if not with_plots:

@@ -68,7 +68,9 @@ def tick(v: float, year: bool = False) -> str:
 def label(text: str, width: int = 40) -> str:
     """A column name as a plot label: one line, at most ``width`` characters, and ``$``
     escaped (matplotlib reads ``$...$`` as mathematics and fails on a bad formula)."""
-    one = " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())
+    from model.workflow.explore import printable
+
+    one = printable(text)
     one = one if len(one) <= width else one[: width - 1] + "…"
     return one.replace("$", r"\$")
 
@@ -95,9 +97,11 @@ def eda_plots(dataset: Dataset, report: Report, out: Path) -> list[Path]:
     columns (``report.left_out``) are not drawn."""
     import warnings
 
-    with warnings.catch_warnings():
-        # A name in a script the default font lacks draws as boxes, with a warning per glyph.
-        warnings.filterwarnings("ignore", message="Glyph .* missing from")
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        # Missing glyphs (a name in a script the font lacks) and a layout that cannot fit
+        # extreme values still give a readable figure: matplotlib's warnings say nothing more.
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
         return _eda_plots(dataset, report, out)
 
 
@@ -253,7 +257,7 @@ def _heatmap(plt: Any, dataset: Dataset, names: list[str], tname: str, out: Path
     for i in range(k):
         for j in range(i + 1, k):
             r[i, j] = r[j, i] = pearson(cols[i], cols[j])
-    fig, ax = plt.subplots(figsize=(0.55 * k + 3, 0.55 * k + 2))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * k + 3), max(4.5, 0.55 * k + 2)))
     im = ax.imshow(r, cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_xticks(range(k), labels, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(k), labels, fontsize=8)
@@ -263,7 +267,10 @@ def _heatmap(plt: Any, dataset: Dataset, names: list[str], tname: str, out: Path
                 color = "white" if abs(r[i, j]) > 0.6 else "black"
                 ax.text(j, i, f"{r[i, j]:.2f}", ha="center", va="center", fontsize=7, color=color)
     fig.colorbar(im, ax=ax, label="Pearson r", shrink=0.8)
-    ax.set_title(f"Correlations of {tname} and its {k - 1} most correlated numeric columns")
+    ax.set_title(
+        f"Pearson r of {tname} and the {k - 1} numeric columns\nmost correlated with it",
+        fontsize=10,
+    )
     fig.tight_layout()
     return _save(fig, out / "correlation_heatmap.png")
 
