@@ -267,3 +267,51 @@ def test_category_signal_adjusts_for_the_number_of_categories() -> None:
     assert category_signal(noise, shifted) == pytest.approx(1 - (within / 57) / (total / 59))
     assert category_signal(noise, shifted) > 0.5
     assert math.isnan(category_signal(noise, np.ones(60)))
+
+
+def test_segment_metrics_without_categories_or_with_few_test_rows() -> None:
+    from model.workflow.config import Feature, parse_config
+    from model.workflow.train import segment_metrics
+
+    doc = {
+        "data": {"path": "x.csv", "target": "y"},
+        "features": [{"name": "a", "kind": "numeric"}],
+    }
+    cfg = parse_config(doc)
+    assert cfg.features == (Feature("a", "a", "numeric"),)
+    X = {"a": np.arange(6.0)}
+    y = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    seg = segment_metrics(cfg, X, y, {"a": np.arange(3.0)}, y[:3], y[:3] + 1)
+    assert seg["by_category"] is None
+    # three test rows: three non-empty quintiles, none of them invented
+    assert [b["rows"] for b in seg["by_price"]] == [1, 1, 1]
+    assert [b["bias"] for b in seg["by_price"]] == [1.0, 1.0, 1.0]
+    # a target that is not positive has no log errors, and says so with NaN
+    seg = segment_metrics(cfg, X, y - 3, {"a": np.arange(3.0)}, y[:3] - 3, y[:3] - 2)
+    assert all(math.isnan(b["rmse_log"]) for b in seg["by_price"])
+    assert all(b["rmse"] == pytest.approx(1.0) for b in seg["by_price"])
+
+
+def test_card_renders_without_categories_license_or_log_errors(run: dict[str, object]) -> None:
+    """Read back from model.json, NaN metrics are null: the card shows a dash and the front
+    matter leaves them out; no categorical feature and no license are said as such."""
+    import copy
+    from dataclasses import replace
+
+    from model.workflow.card import render_model_card
+    from model.workflow.config import DataInfo
+
+    meta = copy.deepcopy(dict(run["meta"]))  # type: ignore[call-overload]
+    meta["segments"]["by_category"] = None
+    meta["test"]["rmse_log"] = None
+    meta["data"]["license"] = ""
+    cfg = replace(run["cfg"], info=DataInfo())  # type: ignore[type-var]
+    card = render_model_card(cfg, meta, [], "no plots")
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert front["license"] == "unknown" and "rmse_log" not in front["metrics"]
+    assert "No categorical feature: no per-category errors." in card
+    assert "| RMSE of log price |" in card and "| — |" in card
+    meta["data"]["license"] = "Free for research; ask before selling"
+    front = yaml.safe_load(render_model_card(cfg, meta, []).split("---\n")[1])
+    assert front["license"] == "other"
+    assert front["license_name"] == "free-for-research-ask-before-selling"
