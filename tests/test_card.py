@@ -7,6 +7,7 @@ import csv
 import math
 import re
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from model.workflow.artifact import load_artifact
 from model.workflow.card import _yaml_str
-from model.workflow.config import load_config
+from model.workflow.config import Config, load_config
 from model.workflow.explore import category_signal
 from model.workflow.train import prepare_data, train
 
@@ -119,15 +120,21 @@ def _write_sales(path: Path, n: int = 400) -> None:
             )
 
 
+class Run(NamedTuple):
+    cfg: Config
+    meta: dict[str, Any]
+    card: str
+
+
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     d = tmp_path_factory.mktemp("harbour")
     _write_sales(d / "harbour.csv")
     (d / "harbour.toml").write_text(CONFIG)
     cfg = load_config(d / "harbour.toml")
     result = train(cfg, d / "model.joblib", d / "runs", plots=False)
     card = (result.run_dir / "MODEL_CARD.md").read_text(encoding="utf-8")
-    return {"cfg": cfg, "meta": load_artifact(d / "model.joblib").metadata, "card": card}
+    return Run(cfg, load_artifact(d / "model.joblib").metadata, card)
 
 
 def _ames_words() -> list[str]:
@@ -144,8 +151,8 @@ def _ames_words() -> list[str]:
     return ["Ames", "Iowa", "De Cock", "Midwest", *sorted(codes), *names]
 
 
-def test_card_of_another_data_set_has_no_word_of_ames(run: dict[str, object]) -> None:
-    card = str(run["card"])
+def test_card_of_another_data_set_has_no_word_of_ames(run: Run) -> None:
+    card = run.card
     found = [w for w in _ames_words() if re.search(rf"\b{re.escape(w)}\b", card, re.IGNORECASE)]
     assert found == []
     # what the config said of the data is there instead
@@ -155,8 +162,8 @@ def test_card_of_another_data_set_has_no_word_of_ames(run: dict[str, object]) ->
     assert "delimiter ';'" in card
 
 
-def test_front_matter_is_yaml_with_the_hugging_face_fields(run: dict[str, object]) -> None:
-    card, meta = str(run["card"]), dict(run["meta"])  # type: ignore[call-overload]
+def test_front_matter_is_yaml_with_the_hugging_face_fields(run: Run) -> None:
+    card, meta = run.card, run.meta
     assert card.startswith("---\n")
     front = yaml.safe_load(card.split("---\n")[1])
     assert front["license"] == "cc0-1.0"
@@ -182,8 +189,8 @@ def test_yaml_strings_round_trip(text: str) -> None:
     assert yaml.safe_load(f"key: {_yaml_str(text)}\n") == {"key": text}
 
 
-def test_years_and_integers_are_printed_without_separators(run: dict[str, object]) -> None:
-    card, meta = str(run["card"]), dict(run["meta"])  # type: ignore[call-overload]
+def test_years_and_integers_are_printed_without_separators(run: Run) -> None:
+    card, meta = run.card, run.meta
     year = next(f for f in meta["features"] if f["name"] == "year_built")
     lo, hi = int(year["min"]), int(year["max"])
     assert f"| [1800, 2100] | {lo} … {hi} |" in card
@@ -192,8 +199,8 @@ def test_years_and_integers_are_printed_without_separators(run: dict[str, object
     assert f"the latest year seen is {hi}" in card
 
 
-def test_card_limitations_come_from_the_data(run: dict[str, object]) -> None:
-    card, meta = str(run["card"]), dict(run["meta"])  # type: ignore[call-overload]
+def test_card_limitations_come_from_the_data(run: Run) -> None:
+    card, meta = run.card, run.meta
     limits = card.split("## Limitations and risks")[1].split("\n## ")[0]
     assert "`district`: categories with fewer than 10 training rows" in limits
     assert "Quarry (" in limits
@@ -205,13 +212,13 @@ def test_card_limitations_come_from_the_data(run: dict[str, object]) -> None:
     assert f"The test figures rest on {meta['data']['rows_test']} rows" in limits
 
 
-def test_segments_match_a_recomputation(run: dict[str, object]) -> None:
+def test_segments_match_a_recomputation(run: Run) -> None:
     """Per-category and per-quintile test errors, recomputed with pandas from the artifact's
     predictions on the same held-out rows; the category chosen by epsilon² recomputed too."""
     from model.selection import train_test_split
 
-    cfg, meta = run["cfg"], dict(run["meta"])  # type: ignore[call-overload]
-    data = prepare_data(cfg)  # type: ignore[arg-type]
+    cfg, meta = run.cfg, run.meta
+    data = prepare_data(cfg)
     X_train, X_test, y_train, y_test = train_test_split(
         data.table, data.y, test_size=0.25, random_state=3
     )
@@ -292,7 +299,7 @@ def test_segment_metrics_without_categories_or_with_few_test_rows() -> None:
     assert all(b["rmse"] == pytest.approx(1.0) for b in seg["by_price"])
 
 
-def test_card_renders_without_categories_license_or_log_errors(run: dict[str, object]) -> None:
+def test_card_renders_without_categories_license_or_log_errors(run: Run) -> None:
     """Read back from model.json, NaN metrics are null: the card shows a dash and the front
     matter leaves them out; no categorical feature and no license are said as such."""
     import copy
@@ -301,11 +308,11 @@ def test_card_renders_without_categories_license_or_log_errors(run: dict[str, ob
     from model.workflow.card import render_model_card
     from model.workflow.config import DataInfo
 
-    meta = copy.deepcopy(dict(run["meta"]))  # type: ignore[call-overload]
+    meta = copy.deepcopy(run.meta)
     meta["segments"]["by_category"] = None
     meta["test"]["rmse_log"] = None
     meta["data"]["license"] = ""
-    cfg = replace(run["cfg"], info=DataInfo())  # type: ignore[type-var]
+    cfg = replace(run.cfg, info=DataInfo())
     card = render_model_card(cfg, meta, [], "no plots")
     front = yaml.safe_load(card.split("---\n")[1])
     assert front["license"] == "unknown" and "rmse_log" not in front["metrics"]
