@@ -207,6 +207,7 @@ def test_card_limitations_come_from_the_data(run: Run) -> None:
     garden = meta["reference"]["features"]["garden"]
     missing = round(garden["shares"][-1] * garden["count"])
     assert missing > 0 and f"`garden` {missing} (" in limits
+    assert "price quintile Q" in limits
     area = next(f for f in meta["features"] if f["name"] == "floor_area")
     assert f"`floor_area` seen {area['min']:,g}" in limits
     assert f"The test figures rest on {meta['data']['rows_test']} rows" in limits

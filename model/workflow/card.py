@@ -424,10 +424,20 @@ def _limitations(cfg: Config, meta: dict[str, Any]) -> list[str]:
             f"{how}; treat such estimates as guesses."
         )
     if target.get("min") is not None:
+        worst = ""
+        bands = (meta.get("segments") or {}).get("by_price", [])
+        scored = [b for b in bands if not _missing(b["rmse_log"])]
+        overall = meta["test"].get("rmse_log")
+        if len(scored) > 1 and not _missing(overall):
+            b = max(scored, key=lambda b: b["rmse_log"])
+            worst = (
+                f"; on the test rows the relative error is largest in price quintile "
+                f"Q{b['band']} ({_plain(round(b['min']))} – {_plain(round(b['max']))}: RMSE of "
+                f"log {b['rmse_log']:.4f}, against {overall:.4f} overall)"
+            )
         lines.append(
-            f"- `{col}` in training: {_plain(target['min'])} to {_plain(target['max'])}. Rows "
-            "near or past either end are few, and the errors there are the largest (see the "
-            "quintile table)."
+            f"- `{col}` in training: {_plain(target['min'])} to {_plain(target['max'])}; an "
+            f"estimate outside that range is an extrapolation{worst}."
         )
     missing = [
         (f["name"], s, _missing_rows(profiles.get(f["name"])))
@@ -436,9 +446,9 @@ def _limitations(cfg: Config, meta: dict[str, Any]) -> list[str]:
     ]
     if missing:
         missing.sort(key=lambda t: -t[1])
-        shown = ", ".join(f"`{n}` {rows} rows" for n, _, rows in missing[:10])
+        shown = ", ".join(f"`{n}` {rows}" for n, _, rows in missing[:10])
         lines.append(
-            f"- Missing values in the training rows: {shown}"
+            f"- Training rows with a feature missing (rows, share): {shown}"
             + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
             + ". A missing number is filled with the training median and a missing category "
             "is the baseline, so such rows are priced as typical in that respect."
