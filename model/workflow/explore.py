@@ -12,6 +12,12 @@ how strongly it moves with the target, and which values sit far from the rest.
   ``x`` is present for numeric columns; for categorical ones the correlation ratio
   ``eta = sqrt(SS_between / SS_total)`` of the target grouped by category (missing is its own
   group), which is in [0, 1] and equals ``|r|`` for a two-valued column.
+* The strongest categorical column is the one with the largest epsilon² of the (log) target,
+  eta² adjusted for the number of categories (:func:`category_signal`), which model cards
+  share for their per-category errors.
+* Identifier and constant columns are left out (:mod:`model.workflow.infer`), and values that
+  look impossible are flagged by the rules of :data:`RULES`, which the report states.
+* A row without a target is kept and counted (training refuses it).
 """
 
 from __future__ import annotations
@@ -189,7 +195,7 @@ def categorical_summary(
         missing=int(x.size - present),
         n_categories=len(order),
         top=order[:top],
-        eta=correlation_ratio(x[~np.isnan(y)], y[~np.isnan(y)]) if y is not None else math.nan,
+        eta=math.nan if y is None else correlation_ratio(x[~np.isnan(y)], y[~np.isnan(y)]),
     )
 
 
@@ -392,11 +398,11 @@ def explore(dataset: Dataset, ids: Sequence[str] = (), today: date | None = None
     )
 
 
-def target_scale(y: FloatArray) -> tuple[FloatArray, bool]:
-    """The present target values, on the log scale when they are all positive."""
+def target_scale(y: FloatArray) -> FloatArray:
+    """The present target values, on the log scale when they are all positive (a price's
+    differences are relative: the scale a log target is fitted on)."""
     present = y[~np.isnan(y)]
-    positive = bool(present.size and (present > 0).all())
-    return (np.log(present) if positive else present), positive
+    return np.log(present) if present.size and (present > 0).all() else present
 
 
 def strongest_categorical(dataset: Dataset, names: Sequence[str]) -> tuple[str, float] | None:
@@ -406,7 +412,7 @@ def strongest_categorical(dataset: Dataset, names: Sequence[str]) -> tuple[str, 
     if y is None:
         return None
     present = ~np.isnan(y)
-    scaled, _ = target_scale(y)
+    scaled = target_scale(y)
     best: tuple[str, float] | None = None
     for name in names:
         col = dataset.columns[name][present]
@@ -434,10 +440,8 @@ def _fmt(v: float, digits: int = 4, year: bool = False) -> str:
 def printable(text: str) -> str:
     """``text`` on one line: runs of white space as one space, other invisible characters
     (controls) as ``\\xNN`` escapes, so a name made of them still shows."""
-    shown = "".join(
-        c if c.isprintable() or c.isspace() else repr(c)[1:-1] for c in " ".join(str(text).split())
-    )
-    return shown
+    one_line = " ".join(str(text).split())
+    return "".join(c if c.isprintable() or c.isspace() else repr(c)[1:-1] for c in one_line)
 
 
 def _cell(text: str) -> str:

@@ -440,9 +440,9 @@ def segment_metrics(
     categorical feature. ``by_price`` splits them by quintile of their actual price. A model
     good on average can be poor on one neighbourhood-like group or on the dearest houses.
     """
-    from model.workflow.explore import category_signal
+    from model.workflow.explore import category_signal, target_scale
 
-    scale = np.log(y_train) if (y_train > 0).all() else y_train
+    scale = target_scale(y_train)
     signals = {
         f.name: category_signal(X_train[f.name], scale)
         for f in cfg.features
