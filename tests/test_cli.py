@@ -89,7 +89,10 @@ def test_console_script_is_installed_and_runs() -> None:
         (('column = "area"', 'column = "Area"'), "no feature column 'Area'; did you mean"),
         (("folds = 2", 'folds = "2"'), "cv.folds: expected an integer, got str '2'"),
         (("folds = 2", "folds = true"), "cv.folds: expected an integer, got a boolean"),
-        (('kind = "numeric"', 'kind = "number"'), "kind: expected one of numeric, integer, categorical"),
+        (
+            ('kind = "numeric"', 'kind = "number"'),
+            "kind: expected one of numeric, integer, categorical",
+        ),
         (('column = "Neighborhood"', 'column = "MS.Zoning"\nunit = 3'), "unit: expected a"),
         (('column = "area"', 'column = "Neighborhood"'), "'Neighborhood' is used twice"),
         (('estimator = "ridge"', 'estimator = "forest"'), "model.estimator: expected one of"),

@@ -43,10 +43,11 @@ def check_row_count(cfg: Config, n: int, where: str) -> None:
         if te >= MIN_ROWS_PER_PART and tr >= need_train:
             break
         need += 1
+    fix = "lower cv.folds or add rows" if cfg.folds > 2 else "add rows"
     raise ConfigError(
-        f"{where}: {n} rows are too few for test_size {cfg.test_size:g} and {cfg.folds}-fold "
-        f"cross-validation (the test part and every fold need {MIN_ROWS_PER_PART} rows): "
-        f"at least {need} rows are needed; lower cv.folds or add rows"
+        f"{where}: {n} row{'' if n == 1 else 's'} are too few for test_size {cfg.test_size:g} "
+        f"and {cfg.folds}-fold cross-validation (the test part and every fold need "
+        f"{MIN_ROWS_PER_PART} rows): at least {need} rows are needed; {fix}"
     )
 
 

@@ -1,4 +1,4 @@
-"""The ``houseprice`` command: explore, train, predict, runs, serve.
+"""The ``houseprice`` command: init, explore, train, predict, runs, serve.
 
 ``main(argv)`` returns an exit code and never calls ``sys.exit`` itself, so tests (and the
 session fixture that trains the test artifact) call it in-process. Exit codes follow the
@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand (each has its own ``--help``)."""
     parser = _Parser(
         prog="houseprice",
-        description="House-price model: explore the data, train, predict, list runs, serve.",
+        description="House-price model: start a config from a CSV, explore the data, train, "
+        "predict, list runs, serve.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -85,6 +86,23 @@ def build_parser() -> argparse.ArgumentParser:
         "(empty, NA, N/A, NaN, nan, null, None, ?, -); an empty item is the empty field, "
         "e.g. ',NA,?'",
     )
+    p.add_argument("--encoding", help="file encoding (default: UTF-8, else cp1252, else Latin-1)")
+
+    p = sub.add_parser(
+        "init",
+        help="write a starter training config from a CSV",
+        description="Read a CSV and write a commented starter config that "
+        "`houseprice train --config CONFIG` trains unchanged: every usable column a feature "
+        "(identifiers and constant columns left out, with the reason), kinds, API names, "
+        "bounds and examples from the data.",
+    )
+    p.add_argument("data", help="CSV file of past sales, one row per sale")
+    p.add_argument(
+        "--target", help="the price column (default: the one column named like price or value)"
+    )
+    p.add_argument("--out", help="config file to write (default: print to standard output)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--delimiter", help="field delimiter (default: sniffed: , ; tab |)")
     p.add_argument("--encoding", help="file encoding (default: UTF-8, else cp1252, else Latin-1)")
 
     p = sub.add_parser(
@@ -175,6 +193,31 @@ def _cmd_explore(args: argparse.Namespace) -> int:
         )
     for path in written:
         print(path)
+    return EXIT_OK
+
+
+# --- init -----------------------------------------------------------------------------------
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from model.workflow.atomic import atomic_write_text
+    from model.workflow.data import CsvFormat
+    from model.workflow.starter import starter_config
+
+    if args.out and os.path.exists(args.out) and not args.force:
+        raise UsageError(f"{args.out} exists; pass --force to overwrite it")
+    if args.delimiter is not None and len(args.delimiter.replace("\\t", "\t")) != 1:
+        raise UsageError(f"--delimiter: expected one character, got {args.delimiter!r}")
+    fmt = CsvFormat(
+        delimiter=args.delimiter.replace("\\t", "\t") if args.delimiter else None,
+        encoding=args.encoding,
+    )
+    text = starter_config(args.data, args.target, fmt, out=args.out)
+    if args.out is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    atomic_write_text(args.out, text)
+    print(f"wrote {args.out}; next: houseprice train --config {args.out}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -363,6 +406,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
+    "init": _cmd_init,
     "explore": _cmd_explore,
     "train": _cmd_train,
     "predict": _cmd_predict,

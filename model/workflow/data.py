@@ -12,8 +12,10 @@ How a file is read is a :class:`CsvFormat`, which a config's ``[data]`` table ma
 - the spellings of a missing value (:data:`NA_VALUES` by default: empty, ``NA``, ``N/A``,
   ``NaN``, ``null``, ``None``, ``?``, ``-``); a data set where ``None`` is a real category
   ("no masonry veneer") lists its own;
-- the encoding: UTF-8 (a byte-order mark allowed) unless the bytes are not UTF-8, then
-  Windows-1252, then Latin-1 (which decodes any byte); or the one given.
+- the encoding: UTF-16 when the file starts with its byte-order mark; else UTF-8 (a byte-order
+  mark allowed) unless the bytes are not UTF-8, then Windows-1252, then Latin-1 (which decodes
+  any byte); or the one given. A NUL character is refused: the file is binary, or UTF-16
+  without a byte-order mark.
 
 Fields are stripped of surrounding spaces, so ``"WD "`` and ``"WD"`` are one category (exports
 have such trailing spaces, and a client of the API would never type them).
@@ -65,6 +67,10 @@ class CsvFormat:
     encoding: str | None = None
 
 
+#: The format of a file nothing is known about: everything sniffed or defaulted.
+DEFAULT_FORMAT = CsvFormat()
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A loaded CSV: feature columns, the target (if asked for) and where they came from.
@@ -114,6 +120,8 @@ def detect_encoding(head: bytes, complete: bool) -> str:
     """The first of :data:`ENCODINGS` that decodes ``head`` (the start of the file, or all of it
     when ``complete``): a cut multi-byte character at the end of a partial head is not an error.
     """
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
     for name in ENCODINGS:
         try:
             codecs.getincrementaldecoder(name)().decode(head, final=complete)
@@ -155,6 +163,7 @@ def _header(path: Path, reader: Any) -> list[str]:
     for record in reader:
         if not record or (len(record) == 1 and not record[0].strip()):
             continue  # blank line
+        _no_nul(path, reader.line_num, record)
         header = [f.strip() for f in record]
         for j, name in enumerate(header):
             if not name:
@@ -175,12 +184,21 @@ def _records(path: Path, reader: Any, width: int) -> Iterator[tuple[int, list[st
     for record in reader:
         if not record or (len(record) == 1 and not record[0].strip()):
             continue
+        _no_nul(path, reader.line_num, record)
         if len(record) != width:
             raise DataError(
                 f"{path}: line {reader.line_num}: expected {width} fields as in the "
                 f"header, got {len(record)}"
             )
         yield reader.line_num, [f.strip() for f in record]
+
+
+def _no_nul(path: Path, line: int, record: list[str]) -> None:
+    if any("\x00" in f for f in record):
+        raise DataError(
+            f"{path}: line {line}: a NUL character: not a text CSV (a binary file, or UTF-16 "
+            "without a byte-order mark; save it as UTF-8)"
+        )
 
 
 @contextmanager
@@ -265,7 +283,7 @@ def _decode(p: Path, data: bytes, encoding: str | None) -> tuple[str, str]:
         raise DataError(f"{p}: line {line}: not valid {name} ({exc.reason})") from None
 
 
-def read_header(path: str | Path, fmt: CsvFormat = CsvFormat()) -> tuple[list[str], str, str]:
+def read_header(path: str | Path, fmt: CsvFormat = DEFAULT_FORMAT) -> tuple[list[str], str, str]:
     """The header of ``path`` with the delimiter and encoding :func:`load_csv` would use."""
     p = Path(path)
     with _open_binary(p) as fh:
@@ -284,7 +302,7 @@ def load_csv(
     path: str | Path,
     target: str | None = None,
     features: Sequence[str] | None = None,
-    fmt: CsvFormat = CsvFormat(),
+    fmt: CsvFormat = DEFAULT_FORMAT,
 ) -> Dataset:
     """Read ``path`` into a :class:`Dataset`; see the module docstring for the parsing rules.
 
@@ -385,7 +403,7 @@ def _open_binary(p: Path) -> Any:
 
 
 def iter_chunks(
-    path: str | Path, fmt: CsvFormat = CsvFormat(), chunk_rows: int = 10_000
+    path: str | Path, fmt: CsvFormat = DEFAULT_FORMAT, chunk_rows: int = 10_000
 ) -> Iterator[tuple[list[str], Chunk]]:
     """``(header, chunk)`` for each run of ``chunk_rows`` data rows of ``path``, read lazily.
 

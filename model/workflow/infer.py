@@ -35,12 +35,16 @@ def _normalised(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+#: Rows below which values alone never make an identifier (a few rows are unique by chance).
+MIN_ROWS_BY_VALUE = 10
+
+
 def identifier_reason(name: str, col: NDArray[Any]) -> str | None:
     """Why ``col`` (a loaded column) is an identifier, or ``None`` when it is not one."""
     if _normalised(name) in ID_NAMES or _ID_SUFFIX.search(name) or _CAMEL_ID.search(name):
         return f"named like an identifier ({name!r})"
     n = col.size
-    if n < 2:
+    if n < MIN_ROWS_BY_VALUE:
         return None
     if col.dtype == object:
         present = [v for v in col.tolist() if v is not None]

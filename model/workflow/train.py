@@ -44,6 +44,7 @@ from model.workflow.atomic import atomic_write_text
 from model.workflow.checks import check_features, check_row_count, grid_edge_warnings
 from model.workflow.config import INFO_KEYS, Config, ConfigError, RowFilter
 from model.workflow.data import DataError, first_non_number, load_csv
+from model.workflow.intervals import calibrate
 from model.workflow.progress import ProgressBar
 from model.workflow.runs import append_index, new_run_id
 
@@ -618,7 +619,7 @@ def train(
     signing_key: bytes | None = None,
 ) -> TrainResult:
     """Run the whole training (see the module docstring) and return what it wrote."""
-    from model.selection import GridSearchCV, KFold, train_test_split
+    from model.selection import GridSearchCV, KFold, cross_val_predict, train_test_split
     from model.workflow.artifact import save_artifact
 
     start = time.perf_counter()
@@ -639,6 +640,9 @@ def train(
     segments = segment_metrics(cfg, X_train, y_train, X_test, y_test, p_test)
     metadata = build_metadata(cfg, data, search, X_train, y_train, test, run_id, created, segments)
     tuned = build_pipeline(cfg).set_params(**search.best_params_)
+    oof = cross_val_predict(tuned, X_train, y_train, cv=kfold)
+    space: Literal["log", "price"] = "log" if cfg.target_transform == "log" else "price"
+    metadata["intervals"] = calibrate(y_train, oof, y_test, p_test, space)
     curve = learning_curve(tuned, X_train, y_train, list(kfold.split(X_train)))
 
     runs = Path(runs_dir)
