@@ -196,10 +196,8 @@ def test_impossible_values_are_flagged_by_stated_rules(tmp_path: Path) -> None:
         ("price", "a target of zero or less"): (1, [(4, "0")]),
     }
     # the garage's year is not a sale's: no "Yr.Sold < GarageYrBlt" pair
-    assert report.left_out == {
-        "Id": "identifier: named like an identifier ('Id')",
-        "Note": "identifier: a different text in every one of the 5 rows",
-    }
+    # five rows are too few to call the unique texts of `Note` an identifier by their values
+    assert report.left_out == {"Id": "identifier: named like an identifier ('Id')"}
     assert report.target is not None and report.target.missing == 1
     md = render_markdown(report)
     assert all(rule in md for rule in RULES)
