@@ -296,3 +296,15 @@ def test_ticks_are_plain_numbers_and_labels_are_safe() -> None:
     assert plots.tick(-1e9) == "-1,000,000,000" and "e" not in plots.tick(1e-7)
     assert plots.label("Price ($)") == r"Price (\$)"
     assert plots.label("a\nb\x00c") == "a b\\x00c" and len(plots.label("x" * 99)) == 40
+
+
+def test_year_columns_by_name_and_values() -> None:
+    from model.workflow.infer import is_year
+
+    a = np.array
+    assert is_year("Garage.Yr.Blt", a([1950.0, 2207.0, 1990.0, np.nan]))  # named; a typo kept
+    assert is_year("baujahr", a([1900.0, 2020.0, 1985.0]))  # every value a plausible year
+    assert not is_year("YearBuilt", a([0.0, 0.0, 1990.0]))  # "0 = never": the median says no
+    assert not is_year("size", a([1700.0, 2300.0]))
+    assert not is_year("baujahr", a([1990.5, 2001.0]))
+    assert not is_year("year", np.array(["1990", "2001"], dtype=object))

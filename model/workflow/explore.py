@@ -346,9 +346,10 @@ def impossible_values(dataset: Dataset, today: date) -> list[Flag]:
 
 #: The rules of :func:`impossible_values`, as the report states them.
 RULES = (
-    "A column is a *year* when its name holds the word year or yr (YearBuilt, Yr.Sold, "
-    "yr_renovated) and its values are whole numbers with a median between "
-    f"{YEAR_RANGE[0]:.0f} and {YEAR_RANGE[1]:.0f}; a year after the current one is flagged.",
+    "A column is a *year* when its values are whole numbers and either its name holds the "
+    "word year or yr (YearBuilt, Yr.Sold, yr_renovated) and their median lies between "
+    f"{YEAR_RANGE[0]:.0f} and {YEAR_RANGE[1]:.0f}, or all of them do; a year after the current "
+    "one is flagged.",
     "A numeric column is an *area* or a *count* when its name holds one of the words "
     + ", ".join(sorted(AREA_WORDS | COUNT_WORDS))
     + "; a negative value is flagged.",

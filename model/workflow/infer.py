@@ -94,11 +94,15 @@ YEAR_RANGE = (1600.0, 2100.0)
 
 
 def is_year(name: str, col: NDArray[Any]) -> bool:
-    """A numeric column named with a year word whose present values are whole numbers with
-    their median inside :data:`YEAR_RANGE`: the name says "year", the values agree."""
-    if col.dtype == object or not YEAR_WORDS & set(name_tokens(name)):
+    """A numeric column of whole numbers that is either named with a year word and has its
+    median inside :data:`YEAR_RANGE` (the name says "year", the values agree, a typo such as
+    2207 included), or, whatever its name (``baujahr``), has every value inside it."""
+    if col.dtype == object:
         return False
     present = col[~np.isnan(col)]
     if present.size == 0 or not np.all(present == np.floor(present)):
         return False
-    return bool(YEAR_RANGE[0] <= float(np.median(present)) <= YEAR_RANGE[1])
+    lo, hi = YEAR_RANGE
+    if YEAR_WORDS & set(name_tokens(name)):
+        return bool(lo <= float(np.median(present)) <= hi)
+    return bool(lo <= float(present.min()) and float(present.max()) <= hi)
