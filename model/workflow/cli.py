@@ -86,7 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(empty, NA, N/A, NaN, nan, null, None, ?, -); an empty item is the empty field, "
         "e.g. ',NA,?'",
     )
-    p.add_argument("--encoding", help="file encoding (default: UTF-8, else cp1252, else Latin-1)")
+    p.add_argument(
+        "--encoding",
+        help="file encoding (default: UTF-16 by its byte-order mark, else UTF-8, else cp1252, "
+        "else Latin-1)",
+    )
 
     p = sub.add_parser(
         "init",
@@ -103,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="config file to write (default: print to standard output)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--delimiter", help="field delimiter (default: sniffed: , ; tab |)")
-    p.add_argument("--encoding", help="file encoding (default: UTF-8, else cp1252, else Latin-1)")
+    p.add_argument(
+        "--encoding",
+        help="file encoding (default: UTF-16 by its byte-order mark, else UTF-8, else cp1252, "
+        "else Latin-1)",
+    )
 
     p = sub.add_parser(
         "train",
