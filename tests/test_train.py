@@ -120,7 +120,7 @@ def test_metadata_follows_contract_1(small: dict[str, Path]) -> None:
     meta = load_artifact(small["artifact"]).metadata
     keys = {
         "format_version", "model_version", "created_at", "run_id", "data", "target",
-        "features", "model", "search", "cv", "test", "versions", "reference",
+        "features", "model", "search", "cv", "test", "segments", "versions", "reference",
     }  # fmt: skip
     assert keys <= set(meta)
     assert meta["format_version"] == 1
@@ -128,7 +128,10 @@ def test_metadata_follows_contract_1(small: dict[str, Path]) -> None:
     assert meta["data"]["rows"] == 400  # the 5 houses over 4000 sq ft were dropped
     assert meta["data"]["rows_train"] + meta["data"]["rows_test"] == 400
     assert meta["data"]["rows_test"] == math.ceil(0.25 * 400)
-    assert meta["target"] == {"column": "price", "transform": "log"}
+    assert meta["target"]["column"] == "price" and meta["target"]["transform"] == "log"
+    data = prepare_data(load_config(small["config"]))
+    assert data.y.min() <= meta["target"]["min"] <= meta["target"]["median"]
+    assert meta["target"]["median"] <= meta["target"]["max"] <= data.y.max()
     feature_keys = {
         "name", "column", "kind", "unit", "description", "required", "categories",
         "min", "max", "bounds", "example",
@@ -366,14 +369,20 @@ def test_model_card_states_use_data_metrics_and_reproduction(small: dict[str, Pa
     meta = load_artifact(small["artifact"]).metadata
     for heading in (
         "## Intended use",
-        "## Data and its limits",
-        "## Features",
-        "## Metrics",
+        "### Out-of-scope use",
+        "## Training data",
+        "### Features",
+        "## Evaluation",
+        "### Test errors by `neighborhood`",
+        "### Test errors by quintile of the actual `price`",
+        "## Limitations and risks",
         "## Assumptions and decisions",
         "## How to reproduce",
     ):
         assert heading in card
+    assert card.startswith("---\nlicense: unknown\n")  # the config says no license
     cv = meta["cv"]["rmse_log"]
     assert f"| RMSE of log price | {cv['mean']:.4f} ± {cv['std']:.4f} |" in card
     assert "(5 dropped)" in card and "Plots were not requested" in card
     assert f"--config {small['config']}" in card and "--seed 7 --folds 3" in card
+    assert "The config gives no name or description of the data set" in card

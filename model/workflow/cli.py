@@ -62,11 +62,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = sub.add_parser("explore", help="statistics and plots of a CSV, as Markdown")
-    p.add_argument("data", help="CSV file (e.g. data/ames.csv)")
-    p.add_argument("--target", default="price", help="target column (default: price)")
+    p = sub.add_parser(
+        "explore",
+        help="statistics and plots of a CSV, as Markdown",
+        description="Statistics and plots of a CSV, as Markdown. With --config, the data file, "
+        "target, CSV format and identifier columns come from the config's [data] table; the "
+        "flags given override them.",
+    )
+    p.add_argument("data", nargs="?", help="CSV file (default: the config's data.path)")
+    p.add_argument("--config", help="TOML config whose [data] table says what and how to read")
+    p.add_argument("--target", help="target column (default: the config's, else price)")
     p.add_argument("--out", default="reports/eda", help="output directory (default: reports/eda)")
     p.add_argument("--no-plots", action="store_true", help="write the Markdown only")
+    p.add_argument("--delimiter", help="field separator, one character or 'tab' (default: sniffed)")
+    p.add_argument(
+        "--na-values",
+        metavar="LIST",
+        help="comma-separated spellings of a missing value, replacing the default "
+        "(empty, NA, N/A, NaN, nan, null, None, ?, -); an empty item is the empty field, "
+        "e.g. ',NA,?'",
+    )
+    p.add_argument(
+        "--encoding",
+        help="file encoding (default: UTF-16 by its byte-order mark, else UTF-8, else cp1252, "
+        "else Latin-1)",
+    )
 
     p = sub.add_parser(
         "init",
@@ -83,7 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="config file to write (default: print to standard output)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--delimiter", help="field delimiter (default: sniffed: , ; tab |)")
-    p.add_argument("--encoding", help="file encoding (default: UTF-8, else cp1252, else Latin-1)")
+    p.add_argument(
+        "--encoding",
+        help="file encoding (default: UTF-16 by its byte-order mark, else UTF-8, else cp1252, "
+        "else Latin-1)",
+    )
 
     p = sub.add_parser(
         "train",
@@ -252,13 +276,45 @@ def build_parser() -> argparse.ArgumentParser:
 # --- explore --------------------------------------------------------------------------------
 
 
+def _explore_format(args: argparse.Namespace, fmt: Any) -> Any:
+    """The config's :class:`~model.workflow.data.CsvFormat` (or the default) with the flags
+    given applied over it."""
+    import codecs
+    from dataclasses import replace
+
+    changes: dict[str, Any] = {}
+    if args.delimiter is not None:
+        delimiter = "\t" if args.delimiter in ("tab", "\\t") else args.delimiter
+        if len(delimiter) != 1 or delimiter in '"\r\n':
+            raise UsageError(f"--delimiter: expected one character or 'tab', got {delimiter!r}")
+        changes["delimiter"] = delimiter
+    if args.na_values is not None:
+        changes["na_values"] = frozenset(v.strip() for v in args.na_values.split(","))
+    if args.encoding is not None:
+        try:
+            codecs.lookup(args.encoding)
+        except LookupError:
+            raise UsageError(f"--encoding: unknown encoding {args.encoding!r}") from None
+        changes["encoding"] = args.encoding
+    return replace(fmt, **changes)
+
+
 def _cmd_explore(args: argparse.Namespace) -> int:
     from model.workflow import plots
-    from model.workflow.data import load_csv
-    from model.workflow.explore import write_report
+    from model.workflow.config import load_config
+    from model.workflow.data import CsvFormat
+    from model.workflow.explore import load_for_explore, write_report
 
-    ds = load_csv(args.data, target=args.target)
-    written = write_report(ds, args.out, with_plots=not args.no_plots)
+    fmt, data, target = CsvFormat(), args.data, args.target
+    ids: tuple[str, ...] = ()
+    if args.config:
+        cfg = load_config(args.config)
+        fmt, ids = cfg.csv, cfg.id_columns
+        data, target = data or cfg.data_path, target or cfg.target
+    if not data:
+        raise UsageError("explore: give a CSV file, or --config with a data.path")
+    ds = load_for_explore(data, target or "price", _explore_format(args, fmt), ids)
+    written = write_report(ds, args.out, with_plots=not args.no_plots, ids=ids)
     if not args.no_plots and not plots.available():
         print(
             "matplotlib is not installed: plots skipped (pip install 'houseprice[plots]')",

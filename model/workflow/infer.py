@@ -79,3 +79,30 @@ def is_integer(col: NDArray[Any]) -> bool:
     if present.size == 0 or not np.all(present == np.floor(present)):
         return False
     return float(present.max() - present.min()) <= INTEGER_SPAN
+
+
+def name_tokens(name: str) -> list[str]:
+    """The words of a column name, lower case: ``GarageYrBlt`` -> garage, yr, blt;
+    ``Year.Remod.Add`` -> year, remod, add; ``sqft_living15`` -> sqft, living, 15."""
+    return [t.lower() for t in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)]
+
+
+#: Words that name a calendar year (``YearBuilt``, ``Yr.Sold``, ``yr_renovated``).
+YEAR_WORDS = frozenset({"year", "yr"})
+#: Where the middle of a column of recorded years lies (a stray 2207 does not move a median).
+YEAR_RANGE = (1600.0, 2100.0)
+
+
+def is_year(name: str, col: NDArray[Any]) -> bool:
+    """A numeric column of whole numbers that is either named with a year word and has its
+    median inside :data:`YEAR_RANGE` (the name says "year", the values agree, a typo such as
+    2207 included), or, whatever its name (``baujahr``), has every value inside it."""
+    if col.dtype == object:
+        return False
+    present = col[~np.isnan(col)]
+    if present.size == 0 or not np.all(present == np.floor(present)):
+        return False
+    lo, hi = YEAR_RANGE
+    if YEAR_WORDS & set(name_tokens(name)):
+        return bool(lo <= float(np.median(present)) <= hi)
+    return bool(lo <= float(present.min()) and float(present.max()) <= hi)

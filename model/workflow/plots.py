@@ -53,61 +53,226 @@ def _grid(n: int, cols: int = 5) -> tuple[int, int]:
     return max(1, math.ceil(n / cols)), min(n, cols) or 1
 
 
+def tick(v: float, year: bool = False) -> str:
+    """A tick label people read: thousands separators from 1,000 (none for a year), never
+    scientific notation (matplotlib's default for large or small values)."""
+    if not math.isfinite(v):
+        return ""
+    if year:
+        return f"{v:.0f}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return np.format_float_positional(float(f"{v:.6g}"), trim="-")
+
+
+def label(text: str, width: int = 40) -> str:
+    """A column name as a plot label: one line, at most ``width`` characters, and ``$``
+    escaped (matplotlib reads ``$...$`` as mathematics and fails on a bad formula)."""
+    from model.workflow.explore import printable
+
+    one = printable(text)
+    one = one if len(one) <= width else one[: width - 1] + "…"
+    return one.replace("$", r"\$")
+
+
+def _readable(axis: Any, year: bool = False) -> None:
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: tick(v, year)))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _log_ticks(axis: Any) -> None:
+    """Ticks at 1, 2 and 5 times the powers of ten, labelled in plain numbers."""
+    from matplotlib.ticker import LogLocator
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    _readable(axis)
+
+
 def eda_plots(dataset: Dataset, report: Report, out: Path) -> list[Path]:
-    """Histograms of every numeric column and the target, top-6 scatters, missing counts."""
+    """The exploration's figures: the target (raw and log scale), histograms of the numeric
+    columns, the strongest numeric columns against the target, the target by the strongest
+    categorical column, a correlation heatmap, and the missing values. Identifier and constant
+    columns (``report.left_out``) are not drawn."""
+    import warnings
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        # Missing glyphs (a name in a script the font lacks) and a layout that cannot fit
+        # extreme values still give a readable figure: matplotlib's warnings say nothing more.
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _eda_plots(dataset, report, out)
+
+
+def _eda_plots(dataset: Dataset, report: Report, out: Path) -> list[Path]:
     plt = _pyplot()
     written: list[Path] = []
     y = dataset.target
-    names = [s.name for s in report.numeric]
+    tname = label(dataset.target_name or "target")
+    years = {s.name for s in report.numeric if s.year}
     if y is not None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.hist(y, bins=50, color="tab:green")
-        ax.set_title(f"{dataset.target_name} (n={y.size})")
-        fig.tight_layout()
-        written.append(_save(fig, out / "target_hist.png"))
-    if names:
-        rows, cols = _grid(len(names))
-        fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.4 * rows), squeeze=False)
-        for ax, name in zip(axes.flat, names, strict=False):
-            col = dataset.columns[name]
-            present = col[~np.isnan(col)]
-            ax.hist(present, bins=30)
-            # Text is what matplotlib spends its time laying out: two x labels, no y ticks.
-            lo, hi = (float(present.min()), float(present.max())) if present.size else (0, 1)
-            ax.set_xticks([lo, hi], [f"{lo:g}", f"{hi:g}"], fontsize=6)
-            ax.set_yticks([])
-            ax.set_title(name, fontsize=8)
-        for ax in list(axes.flat)[len(names) :]:
-            ax.axis("off")
-        fig.subplots_adjust(hspace=0.6, wspace=0.15, left=0.02, right=0.98, top=0.97, bottom=0.03)
-        written.append(_save(fig, out / "numeric_hist.png"))
-    if y is not None and names:
-        ranked = sorted(
-            report.numeric, key=lambda s: -abs(s.corr) if not math.isnan(s.corr) else 1.0
-        )[:6]
-        fig, axes = plt.subplots(2, 3, figsize=(12, 7), squeeze=False)
-        for ax, s in zip(axes.flat, ranked, strict=False):
+        written.append(_target_plot(plt, y[~np.isnan(y)], tname, out))
+    if report.numeric:
+        written.append(_histograms(plt, dataset, report, years, out))
+    ranked = sorted(
+        (s for s in report.numeric if not math.isnan(s.corr)), key=lambda s: -abs(s.corr)
+    )
+    if y is not None and ranked:
+        fig, axes = plt.subplots(2, 3, figsize=(12, 7.5), squeeze=False)
+        for ax, s in zip(axes.flat, ranked[:6], strict=False):
             ax.scatter(dataset.columns[s.name], y, s=4, alpha=0.4)
-            ax.set_xlabel(s.name)
-            ax.set_ylabel(dataset.target_name or "target")
-            ax.set_title(f"r = {s.corr:.3f}", fontsize=9)
-        for ax in list(axes.flat)[len(ranked) :]:
+            ax.set_xlabel(label(s.name))
+            ax.set_ylabel(tname)
+            ax.set_title(f"r = {s.corr:.3f}", fontsize=10)
+            _readable(ax.xaxis, s.name in years)
+            _readable(ax.yaxis)
+        for ax in list(axes.flat)[len(ranked[:6]) :]:
             ax.axis("off")
+        fig.suptitle(f"The numeric columns most correlated with {tname}")
         fig.tight_layout()
         written.append(_save(fig, out / "strongest_scatter.png"))
+    if y is not None and report.strongest_categorical is not None:
+        written.append(_category_box(plt, dataset, report.strongest_categorical, tname, out))
+    if y is not None and len(ranked) >= 2:
+        written.append(_heatmap(plt, dataset, [s.name for s in ranked[:12]], tname, out))
     missing = [(s.name, s.missing) for s in report.numeric if s.missing]
     missing += [(c.name, c.missing) for c in report.categorical if c.missing]
     missing.sort(key=lambda t: t[1])
-    fig, ax = plt.subplots(figsize=(7, max(2.0, 0.25 * len(missing) + 1)))
+    missing = missing[-40:]
+    fig, ax = plt.subplots(figsize=(7, max(2.0, 0.25 * len(missing) + 1.2)))
     if missing:
-        ax.barh([m[0] for m in missing], [m[1] for m in missing], color="tab:red")
+        ax.barh([label(m[0]) for m in missing], [m[1] for m in missing], color="tab:red")
         ax.tick_params(axis="y", labelsize=7)
+        _readable(ax.xaxis)
     else:
         ax.text(0.5, 0.5, "no missing values", ha="center", va="center")
-    ax.set_xlabel(f"missing values (of {dataset.n_rows} rows)")
+        ax.set_yticks([])
+    ax.set_xlabel(f"rows with the value missing (of {dataset.n_rows:,})")
+    ax.set_title(
+        "Missing values" + (" (the 40 columns with the most)" if len(missing) == 40 else "")
+    )
     fig.tight_layout()
     written.append(_save(fig, out / "missing.png"))
     return written
+
+
+def _target_plot(plt: Any, y: FloatArray, name: str, out: Path) -> Path:
+    """The target's histogram on its own scale and, when every value is positive, on a log
+    scale (a right-skewed price looks symmetric there, which is why a log target is fitted)."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (raw, logged) = plt.subplots(1, 2, figsize=(11, 4))
+    raw.hist(y, bins=50, color="tab:green")
+    raw.xaxis.set_major_locator(MaxNLocator(5))
+    raw.set_xlabel(name)
+    raw.set_ylabel("rows")
+    raw.set_title(f"{name} (n = {y.size:,})")
+    _readable(raw.xaxis)
+    _readable(raw.yaxis)
+    if y.size and (y > 0).all() and y.min() < y.max():
+        logged.hist(y, bins=np.geomspace(y.min(), y.max(), 51), color="tab:green")
+        logged.set_xscale("log")
+        _log_ticks(logged.xaxis)
+        logged.set_xlabel(f"{name} (log scale)")
+        logged.set_title(f"{name} on a log scale")
+    else:
+        logged.text(0.5, 0.5, "no log scale: not every value is positive", ha="center")
+        logged.set_xticks([])
+    logged.set_ylabel("rows")
+    _readable(logged.yaxis)
+    fig.tight_layout()
+    return _save(fig, out / "target_hist.png")
+
+
+def _histograms(plt: Any, dataset: Dataset, report: Report, years: set[str], out: Path) -> Path:
+    from matplotlib.ticker import MaxNLocator
+
+    names = [s.name for s in report.numeric]
+    rows, cols = _grid(len(names), cols=4)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.4 * cols, 2.5 * rows + 0.6), squeeze=False, layout="constrained"
+    )
+    for ax, name in zip(axes.flat, names, strict=False):
+        col = dataset.columns[name]
+        present = col[~np.isnan(col)]
+        ax.hist(present, bins=30)
+        whole = bool(np.all(present == np.floor(present)))
+        ax.xaxis.set_major_locator(MaxNLocator(4, integer=whole))
+        ax.yaxis.set_major_locator(MaxNLocator(3, integer=True))
+        _readable(ax.xaxis, name in years)
+        _readable(ax.yaxis)
+        ax.tick_params(labelsize=7)
+        ax.set_title(label(name, 32), fontsize=9)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    fig.suptitle("Numeric columns: value (x) against number of rows (y)")
+    return _save(fig, out / "numeric_hist.png")
+
+
+def _category_box(
+    plt: Any, dataset: Dataset, strongest: tuple[str, float], tname: str, out: Path
+) -> Path:
+    """Box plots of the target per category (the 30 most frequent), sorted by median."""
+    assert dataset.target is not None
+    name, signal = strongest
+    col, y = dataset.columns[name], dataset.target
+    ok = ~np.isnan(y)
+    groups: dict[str, list[float]] = {}
+    for v, t in zip(col[ok].tolist(), y[ok].tolist(), strict=True):
+        groups.setdefault("(missing)" if v is None else str(v), []).append(t)
+    shown = sorted(groups, key=lambda k: -len(groups[k]))[:30]
+    shown.sort(key=lambda k: float(np.median(groups[k])))
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(shown) + 1.6))
+    ax.boxplot(
+        [groups[k] for k in shown],
+        orientation="horizontal",
+        tick_labels=[f"{label(k, 24)} ({len(groups[k]):,})" for k in shown],
+        flierprops={"markersize": 2},
+    )
+    if (y[ok] > 0).all():
+        ax.set_xscale("log")
+        _log_ticks(ax.xaxis)
+        ax.set_xlabel(f"{tname} (log scale)")
+    else:
+        _readable(ax.xaxis)
+        ax.set_xlabel(tname)
+    ax.tick_params(axis="y", labelsize=7)
+    more = f"; the 30 largest of {len(groups)}" if len(groups) > 30 else ""
+    ax.set_title(f"{tname} by {label(name)} (ε² = {signal:.2f}; rows per category{more})")
+    fig.tight_layout()
+    return _save(fig, out / "category_box.png")
+
+
+def _heatmap(plt: Any, dataset: Dataset, names: list[str], tname: str, out: Path) -> Path:
+    """Pearson's r between the target and the numeric columns most correlated with it, over
+    the rows where both of a pair are present."""
+    from model.workflow.explore import pearson
+
+    assert dataset.target is not None
+    cols = [dataset.target, *(dataset.columns[n] for n in names)]
+    labels = [tname, *(label(n, 24) for n in names)]
+    k = len(cols)
+    r = np.eye(k)
+    for i in range(k):
+        for j in range(i + 1, k):
+            r[i, j] = r[j, i] = pearson(cols[i], cols[j])
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * k + 3), max(4.5, 0.55 * k + 2)))
+    im = ax.imshow(r, cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(k), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), labels, fontsize=8)
+    for i in range(k):
+        for j in range(k):
+            if not math.isnan(r[i, j]):
+                color = "white" if abs(r[i, j]) > 0.6 else "black"
+                ax.text(j, i, f"{r[i, j]:.2f}", ha="center", va="center", fontsize=7, color=color)
+    fig.colorbar(im, ax=ax, label="Pearson r", shrink=0.8)
+    ax.set_title(
+        f"Pearson r of {tname} and the {k - 1} numeric columns\nmost correlated with it",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return _save(fig, out / "correlation_heatmap.png")
 
 
 def learning_curve(

@@ -2,9 +2,9 @@
 
 The steps and why they are in this order:
 
-1. Load the CSV, keep the rows the config's filters allow (De Cock's advice to drop the
-   houses over 4000 sq ft), and rename source columns to the API names, so the fitted
-   pipeline takes exactly what a client sends.
+1. Load the CSV, keep the rows the config's filters allow (each filter states its reason
+   in the config), and rename source columns to the API names, so the fitted pipeline
+   takes exactly what a client sends.
 2. Hold out ``test_size`` of the rows with a seeded permutation. They are touched once, at
    the end: a score on rows used to choose the model would flatter it.
 3. On the training part, score each grid point by k-fold CV (the same folds for every
@@ -406,6 +406,89 @@ def _short_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k.removeprefix(PARAM_PREFIX): _json_value(v) for k, v in params.items()}
 
 
+#: Price bands of the per-segment evaluation: quintiles of the test rows' actual prices.
+PRICE_BANDS = 5
+
+
+def _segment_scores(y: FloatArray, p: FloatArray) -> dict[str, Any]:
+    """The errors of one segment's rows: ``rows``, ``rmse_log``, ``rmse``, ``mae``, ``mape``
+    and ``bias`` = mean(predicted - actual) (no R²: within a segment the target's variance is
+    cut short by construction, so R² says little)."""
+    e = p - y
+    log_ok = bool((y > 0).all() and (p > 0).all())
+    d = np.log(p) - np.log(y) if log_ok else e
+    return {
+        "rows": int(y.size),
+        "rmse_log": math.sqrt(float(d @ d) / d.size) if log_ok else math.nan,
+        "rmse": math.sqrt(float(e @ e) / e.size),
+        "mae": float(np.abs(e).mean()),
+        "mape": float(np.mean(np.abs(e) / np.abs(y))) if (y != 0).all() else math.nan,
+        "bias": float(e.mean()),
+    }
+
+
+def segment_metrics(
+    cfg: Config,
+    X_train: Columns,
+    y_train: FloatArray,
+    X_test: Columns,
+    y_test: FloatArray,
+    p_test: FloatArray,
+) -> dict[str, Any]:
+    """Contract 1's ``segments``: the test errors by category and by price band.
+
+    ``by_category`` splits the test rows by the categorical feature with the most signal:
+    the largest epsilon² of the target (its log when positive) grouped by the feature's
+    categories on the *training* rows (:func:`model.workflow.explore.category_signal`, the
+    variance share the categories explain, adjusted for their number); ``None`` without a
+    categorical feature. ``by_price`` splits them by quintile of their actual price. A model
+    good on average can be poor on one neighbourhood-like group or on the dearest houses.
+    """
+    from model.workflow.explore import category_signal, target_scale
+
+    scale = target_scale(y_train)
+    signals = {
+        f.name: category_signal(X_train[f.name], scale)
+        for f in cfg.features
+        if f.kind == "categorical"
+    }
+    signals = {k: round(v, 6) for k, v in signals.items() if not math.isnan(v)}
+    by_category = None
+    if signals:
+        name = max(signals, key=lambda k: signals[k])
+        train_counts: dict[str | None, int] = {}
+        for v in X_train[name].tolist():
+            train_counts[v] = train_counts.get(v, 0) + 1
+        labels = np.array(X_test[name].tolist(), dtype=object)
+        groups = []
+        for label in dict.fromkeys(labels.tolist()):
+            rows = np.array([v == label for v in labels.tolist()], dtype=bool)
+            groups.append(
+                {
+                    "category": label,
+                    "rows_train": train_counts.get(label, 0),
+                    **_segment_scores(y_test[rows], p_test[rows]),
+                }
+            )
+        groups.sort(key=lambda g: (-g["rows"], str(g["category"])))
+        by_category = {
+            "feature": name,
+            "signal": signals[name],
+            "signals": signals,
+            "groups": groups,
+        }
+    edges = np.quantile(y_test, np.arange(1, PRICE_BANDS) / PRICE_BANDS)
+    band = np.searchsorted(edges, y_test, side="right")
+    bands = []
+    for b in range(PRICE_BANDS):
+        rows = band == b
+        if rows.any():
+            scores = _segment_scores(y_test[rows], p_test[rows])
+            lo, hi = float(y_test[rows].min()), float(y_test[rows].max())
+            bands.append({"band": b + 1, "min": lo, "max": hi, **scores})
+    return {"by_category": by_category, "by_price": bands}
+
+
 def build_metadata(
     cfg: Config,
     data: PreparedData,
@@ -415,11 +498,13 @@ def build_metadata(
     test: dict[str, float],
     run_id: str,
     created: datetime,
+    segments: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Contract 1's metadata record (docs/ARCHITECTURE.md) for a fitted search.
 
     The drift reference profiles the *training* rows and the model's predictions on them:
     that is the distribution the model was fitted to, which live traffic is compared with.
+    ``segments`` is :func:`segment_metrics`' record of the test errors by segment.
     """
     from model.drift import build_reference
 
@@ -454,7 +539,13 @@ def build_metadata(
                 "na_values": sorted(cfg.csv.na_values),
             },
         },
-        "target": {"column": cfg.target, "transform": cfg.target_transform},
+        "target": {
+            "column": cfg.target,
+            "transform": cfg.target_transform,
+            "min": float(y_train.min()),
+            "median": float(np.median(y_train)),
+            "max": float(y_train.max()),
+        },
         "features": features,
         "model": {
             "estimator": type(regressor).__name__,
@@ -477,6 +568,7 @@ def build_metadata(
         "split": {"test_size": cfg.test_size, "seed": cfg.seed, "folds": cfg.folds},
         "cv": _cv_summary(search, [cfg.scoring, *[m for m in METRICS if m != cfg.scoring]]),
         "test": test,
+        "segments": segments if segments is not None else {"by_category": None, "by_price": []},
         "versions": _versions(),
         "reference": reference,
     }
@@ -561,7 +653,8 @@ def train(
     best = search.best_estimator_
     p_test = best.predict(X_test)
     test = regression_metrics(y_test, p_test)
-    metadata = build_metadata(cfg, data, search, X_train, y_train, test, run_id, created)
+    segments = segment_metrics(cfg, X_train, y_train, X_test, y_test, p_test)
+    metadata = build_metadata(cfg, data, search, X_train, y_train, test, run_id, created, segments)
     tuned = build_pipeline(cfg).set_params(**search.best_params_)
     oof = cross_val_predict(tuned, X_train, y_train, cv=kfold)
     space: Literal["log", "price"] = "log" if cfg.target_transform == "log" else "price"
