@@ -323,3 +323,13 @@ def test_card_renders_without_categories_license_or_log_errors(run: Run) -> None
     front = yaml.safe_load(render_model_card(cfg, meta, []).split("---\n")[1])
     assert front["license"] == "other"
     assert front["license_name"] == "free-for-research-ask-before-selling"
+
+
+def test_card_states_the_prediction_intervals_and_their_coverage(run: Run) -> None:
+    rec = run.meta["intervals"]
+    assert "### Prediction intervals" in run.card
+    for lv in rec["levels"]:
+        row = next(
+            line for line in run.card.splitlines() if line.startswith(f"| {lv['level']:.0%}")
+        )
+        assert f"{lv['coverage_test']:.1%}" in row and f"{lv['halfwidth']:.4g}" in row

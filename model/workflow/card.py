@@ -384,7 +384,37 @@ def _evaluation(meta: dict[str, Any]) -> list[str]:
                 "estimates are pulled toward the middle, as a regression's are.",
             ]
         lines.append("")
-    return lines
+    return lines + _intervals(meta)
+
+
+def _intervals(meta: dict[str, Any]) -> list[str]:
+    """The stored prediction intervals and how often they held on the test part."""
+    rec = meta.get("intervals")
+    if not rec:
+        return []
+    on_log = rec["space"] == "log"
+    lines = [
+        "### Prediction intervals",
+        "",
+        f"Every price comes with an interval ({rec['method']}, {rec['residuals']:,} residuals): "
+        + (
+            "a fixed ratio around the price, ×e^−q to ×e^q, as errors on the log scale are."
+            if on_log
+            else "the price ± q."
+        )
+        + " Coverage is the share of the held-out test rows inside their interval:",
+        "",
+        "| level | q | interval around a price of 100,000 | test coverage |",
+        "|--:|--:|---|--:|",
+    ]
+    for lv in rec["levels"]:
+        q = lv["halfwidth"]
+        lo, hi = (1e5 * math.exp(-q), 1e5 * math.exp(q)) if on_log else (1e5 - q, 1e5 + q)
+        lines.append(
+            f"| {lv['level']:.0%} | {q:.4g} | {_plain(round(lo))} – {_plain(round(hi))} | "
+            f"{lv['coverage_test']:.1%} |"
+        )
+    return [*lines, ""]
 
 
 def _limitations(cfg: Config, meta: dict[str, Any]) -> list[str]:
