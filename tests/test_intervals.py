@@ -71,3 +71,11 @@ def test_the_default_artifact_carries_calibrated_intervals(artifact_path: str) -
     assert abs(by_level[0.9]["coverage_test"] - 0.9) <= 0.03  # issue 15's target on the data
     widths = [lv["halfwidth"] for lv in rec["levels"]]
     assert widths == sorted(widths) and all(math.isfinite(w) for w in widths)
+
+
+def test_too_few_residuals_give_no_interval_rather_than_an_infinite_one() -> None:
+    y = np.array([100.0, 110.0, 90.0, 105.0, 95.0])
+    rec = calibrate(y, y * 1.02, y, y, "log")
+    by_level = {lv["level"]: lv for lv in rec["levels"]}
+    assert by_level[0.8]["halfwidth"] == pytest.approx(math.log(1.02))  # ceil(6 * 0.8) = 5th
+    assert by_level[0.9] == {"level": 0.9, "halfwidth": None, "coverage_test": None}

@@ -409,6 +409,9 @@ def _intervals(meta: dict[str, Any]) -> list[str]:
     ]
     for lv in rec["levels"]:
         q = lv["halfwidth"]
+        if q is None:
+            lines.append(f"| {lv['level']:.0%} | — | too few training rows for this level | — |")
+            continue
         lo, hi = (1e5 * math.exp(-q), 1e5 * math.exp(q)) if on_log else (1e5 - q, 1e5 + q)
         lines.append(
             f"| {lv['level']:.0%} | {q:.4g} | {_plain(round(lo))} – {_plain(round(hi))} | "

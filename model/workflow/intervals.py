@@ -67,18 +67,23 @@ def calibrate(
     space: Space,
     levels: Sequence[float] = LEVELS,
 ) -> dict[str, Any]:
-    """Contract 1's ``intervals`` record: half-width and test coverage for each level."""
+    """Contract 1's ``intervals`` record: half-width and test coverage for each level
+    (``null`` both where the residuals are too few: fewer than ``1 / (1 − level) − 1``)."""
     residuals = _to_space(y_train, space) - _to_space(oof, space)
     return {
         "method": METHOD,
         "space": space,
         "residuals": int(residuals.size),
-        "levels": [
-            {
-                "level": level,
-                "halfwidth": (q := conformal_halfwidth(residuals, level)),
-                "coverage_test": coverage(y_test, p_test, q, space),
-            }
-            for level in levels
-        ],
+        "levels": [_level(residuals, level, y_test, p_test, space) for level in levels],
     }
+
+
+def _level(
+    residuals: FloatArray, level: float, y_test: FloatArray, p_test: FloatArray, space: Space
+) -> dict[str, Any]:
+    """One level's record; with too few residuals for it, ``null`` half-width and coverage
+    (no finite interval is valid, and JSON has no infinity)."""
+    q = conformal_halfwidth(residuals, level)
+    if not math.isfinite(q):
+        return {"level": level, "halfwidth": None, "coverage_test": None}
+    return {"level": level, "halfwidth": q, "coverage_test": coverage(y_test, p_test, q, space)}

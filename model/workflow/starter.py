@@ -107,13 +107,16 @@ def unique_names(columns: Sequence[str]) -> dict[str, str]:
 
 
 def skewness(x: NDArray[np.float64]) -> float:
-    """Sample skewness ``mean((x - mean)^3) / sd^3`` (0 for a constant column)."""
+    """Sample skewness ``mean((x - mean)^3) / sd^3`` (0 for a constant column, and for values
+    so large that the cubes overflow: no transform is chosen from a number that is not one)."""
     x = x[~np.isnan(x)]
     if x.size < 3:
         return 0.0
-    d = x - x.mean()
-    sd = math.sqrt(float(d @ d) / x.size)
-    return 0.0 if sd == 0 else float(np.mean(d**3)) / sd**3
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = x - x.mean()
+        sd = math.sqrt(float(d @ d) / x.size)
+        skew = float(np.mean(d**3)) / sd**3 if sd > 0 else 0.0
+    return skew if math.isfinite(skew) else 0.0
 
 
 def _nice(x: float, up: bool) -> float:
