@@ -7,6 +7,9 @@ settings reader on a recording mapping, so a renamed route or variable breaks th
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,6 +23,17 @@ from .helpers import (
     parse_dockerfile,
     run,
 )
+from .podman import Podman
+
+# Figures the container tests measured (image size, cold start, ...), printed after the run.
+MEASURED: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if MEASURED:
+        terminalreporter.section("containers: measured")
+        for line in MEASURED:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +88,42 @@ def rendered() -> dict[str, list[dict[str, Any]]]:
         assert proc.returncode == 0, f"kubectl kustomize {path} failed:\n{proc.stderr}"
         out[name] = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
     return out
+
+
+@pytest.fixture(scope="session")
+def podman() -> Iterator[Podman]:
+    """podman with a private store for this session; everything in it is removed at the end,
+    whether the tests passed or not."""
+    from conftest import require_tool
+
+    executable = require_tool("podman")
+    engine = Podman(executable)
+    try:
+        yield engine
+    finally:
+        problems = engine.destroy()
+        assert not problems, "container clean-up left things behind:\n" + "\n".join(problems)
+
+
+@pytest.fixture(scope="session")
+def image(podman: Podman) -> str:
+    """houseprice:<version> built by `.ci/image` (what `make image` runs) on the Debian base."""
+    from conftest import require_tool
+
+    require_tool("mmdebstrap")
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert version is not None
+    started = time.monotonic()
+    proc = subprocess.run(
+        ["bash", ".ci/image", *podman.flags],
+        cwd=ROOT,
+        env={**podman.env, "HOUSEPRICE_BASE": "debian"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, f".ci/image failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    tag = f"localhost/houseprice:{version.group(1)}"
+    size = podman.image_size_mb(tag)
+    MEASURED.append(f"image {tag}: {size:.0f} MB, base + build {time.monotonic() - started:.0f} s")
+    return tag
