@@ -23,7 +23,7 @@ from .helpers import (
     parse_dockerfile,
     run,
 )
-from .podman import Podman
+from .podman import BASE_IMAGE, Podman
 
 # Figures the container tests measured (image size, cold start, ...), printed after the run.
 MEASURED: list[str] = []
@@ -124,6 +124,9 @@ def image(podman: Podman) -> str:
     )
     assert proc.returncode == 0, f".ci/image failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     tag = f"localhost/houseprice:{version.group(1)}"
-    size = podman.image_size_mb(tag)
-    MEASURED.append(f"image {tag}: {size:.0f} MB, base + build {time.monotonic() - started:.0f} s")
+    size, base = podman.image_size_mb(tag), podman.image_size_mb(BASE_IMAGE)
+    MEASURED.append(
+        f"image {tag}: {size:.0f} MB (Debian base {base:.0f} MB), "
+        f"base + build {time.monotonic() - started:.0f} s"
+    )
     return tag

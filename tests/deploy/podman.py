@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -26,6 +27,10 @@ from typing import Any, TypeVar
 from .helpers import ROOT
 
 CONTAINERS = ROOT / ".ci" / "containers"
+# The Debian-built base (.ci/base-image) that .ci/containers/env names by default.
+_base = re.search(r"BASE_IMAGE:-([^}]+)", (CONTAINERS / "env").read_text())
+assert _base is not None, ".ci/containers/env names no default BASE_IMAGE"
+BASE_IMAGE = _base.group(1)
 T = TypeVar("T")
 
 
