@@ -1,8 +1,8 @@
 """The Dockerfile: hadolint clean, and consistent with the service it packages.
 
-No container engine runs here, so the image is checked statically: the instructions are read
-back and compared with the app (routes, port), the settings module, the dependency lock and
-the build context that .dockerignore leaves.
+Checked statically here: the instructions are read back and compared with the app (routes,
+port), the settings module, the dependency lock and the build context that .dockerignore
+leaves. test_container_image.py builds and runs it with podman.
 """
 
 from __future__ import annotations
