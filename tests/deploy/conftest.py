@@ -98,6 +98,10 @@ def podman() -> Iterator[Podman]:
     from conftest import require_tool
 
     executable = require_tool("podman")
+    leftovers = Podman.sweep(executable)
+    assert not leftovers, "an earlier session's containers could not be removed:\n" + "\n".join(
+        leftovers
+    )
     engine = Podman(executable)
     try:
         yield engine

@@ -83,15 +83,18 @@ def status_or_none(url: str) -> int | None:
 class Podman:
     """A podman whose containers, images, volumes and networks live under one directory."""
 
-    def __init__(self, executable: str) -> None:
+    PREFIX = "hp-podman-"
+
+    def __init__(self, executable: str, directory: Path | None = None) -> None:
+        """A new store (``directory=None``), or the existing one in ``directory``."""
         # Short path: conmon's attach sockets live under the run root (108-byte socket paths).
-        self.dir = Path(tempfile.mkdtemp(prefix="hp-podman-", dir="/tmp"))
+        self.dir = directory or Path(tempfile.mkdtemp(prefix=self.PREFIX, dir="/tmp"))
         self.flags = [
             f"--root={self.dir / 'root'}",
             f"--runroot={self.dir / 'run'}",
             f"--network-config-dir={self.dir / 'net'}",
         ]
-        (self.dir / "net").mkdir()
+        (self.dir / "net").mkdir(exist_ok=True)
         self.env = {
             **os.environ,
             "CONTAINERS_CONF": str(CONTAINERS / "containers.conf"),
@@ -105,6 +108,25 @@ class Podman:
             f'exec {shlex.quote(executable)} {shlex.join(self.flags)} "$@"\n'
         )
         self.path.chmod(0o755)
+        if directory is None:
+            (self.dir / "owner").write_text(str(os.getpid()))
+
+    @classmethod
+    def sweep(cls, executable: str) -> list[str]:
+        """Destroy the stores of earlier sessions whose process is gone (killed before their
+        own clean-up could run); returns what could not be removed."""
+        problems = []
+        for directory in Path("/tmp").glob(cls.PREFIX + "*"):
+            try:
+                owner = int((directory / "owner").read_text())
+                os.kill(owner, 0)
+                continue  # a live session's store
+            except ProcessLookupError:
+                pass
+            except (OSError, ValueError):
+                continue  # not one of ours, or someone else's
+            problems += cls(executable, directory).destroy()
+        return problems
 
     def run(
         self, *args: str, timeout: float = 120, check: bool = True
