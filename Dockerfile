@@ -8,8 +8,14 @@
 #
 #   docker build -t houseprice:0.1.0 .
 #   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp houseprice:0.1.0
+#
+# BASE_IMAGE is for machines that cannot pull it: CI builds this same file on a Debian bookworm
+# image made from Debian's packages (`make image`, .ci/base-image), which has the same Python
+# minor version and the `python` and `pip` commands this file uses.
 
-FROM python:3.11.14-slim-bookworm AS build
+ARG BASE_IMAGE=python:3.11.14-slim-bookworm
+
+FROM ${BASE_IMAGE} AS build
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -45,7 +51,7 @@ RUN /opt/venv/bin/houseprice train --config configs/ames.toml \
     && chown 10001:10001 /models
 
 
-FROM python:3.11.14-slim-bookworm AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
 # One uvicorn worker per container: the drift window lives in process memory and counters stay
 # per process, so scaling is by replicas, each scraped on its own (docs/ARCHITECTURE.md).

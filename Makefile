@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 MODEL ?= artifacts/model.joblib
 CONFIG ?= configs/ames.toml
 
-.PHONY: help venv tools serve train test test-unit test-e2e lint audit bench clean
+.PHONY: help venv tools serve train image test test-unit test-e2e test-container lint audit bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -30,6 +30,9 @@ train: $(STAMP)  ## train the default model (always retrains)
 serve: $(MODEL)  ## train if no artifact exists, then serve on :8000
 	MODEL_PATH=$(MODEL) $(BIN)/houseprice serve
 
+image:  ## build houseprice:<version>: docker if a daemon answers, else podman (Debian base when no registry)
+	bash .ci/image
+
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -39,14 +42,19 @@ audit: $(STAMP)  ## pip-audit the pinned runtime deps (reports when offline; fai
 	$(BIN)/pip-audit -r requirements/runtime.txt --no-deps --disable-pip \
 		--vulnerability-service pypi --progress-spinner off
 
-test: $(STAMP) tools lint audit  ## the whole suite: lint, audit, unit, end-to-end, deploy
-	$(BIN)/pytest
+# The container tests run last and on their own: they build images and use the 2 cores hard.
+test: $(STAMP) tools lint audit  ## the whole suite: lint, audit, unit, end-to-end, deploy, containers
+	$(BIN)/pytest -m "not container"
+	$(MAKE) test-container
 
 test-unit: $(STAMP)  ## fast tests only
 	$(BIN)/pytest -m "not e2e and not deploy"
 
 test-e2e: $(STAMP)  ## end-to-end tests only
 	$(BIN)/pytest -m e2e
+
+test-container: $(STAMP)  ## build and run the image, compose stack and Kubernetes pod with podman
+	$(BIN)/pytest -m container
 
 bench: $(STAMP)  ## benchmarks (print tables; nothing asserted)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

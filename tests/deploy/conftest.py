@@ -7,7 +7,11 @@ settings reader on a recording mapping, so a renamed route or variable breaks th
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -20,6 +24,17 @@ from .helpers import (
     parse_dockerfile,
     run,
 )
+from .podman import BASE_IMAGE, Podman
+
+# Figures the container tests measured (image size, cold start, ...), printed after the run.
+MEASURED: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if MEASURED:
+        terminalreporter.section("containers: measured")
+        for line in MEASURED:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +89,87 @@ def rendered() -> dict[str, list[dict[str, Any]]]:
         assert proc.returncode == 0, f"kubectl kustomize {path} failed:\n{proc.stderr}"
         out[name] = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
     return out
+
+
+@pytest.fixture(scope="session")
+def podman() -> Iterator[Podman]:
+    """podman with a private store for this session; everything in it is removed at the end,
+    whether the tests passed or not."""
+    from conftest import require_tool
+
+    executable = require_tool("podman")
+    leftovers = Podman.sweep(executable)
+    assert not leftovers, "an earlier session's containers could not be removed:\n" + "\n".join(
+        leftovers
+    )
+    engine = Podman(executable)
+    try:
+        yield engine
+    finally:
+        problems = engine.destroy()
+        assert not problems, "container clean-up left things behind:\n" + "\n".join(problems)
+
+
+PROMETHEUS_IMAGE = "localhost/houseprice-ci-prometheus:bookworm"
+
+
+@dataclass
+class Builds:
+    api: str
+    prometheus: subprocess.Popen[str]  # still building when the api image is done
+
+
+@pytest.fixture(scope="session")
+def builds(podman: Podman) -> Iterator[Builds]:
+    """The Debian base (`.ci/base-image`), then, side by side, houseprice:<version> by
+    `.ci/image` (what `make image` runs) and Prometheus from Debian's package."""
+    from conftest import require_tool
+
+    require_tool("mmdebstrap")
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert version is not None
+    started = time.monotonic()
+    options: dict[str, Any] = dict(cwd=ROOT, env=podman.env, capture_output=True, text=True)
+    base = subprocess.run(["bash", ".ci/base-image", *podman.flags], timeout=900, **options)
+    assert base.returncode == 0, f".ci/base-image failed:\n{base.stderr[-4000:]}"
+    MEASURED.append(
+        f"Debian base {BASE_IMAGE}: {podman.image_size_mb(BASE_IMAGE):.0f} MB, "
+        f"ready in {time.monotonic() - started:.0f} s"
+    )
+    prometheus = subprocess.Popen(
+        [str(podman.path), "build", "--isolation=chroot", "--format", "docker",
+         "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--tag", PROMETHEUS_IMAGE,
+         "--file", ".ci/containers/prometheus.Containerfile", ".ci/containers"],
+        cwd=ROOT, env=podman.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        started = time.monotonic()
+        env = {**podman.env, "HOUSEPRICE_BASE": BASE_IMAGE}
+        api = subprocess.run(
+            ["bash", ".ci/image", *podman.flags], timeout=900, **{**options, "env": env}
+        )
+        assert api.returncode == 0, f".ci/image failed:\n{api.stdout[-2000:]}\n{api.stderr[-4000:]}"
+        tag = f"localhost/houseprice:{version.group(1)}"
+        MEASURED.append(
+            f"image {tag}: {podman.image_size_mb(tag):.0f} MB, "
+            f"built in {time.monotonic() - started:.0f} s"
+        )
+        yield Builds(tag, prometheus)
+    finally:
+        if prometheus.poll() is None:
+            prometheus.kill()
+        prometheus.communicate()
+
+
+@pytest.fixture(scope="session")
+def image(builds: Builds) -> str:
+    return builds.api
+
+
+@pytest.fixture(scope="session")
+def prometheus_image(podman: Podman, builds: Builds) -> str:
+    output, _ = builds.prometheus.communicate(timeout=600)
+    assert builds.prometheus.returncode == 0, f"Prometheus image build failed:\n{output[-4000:]}"
+    size = podman.image_size_mb(PROMETHEUS_IMAGE)
+    MEASURED.append(f"Prometheus image from Debian's package: {size:.0f} MB")
+    return PROMETHEUS_IMAGE
