@@ -33,7 +33,7 @@ import csv
 import difflib
 import hashlib
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,7 +163,6 @@ def _header(path: Path, reader: Any) -> list[str]:
     for record in reader:
         if not record or (len(record) == 1 and not record[0].strip()):
             continue  # blank line
-        _no_nul(path, reader.line_num, record)
         header = [f.strip() for f in record]
         for j, name in enumerate(header):
             if not name:
@@ -180,25 +179,34 @@ def _header(path: Path, reader: Any) -> list[str]:
 
 
 def _records(path: Path, reader: Any, width: int) -> Iterator[tuple[int, list[str]]]:
-    """``(line, stripped fields)`` of each data row; blank lines skipped, ragged rows refused."""
+    """``(line, raw fields)`` of each data row; blank lines skipped, ragged rows refused.
+
+    Fields are stripped later, column by column, and only for the columns that are used.
+    """
     for record in reader:
-        if not record or (len(record) == 1 and not record[0].strip()):
-            continue
-        _no_nul(path, reader.line_num, record)
         if len(record) != width:
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue
             raise DataError(
                 f"{path}: line {reader.line_num}: expected {width} fields as in the "
                 f"header, got {len(record)}"
             )
-        yield reader.line_num, [f.strip() for f in record]
+        yield reader.line_num, record
 
 
-def _no_nul(path: Path, line: int, record: list[str]) -> None:
-    if any("\x00" in f for f in record):
-        raise DataError(
-            f"{path}: line {line}: a NUL character: not a text CSV (a binary file, or UTF-16 "
-            "without a byte-order mark; save it as UTF-8)"
-        )
+def _nul_free(path: Path, lines: Iterable[str]) -> Iterator[str]:
+    """``lines`` as they are, refusing the first one holding a NUL character."""
+    for n, line in enumerate(lines, 1):
+        if "\x00" in line:
+            raise DataError(
+                f"{path}: line {n}: a NUL character: not a text CSV (a binary file, or UTF-16 "
+                "without a byte-order mark; save it as UTF-8)"
+            )
+        yield line
+
+
+def _stripped(raw: Iterable[str]) -> list[str]:
+    return [v.strip() for v in raw]
 
 
 @contextmanager
@@ -292,7 +300,7 @@ def read_header(path: str | Path, fmt: CsvFormat = DEFAULT_FORMAT) -> tuple[list
     text = head.decode(encoding, errors="replace")
     delimiter = fmt.delimiter or sniff_delimiter(text)
     _check_delimiter(p, delimiter)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(_nul_free(p, io.StringIO(text, newline="")), delimiter=delimiter)
     with _reading(p, reader):
         header = _header(p, reader)
     return header, delimiter, encoding
@@ -319,7 +327,7 @@ def load_csv(
     text, encoding = _decode(p, data, fmt.encoding)
     delimiter = fmt.delimiter or sniff_delimiter(text[: 1 << 16])
     _check_delimiter(p, delimiter)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(_nul_free(p, io.StringIO(text, newline="")), delimiter=delimiter)
     with _reading(p, reader):
         header = _header(p, reader)
         records = list(_records(p, reader, len(header)))
@@ -351,7 +359,7 @@ def load_csv(
     columns: Columns = {}
     kinds: dict[str, Kind] = {}
     for name in wanted:
-        raw = by_column[index[name]]
+        raw = _stripped(by_column[index[name]])
         col, kind = parse_column(raw, na)
         if features is not None and all(v in na for v in raw):
             raise DataError(f"{p}: column {name!r} is missing in every one of {len(raw)} rows")
@@ -365,7 +373,7 @@ def load_csv(
 
     y = None
     if target is not None:
-        y = _parse_target(p, target, by_column[index[target]], lines, na)
+        y = _parse_target(p, target, _stripped(by_column[index[target]]), lines, na)
     return Dataset(
         columns=columns,
         target=y,
@@ -383,11 +391,34 @@ def load_csv(
 # --- chunks ---------------------------------------------------------------------------------
 
 
+class ChunkColumns(Mapping[str, list[str]]):
+    """A chunk's fields by column name, each column stripped the first time it is read: a
+    file is often wider than what is scored from it."""
+
+    def __init__(self, header: list[str], rows: list[list[str]]) -> None:
+        self._index = {name: j for j, name in enumerate(header)}
+        self._rows = rows
+        self._read: dict[str, list[str]] = {}
+
+    def __getitem__(self, name: str) -> list[str]:
+        col = self._read.get(name)
+        if col is None:
+            j = self._index[name]
+            col = self._read[name] = [row[j].strip() for row in self._rows]
+        return col
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
 @dataclass(frozen=True)
 class Chunk:
-    """Consecutive data rows of a file: raw stripped fields by column, and their file lines."""
+    """Consecutive data rows of a file: stripped fields by column, and their file lines."""
 
-    columns: dict[str, list[str]]
+    columns: ChunkColumns
     lines: list[int]
 
 
@@ -417,7 +448,7 @@ def iter_chunks(
     header, delimiter, encoding = read_header(p, fmt)
     with _open_binary(p) as raw:
         text: TextIO = io.TextIOWrapper(raw, encoding=encoding, newline="")
-        reader = csv.reader(text, delimiter=delimiter)
+        reader = csv.reader(_nul_free(p, text), delimiter=delimiter)
         lines: list[int] = []
         rows: list[list[str]] = []
         yielded = False
@@ -437,5 +468,4 @@ def iter_chunks(
 
 
 def _chunk(header: list[str], rows: list[list[str]], lines: list[int]) -> Chunk:
-    by_column = zip(*rows, strict=True)
-    return Chunk({name: list(col) for name, col in zip(header, by_column, strict=True)}, lines)
+    return Chunk(ChunkColumns(header, rows), lines)

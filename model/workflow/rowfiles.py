@@ -81,7 +81,7 @@ class RowChunk:
     ``where(i)`` names row ``i`` of the chunk: ``line 12`` or ``item [3]``.
     """
 
-    columns: dict[str, list[Any]]
+    columns: Mapping[str, list[Any]]
     positions: list[int]
     label: str  # a format with one {} for the position
     text: bool
