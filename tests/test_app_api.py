@@ -866,12 +866,21 @@ def test_openapi_documents_the_models_own_fields(client: TestClient) -> None:
     body = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     refs = [s["$ref"] for s in body["schema"]["oneOf"]]
     assert refs == ["#/components/schemas/House", "#/components/schemas/HouseBatch"]
-    assert body["example"] == {
+    example = {
         "living_area": 1500,
         "lot_area": 9500,
         "neighborhood": "NAmes",
         "garage_type": "Attchd",
     }
+    assert body["examples"]["house"]["value"] == example
+    assert body["examples"]["batch"]["value"] == {"instances": [example, example]}
+    op = doc["paths"]["/predict"]["post"]
+    assert op["operationId"] == "predict"
+    ok = op["responses"]["200"]["content"]["application/json"]["examples"]
+    price = client.post("/predict", json=example).json()["price"]  # a real answer, not made up
+    assert ok["house"]["value"]["price"] == pytest.approx(price, rel=1e-9)
+    assert ok["batch"]["value"]["prices"] == pytest.approx([price, price], rel=1e-9)
+    assert "500" in op["responses"] and "422" in op["responses"]
     house = doc["components"]["schemas"]["House"]
     assert house["additionalProperties"] is False
     assert set(house["required"]) == {"living_area", "neighborhood"}
@@ -922,9 +931,9 @@ def test_one_json_access_line_per_request_without_body_or_token(
     assert "SecretVille" not in err and "not-the-token" not in err
 
 
-def test_one_house_checks_report_as_the_table_path(client: TestClient) -> None:
-    """``quality_one`` (no table) against ``table``. The folded price is compared with the
-    pipeline in tests/test_fold.py; this artifact is a tree, which the general path prices."""
+def test_a_table_of_one_reports_as_its_row_in_a_batch(client: TestClient) -> None:
+    """One path for one house and many: each house alone gets the price and the quality
+    counts it gets as a row of the batch (this artifact is a tree: the pipeline prices)."""
     model = client.app.state.service.holder.current  # type: ignore[attr-defined]
     houses = [
         HOUSE,
@@ -932,15 +941,28 @@ def test_one_house_checks_report_as_the_table_path(client: TestClient) -> None:
         {"living_area": 1, "lot_area": None, "neighborhood": "NAmes", "garage_type": None},
         {"living_area": 19999.5, "lot_area": 2.0, "neighborhood": "NAmes", "garage_type": "Moat"},
     ]
-    for house in houses:
-        row = model.schema.house.model_validate(house)
-        cols, q_table = model.table([row])
-        q_one = model.quality_one(row.__dict__)
-        assert q_one.missing == q_table.missing, house
-        assert q_one.out_of_range == q_table.out_of_range, house
-        assert q_one.unknown == q_table.unknown, house
-        assert model.price_one(row.__dict__) is None
-        assert cols["living_area"].shape == (1,)
+    rows = [model.schema.house.model_validate(h) for h in houses]
+    batch = model.table(rows)
+    q_batch, prices = model.quality(batch), model.predict(batch)
+    missing: dict[str, int] = {}
+    out_of_range: dict[str, int] = {}
+    unknown = []
+    for i, row in enumerate(rows):
+        one = model.table([row])
+        assert model.predict(one) == [prices[i]]
+        q = model.quality(one)
+        for total, part in ((missing, q.missing), (out_of_range, q.out_of_range)):
+            for name, n in part.items():
+                total[name] = total.get(name, 0) + n
+        unknown += [(i, name, value) for _, name, value in q.unknown]
+    assert (missing, out_of_range, unknown) == (
+        q_batch.missing,
+        q_batch.out_of_range,
+        q_batch.unknown,
+    )
+    assert q_batch.missing == {"lot_area": 2, "garage_type": 1}
+    assert q_batch.unknown == [(1, "neighborhood", "Atlantis"), (1, "garage_type", "Moat"),
+                               (3, "garage_type", "Moat")]  # fmt: skip
 
 
 def test_client_disconnect_mid_body_is_not_a_server_error(client: TestClient) -> None:
@@ -995,10 +1017,10 @@ def test_a_failing_model_answers_500_on_both_prediction_routes(
 ) -> None:
     model = fresh.app.state.service.holder.current  # type: ignore[attr-defined]
 
-    def predict(cols: dict[str, np.ndarray]) -> np.ndarray:
+    def predict(table: dict[str, tuple[Any, ...]]) -> list[float]:
         if broken == "raise":
             raise RuntimeError("boom")
-        return np.full(len(next(iter(cols.values()))), np.nan)
+        return [math.nan] * len(next(iter(table.values())))
 
     monkeypatch.setattr(model, "predict", predict)
     r = fresh.post("/predict", json=HOUSE)

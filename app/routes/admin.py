@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
 
-from app.routes.common import get_service, is_json, json_response
+from app.routes.common import get_service, json_response, read_optional_json
 from app.schemas import (
     ErrorMessage,
     ReloadRequest,
     ReloadResponse,
     ValidationErrorResponse,
-    error_list,
 )
 from app.state import ModelLoadError, ReloadRefusedError
 from model.workflow.artifact import ArtifactError
@@ -27,16 +25,18 @@ from model.workflow.artifact import ArtifactError
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 _BODY = {
+    "security": [{"adminToken": []}],
     "requestBody": {
         "required": False,
         "content": {"application/json": {"schema": ReloadRequest.model_json_schema()}},
-    }
+    },
 }
 
 
 @router.post(
     "/reload",
     summary="Hot-reload the model",
+    operation_id="reloadModel",
     response_model=ReloadResponse,
     openapi_extra=_BODY,
     responses={
@@ -46,6 +46,7 @@ _BODY = {
             "description": "Wrong token, admin disabled, or path outside the model directory",
         },
         409: {"model": ErrorMessage, "description": "Artifact refused; the old model serves"},
+        400: {"model": ValidationErrorResponse, "description": "Malformed JSON"},
         415: {"model": ErrorMessage, "description": "Body is not JSON"},
         422: {"model": ValidationErrorResponse, "description": "Body is not a reload request"},
     },
@@ -67,15 +68,10 @@ async def reload(request: Request) -> Response:
         )
         return json_response(403, {"detail": why})
 
-    body = await request.body()
-    requested: str | None = None
-    if body.strip():
-        if not is_json(request.headers.get("content-type")):
-            return json_response(415, {"detail": "Content-Type must be application/json"})
-        try:
-            requested = ReloadRequest.model_validate_json(body).path
-        except ValidationError as e:
-            return json_response(422, {"detail": error_list(e)})
+    body = await read_optional_json(
+        request.scope, request.receive, ReloadRequest.model_validate_json, svc.settings.max_errors
+    )
+    requested = body.path if body is not None else None
     try:
         path = svc.resolve_reload_path(requested)
     except ReloadRefusedError as e:

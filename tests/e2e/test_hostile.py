@@ -42,9 +42,9 @@ def server(artifact_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             "ADMIN_TOKEN": TOKEN,
             "BODY_TIMEOUT": str(BODY_TIMEOUT),
             "LOG_LEVEL": "info",
+            "KEEP_ALIVE_TIMEOUT": str(KEEP_ALIVE),
         },
         log,
-        args=("--timeout-keep-alive", str(KEEP_ALIVE)),
     )
     yield srv
     assert srv.stop() == 0
