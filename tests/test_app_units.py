@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 import signal
-from typing import Any
 
 import numpy as np
 import pytest
