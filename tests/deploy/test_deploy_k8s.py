@@ -15,9 +15,7 @@ import yaml
 from .helpers import (
     ROOT,
     RecordingEnv,
-    exec_form,
     only,
-    option,
     run,
     selects,
     stages,
@@ -138,12 +136,12 @@ def test_pod_is_locked_down_and_runs_the_image_user(
 
 
 @pytest.mark.parametrize("overlay", ["base", "dev", "prod"])
-def test_shutdown_drains_within_the_grace_period(
-    rendered: dict[str, Docs], overlay: str, dockerfile: list[tuple[str, str]]
-) -> None:
-    entry = exec_form(values(stages(dockerfile)[-1], "ENTRYPOINT")[-1])
-    drain = int(option(entry, "--timeout-graceful-shutdown"))
+def test_shutdown_drains_within_the_grace_period(rendered: dict[str, Docs], overlay: str) -> None:
+    from app.settings import Settings
+
     spec = only(rendered[overlay], "Deployment")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in spec["containers"][0].get("env", [])}
+    drain = Settings.from_env({k: v for k, v in env.items() if v is not None}).shutdown_timeout
     pause = spec["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pause > 0 and pause + drain < spec["terminationGracePeriodSeconds"]
 
