@@ -23,10 +23,11 @@ from fastapi.telemetry import TelemetryConfig
 from pydantic.json_schema import models_json_schema
 from starlette.requests import ClientDisconnect
 
+from app.body import BodyError
 from app.logging import configure_logging
 from app.middleware import Guard, LabelledMount, Observe
 from app.routes import admin, docs, health, model, monitoring, predict, v2
-from app.routes.common import BodyError, json_response
+from app.routes.common import json_response
 from app.schemas import (
     REF_TEMPLATE,
     BatchPredictResponse,

@@ -196,6 +196,7 @@ def build_request_schema(
                 min_length=1,
                 max_length=max_batch_size,
                 description=f"1 to {max_batch_size} houses",
+                fail_fast=True,  # the first invalid house is reported, not every one
             ),
         ),
     )

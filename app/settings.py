@@ -85,6 +85,8 @@ class Settings:
     max_errors: int = 20
     shutdown_timeout: float = 20.0
     keep_alive_timeout: int = 5
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
     forwarded_allow_ips: str | None = None
 
     @classmethod
@@ -121,6 +123,8 @@ class Settings:
             max_errors=_int(e, "MAX_ERRORS", cls.max_errors, 1),
             shutdown_timeout=_float(e, "SHUTDOWN_TIMEOUT", cls.shutdown_timeout),
             keep_alive_timeout=_int(e, "KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout, 1),
+            max_header_bytes=_int(e, "MAX_HEADER_BYTES", cls.max_header_bytes, 1024),
+            max_headers=_int(e, "MAX_HEADERS", cls.max_headers, 10),
             forwarded_allow_ips=_optional(e, "FORWARDED_ALLOW_IPS"),
         )
 

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from app.body import KeyGuard
 from app.metrics import DriftRows, Metrics
 from app.monitor import DriftMonitor
 from app.schemas import FeatureSpec, RequestSchema, build_request_schema
@@ -77,6 +78,7 @@ class LoadedModel:
     folded: FoldedLinear | None = field(init=False, default=None)
     price_path: str = field(init=False, default="")
     answer_examples: dict[str, Any] = field(init=False, default_factory=dict)  # OpenAPI 200s
+    key_guard: KeyGuard = field(init=False, repr=False)
     _values: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False)
     _names: list[str] = field(init=False, repr=False)
     _ranges: list[tuple[str, float, float]] = field(init=False, repr=False)
@@ -84,6 +86,7 @@ class LoadedModel:
 
     def __post_init__(self) -> None:
         names = self._names = [s.name for s in self.features]
+        self.key_guard = KeyGuard(names, extra=["instances"])
         self._ranges = [(s.name, s.lo, s.hi) for s in self.features if s.kind != "categorical"]
         self._categories = [
             (s.name, s.categories) for s in self.features if s.kind == "categorical"

@@ -388,8 +388,15 @@ def test_an_error_list_is_capped_at_max_errors_with_the_total_count(artifact: st
         }
         assert len(r.content) < 1000
         r = c.post("/feedback", json={"model_version": 1, "x": 1, "y": 2, "z": 3, "w": 4})
-        assert r.status_code == 422 and r.json()["error_count"] > 4
-        assert len(r.json()["detail"]) <= 7
+        assert r.status_code == 422 and r.json()["error_count"] == 4  # refused before validation
+        assert [e["loc"] for e in r.json()["detail"]] == [["body", k] for k in "xyzw"]
+        colons = {**HOUSE, "neighborhood": "a:b:c:d:e:f:g"}  # colons in a value are not keys
+        assert c.post("/predict", json=colons).status_code == 200
+        many = {"instances": [{**HOUSE, "garage_type": f"{i}:{i}"} for i in range(30)]}
+        assert c.post("/predict", json=many).status_code == 200
+        r = c.post("/predict", json={"instances": [HOUSE, {**HOUSE, "bad": 1, "worse": 2}]})
+        assert r.status_code == 422 and r.json()["error_count"] == 2  # validated: fail_fast
+        assert r.json()["detail"][0]["loc"] == ["body", "instances", 1, "bad"]
 
 
 def test_over_size_batch_is_refused(client: TestClient) -> None:

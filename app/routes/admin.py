@@ -12,7 +12,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.routes.common import get_service, json_response, read_optional_json
+from app.body import KeyGuard, read_optional_json
+from app.routes.common import get_service, json_response
 from app.schemas import (
     ErrorMessage,
     ReloadRequest,
@@ -23,6 +24,7 @@ from app.state import ModelLoadError, ReloadRefusedError
 from model.workflow.artifact import ArtifactError
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+_GUARD = KeyGuard(ReloadRequest.model_fields)
 
 _BODY = {
     "security": [{"adminToken": []}],
@@ -69,7 +71,11 @@ async def reload(request: Request) -> Response:
         return json_response(403, {"detail": why})
 
     body = await read_optional_json(
-        request.scope, request.receive, ReloadRequest.model_validate_json, svc.settings.max_errors
+        request.scope,
+        request.receive,
+        ReloadRequest.model_validate_json,
+        svc.settings.max_errors,
+        _GUARD,
     )
     requested = body.path if body is not None else None
     try:

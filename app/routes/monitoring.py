@@ -13,7 +13,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.routes.common import get_service, json_response, read_json
+from app.body import KeyGuard, read_json
+from app.routes.common import get_service, json_response
 from app.schemas import (
     ErrorMessage,
     FeedbackRequest,
@@ -22,6 +23,7 @@ from app.schemas import (
 )
 
 router = APIRouter(tags=["monitoring"])
+_GUARD = KeyGuard(FeedbackRequest.model_fields)
 
 
 @router.get(
@@ -75,7 +77,11 @@ async def drift(request: Request) -> Response:
 async def feedback(request: Request) -> Response:
     svc = get_service(request)
     fb = await read_json(
-        request.scope, request.receive, FeedbackRequest.model_validate_json, svc.settings.max_errors
+        request.scope,
+        request.receive,
+        FeedbackRequest.model_validate_json,
+        svc.settings.max_errors,
+        _GUARD,
     )
     # Only versions this process has served: a free-form label would let any client create
     # unbounded Prometheus series.

@@ -19,7 +19,8 @@ from typing import Any
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from app.routes.common import BodyError, encode_json, read_json, request_id
+from app.body import BodyError, read_json
+from app.routes.common import encode_json, request_id
 from app.state import LoadedModel, NotReadyError, PredictionError, Service
 
 PATH = "/predict"
@@ -46,7 +47,7 @@ class Predict:
         try:
             model = svc.ready_model()
             rows, batch = await read_json(
-                scope, receive, model.schema.validate, svc.settings.max_errors
+                scope, receive, model.schema.validate, svc.settings.max_errors, model.key_guard
             )
         except NotReadyError as e:
             count_error("not_ready")

@@ -16,7 +16,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from app.routes.common import BodyError, get_service, json_response, read_json, request_id
+from app.body import BodyError, read_json
+from app.routes.common import get_service, json_response, request_id
 from app.schemas import (
     V2Error,
     V2InferenceRequest,
