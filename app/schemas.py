@@ -285,6 +285,9 @@ class ReloadRequest(BaseModel):
         max_length=4096,
         pattern=r"^[^\x00]*$",  # no NUL byte: no file system takes one in a path
     )
+    allow_downgrade: bool = Field(
+        False, description="Load an artifact created before the serving one (a rollback)"
+    )
 
 
 class ReloadResponse(BaseModel):

@@ -87,6 +87,8 @@ class Settings:
     keep_alive_timeout: int = 5
     max_header_bytes: int = 16 * 1024
     max_headers: int = 100
+    max_artifact_bytes: int = 256 * 1024 * 1024
+    reload_timeout: float = 60.0
     forwarded_allow_ips: str | None = None
 
     @classmethod
@@ -125,6 +127,8 @@ class Settings:
             keep_alive_timeout=_int(e, "KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout, 1),
             max_header_bytes=_int(e, "MAX_HEADER_BYTES", cls.max_header_bytes, 1024),
             max_headers=_int(e, "MAX_HEADERS", cls.max_headers, 10),
+            max_artifact_bytes=_int(e, "MAX_ARTIFACT_BYTES", cls.max_artifact_bytes, 1),
+            reload_timeout=_float(e, "RELOAD_TIMEOUT", cls.reload_timeout),
             forwarded_allow_ips=_optional(e, "FORWARDED_ALLOW_IPS"),
         )
 

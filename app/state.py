@@ -13,13 +13,15 @@ import asyncio
 import hmac
 import logging
 import math
+import os
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
@@ -34,6 +36,8 @@ from model.fold import CannotFoldError, FoldedLinear, fold
 from model.workflow.artifact import ArtifactError, load_artifact
 
 log = logging.getLogger("houseprice")
+
+_SIDECAR_BYTES = 4096  # a checksum or signature line
 
 #: The largest table the folded terms price: their Python loop beats the pipeline's NumPy
 #: calls on a few rows, and loses on many.
@@ -230,8 +234,34 @@ def warm(model: LoadedModel) -> None:
         model.folded = folded
 
 
+def preflight(path: str, settings: Settings) -> None:
+    """Refuse, before a byte is read, an artifact or sidecar that is not a regular file (a
+    FIFO or a device would block or never end), an artifact over ``MAX_ARTIFACT_BYTES`` and a
+    sidecar over a few KiB. Each is opened non-blocking and checked with ``fstat``."""
+    files = [(path, settings.max_artifact_bytes), (path + ".sha256", _SIDECAR_BYTES)]
+    if settings.model_signing_key:
+        files.append((path + ".sig", _SIDECAR_BYTES))
+    for name, limit in files:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            continue  # load_artifact names what is missing
+        except OSError as e:
+            raise ArtifactError(f"{name}: cannot open: {e.strerror or e}") from None
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ArtifactError(f"{name}: refused: not a regular file")
+        if st.st_size > limit:
+            raise ArtifactError(f"{name}: refused: {st.st_size} bytes is over the limit of {limit}")
+
+
 def load_model(path: str, settings: Settings) -> LoadedModel:
-    """Verify (sha256, and HMAC with a key) before unpickling, then build and warm."""
+    """Check the files, verify (sha256, and HMAC with a key) before unpickling, then build and
+    warm."""
+    preflight(path, settings)
     key = settings.model_signing_key.encode() if settings.model_signing_key else None
     art = load_artifact(path, signing_key=key)
     return build_model(art.pipeline, art.metadata, art.sha256, art.path, settings)
@@ -239,6 +269,10 @@ def load_model(path: str, settings: Settings) -> LoadedModel:
 
 class ReloadRefusedError(Exception):
     """A reload request that must not be attempted (path outside the model directory)."""
+
+
+class ReloadConflictError(Exception):
+    """A reload that cannot go ahead now or would roll back (409), the old model serving."""
 
 
 class ModelHolder:
@@ -275,6 +309,7 @@ class Service:
         self.monitoring = settings.monitoring_enabled
         self.model_dir = Path(settings.model_path).resolve().parent
         self.metrics.requests.read_drift_from(self._drift_rows)
+        self._overrun: asyncio.Future[LoadedModel] | None = None
         self.metrics.drift_threshold.set(settings.drift_psi_threshold)
 
     def ready_model(self) -> LoadedModel:
@@ -335,23 +370,65 @@ class Service:
             )
         return str(candidate)
 
-    async def reload(self, path: str) -> tuple[LoadedModel, LoadedModel | None]:
+    async def reload(
+        self, path: str, allow_downgrade: bool = False
+    ) -> tuple[LoadedModel, LoadedModel | None]:
         """Load, verify and warm ``path`` beside the serving model, then swap one reference.
 
         The CPU-bound part runs in a worker thread so the event loop keeps answering
-        ``/predict`` with the old model meanwhile; the lock serialises concurrent reloads.
-        A failure raises and leaves the old model serving.
+        ``/predict`` with the old model meanwhile; the lock serialises concurrent reloads,
+        and a load has ``RELOAD_TIMEOUT`` seconds (a thread cannot be stopped: until one that
+        overran ends, reloads are refused). An artifact created before the serving one is
+        refused unless ``allow_downgrade``: an old signed artifact must not be replayable. A
+        failure raises and leaves the old model serving.
         """
         async with self.holder.lock:
+            if self._overrun is not None and not self._overrun.done():
+                raise ReloadConflictError("the previous reload overran its deadline and still runs")
+            work = asyncio.ensure_future(asyncio.to_thread(load_model, path, self.settings))
             try:
-                model = await asyncio.to_thread(load_model, path, self.settings)
-            except (ArtifactError, ModelLoadError) as e:
-                self.metrics.model_loads.labels("failure").inc()
-                log.warning("reload refused, the previous model keeps serving: %s", e)
-                raise
-            previous = self.holder.current
+                model = await asyncio.wait_for(
+                    asyncio.shield(work), timeout=self.settings.reload_timeout
+                )
+                previous = self.holder.current
+                self._refuse_downgrade(model, previous, allow_downgrade)
+            except TimeoutError:
+                self._overrun = work
+                self._refused(
+                    ReloadConflictError(
+                        f"{path}: not loaded within RELOAD_TIMEOUT "
+                        f"({self.settings.reload_timeout:g} s)"
+                    )
+                )
+            except (ArtifactError, ModelLoadError, ReloadConflictError) as e:
+                self._refused(e)
             self.install(model, previous)
             return model, previous
+
+    def _refuse_downgrade(
+        self, model: LoadedModel, previous: LoadedModel | None, allowed: bool
+    ) -> None:
+        new, old = (
+            model.metadata.get("created_at"),
+            previous and previous.metadata.get("created_at"),
+        )
+        if not (isinstance(new, str) and isinstance(old, str) and new < old):
+            return
+        if not allowed:
+            raise ReloadConflictError(
+                f"{model.path} (version {model.version}, created {new}) is older than the "
+                f"serving model (version {previous.version if previous else None}, created {old}); "
+                "send allow_downgrade: true to roll back"
+            )
+        log.warning(
+            "downgrade allowed",
+            extra={"model_version": model.version, "created_at": new, "serving_created_at": old},
+        )
+
+    def _refused(self, e: Exception) -> NoReturn:
+        self.metrics.model_loads.labels("failure").inc()
+        log.warning("reload refused, the previous model keeps serving: %s", e)
+        raise e
 
     def check_admin(self, authorization: str | None) -> int | None:
         """``None`` when allowed, else the HTTP status: 401 no/malformed, 403 wrong/disabled."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,7 @@ def build_artifact(
     names: tuple[str, ...] = ("living_area", "lot_area", "neighborhood", "garage_type"),
     signing_key: bytes | None = None,
     filename: str = "model.joblib",
+    created_at: str = "2026-11-27T00:00:00Z",
 ) -> str:
     """Fit a small real pipeline on ``names``, save it in ``directory``, return the path."""
     specs = [f for f in [*FEATURES, BEDROOMS] if f["name"] in names]
@@ -157,7 +159,7 @@ def build_artifact(
     metadata = {
         "format_version": 1,
         "model_version": version,
-        "created_at": "2026-11-27T00:00:00Z",
+        "created_at": created_at,
         "features": features,
         "test": {"rmse": float(np.sqrt(np.mean((pred - y) ** 2)))},
         "reference": build_reference(cols, kinds, pred, categories=cats),
@@ -595,6 +597,86 @@ def test_reload_swaps_model_validator_and_openapi(tmp_path: Path) -> None:
         # no body: MODEL_PATH again
         r = c.post("/admin/reload", headers=auth())
         assert r.status_code == 200 and r.json()["model_version"] == "v1"
+
+
+def test_reload_refuses_what_is_not_a_regular_file_or_too_large_before_reading(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    first = build_artifact(tmp_path, "v1", names=("living_area", "neighborhood"))
+    os.mkfifo(tmp_path / "fifo.joblib")  # would block a plain open() forever
+    big = build_artifact(tmp_path, "v2", filename="big.joblib")
+    fake_sidecar = build_artifact(tmp_path, "v3", filename="odd.joblib")
+    os.unlink(fake_sidecar + ".sha256")
+    os.mkfifo(fake_sidecar + ".sha256")
+    size = Path(big).stat().st_size
+    assert Path(first).stat().st_size < size  # the serving one is within every limit below
+    cases = [
+        (size, "fifo.joblib", "not a regular file"),
+        (size, "odd.joblib", "odd.joblib.sha256: refused: not a regular file"),
+        (size, ".", "not a regular file"),
+        (size - 1, "big.joblib", f"{size} bytes is over the limit of {size - 1}"),
+    ]
+    for limit, name, why in cases:
+        with make_client(first, max_artifact_bytes=limit) as c:
+            start = time.monotonic()
+            r = c.post("/admin/reload", headers=auth(), json={"path": name})
+            assert r.status_code == 409 and why in r.json()["detail"], (name, r.text)
+            assert time.monotonic() - start < 5
+            assert c.get("/model").json()["model_version"] == "v1"
+            text = c.get("/metrics").text
+            assert metric(text, "houseprice_model_loads_total", result="failure") == 1
+
+
+def test_reload_refuses_an_older_artifact_unless_asked(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    new = build_artifact(tmp_path, "new", created_at="2026-11-28T10:00:00Z")
+    build_artifact(tmp_path, "old", filename="old.joblib", created_at="2026-11-20T10:00:00Z")
+    with make_client(new) as c:
+        r = c.post("/admin/reload", headers=auth(), json={"path": "old.joblib"})
+        assert r.status_code == 409 and "allow_downgrade" in r.json()["detail"], r.text
+        assert c.get("/model").json()["model_version"] == "new"
+        r = c.post(
+            "/admin/reload", headers=auth(), json={"path": "old.joblib", "allow_downgrade": True}
+        )
+        assert r.status_code == 200 and r.json()["model_version"] == "old"
+        assert r.json()["previous_version"] == "new"
+    lines = [json.loads(x) for x in capfd.readouterr().err.splitlines() if x.startswith("{")]
+    assert any(x["msg"] == "downgrade allowed" and x["model_version"] == "old" for x in lines)
+
+
+def test_a_reload_has_a_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from app import state
+
+    first = build_artifact(tmp_path, "v1")
+    release = threading.Event()
+    real = state.load_model
+
+    def slow(path: str, settings: Settings) -> Any:
+        release.wait(10)
+        return real(path, settings)
+
+    with make_client(first, reload_timeout=0.3) as c:
+        monkeypatch.setattr(state, "load_model", slow)
+        start = time.monotonic()
+        r = c.post("/admin/reload", headers=auth())
+        assert r.status_code == 409 and "RELOAD_TIMEOUT" in r.json()["detail"], r.text
+        assert time.monotonic() - start < 3
+        r = c.post("/admin/reload", headers=auth())  # the overrun thread still holds on
+        assert r.status_code == 409 and "still runs" in r.json()["detail"]
+        assert c.post("/predict", json=HOUSE).status_code == 200  # the old model serves
+        release.set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            r = c.post("/admin/reload", headers=auth())
+            if r.status_code == 200:
+                break
+            time.sleep(0.05)
+        assert r.status_code == 200, r.text
 
 
 def test_reload_of_a_bad_artifact_keeps_the_old_model(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from app.schemas import (
     ReloadResponse,
     ValidationErrorResponse,
 )
-from app.state import ModelLoadError, ReloadRefusedError
+from app.state import ModelLoadError, ReloadConflictError, ReloadRefusedError
 from model.workflow.artifact import ArtifactError
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -47,7 +47,12 @@ _BODY = {
             "model": ErrorMessage,
             "description": "Wrong token, admin disabled, or path outside the model directory",
         },
-        409: {"model": ErrorMessage, "description": "Artifact refused; the old model serves"},
+        409: {
+            "model": ErrorMessage,
+            "description": "Artifact refused (not a regular file, over MAX_ARTIFACT_BYTES, bad "
+            "checksum or signature, older than the serving one without allow_downgrade, not "
+            "loaded within RELOAD_TIMEOUT); the old model serves",
+        },
         400: {"model": ValidationErrorResponse, "description": "Malformed JSON"},
         415: {"model": ErrorMessage, "description": "Body is not JSON"},
         422: {"model": ValidationErrorResponse, "description": "Body is not a reload request"},
@@ -78,13 +83,14 @@ async def reload(request: Request) -> Response:
         _GUARD,
     )
     requested = body.path if body is not None else None
+    allow_downgrade = body.allow_downgrade if body is not None else False
     try:
         path = svc.resolve_reload_path(requested)
     except ReloadRefusedError as e:
         return json_response(403, {"detail": str(e)})
     try:
-        model, previous = await svc.reload(path)
-    except (ArtifactError, ModelLoadError) as e:
+        model, previous = await svc.reload(path, allow_downgrade)
+    except (ArtifactError, ModelLoadError, ReloadConflictError) as e:
         return json_response(
             409, {"detail": f"reload refused, the previous model keeps serving: {e}"}
         )
