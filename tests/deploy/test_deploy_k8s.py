@@ -160,13 +160,33 @@ def test_rollout_and_resources(rendered: dict[str, Docs], overlay: str) -> None:
     spec = deployment["spec"]
     assert spec["strategy"]["type"] == "RollingUpdate"
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    assert spec["replicas"] == {"base": 2, "dev": 1, "prod": 3}[overlay]
+    # an autoscaled Deployment leaves the count to its HPA (a replicas field would fight it
+    # on every apply); dev has no HPA and says 1
+    assert spec.get("replicas") == {"base": None, "dev": 1, "prod": None}[overlay]
     resources = spec["template"]["spec"]["containers"][0]["resources"]
     for kind in ("cpu", "memory"):
         request = _quantity(resources["requests"][kind])
         assert 0 < request <= _quantity(resources["limits"][kind]), kind
     # The measured peak (129 MiB, see the comment in deployment.yaml) fits under the limit.
     assert _quantity(resources["limits"]["memory"]) >= 1.5 * 129 * 2**20
+
+
+@pytest.mark.parametrize("overlay", ["base", "dev", "prod"])
+def test_every_object_and_pod_has_the_recommended_labels(
+    rendered: dict[str, Docs], overlay: str
+) -> None:
+    keys = {"name", "instance", "version", "component", "part-of", "managed-by"}
+    deployment = only(rendered[overlay], "Deployment")
+    pods = deployment["spec"]["template"]["metadata"]["labels"]
+    for doc in [*rendered[overlay], {"kind": "Pod", "metadata": {"labels": pods}}]:
+        if doc["kind"] == "Namespace":
+            continue
+        labels = doc["metadata"].get("labels", {})
+        have = {k.removeprefix("app.kubernetes.io/") for k in labels if k.startswith("app.k")}
+        assert keys <= have, (doc["kind"], sorted(keys - have))
+    instance = {"base": "houseprice", "dev": "houseprice-dev", "prod": "houseprice"}[overlay]
+    assert pods["app.kubernetes.io/instance"] == instance
+    assert "app.kubernetes.io/version" not in deployment["spec"]["selector"]["matchLabels"]
 
 
 @pytest.mark.parametrize("overlay", ["base", "dev", "prod"])
