@@ -56,9 +56,12 @@ _COMPARISON = re.compile(r"(==|!=|>=|<=|>|<)")
 
 
 def grafana_to_promql(expr: str, rate_interval: str = "1m") -> str:
-    """A dashboard query as Prometheus runs it: Grafana's interval variables substituted."""
+    """A dashboard query as Prometheus runs it: Grafana's interval variables substituted, and
+    the template variables at their "All" value."""
     for var in ("$__rate_interval", "$__interval", "$__range"):
         expr = expr.replace(var, rate_interval)
+    for var in ("$job", "$instance", "$model_version"):
+        expr = expr.replace(var, ".*")
     return expr
 
 
@@ -269,22 +272,53 @@ def test_prometheus_scrapes_the_api_and_loads_the_alerts() -> None:
 # --- Grafana ------------------------------------------------------------------------------
 
 
-def test_dashboard_uses_the_provisioned_datasource_by_uid() -> None:
+def test_dashboard_uses_the_datasource_variable_and_filters_by_job_instance_version() -> None:
+    """No hard-coded datasource uid: every panel and query takes ``$datasource``, a template
+    variable of type prometheus; every series is filtered by ``$job`` and ``$instance``, and
+    by ``$model_version`` where it has that label."""
     ds = yaml.safe_load((MON / "grafana/provisioning/datasources/prometheus.yml").read_text())
     (source,) = ds["datasources"]
     assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
     d = json.loads(DASHBOARD.read_text())
     assert 36 <= d["schemaVersion"] <= 41
+    variables = {v["name"]: v for v in d["templating"]["list"]}
+    assert list(variables) == ["datasource", "job", "instance", "model_version"]
+    assert (variables["datasource"]["type"], variables["datasource"]["query"]) == (
+        "datasource",
+        "prometheus",
+    )
+    for name in ("job", "instance", "model_version"):
+        v = variables[name]
+        assert v["type"] == "query" and v["datasource"]["uid"] == "${datasource}"
+        assert v["includeAll"] and v["allValue"] == ".*"
+        assert "label_values(houseprice_model_info" in v["definition"]
     ids = [p["id"] for p in d["panels"]]
     assert len(ids) == len(set(ids)), "duplicate panel ids"
+    assert source["uid"] not in DASHBOARD.read_text(), "a hard-coded datasource uid"
     for p in d["panels"]:
         if p["type"] == "row":
             continue
-        assert p["datasource"] == {"type": "prometheus", "uid": source["uid"]}, p["title"]
+        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, p["title"]
         refs = [t["refId"] for t in p["targets"]]
         assert len(refs) == len(set(refs)) and refs, p["title"]
         for t in p["targets"]:
-            assert t["datasource"]["uid"] == source["uid"], p["title"]
+            assert t["datasource"]["uid"] == "${datasource}", p["title"]
+            selectors = re.findall(r"\b(?:houseprice|process)_\w+\{([^}]*)\}", t["expr"])
+            assert selectors, t["expr"]
+            for labels in selectors:
+                assert 'job=~"$job"' in labels and 'instance=~"$instance"' in labels, t["expr"]
+
+
+def test_dashboard_draws_the_drift_threshold_from_the_metric_and_rates_per_minute() -> None:
+    d = json.loads(DASHBOARD.read_text())
+    drift = next(p for p in d["panels"] if p["title"].startswith("Drift score"))
+    exprs = [t["expr"] for t in drift["targets"]]
+    assert any("houseprice_drift_threshold" in e for e in exprs)
+    assert "0.25" not in json.dumps(drift["fieldConfig"]), "a literal threshold"
+    for p in d["panels"]:
+        for t in p.get("targets", []):
+            if t["expr"].endswith("* 60"):  # a per-second rate shown per minute
+                assert p["fieldConfig"]["defaults"]["unit"] == "opm", p["title"]
 
 
 def test_dashboard_panels_do_not_overlap() -> None:
