@@ -445,3 +445,67 @@ def test_every_query_uses_only_metrics_the_app_really_exposes(artifact_path: str
     for where, expr in _all_queries():
         unknown = metric_names(grafana_to_promql(expr)) - exposed
         assert not unknown, f"{where}: {sorted(unknown)} not in the app's /metrics"
+
+
+# --- Alertmanager ---------------------------------------------------------------------------
+
+
+def test_amtool_check_config() -> None:
+    """The Alertmanager config (route and the file receiver) as amtool validates it."""
+    amtool = require_tool("amtool")
+    r = subprocess.run(
+        [amtool, "check-config", str(MON / "alertmanager.yml")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS" in r.stdout and " - 1 receivers" in r.stdout, r.stdout
+    cfg = yaml.safe_load((MON / "alertmanager.yml").read_text())
+    (receiver,) = cfg["receivers"]
+    assert cfg["route"]["receiver"] == receiver["name"]
+    assert receiver["webhook_configs"][0]["url"] == "http://alert-sink:9095/"
+
+
+def test_amtool_refuses_a_route_to_an_undefined_receiver(tmp_path: Path) -> None:
+    broken = tmp_path / "alertmanager.yml"
+    broken.write_text(
+        (MON / "alertmanager.yml").read_text().replace("receiver: file", "receiver: x")
+    )
+    r = subprocess.run(
+        [require_tool("amtool"), "check-config", str(broken)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert r.returncode != 0 and "undefined receiver" in (r.stdout + r.stderr), r.stdout
+
+
+def test_the_alert_sink_appends_each_notification_as_a_json_line(tmp_path: Path) -> None:
+    import importlib.util
+    import threading
+    import urllib.request
+    from http.server import ThreadingHTTPServer
+
+    spec = importlib.util.spec_from_file_location("alert_sink", MON / "alert_sink.py")
+    assert spec is not None and spec.loader is not None
+    sink = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sink)
+    out = tmp_path / "alerts.jsonl"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), sink.handler(out))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        for name in ("FeatureDrift", "HighErrorRate"):
+            payload = {"status": "firing", "alerts": [{"labels": {"alertname": name}}]}
+            req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST")
+            with urllib.request.urlopen(req, timeout=10) as r:
+                assert r.status == 200
+        bad = urllib.request.Request(url, data=b"not json", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(bad, timeout=10)
+        assert info.value.code == 400
+    finally:
+        server.shutdown()
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["alerts"][0]["labels"]["alertname"] for x in lines] == [
+        "FeatureDrift",
+        "HighErrorRate",
+    ]
