@@ -464,6 +464,19 @@ def _metrics(server: Server) -> str:
     return httpx.get(server.url + "/metrics", timeout=10).text
 
 
+def _access_line(server: Server, request_id: str) -> dict[str, Any]:
+    """The access line of a request, polled for: it is written at the end of a loop turn."""
+    deadline = time.monotonic() + 10
+    while True:
+        for line in server.logs().splitlines():
+            if line.startswith("{") and f'"request_id":"{request_id}"' in line:
+                record: dict[str, Any] = json.loads(line)
+                return record
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no access line for {request_id}")
+        time.sleep(0.05)
+
+
 def _send_until_closed(sock: socket.socket, head: bytes, chunk: bytes, limit: int) -> int:
     """Send ``head`` then ``chunk`` again and again until the server closes or ``limit``
     bytes went out; the bytes sent."""
@@ -527,8 +540,8 @@ def test_too_many_header_fields_are_431_and_a_normal_head_is_served(
 def test_a_body_of_unknown_keys_gets_a_capped_error_list_quickly(
     server: Server, house: dict[str, Any]
 ) -> None:
-    """16 MB of unknown keys: 20 errors and the total count, a small answer, no stall."""
-    keys = 1_300_000
+    """16 MB of unknown keys: 20 errors and their count, a small answer, no stall."""
+    keys = 1_290_000
     body = b"{" + b",".join(b'"k%07d":0' % i for i in range(keys)) + b"}"
     assert len(body) < 16 * 1024 * 1024
     before = rss_kb(server)
@@ -559,8 +572,7 @@ def test_a_content_length_of_5000_zeros_is_400_logged_and_counted(
     assert after >= 0  # closed
     assert metric(_metrics(server), "houseprice_http_requests_total", method="POST",
                   route="unmatched", status="4xx") == counted + 1  # fmt: skip
-    lines = [json.loads(x) for x in server.logs().splitlines() if x.startswith("{")]
-    assert any(x.get("request_id") == "zeros-5000" and x.get("status") == 400 for x in lines)
+    assert _access_line(server, "zeros-5000")["status"] == 400
     assert_healthy(server, house)
 
 
@@ -613,7 +625,7 @@ def test_invented_methods_and_static_paths_do_not_multiply_series(server: Server
         for m in methods:
             for p in paths:
                 c.request(m, p)
-    series = re.findall(r"^houseprice_http_requests_total\{([^}]*)\}", _metrics(server), re.M)
+    series = re.findall(r"^houseprice_http_requests_total\{(.*)\} ", _metrics(server), re.M)
     labels = [dict(re.findall(r'(\w+)="([^"]*)"', s)) for s in series]
     assert {x["method"] for x in labels} <= {*methods[:7], "other"}
     assert {x["route"] for x in labels if "static" in x["route"]} == {"/static/*"}
@@ -628,9 +640,7 @@ def test_x_forwarded_for_is_not_trusted_by_default(server: Server) -> None:
         timeout=10,
     )
     assert r.status_code == 200
-    lines = [json.loads(x) for x in server.logs().splitlines() if x.startswith("{")]
-    line = next(x for x in lines if x.get("request_id") == "xff-check")
-    assert line["client"] == "127.0.0.1"
+    assert _access_line(server, "xff-check")["client"] == "127.0.0.1"
 
 
 def test_x_forwarded_for_is_trusted_from_forwarded_allow_ips(
@@ -643,7 +653,4 @@ def test_x_forwarded_for_is_trusted_from_forwarded_allow_ips(
         timeout=10,
     )
     assert r.status_code == 200
-    lines = [json.loads(x) for x in srv.logs().splitlines() if x.startswith("{")]
-    assert next(x for x in lines if x.get("request_id") == "xff-trusted")["client"] == (
-        "203.0.113.9"
-    )
+    assert _access_line(srv, "xff-trusted")["client"] == "203.0.113.9"
