@@ -654,3 +654,32 @@ def test_x_forwarded_for_is_trusted_from_forwarded_allow_ips(
     )
     assert r.status_code == 200
     assert _access_line(srv, "xff-trusted")["client"] == "203.0.113.9"
+
+
+def test_reload_of_a_fifo_neither_wedges_reload_nor_shutdown(
+    serve: Any, artifact_path: str, tmp_path: Path
+) -> None:
+    """A FIFO named as the artifact (or as its checksum) is refused at once; the server
+    still reloads a good artifact and stops cleanly."""
+    import os
+    import shutil
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for src in Path(artifact_path).parent.glob(Path(artifact_path).name + "*"):
+        shutil.copy(src, models / src.name)
+    os.mkfifo(models / "fifo.joblib")
+    shutil.copy(models / "model.joblib", models / "odd.joblib")
+    os.mkfifo(models / "odd.joblib.sha256")
+    srv = serve({"MODEL_PATH": str(models / "model.joblib"), "ADMIN_TOKEN": TOKEN})
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    for name in ("fifo.joblib", "odd.joblib"):
+        start = time.monotonic()
+        r = httpx.post(srv.url + "/admin/reload", json={"path": name}, headers=auth, timeout=30)
+        assert r.status_code == 409 and "not a regular file" in r.json()["detail"], r.text
+        assert time.monotonic() - start < 5
+    r = httpx.post(srv.url + "/admin/reload", headers=auth, timeout=30)
+    assert r.status_code == 200, r.text
+    start = time.monotonic()
+    assert srv.stop() == 0
+    assert time.monotonic() - start < 10
