@@ -30,10 +30,14 @@ log = logging.getLogger("houseprice")
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _CLOSE = {"Connection": "close"}  # the server closes the connection after this answer
 _MAX_LENGTH_DIGITS = 19  # a Content-Length past 2**63 is no body anyone sends
+#: What ``Guard`` records of a request for ``Observe``: body bytes let through, the answer's
+#: status and body bytes.
+RECEIVED, STATUS, SENT = "houseprice.received", "houseprice.status", "houseprice.sent"
 
 
 class Observe:
-    """HTTP metrics and the access line of every request, errors included."""
+    """HTTP metrics and the access line of every request, errors included, from what ``Guard``
+    recorded in the scope (sizes and status)."""
 
     def __init__(self, app: ASGIApp, service: Service) -> None:
         self.app = app
@@ -44,33 +48,18 @@ class Observe:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # what the client gets if the app raises before answering
-        got = sent = 0
-
-        async def counted_receive() -> Message:
-            nonlocal got
-            message = await receive()
-            got += len(message.get("body", b""))
-            return message
-
-        async def counted_send(message: Message) -> None:
-            nonlocal status, sent
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
-            await send(message)
-
         metrics = self.service.metrics.requests if self.service.monitoring else None
         if metrics is not None:
             metrics.in_flight += 1
         try:
-            await self.app(scope, counted_receive, counted_send)
+            await self.app(scope, receive, send)
         finally:
             seconds = time.perf_counter() - started
+            status = scope.get(STATUS, 500)  # 500: the app raised before answering
             if metrics is not None:
                 metrics.in_flight -= 1
                 route = getattr(scope.get("route"), "path", None) or "unmatched"
+                got, sent = scope.get(RECEIVED, 0), scope.get(SENT, 0)
                 metrics.observe_request(scope["method"], route, status, seconds, got, sent)
             client = scope.get("client")
             rid = scope.get("request_id", "")
@@ -120,13 +109,26 @@ class Guard:
             rid = f"{random.getrandbits(128):032x}"
         scope["request_id"] = rid
         rid_header = (b"x-request-id", rid.encode())
+        pending = declared > 0 or chunked  # a body is on its way
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                scope[STATUS] = message["status"]
+                headers = [*message.get("headers", ()), rid_header]
+                if pending:
+                    headers.append((b"connection", b"close"))
+                message["headers"] = headers
+            elif message["type"] == "http.response.body":
+                scope[SENT] = scope.get(SENT, 0) + len(message.get("body", b""))
+            await send(message)
+
         if declared < 0:
-            await _answer(send, 400, "Content-Length must be a non-negative integer", rid_header)
+            pending = False  # the answer says close itself
+            await _answer(send_with_id, 400, "Content-Length must be a non-negative integer")
             return
         limit, timeout, deadlines = self.limit, self.timeout, self.deadlines
         deadline = started + timeout
         received = 0
-        pending = declared > 0 or chunked  # a body is on its way
 
         async def guarded_receive() -> Message:
             nonlocal received, pending
@@ -142,6 +144,7 @@ class Guard:
                 ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                scope[RECEIVED] = received
                 if received > limit:
                     raise HTTPException(
                         413, f"request body is over the limit of {limit} bytes", _CLOSE
@@ -151,18 +154,10 @@ class Guard:
                 pending = False
             return message
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [*message.get("headers", ()), rid_header]
-                if pending:
-                    headers.append((b"connection", b"close"))
-                message["headers"] = headers
-            await send(message)
-
         await self.app(scope, guarded_receive, send_with_id)
 
 
-async def _answer(send: Send, status: int, detail: str, *headers: tuple[bytes, bytes]) -> None:
+async def _answer(send: Send, status: int, detail: str) -> None:
     """A JSON ``{"detail"}`` answer that closes the connection, sent by the middleware."""
     body = encode_json({"detail": detail})
     await send(
@@ -173,7 +168,6 @@ async def _answer(send: Send, status: int, detail: str, *headers: tuple[bytes, b
                 (b"content-type", b"application/json"),
                 (b"content-length", b"%d" % len(body)),
                 (b"connection", b"close"),
-                *headers,
             ],
         }
     )
