@@ -197,7 +197,11 @@ def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
             },
         }
     },
-    responses={**_ERRORS, 415: {"model": V2Error, "description": "Body is not JSON"}},
+    responses={
+        **_ERRORS,
+        415: {"model": V2Error, "description": "Body is not JSON"},
+        500: {"model": V2Error, "description": "The model failed or returned a non-finite price"},
+    },
 )
 async def infer(name: str, request: Request) -> Response:
     svc = get_service(request)
