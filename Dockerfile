@@ -30,12 +30,14 @@ COPY requirements/runtime.txt requirements/runtime.txt
 COPY model/ model/
 COPY app/ app/
 
-# The runtime dependencies come from the pinned lock only (--no-deps: nothing outside it is
-# pulled in), and `pip check` proves the lock is complete for the wheel. No extras.
+# The runtime dependencies come from the hashed lock only: --require-hashes refuses any file
+# whose sha256 is not in it, --no-deps pulls in nothing outside it, and `pip check` proves the
+# lock is complete for the wheel (built here from these sources, installed apart). No extras.
 RUN pip wheel --no-deps --wheel-dir /wheels . \
     && python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-deps --requirement requirements/runtime.txt \
-        /wheels/houseprice-0.1.0-py3-none-any.whl \
+    && /opt/venv/bin/pip install --require-hashes --no-deps \
+        --requirement requirements/runtime.txt \
+    && /opt/venv/bin/pip install --no-deps /wheels/houseprice-0.1.0-py3-none-any.whl \
     && /opt/venv/bin/pip check \
     && /opt/venv/bin/pip uninstall --yes pip
 
@@ -78,5 +80,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=2)"]
 
-# Exec form: uvicorn is PID 1 and receives SIGTERM, then drains in-flight requests.
-ENTRYPOINT ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "1", "--timeout-graceful-shutdown", "20"]
+# Exec form: the server (app/serve.py: one uvicorn worker) is PID 1 and receives SIGTERM:
+# readiness turns 503, then in-flight requests drain for up to SHUTDOWN_TIMEOUT (20 s).
+ENTRYPOINT ["python", "-m", "app", "--host", "0.0.0.0", "--port", "8000"]

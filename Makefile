@@ -11,9 +11,11 @@ CONFIG ?= configs/ames.toml
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
+# The lock's versions as constraints (its hashes would put the dev extras in hash-checking mode).
 $(STAMP): pyproject.toml requirements/runtime.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev]' -c requirements/runtime.txt
+	grep -E '^[A-Za-z0-9_.-]+==' requirements/runtime.txt | sed 's/ .*//' > $(VENV)/constraints.txt
+	$(BIN)/pip install -q -e '.[dev]' -c $(VENV)/constraints.txt
 	touch $(STAMP)
 
 venv: $(STAMP)  ## create or reuse .venv with the project and its dev extra

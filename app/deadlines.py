@@ -1,12 +1,10 @@
 """The slow-loris guard: a request body must arrive in full before its deadline, else 408.
 
 uvicorn has no timeout on reading a request body, so a client that sends the headers and then
-trickles (or stops sending) the body would hold a connection and a task forever. The guard
-used to be ``asyncio.timeout_at`` around each ``receive``: one timer handle armed and
-cancelled per request. That is the textbook way, but removing it took a whole one-house
-``/predict`` in process from ~150-170 µs to ~120 µs (docs/PERFORMANCE.md), far more than its
-~6 µs alone: likely the cancelled handles, which stay in the loop's timer heap until they
-expire.
+trickles (or stops sending) the body would hold a connection and a task forever. The textbook
+guard, ``asyncio.timeout_at`` around each ``receive``, arms and cancels a timer handle per
+request, and cancelled handles stay in the loop's timer heap until they expire: measurably
+dear on a request this short (docs/PERFORMANCE.md).
 
 Here a request waiting for its body registers its task and deadline in a dict, and one timer,
 armed only while some request waits, sweeps them every ``period`` seconds and cancels the

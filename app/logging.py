@@ -110,12 +110,11 @@ def log_request(
 class _TurnBuffer:
     """Access lines of one event-loop turn, written (and flushed) together when it ends.
 
-    A line per ``write`` + ``flush`` was one system call per request, which bare FastAPI does
-    not make: about a tenth of the one-house throughput under load (docs/PERFORMANCE.md).
-    Requests that finish in the same turn of the loop now share one call; the first line of
-    a turn schedules the write with ``call_soon``, so a line waits for the rest of its turn
-    only (microseconds), and process exit writes what is left. Outside an event loop (a
-    script, a test) a line is written at once.
+    A line per ``write`` + ``flush`` would be one system call per request, which bare FastAPI
+    does not make (docs/PERFORMANCE.md). Requests that finish in the same turn of the loop
+    share one call; the first line of a turn schedules the write with ``call_soon``, so a line
+    waits for the rest of its turn only, and process exit writes what is left. Outside an
+    event loop (a script, a test) a line is written at once.
     """
 
     def __init__(self) -> None:

@@ -1,23 +1,23 @@
 """Prometheus metrics of the service (names: docs/ARCHITECTURE.md, "Contract 2").
 
-Each app owns a ``CollectorRegistry`` so that several apps in one test process never collide
-on the global default registry. The latency buckets start at 0.1 ms because a NumPy model
-answers in tens of microseconds: the client's default buckets (5 ms and up) would put every
-request in the first bucket and make p99 unreadable.
+What a request updates (HTTP, predictions, input quality, refusals) is kept as plain numbers
+in one collector, :class:`RequestMetrics`, under one lock, and turned into metric families
+when Prometheus scrapes; a prometheus_client child would take a lock per update, nine times a
+request. The drift gauges are read from the serving model's monitor at scrape time too. What
+changes rarely (model loads, feedback) uses prometheus_client's own types. Each app owns a
+``CollectorRegistry``, so several apps in one process never collide.
 
-Drift gauges are not set on the request path: a custom collector asks the serving model's
-drift monitor for its scores when Prometheus scrapes, so ``/predict`` only pays for the
-monitor's window update.
+The latency buckets start at 0.1 ms because a NumPy model answers in tens of microseconds, and
+the top bucket covers the body deadline, the longest a request can legitimately take.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
-from collections.abc import Callable, Iterable, Iterator
+import threading
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
-import numpy as np
-from numpy.typing import NDArray
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -38,294 +38,261 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-)
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+)  # fmt: skip
 SIZE_BUCKETS = tuple(float(4**k) for k in range(4, 13))  # 256 B ... 16 MiB
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 PRICE_BUCKETS = (*(float(p) for p in range(50_000, 550_001, 50_000)), 750_000.0, 1e6)
 
-#: Requests whose HTTP and prediction observations wait, as plain tuples, to be binned together
-#: by NumPy (also at every scrape): appending a tuple is all a request pays on its own path.
-PENDING_MAX = 1024
+#: The methods that get their own label value; any other folds into ``"other"``, so a client
+#: cannot multiply the series by inventing methods.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 #: ``(feature, score, drifted, samples)`` rows, as ``DriftMonitor.gauges()`` returns them.
 DriftRows = list[tuple[str, float, bool, int]]
 
 
-class DriftCollector(Collector):
-    """Reads the drift gauges from the serving model's monitor at scrape time."""
+def latency_buckets(longest: float) -> tuple[float, ...]:
+    """:data:`LATENCY_BUCKETS`, with ``longest`` (seconds) added when it is past the top one."""
+    return LATENCY_BUCKETS if longest <= LATENCY_BUCKETS[-1] else (*LATENCY_BUCKETS, longest)
 
-    def __init__(self, source: Callable[[], tuple[str, DriftRows] | None]) -> None:
-        self._source = source
+
+class Histogram:
+    """One histogram series: a count per bucket (``value <= bound``, then +Inf) and the sum."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: Iterable[float]) -> None:
+        self.bounds = [float(b) for b in bounds]
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # le is inclusive: bisect_left
+        self.total += value
+
+    def observe_many(self, values: list[float]) -> None:
+        """Many values: sorted once, then one bisect per bound rather than one per value."""
+        if len(values) <= len(self.bounds):
+            for v in values:
+                self.observe(v)
+            return
+        ordered = sorted(values)
+        below = 0
+        for i, bound in enumerate(self.bounds):
+            upto = bisect_right(ordered, bound)  # values <= bound
+            self.counts[i] += upto - below
+            below = upto
+        self.counts[-1] += len(ordered) - below
+        self.total += sum(values)
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative ``(le, count)`` pairs, as ``HistogramMetricFamily`` takes them."""
+        les = [*map(floatToGoString, self.bounds), floatToGoString(math.inf)]
+        running, out = 0, []
+        for le, n in zip(les, self.counts, strict=True):
+            running += n
+            out.append((le, float(running)))
+        return out
+
+
+class RequestMetrics(Collector):
+    """Every metric a request updates, as plain numbers under one lock; exposed at scrape."""
+
+    def __init__(self, body_timeout: float = LATENCY_BUCKETS[-1]) -> None:
+        self._lock = threading.Lock()
+        self._latency = latency_buckets(body_timeout)
+        self.in_flight = 0
+        self._requests: dict[tuple[str, str, str], int] = {}
+        self._duration: dict[tuple[str, str], Histogram] = {}
+        self._request_size: dict[str, Histogram] = {}
+        self._response_size: dict[str, Histogram] = {}
+        self._predictions: dict[str, int] = {}
+        self._batch_size = Histogram(BATCH_BUCKETS)
+        self._price: dict[str, Histogram] = {}
+        self._errors: dict[str, int] = {}
+        self._missing: dict[str, int] = {}
+        self._out_of_range: dict[str, int] = {}
+        self._unknown: dict[str, int] = {}
+        self._drift: Callable[[], tuple[str, DriftRows] | None] = lambda: None
+
+    def observe_request(
+        self, method: str, route: str, status: int, seconds: float, got: int, sent: int
+    ) -> None:
+        """One finished HTTP request."""
+        if method not in METHODS:
+            method = "other"
+        with self._lock:
+            key = (method, route, f"{status // 100}xx")
+            self._requests[key] = self._requests.get(key, 0) + 1
+            h = self._duration.get((method, route))
+            if h is None:
+                h = self._duration[method, route] = Histogram(self._latency)
+            h.observe(seconds)
+            for sizes, value in ((self._request_size, got), (self._response_size, sent)):
+                h = sizes.get(route)
+                if h is None:
+                    h = sizes[route] = Histogram(SIZE_BUCKETS)
+                h.observe(value)
+
+    def observe_prediction(
+        self,
+        version: str,
+        prices: list[float],
+        missing: Mapping[str, int],
+        out_of_range: Mapping[str, int],
+        unknown: Mapping[str, int],
+    ) -> None:
+        """One served prediction request: its prices and what its input quality counted."""
+        with self._lock:
+            self._predictions[version] = self._predictions.get(version, 0) + len(prices)
+            self._batch_size.observe(len(prices))
+            h = self._price.get(version)
+            if h is None:
+                h = self._price[version] = Histogram(PRICE_BUCKETS)
+            h.observe_many(prices)
+            for counts, new in (
+                (self._missing, missing),
+                (self._out_of_range, out_of_range),
+                (self._unknown, unknown),
+            ):
+                for name, n in new.items():
+                    counts[name] = counts.get(name, 0) + n
+
+    def count_error(self, reason: str) -> None:
+        """A prediction request refused or failed (``reason`` is one of a fixed set)."""
+        with self._lock:
+            self._errors[reason] = self._errors.get(reason, 0) + 1
+
+    def read_drift_from(self, source: Callable[[], tuple[str, DriftRows] | None]) -> None:
+        """``source()`` gives the serving model's version and drift rows, or ``None``."""
+        self._drift = source
 
     def describe(self) -> Iterable[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            families = self._families()
+        yield from families
+        yield from self._drift_families()
+
+    def _families(self) -> list[Metric]:
+        requests = CounterMetricFamily(
+            "houseprice_http_requests",
+            "HTTP requests by method, route template and status class",
+            labels=["method", "route", "status"],
+        )
+        for labels, n in self._requests.items():
+            requests.add_metric(list(labels), n)
+        duration = HistogramMetricFamily(
+            "houseprice_http_request_duration_seconds",
+            "HTTP request latency",
+            labels=["method", "route"],
+        )
+        for (method, route), h in self._duration.items():
+            duration.add_metric([method, route], h.buckets(), h.total)
+        in_flight = GaugeMetricFamily(
+            "houseprice_http_requests_in_flight", "HTTP requests being served", self.in_flight
+        )
+        sizes = []
+        for kind, by_route in (
+            ("request", self._request_size),
+            ("response", self._response_size),
+        ):
+            family = HistogramMetricFamily(
+                f"houseprice_http_{kind}_size_bytes", f"HTTP {kind} body size", labels=["route"]
+            )
+            for route, h in by_route.items():
+                family.add_metric([route], h.buckets(), h.total)
+            sizes.append(family)
+        predictions = CounterMetricFamily(
+            "houseprice_predictions", "Prices predicted", labels=["model_version"]
+        )
+        for version, n in self._predictions.items():
+            predictions.add_metric([version], n)
+        batch = HistogramMetricFamily(
+            "houseprice_prediction_batch_size", "Rows per prediction request"
+        )
+        batch.add_metric([], self._batch_size.buckets(), self._batch_size.total)
+        price = HistogramMetricFamily(
+            "houseprice_predicted_price_dollars", "Predicted prices", labels=["model_version"]
+        )
+        for version, h in self._price.items():
+            price.add_metric([version], h.buckets(), h.total)
+        counters = [
+            _counter(name, text, label, values)
+            for name, text, label, values in (
+                (
+                    "houseprice_prediction_errors",
+                    "Prediction requests refused or failed, by reason",
+                    "reason",
+                    self._errors,
+                ),
+                (
+                    "houseprice_input_missing",
+                    "Missing values imputed, by feature",
+                    "feature",
+                    self._missing,
+                ),
+                (
+                    "houseprice_input_out_of_range",
+                    "Values outside the training range, by feature",
+                    "feature",
+                    self._out_of_range,
+                ),
+                (
+                    "houseprice_input_unknown_category",
+                    "Categories never seen in training, by feature",
+                    "feature",
+                    self._unknown,
+                ),
+            )
+        ]
+        return [requests, duration, in_flight, *sizes, predictions, batch, price, *counters]
+
+    def _drift_families(self) -> Iterator[Metric]:
+        labels = ["feature", "model_version"]
         score = GaugeMetricFamily(
             "houseprice_drift_score",
             "Drift score (PSI) of a feature or of the prediction over the live window",
-            labels=["feature", "model_version"],
+            labels=labels,
         )
         detected = GaugeMetricFamily(
             "houseprice_drift_detected",
             "1 when the drift score is over the threshold with enough samples",
-            labels=["feature", "model_version"],
+            labels=labels,
         )
         samples = GaugeMetricFamily(
-            "houseprice_drift_window_samples",
-            "Rows in the live drift window",
-            labels=["feature", "model_version"],
+            "houseprice_drift_window_samples", "Rows in the live drift window", labels=labels
         )
-        got = self._source()
+        got = self._drift()
         if got is not None:
             version, rows = got
             for feature, value, drifted, n in rows:
                 score.add_metric([feature, version], float(value))
                 detected.add_metric([feature, version], 1.0 if drifted else 0.0)
                 samples.add_metric([feature, version], float(n))
-        yield score
-        yield detected
-        yield samples
+        yield from (score, detected, samples)
 
 
-class _Buckets:
-    """One histogram series as plain numbers: a count per bucket (``value <= le``) and the sum."""
-
-    __slots__ = ("bounds", "counts", "edges", "total")
-
-    def __init__(self, bounds: list[float]) -> None:
-        self.bounds = bounds
-        self.edges = np.asarray(bounds, dtype=np.float64)  # searchsorted would convert a list
-        self.counts = np.zeros(len(bounds) + 1, dtype=np.int64)  # the last one is +Inf
-        self.total = 0.0
-
-    def observe(self, value: float) -> None:
-        """One value (a batch's size): a bisect, a tenth of the NumPy calls' cost."""
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.total += value
-
-    def observe_many(self, values: NDArray[np.float64]) -> None:
-        """Many values in two NumPy calls. Prometheus buckets are ``value <= le``, hence
-        ``side="left"``."""
-        idx = np.searchsorted(self.edges, values, side="left")
-        self.counts += np.bincount(idx, minlength=self.counts.shape[0])
-        self.total += float(values.sum())
-
-    def exposition(self) -> list[tuple[str, float]]:
-        """Cumulative ``(le, count)`` pairs, as ``HistogramMetricFamily`` takes them."""
-        running = np.cumsum(self.counts).tolist()
-        les = [*map(floatToGoString, self.bounds), floatToGoString(math.inf)]
-        return [(le, float(n)) for le, n in zip(les, running, strict=True)]
-
-
-class HttpMetrics(Collector):
-    """The metrics every HTTP request updates, kept as plain numbers and read at scrape time.
-
-    A prometheus_client ``Counter``, ``Gauge`` or ``Histogram`` child takes a lock on every
-    update, and a request made nine of them. Here a request appends one tuple; every
-    ``PENDING_MAX`` requests, and at every scrape, the tuples are binned per series with
-    NumPy. Every update is made on the event loop's thread (the request middleware; all
-    routes are ``async``) and so is every scrape (``GET /metrics``), so no lock is needed and
-    a scrape sees whole requests. The exposition is the one the client's own types would
-    give, without the ``_created`` series.
-    """
-
-    def __init__(self) -> None:
-        self.in_flight = 0
-        self._pending: list[tuple[str, str, int, float, int, int]] = []
-        self._requests: dict[tuple[str, str, str], list[int]] = {}
-        self._duration: dict[tuple[str, str], _Buckets] = {}
-        self._request_size: dict[str, _Buckets] = {}
-        self._response_size: dict[str, _Buckets] = {}
-
-    def observe(
-        self,
-        method: str,
-        route: str,
-        status: int,
-        seconds: float,
-        request_bytes: int,
-        response_bytes: int,
-    ) -> None:
-        pending = self._pending
-        pending.append((method, route, status, seconds, request_bytes, response_bytes))
-        if len(pending) >= PENDING_MAX:
-            self.flush()
-
-    def flush(self) -> None:
-        """Bin the pending requests: per (method, route, status), three ``observe_many``."""
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-        methods, routes, statuses, *columns = zip(*pending, strict=True)  # transposed in C
-        keys = list(zip(methods, routes, statuses, strict=True))
-        index = {key: i for i, key in enumerate(dict.fromkeys(keys))}
-        values = np.array(columns, dtype=np.float64)  # seconds, request and response bytes
-        codes = np.fromiter(map(index.__getitem__, keys), dtype=np.intp, count=len(keys))
-        latency, size = list(LATENCY_BUCKETS), list(SIZE_BUCKETS)
-        for (method, route, status), i in index.items():
-            seconds, got, sent = values if len(index) == 1 else values[:, codes == i]
-            requests = self._requests.setdefault((method, route, f"{status // 100}xx"), [0])
-            requests[0] += seconds.shape[0]
-            self._duration.setdefault((method, route), _Buckets(latency)).observe_many(seconds)
-            self._request_size.setdefault(route, _Buckets(size)).observe_many(got)
-            self._response_size.setdefault(route, _Buckets(size)).observe_many(sent)
-
-    def _families(
-        self,
-    ) -> tuple[
-        CounterMetricFamily,
-        HistogramMetricFamily,
-        GaugeMetricFamily,
-        HistogramMetricFamily,
-        HistogramMetricFamily,
-    ]:
-        return (
-            CounterMetricFamily(
-                "houseprice_http_requests",
-                "HTTP requests by method, route template and status class",
-                labels=["method", "route", "status"],
-            ),
-            HistogramMetricFamily(
-                "houseprice_http_request_duration_seconds",
-                "HTTP request latency",
-                labels=["method", "route"],
-            ),
-            GaugeMetricFamily("houseprice_http_requests_in_flight", "HTTP requests being served"),
-            HistogramMetricFamily(
-                "houseprice_http_request_size_bytes", "HTTP request body size", labels=["route"]
-            ),
-            HistogramMetricFamily(
-                "houseprice_http_response_size_bytes", "HTTP response body size", labels=["route"]
-            ),
-        )
-
-    def describe(self) -> Iterable[Metric]:
-        return self._families()
-
-    def collect(self) -> Iterator[Metric]:
-        self.flush()
-        requests, duration, in_flight, request_size, response_size = self._families()
-        for labels, count in self._requests.items():
-            requests.add_metric(list(labels), count[0])
-        for (method, route), h in self._duration.items():
-            duration.add_metric([method, route], h.exposition(), h.total)
-        in_flight.add_metric([], self.in_flight)
-        for family, by_route in (
-            (request_size, self._request_size),
-            (response_size, self._response_size),
-        ):
-            for route, h in by_route.items():
-                family.add_metric([route], h.exposition(), h.total)
-        yield from (requests, duration, in_flight, request_size, response_size)
-
-
-class PredictionMetrics(Collector):
-    """Prices predicted, rows per request and the predicted prices, per model version.
-
-    Plain numbers like :class:`HttpMetrics`, under the same rule (updated by
-    ``Service.price`` and read by scrapes, on the event loop's thread only). A batch is binned
-    at once; a request of one house appends ``(version, price)``, binned with the others.
-    """
-
-    def __init__(self) -> None:
-        self._pending: list[tuple[str, float]] = []
-        self._count: dict[str, list[float]] = {}
-        self._batch_size = _Buckets([float(b) for b in BATCH_BUCKETS])
-        self._price: dict[str, _Buckets] = {}
-
-    def observe(self, model_version: str, prices: NDArray[np.float64]) -> None:
-        """One served request: its prices, as the model returned them."""
-        if prices.shape[0] != 1:
-            self._add(model_version, prices)
-            return
-        pending = self._pending
-        pending.append((model_version, float(prices[0])))
-        if len(pending) >= PENDING_MAX:
-            self.flush()
-
-    def flush(self) -> None:
-        """Bin the pending one-house requests, per model version."""
-        pending, self._pending = self._pending, []
-        by_version: dict[str, list[float]] = {}
-        for version, price in pending:
-            by_version.setdefault(version, []).append(price)
-        for version, prices in by_version.items():
-            self._add(version, np.array(prices, dtype=np.float64), singles=True)
-
-    def _add(self, version: str, prices: NDArray[np.float64], singles: bool = False) -> None:
-        """``prices`` of one batch request or, with ``singles``, of that many one-house ones."""
-        count = self._count.get(version)
-        if count is None:
-            count = self._count[version] = [0.0]
-            self._price[version] = _Buckets(list(PRICE_BUCKETS))
-        n = prices.shape[0]
-        count[0] += n
-        if singles:  # n requests of one row
-            self._batch_size.observe_many(np.ones(n))
-        else:
-            self._batch_size.observe(n)
-        self._price[version].observe_many(prices)
-
-    def _families(self) -> tuple[CounterMetricFamily, HistogramMetricFamily, HistogramMetricFamily]:
-        return (
-            CounterMetricFamily(
-                "houseprice_predictions", "Prices predicted", labels=["model_version"]
-            ),
-            HistogramMetricFamily(
-                "houseprice_prediction_batch_size", "Rows per prediction request"
-            ),
-            HistogramMetricFamily(
-                "houseprice_predicted_price_dollars", "Predicted prices", labels=["model_version"]
-            ),
-        )
-
-    def describe(self) -> Iterable[Metric]:
-        return self._families()
-
-    def collect(self) -> Iterator[Metric]:
-        self.flush()
-        count, batch_size, price = self._families()
-        for version, n in self._count.items():
-            count.add_metric([version], n[0])
-        b = self._batch_size
-        batch_size.add_metric([], b.exposition(), b.total)
-        for version, h in self._price.items():
-            price.add_metric([version], h.exposition(), h.total)
-        yield from (count, batch_size, price)
+def _counter(name: str, text: str, label: str, values: Mapping[str, int]) -> Metric:
+    family = CounterMetricFamily(name, text, labels=[label])
+    for value, n in values.items():
+        family.add_metric([value], n)
+    return family
 
 
 class Metrics:
     """Every metric of Contract 2, registered in the app's own registry."""
 
-    def __init__(self) -> None:
+    def __init__(self, body_timeout: float = LATENCY_BUCKETS[-1]) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
-        self.http = HttpMetrics()
-        r.register(self.http)
-        self.prediction = PredictionMetrics()
-        r.register(self.prediction)
-        self.prediction_errors = Counter(
-            "houseprice_prediction_errors",
-            "Prediction requests refused or failed, by reason",
-            ["reason"],
-            registry=r,
-        )
+        self.requests = RequestMetrics(body_timeout)
+        r.register(self.requests)
         self.model_info = Gauge(
             "houseprice_model_info",
             "The serving model (always 1)",
@@ -349,22 +316,9 @@ class Metrics:
             ["model_version"],
             registry=r,
         )
-        self.input_missing = Counter(
-            "houseprice_input_missing",
-            "Missing values imputed, by feature",
-            ["feature"],
-            registry=r,
-        )
-        self.input_out_of_range = Counter(
-            "houseprice_input_out_of_range",
-            "Values outside the training range, by feature",
-            ["feature"],
-            registry=r,
-        )
-        self.input_unknown_category = Counter(
-            "houseprice_input_unknown_category",
-            "Categories never seen in training, by feature",
-            ["feature"],
+        self.drift_threshold = Gauge(
+            "houseprice_drift_threshold",
+            "PSI over which a feature's drift is reported (DRIFT_PSI_THRESHOLD)",
             registry=r,
         )
         self.feedback = Counter(
@@ -387,9 +341,6 @@ class Metrics:
         for result in ("success", "failure"):
             self.model_loads.labels(result)
         self.model_ready.set(0)
-
-    def add_drift_source(self, source: Callable[[], tuple[str, DriftRows] | None]) -> None:
-        self.registry.register(DriftCollector(source))
 
     def set_model(self, version: str, sha256: str, test_rmse: float | None, when: float) -> None:
         """A model was (re)loaded: one ``model_info`` series, the new version's RMSE."""

@@ -12,27 +12,21 @@ so the same ``bincount`` that removes evicted rows also absorbs the slots that h
 all columns' buckets sit side by side in one counts vector, so a batch costs two
 ``bincount`` calls in total, not two per feature.
 
-Why bucketing is lazy. Computing the buckets of a value is a NumPy call per column (about as
-dear for one value as for a hundred) plus, for a categorical column, a dict lookup per value:
-the largest part of the monitor's cost. And only the last ``window`` rows matter when a score
-is read. So ``update`` just queues the request's arrays (by reference, not copied: callers
-must not mutate them afterwards), ``update_row`` one house as its row and prediction, and
-both drop from the front of the queue the items that newer rows have already pushed out of
-the window; the reads (``gauges`` at each scrape, ``report``) turn runs of queued rows into
-columns and bucket the newest ``window`` rows at most, all at once per column. A request pays a
-few microseconds whatever its size, the window a reader sees is exact, and under heavy
-traffic most rows are never bucketed at all. The queue holds fewer than ``window`` rows plus
-one batch (a batch is cut to its last ``window`` rows), so memory stays bounded whether or
-not anyone reads.
+Why bucketing is lazy. Bucketing is a NumPy call per column (about as dear for one value as
+for a hundred) and only the last ``window`` rows matter when a score is read. So ``update``
+just queues the request's columns (by reference: callers must not mutate them afterwards)
+and drops from the front of the queue what newer rows have already pushed out of the window;
+the reads (``gauges`` at each scrape, ``report``) bucket the newest ``window`` queued rows at
+once per column. The queue holds fewer than ``window`` rows plus one batch (a batch is cut to
+its last ``window`` rows), so memory stays bounded whether or not anyone reads.
 
 The maths (bucket layout, ``bin_index``, ``psi`` and its epsilon) live in :mod:`model.drift`,
 shared with training; this module only keeps the window and reads it out.
 
 Defaults (the industry rule of thumb for PSI): below 0.1 stable, 0.1–0.25 moderate, above
 0.25 significant, so ``threshold=0.25`` flags only significant shifts. Below ``min_samples``
-rows no score is reported at all: a PSI over a handful of rows is mostly sampling noise
-(under no drift its expected value is about ``(buckets - 1) / n``: 0.05 for 11 buckets and
-200 rows).
+rows no score is reported at all: under no drift a PSI's expected value is about
+``(buckets - 1) / n``, mostly sampling noise for a handful of rows.
 """
 
 from __future__ import annotations
@@ -41,8 +35,7 @@ import itertools
 import math
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
-from operator import itemgetter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -176,10 +169,9 @@ class DriftMonitor:
             _reference_shares(n, p) for n, p in zip(self._names, self._profiles, strict=True)
         ]
         self._ring = _Ring([s.shape[0] for s in self._shares], window)
-        # per update: one array per column, or ``(row, prediction)`` for a single row
-        self._queue: deque[list[NDArray[Any]] | tuple[Mapping[str, Any], float]] = deque()
-        self._row_values = values_getter(self._names[:-1])
-        # a row's column type: None becomes NaN in a float64 column, stays None in an object one
+        # (table, predictions, rows) per update, bucketed when read
+        self._queue: deque[tuple[Mapping[str, Sequence[Any]], Sequence[float], int]] = deque()
+        # a column's dtype: None becomes NaN in a float64 column, stays None in an object one
         self._dtypes = [
             object if p["kind"] == "categorical" else np.float64 for p in self._profiles
         ]
@@ -190,77 +182,45 @@ class DriftMonitor:
     def feature_names(self) -> list[str]:
         return self._names[:-1]
 
-    def update(self, columns: Mapping[str, NDArray[Any]], predictions: NDArray[Any]) -> None:
-        """Add one batch: the request's table (API feature names) and its predictions.
+    def update(self, columns: Mapping[str, Sequence[Any]], predictions: Sequence[float]) -> None:
+        """Add a table, ``{feature: values}`` (API names, ``None`` for missing), and its
+        predictions. The table is queued as it is: it must not change afterwards.
 
         A reference feature absent from ``columns`` counts as missing on every row, which is
         what the pipeline's imputer sees; columns the reference does not know are ignored.
         """
-        y = np.asarray(predictions, dtype=np.float64).reshape(-1)
-        n = y.shape[0]
-        batch: list[NDArray[Any]] = []
-        for name, profile in zip(self._names[:-1], self._profiles[:-1], strict=True):
-            col = columns.get(name)
-            if col is None:
-                col = _missing_column(profile, n)
-            elif len(col) != n:
-                raise ValueError(
-                    f"column {name!r} has {len(col)} values but there are {n} predictions"
-                )
-            batch.append(col)
-        batch.append(y)
+        n = len(predictions)
+        if set(map(len, columns.values())) - {n}:
+            name, col = next((k, c) for k, c in columns.items() if len(c) != n)
+            raise ValueError(f"column {name!r} has {len(col)} values but there are {n} predictions")
         if n > self.window:  # only the tail can stay in the window; copy it, drop the rest
-            batch = [col[-self.window :].copy() for col in batch]
+            columns = {name: list(col[-self.window :]) for name, col in columns.items()}
+            predictions = list(predictions[-self.window :])
             n = self.window
-        self._enqueue(batch, n)
-
-    def update_row(self, row: Mapping[str, Any], prediction: float) -> None:
-        """Add one row, ``{feature: value}`` with ``None`` for missing, and its prediction.
-
-        The row itself is queued, with its prediction: a request of one house pays for an
-        append here, and ``_flush`` reads the values out of runs of rows, turning them into
-        columns. The row must not change afterwards (the service queues its validated fields).
-        """
-        self._enqueue((row, prediction), 1)
-
-    def _enqueue(self, item: list[NDArray[Any]] | tuple[Mapping[str, Any], float], n: int) -> None:
         with self._lock:
-            self._queue.append(item)
+            self._queue.append((columns, predictions, n))
             self._queued += n
             # drop the oldest items that the newer queued rows already push out
-            while self._queued - _rows(self._queue[0]) >= self.window:
-                self._queued -= _rows(self._queue.popleft())
+            while self._queued - self._queue[0][2] >= self.window:
+                self._queued -= self._queue.popleft()[2]
 
     def _flush(self) -> None:
         """Bucket the queued rows, all at once per column, and push them into the ring."""
         if not self._queue:
             return
-        queue = self._columns(list(self._queue))
-        self._queue, self._queued = deque(), 0
-        n = min(sum(len(b[-1]) for b in queue), self.window)  # older rows would be evicted
+        queue, self._queue, self._queued = list(self._queue), deque(), 0
+        n = min(sum(rows for _, _, rows in queue), self.window)  # older rows would be evicted
         idx = np.empty((n, len(self._names)), dtype=np.intp)
-        for j, profile in enumerate(self._profiles):
-            parts = [b[j] for b in queue]
-            values = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        for j, (name, profile, dtype) in enumerate(
+            zip(self._names, self._profiles, self._dtypes, strict=True)
+        ):
+            if j == len(self._names) - 1:
+                parts = [predictions for _, predictions, _ in queue]
+            else:
+                parts = [columns.get(name, (None,) * rows) for columns, _, rows in queue]
+            values = np.array(list(itertools.chain.from_iterable(parts)), dtype=dtype)
             idx[:, j] = drift.bin_index(profile, values[len(values) - n :])
         self._ring.push(idx)
-
-    def _columns(self, queue: list[Any]) -> list[list[NDArray[Any]]]:
-        """The queue with every run of queued rows turned into one batch of columns."""
-        out: list[list[NDArray[Any]]] = []
-        for is_row, items in itertools.groupby(queue, key=lambda item: type(item) is tuple):
-            if not is_row:
-                out.extend(items)
-                continue
-            rows, predictions = zip(*items, strict=True)
-            try:
-                values = list(map(self._row_values, rows))
-            except KeyError:  # a reference feature a row lacks: missing, as in ``update``
-                names = self._names[:-1]
-                values = [tuple(row.get(name) for name in names) for row in rows]
-            columns = [*zip(*values, strict=True), predictions]
-            out.append([np.array(v, dtype=t) for v, t in zip(columns, self._dtypes, strict=True)])
-        return out
 
     def _score(self, j: int) -> tuple[float, NDArray[np.int64]]:
         """PSI of column ``j`` (NaN below ``min_samples``) and its live bucket counts."""
@@ -336,22 +296,3 @@ def _reference_shares(name: str, profile: Mapping[str, Any]) -> NDArray[np.float
             f"reference for {name!r}: expected {k} shares for its buckets, got {shares.size}"
         )
     return shares
-
-
-def _missing_column(profile: Mapping[str, Any], n: int) -> NDArray[Any]:
-    if profile["kind"] == "categorical":
-        return np.full(n, None, dtype=object)
-    return np.full(n, math.nan, dtype=np.float64)
-
-
-def _rows(item: list[NDArray[Any]] | tuple[Mapping[str, Any], float]) -> int:
-    """Rows in a queued item: a batch of columns (the last is the prediction) or one row."""
-    return len(item[-1]) if type(item) is list else 1
-
-
-def values_getter(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """``row -> (row[names[0]], row[names[1]], ...)`` in one C call (``itemgetter``)."""
-    if len(names) == 1:
-        get = itemgetter(names[0])
-        return lambda row: (get(row),)
-    return itemgetter(*names) if names else lambda row: ()

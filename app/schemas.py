@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -22,9 +23,11 @@ from pydantic import (
     Tag,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     create_model,
 )
 from pydantic.json_schema import models_json_schema
+from pydantic_core import PydanticCustomError
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -35,7 +38,7 @@ class FeatureSpec:
     """One entry of the artifact's ``metadata["features"]`` (docs/ARCHITECTURE.md)."""
 
     name: str
-    kind: Literal["numeric", "categorical"]
+    kind: Literal["numeric", "integer", "categorical"]
     required: bool
     unit: str
     description: str
@@ -53,8 +56,10 @@ class FeatureSpec:
             kind = entry["kind"]
         except KeyError as e:
             raise ValueError(f"feature entry {dict(entry)!r} has no {e.args[0]!r}") from None
-        if kind not in ("numeric", "categorical"):
-            raise ValueError(f"feature {name!r}: kind must be numeric or categorical, got {kind!r}")
+        if kind not in ("numeric", "integer", "categorical"):
+            raise ValueError(
+                f"feature {name!r}: kind must be numeric, integer or categorical, got {kind!r}"
+            )
         cats = tuple(str(c) for c in (entry.get("categories") or ()))
         bounds = entry.get("bounds")
         lo = entry.get("min")
@@ -77,7 +82,7 @@ class FeatureSpec:
 def _field(spec: FeatureSpec) -> tuple[Any, Any]:
     """The pydantic ``(type, FieldInfo)`` of one feature: strict, documented, bounded."""
     extra: dict[str, Any] = {}
-    if spec.kind == "numeric":
+    if spec.kind != "categorical":
         typ: Any = float
         desc = spec.description + (f" [{spec.unit}]" if spec.unit else "")
         if math.isfinite(spec.lo) and math.isfinite(spec.hi):
@@ -88,6 +93,8 @@ def _field(spec: FeatureSpec) -> tuple[Any, Any]:
         kwargs: dict[str, Any] = {}
         if spec.bounds is not None:
             kwargs = {"ge": spec.bounds[0], "le": spec.bounds[1]}
+        if spec.kind == "integer":
+            typ, kwargs = _whole_number(**kwargs), {}
         examples = [spec.example] if spec.example is not None else None
     else:
         typ = str
@@ -111,6 +118,24 @@ def _field(spec: FeatureSpec) -> tuple[Any, Any]:
         json_schema_extra=extra or None,
         **kwargs,
     )
+
+
+def _whole(x: float) -> float:
+    if not x.is_integer():
+        raise PydanticCustomError(
+            "int_from_float", "Input should be a valid integer, got a number with a fractional part"
+        )
+    return x
+
+
+def _whole_number(**bounds: Any) -> Any:
+    """A count, a year, a grade: a JSON number without a fractional part (``2.0`` is 2,
+    ``2.5`` is refused), carried as a float like every numeric feature, documented as
+    ``integer`` (with ``ge``/``le`` as its ``minimum``/``maximum``)."""
+    schema: dict[str, Any] = {"type": "integer"}
+    if bounds:
+        schema.update(minimum=bounds["ge"], maximum=bounds["le"])
+    return Annotated[float, Field(**bounds), AfterValidator(_whole), WithJsonSchema(schema)]
 
 
 def _shape(value: Any) -> str:
@@ -171,6 +196,7 @@ def build_request_schema(
                 min_length=1,
                 max_length=max_batch_size,
                 description=f"1 to {max_batch_size} houses",
+                fail_fast=True,  # the first invalid house is reported, not every one
             ),
         ),
     )
@@ -193,14 +219,16 @@ def build_request_schema(
 
 
 def error_list(
-    exc: ValidationError, prefix: Sequence[str | int] = ("body",)
+    exc: ValidationError, max_errors: int, prefix: Sequence[str | int] = ("body",)
 ) -> list[dict[str, Any]]:
-    """FastAPI-style ``[{"loc", "msg", "type"}]``; the union's tag is dropped from ``loc``.
+    """FastAPI-style ``[{"loc", "msg", "type"}]``, the first ``max_errors`` of them; the
+    union's tag is dropped from ``loc``.
 
     The offending input is not echoed back: it may be a 16 MB body.
     """
     out = []
-    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    for err in errors[:max_errors]:
         loc = list(err["loc"])
         if loc and loc[0] in ("house", "batch"):
             loc = loc[1:]
@@ -256,6 +284,9 @@ class ReloadRequest(BaseModel):
         description="Artifact to load, inside the configured model directory (default: MODEL_PATH)",
         max_length=4096,
         pattern=r"^[^\x00]*$",  # no NUL byte: no file system takes one in a path
+    )
+    allow_downgrade: bool = Field(
+        False, description="Load an artifact created before the serving one (a rollback)"
     )
 
 
@@ -351,6 +382,8 @@ class ErrorDetail(BaseModel):
 
 
 class ValidationErrorResponse(BaseModel):
-    """400 (malformed JSON) and 422 (invalid values): every error names its field in ``loc``."""
+    """400 (malformed JSON) and 422 (invalid values): every error names its field in ``loc``;
+    at most ``MAX_ERRORS`` are listed, ``error_count`` says how many there were."""
 
     detail: list[ErrorDetail]
+    error_count: int = Field(description="All the errors found; `detail` lists the first ones")

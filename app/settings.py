@@ -82,6 +82,14 @@ class Settings:
     monitoring_enabled: bool = True
     body_timeout: float = 30.0
     otel_enabled: bool = False
+    max_errors: int = 20
+    shutdown_timeout: float = 20.0
+    keep_alive_timeout: int = 5
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    max_artifact_bytes: int = 256 * 1024 * 1024
+    reload_timeout: float = 60.0
+    forwarded_allow_ips: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -114,6 +122,14 @@ class Settings:
             monitoring_enabled=_bool(e, "MONITORING_ENABLED", cls.monitoring_enabled),
             body_timeout=_float(e, "BODY_TIMEOUT", cls.body_timeout),
             otel_enabled=_bool(e, "OTEL_ENABLED", cls.otel_enabled),
+            max_errors=_int(e, "MAX_ERRORS", cls.max_errors, 1),
+            shutdown_timeout=_float(e, "SHUTDOWN_TIMEOUT", cls.shutdown_timeout),
+            keep_alive_timeout=_int(e, "KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout, 1),
+            max_header_bytes=_int(e, "MAX_HEADER_BYTES", cls.max_header_bytes, 1024),
+            max_headers=_int(e, "MAX_HEADERS", cls.max_headers, 10),
+            max_artifact_bytes=_int(e, "MAX_ARTIFACT_BYTES", cls.max_artifact_bytes, 1),
+            reload_timeout=_float(e, "RELOAD_TIMEOUT", cls.reload_timeout),
+            forwarded_allow_ips=_optional(e, "FORWARDED_ALLOW_IPS"),
         )
 
     def __repr__(self) -> str:

@@ -13,19 +13,22 @@ import asyncio
 import hmac
 import logging
 import math
+import os
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
-from numpy.typing import NDArray
 from pydantic import BaseModel, ValidationError
 
+from app.body import KeyGuard
 from app.metrics import DriftRows, Metrics
-from app.monitor import DriftMonitor, values_getter
+from app.monitor import DriftMonitor
 from app.schemas import FeatureSpec, RequestSchema, build_request_schema
 from app.settings import Settings
 from model.base import Columns
@@ -33,6 +36,12 @@ from model.fold import CannotFoldError, FoldedLinear, fold
 from model.workflow.artifact import ArtifactError, load_artifact
 
 log = logging.getLogger("houseprice")
+
+_SIDECAR_BYTES = 4096  # a checksum or signature line
+
+#: The largest table the folded terms price: their Python loop beats the pipeline's NumPy
+#: calls on a few rows, and loses on many.
+FOLD_MAX_ROWS = 32
 
 
 class PredictionError(Exception):
@@ -43,13 +52,19 @@ class ModelLoadError(Exception):
     """The artifact was verified but cannot serve (bad schema, warm-up failed)."""
 
 
-@dataclass
+#: A request's houses as columns: feature name -> one value per house (``None`` = missing).
+Table = dict[str, tuple[Any, ...]]
+
+
 class InputQuality:
     """What validation let through but monitoring should count, per feature."""
 
-    missing: dict[str, int] = field(default_factory=dict)
-    out_of_range: dict[str, int] = field(default_factory=dict)
-    unknown: list[tuple[int, str, str]] = field(default_factory=list)  # (row, feature, value)
+    __slots__ = ("missing", "out_of_range", "unknown")
+
+    def __init__(self) -> None:
+        self.missing: dict[str, int] = {}
+        self.out_of_range: dict[str, int] = {}
+        self.unknown: list[tuple[int, str, str]] = []  # (row, feature, value)
 
 
 @dataclass(eq=False)
@@ -64,91 +79,76 @@ class LoadedModel:
     monitor: DriftMonitor | None
     loaded_at: float
     test_rmse: float | None
-    numeric: tuple[FeatureSpec, ...] = field(init=False)
-    categorical: tuple[FeatureSpec, ...] = field(init=False)
-    folded: FoldedLinear | None = field(init=False, default=None)  # one-row fast path
-    single_row_path: str = field(init=False, default="")
-    _row_values: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False)
+    folded: FoldedLinear | None = field(init=False, default=None)
+    price_path: str = field(init=False, default="")
+    answer_examples: dict[str, Any] = field(init=False, default_factory=dict)  # OpenAPI 200s
+    key_guard: KeyGuard = field(init=False, repr=False)
+    _values: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False)
+    _names: list[str] = field(init=False, repr=False)
+    _ranges: list[tuple[str, float, float]] = field(init=False, repr=False)
+    _categories: list[tuple[str, frozenset[str]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._row_values = values_getter([s.name for s in self.features])
-        self.numeric = tuple(s for s in self.features if s.kind == "numeric")
-        self.categorical = tuple(s for s in self.features if s.kind == "categorical")
+        names = self._names = [s.name for s in self.features]
+        self.key_guard = KeyGuard(names, extra=["instances"])
+        self._ranges = [(s.name, s.lo, s.hi) for s in self.features if s.kind != "categorical"]
+        self._categories = [
+            (s.name, s.categories) for s in self.features if s.kind == "categorical"
+        ]
+        self._values = itemgetter(*names) if len(names) > 1 else lambda r: (r[names[0]],)
         try:
             self.folded = fold(self.pipeline)
-            self.single_row_path = "folded linear terms"
+            self.price_path = "folded linear terms"
         except CannotFoldError as e:
-            self.single_row_path = f"general pipeline ({e})"
+            self.price_path = f"general pipeline ({e})"
 
-    def table(self, rows: list[BaseModel]) -> tuple[Columns, InputQuality]:
-        """Validated houses -> the pipeline's table (feature name -> 1-D column).
+    def table(self, rows: list[BaseModel]) -> Table:
+        """Validated houses -> their columns, transposed in C (one ``itemgetter`` per row)."""
+        by_feature = zip(*map(self._values, map(vars, rows)), strict=True)
+        return dict(zip(self._names, by_feature, strict=True))
 
-        Numeric columns are float64 with NaN for a missing value, categorical ones object
-        arrays with ``None``: the representation the training pipeline was fitted on.
-        """
+    def quality(self, table: Table) -> InputQuality:
+        """Missing values, values outside the training range and unknown categories."""
         q = InputQuality()
-        n = len(rows)
-        cols: Columns = {}
-        # Transposed in C: one itemgetter call per row, then zip(*) into one tuple per feature.
-        by_feature = zip(*map(self._row_values, map(vars, rows)), strict=True)
-        for spec, values in zip(self.features, by_feature, strict=True):
-            if spec.kind == "numeric":
-                col = np.array(values, dtype=np.float64)  # None -> NaN, as NumPy converts it
-                missing = int(np.count_nonzero(np.isnan(col)))  # validation refuses NaN
-                outside = int(np.count_nonzero((col < spec.lo) | (col > spec.hi)))
-                if outside:
-                    q.out_of_range[spec.name] = outside
-            else:
-                col = np.empty(n, dtype=object)
-                col[:] = values
-                present = set(values)  # a few distinct values: set maths, not a loop per row
-                missing = values.count(None) if None in present else 0
-                cats = spec.categories
-                if cats and present - cats - {None}:
-                    q.unknown.extend(
-                        (i, spec.name, v)
-                        for i, v in enumerate(values)
-                        if v is not None and v not in cats
-                    )
+        for name, lo, hi in self._ranges:
+            missing = outside = 0
+            for v in table[name]:
+                if v is None:
+                    missing += 1
+                elif v < lo or v > hi:
+                    outside += 1
             if missing:
-                q.missing[spec.name] = missing
-            cols[spec.name] = col
-        return cols, q
-
-    def quality_one(self, row: dict[str, Any]) -> InputQuality:
-        """What ``table`` would report for this one house, in plain Python."""
-        q = InputQuality()
-        for spec in self.numeric:
-            v = row[spec.name]
-            if v is None:
-                q.missing[spec.name] = 1
-            elif v < spec.lo or v > spec.hi:
-                q.out_of_range[spec.name] = 1
-        for spec in self.categorical:
-            v = row[spec.name]
-            if v is None:
-                q.missing[spec.name] = 1
-            elif spec.categories and v not in spec.categories:
-                q.unknown.append((0, spec.name, v))
+                q.missing[name] = missing
+            if outside:
+                q.out_of_range[name] = outside
+        for name, cats in self._categories:
+            missing = 0
+            for i, v in enumerate(table[name]):
+                if v is None:
+                    missing += 1
+                elif cats and v not in cats:
+                    q.unknown.append((i, name, v))
+            if missing:
+                q.missing[name] = missing
         return q
 
-    def price_one(self, row: dict[str, Any]) -> float | None:
-        """One validated house priced by the folded terms (``model/fold.py``), or ``None``.
-
-        The same price as the pipeline to rounding, in a few microseconds: no table, none of
-        the dozen NumPy calls that make a one-row ``Pipeline.predict`` cost ~20 times more.
-        ``None`` when the pipeline does not fold, or for a row the fold hands back.
-        """
-        folded = self.folded
-        return None if folded is None else folded.predict_row(row)
-
-    def predict(self, cols: Columns) -> NDArray[np.float64]:
-        """Prices of the table's rows, by the pipeline."""
+    def predict(self, table: Table) -> list[float]:
+        """Prices of the table's rows: by the folded terms when the model folds and the table
+        is small, else (or for a table the fold hands back) by the pipeline's NumPy."""
+        n = len(table[self._names[0]])
+        if self.folded is not None and n <= FOLD_MAX_ROWS:
+            prices = self.folded.predict(table)
+            if prices is not None:
+                return prices
+        cols: Columns = {
+            s.name: np.array(table[s.name], dtype=object if s.kind == "categorical" else np.float64)
+            for s in self.features
+        }
         y = np.asarray(self.pipeline.predict(cols), dtype=np.float64).reshape(-1)
-        n = len(next(iter(cols.values()))) if cols else 0
         if y.shape[0] != n:
             raise ModelLoadError(f"the pipeline returned {y.shape[0]} prices for {n} rows")
-        return y
+        out: list[float] = y.tolist()
+        return out
 
 
 def build_model(
@@ -200,8 +200,9 @@ def build_model(
 def warm(model: LoadedModel) -> None:
     """One prediction of the schema's example row, through the request path.
 
-    It proves the pipeline runs on this NumPy before the model takes traffic, and pays the
-    first-call costs (imports, caches) outside any request's latency.
+    It proves the pipeline runs on this NumPy before the model takes traffic, pays the
+    first-call costs outside any request's latency, and checks that the folded terms price
+    the example as the pipeline does (else the fold is switched off).
     """
     try:
         row = model.schema.house.model_validate(model.schema.example)
@@ -210,25 +211,57 @@ def warm(model: LoadedModel) -> None:
             f"{model.path}: the schema's example row is not valid: {e.errors()[0]['msg']} "
             f"at {e.errors()[0]['loc']}"
         ) from None
-    cols, _ = model.table([row])
+    table = model.table([row])
+    folded, model.folded = model.folded, None
     try:
-        y = model.predict(cols)
-        fast = model.price_one(row.__dict__)
+        y = model.predict(table)
+        fast = folded.predict(table) if folded is not None else None
     except Exception as e:
         raise ModelLoadError(f"{model.path}: warm-up prediction failed: {e}") from e
-    if not np.isfinite(y).all():
-        raise ModelLoadError(f"{model.path}: warm-up prediction is not finite: {y.tolist()}")
-    # belt and braces: the fast path must price as the pipeline
-    if model.folded is not None and (
-        fast is None or not math.isclose(fast, float(y[0]), rel_tol=1e-9, abs_tol=0.0)
-    ):
-        model.folded = None
-        model.single_row_path = "general pipeline (the folded terms disagreed at warm-up)"
-        log.warning("folded one-row path disabled: %s vs %s", fast, y.tolist())
+    if not all(map(math.isfinite, y)):
+        raise ModelLoadError(f"{model.path}: warm-up prediction is not finite: {y}")
+    answer = {"model_version": model.version, "request_id": "4f1c0e2a9b7d4c3e8a6f5b2d1e0c9a8b"}
+    model.answer_examples = {
+        "house": {"value": {"price": y[0], **answer, "unknown_categories": {}}},
+        "batch": {"value": {"prices": [y[0], y[0]], **answer, "unknown_categories": []}},
+    }
+    if folded is None:
+        return
+    if fast is None or not math.isclose(fast[0], y[0], rel_tol=1e-9, abs_tol=0.0):
+        model.price_path = "general pipeline (the folded terms disagreed at warm-up)"
+        log.warning("folded terms disabled: %s vs %s", fast, y)
+    else:
+        model.folded = folded
+
+
+def preflight(path: str, settings: Settings) -> None:
+    """Refuse, before a byte is read, an artifact or sidecar that is not a regular file (a
+    FIFO or a device would block or never end), an artifact over ``MAX_ARTIFACT_BYTES`` and a
+    sidecar over a few KiB. Each is opened non-blocking and checked with ``fstat``."""
+    files = [(path, settings.max_artifact_bytes), (path + ".sha256", _SIDECAR_BYTES)]
+    if settings.model_signing_key:
+        files.append((path + ".sig", _SIDECAR_BYTES))
+    for name, limit in files:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            continue  # load_artifact names what is missing
+        except OSError as e:
+            raise ArtifactError(f"{name}: cannot open: {e.strerror or e}") from None
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ArtifactError(f"{name}: refused: not a regular file")
+        if st.st_size > limit:
+            raise ArtifactError(f"{name}: refused: {st.st_size} bytes is over the limit of {limit}")
 
 
 def load_model(path: str, settings: Settings) -> LoadedModel:
-    """Verify (sha256, and HMAC with a key) before unpickling, then build and warm."""
+    """Check the files, verify (sha256, and HMAC with a key) before unpickling, then build and
+    warm."""
+    preflight(path, settings)
     key = settings.model_signing_key.encode() if settings.model_signing_key else None
     art = load_artifact(path, signing_key=key)
     return build_model(art.pipeline, art.metadata, art.sha256, art.path, settings)
@@ -236,6 +269,10 @@ def load_model(path: str, settings: Settings) -> LoadedModel:
 
 class ReloadRefusedError(Exception):
     """A reload request that must not be attempted (path outside the model directory)."""
+
+
+class ReloadConflictError(Exception):
+    """A reload that cannot go ahead now or would roll back (409), the old model serving."""
 
 
 class ModelHolder:
@@ -258,16 +295,34 @@ class ModelHolder:
         return self.error or "no model loaded"
 
 
+class NotReadyError(Exception):
+    """No verified model is serving, or the process is shutting down (503)."""
+
+
 class Service:
     """Settings, metrics and the model holder of one app instance."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.metrics = Metrics()
+        self.metrics = Metrics(settings.body_timeout)
         self.holder = ModelHolder()
         self.monitoring = settings.monitoring_enabled
         self.model_dir = Path(settings.model_path).resolve().parent
-        self.metrics.add_drift_source(self._drift_rows)
+        self.metrics.requests.read_drift_from(self._drift_rows)
+        self._overrun: asyncio.Future[LoadedModel] | None = None
+        self.metrics.drift_threshold.set(settings.drift_psi_threshold)
+
+    def ready_model(self) -> LoadedModel:
+        """The serving model; :class:`NotReadyError` with the reason when there is none."""
+        model = self.holder.current
+        if model is None or self.holder.shutting_down:
+            raise NotReadyError(self.holder.not_ready_reason())
+        return model
+
+    def begin_shutdown(self) -> None:
+        """Readiness turns 503 now; in-flight requests finish."""
+        self.holder.shutting_down = True
+        self.metrics.model_ready.set(0)
 
     def _drift_rows(self) -> tuple[str, DriftRows] | None:
         m = self.holder.current
@@ -287,7 +342,7 @@ class Service:
                 "sha256": model.sha256,
                 "path": model.path,
                 "previous_version": previous.version if previous else None,
-                "single_row_path": model.single_row_path,
+                "price_path": model.price_path,
             },
         )
 
@@ -315,23 +370,65 @@ class Service:
             )
         return str(candidate)
 
-    async def reload(self, path: str) -> tuple[LoadedModel, LoadedModel | None]:
+    async def reload(
+        self, path: str, allow_downgrade: bool = False
+    ) -> tuple[LoadedModel, LoadedModel | None]:
         """Load, verify and warm ``path`` beside the serving model, then swap one reference.
 
         The CPU-bound part runs in a worker thread so the event loop keeps answering
-        ``/predict`` with the old model meanwhile; the lock serialises concurrent reloads.
-        A failure raises and leaves the old model serving.
+        ``/predict`` with the old model meanwhile; the lock serialises concurrent reloads,
+        and a load has ``RELOAD_TIMEOUT`` seconds (a thread cannot be stopped: until one that
+        overran ends, reloads are refused). An artifact created before the serving one is
+        refused unless ``allow_downgrade``: an old signed artifact must not be replayable. A
+        failure raises and leaves the old model serving.
         """
         async with self.holder.lock:
+            if self._overrun is not None and not self._overrun.done():
+                raise ReloadConflictError("the previous reload overran its deadline and still runs")
+            work = asyncio.ensure_future(asyncio.to_thread(load_model, path, self.settings))
             try:
-                model = await asyncio.to_thread(load_model, path, self.settings)
-            except (ArtifactError, ModelLoadError) as e:
-                self.metrics.model_loads.labels("failure").inc()
-                log.warning("reload refused, the previous model keeps serving: %s", e)
-                raise
-            previous = self.holder.current
+                model = await asyncio.wait_for(
+                    asyncio.shield(work), timeout=self.settings.reload_timeout
+                )
+                previous = self.holder.current
+                self._refuse_downgrade(model, previous, allow_downgrade)
+            except TimeoutError:
+                self._overrun = work
+                self._refused(
+                    ReloadConflictError(
+                        f"{path}: not loaded within RELOAD_TIMEOUT "
+                        f"({self.settings.reload_timeout:g} s)"
+                    )
+                )
+            except (ArtifactError, ModelLoadError, ReloadConflictError) as e:
+                self._refused(e)
             self.install(model, previous)
             return model, previous
+
+    def _refuse_downgrade(
+        self, model: LoadedModel, previous: LoadedModel | None, allowed: bool
+    ) -> None:
+        new, old = (
+            model.metadata.get("created_at"),
+            previous and previous.metadata.get("created_at"),
+        )
+        if not (isinstance(new, str) and isinstance(old, str) and new < old):
+            return
+        if not allowed:
+            raise ReloadConflictError(
+                f"{model.path} (version {model.version}, created {new}) is older than the "
+                f"serving model (version {previous.version if previous else None}, created {old}); "
+                "send allow_downgrade: true to roll back"
+            )
+        log.warning(
+            "downgrade allowed",
+            extra={"model_version": model.version, "created_at": new, "serving_created_at": old},
+        )
+
+    def _refused(self, e: Exception) -> NoReturn:
+        self.metrics.model_loads.labels("failure").inc()
+        log.warning("reload refused, the previous model keeps serving: %s", e)
+        raise e
 
     def check_admin(self, authorization: str | None) -> int | None:
         """``None`` when allowed, else the HTTP status: 401 no/malformed, 403 wrong/disabled."""
@@ -347,68 +444,43 @@ class Service:
             return 403
         return None
 
-    def price(
-        self, model: LoadedModel, rows: list[BaseModel], rid: str
-    ) -> tuple[NDArray[np.float64], InputQuality]:
+    def price(self, model: LoadedModel, rows: list[BaseModel], rid: str) -> Priced:
         """Price validated houses with ``model`` and record them for monitoring.
 
-        The one prediction path of ``/predict`` and the V2 ``infer`` route. One house takes
-        the folded terms straight from the validated fields when the model folds; a batch, or
-        a row the fold hands back, goes through the table and the pipeline. A failure of the
+        The one prediction path of ``/predict`` and the V2 ``infer`` route. A failure of the
         model is counted, logged with the request id and raised as :class:`PredictionError`;
         a failure of the monitoring is logged and never fails the prediction.
         """
-        row = rows[0].__dict__ if len(rows) == 1 else None
-        cols: Columns | None = None
+        table = model.table(rows)
         try:
-            price = None if row is None else model.price_one(row)
-            if price is not None and row is not None:  # finite, by predict_row's contract
-                y, quality = np.array([price]), model.quality_one(row)
-            else:
-                cols, quality = model.table(rows)
-                y = model.predict(cols)
+            prices = model.predict(table)
         except Exception as e:
-            self.metrics.prediction_errors.labels("model_error").inc()
+            self.metrics.requests.count_error("model_error")
             log.exception("prediction failed", extra={"request_id": rid})
             raise PredictionError("prediction failed") from e
-        if cols is not None and not np.isfinite(y).all():
-            self.metrics.prediction_errors.labels("non_finite").inc()
+        if not all(map(math.isfinite, prices)):
+            self.metrics.requests.count_error("non_finite")
             log.error("non-finite prediction", extra={"request_id": rid})
             raise PredictionError("the model returned a non-finite price")
+        quality = model.quality(table)
         if self.monitoring:
             try:
-                self.record_prediction(model, y, quality, cols=cols, row=row)
+                self.metrics.requests.observe_prediction(
+                    model.version,
+                    prices,
+                    quality.missing,
+                    quality.out_of_range,
+                    Counter(name for _, name, _ in quality.unknown) if quality.unknown else {},
+                )
+                if model.monitor is not None:
+                    model.monitor.update(table, prices)
             except Exception:
-                log.exception("recording the prediction failed")
-        return y, quality
+                log.exception("recording the prediction failed", extra={"request_id": rid})
+        return Priced(prices, quality)
 
-    def record_prediction(
-        self,
-        model: LoadedModel,
-        y: NDArray[np.float64],
-        q: InputQuality,
-        *,
-        cols: Columns | None = None,
-        row: dict[str, Any] | None = None,
-    ) -> None:
-        """Counters, histograms and the drift window for one served request.
 
-        The drift window takes the request's table (``cols``) or, for one house priced
-        without a table, its validated fields (``row``).
-        """
-        mt = self.metrics
-        mt.prediction.observe(model.version, y)
-        for name, count in q.missing.items():
-            mt.input_missing.labels(name).inc(count)
-        for name, count in q.out_of_range.items():
-            mt.input_out_of_range.labels(name).inc(count)
-        if q.unknown:  # one locked increment per feature, not one per row
-            for name, count in Counter(name for _, name, _ in q.unknown).items():
-                mt.input_unknown_category.labels(name).inc(count)
-        monitor = model.monitor
-        if monitor is None:
-            return
-        if cols is not None:
-            monitor.update(cols, y)
-        elif row is not None:
-            monitor.update_row(row, float(y[0]))
+class Priced(NamedTuple):
+    """The prices of a request's houses, in order, and what their inputs' quality counted."""
+
+    prices: list[float]
+    quality: InputQuality

@@ -3,9 +3,10 @@
 1. The request path in process, per request of 1 and of 100 houses drawn from the training
    data: (a) the whole app called as an ASGI application (middleware, routing, validation,
    prediction, JSON; no network), monitoring on against off, runs alternated and the best
-   kept; (b) its parts: validation, pricing (the folded terms for one house, the table and
-   the pipeline for a batch), and what monitoring adds (``Service.record_prediction``:
-   counters, histograms and the drift update, plus the HTTP metrics of the middleware).
+   kept; (b) its parts: validation, pricing (the request's table, the folded terms or the
+   pipeline, the input checks), and what monitoring adds (the prediction and input-quality
+   metrics and the drift update that ``Service.price`` makes, plus the HTTP metrics of the
+   middleware).
    Target: monitoring < 10 %.
 2. The drift monitor alone: ``update`` against ``pipeline.predict`` on the same rows, and
    the reads that bucket the queued rows (``gauges`` at each scrape, ``report``).
@@ -29,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -206,26 +208,26 @@ def request_path(artifact: str) -> None:
     for n in (1, 100):
         body = json.dumps(pool[0] if n == 1 else {"instances": pool[:n]}).encode()
         rows, _ = model.schema.validate(body)
-        row = rows[0].__dict__ if n == 1 else None
-        cols = None if n == 1 else model.table(rows)[0]
 
-        def price(r: Any = rows, one: Any = row) -> tuple[Any, Any]:
-            """What ``Service.price`` does before monitoring: the fold for one house."""
-            if one is not None:
-                return np.array([model.price_one(one)]), model.quality_one(one)
-            c, q = model.table(r)
-            return model.predict(c), q
+        def price(r: Any = rows) -> tuple[Any, Any, Any]:
+            """What ``Service.price`` does before monitoring."""
+            table = model.table(r)
+            return table, model.predict(table), model.quality(table)
 
-        y, quality = price()
+        table, y, quality = price()
         repeats = 2000 // n
         t_val = best_us(lambda b=body: model.schema.validate(b), repeats)  # type: ignore[misc]
         t_price = best_us(price, repeats)
+        unknown = Counter(name for _, name, _ in quality.unknown)
 
         def monitoring(
-            c: Any = cols, one: Any = row, p: Any = y, q: Any = quality, size: int = len(body)
+            t: Any = table, p: Any = y, q: Any = quality, u: Any = unknown, size: int = len(body)
         ) -> None:
-            svc.metrics.http.observe("POST", "/predict", 200, 0.001, size, 200)
-            svc.record_prediction(model, p, q, cols=c, row=one)
+            requests = svc.metrics.requests
+            requests.observe_request("POST", "/predict", 200, 0.001, size, 200)
+            requests.observe_prediction(model.version, p, q.missing, q.out_of_range, u)
+            if model.monitor is not None:
+                model.monitor.update(t, p)
 
         t_mon = best_us(monitoring, repeats)
         total = t_val + t_price + t_mon

@@ -8,7 +8,7 @@ the ratios are the medians of the per-round ratios). After each run one more req
 the server's backlog, so no server's leftover work lands on the next one's run:
 
 (a) bare:    a FastAPI ``async def`` route returning a constant — the framework's floor;
-(b) ours:    ``app.main:app`` as deployed (monitoring on, JSON access line at info);
+(b) ours:    ``python -m app`` as deployed (monitoring on, JSON access line at info);
 (c) sklearn: a FastAPI ``async def`` route running a scikit-learn ``Pipeline`` (the same
              features: median impute, log1p, scale, one-hot, Ridge on log price) on a one-row
              pandas ``DataFrame`` — what most tutorials ship;
@@ -113,12 +113,16 @@ def free_port() -> int:
 def uvicorn_server(
     app: str, env: Mapping[str, str], log_path: Path, app_dir: Path = ROOT, ready: str = ""
 ) -> Iterator[str]:
-    """``python -m uvicorn <app>`` on a free port; poll until ``ready`` answers; stop by PID."""
+    """``python -m uvicorn <app>`` on a free port, or ``python -m app`` (the service as
+    deployed) when ``app`` is ``"app"``; poll until ``ready`` answers; stop by PID."""
     port = free_port()
-    cmd = [
-        sys.executable, "-m", "uvicorn", app, "--app-dir", str(app_dir),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-access-log",
-    ]  # fmt: skip
+    where = ["--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "app", *where]
+    if app != "app":
+        cmd = [
+            sys.executable, "-m", "uvicorn", app, "--app-dir", str(app_dir), *where,
+            "--workers", "1", "--no-access-log",
+        ]  # fmt: skip
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), **env}
     with log_path.open("ab") as fh:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=fh, stderr=subprocess.STDOUT)
@@ -177,31 +181,33 @@ def in_process(
 ) -> dict[str, Any]:
     """Best-of-k single-row predict, validation excluded: ours vs a one-row DataFrame.
 
-    "ours" is what the service runs for one validated house (``LoadedModel.price_one``: the
-    folded linear terms, straight from the fields, when the pipeline folds; else the table and
-    ``Pipeline.predict``); the general ``Pipeline.predict`` on a one-row table is shown beside.
+    "ours" is what the service runs for one validated house (``LoadedModel.predict`` on its
+    table of one: the folded linear terms when the pipeline folds, else ``Pipeline.predict``);
+    the general ``Pipeline.predict`` on a one-row table is shown beside.
     """
     from app.settings import Settings
     from app.state import build_model
 
     loaded = build_model(pipeline, metadata, "0" * 64, "bench", Settings.from_env())
     row = loaded.schema.house.model_validate(house)
-    fields = row.__dict__
-    cols, _ = loaded.table([row])
+    table = loaded.table([row])
+    cols = {
+        s.name: np.array(table[s.name], dtype=object if s.kind == "categorical" else np.float64)
+        for s in loaded.features
+    }
     df = pd.DataFrame([house])
 
     def ours() -> float:
-        price = loaded.price_one(fields)
-        return float(loaded.predict(cols)[0]) if price is None else price
+        return loaded.predict(table)[0]
 
     sk_price = float(sk.predict(df)[0])
     out: dict[str, Any] = {"ours_price": ours(), "sk_price": sk_price}
-    out["path"] = loaded.single_row_path
+    out["path"] = loaded.price_path
     for name, fn, number in (
         ("ours_us", ours, 2000),
         ("ours_general_us", lambda: pipeline.predict(cols), 2000),
         ("sk_us", lambda: sk.predict(df), 50),
-        ("ours_checks_us", lambda: loaded.quality_one(fields), 2000),
+        ("ours_checks_us", lambda: loaded.quality(table), 2000),
     ):
         times = timeit.repeat(fn, number=number, repeat=7)
         out[name] = min(times) / number * 1e6
@@ -274,10 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         servers = [
             ("bare", "bare_app:app", {}, work, ""),
-            ("ours", "app.main:app", {"MODEL_PATH": model}, ROOT, "/health/ready"),
+            ("ours", "app", {"MODEL_PATH": model}, ROOT, "/health/ready"),
             (
                 "ours, monitoring off",
-                "app.main:app",
+                "app",
                 {"MODEL_PATH": model, "MONITORING_ENABLED": "false"},
                 ROOT,
                 "/health/ready",

@@ -172,8 +172,8 @@ def monitor_memory(
     out: list[tuple[int, int, int]] = []
     tracemalloc.reset_peak()
     for k in range(1, marks[-1] + 1):
-        # a fresh row, as each one-house request makes (Service.price -> update_row)
-        monitor.update_row({name: house.get(name) for name in kinds}, float(y[0]))
+        # a fresh table of one row, as each one-house request makes (Service.price)
+        monitor.update({name: (house.get(name),) for name in kinds}, [float(y[0])])
         if k % 1000 == 0:
             monitor.gauges()  # a scrape
         if k in marks:

@@ -147,8 +147,9 @@ def interleaved(
 
 
 def round_ratios(a: list[WrkResult], b: list[WrkResult]) -> list[float]:
-    """req/s of ``a`` over ``b``, round by round."""
-    return [x.rate / y.rate for x, y in zip(a, b, strict=True)]
+    """req/s of ``a`` over ``b``, round by round; a round where ``b`` served nothing (a
+    starved machine) has no ratio and is left out."""
+    return [x.rate / y.rate for x, y in zip(a, b, strict=True) if y.rate > 0]
 
 
 def spread(ratios: list[float]) -> tuple[float, float, float]:

@@ -32,6 +32,7 @@ from model.base import (
     check_is_fitted,
     clone,
 )
+from model.fold import ColumnFold, fold_block
 from model.pipeline import PASSTHROUGH, NamedEstimatorsMixin, check_names
 from model.preprocessing import transform_validated
 
@@ -213,6 +214,36 @@ class ColumnTransformer(TransformerMixin, NamedEstimatorsMixin):
                 ) from exc
         return out
 
+    def fold_terms(self) -> list[tuple[str, ColumnFold, int, Callable[[Any], Any] | None]]:
+        """``(input column, what its block does to it, output, category conversion)`` per
+        input column, for :func:`model.fold.fold`. A numeric block's columns must each fold to
+        elementwise steps (``output`` is the column's own), a categorical block's to a one-hot
+        index whose offsets count from ``output``, the block's first output."""
+        check_is_fitted(self, "transformers_")
+        out: list[tuple[str, ColumnFold, int, Callable[[Any], Any] | None]] = []
+        for (name, est, names), (start, stop), numeric in zip(
+            self.transformers_, self.output_slices_, self.numeric_blocks_, strict=True
+        ):
+            columns = fold_block(est, len(names), name)
+            width = 0
+            for j, (col, column) in enumerate(zip(names, columns, strict=True)):
+                if numeric != isinstance(column, tuple):
+                    kind = "numeric" if numeric else "categorical"
+                    raise ValueError(
+                        f"block {name!r}: {kind} column {col!r} folds as the other kind"
+                    )
+                if numeric:  # one output per column, in order
+                    out.append((col, column, start + j, None))
+                    width += 1
+                else:  # the offsets of a one-hot index count from the block's first output
+                    out.append((col, column, start, _as_category))
+                    width += len(column)
+            if width != stop - start:
+                raise ValueError(
+                    f"block {name!r}: its columns fold to {width} outputs, not {stop - start}"
+                )
+        return out
+
     def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> list[str]:
         """``<transformer>__<feature>``, as scikit-learn's default."""
         check_is_fitted(self, "transformers_")
@@ -261,6 +292,11 @@ class TransformedTargetRegressor(RegressorMixin, BaseEstimator):
             fy = _FUNCS[self.func][0](ya)
         self.regressor_ = clone(self.regressor).fit(X, fy)
         return self
+
+    def fold_target(self) -> tuple[Any, str | None]:
+        """The fitted inner regressor and ``func``, for :func:`model.fold.fold`."""
+        check_is_fitted(self, "regressor_")
+        return self.regressor_, self.func
 
     def predict(self, X: Any) -> FloatArray:
         check_is_fitted(self, "regressor_")

@@ -1,4 +1,4 @@
-"""A fitted linear pipeline folded into per-feature terms, to price one row in microseconds.
+"""A fitted linear pipeline folded into per-column terms, to price a small table in microseconds.
 
 The served pipeline is ``table -> ColumnTransformer -> [f⁻¹ ∘] linear model``, and every
 transformer in front of the linear model acts on one column at a time. So the prediction is
@@ -7,36 +7,39 @@ a sum of one term per input column::
     ŷ = f⁻¹( b + Σ_numeric w_j · g_j(x_j) + Σ_categorical w[c_k] )
 
 where ``g_j`` is the column's chain of elementwise steps (fill a missing value with the
-learned statistic, ``log1p``, ``(x - mean) / scale``) and ``w[c]`` is the coefficient of the
-one-hot column of category ``c`` (0 for a missing or never-seen category, whose one-hot row is
-all zeros). Computed in plain Python floats for one row, this is the same arithmetic as the
-general path — the same operations in the same order per feature; only the order of the final
-sum differs, so the results agree to rounding (~1e-15 relative) — without the dozen NumPy
-calls of a few microseconds each that dominate a one-row ``Pipeline.predict``.
+learned statistic, ``log1p``, subtract a mean, divide by a scale...) and ``w[c]`` is the
+coefficient of the one-hot column of category ``c`` (0 for a missing or never-seen category,
+whose one-hot row is all zeros). Computed in plain Python floats, this is the same arithmetic
+as the general path, the same operations in the same order per column; only the order of the
+final sum differs, so the results agree to rounding (~1e-15 relative), without the dozen
+NumPy calls that dominate ``Pipeline.predict`` on a few rows.
 
-:func:`fold` accepts only what it can reproduce exactly and raises :class:`CannotFoldError`,
-saying why, for anything else (a tree, polynomial features, a foreign transformer): the caller
-then keeps the general path. :meth:`FoldedLinear.predict_row` returns ``None`` for a row the
-general path would refuse or treat specially (an infinite value, ``log1p`` of a value <= -1,
-a non-finite result), so the general path answers — or raises its usual error — for it.
+This module is a generic walker: each transformer describes what it does to each of its
+input columns through a ``fold_columns(width)`` method (``model/preprocessing.py``) that
+returns, per column, either a tuple of :data:`Step` (elementwise, one output) or a mapping
+``category -> output offset`` (one-hot); the ``ColumnTransformer`` names the columns and their
+outputs (``fold_terms``) and a ``TransformedTargetRegressor`` names its inverse
+(``fold_target``). Whatever lacks the method, or cannot describe itself exactly, raises
+``ValueError`` saying why; :func:`fold` raises :class:`CannotFoldError` naming the block, and
+the caller keeps the general path. :meth:`FoldedLinear.predict` returns ``None`` for a table
+the general path would refuse or treat specially (an infinite value, ``log1p`` of a value
+<= -1, a non-finite result), so the general path answers it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from model.base import check_is_fitted
-from model.compose import ColumnTransformer, TransformedTargetRegressor, _as_category
 from model.linear import ElasticNet, LinearRegression
 from model.pipeline import PASSTHROUGH, Pipeline
-from model.preprocessing import LogTransformer, OneHotEncoder, SimpleImputer, StandardScaler
 
-#: One elementwise step of a numeric column: ("fill", v), ("log1p",) or ("affine", mean, scale).
+#: One elementwise operation, as NumPy applies it: ``("fill", v)`` (NaN -> v), ``("log1p",)``,
+#: ``("sub", a)`` (x - a), ``("rsub", a)`` (a - x), ``("div", s)``, ``("mul", s)``, ``("add", a)``.
 Step = tuple[Any, ...]
 
 _INVERSE: dict[str | None, Callable[[float], float] | None] = {
@@ -45,14 +48,61 @@ _INVERSE: dict[str | None, Callable[[float], float] | None] = {
     "log1p": math.expm1,
 }
 _LINEAR_PREDICTS = (LinearRegression.predict, ElasticNet.predict)
+_STEPS = {"fill": 2, "log1p": 1, "sub": 2, "rsub": 2, "div": 2, "mul": 2, "add": 2}
 
 
 class CannotFoldError(ValueError):
     """The pipeline is not a chain of per-column steps ending in a linear model."""
 
 
-@dataclass(frozen=True)
-class NumericTerm:
+#: What a transformer does to one input column: elementwise steps, or a one-hot index.
+ColumnFold = tuple[Step, ...] | Mapping[Any, int]
+
+
+def fold_block(est: Any, width: int, block: str) -> list[ColumnFold]:
+    """What a ColumnTransformer block does to each of its ``width`` input columns.
+
+    ``"passthrough"`` is the identity; a :class:`~model.pipeline.Pipeline` chains its steps'
+    elementwise descriptions; anything else describes itself with ``fold_columns(width)``.
+    """
+    if isinstance(est, str) and est == PASSTHROUGH:
+        return [() for _ in range(width)]
+    if isinstance(est, Pipeline):
+        out: list[ColumnFold] = [() for _ in range(width)]
+        for name, step in est.steps:
+            if step is None or (isinstance(step, str) and step == PASSTHROUGH):
+                continue
+            nxt = fold_block(step, width, f"{block}/{name}")
+            out = [_chain(a, b, f"{block}/{name}") for a, b in zip(out, nxt, strict=True)]
+        return out
+    describe = getattr(est, "fold_columns", None)
+    if describe is None:
+        raise CannotFoldError(
+            f"block {block!r}: {type(est).__name__} does not describe its columns (not elementwise)"
+        )
+    try:
+        columns: list[ColumnFold] = describe(width)
+    except ValueError as e:
+        raise CannotFoldError(f"block {block!r}: {e}") from None
+    if len(columns) != width:
+        raise CannotFoldError(f"block {block!r}: {len(columns)} column folds for {width} inputs")
+    for column in columns:
+        if isinstance(column, tuple):
+            for step in column:
+                if _STEPS.get(step[0]) != len(step):
+                    raise CannotFoldError(f"block {block!r}: unknown elementwise step {step!r}")
+    return columns
+
+
+def _chain(first: ColumnFold, then: ColumnFold, block: str) -> ColumnFold:
+    if isinstance(first, tuple) and isinstance(then, tuple):
+        return first + then
+    if isinstance(first, tuple) and not first:
+        return then
+    raise CannotFoldError(f"block {block!r}: a one-hot encoding must be the last step")
+
+
+class NumericTerm(NamedTuple):
     """``w · g(x)`` for one numeric input column; ``g`` is ``steps`` applied in order."""
 
     name: str
@@ -60,95 +110,94 @@ class NumericTerm:
     w: float
 
 
-@dataclass(frozen=True)
-class CategoricalTerm:
+class CategoricalTerm(NamedTuple):
     """``w[c]`` for one categorical input column; unknown and missing categories add 0."""
 
     name: str
     w: Mapping[Any, float]
+    convert: Callable[[Any], Any]  # a value that is not a string -> its category
 
 
 @dataclass(frozen=True)
 class FoldedLinear:
-    """``f⁻¹(b + Σ terms)`` for one row; see the module docstring."""
+    """``f⁻¹(b + Σ terms)`` for each row of a table; see the module docstring."""
 
     numeric: tuple[NumericTerm, ...]
     categorical: tuple[CategoricalTerm, ...]
     b: float
     inverse: Callable[[float], float] | None
 
-    def predict_row(self, row: Mapping[str, Any]) -> float | None:
-        """The price of one row given as ``{column: value}`` (``None`` = missing), or ``None``
-        when the general path must answer.
+    def predict(self, table: Mapping[str, Sequence[Any]]) -> list[float] | None:
+        """The prices of a table ``{column: values}`` (``None`` = missing), or ``None`` when
+        the general path must answer (some row needs it).
 
-        A value reads as the same value in a one-row table would: a number where a category
-        is expected is converted as the ``ColumnTransformer`` converts a numeric column.
+        A value reads as it would in the general path's table: a number where a category is
+        expected is converted as the ``ColumnTransformer`` converts a numeric column. Row by
+        row, in plain floats: on a few rows this beats any NumPy call.
         """
-        terms: list[float] = []
-        for term in self.numeric:
-            v = row[term.name]
-            try:
-                x = math.nan if v is None else float(v)
-            except (TypeError, ValueError):
-                return None  # not a number: the general path names the column
-            if math.isinf(x):
-                return None
-            for step in term.steps:
-                op = step[0]
-                if op == "fill":
-                    if x != x:  # NaN
-                        x = step[1]
-                elif op == "log1p":
-                    if x <= -1.0:
-                        return None
-                    x = math.log1p(x)
-                else:
-                    x = (x - step[1]) / step[2]
-            terms.append(x * term.w)
-        for cat in self.categorical:
-            v = row[cat.name]
-            if v is not None and type(v) is not str:
-                v = _as_category(v)
-            terms.append(cat.w.get(v, 0.0))
-        s = self.b + sum(terms)
-        if not math.isfinite(s):
-            return None  # a NaN left unfilled: the general path refuses it
-        if self.inverse is None:
-            return s
-        try:
-            return self.inverse(s)
-        except OverflowError:  # math.exp past 1e308: the general path's inf, then refused
-            return None
+        numeric, categorical = self.numeric, self.categorical
+        first = table[numeric[0].name if numeric else categorical[0].name]
+        b, inverse = self.b, self.inverse
+        out: list[float] = []
+        for i in range(len(first)):
+            terms: list[float] = []
+            for name, steps, w in numeric:
+                v = table[name][i]
+                try:
+                    x = math.nan if v is None else float(v)
+                except (TypeError, ValueError):
+                    return None  # not a number: the general path names the column
+                if math.isinf(x):
+                    return None
+                for step in steps:
+                    op = step[0]
+                    if op == "fill":
+                        if x != x:  # NaN
+                            x = step[1]
+                    elif op == "standardize":
+                        x = (x - step[1]) / step[2]
+                    elif op == "sub":
+                        x = x - step[1]
+                    elif op == "div":
+                        x = x / step[1]
+                    elif op == "log1p":
+                        if x <= -1.0:
+                            return None
+                        x = math.log1p(x)
+                    elif op == "mul":
+                        x = x * step[1]
+                    elif op == "add":
+                        x = x + step[1]
+                    else:  # "rsub": fold_block admits no other step
+                        x = step[1] - x
+                terms.append(x * w)
+            for name, weights, convert in categorical:
+                v = table[name][i]
+                if v is not None and type(v) is not str:
+                    v = convert(v)
+                terms.append(weights.get(v, 0.0))
+            s = b + sum(terms)
+            if not math.isfinite(s):
+                return None  # a NaN left unfilled: the general path refuses it
+            if inverse is not None:
+                try:
+                    s = inverse(s)
+                except OverflowError:  # past 1e308: the general path's inf, then refused
+                    return None
+            out.append(s)
+        return out
 
 
-def _numeric_steps(est: Any, width: int, block: str) -> list[list[Step]]:
-    """The elementwise steps of each of ``width`` columns, from a fitted transformer chain."""
-    chain = list(est.steps) if isinstance(est, Pipeline) else [(block, est)]
-    steps: list[list[Step]] = [[] for _ in range(width)]
-    for name, step in chain:
-        if step is None or (isinstance(step, str) and step == PASSTHROUGH):
-            continue
-        if type(step) is SimpleImputer and step.strategy in ("mean", "median", "constant"):
-            stats = np.asarray(step.statistics_)
-            if stats.dtype.kind != "f" or stats.shape != (width,):
-                raise CannotFoldError(
-                    f"block {block!r}: imputer {name!r} holds no number per column"
-                )
-            for j in range(width):
-                steps[j].append(("fill", float(stats[j])))
-        elif type(step) is LogTransformer:
-            for j in step.columns_.tolist():
-                steps[j].append(("log1p",))
-        elif type(step) is StandardScaler:
-            mean = step.mean_ if step.with_mean else np.zeros(width)
-            scale = step.scale_ if step.with_std else np.ones(width)
-            for j in range(width):
-                steps[j].append(("affine", float(mean[j]), float(scale[j])))
+def _fuse(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    """``("sub", a), ("div", s)`` as one ``("standardize", a, s)``: the same arithmetic,
+    ``(x - a) / s``, in one step of the loop."""
+    out: list[Step] = []
+    for step in steps:
+        if step[0] == "div" and out and out[-1][0] == "sub":
+            out[-1] = ("standardize", out[-1][1], step[1])
         else:
-            raise CannotFoldError(
-                f"block {block!r}: step {name!r} ({type(step).__name__}) is not elementwise"
-            )
-    return steps
+            out.append(step)
+    return tuple(out)
 
 
 def fold(pipeline: Any) -> FoldedLinear:
@@ -159,44 +208,39 @@ def fold(pipeline: Any) -> FoldedLinear:
     if type(pipeline) is not Pipeline or len(pipeline.steps) != 2:
         raise CannotFoldError("not a two-step Pipeline (ColumnTransformer, regressor)")
     pipeline._check_fitted()
-    (_, ct), (_, last) = pipeline.steps
-    if type(ct) is not ColumnTransformer:
-        raise CannotFoldError(f"first step is {type(ct).__name__}, not a ColumnTransformer")
-    check_is_fitted(ct, "transformers_")
+    (_, features), (_, last) = pipeline.steps
+    terms_of = getattr(features, "fold_terms", None)
+    if terms_of is None:
+        raise CannotFoldError(f"first step is {type(features).__name__}, not a ColumnTransformer")
     inverse = None
     reg = last
-    if type(last) is TransformedTargetRegressor:
-        check_is_fitted(last, "regressor_")
-        if last.func not in _INVERSE:
-            raise CannotFoldError(f"target transform {last.func!r} has no known inverse")
-        inverse = _INVERSE[last.func]
-        reg = last.regressor_
+    target = getattr(last, "fold_target", None)
+    if target is not None:
+        reg, func = target()
+        if func not in _INVERSE:
+            raise CannotFoldError(f"target transform {func!r} has no known inverse")
+        inverse = _INVERSE[func]
     if not isinstance(reg, LinearRegression | ElasticNet) or type(reg).predict not in (
         _LINEAR_PREDICTS
     ):
         raise CannotFoldError(f"final estimator {type(reg).__name__} is not a linear model")
-    check_is_fitted(reg, "coef_")
+    if not hasattr(reg, "coef_"):
+        raise CannotFoldError(f"{type(reg).__name__} is not fitted")
     w = np.asarray(reg.coef_, dtype=np.float64)
-    if w.shape != (ct.n_features_out_,):
-        raise CannotFoldError(f"coef_ has shape {w.shape}, not ({ct.n_features_out_},)")
+    try:
+        columns: list[tuple[str, ColumnFold, int, Callable[[Any], Any] | None]] = terms_of()
+    except ValueError as e:
+        raise CannotFoldError(str(e)) from None
+    width = sum(1 if isinstance(c, tuple) else len(c) for _, c, _, _ in columns)
+    if w.shape != (width,):
+        raise CannotFoldError(f"coef_ has shape {w.shape}, the column terms {width} outputs")
 
     numeric: list[NumericTerm] = []
     categorical: list[CategoricalTerm] = []
-    for (name, est, names), (start, stop), is_numeric in zip(
-        ct.transformers_, ct.output_slices_, ct.numeric_blocks_, strict=True
-    ):
-        if type(est) is OneHotEncoder and not is_numeric:
-            for index, col in zip(est.category_index_, names, strict=True):
-                weights = {v: float(w[start + k]) for v, k in index.items()}
-                categorical.append(CategoricalTerm(col, weights))
-            continue
-        if not is_numeric:
-            raise CannotFoldError(f"block {name!r} is categorical but not one-hot encoded")
-        per_col = (
-            [[] for _ in names] if est == PASSTHROUGH else _numeric_steps(est, len(names), name)
-        )
-        if stop - start != len(names):
-            raise CannotFoldError(f"block {name!r} does not output one column per input")
-        for j, col in enumerate(names):
-            numeric.append(NumericTerm(col, tuple(per_col[j]), float(w[start + j])))
+    for name, column, start, convert in columns:
+        if isinstance(column, tuple):
+            numeric.append(NumericTerm(name, _fuse(column), float(w[start])))
+        else:
+            weights = {v: float(w[start + k]) for v, k in column.items()}
+            categorical.append(CategoricalTerm(name, weights, convert or str))
     return FoldedLinear(tuple(numeric), tuple(categorical), float(reg.intercept_), inverse)

@@ -180,6 +180,16 @@ class SimpleImputer(Transformer):
         self.statistics_ = stats
         return self
 
+    def fold_columns(self, width: int) -> list[tuple[tuple[Any, ...], ...]]:
+        """``("fill", statistic)`` per column (``model/fold.py``); numbers only."""
+        check_is_fitted(self, "statistics_")
+        stats = np.asarray(self.statistics_)
+        if stats.dtype.kind != "f" or stats.shape != (width,):
+            raise ValueError(
+                f"SimpleImputer(strategy={self.strategy!r}) holds no number per column"
+            )
+        return [(("fill", float(v)),) for v in stats.tolist()]
+
     def _transform(self, X: NDArray[Any]) -> NDArray[Any]:
         stats = self.statistics_
         if X.dtype != stats.dtype:
@@ -224,6 +234,17 @@ class StandardScaler(Transformer):
         self.scale_: FloatArray = np.where(constant | (std < 10 * _EPS), 1.0, std)
         return self
 
+    def fold_columns(self, width: int) -> list[tuple[tuple[Any, ...], ...]]:
+        """``x - mean`` then ``/ scale`` per column, as ``_transform`` (``model/fold.py``)."""
+        check_is_fitted(self, "mean_")
+        steps: list[list[tuple[Any, ...]]] = [[] for _ in range(width)]
+        for j in range(width):
+            if self.with_mean:
+                steps[j].append(("sub", float(self.mean_[j])))
+            if self.with_std:
+                steps[j].append(("div", float(self.scale_[j])))
+        return [tuple(s) for s in steps]
+
     def _transform(self, X: NDArray[Any]) -> FloatArray:
         Z = X - self.mean_ if self.with_mean else np.array(X, dtype=np.float64)
         return Z / self.scale_ if self.with_std else Z
@@ -250,6 +271,14 @@ class MinMaxScaler(Transformer):
         self.scale_: FloatArray = (hi - lo) / safe_range
         self.min_: FloatArray = lo - self.data_min_ * self.scale_
         return self
+
+    def fold_columns(self, width: int) -> list[tuple[tuple[Any, ...], ...]]:
+        """``x · scale`` then ``+ min_`` per column, as ``_transform`` (``model/fold.py``)."""
+        check_is_fitted(self, "scale_")
+        return [
+            (("mul", float(s)), ("add", float(m)))
+            for s, m in zip(self.scale_.tolist(), self.min_.tolist(), strict=True)
+        ]
 
     def _transform(self, X: NDArray[Any]) -> FloatArray:
         return np.asarray(X * self.scale_ + self.min_, dtype=np.float64)
@@ -299,6 +328,12 @@ class OneHotEncoder(Transformer):
             for start, c in zip(self.offsets_, cats, strict=False)
         ]
         return self
+
+    def fold_columns(self, width: int) -> list[dict[Any, int]]:
+        """Each column's ``category -> output offset`` (``model/fold.py``); a category absent
+        from it encodes as all zeros."""
+        check_is_fitted(self, "category_index_")
+        return [dict(index) for index in self.category_index_]
 
     def _transform(self, X: NDArray[Any]) -> FloatArray:
         n, k = X.shape
@@ -397,6 +432,12 @@ class LogTransformer(Transformer):
         self._check_domain(X)
         return self
 
+    def fold_columns(self, width: int) -> list[tuple[tuple[Any, ...], ...]]:
+        """``log1p`` on the logged columns, nothing on the others (``model/fold.py``)."""
+        check_is_fitted(self, "columns_")
+        logged = set(self.columns_.tolist())
+        return [(("log1p",),) if j in logged else () for j in range(width)]
+
     def _check_domain(self, X: NDArray[Any]) -> None:
         block = X if self.columns_.size == X.shape[1] else X[:, self.columns_]
         bad = block <= -1.0
@@ -442,6 +483,11 @@ class AgeFromYear(Transformer):
             _refuse_all_missing(np.isnan(X), "AgeFromYear(reference_year=None)")
             self.reference_year_ = float(np.nanmax(X))
         return self
+
+    def fold_columns(self, width: int) -> list[tuple[tuple[Any, ...], ...]]:
+        """``reference_year - x`` per column (``model/fold.py``)."""
+        check_is_fitted(self, "reference_year_")
+        return [(("rsub", self.reference_year_),) for _ in range(width)]
 
     def _transform(self, X: NDArray[Any]) -> FloatArray:
         return np.asarray(self.reference_year_ - X, dtype=np.float64)

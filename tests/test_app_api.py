@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,17 @@ FEATURES: list[dict[str, Any]] = [
         "example": "Attchd",
     },
 ]
+#: A count, for the integer-kind test's artifact only.
+BEDROOMS: dict[str, Any] = {
+    "name": "bedrooms",
+    "column": "Bedroom.AbvGr",
+    "kind": "integer",
+    "unit": "",
+    "description": "Bedrooms above grade",
+    "required": False,
+    "bounds": [0, 20],
+    "example": 3,
+}
 
 
 def training_table(
@@ -83,7 +95,7 @@ def training_table(
     cols: dict[str, np.ndarray] = {}
     for f in specs:
         raw = df[f["column"]]
-        if f["kind"] == "numeric":
+        if f["kind"] != "categorical":
             cols[f["name"]] = raw.to_numpy(dtype=np.float64)
         else:
             cols[f["name"]] = np.array([None if pd.isna(v) else str(v) for v in raw], dtype=object)
@@ -97,11 +109,12 @@ def build_artifact(
     names: tuple[str, ...] = ("living_area", "lot_area", "neighborhood", "garage_type"),
     signing_key: bytes | None = None,
     filename: str = "model.joblib",
+    created_at: str = "2026-11-27T00:00:00Z",
 ) -> str:
     """Fit a small real pipeline on ``names``, save it in ``directory``, return the path."""
-    specs = [f for f in FEATURES if f["name"] in names]
+    specs = [f for f in [*FEATURES, BEDROOMS] if f["name"] in names]
     cols, y = training_table(specs)
-    numeric = [f["name"] for f in specs if f["kind"] == "numeric"]
+    numeric = [f["name"] for f in specs if f["kind"] != "categorical"]
     categorical = [f["name"] for f in specs if f["kind"] == "categorical"]
     pipe = Pipeline(
         [
@@ -135,17 +148,18 @@ def build_artifact(
     for f in specs:
         entry = dict(f)
         col = cols[f["name"]]
-        if f["kind"] == "numeric":
+        if f["kind"] != "categorical":
             entry.update(min=float(np.nanmin(col)), max=float(np.nanmax(col)), categories=None)
         else:
             entry.update(min=None, max=None, categories=sorted({v for v in col if v is not None}))
         features.append(entry)
-    kinds = {f["name"]: f["kind"] for f in specs}
+    # the drift reference profiles an integer feature as a numeric one
+    kinds = {f["name"]: "categorical" if f["kind"] == "categorical" else "numeric" for f in specs}
     cats = {f["name"]: f["categories"] for f in features if f["kind"] == "categorical"}
     metadata = {
         "format_version": 1,
         "model_version": version,
-        "created_at": "2026-11-27T00:00:00Z",
+        "created_at": created_at,
         "features": features,
         "test": {"rmse": float(np.sqrt(np.mean((pred - y) ** 2)))},
         "reference": build_reference(cols, kinds, pred, categories=cats),
@@ -206,7 +220,7 @@ def columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for f in FEATURES:
         values = [r.get(f["name"]) for r in rows]
-        if f["kind"] == "numeric":
+        if f["kind"] != "categorical":
             out[f["name"]] = np.array([math.nan if v is None else v for v in values], float)
         else:
             col = np.empty(len(values), dtype=object)
@@ -362,6 +376,31 @@ def test_bad_input_is_a_4xx_naming_the_field(
     assert any(err["loc"][: len(loc)] == loc for err in detail), detail
 
 
+def test_an_error_list_is_capped_at_max_errors_with_the_total_count(artifact: str) -> None:
+    """A body of thousands of unknown keys gets MAX_ERRORS errors back, and their count."""
+    body = {**HOUSE, **{f"k{i}": 0 for i in range(5000)}}
+    with make_client(artifact, max_errors=7) as c:
+        r = c.post("/predict", json=body)
+        assert r.status_code == 422
+        assert len(r.json()["detail"]) == 7 and r.json()["error_count"] == 5000
+        assert r.json()["detail"][0] == {
+            "loc": ["body", "k0"],
+            "msg": "Extra inputs are not permitted",
+            "type": "extra_forbidden",
+        }
+        assert len(r.content) < 1000
+        r = c.post("/feedback", json={"model_version": 1, "x": 1, "y": 2, "z": 3, "w": 4})
+        assert r.status_code == 422 and r.json()["error_count"] == 4  # refused before validation
+        assert [e["loc"] for e in r.json()["detail"]] == [["body", k] for k in "xyzw"]
+        colons = {**HOUSE, "neighborhood": "a:b:c:d:e:f:g"}  # colons in a value are not keys
+        assert c.post("/predict", json=colons).status_code == 200
+        many = {"instances": [{**HOUSE, "garage_type": f"{i}:{i}"} for i in range(30)]}
+        assert c.post("/predict", json=many).status_code == 200
+        r = c.post("/predict", json={"instances": [HOUSE, {**HOUSE, "bad": 1, "worse": 2}]})
+        assert r.status_code == 422 and r.json()["error_count"] == 2  # validated: fail_fast
+        assert r.json()["detail"][0]["loc"] == ["body", "instances", 1, "bad"]
+
+
 def test_over_size_batch_is_refused(client: TestClient) -> None:
     ok = client.post("/predict", json={"instances": [HOUSE] * 50})
     assert ok.status_code == 200 and len(ok.json()["prices"]) == 50
@@ -507,6 +546,24 @@ def test_reload_requires_the_admin_token(
         assert r.headers["www-authenticate"] == "Bearer"
 
 
+@pytest.mark.parametrize(
+    ("body", "ctype", "status"),
+    [
+        (b'{"path": ', "application/json", 400),  # malformed JSON: 400, like every route
+        (b'{"path": 5}', "application/json", 422),
+        (b'{"path": "x", "other": 1}', "application/json", 422),
+        (b'{"path": "x"}', "text/plain", 415),
+    ],
+)
+def test_reload_bodies_are_read_like_every_other(
+    client: TestClient, body: bytes, ctype: str, status: int
+) -> None:
+    r = client.post("/admin/reload", content=body, headers={**auth(), "content-type": ctype})
+    assert r.status_code == status, r.text
+    if status != 415:
+        assert r.json()["error_count"] >= 1 and r.json()["detail"][0]["loc"][0] == "body"
+
+
 def test_reload_is_disabled_without_admin_token(artifact: str) -> None:
     with make_client(artifact, admin_token=None) as c:
         r = c.post("/admin/reload", headers=auth())
@@ -540,6 +597,86 @@ def test_reload_swaps_model_validator_and_openapi(tmp_path: Path) -> None:
         # no body: MODEL_PATH again
         r = c.post("/admin/reload", headers=auth())
         assert r.status_code == 200 and r.json()["model_version"] == "v1"
+
+
+def test_reload_refuses_what_is_not_a_regular_file_or_too_large_before_reading(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    first = build_artifact(tmp_path, "v1", names=("living_area", "neighborhood"))
+    os.mkfifo(tmp_path / "fifo.joblib")  # would block a plain open() forever
+    big = build_artifact(tmp_path, "v2", filename="big.joblib")
+    fake_sidecar = build_artifact(tmp_path, "v3", filename="odd.joblib")
+    os.unlink(fake_sidecar + ".sha256")
+    os.mkfifo(fake_sidecar + ".sha256")
+    size = Path(big).stat().st_size
+    assert Path(first).stat().st_size < size  # the serving one is within every limit below
+    cases = [
+        (size, "fifo.joblib", "not a regular file"),
+        (size, "odd.joblib", "odd.joblib.sha256: refused: not a regular file"),
+        (size, ".", "not a regular file"),
+        (size - 1, "big.joblib", f"{size} bytes is over the limit of {size - 1}"),
+    ]
+    for limit, name, why in cases:
+        with make_client(first, max_artifact_bytes=limit) as c:
+            start = time.monotonic()
+            r = c.post("/admin/reload", headers=auth(), json={"path": name})
+            assert r.status_code == 409 and why in r.json()["detail"], (name, r.text)
+            assert time.monotonic() - start < 5
+            assert c.get("/model").json()["model_version"] == "v1"
+            text = c.get("/metrics").text
+            assert metric(text, "houseprice_model_loads_total", result="failure") == 1
+
+
+def test_reload_refuses_an_older_artifact_unless_asked(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    new = build_artifact(tmp_path, "new", created_at="2026-11-28T10:00:00Z")
+    build_artifact(tmp_path, "old", filename="old.joblib", created_at="2026-11-20T10:00:00Z")
+    with make_client(new) as c:
+        r = c.post("/admin/reload", headers=auth(), json={"path": "old.joblib"})
+        assert r.status_code == 409 and "allow_downgrade" in r.json()["detail"], r.text
+        assert c.get("/model").json()["model_version"] == "new"
+        r = c.post(
+            "/admin/reload", headers=auth(), json={"path": "old.joblib", "allow_downgrade": True}
+        )
+        assert r.status_code == 200 and r.json()["model_version"] == "old"
+        assert r.json()["previous_version"] == "new"
+    lines = [json.loads(x) for x in capfd.readouterr().err.splitlines() if x.startswith("{")]
+    assert any(x["msg"] == "downgrade allowed" and x["model_version"] == "old" for x in lines)
+
+
+def test_a_reload_has_a_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from app import state
+
+    first = build_artifact(tmp_path, "v1")
+    release = threading.Event()
+    real = state.load_model
+
+    def slow(path: str, settings: Settings) -> Any:
+        release.wait(10)
+        return real(path, settings)
+
+    with make_client(first, reload_timeout=0.3) as c:
+        monkeypatch.setattr(state, "load_model", slow)
+        start = time.monotonic()
+        r = c.post("/admin/reload", headers=auth())
+        assert r.status_code == 409 and "RELOAD_TIMEOUT" in r.json()["detail"], r.text
+        assert time.monotonic() - start < 3
+        r = c.post("/admin/reload", headers=auth())  # the overrun thread still holds on
+        assert r.status_code == 409 and "still runs" in r.json()["detail"]
+        assert c.post("/predict", json=HOUSE).status_code == 200  # the old model serves
+        release.set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            r = c.post("/admin/reload", headers=auth())
+            if r.status_code == 200:
+                break
+            time.sleep(0.05)
+        assert r.status_code == 200, r.text
 
 
 def test_reload_of_a_bad_artifact_keeps_the_old_model(tmp_path: Path) -> None:
@@ -866,12 +1003,21 @@ def test_openapi_documents_the_models_own_fields(client: TestClient) -> None:
     body = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     refs = [s["$ref"] for s in body["schema"]["oneOf"]]
     assert refs == ["#/components/schemas/House", "#/components/schemas/HouseBatch"]
-    assert body["example"] == {
+    example = {
         "living_area": 1500,
         "lot_area": 9500,
         "neighborhood": "NAmes",
         "garage_type": "Attchd",
     }
+    assert body["examples"]["house"]["value"] == example
+    assert body["examples"]["batch"]["value"] == {"instances": [example, example]}
+    op = doc["paths"]["/predict"]["post"]
+    assert op["operationId"] == "predict"
+    ok = op["responses"]["200"]["content"]["application/json"]["examples"]
+    price = client.post("/predict", json=example).json()["price"]  # a real answer, not made up
+    assert ok["house"]["value"]["price"] == pytest.approx(price, rel=1e-9)
+    assert ok["batch"]["value"]["prices"] == pytest.approx([price, price], rel=1e-9)
+    assert "500" in op["responses"] and "422" in op["responses"]
     house = doc["components"]["schemas"]["House"]
     assert house["additionalProperties"] is False
     assert set(house["required"]) == {"living_area", "neighborhood"}
@@ -922,9 +1068,9 @@ def test_one_json_access_line_per_request_without_body_or_token(
     assert "SecretVille" not in err and "not-the-token" not in err
 
 
-def test_one_house_checks_report_as_the_table_path(client: TestClient) -> None:
-    """``quality_one`` (no table) against ``table``. The folded price is compared with the
-    pipeline in tests/test_fold.py; this artifact is a tree, which the general path prices."""
+def test_a_table_of_one_reports_as_its_row_in_a_batch(client: TestClient) -> None:
+    """One path for one house and many: each house alone gets the price and the quality
+    counts it gets as a row of the batch (this artifact is a tree: the pipeline prices)."""
     model = client.app.state.service.holder.current  # type: ignore[attr-defined]
     houses = [
         HOUSE,
@@ -932,15 +1078,28 @@ def test_one_house_checks_report_as_the_table_path(client: TestClient) -> None:
         {"living_area": 1, "lot_area": None, "neighborhood": "NAmes", "garage_type": None},
         {"living_area": 19999.5, "lot_area": 2.0, "neighborhood": "NAmes", "garage_type": "Moat"},
     ]
-    for house in houses:
-        row = model.schema.house.model_validate(house)
-        cols, q_table = model.table([row])
-        q_one = model.quality_one(row.__dict__)
-        assert q_one.missing == q_table.missing, house
-        assert q_one.out_of_range == q_table.out_of_range, house
-        assert q_one.unknown == q_table.unknown, house
-        assert model.price_one(row.__dict__) is None
-        assert cols["living_area"].shape == (1,)
+    rows = [model.schema.house.model_validate(h) for h in houses]
+    batch = model.table(rows)
+    q_batch, prices = model.quality(batch), model.predict(batch)
+    missing: dict[str, int] = {}
+    out_of_range: dict[str, int] = {}
+    unknown = []
+    for i, row in enumerate(rows):
+        one = model.table([row])
+        assert model.predict(one) == [prices[i]]
+        q = model.quality(one)
+        for total, part in ((missing, q.missing), (out_of_range, q.out_of_range)):
+            for name, n in part.items():
+                total[name] = total.get(name, 0) + n
+        unknown += [(i, name, value) for _, name, value in q.unknown]
+    assert (missing, out_of_range, unknown) == (
+        q_batch.missing,
+        q_batch.out_of_range,
+        q_batch.unknown,
+    )
+    assert q_batch.missing == {"lot_area": 2, "garage_type": 1}
+    assert q_batch.unknown == [(1, "neighborhood", "Atlantis"), (1, "garage_type", "Moat"),
+                               (3, "garage_type", "Moat")]  # fmt: skip
 
 
 def test_client_disconnect_mid_body_is_not_a_server_error(client: TestClient) -> None:
@@ -995,10 +1154,10 @@ def test_a_failing_model_answers_500_on_both_prediction_routes(
 ) -> None:
     model = fresh.app.state.service.holder.current  # type: ignore[attr-defined]
 
-    def predict(cols: dict[str, np.ndarray]) -> np.ndarray:
+    def predict(table: dict[str, tuple[Any, ...]]) -> list[float]:
         if broken == "raise":
             raise RuntimeError("boom")
-        return np.full(len(next(iter(cols.values()))), np.nan)
+        return [math.nan] * len(next(iter(table.values())))
 
     monkeypatch.setattr(model, "predict", predict)
     r = fresh.post("/predict", json=HOUSE)
@@ -1011,3 +1170,135 @@ def test_a_failing_model_answers_500_on_both_prediction_routes(
         rf'^houseprice_prediction_errors_total{{reason="{reason}"}} 2\.0$', text, re.M
     ), text
     assert "houseprice_predictions_total{" not in text  # nothing was served
+
+
+# --- the integer feature kind ------------------------------------------------------------------
+
+
+def test_an_integer_feature_takes_whole_numbers_only(tmp_path: Path) -> None:
+    """``kind: integer`` (counts, years, grades): documented as ``integer``; 2.0 is 2; 2.5 is
+    a 422 naming the field; everywhere else it is a numeric feature (pricing, quality, drift,
+    V2)."""
+    path = build_artifact(tmp_path, "int-1", names=("living_area", "neighborhood", "bedrooms"))
+    pipe = load_artifact(path).pipeline
+    with make_client(path) as c:
+        doc = c.get("/openapi.json").json()
+        beds = doc["components"]["schemas"]["House"]["properties"]["bedrooms"]
+        assert {"type": "integer", "minimum": 0, "maximum": 20} in beds["anyOf"]
+        house = {"living_area": 1500, "neighborhood": "NAmes"}
+        whole = c.post("/predict", json={**house, "bedrooms": 2.0})
+        two = c.post("/predict", json={**house, "bedrooms": 2})
+        assert whole.status_code == two.status_code == 200
+        assert whole.json()["price"] == two.json()["price"]
+        table = {
+            "living_area": np.array([1500.0]),
+            "neighborhood": np.array(["NAmes"], dtype=object),
+            "bedrooms": np.array([2.0]),
+        }
+        assert two.json()["price"] == pytest.approx(float(pipe.predict(table)[0]), rel=1e-12)
+        for bad in (2.5, 1960.7, "2", True):
+            r = c.post("/predict", json={**house, "bedrooms": bad})
+            assert r.status_code == 422, bad
+            assert r.json()["detail"][0]["loc"] == ["body", "bedrooms"], r.json()
+        r = c.post("/predict", json={"instances": [house, {**house, "bedrooms": 6.5}]})
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"] == ["body", "instances", 1, "bedrooms"]
+        assert "integer" in r.json()["detail"][0]["msg"]
+        assert c.post("/predict", json={**house, "bedrooms": 25}).status_code == 422  # bounds
+        assert c.post("/predict", json={**house, "bedrooms": None}).status_code == 200
+        meta = c.get("/v2/models/houseprice").json()
+        assert {"name": "bedrooms", "datatype": "FP64", "shape": [-1]} in meta["inputs"]
+        inputs = [
+            {"name": "living_area", "shape": [1], "datatype": "FP64", "data": [1500]},
+            {"name": "neighborhood", "shape": [1], "datatype": "BYTES", "data": ["NAmes"]},
+            {"name": "bedrooms", "shape": [1], "datatype": "INT64", "data": [2]},
+        ]
+        v2 = c.post("/v2/models/houseprice/infer", json={"inputs": inputs})
+        assert v2.status_code == 200 and v2.json()["outputs"][0]["data"] == [two.json()["price"]]
+        for _ in range(3):
+            c.post("/predict", json={**house, "bedrooms": 19.0})  # inside bounds, above training
+        text = c.get("/metrics").text
+        assert metric(text, "houseprice_input_out_of_range_total", feature="bedrooms") == 3
+        assert metric(text, "houseprice_input_missing_total", feature="bedrooms") == 1
+        report = c.get("/drift").json()
+        assert report["features"]["bedrooms"]["samples"] == 7  # every priced house
+        assert report["features"]["bedrooms"]["kind"] == "numeric"
+
+
+# --- the request guard: Content-Length, route labels, unread bodies ---------------------------
+
+
+def _asgi(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]],
+          body: list[dict[str, Any]]) -> list[dict[str, Any]]:  # fmt: skip
+    """One request through the ASGI interface (headers as a server would give them)."""
+    import asyncio
+
+    sent: list[dict[str, Any]] = []
+    messages = list(body)
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(3600)  # a client that never sends more
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": headers, "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80), "state": {},
+    }  # fmt: skip
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))
+    return sent
+
+
+@pytest.mark.parametrize(
+    "length", [b"0" * 5000, b"-1", b"1e3", b"12 ", b"\xd9\xa1", b"99999999999999999999"]
+)
+def test_a_content_length_that_is_not_a_sane_integer_is_400_counted_and_logged(
+    fresh: TestClient, length: bytes, capfd: pytest.CaptureFixture[str]
+) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", length)]
+    sent = _asgi(fresh.app, "POST", "/predict", headers, [])
+    start = sent[0]
+    assert start["status"] == 400
+    assert (b"connection", b"close") in start["headers"]
+    assert b"Content-Length" in sent[1]["body"]
+    text = fresh.get("/metrics").text
+    assert (
+        metric(
+            text, "houseprice_http_requests_total", method="POST", route="unmatched", status="4xx"
+        )
+        == 1
+    )
+    lines = [json.loads(x) for x in capfd.readouterr().err.splitlines() if x.startswith("{")]
+    assert any(x.get("path") == "/predict" and x.get("status") == 400 for x in lines)
+
+
+def test_an_answer_sent_before_the_declared_body_closes_the_connection(
+    fresh: TestClient,
+) -> None:
+    """A route that answers without reading the body (415 here, 404, a GET) must not leave
+    the server reading a trickled body for as long as the client likes."""
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"100")]
+    first_part = [{"type": "http.request", "body": b"x" * 10, "more_body": True}]
+    for method, path in (("POST", "/predict"), ("POST", "/nowhere"), ("GET", "/health/live")):
+        sent = _asgi(fresh.app, method, path, headers, list(first_part))
+        assert (b"connection", b"close") in sent[0]["headers"], (method, path)
+    full = [{"type": "http.request", "body": b"{}", "more_body": False}]
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"2")]
+    sent = _asgi(fresh.app, "POST", "/feedback", headers, full)
+    assert (b"connection", b"close") not in sent[0]["headers"]  # read in full: keep-alive
+
+
+def test_static_assets_have_their_own_route_label(fresh: TestClient) -> None:
+    assert fresh.get("/static/swagger-ui.css").status_code == 200
+    assert fresh.get("/static/nothing-here.js").status_code == 404
+    text = fresh.get("/metrics").text
+    http = "houseprice_http_requests_total"
+    assert metric(text, http, method="GET", route="/static/*", status="2xx") == 1
+    assert metric(text, http, method="GET", route="/static/*", status="4xx") == 1
+    assert metric(text, http, method="GET", route="unmatched") == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 import signal
-from typing import Any
 
 import numpy as np
 import pytest
@@ -16,10 +15,10 @@ from pydantic import ValidationError
 from app.metrics import (
     BATCH_BUCKETS,
     LATENCY_BUCKETS,
-    PENDING_MAX,
     PRICE_BUCKETS,
     SIZE_BUCKETS,
     Metrics,
+    latency_buckets,
 )
 from app.schemas import FeatureSpec, build_request_schema, error_list
 from app.settings import Settings, SettingsError
@@ -105,8 +104,7 @@ def test_settings_errors_name_the_variable(env: dict[str, str], name: str) -> No
 
 
 def test_prediction_metrics_expose_what_the_client_types_would() -> None:
-    """Batches binned at once, single houses when pending ones are: the same exposition as a
-    prometheus_client Counter and Histograms fed one value at a time."""
+    """The same exposition as a prometheus_client Counter and Histograms."""
     rng = np.random.default_rng(1)
     values = np.concatenate(
         [rng.lognormal(12, 0.5, 500), np.asarray(PRICE_BUCKETS)[:5], [1e7, 0.0]]
@@ -123,36 +121,36 @@ def test_prediction_metrics_expose_what_the_client_types_would() -> None:
         buckets=PRICE_BUCKETS,
         registry=reference,
     )
+    missing = Counter("houseprice_input_missing", "-", ["feature"], registry=reference)
     ours = Metrics()
     requests = [values[:300], values[300:301], values[301:450], *np.split(values[450:], 57)]
     for k, batch in enumerate(requests):
         version = "a" if k % 3 else "b"
-        ours.prediction.observe(version, batch)
+        ours.requests.observe_prediction(version, batch.tolist(), {"area": k % 2}, {}, {})
         count.labels(version).inc(len(batch))
         sizes.observe(len(batch))
+        missing.labels("area").inc(k % 2)
         for x in batch:
             prices.labels(version).observe(float(x))
-    want, got = generate_latest(reference).decode(), generate_latest(ours.registry).decode()
-    for prefix in (
+    _assert_same_samples(
+        reference,
+        ours,
         "houseprice_predictions_total",
         "houseprice_prediction_batch_size",
         "houseprice_predicted_price_dollars",
-    ):
-        w, g = _all_samples(want, prefix), _all_samples(got, prefix)
-        assert w and g.keys() == w.keys(), prefix
-        for key, value in w.items():
-            assert g[key] == pytest.approx(value, rel=1e-12), key
+        "houseprice_input_missing_total",
+    )
 
 
 def test_two_apps_have_separate_registries() -> None:
     a, b = Metrics(), Metrics()
-    a.prediction.observe("x", np.ones(3))
+    a.requests.observe_prediction("x", [1.0, 1.0, 1.0], {}, {}, {})
     assert b"houseprice_predictions_total{" not in generate_latest(b.registry)
     assert b'houseprice_predictions_total{model_version="x"} 3.0' in generate_latest(a.registry)
 
 
 def test_http_metrics_expose_what_the_client_types_would() -> None:
-    """The lock-free HTTP collector against prometheus_client's Counter/Histogram/Gauge."""
+    """The HTTP metrics against prometheus_client's Counter/Histogram/Gauge."""
     rng = np.random.default_rng(2)
     reference = CollectorRegistry()
     requests = Counter(
@@ -187,19 +185,25 @@ def test_http_metrics_expose_what_the_client_types_would() -> None:
         duration.labels(method, route).observe(seconds)
         sizes["request"].labels(route).observe(got)
         sizes["response"].labels(route).observe(sent)
-        ours.http.observe(method, route, status, seconds, got, sent)
+        ours.requests.observe_request(method, route, status, seconds, got, sent)
     in_flight.inc(3)
-    ours.http.in_flight = 3
-    want, got_text = generate_latest(reference).decode(), generate_latest(ours.registry).decode()
-    for prefix in (
+    ours.requests.in_flight = 3
+    _assert_same_samples(
+        reference,
+        ours,
         "houseprice_http_requests_total",
         "houseprice_http_request_duration_seconds",
         "houseprice_http_request_size_bytes",
         "houseprice_http_response_size_bytes",
         "houseprice_http_requests_in_flight",
-    ):
-        w, g = _all_samples(want, prefix), _all_samples(got_text, prefix)
-        assert g.keys() == w.keys(), prefix
+    )
+
+
+def _assert_same_samples(reference: CollectorRegistry, ours: Metrics, *prefixes: str) -> None:
+    want, got = generate_latest(reference).decode(), generate_latest(ours.registry).decode()
+    for prefix in prefixes:
+        w, g = _all_samples(want, prefix), _all_samples(got, prefix)
+        assert w and g.keys() == w.keys(), prefix
         for key, value in w.items():
             assert g[key] == pytest.approx(value, rel=1e-12), key
 
@@ -214,40 +218,32 @@ def _all_samples(text: str, prefix: str) -> dict[str, float]:
     return out
 
 
-def test_pending_observations_are_bounded_and_binned_in_order() -> None:
-    """Requests wait as tuples, never more than PENDING_MAX of them; the binning at the bound
-    and at a scrape counts every one exactly once."""
+def test_unknown_methods_fold_into_other() -> None:
+    """A client inventing methods cannot multiply the series."""
     m = Metrics()
-    for k in range(PENDING_MAX - 1):
-        m.http.observe("POST", "/predict", 200, 0.001, 100, 50)
-        m.prediction.observe("v1", np.array([100_000.0 + k]))
-    assert len(m.http._pending) == len(m.prediction._pending) == PENDING_MAX - 1
-    m.http.observe("POST", "/predict", 422, 0.001, 100, 50)
-    m.prediction.observe("v1", np.array([1.0]))
-    assert m.http._pending == [] and m.prediction._pending == []
-    m.http.observe("GET", "/model", 200, 0.001, 0, 50)
-    m.prediction.observe("v1", np.array([2.0, 3.0]))  # a batch is binned at once
-    assert len(m.prediction._pending) == 0
-    m.prediction.observe("v2", np.array([4.0]))
+    for method in ("GET", "PROPFIND", "BREW", "get", "X" * 50):
+        m.requests.observe_request(method, "unmatched", 405, 0.001, 0, 10)
     text = generate_latest(m.registry).decode()
     http = "houseprice_http_requests_total"
-    assert metric(text, http, method="POST", route="/predict", status="2xx") == PENDING_MAX - 1
-    assert metric(text, http, method="POST", route="/predict", status="4xx") == 1
-    assert metric(text, http, method="GET", route="/model", status="2xx") == 1
-    assert metric(text, "houseprice_predictions_total", model_version="v1") == PENDING_MAX + 2
-    assert metric(text, "houseprice_predictions_total", model_version="v2") == 1
-    assert metric(text, "houseprice_prediction_batch_size_count") == PENDING_MAX + 2
-    assert metric(text, "houseprice_prediction_batch_size_bucket", le="1.0") == PENDING_MAX + 1
-    assert m.http._pending == [] and m.prediction._pending == []
+    assert metric(text, http, method="GET", route="unmatched") == 1
+    assert metric(text, http, method="other", route="unmatched") == 4
+    assert len(re.findall(rf"^{http}{{", text, re.M)) == 2
 
 
-def test_latency_buckets_start_at_a_tenth_of_a_millisecond() -> None:
+def test_latency_buckets_start_at_a_tenth_of_a_millisecond_and_cover_the_body_deadline() -> None:
     m = Metrics()
-    m.http.observe("GET", "/x", 200, 0.00005, 0, 10)
+    m.requests.observe_request("GET", "/x", 200, 0.00005, 0, 10)
     text = generate_latest(m.registry).decode()
     line = re.search(r'houseprice_http_request_duration_seconds_bucket\{le="0.0001".*', text)
     assert line is not None and line.group(0).endswith(" 1.0")
-    assert 'le="2.5"' in text
+    assert 'le="30.0"' in text  # BODY_TIMEOUT's default
+    assert latency_buckets(30.0)[-1] == 30.0
+    assert latency_buckets(90.0)[-1] == 90.0  # a longer deadline gets its own top bucket
+    m = Metrics(body_timeout=90.0)
+    m.requests.observe_request("POST", "/predict", 408, 89.0, 0, 10)
+    text = generate_latest(m.registry).decode()
+    bucket = "houseprice_http_request_duration_seconds_bucket"
+    assert metric(text, bucket, le="90.0") == 1 and metric(text, bucket, le="30.0") == 0
 
 
 # --- admin auth --------------------------------------------------------------------------------
@@ -329,7 +325,7 @@ def test_schema_validates_one_house_and_batches() -> None:
     ]:
         with pytest.raises(ValidationError) as info:
             schema.validate(body)
-        assert any(e["loc"][: len(loc)] == loc for e in error_list(info.value)), body
+        assert any(e["loc"][: len(loc)] == loc for e in error_list(info.value, 20)), body
 
 
 def test_schema_example_row_is_valid() -> None:
@@ -341,34 +337,24 @@ def test_schema_example_row_is_valid() -> None:
 # --- SIGTERM hook ------------------------------------------------------------------------------
 
 
-class FakeServer:
-    """Stands in for uvicorn.Server: records the signal like its ``handle_exit`` does."""
+def test_sigterm_flips_readiness_and_drains_without_re_raising(artifact_path: str) -> None:
+    """``app.serve.Server.handle_exit``: SIGTERM makes readiness 503 at once, stops the
+    server (uvicorn then drains), and is not re-raised after the drain (exit 0, not 143);
+    SIGINT keeps uvicorn's own handling."""
+    import uvicorn
 
-    def __init__(self) -> None:
-        self.should_exit = False
-        self._captured_signals: list[int] = []
+    from app.main import create_app
+    from app.serve import Server
 
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        self._captured_signals.append(sig)
-        self.should_exit = True
-
-
-def test_sigterm_hook_flips_readiness_chains_to_uvicorn_and_exits_cleanly() -> None:
-    from app.main import _install_sigterm_hook
-
-    server = FakeServer()
-    svc = Service(Settings())
-    old = signal.signal(signal.SIGTERM, server.handle_exit)
-    try:
-        _install_sigterm_hook(svc)
-        handler = signal.getsignal(signal.SIGTERM)
-        assert callable(handler)
-        handler(signal.SIGTERM, None)
-    finally:
-        signal.signal(signal.SIGTERM, old)
+    app = create_app(Settings.from_env({"MODEL_PATH": artifact_path}))
+    svc: Service = app.state.service
+    server = Server(uvicorn.Config(app), svc)
+    server.handle_exit(signal.SIGTERM, None)
     assert svc.holder.shutting_down and not svc.holder.ready
-    assert server.should_exit  # uvicorn still drains and stops
-    assert server._captured_signals == []  # ... but does not re-raise SIGTERM (exit 0, not 143)
+    assert server.should_exit and server._captured_signals == []
+    server = Server(uvicorn.Config(app), svc)
+    server.handle_exit(signal.SIGINT, None)
+    assert server.should_exit and server._captured_signals == [signal.SIGINT]
 
 
 # --- access log --------------------------------------------------------------------------------

@@ -16,11 +16,13 @@ import pytest
 
 from model.base import Columns
 from model.compose import ColumnTransformer, TransformedTargetRegressor
-from model.fold import CannotFoldError, fold
+from model.fold import CannotFoldError, FoldedLinear, fold
 from model.linear import Lasso, LinearRegression, Ridge
 from model.pipeline import Pipeline
 from model.preprocessing import (
+    AgeFromYear,
     LogTransformer,
+    MinMaxScaler,
     OneHotEncoder,
     PolynomialFeatures,
     SimpleImputer,
@@ -54,6 +56,12 @@ def target(cols: Columns, rng: np.random.Generator) -> np.ndarray:
     return np.exp(11 + 0.0004 * area + 0.002 * (cols["year"] - 1950) + bump) * rng.lognormal(
         0, 0.1, len(area)
     )
+
+
+def price_one(folded: FoldedLinear, row: dict[str, Any]) -> float | None:
+    """The fold's price of a table of one row, or ``None`` (handed back)."""
+    prices = folded.predict({k: [v] for k, v in row.items()})
+    return None if prices is None else prices[0]
 
 
 def numeric_block() -> Pipeline:
@@ -115,6 +123,31 @@ VARIANTS: dict[str, Any] = {
             ("model", Ridge(alpha=1.0)),
         ]
     ),
+    "min-max and age steps": lambda: Pipeline(
+        [
+            (
+                "features",
+                ColumnTransformer(
+                    [
+                        (
+                            "age",
+                            Pipeline(
+                                [
+                                    ("fill", SimpleImputer(strategy="median")),
+                                    ("age", AgeFromYear()),
+                                    ("range", MinMaxScaler()),
+                                ]
+                            ),
+                            ["year", "rooms"],
+                        ),
+                        ("area", log_block(), ["area", "lot"]),
+                        ("hood", OneHotEncoder(), ["hood", "kitchen"]),
+                    ]
+                ),
+            ),
+            ("model", TransformedTargetRegressor(Ridge(alpha=0.5), func="log")),
+        ]
+    ),
 }
 
 
@@ -129,9 +162,12 @@ def test_folded_equals_general_on_random_rows(variant: str) -> None:
     rows["hood"][rng.random(500) < 0.15] = "Nowhere"  # never seen in training
     rows["kitchen"][rng.random(500) < 0.15] = "Po"
     general = pipe.predict(rows)
-    for i in range(500):
+    whole = folded.predict({k: v.tolist() for k, v in rows.items()})  # the table at once
+    assert whole is not None
+    np.testing.assert_allclose(whole, general, rtol=1e-12, atol=0.0)
+    for i in range(0, 500, 5):
         one = {k: v[i : i + 1] for k, v in rows.items()}
-        fast = folded.predict_row({k: v[0] for k, v in one.items()})
+        fast = price_one(folded, {k: v[0] for k, v in one.items()})
         assert fast is not None
         assert fast == pytest.approx(general[i], rel=1e-12, abs=0.0), (variant, i)
         assert fast == pytest.approx(float(pipe.predict(one)[0]), rel=1e-12, abs=0.0)
@@ -146,7 +182,7 @@ def test_numeric_category_column_is_converted_as_the_column_transformer_does() -
     for value in (65.0, 66.0, 99.0, math.nan):  # a float column in a categorical block
         one["hood"] = np.array([value])
         row = {k: v[0] for k, v in one.items()}
-        assert fold(pipe).predict_row(row) == pytest.approx(
+        assert price_one(fold(pipe), row) == pytest.approx(
             float(pipe.predict(one)[0]), rel=1e-12, abs=0.0
         )
 
@@ -161,7 +197,7 @@ def test_rows_the_general_path_refuses_are_handed_back(column: str, value: Any) 
     pipe = served_shape(Ridge()).fit(train, target(train, rng))
     one: Columns = {k: v[:1].copy() for k, v in train.items()}
     one[column] = np.array([value], dtype=object if isinstance(value, str) else np.float64)
-    assert fold(pipe).predict_row({k: v[0] for k, v in one.items()}) is None
+    assert price_one(fold(pipe), {k: v[0] for k, v in one.items()}) is None
     with pytest.raises(ValueError, match=column if column == "area" else "log1p"):
         pipe.predict(one)
 
@@ -176,7 +212,7 @@ def test_an_unfilled_missing_value_is_handed_back() -> None:
         ]
     ).fit(train, target(train, rng))
     one = {"area": np.array([np.nan]), "year": np.array([1990.0])}
-    assert fold(pipe).predict_row({"area": None, "year": 1990.0}) is None
+    assert price_one(fold(pipe), {"area": None, "year": 1990.0}) is None
     with pytest.raises(ValueError):
         pipe.predict(one)
 
@@ -227,7 +263,7 @@ def test_an_unfilled_missing_value_is_handed_back() -> None:
                     ("model", Ridge()),
                 ]
             ),
-            "block 'k': step 'k' \\(OneHotEncoder\\) is not elementwise",
+            "block 'k': numeric column 'rooms' folds as the other kind",
         ),
     ],
 )
@@ -244,28 +280,37 @@ def test_an_unfitted_pipeline_is_not_folded() -> None:
         fold(served_shape(Ridge()))
 
 
-def test_the_served_model_prices_one_house_through_the_fold(artifact_path: str) -> None:
-    """The default artifact folds; LoadedModel.price_one equals the pipeline on random houses."""
+def test_the_served_model_prices_through_the_fold(artifact_path: str) -> None:
+    """The default artifact folds; LoadedModel.predict equals the pipeline on random houses,
+    one at a time and as a table."""
     from app.settings import Settings
-    from app.state import load_model
+    from app.state import FOLD_MAX_ROWS, load_model
 
     model = load_model(artifact_path, Settings.from_env({}))
-    assert model.folded is not None, model.single_row_path
+    assert model.folded is not None, model.price_path
     rng = np.random.default_rng(5)
+    rows = []
     for _ in range(300):
         house: dict[str, Any] = {}
         for spec in model.features:
             if not spec.required and rng.random() < 0.3:
                 house[spec.name] = None
-            elif spec.kind == "numeric":
+            elif spec.kind != "categorical":
                 house[spec.name] = float(rng.uniform(spec.lo, min(spec.hi, spec.lo + 5000)))
             else:
                 known = list(spec.categories or ["x"])
                 house[spec.name] = str(rng.choice([*known, "never-seen"]))
-        row = model.schema.house.model_validate(house)
-        cols, _ = model.table([row])
-        general = float(model.pipeline.predict(cols)[0])
-        assert model.price_one(row.__dict__) == pytest.approx(general, rel=1e-12, abs=0.0)
+        rows.append(model.schema.house.model_validate(house))
+    folded = model.folded
+    general = model.pipeline.predict(
+        {k: np.array(v, dtype=object if v and isinstance(v[0], str) else None)
+         for k, v in model.table(rows).items()}
+    )  # fmt: skip
+    for i in range(0, 300, 3):
+        assert model.predict(model.table([rows[i]])) == [pytest.approx(general[i], rel=1e-12)]
+    small = model.table(rows[:FOLD_MAX_ROWS])
+    assert folded.predict(small) == pytest.approx(general[:FOLD_MAX_ROWS], rel=1e-12)
+    np.testing.assert_allclose(model.predict(model.table(rows)), general, rtol=1e-12)
 
 
 def test_a_pipeline_that_does_not_fold_is_served_by_the_general_path(artifact_path: str) -> None:
@@ -281,11 +326,11 @@ def test_a_pipeline_that_does_not_fold_is_served_by_the_general_path(artifact_pa
     other.fitted_steps_ = art.pipeline.fitted_steps_
     model = build_model(other, art.metadata, art.sha256, artifact_path, Settings.from_env({}))
     assert model.folded is None
-    assert model.single_row_path.startswith("general pipeline (not a two-step Pipeline")
+    assert model.price_path.startswith("general pipeline (not a two-step Pipeline")
     row = model.schema.house.model_validate(model.schema.example)
-    cols, _ = model.table([row])
-    assert model.price_one(row.__dict__) is None
-    assert float(model.predict(cols)[0]) == float(art.pipeline.predict(cols)[0])
+    table = model.table([row])
+    expected = art.pipeline.predict({k: np.array(v) for k, v in table.items()})
+    assert model.predict(table) == [float(expected[0])]
 
 
 def test_a_fold_that_disagrees_at_warm_up_is_switched_off(
@@ -293,13 +338,12 @@ def test_a_fold_that_disagrees_at_warm_up_is_switched_off(
 ) -> None:
     from app.settings import Settings
     from app.state import build_model
-    from model.fold import FoldedLinear
     from model.workflow.artifact import load_artifact
 
-    monkeypatch.setattr(FoldedLinear, "predict_row", lambda self, row: 1.0)
+    monkeypatch.setattr(FoldedLinear, "predict", lambda self, table: [1.0])
     art = load_artifact(artifact_path)
     model = build_model(
         art.pipeline, art.metadata, art.sha256, artifact_path, Settings.from_env({})
     )
     assert model.folded is None
-    assert "disagreed" in model.single_row_path
+    assert "disagreed" in model.price_path

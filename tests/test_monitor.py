@@ -140,8 +140,8 @@ def test_an_absent_feature_counts_as_missing_and_unknown_columns_are_ignored() -
 
 def test_a_row_without_a_reference_feature_counts_it_as_missing() -> None:
     m = tiny(window=4, min_samples=1)
-    m.update_row({"x": 1.5, "other": 9.0}, 1.0)
-    m.update_row({"x": None, "c": "b"}, 200.0)
+    m.update({"x": (1.5,), "other": (9.0,)}, [1.0])
+    m.update({"x": (None,), "c": ("b",)}, [200.0])
     r = m.report()
     assert r["features"]["c"]["live_shares"] == [0.0, 0.5, 0.0, 0.5]
     assert r["features"]["x"]["live_shares"] == [0.0, 0.5, 0.0, 0.5]
@@ -159,13 +159,15 @@ def _random_batch(rng: np.random.Generator, n: int) -> tuple[Columns, np.ndarray
 
 
 def _send_as_rows(m: DriftMonitor, cols: Columns, y: np.ndarray) -> None:
-    """One ``update_row`` per row, with the plain values a validated house holds."""
+    """One table of one row per row, with the plain values the service's table holds."""
     for i in range(len(y)):
         x = float(cols["x"][i])
-        m.update_row({"x": None if math.isnan(x) else x, "c": cols["c"][i]}, float(y[i]))
+        m.update({"x": (None if math.isnan(x) else x,), "c": (cols["c"][i],)}, [float(y[i])])
 
 
-@pytest.mark.parametrize("rows", [False, True], ids=["batches", "batches and single rows"])
+@pytest.mark.parametrize(
+    "rows", [False, True], ids=["NumPy batches", "NumPy batches and Python tables of one"]
+)
 def test_window_eviction_matches_a_brute_force_recomputation(rows: bool) -> None:
     rng = np.random.default_rng(1)
     window = 50
@@ -176,7 +178,7 @@ def test_window_eviction_matches_a_brute_force_recomputation(rows: bool) -> None
     for k, n in enumerate(sizes + list(rng.integers(0, 80, 60))):
         cols, y = _random_batch(rng, int(n))
         if rows and n <= 60 and rng.random() < 0.5:
-            _send_as_rows(m, cols, y)  # queued as tuples, between batches of columns
+            _send_as_rows(m, cols, y)  # tables of one row, between NumPy batches
             since_read += int(n) - 1  # n queue items, not the 1 counted below
         else:
             m.update(cols, y)

@@ -56,9 +56,12 @@ _COMPARISON = re.compile(r"(==|!=|>=|<=|>|<)")
 
 
 def grafana_to_promql(expr: str, rate_interval: str = "1m") -> str:
-    """A dashboard query as Prometheus runs it: Grafana's interval variables substituted."""
+    """A dashboard query as Prometheus runs it: Grafana's interval variables substituted, and
+    the template variables at their "All" value."""
     for var in ("$__rate_interval", "$__interval", "$__range"):
         expr = expr.replace(var, rate_interval)
+    for var in ("$job", "$instance", "$model_version"):
+        expr = expr.replace(var, ".*")
     return expr
 
 
@@ -269,22 +272,53 @@ def test_prometheus_scrapes_the_api_and_loads_the_alerts() -> None:
 # --- Grafana ------------------------------------------------------------------------------
 
 
-def test_dashboard_uses_the_provisioned_datasource_by_uid() -> None:
+def test_dashboard_uses_the_datasource_variable_and_filters_by_job_instance_version() -> None:
+    """No hard-coded datasource uid: every panel and query takes ``$datasource``, a template
+    variable of type prometheus; every series is filtered by ``$job`` and ``$instance``, and
+    by ``$model_version`` where it has that label."""
     ds = yaml.safe_load((MON / "grafana/provisioning/datasources/prometheus.yml").read_text())
     (source,) = ds["datasources"]
     assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
     d = json.loads(DASHBOARD.read_text())
     assert 36 <= d["schemaVersion"] <= 41
+    variables = {v["name"]: v for v in d["templating"]["list"]}
+    assert list(variables) == ["datasource", "job", "instance", "model_version"]
+    assert (variables["datasource"]["type"], variables["datasource"]["query"]) == (
+        "datasource",
+        "prometheus",
+    )
+    for name in ("job", "instance", "model_version"):
+        v = variables[name]
+        assert v["type"] == "query" and v["datasource"]["uid"] == "${datasource}"
+        assert v["includeAll"] and v["allValue"] == ".*"
+        assert "label_values(houseprice_model_info" in v["definition"]
     ids = [p["id"] for p in d["panels"]]
     assert len(ids) == len(set(ids)), "duplicate panel ids"
+    assert source["uid"] not in DASHBOARD.read_text(), "a hard-coded datasource uid"
     for p in d["panels"]:
         if p["type"] == "row":
             continue
-        assert p["datasource"] == {"type": "prometheus", "uid": source["uid"]}, p["title"]
+        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, p["title"]
         refs = [t["refId"] for t in p["targets"]]
         assert len(refs) == len(set(refs)) and refs, p["title"]
         for t in p["targets"]:
-            assert t["datasource"]["uid"] == source["uid"], p["title"]
+            assert t["datasource"]["uid"] == "${datasource}", p["title"]
+            selectors = re.findall(r"\b(?:houseprice|process)_\w+\{([^}]*)\}", t["expr"])
+            assert selectors, t["expr"]
+            for labels in selectors:
+                assert 'job=~"$job"' in labels and 'instance=~"$instance"' in labels, t["expr"]
+
+
+def test_dashboard_draws_the_drift_threshold_from_the_metric_and_rates_per_minute() -> None:
+    d = json.loads(DASHBOARD.read_text())
+    drift = next(p for p in d["panels"] if p["title"].startswith("Drift score"))
+    exprs = [t["expr"] for t in drift["targets"]]
+    assert any("houseprice_drift_threshold" in e for e in exprs)
+    assert "0.25" not in json.dumps(drift["fieldConfig"]), "a literal threshold"
+    for p in d["panels"]:
+        for t in p.get("targets", []):
+            if t["expr"].endswith("* 60"):  # a per-second rate shown per minute
+                assert p["fieldConfig"]["defaults"]["unit"] == "opm", p["title"]
 
 
 def test_dashboard_panels_do_not_overlap() -> None:
@@ -411,3 +445,67 @@ def test_every_query_uses_only_metrics_the_app_really_exposes(artifact_path: str
     for where, expr in _all_queries():
         unknown = metric_names(grafana_to_promql(expr)) - exposed
         assert not unknown, f"{where}: {sorted(unknown)} not in the app's /metrics"
+
+
+# --- Alertmanager ---------------------------------------------------------------------------
+
+
+def test_amtool_check_config() -> None:
+    """The Alertmanager config (route and the file receiver) as amtool validates it."""
+    amtool = require_tool("amtool")
+    r = subprocess.run(
+        [amtool, "check-config", str(MON / "alertmanager.yml")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS" in r.stdout and " - 1 receivers" in r.stdout, r.stdout
+    cfg = yaml.safe_load((MON / "alertmanager.yml").read_text())
+    (receiver,) = cfg["receivers"]
+    assert cfg["route"]["receiver"] == receiver["name"]
+    assert receiver["webhook_configs"][0]["url"] == "http://alert-sink:9095/"
+
+
+def test_amtool_refuses_a_route_to_an_undefined_receiver(tmp_path: Path) -> None:
+    broken = tmp_path / "alertmanager.yml"
+    broken.write_text(
+        (MON / "alertmanager.yml").read_text().replace("receiver: file", "receiver: x")
+    )
+    r = subprocess.run(
+        [require_tool("amtool"), "check-config", str(broken)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert r.returncode != 0 and "undefined receiver" in (r.stdout + r.stderr), r.stdout
+
+
+def test_the_alert_sink_appends_each_notification_as_a_json_line(tmp_path: Path) -> None:
+    import importlib.util
+    import threading
+    import urllib.request
+    from http.server import ThreadingHTTPServer
+
+    spec = importlib.util.spec_from_file_location("alert_sink", MON / "alert_sink.py")
+    assert spec is not None and spec.loader is not None
+    sink = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sink)
+    out = tmp_path / "alerts.jsonl"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), sink.handler(out))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        for name in ("FeatureDrift", "HighErrorRate"):
+            payload = {"status": "firing", "alerts": [{"labels": {"alertname": name}}]}
+            req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST")
+            with urllib.request.urlopen(req, timeout=10) as r:
+                assert r.status == 200
+        bad = urllib.request.Request(url, data=b"not json", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(bad, timeout=10)
+        assert info.value.code == 400
+    finally:
+        server.shutdown()
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["alerts"][0]["labels"]["alertname"] for x in lines] == [
+        "FeatureDrift",
+        "HighErrorRate",
+    ]

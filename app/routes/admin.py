@@ -11,32 +11,34 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
 
-from app.routes.common import get_service, is_json, json_response
+from app.body import KeyGuard, read_optional_json
+from app.routes.common import get_service, json_response
 from app.schemas import (
     ErrorMessage,
     ReloadRequest,
     ReloadResponse,
     ValidationErrorResponse,
-    error_list,
 )
-from app.state import ModelLoadError, ReloadRefusedError
+from app.state import ModelLoadError, ReloadConflictError, ReloadRefusedError
 from model.workflow.artifact import ArtifactError
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+_GUARD = KeyGuard(ReloadRequest.model_fields)
 
 _BODY = {
+    "security": [{"adminToken": []}],
     "requestBody": {
         "required": False,
         "content": {"application/json": {"schema": ReloadRequest.model_json_schema()}},
-    }
+    },
 }
 
 
 @router.post(
     "/reload",
     summary="Hot-reload the model",
+    operation_id="reloadModel",
     response_model=ReloadResponse,
     openapi_extra=_BODY,
     responses={
@@ -45,7 +47,13 @@ _BODY = {
             "model": ErrorMessage,
             "description": "Wrong token, admin disabled, or path outside the model directory",
         },
-        409: {"model": ErrorMessage, "description": "Artifact refused; the old model serves"},
+        409: {
+            "model": ErrorMessage,
+            "description": "Artifact refused (not a regular file, over MAX_ARTIFACT_BYTES, bad "
+            "checksum or signature, older than the serving one without allow_downgrade, not "
+            "loaded within RELOAD_TIMEOUT); the old model serves",
+        },
+        400: {"model": ValidationErrorResponse, "description": "Malformed JSON"},
         415: {"model": ErrorMessage, "description": "Body is not JSON"},
         422: {"model": ValidationErrorResponse, "description": "Body is not a reload request"},
     },
@@ -67,22 +75,22 @@ async def reload(request: Request) -> Response:
         )
         return json_response(403, {"detail": why})
 
-    body = await request.body()
-    requested: str | None = None
-    if body.strip():
-        if not is_json(request.headers.get("content-type")):
-            return json_response(415, {"detail": "Content-Type must be application/json"})
-        try:
-            requested = ReloadRequest.model_validate_json(body).path
-        except ValidationError as e:
-            return json_response(422, {"detail": error_list(e)})
+    body = await read_optional_json(
+        request.scope,
+        request.receive,
+        ReloadRequest.model_validate_json,
+        svc.settings.max_errors,
+        _GUARD,
+    )
+    requested = body.path if body is not None else None
+    allow_downgrade = body.allow_downgrade if body is not None else False
     try:
         path = svc.resolve_reload_path(requested)
     except ReloadRefusedError as e:
         return json_response(403, {"detail": str(e)})
     try:
-        model, previous = await svc.reload(path)
-    except (ArtifactError, ModelLoadError) as e:
+        model, previous = await svc.reload(path, allow_downgrade)
+    except (ArtifactError, ModelLoadError, ReloadConflictError) as e:
         return json_response(
             409, {"detail": f"reload refused, the previous model keeps serving: {e}"}
         )

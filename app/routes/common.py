@@ -1,4 +1,4 @@
-"""Helpers shared by the routes: the service dependency and cheap JSON responses."""
+"""What the routes share: the service, cheap JSON answers, the request id."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
+from starlette.types import Scope
 
 from app.state import Service
 
@@ -34,16 +35,7 @@ def json_response(status: int, content: Any, headers: dict[str, str] | None = No
     )
 
 
-def is_json(content_type: str | None) -> bool:
-    """``application/json`` or a ``+json`` type, with any parameters (charset)."""
-    if not content_type:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-
-
-def request_id(request: Request) -> str:
-    rid: str = request.scope.get("request_id") or ""
+def request_id(scope: Scope) -> str:
+    """The id the request middleware gave this request."""
+    rid: str = scope.get("request_id") or ""
     return rid

@@ -12,11 +12,14 @@ from fastapi.responses import Response
 
 from app.routes.common import get_service, json_response
 from app.schemas import HealthResponse
+from app.state import NotReadyError
 
 router = APIRouter(prefix="/health", tags=["health"])
 
 
-@router.get("/live", response_model=HealthResponse, summary="The process is up")
+@router.get(
+    "/live", response_model=HealthResponse, summary="The process is up", operation_id="getLiveness"
+)
 async def live() -> Response:
     return json_response(200, {"status": "alive"})
 
@@ -25,11 +28,12 @@ async def live() -> Response:
     "/ready",
     response_model=HealthResponse,
     summary="A verified model is serving",
+    operation_id="getReadiness",
     responses={503: {"model": HealthResponse, "description": "Not ready (reason given)"}},
 )
 async def ready(request: Request) -> Response:
-    svc = get_service(request)
-    model = svc.holder.current
-    if model is None or svc.holder.shutting_down:
-        return json_response(503, {"status": "not ready", "reason": svc.holder.not_ready_reason()})
+    try:
+        model = get_service(request).ready_model()
+    except NotReadyError as e:
+        return json_response(503, {"status": "not ready", "reason": str(e)})
     return json_response(200, {"status": "ready", "model_version": model.version})

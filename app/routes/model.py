@@ -16,6 +16,7 @@ router = APIRouter(tags=["model"])
 @router.get(
     "/model",
     summary="Metadata of the serving model",
+    operation_id="getModel",
     response_model=dict[str, Any],
     responses={503: {"model": ErrorMessage, "description": "No model loaded"}},
 )
@@ -25,10 +26,7 @@ async def model_metadata(
         False, description="Include the training reference profiles (bulky; used by /drift)"
     ),
 ) -> Response:
-    svc = get_service(request)
-    model = svc.holder.current
-    if model is None:
-        return json_response(503, {"detail": svc.holder.not_ready_reason()})
+    model = get_service(request).ready_model()
     meta = {k: v for k, v in model.metadata.items() if include_reference or k != "reference"}
     meta["artifact"] = {"sha256": model.sha256, "loaded_at": model.loaded_at}
     return json_response(200, meta)  # plain JSON: save_artifact stores it so

@@ -12,17 +12,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
 
-from app.routes.common import get_service, is_json, json_response
-from app.schemas import ErrorMessage, FeedbackRequest, FeedbackResponse, error_list
+from app.body import KeyGuard, read_json
+from app.routes.common import get_service, json_response
+from app.schemas import (
+    ErrorMessage,
+    FeedbackRequest,
+    FeedbackResponse,
+    ValidationErrorResponse,
+)
 
 router = APIRouter(tags=["monitoring"])
+_GUARD = KeyGuard(FeedbackRequest.model_fields)
 
 
 @router.get(
     "/metrics",
     summary="Prometheus metrics",
+    operation_id="getMetrics",
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
@@ -34,13 +41,12 @@ async def metrics(request: Request) -> Response:
 @router.get(
     "/drift",
     summary="Live drift report per feature and for the prediction",
+    operation_id="getDrift",
     responses={503: {"model": ErrorMessage, "description": "No model, or monitoring off"}},
 )
 async def drift(request: Request) -> Response:
     svc = get_service(request)
-    model = svc.holder.current
-    if model is None:
-        return json_response(503, {"detail": svc.holder.not_ready_reason()})
+    model = svc.ready_model()
     if not svc.monitoring:
         return json_response(503, {"detail": "monitoring is disabled (MONITORING_ENABLED=false)"})
     if model.monitor is None:
@@ -53,6 +59,7 @@ async def drift(request: Request) -> Response:
 @router.post(
     "/feedback",
     summary="Report the observed sale price of a served prediction",
+    operation_id="postFeedback",
     response_model=FeedbackResponse,
     openapi_extra={
         "requestBody": {
@@ -61,22 +68,21 @@ async def drift(request: Request) -> Response:
         }
     },
     responses={
-        400: {"description": "Malformed JSON"},
+        400: {"model": ValidationErrorResponse, "description": "Malformed JSON"},
         415: {"model": ErrorMessage, "description": "Body is not JSON"},
         404: {"model": ErrorMessage, "description": "A model version this server never served"},
-        422: {"description": "Invalid feedback"},
+        422: {"model": ValidationErrorResponse, "description": "Invalid feedback"},
     },
 )
 async def feedback(request: Request) -> Response:
     svc = get_service(request)
-    if not is_json(request.headers.get("content-type")):
-        return json_response(415, {"detail": "Content-Type must be application/json"})
-    try:
-        fb = FeedbackRequest.model_validate_json(await request.body())
-    except ValidationError as e:
-        detail = error_list(e)
-        malformed = any(err["type"] == "json_invalid" for err in detail)
-        return json_response(400 if malformed else 422, {"detail": detail})
+    fb = await read_json(
+        request.scope,
+        request.receive,
+        FeedbackRequest.model_validate_json,
+        svc.settings.max_errors,
+        _GUARD,
+    )
     # Only versions this process has served: a free-form label would let any client create
     # unbounded Prometheus series.
     if fb.model_version not in svc.holder.versions:

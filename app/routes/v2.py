@@ -16,7 +16,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from app.routes.common import get_service, is_json, json_response, request_id
+from app.body import BodyError, read_json
+from app.routes.common import get_service, json_response, request_id
 from app.schemas import (
     V2Error,
     V2InferenceRequest,
@@ -24,7 +25,7 @@ from app.schemas import (
     V2ModelMetadata,
     V2Tensor,
 )
-from app.state import LoadedModel, PredictionError, Service
+from app.state import LoadedModel, NotReadyError, PredictionError, Service
 
 MODEL_NAME = "houseprice"
 NUMERIC_TYPES = {
@@ -59,17 +60,23 @@ class V2ProtocolError(Exception):
 def _model(svc: Service, name: str) -> LoadedModel:
     if name != MODEL_NAME:
         raise V2ProtocolError(404, f"model {name!r} not found; this server serves {MODEL_NAME!r}")
-    model = svc.holder.current
-    if model is None or svc.holder.shutting_down:
-        raise V2ProtocolError(503, f"model {name!r} is not ready: {svc.holder.not_ready_reason()}")
-    return model
+    try:
+        return svc.ready_model()
+    except NotReadyError as e:
+        raise V2ProtocolError(503, f"model {name!r} is not ready: {e}") from None
 
 
 def _fail(e: V2ProtocolError) -> Response:
     return json_response(e.status, {"error": str(e)})
 
 
-@router.get("/{name}", summary="Model metadata", response_model=V2ModelMetadata, responses=_ERRORS)
+@router.get(
+    "/{name}",
+    summary="Model metadata",
+    operation_id="v2ModelMetadata",
+    response_model=V2ModelMetadata,
+    responses=_ERRORS,
+)
 async def model_metadata(name: str, request: Request) -> Response:
     try:
         model = _model(get_service(request), name)
@@ -78,7 +85,7 @@ async def model_metadata(name: str, request: Request) -> Response:
     inputs = [
         {
             "name": f.name,
-            "datatype": "FP64" if f.kind == "numeric" else "BYTES",
+            "datatype": "BYTES" if f.kind == "categorical" else "FP64",
             "shape": [-1],
         }
         for f in model.features
@@ -95,7 +102,9 @@ async def model_metadata(name: str, request: Request) -> Response:
     )
 
 
-@router.get("/{name}/ready", summary="Model readiness", responses=_ERRORS)
+@router.get(
+    "/{name}/ready", summary="Model readiness", operation_id="v2ModelReady", responses=_ERRORS
+)
 async def model_ready(name: str, request: Request) -> Response:
     try:
         _model(get_service(request), name)
@@ -130,11 +139,10 @@ def _rows(model: LoadedModel, req: V2InferenceRequest) -> list[dict[str, Any]]:
             raise V2ProtocolError(400, f"unknown input {t.name!r}; inputs are {sorted(specs)}")
         if t.name in columns:
             raise V2ProtocolError(400, f"input {t.name!r} given twice")
-        want = "numeric" if t.datatype in NUMERIC_TYPES else "categorical"
         if t.datatype not in NUMERIC_TYPES and t.datatype != "BYTES":
             raise V2ProtocolError(400, f"input {t.name!r}: unsupported datatype {t.datatype!r}")
-        if want != spec.kind:
-            expected = "FP64" if spec.kind == "numeric" else "BYTES"
+        if (t.datatype == "BYTES") != (spec.kind == "categorical"):
+            expected = "BYTES" if spec.kind == "categorical" else "FP64"
             raise V2ProtocolError(
                 400, f"input {t.name!r}: datatype {t.datatype} given, expected {expected}"
             )
@@ -179,6 +187,7 @@ def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
 @router.post(
     "/{name}/infer",
     summary="Inference (Open Inference Protocol)",
+    operation_id="v2Infer",
     response_model=V2InferenceResponse,
     openapi_extra={
         "requestBody": {
@@ -188,21 +197,27 @@ def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
             },
         }
     },
-    responses={**_ERRORS, 415: {"model": V2Error, "description": "Body is not JSON"}},
+    responses={
+        **_ERRORS,
+        415: {"model": V2Error, "description": "Body is not JSON"},
+        500: {"model": V2Error, "description": "The model failed or returned a non-finite price"},
+    },
 )
 async def infer(name: str, request: Request) -> Response:
     svc = get_service(request)
-    errors = svc.metrics.prediction_errors
+    count_error = svc.metrics.requests.count_error
     try:
         model = _model(svc, name)
-        if not is_json(request.headers.get("content-type")):
-            raise V2ProtocolError(415, "Content-Type must be application/json")
         try:
-            req = V2InferenceRequest.model_validate_json(await request.body())
-        except ValidationError as e:
-            first = e.errors(include_url=False)[0]
+            req = await read_json(
+                request.scope, request.receive, V2InferenceRequest.model_validate_json, 1
+            )
+        except BodyError as e:
+            if not isinstance(e.detail, list):
+                raise V2ProtocolError(e.status, e.detail) from None
+            first = e.detail[0]
             raise V2ProtocolError(
-                400, f"invalid inference request: {first['msg']} at {list(first['loc'])}"
+                400, f"invalid inference request: {first['msg']} at {first['loc'][1:]}"
             ) from None
         for out in req.outputs or ():
             if out.name != "price":
@@ -218,11 +233,11 @@ async def infer(name: str, request: Request) -> Response:
             where = f"input {loc[1]!r} element {loc[0]}" if len(loc) >= 2 else f"at {loc}"
             raise V2ProtocolError(400, f"{where}: {first['msg']}") from None
     except V2ProtocolError as e:
-        errors.labels("not_ready" if e.status == 503 else "validation").inc()
+        count_error("not_ready" if e.status == 503 else "validation")
         return _fail(e)
 
     try:
-        y, _ = svc.price(model, rows, request_id(request))
+        prices = svc.price(model, rows, request_id(request.scope)).prices
     except PredictionError as e:
         return json_response(500, {"error": str(e)})
     return json_response(
@@ -230,13 +245,13 @@ async def infer(name: str, request: Request) -> Response:
         {
             "model_name": MODEL_NAME,
             "model_version": model.version,
-            "id": req.id or request_id(request),
+            "id": req.id or request_id(request.scope),
             "outputs": [
                 {
                     "name": "price",
                     "datatype": "FP64",
-                    "shape": [int(y.shape[0])],
-                    "data": y.tolist(),
+                    "shape": [len(prices)],
+                    "data": prices,
                 }
             ],
         },

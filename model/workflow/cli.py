@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="artifacts/model.joblib", help="served artifact path")
     p.add_argument("--dry-run", action="store_true", help="list what would be removed")
 
-    p = sub.add_parser("serve", help="serve the API with uvicorn (app.main:app)")
+    p = sub.add_parser("serve", help="serve the API with uvicorn (python -m app)")
     p.add_argument("--host", help="bind address (default: HOST or 127.0.0.1)")
     p.add_argument("--port", type=_non_negative_int, help="port (default: PORT or 8000)")
     return parser
@@ -599,20 +599,17 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from app.settings import Settings
-
-    settings = Settings.from_env()
-    # One worker: the drift window and the metrics live in this process (ARCHITECTURE.md).
-    uvicorn.run(
-        "app.main:app",
-        host=args.host or settings.host,
-        port=args.port if args.port is not None else settings.port,
-        log_level=settings.log_level,
-        workers=1,
-    )
-    return EXIT_OK
+    # The service is another package (app/), run as its own program: the estimator library
+    # never imports it. exec keeps this PID, so signals reach the server directly.
+    argv = [sys.executable, "-m", "app"]
+    if args.host:
+        argv += ["--host", args.host]
+    if args.port is not None:
+        argv += ["--port", str(args.port)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
+    return EXIT_OK  # not reached: execv replaces the process
 
 
 _COMMANDS = {

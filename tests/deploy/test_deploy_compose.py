@@ -118,7 +118,26 @@ def test_prometheus_gets_its_config_and_rules_and_reaches_the_api(
     targets = [t for sc in job["static_configs"] for t in sc["targets"]]
     assert f"api:{settings_port}" in targets
     assert app_get(job.get("metrics_path", "/metrics")) == 200
-    assert prom["depends_on"]["api"]["condition"] == "service_healthy"
+
+
+def test_monitoring_starts_whether_or_not_the_api_is_healthy(compose: dict[str, Any]) -> None:
+    """Prometheus, Alertmanager and Grafana must be up exactly when the API is not: none of
+    them waits for it, directly or through another service."""
+    services = compose["services"]
+
+    def waits_for(name: str) -> set[str]:
+        deps = services[name].get("depends_on", {})
+        direct = set(deps if isinstance(deps, list) else deps.keys())
+        return direct.union(*(waits_for(d) for d in direct))
+
+    for name in ("prometheus", "alertmanager", "grafana"):
+        assert "api" not in waits_for(name), name
+    config = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text())
+    (am,) = config["alerting"]["alertmanagers"]
+    assert am["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    assert "alertmanager" in services and "alert-sink" in services
+    mounts = dict(v.split(":")[:2][::-1] for v in services["alertmanager"]["volumes"])
+    assert mounts["/etc/alertmanager/alertmanager.yml"] == "./monitoring/alertmanager.yml"
 
 
 def test_every_bind_mount_exists(compose: dict[str, Any]) -> None:

@@ -87,10 +87,10 @@ def test_runtime_stage_is_slim_non_root_and_serves_one_worker(
     assert values(runtime, "EXPOSE") == [str(settings_port)]
 
     entry = exec_form(values(runtime, "ENTRYPOINT")[-1])
-    assert entry[:2] == ["uvicorn", "app.main:app"], entry
+    # the serve entry (app/serve.py): one uvicorn worker, SIGTERM drain, GC policy
+    assert entry[:3] == ["python", "-m", "app"], entry
     assert option(entry, "--host") == "0.0.0.0"
     assert option(entry, "--port") == str(settings_port)
-    assert option(entry, "--workers") == "1", "one worker per container (docs/ARCHITECTURE.md)"
     assert not values(runtime, "CMD") or exec_form(values(runtime, "CMD")[-1])
 
     health = values(runtime, "HEALTHCHECK")[-1]
@@ -117,6 +117,13 @@ def test_runtime_dependencies_come_from_the_lock(dockerfile: list[tuple[str, str
     build = stages(dockerfile)[0]
     install = " ".join(values(build, "RUN"))
     assert "--requirement requirements/runtime.txt" in install and "--no-deps" in install
+    assert "--require-hashes" in install
+    lines = (ROOT / "requirements" / "runtime.txt").read_text().splitlines()
+    pins = [line for line in lines if re.match(r"[A-Za-z0-9_.-]+==", line)]
+    assert pins and all(line.endswith(" \\") for line in pins), "every pin carries hashes"
+    hashes = [line.strip() for line in lines if line.strip().startswith("--hash=")]
+    assert len(hashes) >= len(pins)
+    assert all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}( \\)?", h) for h in hashes)
     assert "pip check" in install
     # The wheel is installed without extras (no "[plots]"/"[dev]").
     wheel = re.search(r"/wheels/houseprice-[\w.]+-py3-none-any\.whl(\[[^\]]*\])?", install)

@@ -8,7 +8,7 @@ Usage (in any test under ``tests/e2e/``)::
         server.stop()                                      # optional; returns the exit code
 
 ``serve(env, *, ready=True, timeout=60.0, args=())`` starts
-``python -m uvicorn app.main:app --host 127.0.0.1 --port <free>`` with the current environment
+``python -m app --host 127.0.0.1 --port <free>`` (the service as deployed) with the environment
 plus ``env``, its stdout and stderr going to a log file under ``tmp_path``, and polls until
 ``/health/ready`` answers 200 (or only ``/health/live`` with ``ready=False``, for a server that
 must start without a model). It returns a :class:`Server` with ``url``, ``proc`` (the
@@ -88,11 +88,11 @@ def start_server(
     timeout: float = 60.0,
     args: Sequence[str] = (),
 ) -> Server:
-    """Start uvicorn with ``env`` added to the environment; retry once on a port clash."""
+    """Start the service with ``env`` added to the environment; retry on a port clash."""
     for attempt in range(3):
         port = free_port()
         cmd = [
-            sys.executable, "-m", "uvicorn", "app.main:app",
+            sys.executable, "-m", "app",
             "--host", "127.0.0.1", "--port", str(port), *args,
         ]  # fmt: skip
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from exposition import metric  # tests/exposition.py
 
 from app.state import Service
 
@@ -42,9 +44,9 @@ def server(artifact_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             "ADMIN_TOKEN": TOKEN,
             "BODY_TIMEOUT": str(BODY_TIMEOUT),
             "LOG_LEVEL": "info",
+            "KEEP_ALIVE_TIMEOUT": str(KEEP_ALIVE),
         },
         log,
-        args=("--timeout-keep-alive", str(KEEP_ALIVE)),
     )
     yield srv
     assert srv.stop() == 0
@@ -453,3 +455,231 @@ def test_logs_hold_no_token_and_no_payload(server: Server, house: dict[str, Any]
     assert SENTINEL not in logs
     assert "名前" not in logs and "DROP TABLE" not in logs  # payloads of the tests above
     assert any(x.get("request_id") == "ok-id-1" for x in lines)
+
+
+# --- issue 17: the attacks that got through ----------------------------------------------------
+
+
+def _metrics(server: Server) -> str:
+    return httpx.get(server.url + "/metrics", timeout=10).text
+
+
+def _access_line(server: Server, request_id: str) -> dict[str, Any]:
+    """The access line of a request, polled for: it is written at the end of a loop turn."""
+    deadline = time.monotonic() + 10
+    while True:
+        for line in server.logs().splitlines():
+            if line.startswith("{") and f'"request_id":"{request_id}"' in line:
+                record: dict[str, Any] = json.loads(line)
+                return record
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no access line for {request_id}")
+        time.sleep(0.05)
+
+
+def _send_until_closed(sock: socket.socket, head: bytes, chunk: bytes, limit: int) -> int:
+    """Send ``head`` then ``chunk`` again and again until the server closes or ``limit``
+    bytes went out; the bytes sent."""
+    sent = 0
+    try:
+        sock.sendall(head)
+        while sent < limit:
+            sock.sendall(chunk)
+            sent += len(chunk)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    return sent
+
+
+def test_endless_header_lines_are_431_and_closed_with_memory_bounded(
+    server: Server, house: dict[str, Any]
+) -> None:
+    """Four connections sending header lines without end: each is answered 431 and closed
+    after at most MAX_HEADER_BYTES (16 KiB) of head; the process does not grow."""
+    before = rss_kb(server)
+    results: list[tuple[int, bytes, float]] = []
+
+    def attack(i: int) -> None:
+        with socket.create_connection(("127.0.0.1", port(server)), timeout=10) as s:
+            start = time.monotonic()
+            head = b"GET /health/live HTTP/1.1\r\nHost: t\r\nX-Endless-%d: " % i
+            sent = _send_until_closed(s, head, b"a" * 65536, 64 * 1024 * 1024)
+            reply, _ = _read_until_closed(s, 10)
+            results.append((sent, reply, time.monotonic() - start))
+
+    threads = [threading.Thread(target=attack, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 4
+    for sent, reply, seconds in results:
+        assert reply.startswith(b"HTTP/1.1 431"), reply[:200]
+        assert sent < 8 * 1024 * 1024, sent  # refused early, not after the client gave up
+        assert seconds < 10
+    assert rss_kb(server) - before < 30 * 1024
+    assert_healthy(server, house)
+
+
+def test_too_many_header_fields_are_431_and_a_normal_head_is_served(
+    server: Server, house: dict[str, Any]
+) -> None:
+    many = b"".join(b"X-Field-%d: 1\r\n" % i for i in range(101))
+    with socket.create_connection(("127.0.0.1", port(server)), timeout=10) as s:
+        s.sendall(b"GET /health/live HTTP/1.1\r\nHost: t\r\n" + many + b"\r\n")
+        reply, after = _read_until_closed(s, 10)
+    assert reply.startswith(b"HTTP/1.1 431") and b"header fields" in reply, reply[:200]
+    assert after >= 0
+    fine = {f"x-field-{i}": "v" * 100 for i in range(80)}  # 80 fields, ~10 KB: served
+    assert httpx.get(server.url + "/health/live", headers=fine, timeout=10).status_code == 200
+    assert metric(_metrics(server), "houseprice_http_requests_total", status="4xx",
+                  method="other", route="unmatched") >= 1  # fmt: skip
+    assert_healthy(server, house)
+
+
+def test_a_body_of_unknown_keys_gets_a_capped_error_list_quickly(
+    server: Server, house: dict[str, Any]
+) -> None:
+    """16 MB of unknown keys: 20 errors and their count, a small answer, no stall."""
+    keys = 1_290_000
+    body = b"{" + b",".join(b'"k%07d":0' % i for i in range(keys)) + b"}"
+    assert len(body) < 16 * 1024 * 1024
+    before = rss_kb(server)
+    for path in ("/predict", "/feedback"):
+        start = time.monotonic()
+        r = post_raw(server, path, body)
+        seconds = time.monotonic() - start
+        assert r.status_code == 422, r.text[:300]
+        assert len(r.json()["detail"]) == 20 and r.json()["error_count"] >= keys - 5
+        assert len(r.content) < 4096
+        assert seconds < 10, seconds
+    assert rss_kb(server) - before < 100 * 1024  # the body itself, not its errors
+    assert_healthy(server, house)
+
+
+def test_a_content_length_of_5000_zeros_is_400_logged_and_counted(
+    server: Server, house: dict[str, Any]
+) -> None:
+    counted = metric(_metrics(server), "houseprice_http_requests_total", method="POST",
+                     route="unmatched", status="4xx")  # fmt: skip
+    with socket.create_connection(("127.0.0.1", port(server)), timeout=10) as s:
+        s.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"X-Request-Id: zeros-5000\r\nContent-Length: " + b"0" * 5000 + b"\r\n\r\n"
+        )
+        reply, after = _read_until_closed(s, 10)
+    assert reply.startswith(b"HTTP/1.1 400") and b"Content-Length" in reply, reply[:300]
+    assert after >= 0  # closed
+    assert metric(_metrics(server), "houseprice_http_requests_total", method="POST",
+                  route="unmatched", status="4xx") == counted + 1  # fmt: skip
+    assert _access_line(server, "zeros-5000")["status"] == 400
+    assert_healthy(server, house)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "ctype", "status"),
+    [
+        ("POST", "/nowhere", "application/json", 404),
+        ("POST", "/predict", "text/plain", 415),
+        ("POST", "/admin/reload", "application/json", 401),
+        ("GET", "/health/live", "application/json", 200),
+    ],
+)
+def test_a_declared_body_the_route_does_not_read_closes_the_connection(
+    server: Server, method: str, path: str, ctype: str, status: int
+) -> None:
+    """The answer comes before the body: the connection is closed at once, so a client
+    trickling the rest cannot hold it (BODY_TIMEOUT would be the bound otherwise)."""
+    with socket.create_connection(("127.0.0.1", port(server)), timeout=10) as s:
+        s.sendall(
+            f"{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Type: {ctype}\r\n"
+            "Content-Length: 100000\r\n\r\n".encode()
+            + b"x" * 10
+        )
+        start = time.monotonic()
+        reply = b""
+        closed = False
+        while time.monotonic() - start < BODY_TIMEOUT + 3:
+            try:
+                s.sendall(b"x")  # the trickle
+                s.settimeout(0.2)
+                data = s.recv(4096)
+                if not data:
+                    closed = True
+                    break
+                reply += data
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+    assert reply.startswith(f"HTTP/1.1 {status}".encode()), reply[:200]
+    assert closed and time.monotonic() - start < BODY_TIMEOUT, "held open by the trickle"
+
+
+def test_invented_methods_and_static_paths_do_not_multiply_series(server: Server) -> None:
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
+    methods += [f"X{i:02d}" for i in range(28)] + ["PROPFIND", "BREW"]
+    paths = ["/predict", "/model", "/nowhere", "/static/swagger-ui.css", "/static/none.js"]
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        for m in methods:
+            for p in paths:
+                c.request(m, p)
+    series = re.findall(r"^houseprice_http_requests_total\{(.*)\} ", _metrics(server), re.M)
+    labels = [dict(re.findall(r'(\w+)="([^"]*)"', s)) for s in series]
+    assert {x["method"] for x in labels} <= {*methods[:7], "other"}
+    assert {x["route"] for x in labels if "static" in x["route"]} == {"/static/*"}
+    assert len(series) < 120, len(series)  # 37 methods x 5 paths would be hundreds
+
+
+def test_x_forwarded_for_is_not_trusted_by_default(server: Server) -> None:
+    """FORWARDED_ALLOW_IPS is unset: a local client cannot choose its logged address."""
+    r = httpx.get(
+        server.url + "/health/live",
+        headers={"X-Forwarded-For": "203.0.113.9", "X-Request-Id": "xff-check"},
+        timeout=10,
+    )
+    assert r.status_code == 200
+    assert _access_line(server, "xff-check")["client"] == "127.0.0.1"
+
+
+def test_x_forwarded_for_is_trusted_from_forwarded_allow_ips(
+    serve: Any, artifact_path: str
+) -> None:
+    srv = serve({"MODEL_PATH": artifact_path, "FORWARDED_ALLOW_IPS": "127.0.0.1"})
+    r = httpx.get(
+        srv.url + "/health/live",
+        headers={"X-Forwarded-For": "203.0.113.9", "X-Request-Id": "xff-trusted"},
+        timeout=10,
+    )
+    assert r.status_code == 200
+    assert _access_line(srv, "xff-trusted")["client"] == "203.0.113.9"
+
+
+def test_reload_of_a_fifo_neither_wedges_reload_nor_shutdown(
+    serve: Any, artifact_path: str, tmp_path: Path
+) -> None:
+    """A FIFO named as the artifact (or as its checksum) is refused at once; the server
+    still reloads a good artifact and stops cleanly."""
+    import os
+    import shutil
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for src in Path(artifact_path).parent.glob(Path(artifact_path).name + "*"):
+        shutil.copy(src, models / src.name)
+    os.mkfifo(models / "fifo.joblib")
+    shutil.copy(models / "model.joblib", models / "odd.joblib")
+    os.mkfifo(models / "odd.joblib.sha256")
+    srv = serve({"MODEL_PATH": str(models / "model.joblib"), "ADMIN_TOKEN": TOKEN})
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    for name in ("fifo.joblib", "odd.joblib"):
+        start = time.monotonic()
+        r = httpx.post(srv.url + "/admin/reload", json={"path": name}, headers=auth, timeout=30)
+        assert r.status_code == 409 and "not a regular file" in r.json()["detail"], r.text
+        assert time.monotonic() - start < 5
+    r = httpx.post(srv.url + "/admin/reload", headers=auth, timeout=30)
+    assert r.status_code == 200, r.text
+    start = time.monotonic()
+    assert srv.stop() == 0
+    assert time.monotonic() - start < 10

@@ -31,7 +31,7 @@ TOKEN = "e2e-admin-token"
 def example(server: Server) -> dict[str, Any]:
     doc = httpx.get(server.url + "/openapi.json").json()
     body = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
-    return dict(body["example"])
+    return dict(body["examples"]["house"]["value"])
 
 
 def variations(base: dict[str, Any], n: int) -> list[dict[str, Any]]:
