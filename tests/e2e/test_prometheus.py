@@ -71,6 +71,12 @@ class Prometheus:
     def query(self, expr: str) -> list[dict[str, Any]]:
         return list(self.get("/api/v1/query", query=expr)["result"])
 
+    def query_range(self, expr: str, seconds: float = 60.0) -> list[dict[str, Any]]:
+        """The series of ``expr`` over the last ``seconds``, as a Grafana panel asks for them."""
+        end = time.time()
+        params = {"query": expr, "start": f"{end - seconds:.3f}", "end": f"{end:.3f}"}
+        return list(self.get("/api/v1/query_range", step="1", **params)["result"])
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -261,15 +267,21 @@ def test_prometheus_scrapes_the_service_and_fires_feature_drift_for_the_shifted_
         assert max(scores.values()) < 0.25, scores
         assert prom.query('houseprice_drift_detected{feature!="prediction"} == 1') == []
 
-        # 2. every dashboard query and both sides of every alert comparison return data
+        # 2. every dashboard panel's query (over a range) and both sides of every alert
+        #    comparison return data
         queries = [(t, grafana_to_promql(e, "30s")) for t, e in dashboard_queries()]
         for name, rule in alert_rules().items():
             queries += [(f"alert {name}", side) for side in comparison_sides(rule["expr"])]
         pending = list(queries)
 
         def all_answered() -> bool:
-            # a rate() needs two scrapes after the traffic: poll, dropping those answered
-            pending[:] = [(t, q) for t, q in pending if not prom.query(q)]
+            # a rate() needs two scrapes after the traffic: poll, dropping those answered;
+            # panels through query_range (as Grafana draws them), alert sides as instant queries
+            pending[:] = [
+                (t, q)
+                for t, q in pending
+                if not (prom.query(q) if t.startswith("alert ") else prom.query_range(q))
+            ]
             return not pending
 
         wait_for("every query to return data", all_answered, 30.0, logs, lambda: pending)
