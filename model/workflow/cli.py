@@ -566,9 +566,16 @@ def _cmd_promote(args: argparse.Namespace) -> int:
         was = f" (was {done.previous_run_id})" if done.previous_run_id else ""
         print(
             f"promoted run {done.run_id} -> {done.out}{was}, sha256 {done.sha256[:12]}; "
-            "a running service picks it up on POST /admin/reload"
+            f"a running service picks it up on POST /admin/reload{_reload_body(done)}"
         )
     return EXIT_OK
+
+
+def _reload_body(done: Any) -> str:
+    """What the reload must say when the model now served is older than the one it replaced."""
+    if not done.downgrade:
+        return ""
+    return ' with {"allow_downgrade": true} (this run is older than the one it replaces)'
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
@@ -578,7 +585,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     was = f" (was {done.previous_run_id})" if done.previous_run_id else ""
     print(
         f"rolled back to run {done.run_id} -> {done.out}{was}, sha256 {done.sha256[:12]}; "
-        "a running service picks it up on POST /admin/reload"
+        f"a running service picks it up on POST /admin/reload{_reload_body(done)}"
     )
     return EXIT_OK
 

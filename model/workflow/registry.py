@@ -307,6 +307,16 @@ class Promotion:
     out: Path
     previous_run_id: str | None
     changed: bool
+    downgrade: bool = False  # created before the run it replaces: the reload must allow it
+
+
+def _is_downgrade(records: list[dict[str, Any]], new: str, old: str | None) -> bool:
+    """``new`` was created before ``old``: a running service refuses such a reload unless it
+    is told ``allow_downgrade`` (an old artifact must not be replayable unnoticed)."""
+    created = {r["run_id"]: str(r.get("created_at") or "") for r in records}
+    return (
+        old is not None and bool(created.get(new)) and created.get(new, "") < created.get(old, "")
+    )
 
 
 def _run_of_sha(records: list[dict[str, Any]], sha: str | None) -> str | None:
@@ -339,7 +349,8 @@ def promote(
             return Promotion(run_id, stored.sha256, Path(out), previous, changed=False)
         install(stored, out)
         record_promotion(runs, run_id, stored.sha256, out, action)
-    return Promotion(run_id, stored.sha256, Path(out), previous, changed=True)
+    older = _is_downgrade(records, run_id, previous)
+    return Promotion(run_id, stored.sha256, Path(out), previous, changed=True, downgrade=older)
 
 
 def rollback_target(
@@ -378,7 +389,8 @@ def rollback(
         stored = read_run_artifact(runs, target, signing_key)
         install(stored, out)
         record_promotion(runs, target, stored.sha256, out, "rollback")
-    return Promotion(target, stored.sha256, Path(out), previous, changed=True)
+    older = _is_downgrade(records, target, previous)
+    return Promotion(target, stored.sha256, Path(out), previous, changed=True, downgrade=older)
 
 
 # --- gc ------------------------------------------------------------------------------------------

@@ -78,8 +78,12 @@ def test_promote_and_rollback_reach_a_running_server_through_admin_reload(
 
         done = houseprice(tmp_path, "promote", first, *common)
         assert done.returncode == 0, done.stderr
+        assert '{"allow_downgrade": true}' in done.stdout  # the first run is the older one
         assert serving().endswith(second)  # step 1 alone changes nothing in the process
         r = c.post("/admin/reload", headers=auth)
+        assert r.status_code == 409 and "allow_downgrade" in r.text, r.text  # replay guard
+        assert serving().endswith(second)
+        r = c.post("/admin/reload", headers=auth, json={"allow_downgrade": True})
         assert r.status_code == 200, r.text
         assert r.json()["model_version"].endswith(first)
         assert r.json()["previous_version"].endswith(second)
@@ -96,5 +100,6 @@ def test_promote_and_rollback_reach_a_running_server_through_admin_reload(
 
         done = houseprice(tmp_path, "rollback", *common)
         assert done.returncode == 0, done.stderr
+        assert "allow_downgrade" not in done.stdout  # back to the newer run
         r = c.post("/admin/reload", headers=auth)
         assert r.status_code == 200 and r.json()["model_version"].endswith(second), r.text
