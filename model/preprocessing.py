@@ -450,3 +450,26 @@ class AgeFromYear(Transformer):
         """``age(<name>)``."""
         check_is_fitted(self, "reference_year_")
         return [f"age({n})" for n in default_feature_names(self.n_features_in_, input_features)]
+
+
+class OrdinalEncoder(OneHotEncoder):
+    """Each category as its rank among those seen at fit (``0 .. k−1``), in one column.
+
+    A missing value and a value never seen at fit encode as NaN, which the histogram trees
+    (:mod:`model.ensemble`) send to their missing bin, with its learned direction: the codes
+    are for models that take categories natively, not for linear ones (the ranks are not
+    an order).
+    """
+
+    def _transform(self, X: NDArray[Any]) -> FloatArray:
+        n, k = X.shape
+        out = np.empty((n, k), dtype=np.float64)
+        for j, index in enumerate(self.category_index_):
+            start = int(self.offsets_[j])
+            codes = np.fromiter(map(index.get, X[:, j], repeat(-1, n)), dtype=np.intp, count=n)
+            out[:, j] = np.where(codes >= 0, codes - start, np.nan)
+        return out
+
+    def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> list[str]:
+        check_is_fitted(self, "categories_")
+        return default_feature_names(len(self.categories_), input_features)
