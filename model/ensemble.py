@@ -345,14 +345,18 @@ class RandomForestRegressor(RegressorMixin, BaseEstimator):
         self.feature_importances_ = _importances(trees, d)
         self.forest_ = Forest.build(trees, mapper)
         if self.oob_score:
+            # a row in every bootstrap sample has no out-of-bag prediction (NaN); with fewer
+            # than two rows that have one, R² is undefined and the score is NaN
             seen = oob_count > 0
-            if not seen.any():
-                raise ValueError("oob_score: no row was left out of any bootstrap sample")
             with np.errstate(invalid="ignore", divide="ignore"):
                 self.oob_prediction_ = baseline + oob_sum / oob_count
             from model.metrics import r2_score
 
-            self.oob_score_ = float(r2_score(ya[seen], self.oob_prediction_[seen]))
+            self.oob_score_ = (
+                float(r2_score(ya[seen], self.oob_prediction_[seen]))
+                if seen.sum() >= 2 and np.ptp(ya[seen]) > 0
+                else float("nan")
+            )
         return self
 
     def predict(self, X: ArrayLike) -> FloatArray:
@@ -484,4 +488,5 @@ class StackingRegressor(RegressorMixin, NamedEstimatorsMixin):
         )
 
     def predict(self, X: Any) -> FloatArray:
-        return np.asarray(self.final_estimator_.predict(self.transform(X)), dtype=np.float64)
+        base = self.transform(X)  # first: it checks that the model is fitted
+        return np.asarray(self.final_estimator_.predict(base), dtype=np.float64)
