@@ -370,9 +370,9 @@ def test_native_missing_values_predict_finite(make: Callable[..., Any]) -> None:
 def test_a_constant_feature_is_never_split_on(make: Callable[..., Any]) -> None:
     X = np.column_stack([np.full(N, 7.0), X_NUM])
     est = make().fit(X, Y_REG)
-    for model in estimators_in(est) + list(getattr(est, "estimators_", [])):
-        if hasattr(model, "feature_importances_"):
-            assert model.feature_importances_[0] == 0.0
+    for fitted in estimators_in(est) + list(getattr(est, "estimators_", [])):
+        if hasattr(fitted, "feature_importances_"):
+            assert fitted.feature_importances_[0] == 0.0
     np.testing.assert_allclose(
         est.predict(X), est.predict(np.column_stack([X[:, 1:2] * 0 + 99, X[:, 1:]]))
     )
