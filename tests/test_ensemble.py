@@ -20,7 +20,7 @@ from model.linear import LinearRegression, Ridge
 from model.preprocessing import OrdinalEncoder
 from model.selection import KFold
 
-SAME = {
+SAME: dict[str, Any] = {
     "max_iter": 200,
     "learning_rate": 0.1,
     "max_leaf_nodes": 31,
@@ -73,7 +73,7 @@ def test_boosting_within_2_percent_of_sklearn(categorical: list[int] | None) -> 
 def test_native_categories_beat_their_codes_as_numbers() -> None:
     X, y = interactions(1200, seed=2, categories=30)
     tr, te = slice(0, 900), slice(900, None)
-    kw = {"max_iter": 60, "max_leaf_nodes": 8, "early_stopping": False}
+    kw: dict[str, Any] = {"max_iter": 60, "max_leaf_nodes": 8, "early_stopping": False}
     native = HistGradientBoostingRegressor(categorical_features=[5], **kw).fit(X[tr], y[tr])
     codes = HistGradientBoostingRegressor(**kw).fit(X[tr], y[tr])
     assert rmse(native.predict(X[te]), y[te]) < rmse(codes.predict(X[te]), y[te])
@@ -199,7 +199,12 @@ def test_early_stopping_stops_and_records_scores() -> None:
 
 def test_subsampling_is_seeded_and_importances_rank_the_signal() -> None:
     X, y = interactions(600, seed=10)
-    kw = {"max_iter": 30, "subsample": 0.6, "max_features": 0.5, "early_stopping": False}
+    kw: dict[str, Any] = {
+        "max_iter": 30,
+        "subsample": 0.6,
+        "max_features": 0.5,
+        "early_stopping": False,
+    }
     a = HistGradientBoostingRegressor(random_state=1, **kw).fit(X, y)
     b = HistGradientBoostingRegressor(random_state=1, **kw).fit(X, y)
     c = HistGradientBoostingRegressor(random_state=2, **kw).fit(X, y)
@@ -243,7 +248,12 @@ def test_forest_close_to_sklearn_and_oob_score() -> None:
     X, y = interactions(900, seed=12)
     X = np.nan_to_num(X)  # scikit-learn's forest wants no NaN in older versions
     tr, te = slice(0, 600), slice(600, None)
-    kw = {"n_estimators": 40, "min_samples_leaf": 3, "max_features": 0.5, "random_state": 0}
+    kw: dict[str, Any] = {
+        "n_estimators": 40,
+        "min_samples_leaf": 3,
+        "max_features": 0.5,
+        "random_state": 0,
+    }
     ours = RandomForestRegressor(oob_score=True, **kw).fit(X[tr], y[tr])
     with threadpool_limits(1):
         ref = sk_ensemble.RandomForestRegressor(oob_score=True, **kw).fit(X[tr], y[tr])
@@ -269,7 +279,10 @@ def test_forest_without_bootstrap_is_one_tree_repeated() -> None:
 def test_stacking_fits_the_final_model_on_out_of_fold_predictions() -> None:
     X, y = interactions(400, seed=14)
     X = np.nan_to_num(X)
-    bases = [("ridge", Ridge(alpha=1.0)), ("gbdt", HistGradientBoostingRegressor(max_iter=30))]
+    bases: list[tuple[str, Any]] = [
+        ("ridge", Ridge(alpha=1.0)),
+        ("gbdt", HistGradientBoostingRegressor(max_iter=30)),
+    ]
     cv = KFold(4, shuffle=True, random_state=0)
     stack = StackingRegressor(bases, final_estimator=LinearRegression(), cv=cv).fit(X, y)
     oof = np.zeros((400, 2))
@@ -286,7 +299,10 @@ def test_stacking_fits_the_final_model_on_out_of_fold_predictions() -> None:
 def test_voting_is_the_weighted_mean() -> None:
     X, y = interactions(300, seed=15)
     X = np.nan_to_num(X)
-    bases = [("ridge", Ridge(alpha=1.0)), ("gbdt", HistGradientBoostingRegressor(max_iter=20))]
+    bases: list[tuple[str, Any]] = [
+        ("ridge", Ridge(alpha=1.0)),
+        ("gbdt", HistGradientBoostingRegressor(max_iter=20)),
+    ]
     vote = VotingRegressor(bases, weights=[1.0, 3.0]).fit(X, y)
     p = [type(e)(**e.get_params()).fit(X, y).predict(X) for _, e in bases]
     np.testing.assert_allclose(vote.predict(X), 0.25 * p[0] + 0.75 * p[1])
