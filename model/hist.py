@@ -221,39 +221,60 @@ class _Split:
 
 
 class TreeGrower:
-    """Grows trees on one binned matrix; built once per fit, then ``grow`` per tree."""
+    """Grows trees on one binned matrix; built once per fit, then ``grow`` per tree.
+
+    The histograms are kept compact: feature ``j`` owns ``n_bins[j] + 1`` consecutive slots
+    (its bins, then its missing bin) of one flat vector, so a feature with 5 values costs 6
+    slots, not ``max_bins + 1``, and every split search is a handful of vector operations
+    over all features at once (cumulative sums restarted at each feature's first slot).
+    """
 
     def __init__(self, Xb: BinArray, mapper: BinMapper) -> None:
-        _n, d = Xb.shape
+        d = Xb.shape[1]
         self.Xb = Xb
         self.mapper = mapper
-        self.n_total_bins = mapper.max_bins + 1
         self.missing_bin = mapper.max_bins
-        # offsets into one flat histogram of all features: bin b of feature j -> j*B + b
-        self.flat = Xb.astype(np.intp) + np.arange(d, dtype=np.intp) * self.n_total_bins
-        self.num = np.flatnonzero(~mapper.categorical)
-        self.num_width = max(1, int(mapper.n_bins[self.num].max())) if self.num.size else 1
-        self.cat = np.flatnonzero(mapper.categorical)
+        self.n_total_bins = mapper.max_bins + 1
         self.d = d
+        n_bins = mapper.n_bins.astype(np.intp)
+        slots = n_bins + 1
+        self.offset = np.concatenate(([0], np.cumsum(slots)[:-1])).astype(np.intp)
+        self.size = int(slots.sum())
+        self.n_bins = n_bins
+        missing = Xb == self.missing_bin
+        self.flat = self.offset + np.where(missing, n_bins, Xb.astype(np.intp))
+        self.total_slots = slice(int(self.offset[0]), int(self.offset[0] + slots[0]))
+        self.num = np.flatnonzero(~mapper.categorical)
+        self.cat = np.flatnonzero(mapper.categorical)
+        self.num_layout = self._layout(self.num, with_missing=False)
+        self.cat_layout = self._layout(self.cat, with_missing=True)
+
+    def _layout(self, features: IntArray, with_missing: bool) -> tuple[IntArray, ...]:
+        """Slots of ``features`` in one vector: (slot, segment of each, segment starts)."""
+        lengths = self.n_bins[features] + (1 if with_missing else 0)
+        seg = np.repeat(np.arange(features.size), lengths)
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.intp)
+        within = np.arange(seg.size) - starts[seg] if seg.size else np.zeros(0, dtype=np.intp)
+        slot = self.offset[features][seg] + within
+        return slot.astype(np.intp), seg.astype(np.intp), starts, within.astype(np.intp)
 
     # histograms ---------------------------------------------------------------------------
 
     def histogram(
         self, rows: IntArray, g: FloatArray, h: FloatArray | None
     ) -> tuple[FloatArray, FloatArray]:
-        """``G, H`` of shape ``(d, max_bins + 1)`` over ``rows``; ``h=None`` means ``h = 1``."""
+        """``G, H`` over ``rows`` in the compact layout; ``h=None`` means ``h = 1``."""
         idx = self.flat[rows].ravel()
-        size = self.d * self.n_total_bins
-        G = np.bincount(idx, weights=np.repeat(g[rows], self.d), minlength=size)
+        G = np.bincount(idx, weights=np.repeat(g[rows], self.d), minlength=self.size)
         if h is None:
-            H = np.bincount(idx, minlength=size)
+            H = np.bincount(idx, minlength=self.size)
         else:
-            H = np.bincount(idx, weights=np.repeat(h[rows], self.d), minlength=size)
-        shape = (self.d, self.n_total_bins)
-        return (
-            np.asarray(G, dtype=np.float64).reshape(shape),
-            np.asarray(H, dtype=np.float64).reshape(shape),
-        )
+            H = np.bincount(idx, weights=np.repeat(h[rows], self.d), minlength=self.size)
+        return np.asarray(G, dtype=np.float64), np.asarray(H, dtype=np.float64)
+
+    def totals(self, G: FloatArray, H: FloatArray) -> tuple[float, float]:
+        """The node's ``Σg, Σh`` (every feature's slots hold each row once)."""
+        return float(G[self.total_slots].sum()), float(H[self.total_slots].sum())
 
     # split search ---------------------------------------------------------------------------
 
@@ -266,17 +287,28 @@ class TreeGrower:
     ) -> _Split | None:
         """The split of highest positive gain (see the module docstring), or ``None``."""
         lam, msl = p.l2_regularization, p.min_samples_leaf
-        Gt, Ht = float(G[0].sum()), float(H[0].sum())
+        Gt, Ht = self.totals(G, H)
         parent = Gt * Gt / (Ht + lam)
         best: _Split | None = None
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.num.size:
-                best = self._best_numeric(G, H, Gt, Ht, parent, lam, msl, features)
+                best = self._best_numeric(G, H, Gt, Ht, lam, msl, features)
             if self.cat.size:
-                c = self._best_categorical(G, H, Gt, Ht, parent, lam, msl, features)
+                c = self._best_categorical(G, H, Gt, Ht, lam, msl, features)
                 if c is not None and (best is None or c.gain > best.gain):
                     best = c
+        if best is None:
+            return None
+        best.gain -= parent
+        if not np.isfinite(best.gain) or not best.gain > 1e-12 * max(parent, 1e-300):
+            return None
         return best
+
+    @staticmethod
+    def _segment_cumsum(v: FloatArray, seg: IntArray, starts: IntArray) -> FloatArray:
+        c = np.cumsum(v)
+        before = np.concatenate(([0.0], c))[starts]
+        return c - before[seg]
 
     def _best_numeric(
         self,
@@ -284,48 +316,37 @@ class TreeGrower:
         H: FloatArray,
         Gt: float,
         Ht: float,
-        parent: float,
         lam: float,
         msl: float,
         features: NDArray[np.bool_] | None,
     ) -> _Split | None:
-        W = self.num_width
-        Gn, Hn = G[self.num], H[self.num]
-        Gm, Hm = Gn[:, -1], Hn[:, -1]
-        # left = bins <= b, for b below the widest numeric feature's bin count
-        GL = np.cumsum(Gn[:, :W], axis=1)
-        HL = np.cumsum(Hn[:, :W], axis=1)
-        best_gain, best_at, best_dir = -np.inf, (0, 0), 0
-        # direction 0 sends missing right; direction 1 left (tried where some are missing)
-        some = np.flatnonzero(Hm > 0)
+        slot, seg, starts, within = self.num_layout
+        miss = self.offset[self.num] + self.n_bins[self.num]
+        Gm, Hm = G[miss][seg], H[miss][seg]
+        # left = bins 0..b of the feature; missing right (direction 0) or left (direction 1)
+        GL = self._segment_cumsum(G[slot], seg, starts)
+        HL = self._segment_cumsum(H[slot], seg, starts)
+        allowed = None if features is None else features[self.num][seg]
+        best, at = -np.inf, (0, 0)
         for direction in (0, 1):
-            if direction == 1:
-                if not some.size:
-                    break
-                GLd, HLd = GL[some] + Gm[some, None], HL[some] + Hm[some, None]
-                rows = some
-            else:
-                GLd, HLd, rows = GL, HL, None
+            GLd, HLd = (GL, HL) if direction == 0 else (GL + Gm, HL + Hm)
             HRd = Ht - HLd
             score = GLd * GLd / (HLd + lam) + (Gt - GLd) ** 2 / (HRd + lam)
-            ok = (HLd >= msl) & (HRd >= msl)
-            if features is not None:
-                f = features[self.num]
-                ok &= (f if rows is None else f[rows])[:, None]
+            ok = (msl <= HLd) & (msl <= HRd)
+            if direction == 1:
+                ok &= Hm > 0
+            if allowed is not None:
+                ok &= allowed
             score[~ok] = -np.inf
-            k = int(np.argmax(score))
-            if score.flat[k] > best_gain:
-                jj, b = divmod(k, W)
-                best_gain = float(score.flat[k])
-                best_at = (int(jj if rows is None else rows[jj]), b)
-                best_dir = direction
-        gain = best_gain - parent
-        if not np.isfinite(gain) or not gain > 1e-12 * max(parent, 1e-300):
+            k = int(np.argmax(score)) if score.size else 0
+            if score.size and score[k] > best:
+                best, at = float(score[k]), (k, direction)
+        if not np.isfinite(best):
             return None
-        jj, b = best_at
+        k, direction = at
         # when none was seen here, missing follows the larger child
-        missing_left = bool(best_dir) if Hm[jj] > 0 else bool(HL[jj, b] >= Ht - HL[jj, b])
-        return _Split(gain, int(self.num[jj]), int(b), missing_left, None)
+        missing_left = bool(direction) if Hm[k] > 0 else bool(HL[k] >= Ht - HL[k])
+        return _Split(best, int(self.num[seg[k]]), int(within[k]), missing_left, None)
 
     def _best_categorical(
         self,
@@ -333,45 +354,49 @@ class TreeGrower:
         H: FloatArray,
         Gt: float,
         Ht: float,
-        parent: float,
         lam: float,
         msl: float,
         features: NDArray[np.bool_] | None,
     ) -> _Split | None:
-        Gc, Hc = G[self.cat], H[self.cat]
+        slot, seg, starts, within = self.cat_layout
+        Gc, Hc = G[slot], H[slot]
         supported = Hc >= MIN_CAT_SUPPORT
-        n_sup = supported.sum(axis=1, keepdims=True)
+        n_sup = np.bincount(seg, weights=supported, minlength=self.cat.size)[seg]
         # a left set holds at most half of the supported categories (and MAX_CAT_THRESHOLD),
         # taken from either end of the order; the unsupported ones always go right
         longest = np.minimum(MAX_CAT_THRESHOLD, (n_sup + 1) // 2)
-        prefix = np.arange(Gc.shape[1])[None, :]
         ratio = Gc / (Hc + MIN_CAT_SUPPORT)
+        ok_base = (within < longest) & (within < n_sup - 1)
+        if features is not None:
+            ok_base &= features[self.cat][seg]
         best, found = -np.inf, None
         for sign in (1.0, -1.0):
-            order = np.argsort(np.where(supported, sign * ratio, np.inf), axis=1, kind="stable")
-            GL = np.cumsum(np.take_along_axis(Gc, order, axis=1), axis=1)
-            HL = np.cumsum(np.take_along_axis(Hc, order, axis=1), axis=1)
+            key = np.where(supported, sign * ratio, np.inf)
+            order = np.lexsort((key, seg))  # by feature, then by the ratio
+            GL = self._segment_cumsum(Gc[order], seg, starts)
+            HL = self._segment_cumsum(Hc[order], seg, starts)
             HR = Ht - HL
-            gain = GL * GL / (HL + lam) + (Gt - GL) ** 2 / (HR + lam) - parent
-            ok = (prefix < longest) & (prefix < n_sup - 1) & (msl <= HL) & (msl <= HR)
-            if features is not None:
-                ok &= features[self.cat][:, None]
-            gain[~ok] = -np.inf
-            k = int(np.argmax(gain))
-            if gain.flat[k] > best:
-                best = float(gain.flat[k])
-                jj, last = divmod(k, gain.shape[1])
-                found = (jj, order[jj, : last + 1], float(HL[jj, last]), float(HR[jj, last]))
-        if found is None or not best > 1e-12 * max(parent, 1e-300) or not np.isfinite(best):
+            score = GL * GL / (HL + lam) + (Gt - GL) ** 2 / (HR + lam)
+            ok = ok_base & (msl <= HL) & (msl <= HR)
+            score[~ok] = -np.inf
+            k = int(np.argmax(score))
+            if score[k] > best:
+                best = float(score[k])
+                found = (k, order[starts[seg[k]] : k + 1], float(HL[k]), float(HR[k]))
+        if found is None:
             return None
-        jj, members, hl, hr = found
+        k, members, hl, hr = found
+        jj = int(seg[k])
+        j = int(self.cat[jj])
+        bins = within[members]
+        bins = np.where(bins == self.n_bins[j], self.missing_bin, bins)
         left = np.zeros(self.n_total_bins, dtype=bool)
-        left[members] = True
+        left[bins] = True
         missing_left = bool(left[self.missing_bin])
-        if Hc[jj, self.missing_bin] == 0:  # none seen here: missing follows the larger child
+        if H[self.offset[j] + self.n_bins[j]] == 0:  # none seen here: follow the larger child
             missing_left = hl >= hr
             left[self.missing_bin] = missing_left
-        return _Split(best, int(self.cat[jj]), -1, missing_left, left)
+        return _Split(best, j, -1, missing_left, left)
 
     def _go_left(self, rows: IntArray, s: _Split) -> NDArray[np.bool_]:
         b = self.Xb[rows, s.feature]
@@ -414,7 +439,7 @@ class TreeGrower:
         depth: list[int] = [0]
         node_rows: dict[int, IntArray] = {0: rows}
         G, H = self.histogram(rows, g, h)
-        sums = [(float(G[0].sum()), float(H[0].sum()))]
+        sums = [self.totals(G, H)]
         hists: dict[int, tuple[FloatArray, FloatArray]] = {}
         heap: list[tuple[float, int, _Split]] = []
 
@@ -463,7 +488,7 @@ class TreeGrower:
             Gl, Hl = parent_G - Gs, parent_H - Hs
             for k, GH in ((small, (Gs, Hs)), (1 - small, (Gl, Hl))):
                 c = first + k
-                sums[c] = (float(GH[0][0].sum()), float(GH[1][0].sum()))
+                sums[c] = self.totals(*GH)
                 consider(c, GH)
 
         S = np.asarray(sums)
