@@ -592,18 +592,20 @@ class Forest:
         T = self.roots.size
         E = self.extend(X).ravel()
         width = 3 * self.n_features + 1
-        base = np.repeat(np.arange(n, dtype=np.intp) * width, T)
         node = np.tile(self.roots, n)
+        # one row needs no row offset: a step is then one gather fewer
+        base = np.repeat(np.arange(n, dtype=np.intp) * width, T) if n > 1 else None
         has_cat = self.cat_left.shape[0] > 0
+        col, thr, left = self.col, self.threshold, self.left
         for _ in range(self.depth):
-            x = E[base + self.col[node]]
-            le = x <= self.threshold[node]
+            x = E[col[node] if base is None else base + col[node]]
+            le = x <= thr[node]
             if has_cat:
                 cr = self.cat_row[node]
                 c = np.flatnonzero(cr >= 0)
                 if c.size:
                     le[c] = self.cat_left[cr[c], x[c].astype(np.intp)]
-            node = self.left[node] + ~le
+            node = left[node] + ~le
         return node.reshape(n, T)
 
     def predict_sum(self, X: FloatArray) -> FloatArray:
