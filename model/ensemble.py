@@ -22,7 +22,7 @@ features of ``final_estimator``; the base models are then refitted on all rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any, Literal, Self
 
@@ -91,10 +91,6 @@ def _importances(trees: list[Tree], d: int) -> FloatArray:
         np.add.at(total, t.feature[inner], t.gain[inner])
     s = total.sum()
     return total / s if s > 0 else total
-
-
-#: Called after each boosting iteration with (iteration, max_iter).
-IterationCallback = Callable[[int, int], None]
 
 
 # --- gradient boosting ----------------------------------------------------------------------
@@ -176,8 +172,8 @@ class HistGradientBoostingRegressor(RegressorMixin, BaseEstimator):
             shrinkage=float(self.learning_rate),
         )
 
-    def fit(self, X: ArrayLike, y: ArrayLike, *, callback: IterationCallback | None = None) -> Self:
-        """Boost up to ``max_iter`` trees; ``callback(i, max_iter)`` runs after each one."""
+    def fit(self, X: ArrayLike, y: ArrayLike) -> Self:
+        """Boost up to ``max_iter`` trees (fewer when early stopping ends it)."""
         self._check_params()
         Xa, ya = check_X_y(X, y, allow_nan=True)
         n, d = Xa.shape
@@ -207,7 +203,7 @@ class HistGradientBoostingRegressor(RegressorMixin, BaseEstimator):
         trees: list[Tree] = []
         scores = [-0.5 * float(np.mean((y_va - raw_va) ** 2))] if stop_early else []
         n_sub = max(1, round(self.subsample * train.size))
-        for it in range(self.max_iter):
+        for _ in range(self.max_iter):
             g = raw - y_tr
             rows = (
                 np.arange(train.size)
@@ -221,8 +217,6 @@ class HistGradientBoostingRegressor(RegressorMixin, BaseEstimator):
                     raw[r] += tree.value[node]
             else:
                 raw += tree.value[tree.apply_binned(grower.Xb, mapper.missing_bin)]
-            if callback is not None:
-                callback(it + 1, self.max_iter)
             if stop_early:
                 raw_va += tree.value[tree.apply_binned(Xb_va, mapper.missing_bin)]
                 scores.append(-0.5 * float(np.mean((y_va - raw_va) ** 2)))
