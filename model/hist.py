@@ -247,6 +247,9 @@ class TreeGrower:
         self.num = np.flatnonzero(~mapper.categorical)
         self.cat = np.flatnonzero(mapper.categorical)
         self.num_layout = self._layout(self.num, with_missing=False)
+        self.num_missing_slot = self.offset[self.num] + n_bins[self.num]
+        had_missing = missing[:, self.num].any(axis=0)
+        self.num_with_missing = np.flatnonzero(had_missing[self.num_layout[1]])
         self.cat_layout = self._layout(self.cat, with_missing=True)
 
     def _layout(self, features: IntArray, with_missing: bool) -> tuple[IntArray, ...]:
@@ -321,31 +324,41 @@ class TreeGrower:
         features: NDArray[np.bool_] | None,
     ) -> _Split | None:
         slot, seg, starts, within = self.num_layout
-        miss = self.offset[self.num] + self.n_bins[self.num]
-        Gm, Hm = G[miss][seg], H[miss][seg]
-        # left = bins 0..b of the feature; missing right (direction 0) or left (direction 1)
+        Gm, Hm = G[self.num_missing_slot], H[self.num_missing_slot]
+        # left = bins 0..b of the feature; missing right (direction 0) or left (direction 1,
+        # tried only on the slots of features that had missing values at fit)
         GL = self._segment_cumsum(G[slot], seg, starts)
         HL = self._segment_cumsum(H[slot], seg, starts)
         allowed = None if features is None else features[self.num][seg]
         best, at = -np.inf, (0, 0)
         for direction in (0, 1):
-            GLd, HLd = (GL, HL) if direction == 0 else (GL + Gm, HL + Hm)
+            if direction == 0:
+                GLd, HLd, where = GL, HL, None
+            else:
+                where = self.num_with_missing
+                if not where.size:
+                    break
+                s = seg[where]
+                GLd, HLd = GL[where] + Gm[s], HL[where] + Hm[s]
             HRd = Ht - HLd
             score = GLd * GLd / (HLd + lam) + (Gt - GLd) ** 2 / (HRd + lam)
             ok = (msl <= HLd) & (msl <= HRd)
-            if direction == 1:
-                ok &= Hm > 0
             if allowed is not None:
-                ok &= allowed
+                ok &= allowed if where is None else allowed[where]
+            if where is not None:
+                ok &= Hm[seg[where]] > 0
             score[~ok] = -np.inf
-            k = int(np.argmax(score)) if score.size else 0
-            if score.size and score[k] > best:
-                best, at = float(score[k]), (k, direction)
+            if not score.size:
+                continue
+            k = int(np.argmax(score))
+            if score[k] > best:
+                best, at = float(score[k]), (k if where is None else int(where[k]), direction)
         if not np.isfinite(best):
             return None
         k, direction = at
         # when none was seen here, missing follows the larger child
-        missing_left = bool(direction) if Hm[k] > 0 else bool(HL[k] >= Ht - HL[k])
+        miss_here = Hm[seg[k]] > 0
+        missing_left = bool(direction) if miss_here else bool(HL[k] >= Ht - HL[k])
         return _Split(best, int(self.num[seg[k]]), int(within[k]), missing_left, None)
 
     def _best_categorical(
@@ -424,7 +437,7 @@ class TreeGrower:
             if n_pick >= self.d:
                 return None
             mask = np.zeros(self.d, dtype=bool)
-            mask[rng.choice(self.d, n_pick, replace=False)] = True
+            mask[np.argpartition(rng.random(self.d), n_pick - 1)[:n_pick]] = True
             return mask
 
         leaf_bin = self.n_total_bins  # a leaf sends every row "left", to itself
