@@ -149,14 +149,16 @@ class BinMapper:
         return out
 
 
-def category_bins(col: FloatArray, seen: NDArray[np.bool_]) -> NDArray[np.intp]:
-    """Codes of a categorical column as bins; a code not ``seen`` at fit (NaN, negative,
-    fractional, new) goes to the missing bin, the last entry of ``seen``."""
-    missing = seen.size - 1
+def category_bins(codes: FloatArray, seen: NDArray[np.bool_]) -> NDArray[np.intp]:
+    """Category codes as bins, for one column (``seen`` 1-D) or several side by side (``seen``
+    one row per column); a code not ``seen`` at fit (NaN, negative, fractional, new) goes to
+    the missing bin, the last entry of each row of ``seen``."""
+    missing = seen.shape[-1] - 1
     with np.errstate(invalid="ignore"):
-        ok = (col >= 0) & (col < missing) & (col == np.floor(col))
-    b = np.where(ok, np.nan_to_num(col), missing).astype(np.intp)
-    return np.where(seen[b], b, missing)
+        ok = (codes >= 0) & (codes < missing) & (codes == np.floor(codes))
+    b = np.where(ok, codes, missing).astype(np.intp)
+    known = seen[b] if seen.ndim == 1 else seen[np.arange(seen.shape[0]), b]
+    return np.where(known, b, missing)
 
 
 # --- one tree ---------------------------------------------------------------------------------
@@ -552,6 +554,10 @@ class Forest:
     categorical: NDArray[np.bool_]
     seen: NDArray[np.bool_]
 
+    @property
+    def cat_columns(self) -> IntArray:
+        return np.flatnonzero(self.categorical)
+
     @classmethod
     def build(cls, trees: list[Tree], mapper: BinMapper) -> Forest:
         d = mapper.categorical.size
@@ -594,8 +600,9 @@ class Forest:
         E[:, :d] = X
         np.copyto(E[:, d : 2 * d], np.where(np.isnan(X), -np.inf, X))
         E[:, 2 * d : 3 * d] = 0.0
-        for j in np.flatnonzero(self.categorical):
-            E[:, 2 * d + j] = category_bins(X[:, j], self.seen[j])
+        if self.cat_columns.size:
+            cats = self.cat_columns
+            E[:, 2 * d + cats] = category_bins(X[:, cats], self.seen[cats])
         E[:, 3 * d] = 0.0
         return E
 

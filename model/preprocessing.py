@@ -463,12 +463,13 @@ class OrdinalEncoder(OneHotEncoder):
 
     def _transform(self, X: NDArray[Any]) -> FloatArray:
         n, k = X.shape
-        out = np.empty((n, k), dtype=np.float64)
-        for j, index in enumerate(self.category_index_):
-            start = int(self.offsets_[j])
-            codes = np.fromiter(map(index.get, X[:, j], repeat(-1, n)), dtype=np.intp, count=n)
-            out[:, j] = np.where(codes >= 0, codes - start, np.nan)
-        return out
+        # one-hot's column lookup, all columns in one pass; a column's offset then gives the rank
+        lookups = chain.from_iterable(
+            map(index.get, X[:, j], repeat(-1, n)) for j, index in enumerate(self.category_index_)
+        )
+        codes = np.fromiter(lookups, dtype=np.intp, count=n * k).reshape(k, n)
+        ranks = (codes - self.offsets_[:-1, None]).astype(np.float64)
+        return np.where(codes >= 0, ranks, np.nan).T
 
     def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> list[str]:
         check_is_fitted(self, "categories_")
