@@ -23,7 +23,7 @@ from app.settings import Settings
 from model.ensemble import HistGradientBoostingRegressor, StackingRegressor
 from model.workflow.artifact import load_artifact
 from model.workflow.config import ConfigError, load_config
-from model.workflow.train import build_pipeline, search_grid, train
+from model.workflow.train import build_pipeline, prepare_data, search_grid, train
 
 RIDGE_MODEL = """[model]
 estimator = "ridge"
@@ -190,3 +190,22 @@ def _features() -> list[dict[str, Any]]:
     kinds = {"neighborhood": "categorical", "dwelling_class": "categorical"}
     names = ["living_area", "overall_quality", "garage_cars", "neighborhood", "dwelling_class"]
     return [{"name": n, "kind": kinds.get(n, "numeric")} for n in names]
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        '[model]\nestimator = "forest"\nparams = { n_estimators = 5, min_samples_leaf = 3 }\n',
+        '[model]\nestimator = "voting"\nbase = ["lasso", "forest"]\n'
+        "params = { weights = [2.0, 1.0], lasso__alpha = 0.001, forest__n_estimators = 5 }\n",
+    ],
+    ids=["forest", "voting"],
+)
+def test_forest_and_voting_configs_fit_and_predict(model: str, data: Path, tmp_path: Path) -> None:
+    path = tmp_path / "cfg.toml"
+    path.write_text(_config_text(model, data))
+    cfg = load_config(path)
+    prepared = prepare_data(cfg)
+    pipe = build_pipeline(cfg).fit(prepared.table, prepared.y)
+    pred = pipe.predict(_table([HOUSE, ODD], _features()))
+    assert np.isfinite(pred).all() and (pred > 10_000).all()
