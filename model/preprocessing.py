@@ -496,3 +496,27 @@ class AgeFromYear(Transformer):
         """``age(<name>)``."""
         check_is_fitted(self, "reference_year_")
         return [f"age({n})" for n in default_feature_names(self.n_features_in_, input_features)]
+
+
+class OrdinalEncoder(OneHotEncoder):
+    """Each category as its rank among those seen at fit (``0 .. k−1``), in one column.
+
+    A missing value and a value never seen at fit encode as NaN, which the histogram trees
+    (:mod:`model.ensemble`) send to their missing bin, with its learned direction: the codes
+    are for models that take categories natively, not for linear ones (the ranks are not
+    an order).
+    """
+
+    def _transform(self, X: NDArray[Any]) -> FloatArray:
+        n, k = X.shape
+        # one-hot's column lookup, all columns in one pass; a column's offset then gives the rank
+        lookups = chain.from_iterable(
+            map(index.get, X[:, j], repeat(-1, n)) for j, index in enumerate(self.category_index_)
+        )
+        codes = np.fromiter(lookups, dtype=np.intp, count=n * k).reshape(k, n)
+        ranks = (codes - self.offsets_[:-1, None]).astype(np.float64)
+        return np.where(codes >= 0, ranks, np.nan).T
+
+    def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> list[str]:
+        check_is_fitted(self, "categories_")
+        return default_feature_names(len(self.categories_), input_features)

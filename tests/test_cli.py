@@ -95,7 +95,7 @@ def test_console_script_is_installed_and_runs() -> None:
         ),
         (('column = "Neighborhood"', 'column = "MS.Zoning"\nunit = 3'), "unit: expected a"),
         (('column = "area"', 'column = "Neighborhood"'), "'Neighborhood' is used twice"),
-        (('estimator = "ridge"', 'estimator = "forest"'), "model.estimator: expected one of"),
+        (('estimator = "ridge"', 'estimator = "xgboost"'), "model.estimator: expected one of"),
         (("bounds = [1, 20000]", "bounds = [20000, 1]"), "bounds: expected [lo, hi]"),
         (("grid = { alpha = [1.0] }", "grid = { alfa = [1.0] }"), "invalid parameter"),
         (('name = "living_area"', 'name = "LivingArea"'), "snake_case"),

@@ -24,6 +24,12 @@ import model
 from model.base import BaseEstimator, NotFittedError, clone
 from model.cluster import KMeans
 from model.compose import ColumnTransformer, TransformedTargetRegressor
+from model.ensemble import (
+    HistGradientBoostingRegressor,
+    RandomForestRegressor,
+    StackingRegressor,
+    VotingRegressor,
+)
 from model.linear import ElasticNet, Lasso, LinearRegression, Ridge
 from model.logistic import LogisticRegression
 from model.pipeline import NamedEstimatorsMixin, Pipeline
@@ -32,6 +38,7 @@ from model.preprocessing import (
     LogTransformer,
     MinMaxScaler,
     OneHotEncoder,
+    OrdinalEncoder,
     PolynomialFeatures,
     SimpleImputer,
     StandardScaler,
@@ -66,6 +73,18 @@ def _prep() -> ColumnTransformer:
     return ColumnTransformer(
         [("num", StandardScaler(), ["area", "rooms"]), ("cat", OneHotEncoder(), ["kind"])]
     )
+
+
+def _hgb(**kw: Any) -> HistGradientBoostingRegressor:
+    return HistGradientBoostingRegressor(max_iter=10, min_samples_leaf=5, random_state=0, **kw)
+
+
+def _forest(**kw: Any) -> RandomForestRegressor:
+    return RandomForestRegressor(n_estimators=5, oob_score=True, random_state=0, **kw)
+
+
+def _bases() -> list[tuple[str, Any]]:
+    return [("gbdt", _hgb()), ("forest", _forest())]
 
 
 @dataclass
@@ -128,6 +147,7 @@ CASES = [
     Case("StandardScaler", lambda: StandardScaler(), X_NUM, None, ("transform",)),
     Case("MinMaxScaler", lambda: MinMaxScaler(), X_NUM, None, ("transform",)),
     Case("OneHotEncoder", lambda: OneHotEncoder(), X_CAT, None, ("transform",)),
+    Case("OrdinalEncoder", lambda: OrdinalEncoder(), X_CAT, None, ("transform",)),
     Case("PolynomialFeatures", lambda: PolynomialFeatures(degree=2), X_NUM, None, ("transform",)),
     Case("LogTransformer", lambda: LogTransformer(columns=[0, 2]), X_NUM, None, ("transform",)),
     Case("AgeFromYear", lambda: AgeFromYear(), X_YEARS, None, ("transform",)),
@@ -152,6 +172,15 @@ CASES = [
         X_NUM,
         Y_REG,
         ("predict",),
+    ),
+    *(
+        Case(name, make, X_NUM, Y_REG, ("predict",))
+        for name, make in (
+            ("HistGradientBoostingRegressor", lambda: _hgb()),
+            ("RandomForestRegressor", lambda: _forest()),
+            ("StackingRegressor", lambda: StackingRegressor(_bases(), cv=3)),
+            ("VotingRegressor", lambda: VotingRegressor(_bases(), weights=[1.0, 2.0])),
+        )
     ),
 ]
 
@@ -309,3 +338,58 @@ def test_joblib_round_trip_gives_identical_outputs(case: Case) -> None:
     assert snapshot(loaded) == snapshot(est)
     for method, value in outputs(est, case).items():
         np.testing.assert_array_equal(outputs(loaded, case)[method], value)
+
+
+# --- the tree ensembles on awkward data ---------------------------------------------------------
+
+#: Estimators that take NaN and category codes natively (every base model is a tree ensemble).
+NATIVE: dict[str, Callable[..., Any]] = {
+    "HistGradientBoostingRegressor": _hgb,
+    "RandomForestRegressor": lambda **kw: _forest(**kw),
+    "StackingRegressor": lambda **kw: StackingRegressor(
+        [("gbdt", _hgb(**kw)), ("forest", _forest(**kw))], cv=3
+    ),
+    "VotingRegressor": lambda **kw: VotingRegressor(
+        [("gbdt", _hgb(**kw)), ("forest", _forest(**kw))]
+    ),
+}
+
+
+@pytest.mark.parametrize("make", NATIVE.values(), ids=NATIVE.keys())
+def test_native_missing_values_predict_finite(make: Callable[..., Any]) -> None:
+    est = make().fit(X_NAN, Y_REG)
+    rows = np.vstack([X_NAN[:3], np.full((1, 3), np.nan)])
+    assert np.isfinite(est.predict(rows)).all()
+    X_INF = X_NUM.copy()
+    X_INF[0, 2] = np.inf
+    with pytest.raises(ValueError, match="column 2 holds infinite values"):
+        make().fit(X_INF, Y_REG)
+
+
+@pytest.mark.parametrize("make", NATIVE.values(), ids=NATIVE.keys())
+def test_a_constant_feature_is_never_split_on(make: Callable[..., Any]) -> None:
+    X = np.column_stack([np.full(N, 7.0), X_NUM])
+    est = make().fit(X, Y_REG)
+    for fitted in estimators_in(est) + list(getattr(est, "estimators_", [])):
+        if hasattr(fitted, "feature_importances_"):
+            assert fitted.feature_importances_[0] == 0.0
+    np.testing.assert_allclose(
+        est.predict(X), est.predict(np.column_stack([X[:, 1:2] * 0 + 99, X[:, 1:]]))
+    )
+
+
+@pytest.mark.parametrize(
+    "make", [_hgb, _forest], ids=["HistGradientBoostingRegressor", "RandomForestRegressor"]
+)
+def test_one_row_fits_and_predicts_its_target(make: Callable[..., Any]) -> None:
+    est = make().fit(X_NUM[:1], Y_REG[:1])
+    np.testing.assert_allclose(est.predict(X_NUM[:5]), Y_REG[0])
+
+
+@pytest.mark.parametrize("make", NATIVE.values(), ids=NATIVE.keys())
+def test_one_category_is_no_split_and_unknown_codes_are_missing(make: Callable[..., Any]) -> None:
+    X = np.column_stack([X_NUM, np.zeros(N)])  # one category, code 0
+    est = make(categorical_features=[3]).fit(X, Y_REG)
+    other = X.copy()
+    other[:, 3] = np.where(np.arange(N) % 2, np.nan, 5.0)  # missing and never-seen codes
+    np.testing.assert_allclose(est.predict(other), est.predict(X))

@@ -32,7 +32,9 @@ its data can move together. The file looks like::
     folds = 5
     scoring = "rmse_log"        # what the grid search minimises
     [model]
-    estimator = "ridge"         # linear | ridge | lasso | elasticnet | tree
+    estimator = "ridge"         # linear | ridge | lasso | elasticnet | tree | gbdt | forest
+                                # | stack | voting (these two combine the models in `base`,
+                                # e.g. base = ["ridge", "gbdt"]; params ridge__alpha = 10)
     target_transform = "log"    # fit on log(price), predict exp(.)
     params = { alpha = 10.0 }
     grid = { alpha = [1.0, 10.0] }
@@ -69,7 +71,9 @@ KINDS: tuple[Kind, ...] = ("numeric", "integer", "categorical")
 #: Comparison operators a row filter may use.
 FILTER_OPS = ("<", "<=", ">", ">=", "==", "!=", "in", "not_in")
 #: Estimators a config may name.
-ESTIMATORS = ("linear", "ridge", "lasso", "elasticnet", "tree")
+ESTIMATORS = ("linear", "ridge", "lasso", "elasticnet", "tree", "gbdt", "forest", "stack", "voting")
+#: The ones that combine the base models named in ``model.base``.
+COMBINERS = ("stack", "voting")
 #: Metrics the grid search may select on (lower is better for all of them).
 SCORINGS = ("rmse_log", "rmse", "mae", "mse")
 _SNAKE = re.compile(r"[a-z][a-z0-9_]*")
@@ -136,6 +140,7 @@ class Config:
     target_transform: str | None = "log"
     params: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    base: tuple[str, ...] = ()
     source: str = "<memory>"
     text: str = ""
     info: DataInfo = field(default_factory=DataInfo)
@@ -314,6 +319,26 @@ def _parse_id_columns(
     return tuple(ids)
 
 
+def _parse_base(where: str, model: Mapping[str, Any], estimator: str) -> tuple[str, ...]:
+    """``model.base``: the models a "stack" or "voting" estimator combines, by name."""
+    if estimator not in COMBINERS:
+        if "base" in model:
+            raise ConfigError(f"{where}.base: only 'stack' and 'voting' combine base models")
+        return ()
+    names = _get(where, model, "base", list)
+    allowed = [e for e in ESTIMATORS if e not in COMBINERS]
+    if len(names) < 2:
+        raise ConfigError(f"{where}.base: {estimator!r} needs at least two base models")
+    for name in names:
+        if name not in allowed:
+            raise ConfigError(
+                f"{where}.base: expected names from {', '.join(allowed)}, got {name!r}"
+            )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}.base: each base model may appear once, got {names}")
+    return tuple(names)
+
+
 def _check_ranges(cfg: Config, src: str) -> None:
     """Value checks shared by the file and the command-line overrides."""
     if not 0.0 < cfg.test_size < 1.0:
@@ -344,7 +369,9 @@ def parse_config(doc: Mapping[str, Any], source: str = "<memory>", text: str = "
         raise ConfigError(f"{src}: cv.scoring: expected one of {', '.join(SCORINGS)}")
 
     model = _table(src, doc, "model")
-    _unknown_keys(f"{src}: model", model, ("estimator", "target_transform", "params", "grid"))
+    _unknown_keys(
+        f"{src}: model", model, ("estimator", "target_transform", "params", "grid", "base")
+    )
     estimator = _get(f"{src}: model", model, "estimator", str, "ridge")
     if estimator not in ESTIMATORS:
         raise ConfigError(
@@ -355,6 +382,7 @@ def parse_config(doc: Mapping[str, Any], source: str = "<memory>", text: str = "
         raise ConfigError(f"{src}: model.target_transform: expected 'log' or 'none'")
     params = _get(f"{src}: model", model, "params", dict, {})
     grid = _get(f"{src}: model", model, "grid", dict, {})
+    base = _parse_base(f"{src}: model", model, estimator)
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{src}: model.grid.{key}: expected a non-empty array of values")
@@ -391,6 +419,7 @@ def parse_config(doc: Mapping[str, Any], source: str = "<memory>", text: str = "
         target_transform=None if transform == "none" else transform,
         params=dict(params),
         grid={k: list(v) for k, v in grid.items()},
+        base=base,
         source=source,
         text=text,
         info=DataInfo(**{k: _get(f"{src}: data", data, k, str, "") for k in INFO_KEYS}),

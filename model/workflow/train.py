@@ -33,7 +33,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +44,7 @@ from numpy.typing import NDArray
 from model.base import Columns, FloatArray
 from model.workflow.atomic import atomic_write_text
 from model.workflow.checks import check_features, check_row_count, grid_edge_warnings
-from model.workflow.config import INFO_KEYS, Config, ConfigError, RowFilter
+from model.workflow.config import COMBINERS, INFO_KEYS, Config, ConfigError, RowFilter
 from model.workflow.data import DataError, first_non_number, load_csv
 from model.workflow.intervals import calibrate
 from model.workflow.progress import ProgressBar
@@ -176,14 +176,18 @@ def prepare_data(cfg: Config) -> PreparedData:
 
 def make_estimator(cfg: Config) -> Any:
     """The regressor named by the config, with its fixed ``params``."""
-    from model import linear, tree
+    from model import ensemble, linear, tree
 
+    if cfg.estimator in COMBINERS:
+        return combined_estimator(cfg)
     classes: dict[str, Any] = {
         "linear": linear.LinearRegression,
         "ridge": linear.Ridge,
         "lasso": linear.Lasso,
         "elasticnet": linear.ElasticNet,
         "tree": tree.DecisionTreeRegressor,
+        "gbdt": ensemble.HistGradientBoostingRegressor,
+        "forest": ensemble.RandomForestRegressor,
     }
     cls = classes[cfg.estimator]
     try:
@@ -205,6 +209,8 @@ def build_pipeline(cfg: Config) -> Any:
     from model.pipeline import Pipeline
     from model.preprocessing import LogTransformer, OneHotEncoder, SimpleImputer, StandardScaler
 
+    if cfg.estimator in NATIVE or cfg.estimator in COMBINERS:
+        return ensemble_pipeline(cfg)
     plain = [f.name for f in cfg.features if f.numeric and f.transform is None]
     logged = [f.name for f in cfg.features if f.numeric and f.transform == "log"]
     cats = [f.name for f in cfg.features if f.kind == "categorical"]
@@ -236,6 +242,8 @@ def search_grid(cfg: Config) -> dict[str, list[Any]]:
     Without a grid there is one candidate, the fixed ``params`` (or the estimator's first
     default): the search then only cross-validates it, so every run reports a CV spread.
     """
+    if cfg.estimator in COMBINERS:
+        return combined_grid(cfg)
     defaults = make_estimator(cfg).get_params(deep=False)
     if cfg.grid:
         unknown = sorted(set(cfg.grid) - set(defaults))
@@ -247,6 +255,109 @@ def search_grid(cfg: Config) -> dict[str, list[Any]]:
         return {PARAM_PREFIX + k: list(v) for k, v in cfg.grid.items()}
     name, value = next(iter(cfg.params.items()), next(iter(defaults.items())))
     return {PARAM_PREFIX + name: [value]}
+
+
+# --- tree ensembles and combined models ---------------------------------------------------------
+
+#: Estimators that take missing values and categories natively (no imputation, no one-hot).
+NATIVE = ("gbdt", "forest")
+
+
+def native_features(cfg: Config) -> tuple[Any, list[int]]:
+    """``ColumnTransformer`` for the tree ensembles, and the indices of its category columns.
+
+    Numbers pass through as they are, NaN included (the trees learn where missing goes);
+    categories become their rank among those seen at fit, missing and never-seen ones NaN,
+    which the trees send to their missing bin. No scaling: a tree's splits do not care.
+    """
+    from model.compose import ColumnTransformer
+    from model.preprocessing import OrdinalEncoder
+
+    numbers = [f.name for f in cfg.features if f.kind != "categorical"]
+    cats = [f.name for f in cfg.features if f.kind == "categorical"]
+    blocks: list[tuple[str, Any, list[str]]] = []
+    if numbers:
+        blocks.append(("numeric", "passthrough", numbers))
+    if cats:
+        blocks.append(("categorical", OrdinalEncoder(), cats))
+    return ColumnTransformer(blocks), list(range(len(numbers), len(numbers) + len(cats)))
+
+
+def _base_pipeline(cfg: Config, name: str) -> Any:
+    """One base model of a stack or a vote: its own features step, then the estimator."""
+    from model.pipeline import Pipeline
+
+    sub = replace(cfg, estimator=name, params={}, grid={}, base=())
+    if name in NATIVE:
+        features, cats = native_features(sub)
+        est = make_estimator(sub).set_params(categorical_features=cats)
+    else:
+        features, est = build_pipeline(sub).named_steps["features"], make_estimator(sub)
+    return Pipeline([("features", features), ("model", est)])
+
+
+def _combined_key(cfg: Config, key: str) -> str:
+    """``gbdt__max_iter`` in the config -> ``gbdt__model__max_iter`` in the combined model."""
+    name, sep, rest = key.partition("__")
+    return f"{name}__model__{rest}" if sep and name in cfg.base else key
+
+
+def combined_estimator(cfg: Config) -> Any:
+    """``StackingRegressor`` or ``VotingRegressor`` over the base models of ``model.base``.
+
+    ``params`` address a base model's hyperparameters as ``<base>__<param>``
+    (``ridge__alpha``) and the combiner's own directly (``cv``, ``weights``).
+    """
+    from model.ensemble import StackingRegressor, VotingRegressor
+
+    bases = [(name, _base_pipeline(cfg, name)) for name in cfg.base]
+    est = StackingRegressor(bases) if cfg.estimator == "stack" else VotingRegressor(bases)
+    try:
+        return est.set_params(**{_combined_key(cfg, k): v for k, v in cfg.params.items()})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{cfg.source}: model.params: {exc}") from None
+
+
+def combined_grid(cfg: Config) -> dict[str, list[Any]]:
+    """:func:`search_grid` for a stack or a vote, in the config's ``<base>__<param>`` names."""
+    est = make_estimator(cfg)
+    valid = est.get_params(deep=True)
+    if cfg.grid:
+        unknown = sorted(k for k in cfg.grid if _combined_key(cfg, k) not in valid)
+        if unknown:
+            own = [k for k in est.get_params(deep=False) if k != "estimators"]
+            raise ConfigError(
+                f"{cfg.source}: model.grid: invalid parameter(s) {unknown} for "
+                f"{cfg.estimator}; use <base>__<param> with a base in {list(cfg.base)} "
+                f"or one of {own}"
+            )
+        return {PARAM_PREFIX + _combined_key(cfg, k): list(v) for k, v in cfg.grid.items()}
+    if cfg.params:
+        key, value = next(iter(cfg.params.items()))
+        return {PARAM_PREFIX + _combined_key(cfg, key): [value]}
+    name: str = next(k for k in est.get_params(deep=False) if k != "estimators")
+    return {PARAM_PREFIX + name: [getattr(est, name)]}
+
+
+def ensemble_pipeline(cfg: Config) -> Any:
+    """:func:`build_pipeline` for the tree ensembles and the combined models.
+
+    A tree ensemble: ``table -> native_features -> TransformedTargetRegressor(model)``. A
+    stack or a vote takes the table as it is (``"passthrough"``): each base model is a
+    pipeline with the features step its estimator needs.
+    """
+    from model.compose import TransformedTargetRegressor
+    from model.pipeline import Pipeline
+
+    func: Literal["log"] | None = "log" if cfg.target_transform == "log" else None
+    if cfg.estimator in COMBINERS:
+        regressor = TransformedTargetRegressor(make_estimator(cfg), func=func)
+        return Pipeline([("features", "passthrough"), ("regressor", regressor)])
+    features, cats = native_features(cfg)
+    est = make_estimator(cfg).set_params(categorical_features=cats)
+    return Pipeline(
+        [("features", features), ("regressor", TransformedTargetRegressor(est, func=func))]
+    )
 
 
 # --- metrics --------------------------------------------------------------------------------
@@ -309,6 +420,10 @@ def learning_curve(
 def _json_value(v: Any) -> Any:
     if isinstance(v, np.generic):
         return v.item()
+    try:  # a nested estimator (a stack's base models) is recorded by its repr
+        json.dumps(v)
+    except (TypeError, ValueError):
+        return repr(v)
     return v
 
 

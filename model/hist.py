@@ -1,0 +1,635 @@
+"""Histogram trees: features binned once, splits found from per-node gradient histograms.
+
+The core shared by the gradient-boosted and the random-forest models of
+:mod:`model.ensemble`. A tree is fitted to per-row gradients ``g`` and hessians ``h`` of a
+loss; for squared error ``g = prediction − y`` and ``h = 1``.
+
+**Binning.** Each numeric feature is cut once, before any tree, at the midpoints between its
+distinct values, or at ``max_bins − 1`` quantiles when it has more distinct values; a value
+``x`` goes to bin ``b`` = the number of cut points below it, so ``x ≤ cut[b]`` for every ``x``
+in bin ``b``. A categorical feature holds integer codes ``0 .. max_bins − 1``, one bin per
+code. Missing values (NaN, and at predict time unseen or invalid categories) get a bin of
+their own, ``max_bins``, so a split can send them either way.
+
+**Histograms.** At a node, ``G[j, b] = Σ g`` and ``H[j, b] = Σ h`` over its rows in bin ``b``
+of feature ``j`` (one ``bincount`` over all features). The histograms of two children add up
+to the parent's, so only the smaller child is counted and the larger is ``parent − smaller``.
+
+**Split gain.** Sending the rows with ``G_L, H_L`` left and ``G_R, H_R`` right, out of
+``G = G_L + G_R`` and ``H = H_L + H_R``, lowers the second-order loss by
+
+    gain = G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ)        (the factor ½ dropped)
+
+and a leaf's value is the Newton step ``−G/(H+λ)``, λ being ``l2_regularization``. For a
+numeric feature the candidates are every bin edge, with the missing bin added to the left or
+to the right (the *default direction* learned per split); when the node saw no missing value,
+missing goes to the child with more rows. For a categorical feature the categories present
+are ordered by ``G_c/(H_c + s)`` (s = :data:`MIN_CAT_SUPPORT`, a smoothing that keeps rare
+categories near zero) and every prefix of that order (from either end, of at most half the
+categories) is a candidate left set, which finds the best of the ``2^(k−1)`` partitions for
+squared error in ``k − 1`` scans (Fisher 1958; the LightGBM rule, as scikit-learn applies it).
+Categories with fewer than ``MIN_CAT_SUPPORT`` rows at the node are not ordered and go right.
+A split must leave ``min_samples_leaf`` (hessian sum: rows, for squared error) on each side
+and have a positive gain.
+
+**Growth.** Best-first: of all the current leaves, the one whose best split gains most is
+split next, until ``max_leaf_nodes`` leaves, ``max_depth`` or no positive gain remain.
+
+The fitted tree is flat arrays indexed by node number; the two children of a node are
+consecutive (``right = left + 1``), and a leaf points to itself, so a traversal is a fixed
+number of identical vectorised steps.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+BinArray = NDArray[np.uint8]
+
+#: Rows a category needs at a node to be ordered by its gradient ratio (sklearn and LightGBM).
+MIN_CAT_SUPPORT = 10.0
+#: The most categories a left set may hold (scikit-learn's limit).
+MAX_CAT_THRESHOLD = 32
+
+
+# --- binning --------------------------------------------------------------------------------
+
+
+def check_categorical_features(
+    spec: Any, n_features: int, name: str = "categorical_features"
+) -> NDArray[np.bool_]:
+    """A boolean mask from ``None``, a list of column indices or a boolean mask."""
+    mask = np.zeros(n_features, dtype=bool)
+    if spec is None:
+        return mask
+    arr = np.asarray(spec)
+    if arr.size == 0:
+        return mask
+    if arr.dtype == bool:
+        if arr.shape != (n_features,):
+            raise ValueError(
+                f"{name}: a boolean mask needs {n_features} entries (one per feature), "
+                f"got {arr.shape[0] if arr.ndim == 1 else arr.shape}"
+            )
+        return arr.copy()
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise ValueError(f"{name}: expected None, a list of column indices or a boolean mask")
+    bad = arr[(arr < 0) | (arr >= n_features)]
+    if bad.size:
+        raise ValueError(
+            f"{name}: column index {int(bad[0])} is out of range [0, {n_features - 1}]"
+        )
+    mask[arr] = True
+    return mask
+
+
+@dataclass
+class BinMapper:
+    """Per-feature cut points (numeric) or the codes seen (categorical); see the module doc."""
+
+    max_bins: int
+    categorical: NDArray[np.bool_]
+    cuts: list[FloatArray] = field(default_factory=list)
+    n_bins: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    #: ``(d, max_bins + 1)``: the codes each categorical feature showed at fit (and missing)
+    seen: NDArray[np.bool_] = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+
+    @property
+    def missing_bin(self) -> int:
+        return self.max_bins
+
+    def fit(self, X: FloatArray) -> BinMapper:
+        cuts: list[FloatArray] = []
+        n_bins = np.zeros(X.shape[1], dtype=np.intp)
+        seen = np.zeros((X.shape[1], self.max_bins + 1), dtype=bool)
+        seen[:, self.max_bins] = True
+        for j in range(X.shape[1]):
+            col = X[:, j]
+            col = col[~np.isnan(col)]
+            if self.categorical[j]:
+                bad = (col < 0) | (col >= self.max_bins) | (col != np.round(col))
+                if bad.any():
+                    raise ValueError(
+                        f"X: categorical column {j} must hold integer codes in "
+                        f"[0, {self.max_bins - 1}] (max_bins - 1) or NaN, got {col[bad][0]!r}"
+                    )
+                cuts.append(np.zeros(0))
+                n_bins[j] = int(col.max()) + 1 if col.size else 0
+                seen[j, col.astype(np.intp)] = True
+                continue
+            distinct = np.unique(col)
+            if distinct.size <= self.max_bins:
+                c = (distinct[:-1] + distinct[1:]) / 2.0
+            else:
+                q = np.linspace(0.0, 100.0, self.max_bins + 1)[1:-1]
+                c = np.unique(np.percentile(col, q, method="averaged_inverted_cdf"))
+            cuts.append(np.ascontiguousarray(c, dtype=np.float64))
+            n_bins[j] = c.size + 1
+        self.cuts, self.n_bins, self.seen = cuts, n_bins, seen
+        return self
+
+    def transform(self, X: FloatArray) -> BinArray:
+        """Bin codes ``(n, d)`` as ``uint8``; missing (and unknown categories) -> ``max_bins``."""
+        out = np.empty(X.shape, dtype=np.uint8)
+        for j in range(X.shape[1]):
+            col = X[:, j]
+            if self.categorical[j]:
+                out[:, j] = category_bins(col, self.seen[j])
+            else:
+                b = np.searchsorted(self.cuts[j], col, side="left")
+                b[np.isnan(col)] = self.missing_bin
+                out[:, j] = b
+        return out
+
+
+def category_bins(codes: FloatArray, seen: NDArray[np.bool_]) -> NDArray[np.intp]:
+    """Category codes as bins, for one column (``seen`` 1-D) or several side by side (``seen``
+    one row per column); a code not ``seen`` at fit (NaN, negative, fractional, new) goes to
+    the missing bin, the last entry of each row of ``seen``."""
+    missing = seen.shape[-1] - 1
+    with np.errstate(invalid="ignore"):
+        ok = (codes >= 0) & (codes < missing) & (codes == np.floor(codes))
+    b = np.where(ok, codes, missing).astype(np.intp)
+    known = seen[b] if seen.ndim == 1 else seen[np.arange(seen.shape[0]), b]
+    return np.where(known, b, missing)
+
+
+# --- one tree ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Tree:
+    """A fitted histogram tree as node arrays (children consecutive, leaves self-looping)."""
+
+    feature: IntArray  # split feature; 0 at a leaf
+    bin_threshold: IntArray  # left iff bin <= it (numeric); above every bin at a leaf
+    threshold: FloatArray  # left iff x <= it (numeric; +inf at a leaf)
+    missing_left: NDArray[np.bool_]  # True at a leaf
+    cat_row: IntArray  # row of ``cat_left`` for a categorical split, else -1
+    cat_left: NDArray[np.bool_]  # (n_categorical_splits, max_bins + 1): bins sent left
+    left: IntArray  # left child; the node itself at a leaf
+    value: FloatArray  # leaf value (every node holds its own −G/(H+λ), times the shrinkage)
+    gain: FloatArray
+    hessian: FloatArray  # Σh of the node (rows, for squared error)
+    depth: int
+
+    @property
+    def is_leaf(self) -> NDArray[np.bool_]:
+        return self.left == np.arange(self.left.size)
+
+    def apply_binned(self, Xb: BinArray, missing_bin: int) -> IntArray:
+        """The leaf of each row of binned data."""
+        node = np.zeros(Xb.shape[0], dtype=np.intp)
+        rows = np.arange(Xb.shape[0])
+        for _ in range(self.depth):
+            b = Xb[rows, self.feature[node]].astype(np.intp)
+            go_left = np.where(
+                b == missing_bin, self.missing_left[node], b <= self.bin_threshold[node]
+            )
+            cr = self.cat_row[node]
+            cat = np.flatnonzero(cr >= 0)
+            if cat.size:
+                go_left[cat] = self.cat_left[cr[cat], b[cat]]
+            node = self.left[node] + ~go_left
+        return node
+
+
+@dataclass
+class SplitParams:
+    """The hyperparameters one tree's growth needs."""
+
+    max_leaf_nodes: int | None
+    max_depth: int | None
+    min_samples_leaf: int
+    l2_regularization: float
+    max_features: float
+    shrinkage: float
+
+
+@dataclass
+class _Split:
+    gain: float
+    feature: int
+    bin: int  # numeric: last bin sent left
+    missing_left: bool
+    left_bins: NDArray[np.bool_] | None  # categorical: the bins sent left
+
+
+class TreeGrower:
+    """Grows trees on one binned matrix; built once per fit, then ``grow`` per tree.
+
+    The histograms are kept compact: feature ``j`` owns ``n_bins[j] + 1`` consecutive slots
+    (its bins, then its missing bin) of one flat vector, so a feature with 5 values costs 6
+    slots, not ``max_bins + 1``, and every split search is a handful of vector operations
+    over all features at once (cumulative sums restarted at each feature's first slot).
+    """
+
+    def __init__(self, Xb: BinArray, mapper: BinMapper) -> None:
+        d = Xb.shape[1]
+        self.Xb = Xb
+        self.mapper = mapper
+        self.missing_bin = mapper.max_bins
+        self.n_total_bins = mapper.max_bins + 1
+        self.d = d
+        n_bins = mapper.n_bins.astype(np.intp)
+        slots = n_bins + 1
+        self.offset = np.concatenate(([0], np.cumsum(slots)[:-1])).astype(np.intp)
+        self.size = int(slots.sum())
+        self.n_bins = n_bins
+        missing = Xb == self.missing_bin
+        self.flat = self.offset + np.where(missing, n_bins, Xb.astype(np.intp))
+        self.total_slots = slice(int(self.offset[0]), int(self.offset[0] + slots[0]))
+        self.num = np.flatnonzero(~mapper.categorical)
+        self.cat = np.flatnonzero(mapper.categorical)
+        self.num_layout = self._layout(self.num, with_missing=False)
+        self.num_missing_slot = self.offset[self.num] + n_bins[self.num]
+        had_missing = missing[:, self.num].any(axis=0)
+        self.num_with_missing = np.flatnonzero(had_missing[self.num_layout[1]])
+        self.cat_layout = self._layout(self.cat, with_missing=True)
+
+    def _layout(self, features: IntArray, with_missing: bool) -> tuple[IntArray, ...]:
+        """Slots of ``features`` in one vector: (slot, segment of each, segment starts)."""
+        lengths = self.n_bins[features] + (1 if with_missing else 0)
+        seg = np.repeat(np.arange(features.size), lengths)
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.intp)
+        within = np.arange(seg.size) - starts[seg] if seg.size else np.zeros(0, dtype=np.intp)
+        slot = self.offset[features][seg] + within
+        return slot.astype(np.intp), seg.astype(np.intp), starts, within.astype(np.intp)
+
+    # histograms ---------------------------------------------------------------------------
+
+    def histogram(
+        self, rows: IntArray, g: FloatArray, h: FloatArray | None
+    ) -> tuple[FloatArray, FloatArray]:
+        """``G, H`` over ``rows`` in the compact layout; ``h=None`` means ``h = 1``."""
+        idx = self.flat[rows].ravel()
+        G = np.bincount(idx, weights=np.repeat(g[rows], self.d), minlength=self.size)
+        if h is None:
+            H = np.bincount(idx, minlength=self.size)
+        else:
+            H = np.bincount(idx, weights=np.repeat(h[rows], self.d), minlength=self.size)
+        return np.asarray(G, dtype=np.float64), np.asarray(H, dtype=np.float64)
+
+    def totals(self, G: FloatArray, H: FloatArray) -> tuple[float, float]:
+        """The node's ``Σg, Σh`` (every feature's slots hold each row once)."""
+        return float(G[self.total_slots].sum()), float(H[self.total_slots].sum())
+
+    # split search ---------------------------------------------------------------------------
+
+    def best_split(
+        self,
+        G: FloatArray,
+        H: FloatArray,
+        p: SplitParams,
+        features: NDArray[np.bool_] | None,
+    ) -> _Split | None:
+        """The split of highest positive gain (see the module docstring), or ``None``."""
+        lam, msl = p.l2_regularization, p.min_samples_leaf
+        Gt, Ht = self.totals(G, H)
+        parent = Gt * Gt / (Ht + lam)
+        best: _Split | None = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.num.size:
+                best = self._best_numeric(G, H, Gt, Ht, lam, msl, features)
+            if self.cat.size:
+                c = self._best_categorical(G, H, Gt, Ht, lam, msl, features)
+                if c is not None and (best is None or c.gain > best.gain):
+                    best = c
+        if best is None:
+            return None
+        best.gain -= parent
+        if not np.isfinite(best.gain) or not best.gain > 1e-12 * max(parent, 1e-300):
+            return None
+        return best
+
+    @staticmethod
+    def _segment_cumsum(v: FloatArray, seg: IntArray, starts: IntArray) -> FloatArray:
+        c = np.cumsum(v)
+        before = np.concatenate(([0.0], c))[starts]
+        return c - before[seg]
+
+    def _best_numeric(
+        self,
+        G: FloatArray,
+        H: FloatArray,
+        Gt: float,
+        Ht: float,
+        lam: float,
+        msl: float,
+        features: NDArray[np.bool_] | None,
+    ) -> _Split | None:
+        slot, seg, starts, within = self.num_layout
+        Gm, Hm = G[self.num_missing_slot], H[self.num_missing_slot]
+        # left = bins 0..b of the feature; missing right (direction 0) or left (direction 1,
+        # tried only on the slots of features that had missing values at fit)
+        GL = self._segment_cumsum(G[slot], seg, starts)
+        HL = self._segment_cumsum(H[slot], seg, starts)
+        allowed = None if features is None else features[self.num][seg]
+        best, at = -np.inf, (0, 0)
+        for direction in (0, 1):
+            if direction == 0:
+                GLd, HLd, where = GL, HL, None
+            else:
+                where = self.num_with_missing
+                if not where.size:
+                    break
+                s = seg[where]
+                GLd, HLd = GL[where] + Gm[s], HL[where] + Hm[s]
+            HRd = Ht - HLd
+            score = GLd * GLd / (HLd + lam) + (Gt - GLd) ** 2 / (HRd + lam)
+            ok = (msl <= HLd) & (msl <= HRd)
+            if allowed is not None:
+                ok &= allowed if where is None else allowed[where]
+            if where is not None:
+                ok &= Hm[seg[where]] > 0
+            score[~ok] = -np.inf
+            if not score.size:
+                continue
+            k = int(np.argmax(score))
+            if score[k] > best:
+                best, at = float(score[k]), (k if where is None else int(where[k]), direction)
+        if not np.isfinite(best):
+            return None
+        k, direction = at
+        # when none was seen here, missing follows the larger child
+        miss_here = Hm[seg[k]] > 0
+        missing_left = bool(direction) if miss_here else bool(HL[k] >= Ht - HL[k])
+        return _Split(best, int(self.num[seg[k]]), int(within[k]), missing_left, None)
+
+    def _best_categorical(
+        self,
+        G: FloatArray,
+        H: FloatArray,
+        Gt: float,
+        Ht: float,
+        lam: float,
+        msl: float,
+        features: NDArray[np.bool_] | None,
+    ) -> _Split | None:
+        slot, seg, starts, within = self.cat_layout
+        Gc, Hc = G[slot], H[slot]
+        supported = Hc >= MIN_CAT_SUPPORT
+        n_sup = np.bincount(seg, weights=supported, minlength=self.cat.size)[seg]
+        # a left set holds at most half of the supported categories (and MAX_CAT_THRESHOLD),
+        # taken from either end of the order; the unsupported ones always go right
+        longest = np.minimum(MAX_CAT_THRESHOLD, (n_sup + 1) // 2)
+        ratio = Gc / (Hc + MIN_CAT_SUPPORT)
+        ok_base = (within < longest) & (within < n_sup - 1)
+        if features is not None:
+            ok_base &= features[self.cat][seg]
+        best, found = -np.inf, None
+        for sign in (1.0, -1.0):
+            key = np.where(supported, sign * ratio, np.inf)
+            order = np.lexsort((key, seg))  # by feature, then by the ratio
+            GL = self._segment_cumsum(Gc[order], seg, starts)
+            HL = self._segment_cumsum(Hc[order], seg, starts)
+            HR = Ht - HL
+            score = GL * GL / (HL + lam) + (Gt - GL) ** 2 / (HR + lam)
+            ok = ok_base & (msl <= HL) & (msl <= HR)
+            score[~ok] = -np.inf
+            k = int(np.argmax(score))
+            if score[k] > best:
+                best = float(score[k])
+                found = (k, order[starts[seg[k]] : k + 1], float(HL[k]), float(HR[k]))
+        if found is None:
+            return None
+        k, members, hl, hr = found
+        jj = int(seg[k])
+        j = int(self.cat[jj])
+        bins = within[members]
+        bins = np.where(bins == self.n_bins[j], self.missing_bin, bins)
+        left = np.zeros(self.n_total_bins, dtype=bool)
+        left[bins] = True
+        missing_left = bool(left[self.missing_bin])
+        if H[self.offset[j] + self.n_bins[j]] == 0:  # none seen here: follow the larger child
+            missing_left = hl >= hr
+            left[self.missing_bin] = missing_left
+        return _Split(best, j, -1, missing_left, left)
+
+    def _go_left(self, rows: IntArray, s: _Split) -> NDArray[np.bool_]:
+        b = self.Xb[rows, s.feature]
+        if s.left_bins is not None:
+            return s.left_bins[b]
+        return np.where(b == self.missing_bin, s.missing_left, b <= s.bin)
+
+    # growth -------------------------------------------------------------------------------
+
+    def grow(
+        self,
+        rows: IntArray,
+        g: FloatArray,
+        h: FloatArray | None,
+        p: SplitParams,
+        rng: np.random.Generator,
+    ) -> tuple[Tree, list[tuple[int, IntArray]]]:
+        """Grow one tree on ``rows``; also return each leaf's rows (to update predictions)."""
+        lam = p.l2_regularization
+        max_leaves = np.inf if p.max_leaf_nodes is None else p.max_leaf_nodes
+        max_depth = np.inf if p.max_depth is None else p.max_depth
+        n_pick = max(1, round(p.max_features * self.d))
+
+        def features() -> NDArray[np.bool_] | None:
+            if n_pick >= self.d:
+                return None
+            mask = np.zeros(self.d, dtype=bool)
+            mask[np.argpartition(rng.random(self.d), n_pick - 1)[:n_pick]] = True
+            return mask
+
+        leaf_bin = self.n_total_bins  # a leaf sends every row "left", to itself
+        feature: list[int] = [0]
+        bin_thr: list[int] = [leaf_bin]
+        thr: list[float] = [np.inf]
+        miss: list[bool] = [True]
+        cat_row: list[int] = [-1]
+        cat_left: list[NDArray[np.bool_]] = []
+        left: list[int] = [0]
+        gains: list[float] = [0.0]
+        depth: list[int] = [0]
+        node_rows: dict[int, IntArray] = {0: rows}
+        G, H = self.histogram(rows, g, h)
+        sums = [self.totals(G, H)]
+        hists: dict[int, tuple[FloatArray, FloatArray]] = {}
+        heap: list[tuple[float, int, _Split]] = []
+
+        def consider(node: int, GH: tuple[FloatArray, FloatArray]) -> None:
+            if depth[node] >= max_depth or sums[node][1] < 2 * p.min_samples_leaf:
+                return
+            s = self.best_split(GH[0], GH[1], p, features())
+            if s is not None:
+                hists[node] = GH
+                heapq.heappush(heap, (-s.gain, node, s))
+
+        consider(0, (G, H))
+        n_leaves = 1
+        while heap and n_leaves < max_leaves:
+            _, node, s = heapq.heappop(heap)
+            parent_G, parent_H = hists.pop(node)
+            r = node_rows.pop(node)
+            go = self._go_left(r, s)
+            kids = (r[go], r[~go])
+            first = len(feature)
+            feature[node], gains[node], miss[node] = s.feature, s.gain, s.missing_left
+            left[node] = first
+            bin_thr[node] = s.bin
+            if s.left_bins is not None:
+                cat_row[node] = len(cat_left)
+                cat_left.append(s.left_bins)
+                thr[node] = np.nan
+            else:
+                cuts = self.mapper.cuts[s.feature]
+                thr[node] = float(cuts[s.bin]) if s.bin < cuts.size else np.inf
+            n_leaves += 1
+            for k, kr in enumerate(kids):
+                c = first + k
+                feature.append(0)
+                bin_thr.append(leaf_bin)
+                thr.append(np.inf)
+                miss.append(True)
+                cat_row.append(-1)
+                left.append(c)
+                gains.append(0.0)
+                depth.append(depth[node] + 1)
+                node_rows[c] = kr
+                sums.append((0.0, 0.0))
+            small = 0 if kids[0].size <= kids[1].size else 1
+            Gs, Hs = self.histogram(kids[small], g, h)
+            Gl, Hl = parent_G - Gs, parent_H - Hs
+            for k, GH in ((small, (Gs, Hs)), (1 - small, (Gl, Hl))):
+                c = first + k
+                sums[c] = self.totals(*GH)
+                consider(c, GH)
+
+        S = np.asarray(sums)
+        value = -S[:, 0] / (S[:, 1] + lam) * p.shrinkage
+        value[S[:, 1] + lam == 0] = 0.0
+        tree = Tree(
+            feature=np.asarray(feature, dtype=np.intp),
+            bin_threshold=np.asarray(bin_thr, dtype=np.intp),
+            threshold=np.asarray(thr, dtype=np.float64),
+            missing_left=np.asarray(miss, dtype=bool),
+            cat_row=np.asarray(cat_row, dtype=np.intp),
+            cat_left=(
+                np.vstack(cat_left) if cat_left else np.zeros((0, self.n_total_bins), dtype=bool)
+            ),
+            left=np.asarray(left, dtype=np.intp),
+            value=value,
+            gain=np.asarray(gains, dtype=np.float64),
+            hessian=S[:, 1].copy(),
+            depth=max(depth),
+        )
+        return tree, list(node_rows.items())
+
+
+# --- many trees, predicted together -----------------------------------------------------------
+
+
+@dataclass
+class Forest:
+    """Every tree's nodes in one set of arrays, for prediction over all trees at once.
+
+    Row ``i`` of the data is extended to ``[x (NaN kept) | x (NaN -> −inf) | category bins |
+    0]``: a numeric split whose missing values go right reads the first copy (``NaN ≤ t`` is
+    false), one whose missing values go left the second (``−inf ≤ t`` is true), a leaf reads
+    the trailing 0 against ``+inf`` and stays put. A step is then, for every (row, tree):
+    ``node = left[node] + not (x[col[node]] ≤ threshold[node])``, with categorical splits
+    looked up in their bitsets.
+    """
+
+    col: IntArray
+    threshold: FloatArray
+    left: IntArray
+    value: FloatArray
+    cat_row: IntArray
+    cat_left: NDArray[np.bool_]
+    roots: IntArray
+    depth: int
+    n_features: int
+    categorical: NDArray[np.bool_]
+    seen: NDArray[np.bool_]
+
+    @property
+    def cat_columns(self) -> IntArray:
+        return np.flatnonzero(self.categorical)
+
+    @classmethod
+    def build(cls, trees: list[Tree], mapper: BinMapper) -> Forest:
+        d = mapper.categorical.size
+        max_bins = mapper.max_bins
+        cols, thrs, lefts, vals, crows, cls_left, roots = [], [], [], [], [], [], []
+        offset, cat_offset = 0, 0
+        for t in trees:
+            leaf = t.is_leaf
+            col = np.where(t.missing_left, t.feature + d, t.feature)
+            col = np.where(t.cat_row >= 0, 2 * d + t.feature, col)
+            col = np.where(leaf, 3 * d, col)
+            cols.append(col)
+            thrs.append(np.where(leaf, np.inf, t.threshold))
+            lefts.append(t.left + offset)
+            vals.append(np.where(leaf, t.value, 0.0))
+            crows.append(np.where(t.cat_row >= 0, t.cat_row + cat_offset, -1))
+            cls_left.append(t.cat_left)
+            roots.append(offset)
+            offset += t.left.size
+            cat_offset += t.cat_left.shape[0]
+        nb = max_bins + 1
+        return cls(
+            col=np.concatenate(cols) if cols else np.zeros(0, dtype=np.intp),
+            threshold=np.concatenate(thrs) if thrs else np.zeros(0),
+            left=np.concatenate(lefts) if lefts else np.zeros(0, dtype=np.intp),
+            value=np.concatenate(vals) if vals else np.zeros(0),
+            cat_row=np.concatenate(crows) if crows else np.zeros(0, dtype=np.intp),
+            cat_left=(np.vstack(cls_left) if cls_left else np.zeros((0, nb), dtype=bool)),
+            roots=np.asarray(roots, dtype=np.intp),
+            depth=max((t.depth for t in trees), default=0),
+            n_features=d,
+            categorical=mapper.categorical,
+            seen=mapper.seen,
+        )
+
+    def extend(self, X: FloatArray) -> FloatArray:
+        """``[x | x with NaN -> −inf | category bins | 0]`` (see the class docstring)."""
+        n, d = X.shape
+        E = np.empty((n, 3 * d + 1), dtype=np.float64)
+        E[:, :d] = X
+        np.copyto(E[:, d : 2 * d], np.where(np.isnan(X), -np.inf, X))
+        E[:, 2 * d : 3 * d] = 0.0
+        if self.cat_columns.size:
+            cats = self.cat_columns
+            E[:, 2 * d + cats] = category_bins(X[:, cats], self.seen[cats])
+        E[:, 3 * d] = 0.0
+        return E
+
+    def leaves(self, X: FloatArray) -> IntArray:
+        """``(n, n_trees)`` global node index of the leaf each row reaches in each tree."""
+        n = X.shape[0]
+        T = self.roots.size
+        E = self.extend(X).ravel()
+        width = 3 * self.n_features + 1
+        node = np.tile(self.roots, n)
+        # one row needs no row offset: a step is then one gather fewer
+        base = np.repeat(np.arange(n, dtype=np.intp) * width, T) if n > 1 else None
+        has_cat = self.cat_left.shape[0] > 0
+        col, thr, left = self.col, self.threshold, self.left
+        for _ in range(self.depth):
+            x = E[col[node] if base is None else base + col[node]]
+            le = x <= thr[node]
+            if has_cat:
+                cr = self.cat_row[node]
+                c = np.flatnonzero(cr >= 0)
+                if c.size:
+                    le[c] = self.cat_left[cr[c], x[c].astype(np.intp)]
+            node = left[node] + ~le
+        return node.reshape(n, T)
+
+    def predict_sum(self, X: FloatArray) -> FloatArray:
+        """Σ over trees of the leaf values each row reaches."""
+        if self.roots.size == 0:
+            return np.zeros(X.shape[0])
+        return self.value[self.leaves(X)].sum(axis=1)
