@@ -110,19 +110,34 @@ def podman() -> Iterator[Podman]:
         assert not problems, "container clean-up left things behind:\n" + "\n".join(problems)
 
 
-PROMETHEUS_IMAGE = "localhost/houseprice-ci-prometheus:bookworm"
+# The monitoring services' images, built from Debian's packages
+# (.ci/containers/<service>.Containerfile).
+MONITORING_IMAGES = {
+    "prometheus": "localhost/houseprice-ci-prometheus:bookworm",
+    "alertmanager": "localhost/houseprice-ci-alertmanager:bookworm",
+}
 
 
 @dataclass
 class Builds:
     api: str
-    prometheus: subprocess.Popen[str]  # still building when the api image is done
+    monitoring: dict[str, subprocess.Popen[str]]  # still building when the api image is done
+
+
+def build_on_base(podman: Podman, name: str, tag: str) -> subprocess.Popen[str]:
+    """Start `podman build` of .ci/containers/<name>.Containerfile on the Debian base."""
+    return subprocess.Popen(
+        [str(podman.path), "build", "--isolation=chroot", "--format", "docker",
+         "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--tag", tag,
+         "--file", f".ci/containers/{name}.Containerfile", ".ci/containers"],
+        cwd=ROOT, env=podman.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def builds(podman: Podman) -> Iterator[Builds]:
     """The Debian base (`.ci/base-image`), then, side by side, houseprice:<version> by
-    `.ci/image` (what `make image` runs) and Prometheus from Debian's package."""
+    `.ci/image` (what `make image` runs) and each monitoring image from Debian's package."""
     from conftest import require_tool
 
     require_tool("mmdebstrap")
@@ -136,12 +151,7 @@ def builds(podman: Podman) -> Iterator[Builds]:
         f"Debian base {BASE_IMAGE}: {podman.image_size_mb(BASE_IMAGE):.0f} MB, "
         f"ready in {time.monotonic() - started:.0f} s"
     )
-    prometheus = subprocess.Popen(
-        [str(podman.path), "build", "--isolation=chroot", "--format", "docker",
-         "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--tag", PROMETHEUS_IMAGE,
-         "--file", ".ci/containers/prometheus.Containerfile", ".ci/containers"],
-        cwd=ROOT, env=podman.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    monitoring = {name: build_on_base(podman, name, tag) for name, tag in MONITORING_IMAGES.items()}
     try:
         started = time.monotonic()
         env = {**podman.env, "HOUSEPRICE_BASE": BASE_IMAGE}
@@ -154,11 +164,12 @@ def builds(podman: Podman) -> Iterator[Builds]:
             f"image {tag}: {podman.image_size_mb(tag):.0f} MB, "
             f"built in {time.monotonic() - started:.0f} s"
         )
-        yield Builds(tag, prometheus)
+        yield Builds(tag, monitoring)
     finally:
-        if prometheus.poll() is None:
-            prometheus.kill()
-        prometheus.communicate()
+        for build in monitoring.values():
+            if build.poll() is None:
+                build.kill()
+            build.communicate()
 
 
 @pytest.fixture(scope="session")
@@ -166,10 +177,21 @@ def image(builds: Builds) -> str:
     return builds.api
 
 
+def monitoring_image(podman: Podman, builds: Builds, name: str) -> str:
+    """The tag of a monitoring image, once its build (started by `builds`) has succeeded."""
+    build = builds.monitoring[name]
+    output, _ = build.communicate(timeout=600)
+    assert build.returncode == 0, f"{name} image build failed:\n{(output or '')[-4000:]}"
+    tag = MONITORING_IMAGES[name]
+    MEASURED.append(f"{name} image from Debian's package: {podman.image_size_mb(tag):.0f} MB")
+    return tag
+
+
 @pytest.fixture(scope="session")
 def prometheus_image(podman: Podman, builds: Builds) -> str:
-    output, _ = builds.prometheus.communicate(timeout=600)
-    assert builds.prometheus.returncode == 0, f"Prometheus image build failed:\n{output[-4000:]}"
-    size = podman.image_size_mb(PROMETHEUS_IMAGE)
-    MEASURED.append(f"Prometheus image from Debian's package: {size:.0f} MB")
-    return PROMETHEUS_IMAGE
+    return monitoring_image(podman, builds, "prometheus")
+
+
+@pytest.fixture(scope="session")
+def alertmanager_image(podman: Podman, builds: Builds) -> str:
+    return monitoring_image(podman, builds, "alertmanager")
