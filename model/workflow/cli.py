@@ -110,6 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a progress line every N fits instead of the bar (for logs)",
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument(
+        "--engine",
+        choices=("memory", "stream"),
+        default="memory",
+        help="memory: load the CSV (any estimator); stream: linear models from sums over "
+        "chunks, memory for one chunk whatever the file's size (default: memory)",
+    )
+    p.add_argument(
+        "--chunk-rows",
+        type=_non_negative_int,
+        metavar="N",
+        help="rows per chunk with --engine stream (default: about 64 MB of fields)",
+    )
 
     p = sub.add_parser("predict", help="predict prices for rows in a CSV or JSON file")
     p.add_argument("--model", default="artifacts/model.joblib", help="artifact path")
@@ -193,6 +206,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         progress=bar,
         plots=not args.no_plots,
         signing_key=key.encode() if key else None,
+        engine=args.engine,
+        chunk_rows=args.chunk_rows or None,
     )
     meta = result.metadata
     cv = meta["cv"][cfg.scoring]

@@ -34,6 +34,7 @@ its data can move together. The file looks like::
     [model]
     estimator = "ridge"         # linear | ridge | lasso | elasticnet | tree
     target_transform = "log"    # fit on log(price), predict exp(.)
+    impute = "median"           # missing numeric values: the training median (or mean)
     params = { alpha = 10.0 }
     grid = { alpha = [1.0, 10.0] }
     [[features]]
@@ -70,6 +71,9 @@ KINDS: tuple[Kind, ...] = ("numeric", "integer", "categorical")
 FILTER_OPS = ("<", "<=", ">", ">=", "==", "!=", "in", "not_in")
 #: Estimators a config may name.
 ESTIMATORS = ("linear", "ridge", "lasso", "elasticnet", "tree")
+Impute = Literal["median", "mean"]
+#: How missing numeric values are filled: the training rows' median or mean.
+IMPUTE: tuple[Impute, ...] = ("median", "mean")
 #: Metrics the grid search may select on (lower is better for all of them).
 SCORINGS = ("rmse_log", "rmse", "mae", "mse")
 _SNAKE = re.compile(r"[a-z][a-z0-9_]*")
@@ -134,6 +138,7 @@ class Config:
     scoring: str = "rmse_log"
     estimator: str = "ridge"
     target_transform: str | None = "log"
+    impute: Impute = "median"
     params: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
     source: str = "<memory>"
@@ -344,7 +349,9 @@ def parse_config(doc: Mapping[str, Any], source: str = "<memory>", text: str = "
         raise ConfigError(f"{src}: cv.scoring: expected one of {', '.join(SCORINGS)}")
 
     model = _table(src, doc, "model")
-    _unknown_keys(f"{src}: model", model, ("estimator", "target_transform", "params", "grid"))
+    _unknown_keys(
+        f"{src}: model", model, ("estimator", "target_transform", "impute", "params", "grid")
+    )
     estimator = _get(f"{src}: model", model, "estimator", str, "ridge")
     if estimator not in ESTIMATORS:
         raise ConfigError(
@@ -353,6 +360,11 @@ def parse_config(doc: Mapping[str, Any], source: str = "<memory>", text: str = "
     transform = _get(f"{src}: model", model, "target_transform", str, "log")
     if transform not in ("log", "none"):
         raise ConfigError(f"{src}: model.target_transform: expected 'log' or 'none'")
+    impute = _get(f"{src}: model", model, "impute", str, "median")
+    if impute not in IMPUTE:
+        raise ConfigError(
+            f"{src}: model.impute: expected one of {', '.join(IMPUTE)}, got {impute!r}"
+        )
     params = _get(f"{src}: model", model, "params", dict, {})
     grid = _get(f"{src}: model", model, "grid", dict, {})
     for key, values in grid.items():
@@ -389,6 +401,7 @@ def parse_config(doc: Mapping[str, Any], source: str = "<memory>", text: str = "
         scoring=scoring,
         estimator=estimator,
         target_transform=None if transform == "none" else transform,
+        impute="mean" if impute == "mean" else "median",
         params=dict(params),
         grid={k: list(v) for k, v in grid.items()},
         source=source,

@@ -191,8 +191,9 @@ def make_estimator(cfg: Config) -> Any:
 def build_pipeline(cfg: Config) -> Any:
     """``table -> ColumnTransformer -> TransformedTargetRegressor(estimator)``.
 
-    Numeric features: median imputation (an optional field left empty is priced as the
-    typical house), ``log1p`` for the skewed sizes marked ``transform = "log"``, then
+    Numeric features: median (or, with ``model.impute = "mean"``, mean) imputation (an
+    optional field left empty is priced as the typical house), ``log1p`` for the skewed
+    sizes marked ``transform = "log"``, then
     standardisation so one penalty ``alpha`` treats every coefficient alike. Categorical
     features: one-hot, where missing and never-seen categories are all zeros, i.e. the
     baseline. The target is fitted on the log scale and predicted back in dollars.
@@ -206,11 +207,11 @@ def build_pipeline(cfg: Config) -> Any:
     cats = [f.name for f in cfg.features if f.kind == "categorical"]
     blocks: list[tuple[str, Any, list[str]]] = []
     if plain:
-        steps = [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+        steps = [("impute", SimpleImputer(strategy=cfg.impute)), ("scale", StandardScaler())]
         blocks.append(("numeric", Pipeline(steps), plain))
     if logged:
         steps = [
-            ("impute", SimpleImputer(strategy="median")),
+            ("impute", SimpleImputer(strategy=cfg.impute)),
             ("log", LogTransformer()),
             ("scale", StandardScaler()),
         ]
@@ -411,23 +412,33 @@ def build_metadata(
     test: dict[str, float],
     run_id: str,
     created: datetime,
+    streamed: Any = None,
 ) -> dict[str, Any]:
     """Contract 1's metadata record (docs/ARCHITECTURE.md) for a fitted search.
 
     The drift reference profiles the *training* rows and the model's predictions on them:
     that is the distribution the model was fitted to, which live traffic is compared with.
+    An engine that never held the rows (``streamed``, a :class:`model.workflow.stream.StreamFit`)
+    gives the feature records, the reference and the row counts it accumulated instead.
     """
     from model.drift import build_reference
 
     best = search.best_estimator_
     regressor = best.named_steps["regressor"].regressor_
-    features = feature_records(cfg, X_train)
-    reference = build_reference(
-        X_train,
-        {f.name: "numeric" if f.numeric else "categorical" for f in cfg.features},
-        best.predict(X_train),
-        categories={r["name"]: r["categories"] for r in features if r["categories"]},
-    )
+    if streamed is not None:
+        from model.workflow.stream import engine_metadata
+
+        features, reference = streamed.features, streamed.reference
+        rows, rows_train, engine = streamed.rows, streamed.rows_train, engine_metadata(streamed)
+    else:
+        features = feature_records(cfg, X_train)
+        reference = build_reference(
+            X_train,
+            {f.name: "numeric" if f.numeric else "categorical" for f in cfg.features},
+            best.predict(X_train),
+            categories={r["name"]: r["categories"] for r in features if r["categories"]},
+        )
+        rows, rows_train, engine = int(data.y.size), int(y_train.size), {"name": "memory"}
     res = search.cv_results_
     return {
         "format_version": 1,
@@ -437,10 +448,10 @@ def build_metadata(
         "data": {
             "path": data.path,
             "sha256": data.sha256,
-            "rows": int(data.y.size),
+            "rows": rows,
             "rows_read": data.rows_read,
-            "rows_train": int(y_train.size),
-            "rows_test": int(data.y.size - y_train.size),
+            "rows_train": rows_train,
+            "rows_test": rows - rows_train,
             "dropped": data.dropped,
             **{k: getattr(cfg.info, k) for k in INFO_KEYS},
             "id_columns": list(cfg.id_columns),
@@ -473,6 +484,7 @@ def build_metadata(
         "split": {"test_size": cfg.test_size, "seed": cfg.seed, "folds": cfg.folds},
         "cv": _cv_summary(search, [cfg.scoring, *[m for m in METRICS if m != cfg.scoring]]),
         "test": test,
+        "engine": engine,
         "versions": _versions(),
         "reference": reference,
     }
@@ -524,29 +536,45 @@ def train(
     progress: ProgressBar | None = None,
     plots: bool = True,
     signing_key: bytes | None = None,
+    engine: str = "memory",
+    chunk_rows: int | None = None,
 ) -> TrainResult:
-    """Run the whole training (see the module docstring) and return what it wrote."""
+    """Run the whole training (see the module docstring) and return what it wrote.
+
+    ``engine="stream"`` fits from sums over chunks of ``chunk_rows`` rows instead of loading
+    the file (:mod:`model.workflow.stream`); the artifact and the run are the same.
+    """
     from model.selection import GridSearchCV, KFold, train_test_split
     from model.workflow.artifact import save_artifact
+    from model.workflow.stream import check_engine
 
     start = time.perf_counter()
     created = datetime.now(UTC)
     run_id = new_run_id(created)
     grid = search_grid(cfg)  # config mistakes first, before any data is read
-    data = prepare_data(cfg)
-    X_train, X_test, y_train, y_test = train_test_split(
-        data.table, data.y, test_size=cfg.test_size, random_state=cfg.seed
-    )
-    kfold = KFold(cfg.folds, shuffle=True, random_state=cfg.seed)
-    scoring = [cfg.scoring, *[m for m in METRICS if m != cfg.scoring]]
-    search = GridSearchCV(build_pipeline(cfg), grid, scoring=scoring, cv=kfold, callback=progress)
-    search.fit(X_train, y_train)
-    best = search.best_estimator_
-    p_test = best.predict(X_test)
-    test = regression_metrics(y_test, p_test)
-    metadata = build_metadata(cfg, data, search, X_train, y_train, test, run_id, created)
-    tuned = build_pipeline(cfg).set_params(**search.best_params_)
-    curve = learning_curve(tuned, X_train, y_train, list(kfold.split(X_train)))
+    check_engine(cfg, engine)
+    if engine != "memory":
+        data, search, test, y_test, p_test, metadata, curve = _train_streamed(
+            cfg, grid, run_id, created, chunk_rows, progress
+        )
+        best = search.best_estimator_
+    else:
+        data = prepare_data(cfg)
+        X_train, X_test, y_train, y_test = train_test_split(
+            data.table, data.y, test_size=cfg.test_size, random_state=cfg.seed
+        )
+        kfold = KFold(cfg.folds, shuffle=True, random_state=cfg.seed)
+        scoring = [cfg.scoring, *[m for m in METRICS if m != cfg.scoring]]
+        search = GridSearchCV(
+            build_pipeline(cfg), grid, scoring=scoring, cv=kfold, callback=progress
+        )
+        search.fit(X_train, y_train)
+        best = search.best_estimator_
+        p_test = best.predict(X_test)
+        test = regression_metrics(y_test, p_test)
+        metadata = build_metadata(cfg, data, search, X_train, y_train, test, run_id, created)
+        tuned = build_pipeline(cfg).set_params(**search.best_params_)
+        curve = learning_curve(tuned, X_train, y_train, list(kfold.split(X_train)))
 
     runs = Path(runs_dir)
     runs.mkdir(parents=True, exist_ok=True)
@@ -566,7 +594,7 @@ def train(
             "created_at": metadata["created_at"],
             "config": cfg.source,
             "data_sha256": data.sha256,
-            "rows": int(data.y.size),
+            "rows": metadata["data"]["rows"],
             "estimator": metadata["model"]["estimator"],
             "params": metadata["search"]["best_params"],
             "cv": {m: {"mean": v["mean"], "std": v["std"]} for m, v in cv.items()},
@@ -577,6 +605,38 @@ def train(
         },
     )
     return TrainResult(run_id, Path(out), run_dir, metadata, seconds)
+
+
+def _train_streamed(
+    cfg: Config,
+    grid: dict[str, list[Any]],
+    run_id: str,
+    created: datetime,
+    chunk_rows: int | None,
+    progress: ProgressBar | None,
+) -> tuple[Any, ...]:
+    """The stream engine's fit, in the shapes :func:`train` writes (no learning curve: it
+    would refit on growing shares of rows held in memory)."""
+    from model.workflow.stream import fit_stream
+
+    shown = progress is not None and (progress.draw or progress.print_every > 0)
+    say = progress.line if progress is not None and shown else None
+    fit = fit_stream(cfg, grid, chunk_rows=chunk_rows, say=say)
+    data = PreparedData(
+        {},
+        np.empty(0),
+        cfg.data_path,
+        fit.sha256,
+        fit.rows_read,
+        fit.dropped,
+        delimiter=fit.delimiter,
+        encoding=fit.encoding,
+    )
+    metadata = build_metadata(
+        cfg, data, fit.search, {}, np.empty(0), fit.test, run_id, created, streamed=fit
+    )
+    curve: dict[str, list[float]] = {"sizes": [], "train_rmse_log": [], "valid_rmse_log": []}
+    return data, fit.search, fit.test, fit.y_test, fit.p_test, metadata, curve
 
 
 def _write_plots(
