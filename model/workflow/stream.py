@@ -44,6 +44,7 @@ row) it replaces by nothing and by a sample, and the metadata says which engine 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -56,6 +57,7 @@ from numpy.typing import NDArray
 
 from model.base import FloatArray, clone
 from model.linear import ElasticNet, LinearRegression, SufficientStats
+from model.preprocessing import missing_mask
 from model.selection import parameter_grid
 from model.workflow.checks import check_row_count, grid_edge_warnings
 from model.workflow.config import Config, ConfigError, Feature, RowFilter
@@ -63,10 +65,10 @@ from model.workflow.data import (
     Chunk,
     DataError,
     _open_binary,
-    iter_chunks,
     parse_column,
     read_header,
 )
+from model.workflow.fastcsv import iter_chunks_fast
 
 #: Engines a config's estimator may train with: the rows in memory, or sums over chunks.
 ENGINES = ("memory", "stream")
@@ -211,7 +213,7 @@ class Parsed:
     """One chunk's needed columns, parsed: numbers (NaN missing) or raw stripped strings."""
 
     numbers: dict[str, FloatArray]
-    text: dict[str, list[str | None]]
+    text: dict[str, NDArray[Any]]  # object arrays, None for missing
     target: FloatArray
     lines: NDArray[np.int64]
     keep: NDArray[np.bool_]
@@ -265,21 +267,20 @@ class _Reader:
         self.text_kinds: dict[str, bool] = {}  # column -> "all present values are numbers"
 
     def chunks(self) -> Iterator[Chunk]:
-        for _, chunk in iter_chunks(self.path, self.cfg.csv, self.chunk_rows):
+        for _, chunk in iter_chunks_fast(self.path, self.cfg.csv, self.chunk_rows):
             yield chunk
 
 
 def _filter_mask(
-    rule: RowFilter, numbers: FloatArray | None, text: Sequence[str | None] | None
+    rule: RowFilter, numbers: FloatArray | None, text: NDArray[Any] | None
 ) -> NDArray[np.bool_]:
     """The memory engine's filter rule (:func:`model.workflow.train._filter_mask`) on a chunk."""
     from model.workflow.train import _filter_mask as memory_mask
 
     if numbers is not None:
         return memory_mask(rule, numbers)
-    col = np.empty(len(text or []), dtype=object)
-    col[:] = list(text or [])
-    return memory_mask(rule, col)
+    assert text is not None
+    return memory_mask(rule, text)
 
 
 # --- pass 1: statistics and checks ---------------------------------------------------------
@@ -329,17 +330,17 @@ def _parse_chunk(
     cfg, na = rd.cfg, cfg_na(rd.cfg)
     lines = np.asarray(chunk.lines, dtype=np.int64)
     numbers: dict[str, FloatArray] = {}
-    text: dict[str, list[str | None]] = {}
+    text: dict[str, NDArray[Any]] = {}
     wanted = [f.column for f in cfg.features] + [c for c in rd.filter_columns if c != cfg.target]
     for col in dict.fromkeys(wanted):
         raw = chunk.columns[col]
         as_number = col in rd.numeric_columns or numeric_filters.get(col, False)
-        if p1 is not None:
-            p1.present[col] = p1.present.get(col, False) or any(v not in na for v in raw)
         if as_number:
             values, bad = _to_numbers(raw, na)
             numbers[col] = values
             if p1 is not None:
+                present = bad is not None or not np.isnan(values).all()
+                p1.present[col] = p1.present.get(col, False) or present
                 if bad is not None and col not in p1.first_non_number:
                     p1.first_non_number[col] = (int(lines[bad]), raw[bad])
                 if bad is not None:
@@ -348,7 +349,12 @@ def _parse_chunk(
                 if inf.size and col not in p1.first_inf:
                     p1.first_inf[col] = (int(lines[inf[0]]), raw[int(inf[0])])
         else:
-            text[col] = [None if v in na else v for v in raw]
+            arr = np.array(raw, dtype=object)
+            miss = np.fromiter(map(na.__contains__, raw), dtype=bool, count=len(raw))
+            arr[miss] = None
+            text[col] = arr
+            if p1 is not None:
+                p1.present[col] = p1.present.get(col, False) or not miss.all()
             if p1 is not None and p1.all_numbers.get(col, True):
                 vals, bad = _to_numbers(raw, na)
                 if bad is not None:
@@ -357,22 +363,21 @@ def _parse_chunk(
                     inf = np.flatnonzero(np.isinf(vals))
                     if inf.size and col not in p1.first_inf:
                         p1.first_inf[col] = (int(lines[inf[0]]), raw[int(inf[0])])
-    y = np.empty(len(lines))
-    path = rd.path
-    for i, v in enumerate(chunk.columns[cfg.target]):
-        try:
-            y[i] = float(v)
-        except ValueError:
-            y[i] = math.nan
-            if p1 is not None and p1.target_error is None:
+    raw_y = chunk.columns[cfg.target]
+    y, bad_y = _to_numbers(raw_y, frozenset())
+    if p1 is not None and p1.target_error is None:
+        wrong = np.flatnonzero(~np.isfinite(y))
+        if wrong.size:
+            i = int(wrong[0])
+            v = raw_y[i]
+            if bad_y is not None and bad_y <= i:
+                i, v = bad_y, raw_y[bad_y]
+            if bad_y is not None and bad_y == i:
                 shown = "missing" if v in na else f"not a number: {v!r}"
-                p1.target_error = (
-                    f"{path}: line {lines[i]}, column {cfg.target!r}: the target is {shown}"
-                )
-            continue
-        if not math.isfinite(y[i]) and p1 is not None and p1.target_error is None:
+            else:
+                shown = f"not finite: {v!r}"
             p1.target_error = (
-                f"{path}: line {lines[i]}, column {cfg.target!r}: the target is not finite: {v!r}"
+                f"{rd.path}: line {lines[i]}, column {cfg.target!r}: the target is {shown}"
             )
     keep = np.ones(len(lines), dtype=bool)
     for rule in cfg.filters:
@@ -419,10 +424,10 @@ def _pass1_chunk(rd: _Reader, chunk: Chunk, p1: Pass1, numeric_filters: dict[str
             col = pc.numbers[f.column][keep]
             missing = np.isnan(col)
         else:
-            tcol = [v for v, k in zip(pc.text[f.column], keep.tolist(), strict=True) if k]
-            missing = np.array([v is None for v in tcol], dtype=bool)
+            tcol = pc.text[f.column][keep]
+            missing = missing_mask(tcol)
             counts = p1.categories.setdefault(f.name, Counter())
-            counts.update(v for v in tcol if v is not None)
+            counts.update(tcol[~missing].tolist())
         if missing.any():
             if chk.first_missing is None:
                 chk.first_missing = int(lines[int(np.flatnonzero(missing)[0])])
@@ -589,8 +594,8 @@ def _augmented(
             U[:, lay.raw(j)] = np.where(miss, 0.0, x - lay.raw_shift[j])
     rows = np.arange(n)
     for off, f, index in zip(lay.cat_offsets(), lay.categorical, cat_index, strict=True):
-        col = [v for v, k in zip(pc.text[f.column], keep.tolist(), strict=True) if k]
-        codes = np.fromiter((index.get(v, -1) if v is not None else -1 for v in col), np.intp, n)
+        col = pc.text[f.column][keep].tolist()
+        codes = np.fromiter(map(index.get, col, itertools.repeat(-1)), np.intp, n)
         hit = codes >= 0
         U[rows[hit], off + codes[hit]] = 1.0
     y = pc.target[keep]
