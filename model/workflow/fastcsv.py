@@ -43,7 +43,7 @@ from model.workflow.data import (
 #: never occur inside another character's encoding.
 _ASCII_SAFE = ("utf-8", "utf-8-sig", "utf_8", "cp1252", "windows-1252", "latin-1", "iso-8859-1")
 #: Bytes read per block (cut back to the last newline).
-BLOCK_BYTES = 8 << 20
+BLOCK_BYTES = 1 << 20
 
 
 def _ascii_safe(encoding: str) -> bool:
