@@ -114,6 +114,7 @@ def _blocks(
     delimiter: str,
     encoding: str,
     chunk_rows: int,
+    end: int | None = None,
 ) -> Iterator[tuple[list[str], Chunk]]:
     width = len(header)
     dbyte = delimiter.encode("ascii")[0] if delimiter.isascii() else -1
@@ -122,7 +123,9 @@ def _blocks(
     yielded = False
     rest = b""
     while True:
-        data = raw.read(BLOCK_BYTES)
+        pos = offset + len(rest)
+        want = BLOCK_BYTES if end is None else max(0, min(BLOCK_BYTES, end - pos))
+        data = raw.read(want) if want else b""
         buf = rest + data
         if not buf:
             break
@@ -148,7 +151,7 @@ def _blocks(
             # Not plain: this block and (after a quote, which may open a field spanning the
             # cut) the rest of the file through the standard reader, from this offset.
             whole = b'"' in block
-            size = None if whole else len(block)
+            size = (None if end is None else end - offset) if whole else len(block)
             yield from _standard(
                 p, raw, offset, line, header, delimiter, encoding, chunk_rows, size
             )
@@ -173,8 +176,38 @@ def _blocks(
         offset += len(block)
         if not data:
             break
-    if not yielded:
+    if not yielded and end is None:
         raise DataError(f"{p}: no data rows after the header")
+
+
+def data_start(path: str | Path, fmt: CsvFormat = DEFAULT_FORMAT) -> tuple[int, int]:
+    """``(byte offset, line)`` where the data rows of ``path`` begin (past the header)."""
+    p = Path(path)
+    _, delimiter, encoding = read_header(p, fmt)
+    with _open_binary(p) as raw:
+        return _after_header(p, raw, delimiter, encoding)
+
+
+def iter_span(
+    path: str | Path,
+    fmt: CsvFormat,
+    chunk_rows: int,
+    start: int,
+    end: int,
+    line: int,
+) -> Iterator[Chunk]:
+    """The chunks of the rows in bytes ``[start, end)`` of ``path``, both at line starts,
+    ``line`` lines coming before ``start``: a partition of a file read in parallel. A quoted
+    field holding a newline must not straddle ``start`` (as for any byte-range CSV reader)."""
+    p = Path(path)
+    header, delimiter, encoding = read_header(p, fmt)
+    with _open_binary(p) as raw:
+        if not _ascii_safe(encoding):
+            raise DataError(f"{p}: a file in {encoding} cannot be read in byte ranges")
+        for _, chunk in _blocks(
+            p, raw, start, line, header, delimiter, encoding, chunk_rows, end=end
+        ):
+            yield chunk
 
 
 def _plain_fields(block: bytes, text: str, width: int, dbyte: int) -> list[str] | None:

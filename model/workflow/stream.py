@@ -68,7 +68,7 @@ from model.workflow.data import (
     parse_column,
     read_header,
 )
-from model.workflow.fastcsv import iter_chunks_fast
+from model.workflow.fastcsv import iter_chunks_fast, iter_span
 
 #: Engines a config's estimator may train with: the rows in memory, or sums over chunks.
 ENGINES = ("memory", "stream")
@@ -266,9 +266,41 @@ class _Reader:
         self.numeric_columns = {f.column for f in cfg.features if f.numeric} | {cfg.target}
         self.text_kinds: dict[str, bool] = {}  # column -> "all present values are numbers"
 
-    def chunks(self) -> Iterator[Chunk]:
-        for _, chunk in iter_chunks_fast(self.path, self.cfg.csv, self.chunk_rows):
-            yield chunk
+    def chunks(self, span: Span | None = None) -> Iterator[Chunk]:
+        """The whole file's chunks, or those of one partition (``span``)."""
+        if span is None:
+            for _, chunk in iter_chunks_fast(self.path, self.cfg.csv, self.chunk_rows):
+                yield chunk
+        else:
+            yield from iter_span(
+                self.path, self.cfg.csv, self.chunk_rows, span.start, span.end, span.line
+            )
+
+
+@dataclass(frozen=True)
+class Span:
+    """A partition of the file: bytes ``[start, end)``, ``line`` lines before ``start``."""
+
+    start: int
+    end: int
+    line: int
+
+
+class Runner:
+    """Runs a pass's function on every partition; this one, on the whole file, in process.
+
+    ``map(fn, args)`` calls ``fn(*a)`` for each ``a`` (one per partition, in file order) and
+    returns the results in that order; :mod:`model.workflow.dask_engine` runs them on a
+    cluster. ``spans`` is the partitions (``[None]``: the whole file as one).
+    """
+
+    name = "stream"
+
+    def spans(self, rd: _Reader) -> list[Span | None]:
+        return [None]
+
+    def map(self, fn: Callable[..., Any], args: list[tuple[Any, ...]]) -> list[Any]:
+        return [fn(*a) for a in args]
 
 
 def _filter_mask(
@@ -320,6 +352,47 @@ class Pass1:
     categories: dict[str, Counter[str]] = field(default_factory=dict)
     filter_text_error: str | None = None
     log_domain: tuple[str, int, float] | None = None
+
+    def merge(self, later: Pass1) -> Pass1:
+        """Add the statistics of the rows after these (first problems stay first)."""
+        self.rows_read += later.rows_read
+        self.kept += later.kept
+        for key, v in later.dropped.items():
+            self.dropped[key] = self.dropped.get(key, 0) + v
+        for key, first in later.first_non_number.items():
+            self.first_non_number.setdefault(key, first)
+        for key, first in later.first_inf.items():
+            self.first_inf.setdefault(key, first)
+        for key, b in later.present.items():
+            self.present[key] = self.present.get(key, False) or b
+        for key, b in later.all_numbers.items():
+            self.all_numbers[key] = self.all_numbers.get(key, True) and b
+        self.target_error = self.target_error or later.target_error
+        self.bad_target += later.bad_target
+        self.first_bad_target = self.first_bad_target or later.first_bad_target
+        for key, c in later.checks.items():
+            mine = self.checks.setdefault(key, _FeatureCheck())
+            mine.missing += c.missing
+            mine.first_missing = mine.first_missing or c.first_missing
+            mine.outside += c.outside
+            mine.first_outside = mine.first_outside or c.first_outside
+            mine.fractional += c.fractional
+            mine.first_fractional = mine.first_fractional or c.first_fractional
+            mine.lo, mine.hi = min(mine.lo, c.lo), max(mine.hi, c.hi)
+        sums: list[tuple[dict[str, Any], dict[str, Any]]] = [
+            (self.t_sum, later.t_sum),
+            (self.raw_sum, later.raw_sum),
+            (self.count, later.count),
+        ]
+        for table, other in sums:
+            for key, v in other.items():
+                table[key] = table.get(key, 0) + v
+        self.y_sum += later.y_sum
+        for key, counter in later.categories.items():
+            self.categories.setdefault(key, Counter()).update(counter)
+        self.filter_text_error = self.filter_text_error or later.filter_text_error
+        self.log_domain = self.log_domain or later.log_domain
+        return self
 
 
 def _parse_chunk(
@@ -749,6 +822,17 @@ class _Metric:
         self.y_sum += float(ys.sum())
         self.y_sq += float(ys @ ys)
 
+    def merge(self, other: _Metric) -> _Metric:
+        self.n += other.n
+        self.se += other.se
+        self.ae += other.ae
+        self.ape += other.ape
+        self.sle += other.sle
+        self.log_ok = self.log_ok and other.log_ok
+        self.y_sum += other.y_sum
+        self.y_sq += other.y_sq
+        return self
+
     def values(self) -> dict[str, float]:
         from model.workflow.train import METRICS
 
@@ -798,6 +882,7 @@ class StreamFit:
     encoding: str
     chunk_rows: int
     passes: int = 3
+    engine: str = "stream"
 
 
 def _sha256(path: Path) -> str:
@@ -808,6 +893,135 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What every pass after the first needs to know, shipped to each partition."""
+
+    lay: Layout
+    cat_maps: list[dict[str, int]]
+    numeric_filters: dict[str, bool]
+    folds: int
+    seed: int
+    sample_rows: int
+
+
+def _kinds_pass(rd: _Reader, span: Span | None, columns: list[str]) -> dict[str, bool]:
+    """Whether each of ``columns`` holds only numbers (or missing values) in this partition."""
+    kinds = dict.fromkeys(columns, True)
+    for chunk in rd.chunks(span):
+        for name in kinds:
+            if kinds[name] and _to_numbers(chunk.columns[name], cfg_na(rd.cfg))[1] is not None:
+                kinds[name] = False
+    return kinds
+
+
+def _pass1(rd: _Reader, span: Span | None, numeric_filters: dict[str, bool]) -> Pass1:
+    p1 = Pass1()
+    for chunk in rd.chunks(span):
+        _pass1_chunk(rd, chunk, p1, numeric_filters)
+    return p1
+
+
+def _pass2(
+    rd: _Reader, span: Span | None, plan: _Plan, parts: NDArray[np.int8], idx0: int
+) -> tuple[FloatArray, FloatArray, FloatArray, list[Sample]]:
+    """Per part: ``S = Σ u uᵀ``, min and max of the raw numeric values, the sample."""
+    lay, K = plan.lay, plan.folds
+    m = lay.n_num
+    S = np.zeros((K + 1, lay.width, lay.width))
+    lo = np.full((K + 1, m), math.inf)
+    hi = np.full((K + 1, m), -math.inf)
+    samples = [Sample(plan.sample_rows, m) for _ in range(K + 1)]
+    for start, U, pc, keep in _blocks(rd, plan, span):
+        part = parts[start : start + U.shape[0]]
+        values = np.column_stack([pc.numbers[f.column][keep] for f in lay.numeric]) if m else None
+        keys = row_hash(np.arange(idx0 + start, idx0 + start + U.shape[0]), plan.seed)
+        for k in range(K + 1):
+            sel = part == k
+            if not sel.any():
+                continue
+            Uk = U[sel]
+            S[k] += Uk.T @ Uk
+            if values is not None:
+                rk = values[sel]
+                lo[k] = np.fmin(lo[k], np.min(np.where(np.isnan(rk), np.inf, rk), axis=0))
+                hi[k] = np.fmax(hi[k], np.max(np.where(np.isnan(rk), -np.inf, rk), axis=0))
+                samples[k].add(keys[sel], rk)
+    return S, lo, hi, samples
+
+
+@dataclass
+class _Pass3:
+    """The partial results of pass 3 (see :func:`_pass3`), summed over partitions."""
+
+    cv: list[list[_Metric]]  # [candidate][fold]
+    test: list[_Metric]  # [candidate], its final model on the test rows
+    test_sample: Sample  # y, then each candidate's prediction
+    pred_sample: Sample
+    bins: dict[str, NDArray[np.int64]]
+
+    def merge(self, other: _Pass3) -> _Pass3:
+        for row, orow in zip(self.cv, other.cv, strict=True):
+            for a, b in zip(row, orow, strict=True):
+                a.merge(b)
+        for a, b in zip(self.test, other.test, strict=True):
+            a.merge(b)
+        self.test_sample = Sample.merge([self.test_sample, other.test_sample])
+        self.pred_sample = Sample.merge([self.pred_sample, other.pred_sample])
+        for key, v in other.bins.items():
+            self.bins[key] = self.bins[key] + v
+        return self
+
+
+def _pass3(
+    rd: _Reader,
+    span: Span | None,
+    plan: _Plan,
+    parts: NDArray[np.int8],
+    idx0: int,
+    B: FloatArray,
+    finals: FloatArray,
+    edges: dict[str, dict[str, Any]],
+    y_center: float,
+) -> _Pass3:
+    """Every fold model's metrics on its validation rows (``B``: one column per candidate and
+    fold), every candidate's final model (``finals``) on the test rows, in dollars, and the
+    drift reference's counts on the training rows."""
+    from model.drift import bin_counts
+
+    lay, K = plan.lay, plan.folds
+    n_c = finals.shape[1]
+    out = _Pass3(
+        [[_Metric() for _ in range(K)] for _ in range(n_c)],
+        [_Metric() for _ in range(n_c)],
+        Sample(plan.sample_rows, 1 + n_c),
+        Sample(plan.sample_rows, n_c),
+        {f.name: np.zeros(len(edges[f.name]["edges"]) + 2, dtype=np.int64) for f in lay.numeric},
+    )
+    for start, U, pc, keep in _blocks(rd, plan, span):
+        part = parts[start : start + U.shape[0]]
+        y = pc.target[keep]
+        F = U @ np.column_stack([B, finals])
+        pred = np.exp(F) if lay.log_target else F
+        for k in range(K):
+            sel = part == k
+            if sel.any():
+                for c in range(n_c):
+                    out.cv[c][k].add(y[sel], pred[sel, c * K + k], y_center)
+        final = pred[:, n_c * K :]
+        keys = row_hash(np.arange(idx0 + start, idx0 + start + U.shape[0]), plan.seed)
+        te = part == K
+        if te.any():
+            for c in range(n_c):
+                out.test[c].add(y[te], final[te, c], y_center)
+            out.test_sample.add(keys[te], np.column_stack([y[te], final[te]]))
+        tr = ~te
+        out.pred_sample.add(keys[tr], final[tr])
+        for f in lay.numeric:
+            out.bins[f.name] += bin_counts(edges[f.name], pc.numbers[f.column][keep][tr])
+    return out
+
+
 def fit_stream(
     cfg: Config,
     grid: dict[str, list[Any]],
@@ -815,39 +1029,36 @@ def fit_stream(
     chunk_rows: int | None = None,
     say: Callable[[str], None] | None = None,
     sample_rows: int = SAMPLE_ROWS,
+    runner: Runner | None = None,
 ) -> StreamFit:
-    """Train ``cfg`` in three passes over its file (see the module docstring)."""
-    from model.workflow.train import METRICS, build_pipeline
+    """Train ``cfg`` in three passes over its file (see the module docstring); ``runner``
+    runs each pass on the file's partitions (default: the whole file, in this process)."""
+    from model.drift import numeric_profile
+    from model.workflow.train import METRICS, PARAM_PREFIX, build_pipeline
 
+    run = runner or Runner()
     rd = _Reader(cfg, chunk_rows)
+    spans = run.spans(rd)
     note = say or (lambda _: None)
-    # The columns filtered by ==/in that are neither numeric features nor the target are read
-    # as numbers only if every present value is one, as load_csv decides: a look at them first.
+    # A filter column that is neither a numeric feature nor the target is read as numbers
+    # only if every present value is one, as load_csv decides: a look at those columns first.
+    ambiguous = list(
+        dict.fromkeys(r.column for r in cfg.filters if r.column not in rd.numeric_columns)
+    )
     numeric_filters: dict[str, bool] = {}
-    ambiguous = [
-        r.column
-        for r in cfg.filters
-        if r.column not in rd.numeric_columns and r.op in ("<", "<=", ">", ">=")
-    ]
-    ambiguous += [
-        r.column
-        for r in cfg.filters
-        if r.column not in rd.numeric_columns and r.op not in ("<", "<=", ">", ">=")
-    ]
     if ambiguous:
-        kinds = dict.fromkeys(ambiguous, True)
-        for chunk in rd.chunks():
-            for name in kinds:
-                if kinds[name] and _to_numbers(chunk.columns[name], cfg_na(cfg))[1] is not None:
-                    kinds[name] = False
-        numeric_filters = kinds
+        for kinds in run.map(_kinds_pass, [(rd, sp, ambiguous) for sp in spans]):
+            for name, b in kinds.items():
+                numeric_filters[name] = numeric_filters.get(name, True) and b
 
     note(f"pass 1/3: statistics of {rd.path}")
-    p1 = Pass1()
-    for chunk in rd.chunks():
-        _pass1_chunk(rd, chunk, p1, numeric_filters)
+    partials = run.map(_pass1, [(rd, sp, numeric_filters) for sp in spans])
+    p1 = partials[0]
+    for later in partials[1:]:
+        p1.merge(later)
     _raise_pass1(cfg, rd, p1)
     n = p1.kept
+    starts = np.concatenate([[0], np.cumsum([q.kept for q in partials])]).astype(int).tolist()
     sha256 = _sha256(rd.path)
 
     plain = [f for f in cfg.features if f.numeric and f.transform is None]
@@ -858,18 +1069,11 @@ def fit_stream(
     cat_maps: list[dict[str, int]] = []
     for f in categorical:
         numeric_col = p1.all_numbers.get(f.column, True)
-        merged: Counter[str] = Counter()
-        for spelling, times in p1.categories.get(f.name, Counter()).items():
-            merged[_category_name(spelling, numeric_col)] += times
-        names = tuple(sorted(merged))
+        spellings = p1.categories.get(f.name, Counter())
+        names = tuple(sorted({_category_name(v, numeric_col) for v in spellings}))
         cat_names.append(names)
         pos = {name: i for i, name in enumerate(names)}
-        cat_maps.append(
-            {
-                spelling: pos[_category_name(spelling, numeric_col)]
-                for spelling in p1.categories.get(f.name, Counter())
-            }
-        )
+        cat_maps.append({v: pos[_category_name(v, numeric_col)] for v in spellings})
     lay = Layout(
         numeric=numeric,
         categorical=categorical,
@@ -881,125 +1085,79 @@ def fit_stream(
     )
     K = cfg.folds
     parts = assign_parts(n, cfg.test_size, K, cfg.seed)
+    plan = _Plan(lay, cat_maps, numeric_filters, K, cfg.seed, sample_rows)
+
+    def slices() -> list[tuple[NDArray[np.int8], int]]:
+        return [(parts[a:b], a) for a, b in itertools.pairwise(starts)]
 
     note("pass 2/3: sums per fold")
-    P = lay.width
-    S = np.zeros((K + 1, P, P))
-    m = lay.n_num
-    lo = np.full((K + 1, m), math.inf)
-    hi = np.full((K + 1, m), -math.inf)
-    samples = [Sample(sample_rows, m) for _ in range(K + 1)]
-    for idx0, U, pc, keep in _blocks(rd, lay, cat_maps, numeric_filters):
-        idx = np.arange(idx0, idx0 + U.shape[0])
-        part = parts[idx]
-        values = np.column_stack([pc.numbers[f.column][keep] for f in numeric]) if m else None
-        keys = row_hash(idx, cfg.seed)
+    S = np.zeros((K + 1, lay.width, lay.width))
+    lo = np.full((K + 1, lay.n_num), math.inf)
+    hi = np.full((K + 1, lay.n_num), -math.inf)
+    samples: list[list[Sample]] = [[] for _ in range(K + 1)]
+    args2 = [(rd, sp, plan, pp, i0) for sp, (pp, i0) in zip(spans, slices(), strict=True)]
+    for S_p, lo_p, hi_p, smp in run.map(_pass2, args2):
+        S += S_p
+        lo, hi = np.fmin(lo, lo_p), np.fmax(hi, hi_p)
         for k in range(K + 1):
-            sel = part == k
-            if not sel.any():
-                continue
-            Uk = U[sel]
-            S[k] += Uk.T @ Uk
-            if values is not None:
-                rk = values[sel]
-                with np.errstate(invalid="ignore"):
-                    lo[k] = np.fmin(lo[k], np.nanmin(np.where(np.isnan(rk), np.inf, rk), axis=0))
-                    hi[k] = np.fmax(hi[k], np.nanmax(np.where(np.isnan(rk), -np.inf, rk), axis=0))
-                samples[k].add(keys[sel], rk)
+            samples[k].append(smp[k])
+    part_samples = [Sample.merge(s) for s in samples]
 
-    base = build_pipeline(cfg)
-    estimator = base.named_steps["regressor"].regressor
+    estimator = build_pipeline(cfg).named_steps["regressor"].regressor
     candidates = parameter_grid(grid)
-    from model.workflow.train import PARAM_PREFIX
 
     def with_params(params: dict[str, Any]) -> Any:
         short = {k.removeprefix(PARAM_PREFIX): v for k, v in params.items()}
         return clone(estimator).set_params(**short)
 
+    median = cfg.impute == "median"
     fold_fits: list[list[FoldFit]] = []
     for params in candidates:
         est = with_params(params)
         row = []
         for k in range(K):
             others = [j for j in range(K) if j != k]
-            S_tr = S[others].sum(axis=0)
-            smp = Sample.merge([samples[j] for j in others]) if cfg.impute == "median" else None
-            row.append(fit_from_sums(cfg, lay, S_tr, smp, est))
+            smp = Sample.merge([part_samples[j] for j in others]) if median else None
+            row.append(fit_from_sums(cfg, lay, S[others].sum(axis=0), smp, est))
         fold_fits.append(row)
     S_train = S[:K].sum(axis=0)
-    train_sample = Sample.merge(samples[:K])
-    # the best candidate needs the CV metrics; rank by the scoring metric after pass 3
-    note("pass 3/3: predictions and metrics")
+    train_sample = Sample.merge(part_samples[:K])
     n_c = len(candidates)
     B = np.column_stack([fold_fits[c][k].beta for c in range(n_c) for k in range(K)])
-    cv_metrics = [[_Metric() for _ in range(K)] for _ in range(n_c)]
+    # Every candidate's final model too: the CV picks one after pass 3 (its metrics in
+    # dollars need the rows), and the test metrics of the one picked come from that pass.
+    finals = [
+        fit_from_sums(cfg, lay, S_train, train_sample if median else None, with_params(p))
+        for p in candidates
+    ]
+    edges = {f.name: numeric_profile(train_sample.values[:, j]) for j, f in enumerate(numeric)}
     y_center = math.exp(lay.y_shift) if lay.log_target else lay.y_shift
-    for idx0, U, pc, keep in _blocks(rd, lay, cat_maps, numeric_filters):
-        idx = np.arange(idx0, idx0 + U.shape[0])
-        part = parts[idx]
-        y = pc.target[keep]
-        F = U @ B
-        pred = np.exp(F) if lay.log_target else F
-        for k in range(K):
-            sel = part == k
-            if not sel.any():
-                continue
-            for c in range(n_c):
-                cv_metrics[c][k].add(y[sel], pred[sel, c * K + k], y_center)
+
+    note("pass 3/3: predictions and metrics")
+    finals_B = np.column_stack([f.beta for f in finals])
+    args3 = [
+        (rd, sp, plan, pp, i0, B, finals_B, edges, y_center)
+        for sp, (pp, i0) in zip(spans, slices(), strict=True)
+    ]
+    results3 = run.map(_pass3, args3)
+    p3 = results3[0]
+    for other in results3[1:]:
+        p3.merge(other)
     table = {
-        m_: np.array([[cv_metrics[c][k].values()[m_] for k in range(K)] for c in range(n_c)])
+        m_: np.array([[p3.cv[c][k].values()[m_] for k in range(K)] for c in range(n_c)])
         for m_ in METRICS
     }
-    scoring = [cfg.scoring, *[x for x in METRICS if x != cfg.scoring]]
     means = table[cfg.scoring].mean(axis=1)
     key = np.where(np.isnan(means), np.inf, means)
-    best_index = int(np.flatnonzero(key == key.min())[0])
+    best_index = int(np.flatnonzero(key == key.min())[0])  # GridSearchCV's rank 1
     best_params = dict(candidates[best_index])
-    final = fit_from_sums(
-        cfg,
-        lay,
-        S_train,
-        train_sample if cfg.impute == "median" else None,
-        with_params(best_params),
-    )
-    best = _pipeline(cfg, lay, final, best_params)
-
-    # the final model's predictions: test metrics, a sample of the test rows for the plots,
-    # the drift reference's bin counts (edges from the sample of the training rows)
-    from model.drift import bin_counts, numeric_profile
-
-    edges = {}
-    for j, f in enumerate(numeric):
-        col = train_sample.values[:, j]
-        prof = numeric_profile(col)
-        edges[f.name] = prof
-    test_metric = _Metric()
-    bins = {f.name: np.zeros(len(edges[f.name]["edges"]) + 2, dtype=np.int64) for f in numeric}
-    test_sample = Sample(sample_rows, 2)
-    pred_sample = Sample(sample_rows, 1)
-    for idx0, U, pc, keep in _blocks(rd, lay, cat_maps, numeric_filters):
-        idx = np.arange(idx0, idx0 + U.shape[0])
-        part = parts[idx]
-        y = pc.target[keep]
-        F = U @ final.beta
-        pred = np.exp(F) if lay.log_target else F
-        keys = row_hash(idx, cfg.seed)
-        te = part == K
-        if te.any():
-            test_metric.add(y[te], pred[te], y_center)
-            test_sample.add(keys[te], np.column_stack([y[te], pred[te]]))
-        tr = ~te
-        pred_sample.add(keys[tr], pred[tr].reshape(-1, 1))
-        for f in numeric:
-            x = pc.numbers[f.column][keep][tr]
-            bins[f.name] += bin_counts(edges[f.name], x)
+    best = _pipeline(cfg, lay, finals[best_index], best_params)
     n_train = int(S_train[lay.one, lay.one])
-
     features_ref: dict[str, Any] = {}
     for f in cfg.features:
         if f.numeric:
             prof = dict(edges[f.name])
-            prof["shares"] = (bins[f.name] / n_train).tolist()
+            prof["shares"] = (p3.bins[f.name] / n_train).tolist()
             prof["count"] = n_train
             features_ref[f.name] = prof
         else:
@@ -1007,20 +1165,22 @@ def fit_stream(
             off = lay.cat_offsets()[ci]
             counts = np.array([S_train[off + i, lay.one] for i in range(len(cat_names[ci]))])
             seen = counts > 0
-            cats = [c for c, s in zip(cat_names[ci], seen.tolist(), strict=True) if s]
+            cats = [c for c, s_ in zip(cat_names[ci], seen.tolist(), strict=True) if s_]
             missing = n_train - float(counts.sum())
-            shares = [*(counts[seen] / n_train).tolist(), 0.0, missing / n_train]
             features_ref[f.name] = {
                 "kind": "categorical",
                 "categories": cats,
-                "shares": shares,
+                "shares": [*(counts[seen] / n_train).tolist(), 0.0, missing / n_train],
                 "count": n_train,
             }
-    reference = {"features": features_ref, "prediction": numeric_profile(pred_sample.values[:, 0])}
+    reference = {
+        "features": features_ref,
+        "prediction": numeric_profile(p3.pred_sample.values[:, best_index]),
+    }
     records = _feature_records(
         cfg, lay, S_train, lo[:K].min(axis=0), hi[:K].max(axis=0), train_sample
     )
-
+    scoring = [cfg.scoring, *[x for x in METRICS if x != cfg.scoring]]
     results: dict[str, Any] = {"params": candidates}
     for key_ in sorted({k for p in candidates for k in p}):
         column = np.empty(n_c, dtype=object)
@@ -1032,14 +1192,13 @@ def fit_stream(
             results[f"split{k}_test_{name}"] = t[:, k].copy()
         results[f"mean_test_{name}"] = t.mean(axis=1)
         results[f"std_test_{name}"] = t.std(axis=1)
-    search = StreamSearch(results, best_index, best_params, best, K)
-    order = np.argsort(test_sample.keys)
+    order = np.argsort(p3.test_sample.keys)
     return StreamFit(
-        search=search,
+        search=StreamSearch(results, best_index, best_params, best, K),
         best=best,
-        test=test_metric.values(),
-        y_test=test_sample.values[order, 0],
-        p_test=test_sample.values[order, 1],
+        test=p3.test[best_index].values(),
+        y_test=p3.test_sample.values[order, 0],
+        p_test=p3.test_sample.values[order, 1 + best_index],
         features=records,
         reference=reference,
         rows=n,
@@ -1050,22 +1209,25 @@ def fit_stream(
         delimiter=rd.delimiter,
         encoding=rd.encoding,
         chunk_rows=rd.chunk_rows,
+        engine=run.name,
     )
 
 
 def _blocks(
-    rd: _Reader, lay: Layout, cat_maps: list[dict[str, int]], numeric_filters: dict[str, bool]
+    rd: _Reader, plan: _Plan, span: Span | None
 ) -> Iterator[tuple[int, FloatArray, Parsed, NDArray[np.bool_]]]:
-    """``(index of the first kept row, u, parsed chunk, kept rows)`` per block of a chunk."""
+    """``(index of its first row among the partition's kept rows, u, parsed chunk, kept rows)``
+    per block of a chunk."""
     start = 0
+    lay = plan.lay
     rows = max(1, _BLOCK_ELEMENTS // lay.width)
-    for chunk in rd.chunks():
-        pc = _parse_chunk(rd, chunk, None, numeric_filters)
+    for chunk in rd.chunks(span):
+        pc = _parse_chunk(rd, chunk, None, plan.numeric_filters)
         kept = np.flatnonzero(pc.keep)
         for b in range(0, kept.size, rows):
             keep = np.zeros(pc.keep.size, dtype=bool)
             keep[kept[b : b + rows]] = True
-            U = _augmented(lay, pc, cat_maps, keep)
+            U = _augmented(lay, pc, plan.cat_maps, keep)
             yield start, U, pc, keep
             start += U.shape[0]
 
@@ -1165,7 +1327,7 @@ def _pipeline(cfg: Config, lay: Layout, fit: FoldFit, params: dict[str, Any]) ->
 def engine_metadata(fit: StreamFit) -> dict[str, Any]:
     """The metadata's record of how the stream engine ran."""
     return {
-        "name": "stream",
+        "name": fit.engine,
         "chunk_rows": fit.chunk_rows,
         "passes": fit.passes,
         "sample_rows": SAMPLE_ROWS,
