@@ -112,10 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument(
         "--engine",
-        choices=("memory", "stream"),
+        choices=("memory", "stream", "dask"),
         default="memory",
         help="memory: load the CSV (any estimator); stream: linear models from sums over "
-        "chunks, memory for one chunk whatever the file's size (default: memory)",
+        "chunks, memory for one chunk whatever the file's size; dask: the same sums on a "
+        "Dask cluster (the 'dask' extra) (default: memory)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: the scheduler of an existing cluster (tcp://host:8786); "
+        "default: a local cluster of 2 worker processes",
     )
     p.add_argument(
         "--chunk-rows",
@@ -208,6 +215,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         signing_key=key.encode() if key else None,
         engine=args.engine,
         chunk_rows=args.chunk_rows or None,
+        scheduler=args.scheduler,
     )
     meta = result.metadata
     cv = meta["cv"][cfg.scoring]
@@ -386,6 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``houseprice`` command with ``argv`` (default ``sys.argv[1:]``); return the code."""
     from model.workflow.artifact import ArtifactError
     from model.workflow.config import ConfigError
+    from model.workflow.dask_engine import EngineError
     from model.workflow.data import DataError
 
     parser = build_parser()
@@ -397,6 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ConfigError, DataError, ArtifactError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except EngineError as exc:  # a cluster's failure: nothing was written
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: nothing was replaced", file=sys.stderr)
         return EXIT_INTERRUPTED

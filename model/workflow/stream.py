@@ -70,8 +70,8 @@ from model.workflow.data import (
 )
 from model.workflow.fastcsv import iter_chunks_fast, iter_span
 
-#: Engines a config's estimator may train with: the rows in memory, or sums over chunks.
-ENGINES = ("memory", "stream")
+#: Engines: the rows in memory; sums over chunks; the same sums on a Dask cluster.
+ENGINES = ("memory", "stream", "dask")
 #: Rows kept per part by the bottom-k sample (medians, quantile edges); see the docstring.
 SAMPLE_ROWS = 65_536
 #: Aim of the default chunk size: about this many bytes of parsed fields in memory.

@@ -538,11 +538,14 @@ def train(
     signing_key: bytes | None = None,
     engine: str = "memory",
     chunk_rows: int | None = None,
+    scheduler: str | None = None,
 ) -> TrainResult:
     """Run the whole training (see the module docstring) and return what it wrote.
 
     ``engine="stream"`` fits from sums over chunks of ``chunk_rows`` rows instead of loading
-    the file (:mod:`model.workflow.stream`); the artifact and the run are the same.
+    the file (:mod:`model.workflow.stream`); ``"dask"`` computes the same sums on a Dask
+    cluster (``scheduler``'s, else a local one: :mod:`model.workflow.dask_engine`). The
+    artifact and the run are the same.
     """
     from model.selection import GridSearchCV, KFold, train_test_split
     from model.workflow.artifact import save_artifact
@@ -555,7 +558,7 @@ def train(
     check_engine(cfg, engine)
     if engine != "memory":
         data, search, test, y_test, p_test, metadata, curve = _train_streamed(
-            cfg, grid, run_id, created, chunk_rows, progress
+            cfg, grid, run_id, created, engine, chunk_rows, scheduler, progress
         )
         best = search.best_estimator_
     else:
@@ -612,16 +615,23 @@ def _train_streamed(
     grid: dict[str, list[Any]],
     run_id: str,
     created: datetime,
+    engine: str,
     chunk_rows: int | None,
+    scheduler: str | None,
     progress: ProgressBar | None,
 ) -> tuple[Any, ...]:
-    """The stream engine's fit, in the shapes :func:`train` writes (no learning curve: it
-    would refit on growing shares of rows held in memory)."""
+    """The stream or dask engine's fit, in the shapes :func:`train` writes (no learning
+    curve: it would refit on growing shares of rows held in memory)."""
     from model.workflow.stream import fit_stream
 
     shown = progress is not None and (progress.draw or progress.print_every > 0)
     say = progress.line if progress is not None and shown else None
-    fit = fit_stream(cfg, grid, chunk_rows=chunk_rows, say=say)
+    if engine == "dask":
+        from model.workflow.dask_engine import fit_dask
+
+        fit = fit_dask(cfg, grid, chunk_rows=chunk_rows, scheduler=scheduler, say=say)
+    else:
+        fit = fit_stream(cfg, grid, chunk_rows=chunk_rows, say=say)
     data = PreparedData(
         {},
         np.empty(0),
