@@ -9,13 +9,17 @@ a parent's memory at fork in its child's peak):
 
 - ``--engine stream`` (target: < 500 MB at 3M rows, flat as rows grow);
 - ``--engine memory``, the reference in the same run, at the sizes ``--memory-max`` allows
-  (it holds the file as Python objects: ~20x the file in memory).
+  (it holds the file as Python objects: ~20x the file in memory);
+- ``--engine dask`` with ``--engines ... dask``: a LocalCluster of 2 worker processes, whose
+  CPU time counts in (they are the train process's children); its peak is the largest
+  single process's, not the sum.
 
 Throughput is rows x passes / CPU seconds of the whole run, i.e. per core: parsing and
 accumulating, plus the solver, the writing of the run and the artifact (small beside the
 passes; the stream engine reads the file three times). Prints a table; asserts nothing.
 
-Run: ``.venv/bin/python benchmarks/bench_scale.py [--rows 1000000 3000000] [--memory-max N]``
+Run: ``.venv/bin/python benchmarks/bench_scale.py [--rows 1000000 3000000] [--memory-max N]
+[--engines stream dask memory]``
 """
 
 from __future__ import annotations
@@ -179,6 +183,13 @@ def main() -> None:
     parser.add_argument(
         "--memory-max", type=int, default=1_000_000, help="largest size trained in memory"
     )
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        default=["stream", "memory"],
+        choices=["stream", "dask", "memory"],
+        help="engines to run at each size (memory only up to --memory-max)",
+    )
     args = parser.parse_args()
     print(describe())
     print()
@@ -198,10 +209,10 @@ def main() -> None:
             config = folder / "sales.toml"
             config.write_text(CONFIG.format(path=csv), encoding="utf-8")
             size = csv.stat().st_size / 1e6
-            engines = ["stream"] + (["memory"] if rows <= args.memory_max else [])
+            engines = [e for e in args.engines if e != "memory" or rows <= args.memory_max]
             for engine in engines:
                 wall, cpu, peak, code = run_train(config, folder, engine)
-                passes = 3 if engine == "stream" else 1
+                passes = 1 if engine == "memory" else 3
                 rate = f"{rows * passes / cpu:,.0f}" if code == 0 else f"exit {code}"
                 print(
                     f"{rows:>10,} {size:>8.0f} {engine:>7} {wall:>7.1f} {cpu:>7.1f} "
