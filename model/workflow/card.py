@@ -124,7 +124,7 @@ def render_model_card(
         "",
         "- log(price) is modelled, so effects are multiplicative and errors relative; the",
         "  prediction is exp of the predicted log, i.e. closer to a median than a mean price.",
-        "- Missing numeric fields are filled with the training median; missing or unseen",
+        f"- Missing numeric fields are filled with the training {cfg.impute}; missing or unseen",
         "  categories are encoded as all zeros (the baseline), not refused.",
         "- Sizes marked `log` are log1p-transformed; all numeric inputs are standardised so a",
         "  single penalty treats them alike.",
