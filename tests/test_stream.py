@@ -101,6 +101,14 @@ value = 4000
 column = "sale"
 op = "!="
 value = "Partial"
+[[data.filters]]
+column = "klass"
+op = "!="
+value = 190
+[[data.filters]]
+column = "district"
+op = "not_in"
+value = ["D5"]
 [split]
 test_size = 0.25
 seed = 3
@@ -321,7 +329,7 @@ def test_synthetic_file_equals_memory_engine(
     _same_metadata(a.metadata, b.metadata, rel=1e-8)
     # "020" and "20" are one category, as the memory engine reads a numeric column
     klass = next(f for f in b.metadata["features"] if f["name"] == "klass")
-    assert klass["categories"] == ["190", "20", "60"]
+    assert klass["categories"] == ["20", "60"]  # and 190 filtered out, compared as a number
 
 
 # --- refusals and errors --------------------------------------------------------------------
@@ -366,7 +374,7 @@ def test_sgd_refuses_the_stream_engine(tmp_path: Path) -> None:
         ("1500,3,199O,5000,D1,20,Normal,100000", "'199O' is not a number"),
         ("1500,3,1990.5,5000,D1,20,Normal,100000", "kind = 'integer', but 1 rows hold"),
         ("25000,3,1990,5000,D1,20,Normal,100000", None),  # filtered out (area <= 4000)
-        ("3000,3,1990,5000,,20,Normal,100000", "required = true, but 1 of"),
+        ("3000,3,,5000,D1,20,Normal,100000", "required = true, but 1 of"),
     ],
 )
 def test_a_bad_row_deep_in_the_file_fails_as_in_memory(

@@ -59,7 +59,7 @@ from model.base import FloatArray, clone
 from model.linear import ElasticNet, LinearRegression, SufficientStats
 from model.preprocessing import missing_mask
 from model.selection import parameter_grid
-from model.workflow.checks import check_row_count, grid_edge_warnings
+from model.workflow.checks import check_row_count
 from model.workflow.config import Config, ConfigError, Feature, RowFilter
 from model.workflow.data import (
     Chunk,
@@ -264,7 +264,13 @@ class _Reader:
         # Which columns are read as numbers: numeric features, the target, and the columns of
         # numeric filters; the rest (categorical features, ==/in filters on text) as text.
         self.numeric_columns = {f.column for f in cfg.features if f.numeric} | {cfg.target}
-        self.text_kinds: dict[str, bool] = {}  # column -> "all present values are numbers"
+        self.text_columns = {f.column for f in cfg.features if not f.numeric}
+        self.wanted = list(
+            dict.fromkeys(
+                [f.column for f in cfg.features]
+                + [c for c in self.filter_columns if c != cfg.target]
+            )
+        )
 
     def chunks(self, span: Span | None = None) -> Iterator[Chunk]:
         """The whole file's chunks, or those of one partition (``span``)."""
@@ -404,11 +410,10 @@ def _parse_chunk(
     lines = np.asarray(chunk.lines, dtype=np.int64)
     numbers: dict[str, FloatArray] = {}
     text: dict[str, NDArray[Any]] = {}
-    wanted = [f.column for f in cfg.features] + [c for c in rd.filter_columns if c != cfg.target]
-    for col in dict.fromkeys(wanted):
+    for col in rd.wanted:
         raw = chunk.columns[col]
         as_number = col in rd.numeric_columns or numeric_filters.get(col, False)
-        if as_number:
+        if as_number:  # numeric features, the target, numeric filter columns
             values, bad = _to_numbers(raw, na)
             numbers[col] = values
             if p1 is not None:
@@ -421,14 +426,14 @@ def _parse_chunk(
                 inf = np.flatnonzero(np.isinf(values))
                 if inf.size and col not in p1.first_inf:
                     p1.first_inf[col] = (int(lines[inf[0]]), raw[int(inf[0])])
-        else:
+        if col in rd.text_columns or not as_number:  # categories, text filter columns
             arr = np.array(raw, dtype=object)
             miss = np.fromiter(map(na.__contains__, raw), dtype=bool, count=len(raw))
             arr[miss] = None
             text[col] = arr
             if p1 is not None:
                 p1.present[col] = p1.present.get(col, False) or not miss.all()
-            if p1 is not None and p1.all_numbers.get(col, True):
+            if p1 is not None and not as_number and p1.all_numbers.get(col, True):
                 vals, bad = _to_numbers(raw, na)
                 if bad is not None:
                     p1.all_numbers[col] = False
@@ -548,8 +553,7 @@ def _raise_pass1(cfg: Config, rd: _Reader, p1: Pass1) -> None:
     """The errors of pass 1 in the order the memory engine finds them (prepare_data)."""
     path = rd.path
     # load_csv: the feature columns (infinite values, empty columns), then the target
-    for f in [*cfg.features]:
-        col = f.column
+    for col in rd.wanted:
         numeric_kind = col in rd.numeric_columns and col not in p1.first_non_number
         numeric_kind = numeric_kind or (
             col not in rd.numeric_columns and p1.all_numbers.get(col, True)
@@ -1332,10 +1336,3 @@ def engine_metadata(fit: StreamFit) -> dict[str, Any]:
         "passes": fit.passes,
         "sample_rows": SAMPLE_ROWS,
     }
-
-
-def warnings_for(cfg: Config, fit: StreamFit) -> list[str]:
-    from model.workflow.train import PARAM_PREFIX
-
-    short = {k.removeprefix(PARAM_PREFIX): v for k, v in fit.search.best_params_.items()}
-    return grid_edge_warnings(cfg.grid, short)
