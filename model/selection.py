@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from model import metrics
-from model.base import BaseEstimator, NotFittedError, check_is_fitted, clone
+from model.base import BaseEstimator, FloatArray, NotFittedError, check_is_fitted, clone
 
 IntArray = NDArray[np.intp]
 RandomState = int | np.random.Generator | None
@@ -334,6 +334,26 @@ def cross_validate(
         if callback is not None:
             callback(Progress(k + 1, len(folds), 0, k, {}, scores))
     return {name: _summary(values) for name, values in per_fold.items()}
+
+
+def cross_val_predict(estimator: Any, X: Any, y: Any, *, cv: CV = 5) -> FloatArray:
+    """Out-of-fold predictions: row i predicted by the clone fitted on the folds without it.
+
+    The folds must cover every row exactly once (a partition, as :class:`KFold` gives), so
+    each row gets one prediction from a model that never saw it.
+    """
+    n = _n_rows(X)
+    if n != _n_rows(y):
+        raise ValueError(f"X and y have different numbers of rows: {n} vs {_n_rows(y)}")
+    folds = _folds(cv, X, y)
+    seen = np.concatenate([test for _, test in folds])
+    if seen.size != n or np.unique(seen).size != n:
+        raise ValueError("cross_val_predict needs folds whose test parts partition the rows")
+    out = np.empty(n, dtype=np.float64)
+    for train, test in folds:
+        fitted = clone(estimator).fit(_take(X, train), _take(y, train))
+        out[test] = np.asarray(fitted.predict(_take(X, test)), dtype=np.float64)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -231,3 +231,31 @@ def test_psi_non_negative_and_zero_only_on_equal(h: list[float], data: st.DataOb
     )
     assert psi(h, other) >= 0.0
     assert psi(h, h) == 0.0
+
+
+# --------------------------------------------------------------------------- mutation holes
+
+
+def test_build_reference_uses_its_n_bins() -> None:
+    x = np.arange(1000, dtype=float)
+    for n_bins in (4, 10, 20):
+        ref = build_reference({"x": x}, {"x": "numeric"}, x, n_bins=n_bins)
+        assert len(ref["features"]["x"]["edges"]) == n_bins - 1
+        assert len(ref["prediction"]["edges"]) == n_bins - 1
+
+
+@pytest.mark.parametrize("eps", [0.0, -1e-4, math.nan])
+def test_psi_refuses_a_non_positive_eps(eps: float) -> None:
+    with pytest.raises(ValueError, match="eps must be positive"):
+        psi([0.5, 0.5], [0.5, 0.5], eps=eps)
+
+
+def test_categorical_profile_with_none_and_integer_categories() -> None:
+    col = np.array(["a", None, "b", "a", None], dtype=object)
+    p = categorical_profile(col)
+    assert p["categories"] == ["a", "b"]
+    assert p["shares"] == pytest.approx([0.4, 0.2, 0.0, 0.4])  # a, b, unseen, missing
+    codes = np.array([20, 60, 20, 20], dtype=object)  # codes read as numbers
+    q = categorical_profile(codes, categories=["20", "60"])
+    assert q["shares"] == pytest.approx([0.75, 0.25, 0.0, 0.0])
+    assert bin_index(q, np.array(["20", 70, None], dtype=object)).tolist() == [0, 2, 3]

@@ -202,8 +202,7 @@ def test_init_on_the_bundled_data_trains_to_the_reference(tmp_path: Path) -> Non
 # --- the config's new keys ------------------------------------------------------------------
 
 
-def test_data_keys_relative_path_and_optional_column(tmp_path: Path) -> None:
-    text = """
+DATA_KEYS = """
 [data]
 path = "sales.csv"
 target = "price"
@@ -217,6 +216,10 @@ id_columns = ["pid"]
 name = "area"
 kind = "integer"
 """
+
+
+def test_data_keys_relative_path_and_optional_column(tmp_path: Path) -> None:
+    text = DATA_KEYS
     (tmp_path / "sub").mkdir()
     cfg_file = tmp_path / "sub" / "c.toml"
     cfg_file.write_text(text)
@@ -241,20 +244,9 @@ kind = "integer"
     ],
 )
 def test_data_key_errors(tmp_path: Path, edit: tuple[str, str], message: str) -> None:
-    text = """
-[data]
-path = "sales.csv"
-target = "price"
-delimiter = ";"
-na_values = ["", "?"]
-encoding = "latin-1"
-id_columns = ["pid"]
-[[features]]
-name = "area"
-kind = "integer"
-"""
+    text = DATA_KEYS
     if edit[0] == "licence":
-        text = text.replace('target = "price"', 'target = "price"\nlicence = "MIT"')
+        text = text.replace('license = "CC0-1.0"', 'licence = "CC0-1.0"')
     else:
         text = text.replace(*edit)
     with pytest.raises(ConfigError, match=message):

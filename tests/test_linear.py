@@ -4,6 +4,7 @@ solver against a literal per-row loop, and the input checks."""
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -346,3 +347,71 @@ def test_joblib_round_trip_and_params(est: Any) -> None:
 def test_lasso_params_have_no_l1_ratio() -> None:
     assert sorted(Lasso().get_params()) == ["alpha", "fit_intercept", "max_iter", "tol"]
     assert sorted(Ridge().get_params())[0] == "alpha"
+
+
+# --------------------------------------------------------------------------- mutation holes
+
+
+@pytest.mark.parametrize("est", ["lasso", "elasticnet"])
+def test_coordinate_descent_intercept_on_uncentred_data_matches_sklearn(est: str) -> None:
+    """Columns far from zero: a sign slip in b = ȳ - x̄ᵀw, or an intercept always fitted,
+    moves the intercept by thousands (issue 20's surviving mutants)."""
+    X, y = synthetic(21, n=200, d=4)
+    X = X * [3.0, 10.0, 0.5, 2.0] + [100.0, -50.0, 7.0, 1_000.0]
+    kw: dict[str, Any] = {"alpha": 0.3, "tol": 1e-10, "max_iter": 100_000}
+    if est == "elasticnet":
+        ours, ref = ElasticNet(l1_ratio=0.5, **kw), sl.ElasticNet(l1_ratio=0.5, **kw)
+    else:
+        ours, ref = Lasso(**kw), sl.Lasso(**kw)
+    ours.fit(X, y)
+    ref.fit(X, y)
+    assert rel_err(ours.coef_, ref.coef_) < 1e-4
+    assert ours.intercept_ == pytest.approx(ref.intercept_, rel=1e-6)
+    ours.set_params(fit_intercept=False).fit(X, y)
+    ref.set_params(fit_intercept=False).fit(X, y)
+    assert ours.intercept_ == 0.0 == ref.intercept_
+    assert rel_err(ours.coef_, ref.coef_) < 1e-4
+
+
+def test_sgd_ridge_penalty_shrinks_like_sklearn_ridge() -> None:
+    """The penalty's gradient +2αw pulls the weights in; its sign flipped would push them out."""
+    X, y = synthetic(22, n=400, d=3)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    ref = sl.Ridge(alpha=200.0).fit(X, y)
+    m = Ridge(alpha=200.0, solver="sgd", batch_size=400, learning_rate=0.001, n_epochs=5_000)
+    m.set_params(random_state=0, tol=None).fit(X, y)
+    assert rel_err(m.coef_, ref.coef_) < 1e-3
+    assert np.linalg.norm(m.coef_) < np.linalg.norm(sl.LinearRegression().fit(X, y).coef_)
+
+
+def test_ridge_keeps_random_state_for_its_sgd_solver() -> None:
+    X, y = synthetic(23, n=300, d=3)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    kw: dict[str, Any] = {"alpha": 1.0, "solver": "sgd", "n_epochs": 3, "tol": None}
+    assert Ridge(random_state=5, **kw).get_params()["random_state"] == 5
+    a = Ridge(random_state=1, **kw).fit(X, y).coef_
+    np.testing.assert_array_equal(a, Ridge(random_state=1, **kw).fit(X, y).coef_)
+    assert not np.array_equal(a, Ridge(random_state=2, **kw).fit(X, y).coef_)
+
+
+def test_lasso_stops_only_when_the_duality_gap_certifies_it(
+    diabetes_std: tuple[FloatArray, FloatArray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small weight change only proposes a stop; the duality gap must certify it. A gap
+    reported too large at the first proposals keeps the sweeps going, and the fit still ends
+    at scikit-learn's solution."""
+    import model.linear as linear
+
+    X, y = diabetes_std
+    plain = Lasso(alpha=0.05, tol=1e-8, max_iter=100_000).fit(X, y)
+    real, calls = linear._duality_gap, [0]
+
+    def late_gap(*args: Any) -> float:
+        calls[0] += 1
+        return math.inf if calls[0] <= 3 else real(*args)
+
+    monkeypatch.setattr(linear, "_duality_gap", late_gap)
+    held = Lasso(alpha=0.05, tol=1e-8, max_iter=100_000).fit(X, y)
+    assert calls[0] > 3 and held.n_iter_ > plain.n_iter_
+    ref = sl.Lasso(alpha=0.05, tol=1e-12, max_iter=1_000_000).fit(X, y)
+    assert rel_err(held.coef_, ref.coef_) < 1e-5 and rel_err(plain.coef_, ref.coef_) < 1e-5

@@ -222,3 +222,36 @@ def test_silhouette_label_count_checked() -> None:
         m.silhouette_score(X, [0, 0, 0, 0])
     with pytest.raises(ValueError, match="different numbers of samples"):
         m.silhouette_score(X, [0, 1])
+
+
+# --------------------------------------------------------------------------- mutation holes
+
+
+def test_confusion_matrix_with_labels_that_leave_classes_out() -> None:
+    y_true = ["a", "b", "c", "a", "c", "b"]
+    y_pred = ["a", "c", "c", "b", "a", "b"]
+    for labels in (["c", "a"], ["b"], ["a", "b", "c", "zz"]):
+        ours = m.confusion_matrix(y_true, y_pred, labels=labels)
+        np.testing.assert_array_equal(ours, skm.confusion_matrix(y_true, y_pred, labels=labels))
+    with pytest.raises(ValueError, match="non-empty"):
+        m.confusion_matrix(y_true, y_pred, labels=[])
+    with pytest.raises(ValueError, match="duplicates"):
+        m.confusion_matrix(y_true, y_pred, labels=["a", "a"])
+
+
+def test_roc_auc_with_float_labels_and_missing_labels() -> None:
+    y = np.array([0.0, 1.0, 1.0, 0.0, 1.0])
+    s = np.array([0.1, 0.8, 0.4, 0.35, 0.9])
+    assert m.roc_auc_score(y, s) == pytest.approx(skm.roc_auc_score(y, s), abs=1e-12)
+    assert m.roc_auc_score(y.astype(int), s) == m.roc_auc_score(y, s)
+    with pytest.raises(ValueError, match="missing or infinite"):
+        m.roc_auc_score(np.array([0.0, 1.0, np.nan]), [0.1, 0.2, 0.3])
+
+
+@pytest.mark.parametrize("labels", [[0, 1, 2], [0, -1, 1], [0, 0.5, 1]])
+def test_inertia_refuses_labels_that_index_no_centre(labels: list[float]) -> None:
+    X = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
+    centers = np.array([[0.0, 0.0], [2.0, 2.0]])  # two centres: labels 0 and 1 only
+    with pytest.raises(ValueError, match=r"integers in \[0, 2\)"):
+        m.inertia(X, labels, centers)
+    assert m.inertia(X, [0, 0, 1], centers) == pytest.approx(2.0)

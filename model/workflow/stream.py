@@ -902,6 +902,7 @@ class StreamFit:
     chunk_rows: int
     passes: int = 3
     engine: str = "stream"
+    intervals: dict[str, Any] = field(default_factory=dict)  # from samples (module docstring)
 
 
 def _sha256(path: Path) -> str:
@@ -976,6 +977,7 @@ class _Pass3:
     cv: list[list[_Metric]]  # [candidate][fold]
     test: list[_Metric]  # [candidate], its final model on the test rows
     test_sample: Sample  # y, then each candidate's prediction
+    oof_sample: Sample  # training rows: y, then each candidate's out-of-fold prediction
     pred_sample: Sample
     bins: dict[str, NDArray[np.int64]]
 
@@ -987,6 +989,7 @@ class _Pass3:
             a.merge(b)
         self.test_sample = Sample.merge([self.test_sample, other.test_sample])
         self.pred_sample = Sample.merge([self.pred_sample, other.pred_sample])
+        self.oof_sample = Sample.merge([self.oof_sample, other.oof_sample])
         for key, v in other.bins.items():
             self.bins[key] = self.bins[key] + v
         return self
@@ -1014,6 +1017,7 @@ def _pass3(
         [[_Metric() for _ in range(K)] for _ in range(n_c)],
         [_Metric() for _ in range(n_c)],
         Sample(plan.sample_rows, 1 + n_c),
+        Sample(plan.sample_rows, 1 + n_c),
         Sample(plan.sample_rows, n_c),
         {f.name: np.zeros(len(edges[f.name]["edges"]) + 2, dtype=np.int64) for f in lay.numeric},
     )
@@ -1036,6 +1040,11 @@ def _pass3(
             out.test_sample.add(keys[te], np.column_stack([y[te], final[te]]))
         tr = ~te
         out.pred_sample.add(keys[tr], final[tr])
+        if tr.any():  # each training row's prediction by the fold model that did not see it
+            fold_of = part[tr].astype(np.intp)
+            cols = np.arange(n_c)[None, :] * K + fold_of[:, None]
+            oof = np.take_along_axis(pred[tr], cols, axis=1)
+            out.oof_sample.add(keys[tr], np.column_stack([y[tr], oof]))
         for f in lay.numeric:
             out.bins[f.name] += bin_counts(edges[f.name], pc.numbers[f.column][keep][tr])
     return out
@@ -1211,7 +1220,17 @@ def fit_stream(
             results[f"split{k}_test_{name}"] = t[:, k].copy()
         results[f"mean_test_{name}"] = t.mean(axis=1)
         results[f"std_test_{name}"] = t.std(axis=1)
+    from model.workflow.intervals import calibrate
+
     order = np.argsort(p3.test_sample.keys)
+    oof = p3.oof_sample.values
+    intervals = calibrate(
+        oof[:, 0],
+        oof[:, 1 + best_index],
+        p3.test_sample.values[:, 0],
+        p3.test_sample.values[:, 1 + best_index],
+        "log" if lay.log_target else "price",
+    )
     return StreamFit(
         search=StreamSearch(results, best_index, best_params, best, K),
         best=best,
@@ -1229,6 +1248,7 @@ def fit_stream(
         encoding=rd.encoding,
         chunk_rows=rd.chunk_rows,
         engine=run.name,
+        intervals=intervals,
     )
 
 

@@ -44,6 +44,7 @@ from model.workflow.atomic import atomic_write_text
 from model.workflow.checks import check_features, check_row_count, grid_edge_warnings
 from model.workflow.config import INFO_KEYS, Config, ConfigError, RowFilter
 from model.workflow.data import DataError, first_non_number, load_csv
+from model.workflow.intervals import calibrate
 from model.workflow.progress import ProgressBar
 from model.workflow.runs import append_index, new_run_id
 
@@ -547,7 +548,7 @@ def train(
     cluster (``scheduler``'s, else a local one: :mod:`model.workflow.dask_engine`). The
     artifact and the run are the same.
     """
-    from model.selection import GridSearchCV, KFold, train_test_split
+    from model.selection import GridSearchCV, KFold, cross_val_predict, train_test_split
     from model.workflow.artifact import save_artifact
     from model.workflow.stream import check_engine
 
@@ -577,6 +578,9 @@ def train(
         test = regression_metrics(y_test, p_test)
         metadata = build_metadata(cfg, data, search, X_train, y_train, test, run_id, created)
         tuned = build_pipeline(cfg).set_params(**search.best_params_)
+        oof = cross_val_predict(tuned, X_train, y_train, cv=kfold)
+        space: Literal["log", "price"] = "log" if cfg.target_transform == "log" else "price"
+        metadata["intervals"] = calibrate(y_train, oof, y_test, p_test, space)
         curve = learning_curve(tuned, X_train, y_train, list(kfold.split(X_train)))
 
     runs = Path(runs_dir)
@@ -645,6 +649,7 @@ def _train_streamed(
     metadata = build_metadata(
         cfg, data, fit.search, {}, np.empty(0), fit.test, run_id, created, streamed=fit
     )
+    metadata["intervals"] = fit.intervals
     curve: dict[str, list[float]] = {"sizes": [], "train_rmse_log": [], "valid_rmse_log": []}
     return data, fit.search, fit.test, fit.y_test, fit.p_test, metadata, curve
 
