@@ -505,3 +505,13 @@ def test_fast_reader_on_ames(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _table(fastcsv.iter_chunks_fast(path, chunk_rows=300)) == _table(
         data_mod.iter_chunks(path, chunk_rows=300)
     )
+
+
+def test_impute_is_checked_in_the_config(tmp_path: Path) -> None:
+    path = _synth(tmp_path)
+    path.write_text(
+        path.read_text(encoding="utf-8").replace('impute = "mean"', 'impute = "mode"'),
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"model.impute: expected one of median, mean"):
+        load_config(path)
