@@ -515,3 +515,10 @@ def test_impute_is_checked_in_the_config(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"model.impute: expected one of median, mean"):
         load_config(path)
+
+
+@pytest.mark.parametrize("n", [1, 2, 97, 123_457])
+def test_int32_permutation_is_the_generators(n: int) -> None:
+    from model.workflow.stream import _permutation
+
+    np.testing.assert_array_equal(_permutation(n, 42), np.random.default_rng(42).permutation(n))

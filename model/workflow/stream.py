@@ -646,6 +646,14 @@ def _category_name(raw: str, numeric_column: bool) -> str:
 # --- the split, from row indices alone -----------------------------------------------------
 
 
+def _permutation(n: int, seed: int) -> NDArray[np.signedinteger[Any]]:
+    """``np.random.default_rng(seed).permutation(n)`` in half the memory: the same shuffle of
+    ``arange(n)`` (the draws do not depend on the dtype; tests check it)."""
+    out: NDArray[np.signedinteger[Any]] = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+    np.random.default_rng(seed).shuffle(out)
+    return out
+
+
 def assign_parts(n: int, test_size: float, folds: int, seed: int) -> NDArray[np.int8]:
     """Each kept row's part: its CV fold ``0..folds-1``, or ``folds`` for the test part.
 
@@ -653,16 +661,17 @@ def assign_parts(n: int, test_size: float, folds: int, seed: int) -> NDArray[np.
     ``KFold(folds, shuffle=True, random_state=seed)`` on the training rows: both draw one
     seeded permutation of a known length, so the row count is all they need.
     """
-    from model.selection import KFold
-
     n_test = math.ceil(test_size * n)
     n_train = n - n_test
-    order = np.random.default_rng(seed).permutation(n)
-    train = order[:n_train]
+    train = _permutation(n, seed)[:n_train]  # train_test_split's training rows, in its order
     parts = np.full(n, folds, dtype=np.int8)
-    positions = np.arange(n_train)
-    for k, (_, valid) in enumerate(KFold(folds, shuffle=True, random_state=seed).split(positions)):
-        parts[train[valid]] = k
+    order = _permutation(n_train, seed)  # KFold's shuffle of the training positions
+    sizes = np.full(folds, n_train // folds)
+    sizes[: n_train % folds] += 1
+    start = 0
+    for k, size in enumerate(sizes.tolist()):
+        parts[train[order[start : start + size]]] = k
+        start += size
     return parts
 
 
