@@ -177,18 +177,37 @@ class ColumnTransformer(TransformerMixin, NamedEstimatorsMixin):
             outputs.append(out)
         if not outputs:
             raise ValueError("ColumnTransformer: every column was dropped; nothing to output")
+        self._set_layout(fitted, [o.shape[1] for o in outputs])
+        return np.hstack(outputs)
+
+    @classmethod
+    def from_fitted(
+        cls,
+        fitted: Sequence[tuple[str, Any, Sequence[str]]],
+        column_kinds: dict[str, str],
+        widths: Sequence[int],
+    ) -> ColumnTransformer:
+        """A fitted ColumnTransformer from blocks fitted elsewhere (e.g. built from statistics
+        accumulated over chunks): ``(name, fitted transformer, columns)``, each column's kind
+        (``"numeric"``/``"categorical"``) and each block's output width."""
+        spec = [(name, est, list(names)) for name, est, names in fitted]
+        ct = cls(spec)
+        ct.feature_names_in_ = [c for _, _, names in spec for c in names]
+        ct.column_kinds_ = dict(column_kinds)
+        ct._set_layout(spec, widths)
+        return ct
+
+    def _set_layout(self, fitted: list[tuple[str, Any, list[str]]], widths: Sequence[int]) -> None:
         self.transformers_ = fitted
         self.numeric_blocks_ = [
             all(self.column_kinds_[c] == NUMERIC for c in names) for _, _, names in fitted
         ]
-        widths = [o.shape[1] for o in outputs]
         stops = np.cumsum(widths).tolist()
         self.output_slices_ = [
             (int(stop - w), int(stop)) for stop, w in zip(stops, widths, strict=True)
         ]
         self.n_features_out_ = int(stops[-1])
         self.required_columns_ = [c for _, _, names in fitted for c in names]
-        return np.hstack(outputs)
 
     def transform(self, X: Any) -> FloatArray:
         check_is_fitted(self, "transformers_")

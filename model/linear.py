@@ -219,7 +219,24 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     def fit(self, X: ArrayLike, y: ArrayLike) -> Self:
         self._check_params()
         Xa, ya = check_X_y(X, y)
-        stats = sufficient_stats(Xa, ya, self.fit_intercept)
+        return self._fit_stats(sufficient_stats(Xa, ya, self.fit_intercept), Xa, ya)
+
+    def fit_stats(self, stats: SufficientStats) -> Self:
+        """Fit from the sufficient statistics alone, as :meth:`fit` does after computing them.
+
+        For data that never sits in memory at once (statistics accumulated chunk by chunk);
+        ``stats`` must be centred as :func:`sufficient_stats` centres them (zero means
+        without an intercept). ``"sgd"`` needs the rows themselves and is refused.
+        """
+        self._check_params()
+        if self.solver == "sgd":
+            raise ValueError("solver='sgd' draws mini-batches of rows; it cannot fit from sums")
+        return self._fit_stats(stats, None, None)
+
+    def _fit_stats(
+        self, stats: SufficientStats, X: FloatArray | None, y: FloatArray | None
+    ) -> Self:
+        """The one solving step of :meth:`fit` and :meth:`fit_stats`."""
         alpha = self._penalty()
         if self.solver == "normal":
             w = solve_normal_equations(stats.G, stats.q, alpha)
@@ -227,15 +244,15 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             self.cost_history_: list[float] = []
             self.n_iter_ = 0
         else:
-            w, b, self.cost_history_ = self._descend(Xa, ya, stats, alpha)
+            w, b, self.cost_history_ = self._descend(X, y, stats, alpha)
             self.n_iter_ = len(self.cost_history_)
         self.coef_: FloatArray = w
         self.intercept_ = b
-        self.n_features_in_ = Xa.shape[1]
+        self.n_features_in_ = stats.q.shape[0]
         return self
 
     def _descend(
-        self, X: FloatArray, y: FloatArray, s: SufficientStats, alpha: float
+        self, X: FloatArray | None, y: FloatArray | None, s: SufficientStats, alpha: float
     ) -> tuple[FloatArray, float, list[float]]:
         """Gradient descent (full batch or mini-batch) from (w, b) = 0, recording
         J = (1/n)(||y - Xw - b||² + α||w||²) after every epoch.
@@ -245,7 +262,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         stop, the divergence check and the printing then look at the epochs in order, so
         the result is the same as checking after every epoch.
         """
-        n, d = X.shape
+        n, d = s.n, s.q.shape[0]
         eta = float(self.learning_rate)
         M = _gd_map(s, alpha, eta, self.fit_intercept)
         Q, v = _cost_form(s, alpha)
@@ -262,6 +279,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                     if self.solver == "gd":
                         theta = M @ theta
                     else:
+                        assert X is not None and y is not None  # sgd is refused by fit_stats
                         theta = self._sgd_epoch(X, y, theta, rng, eta, alpha)
                     T[i] = theta
                 delta = T @ v
@@ -414,7 +432,11 @@ class ElasticNet(RegressorMixin, BaseEstimator):
     def fit(self, X: ArrayLike, y: ArrayLike) -> Self:
         self._check_params()
         Xa, ya = check_X_y(X, y)
-        s = sufficient_stats(Xa, ya, self.fit_intercept)
+        return self.fit_stats(sufficient_stats(Xa, ya, self.fit_intercept))
+
+    def fit_stats(self, s: SufficientStats) -> Self:
+        """Fit from the sufficient statistics alone (see :meth:`LinearRegression.fit_stats`)."""
+        self._check_params()
         l1 = float(self.alpha) * self._rho() * s.n
         l2 = float(self.alpha) * (1.0 - self._rho()) * s.n
         d = s.q.shape[0]
@@ -424,7 +446,7 @@ class ElasticNet(RegressorMixin, BaseEstimator):
             w_ridge = solve_normal_equations(s.G, s.q, l2)
             self.n_iter_ = 0
             self.dual_gap_ = 0.0
-            return self._set_fitted(w_ridge, s, Xa.shape[1])
+            return self._set_fitted(w_ridge, s, d)
         G, q, diag = s.G, s.q, np.diag(s.G).copy()
         w = np.zeros(d)
         Gw = np.zeros(d)
@@ -455,7 +477,7 @@ class ElasticNet(RegressorMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        return self._set_fitted(w, s, Xa.shape[1])
+        return self._set_fitted(w, s, d)
 
     def _set_fitted(self, w: FloatArray, s: SufficientStats, n_features: int) -> Self:
         self.coef_: FloatArray = w

@@ -190,6 +190,17 @@ class SimpleImputer(Transformer):
             )
         return [(("fill", float(v)),) for v in stats.tolist()]
 
+    @classmethod
+    def from_statistics(
+        cls, statistics: Any, strategy: Literal["mean", "median", "most_frequent", "constant"]
+    ) -> SimpleImputer:
+        """A fitted imputer whose fill values ``statistics_`` were computed elsewhere (from
+        statistics accumulated chunk by chunk over data that never sat in memory at once)."""
+        imp = cls(strategy=strategy)
+        imp.statistics_ = np.asarray(statistics)
+        imp.n_features_in_ = int(imp.statistics_.shape[0])
+        return imp
+
     def _transform(self, X: NDArray[Any]) -> NDArray[Any]:
         stats = self.statistics_
         if X.dtype != stats.dtype:
@@ -226,9 +237,12 @@ class StandardScaler(Transformer):
         missing = np.isnan(X)
         _refuse_all_missing(missing, "StandardScaler")
         n = (~missing).sum(axis=0)
+        return self._set_moments(n, np.nanmean(X, axis=0), np.nanvar(X, axis=0))
+
+    def _set_moments(self, n: NDArray[Any], mean: FloatArray, var: FloatArray) -> Self:
         self.n_samples_seen_ = n
-        self.mean_: FloatArray = np.nanmean(X, axis=0)
-        self.var_: FloatArray = np.nanvar(X, axis=0)
+        self.mean_: FloatArray = mean
+        self.var_: FloatArray = var
         constant = self.var_ <= n * _EPS * self.var_ + (n * self.mean_ * _EPS) ** 2
         std = np.sqrt(self.var_)
         self.scale_: FloatArray = np.where(constant | (std < 10 * _EPS), 1.0, std)
@@ -244,6 +258,17 @@ class StandardScaler(Transformer):
             if self.with_std:
                 steps[j].append(("div", float(self.scale_[j])))
         return [tuple(s) for s in steps]
+
+    @classmethod
+    def from_moments(cls, n: Any, mean: Any, var: Any) -> StandardScaler:
+        """A fitted scaler from per-column counts, means and population variances computed
+        elsewhere (e.g. from sums over chunks), with the same near-constant rule as ``fit``."""
+        mean_ = np.asarray(mean, dtype=np.float64)
+        scaler = cls()
+        scaler._set_moments(np.broadcast_to(np.asarray(n), mean_.shape).copy(), mean_, var)
+        scaler.var_ = np.asarray(scaler.var_, dtype=np.float64)
+        scaler.n_features_in_ = int(mean_.shape[0])
+        return scaler
 
     def _transform(self, X: NDArray[Any]) -> FloatArray:
         Z = X - self.mean_ if self.with_mean else np.array(X, dtype=np.float64)
@@ -319,6 +344,9 @@ class OneHotEncoder(Transformer):
                     )
                 uniq = np.array(list(self.categories[j]), dtype=X.dtype)
             cats.append(uniq)
+        return self._set_categories(cats)
+
+    def _set_categories(self, cats: list[NDArray[Any]]) -> Self:
         self.categories_ = cats
         sizes = [len(c) for c in cats]
         self.offsets_ = np.concatenate(([0], np.cumsum(sizes))).astype(np.intp)
@@ -334,6 +362,14 @@ class OneHotEncoder(Transformer):
         from it encodes as all zeros."""
         check_is_fitted(self, "category_index_")
         return [dict(index) for index in self.category_index_]
+
+    @classmethod
+    def from_categories(cls, categories: Sequence[Sequence[Any]]) -> OneHotEncoder:
+        """A fitted encoder whose ``categories_`` (sorted, per column) were found elsewhere."""
+        enc = cls()
+        enc._set_categories([np.array(list(c), dtype=object) for c in categories])
+        enc.n_features_in_ = len(categories)
+        return enc
 
     def _transform(self, X: NDArray[Any]) -> FloatArray:
         n, k = X.shape

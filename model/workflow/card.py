@@ -535,7 +535,7 @@ def _assumptions(cfg: Config, meta: dict[str, Any]) -> list[str]:
             "  than a mean.",
         ]
     lines += [
-        "- Missing numeric fields are filled with the training median; missing or unseen",
+        f"- Missing numeric fields are filled with the training {cfg.impute}; missing or unseen",
         "  categories are encoded as all zeros (the baseline), not refused.",
     ]
     logged = [f"`{f.name}`" for f in cfg.features if f.transform == "log"]

@@ -99,7 +99,8 @@ def check_features(cfg: Config, table: Columns, lines: Sequence[int]) -> None:
                     k = int(np.flatnonzero(fractional)[0])
                     raise ConfigError(
                         f"{where}: kind = 'integer', but {int(fractional.sum())} rows hold a "
-                        f"fraction (first at line {lines[k]}: {col[k]!r}); use kind = 'numeric'"
+                        f"fraction (first at line {lines[k]}: {float(col[k])!r}); "
+                        "use kind = 'numeric'"
                     )
 
 

@@ -148,6 +148,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="MLflow experiment to log to (default: houseprice)",
     )
+    p.add_argument(
+        "--engine",
+        choices=("memory", "stream", "dask"),
+        default="memory",
+        help="memory: load the CSV (any estimator); stream: linear models from sums over "
+        "chunks, memory for one chunk whatever the file's size; dask: the same sums on a "
+        "Dask cluster (the 'dask' extra) (default: memory)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: the scheduler of an existing cluster (tcp://host:8786); "
+        "default: a local cluster of 2 worker processes",
+    )
+    p.add_argument(
+        "--chunk-rows",
+        type=_non_negative_int,
+        metavar="N",
+        help="rows per chunk with --engine stream (default: about 64 MB of fields)",
+    )
 
     p = sub.add_parser(
         "predict",
@@ -377,6 +397,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             signing_key=key.encode() if key else None,
             promote=not args.no_promote,
             tracker=tracker,
+            engine=args.engine,
+            chunk_rows=args.chunk_rows or None,
+            scheduler=args.scheduler,
         )
     except TrackingError as exc:
         raise UsageError(str(exc)) from None
@@ -636,6 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``houseprice`` command with ``argv`` (default ``sys.argv[1:]``); return the code."""
     from model.workflow.artifact import ArtifactError
     from model.workflow.config import ConfigError
+    from model.workflow.dask_engine import EngineError
     from model.workflow.data import DataError
 
     parser = build_parser()
@@ -647,6 +671,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ConfigError, DataError, ArtifactError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except EngineError as exc:  # a cluster's failure: nothing was written
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: nothing was replaced", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -36,6 +36,7 @@ its data can move together. The file looks like::
                                 # | stack | voting (these two combine the models in `base`,
                                 # e.g. base = ["ridge", "gbdt"]; params ridge__alpha = 10)
     target_transform = "log"    # fit on log(price), predict exp(.)
+    impute = "median"           # missing numeric values: the training median (or mean)
     params = { alpha = 10.0 }
     grid = { alpha = [1.0, 10.0] }
     [[features]]
@@ -74,6 +75,9 @@ FILTER_OPS = ("<", "<=", ">", ">=", "==", "!=", "in", "not_in")
 ESTIMATORS = ("linear", "ridge", "lasso", "elasticnet", "tree", "gbdt", "forest", "stack", "voting")
 #: The ones that combine the base models named in ``model.base``.
 COMBINERS = ("stack", "voting")
+Impute = Literal["median", "mean"]
+#: How missing numeric values are filled: the training rows' median or mean.
+IMPUTE: tuple[Impute, ...] = ("median", "mean")
 #: Metrics the grid search may select on (lower is better for all of them).
 SCORINGS = ("rmse_log", "rmse", "mae", "mse")
 _SNAKE = re.compile(r"[a-z][a-z0-9_]*")
@@ -138,6 +142,7 @@ class Config:
     scoring: str = "rmse_log"
     estimator: str = "ridge"
     target_transform: str | None = "log"
+    impute: Impute = "median"
     params: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
     base: tuple[str, ...] = ()
@@ -370,7 +375,9 @@ def parse_config(doc: Mapping[str, Any], source: str = "<memory>", text: str = "
 
     model = _table(src, doc, "model")
     _unknown_keys(
-        f"{src}: model", model, ("estimator", "target_transform", "params", "grid", "base")
+        f"{src}: model",
+        model,
+        ("estimator", "target_transform", "params", "grid", "base", "impute"),
     )
     estimator = _get(f"{src}: model", model, "estimator", str, "ridge")
     if estimator not in ESTIMATORS:
@@ -380,6 +387,11 @@ def parse_config(doc: Mapping[str, Any], source: str = "<memory>", text: str = "
     transform = _get(f"{src}: model", model, "target_transform", str, "log")
     if transform not in ("log", "none"):
         raise ConfigError(f"{src}: model.target_transform: expected 'log' or 'none'")
+    impute = _get(f"{src}: model", model, "impute", str, "median")
+    if impute not in IMPUTE:
+        raise ConfigError(
+            f"{src}: model.impute: expected one of {', '.join(IMPUTE)}, got {impute!r}"
+        )
     params = _get(f"{src}: model", model, "params", dict, {})
     grid = _get(f"{src}: model", model, "grid", dict, {})
     base = _parse_base(f"{src}: model", model, estimator)
@@ -417,6 +429,7 @@ def parse_config(doc: Mapping[str, Any], source: str = "<memory>", text: str = "
         scoring=scoring,
         estimator=estimator,
         target_transform=None if transform == "none" else transform,
+        impute="mean" if impute == "mean" else "median",
         params=dict(params),
         grid={k: list(v) for k, v in grid.items()},
         base=base,

@@ -418,7 +418,7 @@ class ChunkColumns(Mapping[str, list[str]]):
 class Chunk:
     """Consecutive data rows of a file: stripped fields by column, and their file lines."""
 
-    columns: ChunkColumns
+    columns: Mapping[str, list[str]]
     lines: list[int]
 
 

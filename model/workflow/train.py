@@ -199,8 +199,9 @@ def make_estimator(cfg: Config) -> Any:
 def build_pipeline(cfg: Config) -> Any:
     """``table -> ColumnTransformer -> TransformedTargetRegressor(estimator)``.
 
-    Numeric features: median imputation (an optional field left empty is priced as the
-    typical house), ``log1p`` for the skewed sizes marked ``transform = "log"``, then
+    Numeric features: median (or, with ``model.impute = "mean"``, mean) imputation (an
+    optional field left empty is priced as the typical house), ``log1p`` for the skewed
+    sizes marked ``transform = "log"``, then
     standardisation so one penalty ``alpha`` treats every coefficient alike. Categorical
     features: one-hot, where missing and never-seen categories are all zeros, i.e. the
     baseline. The target is fitted on the log scale and predicted back in dollars.
@@ -216,11 +217,11 @@ def build_pipeline(cfg: Config) -> Any:
     cats = [f.name for f in cfg.features if f.kind == "categorical"]
     blocks: list[tuple[str, Any, list[str]]] = []
     if plain:
-        steps = [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+        steps = [("impute", SimpleImputer(strategy=cfg.impute)), ("scale", StandardScaler())]
         blocks.append(("numeric", Pipeline(steps), plain))
     if logged:
         steps = [
-            ("impute", SimpleImputer(strategy="median")),
+            ("impute", SimpleImputer(strategy=cfg.impute)),
             ("log", LogTransformer()),
             ("scale", StandardScaler()),
         ]
@@ -604,6 +605,14 @@ def segment_metrics(
     return {"by_category": by_category, "by_price": bands}
 
 
+def _target_range(y: FloatArray) -> dict[str, float | None]:
+    """The target's min, median and max on the training rows (``None`` when an engine did not
+    hold them)."""
+    if y.size == 0:
+        return {"min": None, "median": None, "max": None}
+    return {"min": float(y.min()), "median": float(np.median(y)), "max": float(y.max())}
+
+
 def build_metadata(
     cfg: Config,
     data: PreparedData,
@@ -614,24 +623,34 @@ def build_metadata(
     run_id: str,
     created: datetime,
     segments: dict[str, Any] | None = None,
+    streamed: Any = None,
 ) -> dict[str, Any]:
     """Contract 1's metadata record (docs/ARCHITECTURE.md) for a fitted search.
 
     The drift reference profiles the *training* rows and the model's predictions on them:
     that is the distribution the model was fitted to, which live traffic is compared with.
     ``segments`` is :func:`segment_metrics`' record of the test errors by segment.
+    An engine that never held the rows (``streamed``, a :class:`model.workflow.stream.StreamFit`)
+    gives the feature records, the reference and the row counts it accumulated instead.
     """
     from model.drift import build_reference
 
     best = search.best_estimator_
     regressor = best.named_steps["regressor"].regressor_
-    features = feature_records(cfg, X_train)
-    reference = build_reference(
-        X_train,
-        {f.name: "numeric" if f.numeric else "categorical" for f in cfg.features},
-        best.predict(X_train),
-        categories={r["name"]: r["categories"] for r in features if r["categories"]},
-    )
+    if streamed is not None:
+        from model.workflow.stream import engine_metadata
+
+        features, reference = streamed.features, streamed.reference
+        rows, rows_train, engine = streamed.rows, streamed.rows_train, engine_metadata(streamed)
+    else:
+        features = feature_records(cfg, X_train)
+        reference = build_reference(
+            X_train,
+            {f.name: "numeric" if f.numeric else "categorical" for f in cfg.features},
+            best.predict(X_train),
+            categories={r["name"]: r["categories"] for r in features if r["categories"]},
+        )
+        rows, rows_train, engine = int(data.y.size), int(y_train.size), {"name": "memory"}
     res = search.cv_results_
     return {
         "format_version": 1,
@@ -641,10 +660,10 @@ def build_metadata(
         "data": {
             "path": data.path,
             "sha256": data.sha256,
-            "rows": int(data.y.size),
+            "rows": rows,
             "rows_read": data.rows_read,
-            "rows_train": int(y_train.size),
-            "rows_test": int(data.y.size - y_train.size),
+            "rows_train": rows_train,
+            "rows_test": rows - rows_train,
             "dropped": data.dropped,
             **{k: getattr(cfg.info, k) for k in INFO_KEYS},
             "id_columns": list(cfg.id_columns),
@@ -657,9 +676,7 @@ def build_metadata(
         "target": {
             "column": cfg.target,
             "transform": cfg.target_transform,
-            "min": float(y_train.min()),
-            "median": float(np.median(y_train)),
-            "max": float(y_train.max()),
+            **_target_range(y_train),
         },
         "features": features,
         "model": {
@@ -684,6 +701,7 @@ def build_metadata(
         "cv": _cv_summary(search, [cfg.scoring, *[m for m in METRICS if m != cfg.scoring]]),
         "test": test,
         "segments": segments if segments is not None else {"by_category": None, "by_price": []},
+        "engine": engine,
         "versions": _versions(),
         "reference": reference,
     }
@@ -744,37 +762,56 @@ def train(
     signing_key: bytes | None = None,
     promote: bool = True,
     tracker: Callable[[Path, dict[str, Any]], object] | None = None,
+    engine: str = "memory",
+    chunk_rows: int | None = None,
+    scheduler: str | None = None,
 ) -> TrainResult:
     """Run the whole training (see the module docstring) and return what it wrote.
 
     ``promote=False`` keeps the model in ``runs/<id>/`` only (serve it later with
     ``houseprice promote``); ``tracker`` is called with the finished run directory and the
     metadata before anything is served (the MLflow logger of ``train --mlflow``).
+    ``engine="stream"`` fits from sums over chunks of ``chunk_rows`` rows instead of loading
+    the file (:mod:`model.workflow.stream`); ``"dask"`` computes the same sums on a Dask
+    cluster (``scheduler``'s, else a local one: :mod:`model.workflow.dask_engine`). The
+    artifact and the run are the same.
     """
     from model.selection import GridSearchCV, KFold, cross_val_predict, train_test_split
+    from model.workflow.stream import check_engine
 
     start = time.perf_counter()
     created = datetime.now(UTC)
     run_id = new_run_id(created)
     grid = search_grid(cfg)  # config mistakes first, before any data is read
-    data = prepare_data(cfg)
-    X_train, X_test, y_train, y_test = train_test_split(
-        data.table, data.y, test_size=cfg.test_size, random_state=cfg.seed
-    )
-    kfold = KFold(cfg.folds, shuffle=True, random_state=cfg.seed)
-    scoring = [cfg.scoring, *[m for m in METRICS if m != cfg.scoring]]
-    search = GridSearchCV(build_pipeline(cfg), grid, scoring=scoring, cv=kfold, callback=progress)
-    search.fit(X_train, y_train)
-    best = search.best_estimator_
-    p_test = best.predict(X_test)
-    test = regression_metrics(y_test, p_test)
-    segments = segment_metrics(cfg, X_train, y_train, X_test, y_test, p_test)
-    metadata = build_metadata(cfg, data, search, X_train, y_train, test, run_id, created, segments)
-    tuned = build_pipeline(cfg).set_params(**search.best_params_)
-    oof = cross_val_predict(tuned, X_train, y_train, cv=kfold)
-    space: Literal["log", "price"] = "log" if cfg.target_transform == "log" else "price"
-    metadata["intervals"] = calibrate(y_train, oof, y_test, p_test, space)
-    curve = learning_curve(tuned, X_train, y_train, list(kfold.split(X_train)))
+    check_engine(cfg, engine)
+    if engine != "memory":
+        data, search, test, y_test, p_test, metadata, curve = _train_streamed(
+            cfg, grid, run_id, created, engine, chunk_rows, scheduler, progress
+        )
+        best = search.best_estimator_
+    else:
+        data = prepare_data(cfg)
+        X_train, X_test, y_train, y_test = train_test_split(
+            data.table, data.y, test_size=cfg.test_size, random_state=cfg.seed
+        )
+        kfold = KFold(cfg.folds, shuffle=True, random_state=cfg.seed)
+        scoring = [cfg.scoring, *[m for m in METRICS if m != cfg.scoring]]
+        search = GridSearchCV(
+            build_pipeline(cfg), grid, scoring=scoring, cv=kfold, callback=progress
+        )
+        search.fit(X_train, y_train)
+        best = search.best_estimator_
+        p_test = best.predict(X_test)
+        test = regression_metrics(y_test, p_test)
+        segments = segment_metrics(cfg, X_train, y_train, X_test, y_test, p_test)
+        metadata = build_metadata(
+            cfg, data, search, X_train, y_train, test, run_id, created, segments
+        )
+        tuned = build_pipeline(cfg).set_params(**search.best_params_)
+        oof = cross_val_predict(tuned, X_train, y_train, cv=kfold)
+        space: Literal["log", "price"] = "log" if cfg.target_transform == "log" else "price"
+        metadata["intervals"] = calibrate(y_train, oof, y_test, p_test, space)
+        curve = learning_curve(tuned, X_train, y_train, list(kfold.split(X_train)))
 
     runs = Path(runs_dir)
     runs.mkdir(parents=True, exist_ok=True)
@@ -804,7 +841,7 @@ def train(
             "config": cfg.source,
             "data": data.path,
             "data_sha256": data.sha256,
-            "rows": int(data.y.size),
+            "rows": metadata["data"]["rows"],
             "n_features": len(cfg.features),
             "estimator": metadata["model"]["estimator"],
             "params": metadata["search"]["best_params"],
@@ -819,6 +856,46 @@ def train(
     return TrainResult(
         run_id, Path(out) if promote else run_dir / RUN_ARTIFACT, run_dir, metadata, seconds
     )
+
+
+def _train_streamed(
+    cfg: Config,
+    grid: dict[str, list[Any]],
+    run_id: str,
+    created: datetime,
+    engine: str,
+    chunk_rows: int | None,
+    scheduler: str | None,
+    progress: ProgressBar | None,
+) -> tuple[Any, ...]:
+    """The stream or dask engine's fit, in the shapes :func:`train` writes (no learning
+    curve: it would refit on growing shares of rows held in memory)."""
+    from model.workflow.stream import fit_stream
+
+    shown = progress is not None and (progress.draw or progress.print_every > 0)
+    say = progress.line if progress is not None and shown else None
+    if engine == "dask":
+        from model.workflow.dask_engine import fit_dask
+
+        fit = fit_dask(cfg, grid, chunk_rows=chunk_rows, scheduler=scheduler, say=say)
+    else:
+        fit = fit_stream(cfg, grid, chunk_rows=chunk_rows, say=say)
+    data = PreparedData(
+        {},
+        np.empty(0),
+        cfg.data_path,
+        fit.sha256,
+        fit.rows_read,
+        fit.dropped,
+        delimiter=fit.delimiter,
+        encoding=fit.encoding,
+    )
+    metadata = build_metadata(
+        cfg, data, fit.search, {}, np.empty(0), fit.test, run_id, created, streamed=fit
+    )
+    metadata["intervals"] = fit.intervals
+    curve: dict[str, list[float]] = {"sizes": [], "train_rmse_log": [], "valid_rmse_log": []}
+    return data, fit.search, fit.test, fit.y_test, fit.p_test, metadata, curve
 
 
 def _write_plots(
