@@ -77,12 +77,17 @@ def _close(x: Any, y: Any, rel: float, where: str = "") -> None:
 
 
 def _same_metadata(a: dict[str, Any], b: dict[str, Any], rel: float = 1e-9) -> None:
-    skip = {"run_id", "created_at", "model_version", "versions", "engine"}
-    _close(
-        {k: v for k, v in a.items() if k not in skip},
-        {k: v for k, v in b.items() if k not in skip},
-        rel,
-    )
+    # The card's descriptive extras need the rows in memory: the streamed engines leave the
+    # target's range and the per-segment test errors out (None / empty), the rest is equal.
+    skip = {"run_id", "created_at", "model_version", "versions", "engine", "segments"}
+    range_keys = ("min", "median", "max")
+
+    def comparable(m: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in m.items() if k not in skip}
+        out["target"] = {k: v for k, v in m["target"].items() if k not in range_keys}
+        return out
+
+    _close(comparable(a), comparable(b), rel)
 
 
 def _ames(tmp: Path, **changes: Any) -> Config:
@@ -282,8 +287,9 @@ def test_ames_mean_imputation_equals_memory_engine(tmp_path: Path) -> None:
     data = prepare_data(cfg)
     rows = {k: v[:200] for k, v in data.table.items()}
     np.testing.assert_allclose(pb.predict(rows), pa.predict(rows), rtol=1e-12)
-    row = {k: v[0].item() if hasattr(v[0], "item") else v[0] for k, v in rows.items()}
-    assert fold(pb).predict_row(row) == pytest.approx(float(pa.predict(rows)[0]), rel=1e-12)
+    one = {k: [v[0].item() if hasattr(v[0], "item") else v[0]] for k, v in rows.items()}
+    folded = fold(pb).predict(one)
+    assert folded is not None and folded[0] == pytest.approx(float(pa.predict(rows)[0]), rel=1e-12)
 
 
 def test_ames_median_imputation_equals_memory_engine(tmp_path: Path) -> None:

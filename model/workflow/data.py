@@ -194,9 +194,9 @@ def _records(path: Path, reader: Any, width: int) -> Iterator[tuple[int, list[st
         yield reader.line_num, record
 
 
-def _nul_free(path: Path, lines: Iterable[str]) -> Iterator[str]:
-    """``lines`` as they are, refusing the first one holding a NUL character."""
-    for n, line in enumerate(lines, 1):
+def _nul_free(path: Path, lines: Iterable[str], first: int = 1) -> Iterator[str]:
+    """``lines`` (the first is file line ``first``) as they are, refusing one holding a NUL."""
+    for n, line in enumerate(lines, first):
         if "\x00" in line:
             raise DataError(
                 f"{path}: line {n}: a NUL character: not a text CSV (a binary file, or UTF-16 "

@@ -33,6 +33,7 @@ from model.workflow.data import (
     CsvFormat,
     DataError,
     _header,
+    _nul_free,
     _open_binary,
     _reading,
     _records,
@@ -267,7 +268,7 @@ def _standard(
     source = raw if size is None else io.BytesIO(raw.read(size))
     name = "utf-8" if codecs.lookup(encoding).name.startswith("utf-8") else encoding
     text = io.TextIOWrapper(source, encoding=name, newline="")
-    reader = csv.reader(text, delimiter=delimiter)
+    reader = csv.reader(_nul_free(p, text, line + 1), delimiter=delimiter)
     rows: list[list[str]] = []
     lines: list[int] = []
 
