@@ -1289,21 +1289,11 @@ def _feature_records(
     sample: Sample,
 ) -> list[dict[str, Any]]:
     """:func:`model.workflow.train.feature_records` from the training sums and sample."""
+    from model.workflow.train import declared_record  # train imports this module lazily too
+
     out = []
     for f in cfg.features:
-        rec: dict[str, Any] = {
-            "name": f.name,
-            "column": f.column,
-            "kind": f.kind,
-            "unit": f.unit,
-            "description": f.description,
-            "required": f.required,
-            "categories": None,
-            "min": None,
-            "max": None,
-            "bounds": list(f.bounds) if f.bounds is not None else None,
-            "example": f.example,
-        }
+        rec = declared_record(f)
         if f.numeric:
             j = lay.numeric.index(f)
             present = math.isfinite(lo[j])

@@ -44,7 +44,7 @@ from numpy.typing import NDArray
 from model.base import Columns, FloatArray
 from model.workflow.atomic import atomic_write_text
 from model.workflow.checks import check_features, check_row_count, grid_edge_warnings
-from model.workflow.config import COMBINERS, INFO_KEYS, Config, ConfigError, RowFilter
+from model.workflow.config import COMBINERS, INFO_KEYS, Config, ConfigError, Feature, RowFilter
 from model.workflow.data import DataError, first_non_number, load_csv
 from model.workflow.intervals import calibrate
 from model.workflow.progress import ProgressBar
@@ -428,24 +428,30 @@ def _json_value(v: Any) -> Any:
     return v
 
 
+def declared_record(f: Feature) -> dict[str, Any]:
+    """A feature's Contract 1 record as the config declares it; the engines fill in what the
+    training rows showed (``categories``, ``min``, ``max``, a missing ``example``)."""
+    return {
+        "name": f.name,
+        "column": f.column,
+        "kind": f.kind,
+        "unit": f.unit,
+        "description": f.description,
+        "required": f.required,
+        "categories": None,
+        "min": None,
+        "max": None,
+        "bounds": list(f.bounds) if f.bounds is not None else None,
+        "example": f.example,
+    }
+
+
 def feature_records(cfg: Config, table: Columns) -> list[dict[str, Any]]:
     """Contract 1's ``features`` list: declared facts plus what the training rows showed."""
     out = []
     for f in cfg.features:
         col = table[f.name]
-        rec: dict[str, Any] = {
-            "name": f.name,
-            "column": f.column,
-            "kind": f.kind,
-            "unit": f.unit,
-            "description": f.description,
-            "required": f.required,
-            "categories": None,
-            "min": None,
-            "max": None,
-            "bounds": list(f.bounds) if f.bounds is not None else None,
-            "example": f.example,
-        }
+        rec = declared_record(f)
         if f.numeric:
             present = col[~np.isnan(col)]
             rec["min"] = float(present.min()) if present.size else None
