@@ -7,8 +7,9 @@ request. The drift gauges are read from the serving model's monitor at scrape ti
 changes rarely (model loads, feedback) uses prometheus_client's own types. Each app owns a
 ``CollectorRegistry``, so several apps in one process never collide.
 
-The latency buckets start at 0.1 ms because a NumPy model answers in tens of microseconds, and
-the top bucket covers the body deadline, the longest a request can legitimately take.
+The latency buckets start well below a millisecond because a NumPy model answers in tens of
+microseconds, and the top bucket covers the body deadline, the longest a request can
+legitimately take.
 """
 
 from __future__ import annotations

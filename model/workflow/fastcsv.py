@@ -1,7 +1,7 @@
 """A faster reader of plain CSV blocks, giving exactly the chunks of :func:`data.iter_chunks`.
 
 The standard library's ``csv`` reader costs a Python-level step per row (the row list, the
-NUL check, the stripping), about 3 µs for ten fields. Most large exports are *plain*: no
+NUL check, the stripping; docs/PERFORMANCE.md has the figures). Most large exports are *plain*: no
 quotes, no blank lines, no stray carriage return, no space around a field. For a block of
 such rows, two C-level string operations split every field at once: the block's newlines
 become delimiters and one ``str.split`` cuts it, and column ``j`` is the slice
