@@ -366,3 +366,11 @@ def test_too_few_rows_to_train_is_one_error_line(
     assert main([*argv, "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "11 rows are too few" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs").glob("*.toml")))
+def test_every_shipped_config_loads_and_passes_its_checks_against_the_data(name: str) -> None:
+    """From any working directory: the data path follows the config's folder."""
+    cfg = load_config(ROOT / "configs" / name)
+    data = prepare_data(cfg)  # bounds, required, integer kinds and row count hold
+    assert data.y.size > 2000
