@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_cli import GOOD  # tests/test_cli.py: the small two-feature config
 
 from model.workflow.artifact import load_artifact, read_checksums, verify_artifact
 from model.workflow.cli import main
@@ -27,25 +28,11 @@ from model.workflow.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "registry-test-key"
 
-CONFIG = """
-[data]
-path = "{data}"
-target = "price"
-[cv]
-folds = 2
-[model]
-estimator = "ridge"
-grid = {{ alpha = {alphas} }}
-[[features]]
-name = "living_area"
-column = "area"
-kind = "numeric"
-bounds = [1, 20000]
-[[features]]
-name = "neighborhood"
-column = "Neighborhood"
-kind = "categorical"
-{extra}"""
+
+def config_text(data: Path, alphas: str = "[1.0]", extra: str = "") -> str:
+    """test_cli's two-feature config, with another alpha grid and extra feature tables."""
+    return GOOD.format(data=data).replace("alpha = [1.0]", f"alpha = {alphas}") + extra
+
 
 LOT_AREA = """[[features]]
 name = "lot_area"
@@ -72,9 +59,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, li
     data = base / "small.csv"
     data.write_text("\n".join(lines) + "\n")
     a = base / "a.toml"
-    a.write_text(CONFIG.format(data=data, alphas="[1.0]", extra=""))
+    a.write_text(config_text(data))
     b = base / "b.toml"
-    b.write_text(CONFIG.format(data=data, alphas="[0.1, 10.0]", extra=LOT_AREA))
+    b.write_text(config_text(data, "[0.1, 10.0]", LOT_AREA))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MODEL_SIGNING_KEY", KEY)
         mp.setenv("USER", "tester")
@@ -511,7 +498,7 @@ def test_training_without_the_flag_never_imports_mlflow(tmp_path: Path) -> None:
     data = tmp_path / "small.csv"
     data.write_text("\n".join((ROOT / "data" / "ames.csv").read_text().splitlines()[:121]) + "\n")
     cfg = tmp_path / "c.toml"
-    cfg.write_text(CONFIG.format(data=data, alphas="[1.0]", extra=""))
+    cfg.write_text(config_text(data))
     code = (
         "import sys\n"
         "from model.workflow.cli import main\n"

@@ -11,31 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from test_cli import GOOD  # tests/test_cli.py: the small two-feature config
 
 from .conftest import ROOT, Server
 
 pytestmark = pytest.mark.e2e
 
 TOKEN = "rollout-test-token"
-CONFIG = """
-[data]
-path = "{data}"
-target = "price"
-[cv]
-folds = 2
-[model]
-estimator = "ridge"
-grid = {{ alpha = [1.0] }}
-[[features]]
-name = "living_area"
-column = "area"
-kind = "numeric"
-bounds = [1, 20000]
-[[features]]
-name = "neighborhood"
-column = "Neighborhood"
-kind = "categorical"
-"""
 
 
 def houseprice(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -55,7 +37,7 @@ def test_promote_and_rollback_reach_a_running_server_through_admin_reload(
     data = tmp_path / "small.csv"
     data.write_text("\n".join((ROOT / "data" / "ames.csv").read_text().splitlines()[:201]) + "\n")
     cfg = tmp_path / "c.toml"
-    cfg.write_text(CONFIG.format(data=data))
+    cfg.write_text(GOOD.format(data=data))
     out = tmp_path / "models" / "model.joblib"
     common = ["--out", str(out), "--runs-dir", str(tmp_path / "models" / "runs")]
     ids = []
