@@ -52,6 +52,12 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _registry_args(p: argparse.ArgumentParser) -> None:
+    """Where the runs are and which file is served: every registry command takes both."""
+    p.add_argument("--runs-dir", default="runs", help="directory holding the runs")
+    p.add_argument("--out", default="artifacts/model.joblib", help="served artifact path")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand (each has its own ``--help``)."""
     parser = _Parser(
@@ -228,8 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the recorded runs (* marks the one served at --out), or compare two "
         "with: houseprice runs diff RUN_A RUN_B.",
     )
-    p.add_argument("--runs-dir", default="runs", help="directory holding index.jsonl")
-    p.add_argument("--out", default="artifacts/model.joblib", help="served artifact path")
+    _registry_args(p)
     p.add_argument(
         "--json", action="store_true", help="one JSON object per run and line, for tools"
     )
@@ -261,8 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         "A running service picks it up on POST /admin/reload.",
     )
     p.add_argument("run_id", metavar="RUN_ID", help="run id (or a unique prefix or suffix)")
-    p.add_argument("--runs-dir", default="runs", help="directory holding the runs")
-    p.add_argument("--out", default="artifacts/model.joblib", help="served artifact path")
+    _registry_args(p)
 
     p = sub.add_parser(
         "rollback",
@@ -270,8 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve again the run that was served at --out before the current one "
         "(runs/promotions.jsonl); repeated, it steps further back.",
     )
-    p.add_argument("--runs-dir", default="runs", help="directory holding the runs")
-    p.add_argument("--out", default="artifacts/model.joblib", help="served artifact path")
+    _registry_args(p)
 
     p = sub.add_parser(
         "gc",
@@ -283,8 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--keep", type=_non_negative_int, required=True, metavar="N", help="newest runs to keep"
     )
-    p.add_argument("--runs-dir", default="runs", help="directory holding the runs")
-    p.add_argument("--out", default="artifacts/model.joblib", help="served artifact path")
+    _registry_args(p)
     p.add_argument("--dry-run", action="store_true", help="list what would be removed")
 
     p = sub.add_parser("serve", help="serve the API with uvicorn (python -m app)")
