@@ -376,7 +376,25 @@ def _check_estimators(owner: str, estimators: Any) -> list[tuple[str, Any]]:
     return list(estimators)
 
 
-class VotingRegressor(RegressorMixin, NamedEstimatorsMixin):
+class _BaseModels(NamedEstimatorsMixin):
+    """What voting and stacking share: every base estimator fitted on all rows, and their
+    predictions side by side."""
+
+    def _fit_bases(self, items: list[tuple[str, Any]], X: Any, y: FloatArray) -> None:
+        self.estimators_ = [clone(est).fit(X, y) for _, est in items]
+        self.named_estimators_ = {
+            name: est for (name, _), est in zip(items, self.estimators_, strict=True)
+        }
+
+    def transform(self, X: Any) -> FloatArray:
+        """The base estimators' predictions, ``(n, n_estimators)``."""
+        check_is_fitted(self, "estimators_")
+        return np.column_stack(
+            [np.asarray(e.predict(X), dtype=np.float64) for e in self.estimators_]
+        )
+
+
+class VotingRegressor(RegressorMixin, _BaseModels):
     """``Σ_k w_k·f_k(x) / Σ_k w_k`` over the fitted ``estimators`` (equal weights by default).
 
     ``X`` goes to every estimator as it is, so the estimators may be pipelines that take a
@@ -403,25 +421,14 @@ class VotingRegressor(RegressorMixin, NamedEstimatorsMixin):
     def fit(self, X: Any, y: ArrayLike) -> Self:
         items = _check_estimators("VotingRegressor", self.estimators)
         self.weights_ = self._weights(len(items))
-        ya = check_array(y, ensure_2d=False, name="y")
-        self.estimators_ = [clone(est).fit(X, ya) for _, est in items]
-        self.named_estimators_ = {
-            name: est for (name, _), est in zip(items, self.estimators_, strict=True)
-        }
+        self._fit_bases(items, X, check_array(y, ensure_2d=False, name="y"))
         return self
-
-    def transform(self, X: Any) -> FloatArray:
-        """The estimators' predictions side by side, ``(n, n_estimators)``."""
-        check_is_fitted(self, "estimators_")
-        return np.column_stack(
-            [np.asarray(e.predict(X), dtype=np.float64) for e in self.estimators_]
-        )
 
     def predict(self, X: Any) -> FloatArray:
         return self.transform(X) @ self.weights_
 
 
-class StackingRegressor(RegressorMixin, NamedEstimatorsMixin):
+class StackingRegressor(RegressorMixin, _BaseModels):
     """``final_estimator`` fitted on the ``estimators``' out-of-fold predictions.
 
     ``cv`` is a number of folds (consecutive, as scikit-learn's default) or a splitter with a
@@ -454,32 +461,16 @@ class StackingRegressor(RegressorMixin, NamedEstimatorsMixin):
 
     def fit(self, X: Any, y: ArrayLike) -> Self:
         from model.linear import Ridge
-        from model.selection import _take
+        from model.selection import cross_val_predict
 
         items = _check_estimators("StackingRegressor", self.estimators)
         ya = check_array(y, ensure_2d=False, name="y")
-        splits = self._splits(X)
-        oof = np.full((ya.size, len(items)), np.nan)
-        for train, test in splits:
-            Xt, Xv = _take(X, train), _take(X, test)
-            for k, (_, est) in enumerate(items):
-                oof[test, k] = clone(est).fit(Xt, ya[train]).predict(Xv)
-        if np.isnan(oof).any():
-            raise ValueError("StackingRegressor: cv must put every row in exactly one test fold")
+        splits = self._splits(X)  # the same folds for every base estimator
+        oof = np.column_stack([cross_val_predict(est, X, ya, cv=splits) for _, est in items])
         final = Ridge(alpha=1.0) if self.final_estimator is None else self.final_estimator
-        self.estimators_ = [clone(est).fit(X, ya) for _, est in items]
-        self.named_estimators_ = {
-            name: est for (name, _), est in zip(items, self.estimators_, strict=True)
-        }
+        self._fit_bases(items, X, ya)
         self.final_estimator_ = clone(final).fit(oof, ya)
         return self
-
-    def transform(self, X: Any) -> FloatArray:
-        """The base estimators' predictions, the final estimator's input."""
-        check_is_fitted(self, "estimators_")
-        return np.column_stack(
-            [np.asarray(e.predict(X), dtype=np.float64) for e in self.estimators_]
-        )
 
     def predict(self, X: Any) -> FloatArray:
         base = self.transform(X)  # first: it checks that the model is fitted
