@@ -292,14 +292,23 @@ def _fit_and_score(
     train: IntArray,
     test: IntArray,
     scorers: Sequence[Scorer],
-) -> tuple[dict[str, float], float]:
-    """Fit a clone on the train rows, score it on the test rows; return scores and fit time."""
+) -> tuple[dict[str, float], float, Any]:
+    """Fit a clone on the train rows, score it on the test rows.
+
+    Returns the scores, the fit time and the fitted clone.
+    """
     fitted = clone(estimator)
     start = time.perf_counter()
     fitted.fit(_take(X, train), _take(y, train))
     fit_time = time.perf_counter() - start
     X_test, y_test = _take(X, test), _take(y, test)
-    return {s.name: s(fitted, X_test, y_test) for s in scorers}, fit_time
+    return {s.name: s(fitted, X_test, y_test) for s in scorers}, fit_time, fitted
+
+
+def _partitions(folds: Sequence[tuple[IntArray, IntArray]], n: int) -> bool:
+    """Whether the folds' test parts cover every one of ``n`` rows exactly once."""
+    seen = np.concatenate([test for _, test in folds])
+    return bool(seen.size == n and np.unique(seen).size == n)
 
 
 def _summary(values: Sequence[float]) -> dict[str, Any]:
@@ -328,7 +337,7 @@ def cross_validate(
     folds = _folds(cv, X, y)
     per_fold: dict[str, list[float]] = {s.name: [] for s in scorers}
     for k, (train, test) in enumerate(folds):
-        scores, _ = _fit_and_score(estimator, X, y, train, test, scorers)
+        scores, _, _ = _fit_and_score(estimator, X, y, train, test, scorers)
         for name, value in scores.items():
             per_fold[name].append(value)
         if callback is not None:
@@ -346,8 +355,7 @@ def cross_val_predict(estimator: Any, X: Any, y: Any, *, cv: CV = 5) -> FloatArr
     if n != _n_rows(y):
         raise ValueError(f"X and y have different numbers of rows: {n} vs {_n_rows(y)}")
     folds = _folds(cv, X, y)
-    seen = np.concatenate([test for _, test in folds])
-    if seen.size != n or np.unique(seen).size != n:
+    if not _partitions(folds, n):
         raise ValueError("cross_val_predict needs folds whose test parts partition the rows")
     out = np.empty(n, dtype=np.float64)
     for train, test in folds:
@@ -402,6 +410,11 @@ class GridSearchCV(BaseEstimator):
     the candidates; the others are reported in ``cv_results_``. ``callback`` receives a
     :class:`Progress` after every fitted fold (for a progress bar); ``verbose > 0`` prints one
     line per candidate to stderr.
+
+    When the folds partition the rows (as :class:`KFold`'s do), ``oof_predictions_`` holds the
+    best candidate's out-of-fold predictions, row i from the fold model that did not see it
+    (what :func:`cross_val_predict` would give for ``best_params_``, without fitting again);
+    otherwise it is None. scikit-learn's search keeps no such attribute.
     """
 
     def __init__(
@@ -445,16 +458,33 @@ class GridSearchCV(BaseEstimator):
         total = len(candidates) * len(folds)
         scores = {s.name: np.empty((len(candidates), len(folds))) for s in scorers}
         fit_times = np.empty((len(candidates), len(folds)))
+        keep_oof = _partitions(folds, _n_rows(X))
+        primary = scorers[0]
+        best_key = np.inf
+        oof: FloatArray | None = None
         done = 0
         for c, params in enumerate(candidates):
             candidate = clone(self.estimator).set_params(**params)
+            fitted = []
             for k, (train, test) in enumerate(folds):
-                fold_scores, fit_times[c, k] = _fit_and_score(candidate, X, y, train, test, scorers)
+                fold_scores, fit_times[c, k], model = _fit_and_score(
+                    candidate, X, y, train, test, scorers
+                )
+                fitted.append(model)
                 for name, value in fold_scores.items():
                     scores[name][c, k] = value
                 done += 1
                 if self.callback is not None:
                     self.callback(Progress(done, total, c, k, params, fold_scores))
+            # The same key and tie rule as the ranks below: the first of the best means wins.
+            mean = scores[primary.name][c].mean()
+            key = -mean if primary.greater_is_better else mean
+            key = np.inf if np.isnan(key) else key
+            if keep_oof and (c == 0 or key < best_key):
+                best_key = key
+                oof = np.empty(_n_rows(X), dtype=np.float64)
+                for model, (_, test) in zip(fitted, folds, strict=True):
+                    oof[test] = np.asarray(model.predict(_take(X, test)), dtype=np.float64)
             if self.verbose > 0:
                 first = scorers[0].name
                 print(
@@ -477,9 +507,9 @@ class GridSearchCV(BaseEstimator):
             results[f"rank_test_{s.name}"] = _ranks(table.mean(axis=1), s.greater_is_better)
         results["mean_fit_time"] = fit_times.mean(axis=1)
 
-        primary = scorers[0]
         ranks = results[f"rank_test_{primary.name}"]
         self.cv_results_ = results
+        self.oof_predictions_ = oof
         self.scorer_ = primary
         self.n_splits_ = len(folds)
         self.best_index_ = int(np.flatnonzero(ranks == ranks.min())[0])

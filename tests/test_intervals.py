@@ -11,7 +11,7 @@ import sklearn.linear_model as sl
 import sklearn.model_selection as sms
 
 from model.linear import Ridge
-from model.selection import KFold, cross_val_predict
+from model.selection import GridSearchCV, KFold, cross_val_predict
 from model.workflow.artifact import load_artifact
 from model.workflow.intervals import LEVELS, bounds, calibrate, conformal_halfwidth, coverage
 
@@ -46,6 +46,27 @@ def test_cross_val_predict_matches_sklearn() -> None:
     np.testing.assert_allclose(ours, ref, rtol=1e-10)
     with pytest.raises(ValueError, match="partition"):
         cross_val_predict(Ridge(), X, y, cv=folds[:4])
+
+
+def test_search_keeps_the_best_candidates_out_of_fold_predictions() -> None:
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(90, 5))
+    y = X @ [2.0, 0.0, -1.0, 0.5, 0.0] + rng.normal(0, 1.0, 90)
+    folds = list(KFold(5, shuffle=True, random_state=1).split(X))
+    # Ties break to the first of the best, as the ranks do: 1e6 and 1e7 both predict ~mean(y).
+    grid = {"alpha": [1e7, 1e6, 0.01, 3.0, 30.0]}
+    for scoring in ["mse", "r2", "mae"]:
+        search = GridSearchCV(Ridge(), grid, scoring=scoring, cv=folds).fit(X, y)
+        expected = cross_val_predict(Ridge(**search.best_params_), X, y, cv=folds)
+        np.testing.assert_array_equal(search.oof_predictions_, expected)
+        assert search.best_params_["alpha"] < 1e6
+    tie = GridSearchCV(Ridge(), {"alpha": [1e12, 1e13]}, cv=folds).fit(X, y)
+    assert tie.best_index_ == 0
+    np.testing.assert_array_equal(
+        tie.oof_predictions_, cross_val_predict(Ridge(alpha=1e12), X, y, cv=folds)
+    )
+    # Folds that leave rows out give no out-of-fold predictions, not a half-filled array.
+    assert GridSearchCV(Ridge(), grid, cv=folds[:3]).fit(X, y).oof_predictions_ is None
 
 
 def test_intervals_cover_new_exchangeable_rows_at_their_level() -> None:

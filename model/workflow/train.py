@@ -782,7 +782,7 @@ def train(
     cluster (``scheduler``'s, else a local one: :mod:`model.workflow.dask_engine`). The
     artifact and the run are the same.
     """
-    from model.selection import GridSearchCV, KFold, cross_val_predict, train_test_split
+    from model.selection import GridSearchCV, KFold, train_test_split
     from model.workflow.stream import check_engine
 
     start = time.perf_counter()
@@ -814,8 +814,9 @@ def train(
             cfg, data, search, X_train, y_train, test, run_id, created, segments
         )
         tuned = build_pipeline(cfg).set_params(**search.best_params_)
-        oof = cross_val_predict(tuned, X_train, y_train, cv=kfold)
         space: Literal["log", "price"] = "log" if cfg.target_transform == "log" else "price"
+        oof = search.oof_predictions_
+        assert oof is not None  # KFold's test parts partition the training rows
         metadata["intervals"] = calibrate(y_train, oof, y_test, p_test, space)
         curve = learning_curve(tuned, X_train, y_train, list(kfold.split(X_train)))
 
