@@ -129,8 +129,8 @@ class _Version:
         self.prices = Histogram(PRICE_BUCKETS)
 
 
-#: Finished requests kept as tuples before they are counted in bulk (at a scrape, or when
-#: this many are waiting): a request pays for one append instead of a dozen updates.
+#: Finished requests (and predicted prices) kept before they are counted in bulk, at a scrape
+#: or when this many wait: a request pays for one append instead of a dozen updates.
 PENDING_MAX = 1024
 
 
@@ -139,7 +139,8 @@ class RequestMetrics(Collector):
 
     A request appends its numbers to a pending list (one uncontended lock, one append per
     call); they are counted in bulk, grouped per series and binned by
-    :meth:`Histogram.observe_many`, before every scrape and whenever ``PENDING_MAX`` wait.
+    :meth:`Histogram.observe_many`, before every scrape and whenever ``PENDING_MAX`` requests
+    (or predicted prices) wait.
     """
 
     def __init__(self, body_timeout: float = LATENCY_BUCKETS[-1]) -> None:
@@ -148,6 +149,7 @@ class RequestMetrics(Collector):
         self.in_flight = 0
         self._requests: list[tuple[str, str, int, float, int, int]] = []  # pending
         self._predictions: list[PredictionRecord] = []  # pending
+        self._pending_rows = 0  # prices in the pending predictions
         self._routes: dict[tuple[str, str], _Route] = {}
         self._sizes: dict[str, tuple[Histogram, Histogram]] = {}  # request, response by route
         self._versions: dict[str, _Version] = {}
@@ -178,9 +180,9 @@ class RequestMetrics(Collector):
     ) -> None:
         """One served prediction request: its prices and what its input quality counted."""
         with self._lock:
-            pending = self._predictions
-            pending.append((version, prices, missing, out_of_range, unknown))
-            if len(pending) >= PENDING_MAX:
+            self._predictions.append((version, prices, missing, out_of_range, unknown))
+            self._pending_rows += len(prices)
+            if self._pending_rows >= PENDING_MAX:  # rows, not requests: batches bin in time
                 self._count_predictions()
 
     def _count_requests(self) -> None:
@@ -209,7 +211,7 @@ class RequestMetrics(Collector):
 
     def _count_predictions(self) -> None:
         """The pending predictions into their series, one group per model version."""
-        pending, self._predictions = self._predictions, []
+        pending, self._predictions, self._pending_rows = self._predictions, [], 0
         pending.sort(key=_VERSION)
         for version, group in groupby(pending, key=_VERSION):
             _, prices, missing, out_of_range, unknown = zip(*group, strict=True)
