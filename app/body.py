@@ -30,6 +30,8 @@ def header(scope: Scope, name: bytes) -> str | None:
 
 def is_json(content_type: str | None) -> bool:
     """``application/json`` or a ``+json`` type, with any parameters (charset)."""
+    if content_type == "application/json":  # what nearly every client sends
+        return True
     if not content_type:
         return False
     media = content_type.split(";", 1)[0].strip().lower()

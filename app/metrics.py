@@ -17,7 +17,10 @@ from __future__ import annotations
 import math
 import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import chain, groupby
+from operator import itemgetter
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -50,6 +53,11 @@ PRICE_BUCKETS = (*(float(p) for p in range(50_000, 550_001, 50_000)), 750_000.0,
 #: cannot multiply the series by inventing methods.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
+#: One served prediction request, as ``observe_prediction`` takes it.
+PredictionRecord = tuple[str, list[float], Mapping[str, int], Mapping[str, int], Mapping[str, int]]
+_METHOD_ROUTE = itemgetter(0, 1)
+_VERSION = itemgetter(0)
+
 #: ``(feature, score, drifted, samples)`` rows, as ``DriftMonitor.gauges()`` returns them.
 DriftRows = list[tuple[str, float, bool, int]]
 
@@ -73,7 +81,7 @@ class Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1  # le is inclusive: bisect_left
         self.total += value
 
-    def observe_many(self, values: list[float]) -> None:
+    def observe_many(self, values: Sequence[float]) -> None:
         """Many values: sorted once, then one bisect per bound rather than one per value."""
         if len(values) <= len(self.bounds):
             for v in values:
@@ -98,20 +106,54 @@ class Histogram:
         return out
 
 
+class _Route:
+    """What one request of a (method, route) updates: its count per status class, its
+    latency and the route's body sizes; looked up once per request."""
+
+    __slots__ = ("duration", "request_size", "response_size", "statuses")
+
+    def __init__(self, duration: Histogram, request_size: Histogram, response_size: Histogram):
+        self.statuses: dict[int, int] = {}  # by status code, added up per class at scrape
+        self.duration = duration
+        self.request_size = request_size
+        self.response_size = response_size
+
+
+class _Version:
+    """What a served prediction updates for one model version: the count and the prices."""
+
+    __slots__ = ("count", "prices")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.prices = Histogram(PRICE_BUCKETS)
+
+
+#: Finished requests (and predicted prices) kept before they are counted in bulk, at a scrape
+#: or when this many wait: a request pays for one append instead of a dozen updates.
+PENDING_MAX = 1024
+
+
 class RequestMetrics(Collector):
-    """Every metric a request updates, as plain numbers under one lock; exposed at scrape."""
+    """Every metric a request updates, as plain numbers under one lock; exposed at scrape.
+
+    A request appends its numbers to a pending list (one uncontended lock, one append per
+    call); they are counted in bulk, grouped per series and binned by
+    :meth:`Histogram.observe_many`, before every scrape and whenever ``PENDING_MAX`` requests
+    (or predicted prices) wait.
+    """
 
     def __init__(self, body_timeout: float = LATENCY_BUCKETS[-1]) -> None:
         self._lock = threading.Lock()
         self._latency = latency_buckets(body_timeout)
         self.in_flight = 0
-        self._requests: dict[tuple[str, str, str], int] = {}
-        self._duration: dict[tuple[str, str], Histogram] = {}
-        self._request_size: dict[str, Histogram] = {}
-        self._response_size: dict[str, Histogram] = {}
-        self._predictions: dict[str, int] = {}
+        self._requests: list[tuple[str, str, int, float, int, int]] = []  # pending
+        self._predictions: list[PredictionRecord] = []  # pending
+        self._pending_rows = 0  # prices in the pending predictions
+        self._routes: dict[tuple[str, str], _Route] = {}
+        self._sizes: dict[str, tuple[Histogram, Histogram]] = {}  # request, response by route
+        self._versions: dict[str, _Version] = {}
         self._batch_size = Histogram(BATCH_BUCKETS)
-        self._price: dict[str, Histogram] = {}
         self._errors: dict[str, int] = {}
         self._missing: dict[str, int] = {}
         self._out_of_range: dict[str, int] = {}
@@ -122,20 +164,11 @@ class RequestMetrics(Collector):
         self, method: str, route: str, status: int, seconds: float, got: int, sent: int
     ) -> None:
         """One finished HTTP request."""
-        if method not in METHODS:
-            method = "other"
         with self._lock:
-            key = (method, route, f"{status // 100}xx")
-            self._requests[key] = self._requests.get(key, 0) + 1
-            h = self._duration.get((method, route))
-            if h is None:
-                h = self._duration[method, route] = Histogram(self._latency)
-            h.observe(seconds)
-            for sizes, value in ((self._request_size, got), (self._response_size, sent)):
-                h = sizes.get(route)
-                if h is None:
-                    h = sizes[route] = Histogram(SIZE_BUCKETS)
-                h.observe(value)
+            pending = self._requests
+            pending.append((method, route, status, seconds, got, sent))
+            if len(pending) >= PENDING_MAX:
+                self._count_requests()
 
     def observe_prediction(
         self,
@@ -147,19 +180,56 @@ class RequestMetrics(Collector):
     ) -> None:
         """One served prediction request: its prices and what its input quality counted."""
         with self._lock:
-            self._predictions[version] = self._predictions.get(version, 0) + len(prices)
-            self._batch_size.observe(len(prices))
-            h = self._price.get(version)
-            if h is None:
-                h = self._price[version] = Histogram(PRICE_BUCKETS)
-            h.observe_many(prices)
-            for counts, new in (
+            self._predictions.append((version, prices, missing, out_of_range, unknown))
+            self._pending_rows += len(prices)
+            if self._pending_rows >= PENDING_MAX:  # rows, not requests: batches bin in time
+                self._count_predictions()
+
+    def _count_requests(self) -> None:
+        """The pending requests into their series, one group per (method, route)."""
+        pending, self._requests = self._requests, []
+        pending.sort(key=_METHOD_ROUTE)
+        for (method, route), group in groupby(pending, key=_METHOD_ROUTE):
+            _, _, statuses, seconds, got, sent = zip(*group, strict=True)
+            if method not in METHODS:
+                method = "other"
+            series = self._routes.get((method, route))
+            if series is None:
+                series = self._add_route(method, route)
+            for status, n in Tally(statuses).items():
+                series.statuses[status] = series.statuses.get(status, 0) + n
+            series.duration.observe_many(seconds)
+            series.request_size.observe_many(got)
+            series.response_size.observe_many(sent)
+
+    def _add_route(self, method: str, route: str) -> _Route:
+        sizes = self._sizes.get(route)
+        if sizes is None:
+            sizes = self._sizes[route] = (Histogram(SIZE_BUCKETS), Histogram(SIZE_BUCKETS))
+        series = self._routes[method, route] = _Route(Histogram(self._latency), *sizes)
+        return series
+
+    def _count_predictions(self) -> None:
+        """The pending predictions into their series, one group per model version."""
+        pending, self._predictions, self._pending_rows = self._predictions, [], 0
+        pending.sort(key=_VERSION)
+        for version, group in groupby(pending, key=_VERSION):
+            _, prices, missing, out_of_range, unknown = zip(*group, strict=True)
+            served = self._versions.get(version)
+            if served is None:
+                served = self._versions[version] = _Version()
+            sizes = list(map(len, prices))
+            served.count += sum(sizes)
+            served.prices.observe_many(list(chain.from_iterable(prices)))
+            self._batch_size.observe_many(sizes)
+            for counts, each in (
                 (self._missing, missing),
                 (self._out_of_range, out_of_range),
                 (self._unknown, unknown),
             ):
-                for name, n in new.items():
-                    counts[name] = counts.get(name, 0) + n
+                for new in filter(None, each):  # most requests count nothing
+                    for name, n in new.items():
+                        counts[name] = counts.get(name, 0) + n
 
     def count_error(self, reason: str) -> None:
         """A prediction request refused or failed (``reason`` is one of a fixed set)."""
@@ -175,6 +245,8 @@ class RequestMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
+            self._count_requests()
+            self._count_predictions()
             families = self._families()
         yield from families
         yield from self._drift_families()
@@ -185,34 +257,36 @@ class RequestMetrics(Collector):
             "HTTP requests by method, route template and status class",
             labels=["method", "route", "status"],
         )
-        for labels, n in self._requests.items():
-            requests.add_metric(list(labels), n)
         duration = HistogramMetricFamily(
             "houseprice_http_request_duration_seconds",
             "HTTP request latency",
             labels=["method", "route"],
         )
-        for (method, route), h in self._duration.items():
+        for (method, route), series in self._routes.items():
+            by_class: dict[str, int] = {}
+            for status, n in series.statuses.items():
+                label = f"{status // 100}xx"
+                by_class[label] = by_class.get(label, 0) + n
+            for label, n in by_class.items():
+                requests.add_metric([method, route, label], n)
+            h = series.duration
             duration.add_metric([method, route], h.buckets(), h.total)
         in_flight = GaugeMetricFamily(
             "houseprice_http_requests_in_flight", "HTTP requests being served", self.in_flight
         )
         sizes = []
-        for kind, by_route in (
-            ("request", self._request_size),
-            ("response", self._response_size),
-        ):
+        for i, kind in enumerate(("request", "response")):
             family = HistogramMetricFamily(
                 f"houseprice_http_{kind}_size_bytes", f"HTTP {kind} body size", labels=["route"]
             )
-            for route, h in by_route.items():
-                family.add_metric([route], h.buckets(), h.total)
+            for route, pair in self._sizes.items():
+                family.add_metric([route], pair[i].buckets(), pair[i].total)
             sizes.append(family)
         predictions = CounterMetricFamily(
             "houseprice_predictions", "Prices predicted", labels=["model_version"]
         )
-        for version, n in self._predictions.items():
-            predictions.add_metric([version], n)
+        for version, served in self._versions.items():
+            predictions.add_metric([version], served.count)
         batch = HistogramMetricFamily(
             "houseprice_prediction_batch_size", "Rows per prediction request"
         )
@@ -220,8 +294,8 @@ class RequestMetrics(Collector):
         price = HistogramMetricFamily(
             "houseprice_predicted_price_dollars", "Predicted prices", labels=["model_version"]
         )
-        for version, h in self._price.items():
-            price.add_metric([version], h.buckets(), h.total)
+        for version, served in self._versions.items():
+            price.add_metric([version], served.prices.buckets(), served.prices.total)
         counters = [
             _counter(name, text, label, values)
             for name, text, label, values in (

@@ -190,9 +190,11 @@ class DriftMonitor:
         what the pipeline's imputer sees; columns the reference does not know are ignored.
         """
         n = len(predictions)
-        if set(map(len, columns.values())) - {n}:
-            name, col = next((k, c) for k, c in columns.items() if len(c) != n)
-            raise ValueError(f"column {name!r} has {len(col)} values but there are {n} predictions")
+        for name, col in columns.items():
+            if len(col) != n:
+                raise ValueError(
+                    f"column {name!r} has {len(col)} values but there are {n} predictions"
+                )
         if n > self.window:  # only the tail can stay in the window; copy it, drop the rest
             columns = {name: list(col[-self.window :]) for name, col in columns.items()}
             predictions = list(predictions[-self.window :])

@@ -12,7 +12,9 @@ coefficient of the one-hot column of category ``c`` (0 for a missing or never-se
 whose one-hot row is all zeros). Computed in plain Python floats, this is the same arithmetic
 as the general path, the same operations in the same order per column; only the order of the
 final sum differs, so the results agree to rounding (~1e-15 relative), without the dozen
-NumPy calls that dominate ``Pipeline.predict`` on a few rows.
+NumPy calls that dominate ``Pipeline.predict`` on a few rows. The terms are compiled once, at
+fold time, into one straight-line Python function (:func:`compile_terms`), so a request does
+the arithmetic and nothing else: no step is looked up or dispatched per value.
 
 This module is a generic walker: each transformer describes what it does to each of its
 input columns through a ``fold_columns(width)`` method (``model/preprocessing.py``) that
@@ -30,7 +32,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -126,6 +129,18 @@ class FoldedLinear:
     categorical: tuple[CategoricalTerm, ...]
     b: float
     inverse: Callable[[float], float] | None
+    #: ``b + Σ terms`` of every row, given the input columns in the terms' order, compiled
+    #: once from the terms (:func:`compile_terms`).
+    sums: Callable[..., list[float]] = field(init=False, repr=False, compare=False)
+    _columns_of: Callable[[Mapping[str, Any]], tuple[Any, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.numeric] + [t.name for t in self.categorical]
+        columns = itemgetter(*names) if len(names) > 1 else lambda t: (t[names[0]],)
+        object.__setattr__(self, "_columns_of", columns)
+        object.__setattr__(self, "sums", compile_terms(self.numeric, self.categorical, self.b))
 
     def predict(self, table: Mapping[str, Sequence[Any]]) -> list[float] | None:
         """The prices of a table ``{column: values}`` (``None`` = missing), or ``None`` when
@@ -135,57 +150,83 @@ class FoldedLinear:
         expected is converted as the ``ColumnTransformer`` converts a numeric column. Row by
         row, in plain floats: on a few rows this beats any NumPy call.
         """
-        numeric, categorical = self.numeric, self.categorical
-        first = table[numeric[0].name if numeric else categorical[0].name]
-        b, inverse = self.b, self.inverse
-        out: list[float] = []
-        for i in range(len(first)):
-            terms: list[float] = []
-            for name, steps, w in numeric:
-                v = table[name][i]
-                try:
-                    x = math.nan if v is None else float(v)
-                except (TypeError, ValueError):
-                    return None  # not a number: the general path names the column
-                if math.isinf(x):
-                    return None
-                for step in steps:
-                    op = step[0]
-                    if op == "fill":
-                        if x != x:  # NaN
-                            x = step[1]
-                    elif op == "standardize":
-                        x = (x - step[1]) / step[2]
-                    elif op == "sub":
-                        x = x - step[1]
-                    elif op == "div":
-                        x = x / step[1]
-                    elif op == "log1p":
-                        if x <= -1.0:
-                            return None
-                        x = math.log1p(x)
-                    elif op == "mul":
-                        x = x * step[1]
-                    elif op == "add":
-                        x = x + step[1]
-                    else:  # "rsub": fold_block admits no other step
-                        x = step[1] - x
-                terms.append(x * w)
-            for name, weights, convert in categorical:
-                v = table[name][i]
-                if v is not None and type(v) is not str:
-                    v = convert(v)
-                terms.append(weights.get(v, 0.0))
-            s = b + sum(terms)
+        try:
+            sums = self.sums(*self._columns_of(table))
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+            return None  # not a number, log1p of a value <= -1...: the general path names it
+        inverse = self.inverse
+        for i, s in enumerate(sums):
             if not math.isfinite(s):
-                return None  # a NaN left unfilled: the general path refuses it
+                return None  # a NaN left unfilled, an infinite value: the general path refuses
             if inverse is not None:
                 try:
-                    s = inverse(s)
+                    sums[i] = inverse(s)
                 except OverflowError:  # past 1e308: the general path's inf, then refused
                     return None
-            out.append(s)
-        return out
+        return sums
+
+
+#: How each elementwise step rewrites ``x`` in the compiled row (``{0}``, ``{1}``: its numbers).
+_CODE = {
+    "fill": "x = {0} if x != x else x",
+    "log1p": "x = log1p(x)",  # raises ValueError at x <= -1, where NumPy gives -inf or NaN
+    "standardize": "x = (x - {0}) / {1}",
+    "sub": "x = x - {0}",
+    "div": "x = x / {0}",
+    "mul": "x = x * {0}",
+    "add": "x = x + {0}",
+    "rsub": "x = {0} - x",
+}
+
+
+def compile_terms(
+    numeric: Sequence[NumericTerm], categorical: Sequence[CategoricalTerm], b: float
+) -> Callable[..., list[float]]:
+    """``sums(column_0, ..., column_k)``: ``b + Σ terms`` of each row, the columns in the terms'
+    order, as one straight-line Python function compiled once, so that a request runs the
+    arithmetic without walking the steps.
+
+    Each step becomes one statement (:data:`_CODE`), in its order: the same floating-point
+    operations as :meth:`FoldedLinear.predict` promises, summed in the terms' order. Numbers
+    enter the code as names bound to their values, never as text. A row that cannot be priced
+    raises (``float`` of a non-number, ``log1p`` at ``x <= -1``, a division by zero) or sums
+    to a non-finite value (an unfilled NaN, an infinite value); ``predict`` hands it back.
+    """
+    env: dict[str, Any] = {"nan": math.nan, "log1p": math.log1p, "inf": math.inf}
+    body: list[str] = []
+
+    def const(value: Any) -> str:
+        name = f"k{len(env)}"
+        env[name] = value
+        return name
+
+    for j, (_, steps, w) in enumerate(numeric):
+        body.append(f"v = c{j}[i]")
+        body.append("x = nan if v is None else float(v)")
+        if any(step[0] == "fill" for step in steps[1:]):  # it could fill an inf's NaN
+            body.append("if x == inf or x == -inf: raise ValueError")
+        for step in steps:
+            body.append(_CODE[step[0]].format(*map(const, step[1:])))
+        body.append(f"s {'+=' if j else '='} x * {const(w)}")
+    for j, (_, weights, convert) in enumerate(categorical, start=len(numeric)):
+        category = f"v if v is None or type(v) is str else {const(convert)}(v)"
+        body.append(f"v = c{j}[i]")
+        body.append(f"s {'+=' if j else '='} {const(weights)}.get({category}, 0.0)")
+    body.append(f"out.append({const(b)} + s)")
+    width = len(numeric) + len(categorical)
+    source = "".join(
+        [
+            f"def sums({', '.join(f'c{j}' for j in range(width))}):\n",
+            "    out = []\n",
+            "    for i in range(len(c0)):\n",
+            *(f"        {line}\n" for line in body),
+            "    return out\n",
+        ]
+    )
+    exec(compile(source, "<folded terms>", "exec"), env)
+    fn: Callable[..., list[float]] = env["sums"]
+    fn.__doc__ = source  # what runs, for whoever inspects it
+    return fn
 
 
 def _fuse(steps: tuple[Step, ...]) -> tuple[Step, ...]:
@@ -231,6 +272,8 @@ def fold(pipeline: Any) -> FoldedLinear:
         columns: list[tuple[str, ColumnFold, int, Callable[[Any], Any] | None]] = terms_of()
     except ValueError as e:
         raise CannotFoldError(str(e)) from None
+    if not columns:
+        raise CannotFoldError("the ColumnTransformer passes no input column on")
     width = sum(1 if isinstance(c, tuple) else len(c) for _, c, _, _ in columns)
     if w.shape != (width,):
         raise CannotFoldError(f"coef_ has shape {w.shape}, the column terms {width} outputs")

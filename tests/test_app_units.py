@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from app.metrics import (
     BATCH_BUCKETS,
     LATENCY_BUCKETS,
+    PENDING_MAX,
     PRICE_BUCKETS,
     SIZE_BUCKETS,
     Metrics,
@@ -216,6 +217,63 @@ def _all_samples(text: str, prefix: str) -> dict[str, float]:
             key, value = line.rsplit(" ", 1)
             out[key] = float(value)
     return out
+
+
+def test_requests_past_the_pending_limit_and_from_threads_are_all_counted() -> None:
+    """More requests than ``PENDING_MAX`` (counted in bulk on the way) from several threads
+    at once: every one is counted, as prometheus_client's own types count them."""
+    import threading
+
+    reference = CollectorRegistry()
+    requests = Counter(
+        "houseprice_http_requests", "-", ["method", "route", "status"], registry=reference
+    )
+    duration = Histogram(
+        "houseprice_http_request_duration_seconds",
+        "-",
+        ["method", "route"],
+        buckets=LATENCY_BUCKETS,
+        registry=reference,
+    )
+    prices = Histogram(
+        "houseprice_predicted_price_dollars",
+        "-",
+        ["model_version"],
+        buckets=PRICE_BUCKETS,
+        registry=reference,
+    )
+    missing = Counter("houseprice_input_missing", "-", ["feature"], registry=reference)
+    ours = Metrics()
+    per_thread = PENDING_MAX + 300
+
+    def drive(k: int) -> None:
+        rng = np.random.default_rng(k)
+        for i in range(per_thread):
+            seconds, price = float(rng.lognormal(-7, 2)), float(rng.lognormal(12, 0.5))
+            ours.requests.observe_request("POST", "/predict", 200 + i % 2, seconds, 300, 90)
+            ours.requests.observe_prediction(f"v{k % 2}", [price], {"area": i % 2}, {}, {})
+
+    threads = [threading.Thread(target=drive, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in range(4):
+        rng = np.random.default_rng(k)
+        for i in range(per_thread):
+            seconds, price = float(rng.lognormal(-7, 2)), float(rng.lognormal(12, 0.5))
+            requests.labels("POST", "/predict", "2xx").inc()
+            duration.labels("POST", "/predict").observe(seconds)
+            prices.labels(f"v{k % 2}").observe(price)
+            missing.labels("area").inc(i % 2)
+    _assert_same_samples(
+        reference,
+        ours,
+        "houseprice_http_requests_total",
+        "houseprice_http_request_duration_seconds",
+        "houseprice_predicted_price_dollars",
+        "houseprice_input_missing_total",
+    )
 
 
 def test_unknown_methods_fold_into_other() -> None:

@@ -347,3 +347,36 @@ def test_a_fold_that_disagrees_at_warm_up_is_switched_off(
     )
     assert model.folded is None
     assert "disagreed" in model.price_path
+
+
+def test_a_fill_after_another_step_is_compiled_in_order() -> None:
+    """Scale then fill: a missing value stays NaN through the scaling and is filled after it
+    (the fill's statistic is a scaled one); an infinite value is handed back, as the general
+    path refuses it."""
+    rng = np.random.default_rng(6)
+    train = table(300, rng, missing=0.0)
+    block = Pipeline([("range", MinMaxScaler()), ("fill", SimpleImputer(strategy="median"))])
+    pipe = Pipeline(
+        [
+            ("features", ColumnTransformer([("n", block, ["area", "year"])])),
+            ("model", Ridge(alpha=0.1)),
+        ]
+    ).fit(train, target(train, rng))
+    folded = fold(pipe)
+    rows = table(200, rng, missing=0.3)
+    general = pipe.predict({"area": rows["area"], "year": rows["year"]})
+    whole = folded.predict({"area": rows["area"].tolist(), "year": rows["year"].tolist()})
+    assert whole is not None
+    np.testing.assert_allclose(whole, general, rtol=1e-12, atol=0.0)
+    assert price_one(folded, {"area": math.inf, "year": 1990.0}) is None
+    with pytest.raises(ValueError, match="area"):
+        pipe.predict({"area": np.array([math.inf]), "year": np.array([1990.0])})
+
+
+def test_the_compiled_terms_keep_their_source() -> None:
+    rng = np.random.default_rng(7)
+    train = table(200, rng)
+    folded = fold(served_shape(Ridge()).fit(train, target(train, rng)))
+    source = folded.sums.__doc__ or ""
+    assert source.startswith("def sums(c0, c1, c2, c3, c4, c5):")
+    assert source.count("log1p(x)") == 2 and source.count(".get(") == 2

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+from json import JSONEncoder
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from fastapi import Request
@@ -18,14 +19,18 @@ def get_service(request: Request) -> Service:
     return service
 
 
-#: ``json.dumps`` with arguments builds a new encoder per call; this one is built once.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+#: The C encoder behind ``json.dumps(separators=(",", ":"), allow_nan=False)``, built once:
+#: ``JSONEncoder.encode`` builds a new one on every call. No circular-reference markers (the
+#: answers are trees the routes build).
+_ENCODE = c_make_encoder(
+    None, JSONEncoder().default, encode_basestring_ascii, None, ":", ",", False, False, False
+)
 
 
 def encode_json(content: Any) -> bytes:
     """Compact JSON bytes. ``allow_nan=False``: a NaN would be invalid JSON for strict
-    clients, so it fails loudly here instead."""
-    return _ENCODER.encode(content).encode()
+    clients, so it fails loudly here instead (``ValueError``)."""
+    return "".join(_ENCODE(content, 0)).encode()
 
 
 def json_response(status: int, content: Any, headers: dict[str, str] | None = None) -> Response:
