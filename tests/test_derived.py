@@ -192,6 +192,8 @@ def test_derived_features_train_and_serve_from_the_declared_inputs(
     assert blocks["derived"] == ["overall_quality", "living_area", "garage_cars"]
 
     result = train(cfg, tmp_path / "model.joblib", tmp_path / "runs", plots=False)
+    card = (result.run_dir / "MODEL_CARD.md").read_text()
+    assert "| `quality_x_area` | `overall_quality * living_area`, then log1p |" in card
     art = load_artifact(tmp_path / "model.joblib")
     assert [f["name"] for f in art.metadata["features"]] == list(_table(HOUSES))
     names = art.pipeline.named_steps["features"].get_feature_names_out()
