@@ -36,7 +36,6 @@ _BINARY: dict[type[ast.operator], Callable[[FloatArray, FloatArray], FloatArray]
     ast.Mult: np.multiply,
     ast.Div: np.divide,
 }
-_SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
 class ExpressionError(ValueError):
@@ -49,7 +48,7 @@ def _check_node(node: ast.AST, expr: str) -> None:
         _check_node(node.body, expr)
     elif isinstance(node, ast.BinOp):
         if type(node.op) not in _BINARY:
-            raise ExpressionError(f"{expr!r}: only + - * / are allowed, not {_op_text(node)}")
+            raise ExpressionError(f"{expr!r}: only + - * / are allowed, not {ast.unparse(node)!r}")
         _check_node(node.left, expr)
         _check_node(node.right, expr)
     elif isinstance(node, ast.UnaryOp):
@@ -64,10 +63,6 @@ def _check_node(node: ast.AST, expr: str) -> None:
             f"{expr!r}: only column names, numbers, + - * / and parentheses are allowed, "
             f"not {type(node).__name__.lower()} {ast.unparse(node)!r}"
         )
-
-
-def _op_text(node: ast.BinOp) -> str:
-    return repr(ast.unparse(node))
 
 
 def parse_expression(expr: str) -> ast.Expression:

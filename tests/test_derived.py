@@ -132,6 +132,7 @@ def test_config_reads_derived_features(tmp_path: Path) -> None:
         ('[[derived]]\nname = "x"\nexpr = "garage_cars"\ntransform = "sqrt"\n', "only 'log'"),
         ('[[derived]]\nname = "x"\nexpr = "garage_cars"\nunits = "m"\n', "did you mean 'unit'"),
         ('[[derived]]\nname = "x"\n', "missing required key 'expr'"),
+        ('[[derived]]\nname = "x"\nexpr = "2 * 3"\n', "reads no feature"),
         (
             '[[derived]]\nname = "x"\nexpr = "y + 1"\n[[derived]]\nname = "y"\nexpr = "2"\n',
             r"derived\[0\]\.expr: 'y' is not a feature defined above",

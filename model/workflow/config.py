@@ -390,6 +390,8 @@ def _parse_derived(src: str, raw: Any, features: tuple[Feature, ...]) -> tuple[D
             used = expression_names(expr)
         except ExpressionError as exc:
             raise ConfigError(f"{where}.expr: {exc}") from None
+        if not used:
+            raise ConfigError(f"{where}.expr: {expr!r} reads no feature (a constant says nothing)")
         for col in used:
             if col not in kinds:
                 close = difflib.get_close_matches(col, list(kinds), n=1, cutoff=0.6)

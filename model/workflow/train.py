@@ -204,7 +204,8 @@ def build_pipeline(cfg: Config) -> Any:
     sizes marked ``transform = "log"``, then
     standardisation so one penalty ``alpha`` treats every coefficient alike. Categorical
     features: one-hot, where missing and never-seen categories are all zeros, i.e. the
-    baseline. The target is fitted on the log scale and predicted back in dollars.
+    baseline. The ``[[derived]]`` features, if any, are one more block (:func:`derived_block`).
+    The target is fitted on the log scale and predicted back in dollars.
     """
     from model.compose import ColumnTransformer, TransformedTargetRegressor
     from model.pipeline import Pipeline
