@@ -169,13 +169,25 @@ def _table(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _features_steps(pipe: Any) -> list[Any]:
+    """The pipeline's features step, or a vote's base models' own (fitted if fitted)."""
+    if pipe.named_steps["features"] != "passthrough":
+        return [pipe.named_steps["features"]]
+    reg = pipe.named_steps["regressor"]
+    vote = getattr(reg, "regressor_", reg.regressor)
+    bases = getattr(vote, "estimators_", None) or [est for _, est in vote.estimators]
+    return [base.named_steps["features"] for base in bases]
+
+
 @pytest.mark.parametrize(
     "model",
     [
         "",  # the small config's ridge
         '[model]\nestimator = "gbdt"\nparams = { max_iter = 20, min_samples_leaf = 5 }\n',
+        '[model]\nestimator = "voting"\nbase = ["ridge", "gbdt"]\n'
+        "params = { weights = [0.6, 0.4], gbdt__max_iter = 20, gbdt__min_samples_leaf = 5 }\n",
     ],
-    ids=["ridge", "gbdt"],
+    ids=["ridge", "gbdt", "voting"],
 )
 def test_derived_features_train_and_serve_from_the_declared_inputs(
     model: str, tmp_path: Path
@@ -188,17 +200,19 @@ def test_derived_features_train_and_serve_from_the_declared_inputs(
     path = tmp_path / "cfg.toml"
     path.write_text(text + DERIVED)
     cfg = load_config(path)
-    pipe = build_pipeline(cfg)
-    blocks = {name: cols for name, _, cols in pipe.named_steps["features"].transformers}
-    assert blocks["derived"] == ["overall_quality", "living_area", "garage_cars"]
+    for features in _features_steps(build_pipeline(cfg)):
+        blocks = {name: cols for name, _, cols in features.transformers}
+        assert blocks["derived"] == ["overall_quality", "living_area", "garage_cars"]
 
     result = train(cfg, tmp_path / "model.joblib", tmp_path / "runs", plots=False)
     card = (result.run_dir / "MODEL_CARD.md").read_text()
     assert "| `quality_x_area` | `overall_quality * living_area`, then log1p |" in card
     art = load_artifact(tmp_path / "model.joblib")
     assert [f["name"] for f in art.metadata["features"]] == list(_table(HOUSES))
-    names = art.pipeline.named_steps["features"].get_feature_names_out()
-    assert any("quality_x_area" in n for n in names) and any("area_per_car" in n for n in names)
+    for features in _features_steps(art.pipeline):
+        names = features.get_feature_names_out()
+        assert any("quality_x_area" in n for n in names)
+        assert any("area_per_car" in n for n in names)
     assert result.metadata["cv"]["rmse_log"]["mean"] < 0.3
     with pytest.raises(CannotFoldError):  # not per-column terms: the general path serves it
         fold(art.pipeline)
