@@ -24,6 +24,7 @@ import model
 from model.base import BaseEstimator, NotFittedError, clone
 from model.cluster import KMeans
 from model.compose import ColumnTransformer, TransformedTargetRegressor
+from model.derived import DerivedFeatures
 from model.ensemble import (
     HistGradientBoostingRegressor,
     RandomForestRegressor,
@@ -151,6 +152,13 @@ CASES = [
     Case("PolynomialFeatures", lambda: PolynomialFeatures(degree=2), X_NUM, None, ("transform",)),
     Case("LogTransformer", lambda: LogTransformer(columns=[0, 2]), X_NUM, None, ("transform",)),
     Case("AgeFromYear", lambda: AgeFromYear(), X_YEARS, None, ("transform",)),
+    Case(
+        "DerivedFeatures",
+        lambda: DerivedFeatures(["a", "b", "c"], [("s", "a + b"), ("r", "s / (c - 2)")]),
+        X_NAN,
+        None,
+        ("transform",),
+    ),
     Case("ColumnTransformer", _prep, TABLE, None, ("transform",)),
     Case(
         "TransformedTargetRegressor",

@@ -263,6 +263,17 @@ def _training_data(cfg: Config, meta: dict[str, Any]) -> list[str]:
             f"{'yes' if f['required'] else 'no'} | {bounds} | {seen} | "
             f"{_missing_rows(profiles.get(f['name']))} |"
         )
+    if cfg.derived:
+        lines += [
+            "",
+            "Derived by the model from the features above (clients do not send them):",
+            "",
+            "| name | computed as | unit | description |",
+            "|---|---|---|---|",
+        ]
+        for d in cfg.derived:
+            how = f"`{d.expr}`" + (", then log1p" if d.transform == "log" else "")
+            lines.append(f"| `{d.name}` | {how} | {d.unit or '—'} | {d.description or '—'} |")
     lines.append("")
     return lines
 

@@ -49,6 +49,16 @@ its data can move together. The file looks like::
     bounds = [1, 20000]         # hard limits the API enforces; every training row must be inside
     example = 1500
     transform = "log"           # optional: log1p before scaling (skewed, positive sizes)
+    [[derived]]                 # optional: a numeric model input computed from the features
+    name = "total_area"         # snake_case, distinct from the features' names
+    expr = "basement_area + first_floor_area + second_floor_area"
+    description = "Basement and both floors"
+    unit = "sq ft"
+    transform = "log"           # optional, as for a feature
+
+A derived feature (:mod:`model.derived`) is arithmetic (``+ - * /``, numbers, parentheses)
+over the numeric features' API names and the derived features above it. Clients never send
+it: the fitted pipeline computes it from the features they send, so the API is unchanged.
 """
 
 from __future__ import annotations
@@ -118,6 +128,17 @@ class Feature:
 
 
 @dataclass(frozen=True)
+class Derived:
+    """A numeric model input computed by the pipeline from the features (``[[derived]]``)."""
+
+    name: str
+    expr: str
+    description: str = ""
+    unit: str = ""
+    transform: str | None = None
+
+
+@dataclass(frozen=True)
 class DataInfo:
     """What the ``[data]`` table says about the data set, for the model card (all optional)."""
 
@@ -135,6 +156,7 @@ class Config:
     data_path: str
     target: str
     features: tuple[Feature, ...]
+    derived: tuple[Derived, ...] = ()
     filters: tuple[RowFilter, ...] = ()
     test_size: float = 0.2
     seed: int = 42
@@ -344,6 +366,55 @@ def _parse_base(where: str, model: Mapping[str, Any], estimator: str) -> tuple[s
     return tuple(names)
 
 
+def _parse_derived(src: str, raw: Any, features: tuple[Feature, ...]) -> tuple[Derived, ...]:
+    """``[[derived]]``: each expression checked against the numeric features and the derived
+    features before it, so a typo is a config error naming the entry, not a failed fit."""
+    from model.derived import ExpressionError, expression_names
+
+    if not isinstance(raw, list):
+        raise ConfigError(f"{src}: [[derived]] must be an array of tables")
+    kinds = {f.name: f.kind for f in features}
+    out: list[Derived] = []
+    for i, item in enumerate(raw):
+        where = f"{src}: derived[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}: expected a table, got {type(item).__name__}")
+        _unknown_keys(where, item, ("name", "expr", "description", "unit", "transform"))
+        name = _get(where, item, "name", str)
+        if not _SNAKE.fullmatch(name):
+            raise ConfigError(f"{where}.name: names are snake_case ([a-z][a-z0-9_]*), got {name!r}")
+        if name in kinds:
+            raise ConfigError(f"{where}.name: {name!r} is already a feature or a derived feature")
+        expr = _get(where, item, "expr", str)
+        try:
+            used = expression_names(expr)
+        except ExpressionError as exc:
+            raise ConfigError(f"{where}.expr: {exc}") from None
+        if not used:
+            raise ConfigError(f"{where}.expr: {expr!r} reads no feature (a constant says nothing)")
+        for col in used:
+            if col not in kinds:
+                close = difflib.get_close_matches(col, list(kinds), n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"{where}.expr: {col!r} is not a feature defined above{hint}")
+            if kinds[col] == "categorical":
+                raise ConfigError(f"{where}.expr: {col!r} is categorical; arithmetic needs numbers")
+        transform = _get(where, item, "transform", str, None)
+        if transform not in (None, "log"):
+            raise ConfigError(f"{where}.transform: only 'log', got {transform!r}")
+        kinds[name] = "numeric"
+        out.append(
+            Derived(
+                name,
+                expr,
+                _get(where, item, "description", str, ""),
+                _get(where, item, "unit", str, ""),
+                transform,
+            )
+        )
+    return tuple(out)
+
+
 def _check_ranges(cfg: Config, src: str) -> None:
     """Value checks shared by the file and the command-line overrides."""
     if not 0.0 < cfg.test_size < 1.0:
@@ -357,7 +428,7 @@ def _check_ranges(cfg: Config, src: str) -> None:
 def parse_config(doc: Mapping[str, Any], source: str = "<memory>", text: str = "") -> Config:
     """Validate a parsed TOML document; raise :class:`ConfigError` on the first problem."""
     src = source
-    _unknown_keys(src, doc, ("data", "split", "cv", "model", "features"))
+    _unknown_keys(src, doc, ("data", "split", "cv", "model", "features", "derived"))
     data = _table(src, doc, "data")
     _unknown_keys(f"{src}: data", data, DATA_KEYS)
     filters_raw = _get(f"{src}: data", data, "filters", list, [])
@@ -411,6 +482,8 @@ def parse_config(doc: Mapping[str, Any], source: str = "<memory>", text: str = "
                 raise ConfigError(f"{src}: features[{i}].{attr}: {value!r} is used twice")
             seen.add(value)
 
+    derived = _parse_derived(src, doc.get("derived", []), features)
+
     target = _get(f"{src}: data", data, "target", str)
     if any(f.column == target for f in features):
         raise ConfigError(f"{src}: the target column {target!r} cannot also be a feature")
@@ -422,6 +495,7 @@ def parse_config(doc: Mapping[str, Any], source: str = "<memory>", text: str = "
         data_path=resolve_path(path, source),
         target=target,
         features=features,
+        derived=derived,
         filters=filters,
         test_size=float(_get(f"{src}: split", split, "test_size", (int, float), 0.2)),
         seed=_get(f"{src}: split", split, "seed", int, 42),

@@ -204,7 +204,8 @@ def build_pipeline(cfg: Config) -> Any:
     sizes marked ``transform = "log"``, then
     standardisation so one penalty ``alpha`` treats every coefficient alike. Categorical
     features: one-hot, where missing and never-seen categories are all zeros, i.e. the
-    baseline. The target is fitted on the log scale and predicted back in dollars.
+    baseline. The ``[[derived]]`` features, if any, are one more block (:func:`derived_block`).
+    The target is fitted on the log scale and predicted back in dollars.
     """
     from model.compose import ColumnTransformer, TransformedTargetRegressor
     from model.pipeline import Pipeline
@@ -226,11 +227,39 @@ def build_pipeline(cfg: Config) -> Any:
             ("scale", StandardScaler()),
         ]
         blocks.append(("log_numeric", Pipeline(steps), logged))
+    blocks += derived_block(cfg, scaled=True)
     if cats:
         blocks.append(("categorical", OneHotEncoder(), cats))
     func: Literal["log"] | None = "log" if cfg.target_transform == "log" else None
     regressor = TransformedTargetRegressor(make_estimator(cfg), func=func)
     return Pipeline([("features", ColumnTransformer(blocks)), ("regressor", regressor)])
+
+
+def derived_block(cfg: Config, scaled: bool) -> list[tuple[str, Any, list[str]]]:
+    """The ``ColumnTransformer`` block of the ``[[derived]]`` features (none without them).
+
+    Its input is every feature the expressions read; its output the derived values, in the
+    config's order. ``scaled`` (the linear models): imputed, ``log1p`` where the config says
+    ``transform = "log"``, standardised, as the declared features are. Otherwise (the trees)
+    as computed, a missing operand left missing.
+    """
+    from model.derived import DerivedFeatures, expression_names
+    from model.pipeline import Pipeline
+    from model.preprocessing import LogTransformer, SimpleImputer, StandardScaler
+
+    if not cfg.derived:
+        return []
+    own = {d.name for d in cfg.derived}
+    read = [n for d in cfg.derived for n in expression_names(d.expr) if n not in own]
+    inputs = list(dict.fromkeys(read))
+    derive: Any = DerivedFeatures(inputs, [(d.name, d.expr) for d in cfg.derived])
+    if scaled:
+        logged = [i for i, d in enumerate(cfg.derived) if d.transform == "log"]
+        steps = [("derive", derive), ("impute", SimpleImputer(strategy=cfg.impute))]
+        if logged:
+            steps.append(("log", LogTransformer(columns=logged)))
+        derive = Pipeline([*steps, ("scale", StandardScaler())])
+    return [("derived", derive, inputs)]
 
 
 #: How the pipeline addresses the estimator's hyperparameters (``alpha`` in the config).
@@ -279,9 +308,11 @@ def native_features(cfg: Config) -> tuple[Any, list[int]]:
     blocks: list[tuple[str, Any, list[str]]] = []
     if numbers:
         blocks.append(("numeric", "passthrough", numbers))
+    blocks += derived_block(cfg, scaled=False)
     if cats:
         blocks.append(("categorical", OrdinalEncoder(), cats))
-    return ColumnTransformer(blocks), list(range(len(numbers), len(numbers) + len(cats)))
+    first = len(numbers) + len(cfg.derived)
+    return ColumnTransformer(blocks), list(range(first, first + len(cats)))
 
 
 def _base_pipeline(cfg: Config, name: str) -> Any:
