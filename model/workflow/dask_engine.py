@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from model.workflow.fastcsv import data_start
-from model.workflow.stream import Runner, Span, StreamFit, _Reader, fit_stream
+from model.workflow.stream import Reader, Runner, Span, StreamFit, fit_stream
 
 #: Bytes of the file per task.
 PARTITION_BYTES = 32 << 20
@@ -86,7 +86,7 @@ class DaskRunner(Runner):
         self.client = client
         self.partition_bytes = partition_bytes
 
-    def spans(self, rd: _Reader) -> list[Span | None]:
+    def spans(self, rd: Reader) -> list[Span | None]:
         start, line = data_start(rd.path, rd.cfg.csv)
         size = os.path.getsize(rd.path)
         parts = max(1, math.ceil((size - start) / self.partition_bytes))
