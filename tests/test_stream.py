@@ -443,6 +443,77 @@ def test_a_ragged_row_fails_after_one_pass(tmp_path: Path, monkeypatch: pytest.M
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    reads: list[int] = []
+    real = fastcsv.iter_chunks_fast
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("model.workflow.stream.reading.iter_chunks_fast", counting)
+    return reads
+
+
+def test_later_passes_read_pass_1s_columns_not_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is parsed once; the column cache is deleted at the end, also after an error."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    cfg = load_config(_synth(tmp_path, n=900))
+    reads = _count_reads(monkeypatch)
+    fit = fit_stream(cfg, search_grid(cfg), chunk_rows=100)
+    assert len(reads) == 2  # the look at the text filter column 'sale', then pass 1
+    assert fit.rows_read == 900 and not any((tmp_path / "tmp").iterdir())
+    bad = load_config(_synth(tmp_path, n=900, bad={800: "1500,3,199O,5000,D1,20,Normal,1"}))
+    with pytest.raises(ConfigError, match="line 802"):
+        fit_stream(bad, search_grid(bad), chunk_rows=100)
+    assert not any((tmp_path / "tmp").iterdir())
+
+
+def test_a_full_disk_drops_the_cache_and_parses_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model.workflow.stream import cache
+
+    cfg = load_config(_synth(tmp_path, n=900))
+    expected = fit_stream(cfg, search_grid(cfg), chunk_rows=100)
+    written = []
+
+    class FullDisk:
+        def __init__(self, fh: Any) -> None:
+            self.fh = fh
+
+        def write(self, data: bytes) -> int:
+            written.append(len(data))
+            if len(written) > 4:
+                raise OSError(28, "No space left on device")
+            return int(self.fh.write(data))
+
+        def close(self) -> None:
+            self.fh.close()
+
+    real_open = open
+
+    def opening(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        fh = real_open(path, mode, *args, **kwargs)
+        return FullDisk(fh) if mode == "wb" else fh
+
+    monkeypatch.setattr(cache, "open", opening, raising=False)
+    reads = _count_reads(monkeypatch)
+    got = fit_stream(cfg, search_grid(cfg), chunk_rows=100)
+    assert len(written) > 4 and len(reads) == 4  # the look, pass 1, and passes 2 and 3 again
+    np.testing.assert_allclose(
+        got.best.named_steps["regressor"].regressor_.coef_,
+        expected.best.named_steps["regressor"].regressor_.coef_,
+        rtol=0,
+        atol=1e-12,
+    )
+
+
 def test_cli_stream_engine_trains_and_records_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -111,6 +111,9 @@ class DaskRunner(Runner):
             line += n
         return spans or [Span(start, size, line)]
 
+    def keeps_columns(self) -> bool:
+        return False  # a partition's passes may run on different workers
+
     def map(self, fn: Callable[..., Any], args: list[tuple[Any, ...]]) -> list[Any]:
         if not args:
             return []

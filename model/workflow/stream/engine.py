@@ -17,8 +17,9 @@ from numpy.typing import NDArray
 
 from model.base import FloatArray, clone
 from model.selection import parameter_grid
-from model.workflow.config import Config, ConfigError
+from model.workflow.config import Config, ConfigError, Feature
 from model.workflow.data import _open_binary
+from model.workflow.stream.cache import ColumnCache
 from model.workflow.stream.evaluation import pass3
 from model.workflow.stream.reading import Reader, Runner
 from model.workflow.stream.sample import SAMPLE_ROWS, Sample
@@ -107,12 +108,43 @@ def fit_stream(
     runner: Runner | None = None,
 ) -> StreamFit:
     """Train ``cfg`` in three passes over its file (see the module docstring); ``runner``
-    runs each pass on the file's partitions (default: the whole file, in this process)."""
+    runs each pass on the file's partitions (default: the whole file, in this process, with
+    pass 1's parsed columns kept on disk for the others: :mod:`model.workflow.stream.cache`)."""
+    run = runner or Runner()
+    rd = Reader(cfg, chunk_rows)
+    numeric, categorical = _feature_order(cfg)
+    cache = None
+    if run.keeps_columns():
+        try:
+            cache = ColumnCache(numeric, categorical)
+        except OSError:  # no writable temporary folder: every pass parses the file
+            cache = None
+    try:
+        return _fit_passes(cfg, grid, rd, run, cache, say, sample_rows)
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _feature_order(cfg: Config) -> tuple[tuple[Feature, ...], tuple[Feature, ...]]:
+    """The numeric features in the pipeline's order (plain, then logged), the categorical."""
+    plain = [f for f in cfg.features if f.numeric and f.transform is None]
+    logged_f = [f for f in cfg.features if f.numeric and f.transform == "log"]
+    return tuple(plain + logged_f), tuple(f for f in cfg.features if f.kind == "categorical")
+
+
+def _fit_passes(
+    cfg: Config,
+    grid: dict[str, list[Any]],
+    rd: Reader,
+    run: Runner,
+    cache: ColumnCache | None,
+    say: Callable[[str], None] | None,
+    sample_rows: int,
+) -> StreamFit:
     from model.drift import numeric_profile
     from model.workflow.train import METRICS, PARAM_PREFIX, build_pipeline
 
-    run = runner or Runner()
-    rd = Reader(cfg, chunk_rows)
     spans = run.spans(rd)
     note = say or (lambda _: None)
     # A filter column that is neither a numeric feature nor the target is read as numbers
@@ -127,7 +159,7 @@ def fit_stream(
                 numeric_filters[name] = numeric_filters.get(name, True) and b
 
     note(f"pass 1/3: statistics of {rd.path}")
-    partials = run.map(pass1, [(rd, sp, numeric_filters) for sp in spans])
+    partials = run.map(pass1, [(rd, sp, numeric_filters, cache) for sp in spans])
     p1 = partials[0]
     for later in partials[1:]:
         p1.merge(later)
@@ -136,10 +168,7 @@ def fit_stream(
     starts = np.concatenate([[0], np.cumsum([q.kept for q in partials])]).astype(int).tolist()
     sha256 = _sha256(rd.path)
 
-    plain = [f for f in cfg.features if f.numeric and f.transform is None]
-    logged_f = [f for f in cfg.features if f.numeric and f.transform == "log"]
-    numeric = tuple(plain + logged_f)
-    categorical = tuple(f for f in cfg.features if f.kind == "categorical")
+    numeric, categorical = _feature_order(cfg)
     cat_names: list[tuple[str, ...]] = []
     cat_maps: list[dict[str, int]] = []
     for f in categorical:
@@ -160,7 +189,7 @@ def fit_stream(
     )
     K = cfg.folds
     parts = assign_parts(n, cfg.test_size, K, cfg.seed)
-    plan = Plan(lay, cat_maps, numeric_filters, K, cfg.seed, sample_rows)
+    plan = Plan(lay, cat_maps, numeric_filters, K, cfg.seed, sample_rows, cache)
 
     def slices() -> list[tuple[NDArray[np.int8], int]]:
         return [(parts[a:b], a) for a, b in itertools.pairwise(starts)]

@@ -5,6 +5,7 @@ of predictions."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,21 +34,6 @@ class Metric:
     y_sum: float = 0.0
     y_sq: float = 0.0
 
-    def add(self, y: FloatArray, p: FloatArray, shift: float) -> None:
-        d = y - p
-        self.n += int(y.size)
-        self.se += float(d @ d)
-        self.ae += float(np.abs(d).sum())
-        self.ape += float((np.abs(d) / np.maximum(np.abs(y), _EPS)).sum())
-        if self.log_ok and ((y <= 0).any() or (p <= 0).any()):
-            self.log_ok = False
-        if self.log_ok:
-            ld = np.log(y) - np.log(p)
-            self.sle += float(ld @ ld)
-        ys = y - shift
-        self.y_sum += float(ys.sum())
-        self.y_sq += float(ys @ ys)
-
     def merge(self, other: Metric) -> Metric:
         self.n += other.n
         self.se += other.se
@@ -75,6 +61,33 @@ class Metric:
             "rmse_log": math.sqrt(self.sle / n) if self.log_ok else math.nan,
         }
         return {k: float(out[k]) for k in METRICS}
+
+
+def add_columns(metrics: Sequence[Metric], y: FloatArray, P: FloatArray, shift: float) -> None:
+    """Add the rows with actual ``y`` to ``metrics[i]``, the sums of the model predicting
+    ``P[:, i]`` (one pass over the rows for every model)."""
+    if not y.size:
+        return
+    D = y[:, None] - P
+    A = np.abs(D)
+    se, ae = (D * D).sum(axis=0), A.sum(axis=0)
+    ape = (A / np.maximum(np.abs(y), _EPS)[:, None]).sum(axis=0)
+    y_pos = bool((y > 0).all())
+    p_pos = np.asarray((P > 0).all(axis=0))
+    log_y = np.log(y) if y_pos else None
+    ys = y - shift
+    y_sum, y_sq = float(ys.sum()), float(ys @ ys)
+    for i, m in enumerate(metrics):
+        m.n += int(y.size)
+        m.se += float(se[i])
+        m.ae += float(ae[i])
+        m.ape += float(ape[i])
+        m.log_ok = m.log_ok and y_pos and bool(p_pos[i])
+        if m.log_ok and log_y is not None:
+            ld = log_y - np.log(P[:, i])
+            m.sle += float(ld @ ld)
+        m.y_sum += y_sum
+        m.y_sq += y_sq
 
 
 @dataclass
@@ -146,14 +159,13 @@ def pass3(
         for k in range(K):
             sel = part == k
             if sel.any():
-                for c in range(n_c):
-                    out.cv[c][k].add(y[sel], pred[sel, c * K + k], y_center)
+                cols = pred[sel][:, k : n_c * K : K]  # every candidate's fold-k model
+                add_columns([out.cv[c][k] for c in range(n_c)], y[sel], cols, y_center)
         final = pred[:, n_c * K :]
         keys = row_hash(np.arange(idx0 + start, idx0 + start + U.shape[0]), plan.seed)
         te = part == K
         if te.any():
-            for c in range(n_c):
-                out.test[c].add(y[te], final[te, c], y_center)
+            add_columns(out.test, y[te], final[te], y_center)
             out.test_sample.add(keys[te], np.column_stack([y[te], final[te]]))
             band = np.searchsorted(segments.price_edges, y[te], side="right")
             out.by_price.add(band, y[te], final[te])

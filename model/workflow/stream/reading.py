@@ -144,6 +144,11 @@ class Runner:
     def map(self, fn: Callable[..., Any], args: list[tuple[Any, ...]]) -> list[Any]:
         return [fn(*a) for a in args]
 
+    def keeps_columns(self) -> bool:
+        """Whether pass 1 keeps the parsed columns on disk for the later passes
+        (:mod:`model.workflow.stream.cache`): in process, yes; a cluster's tasks re-parse."""
+        return True
+
 
 def _filter_mask(
     rule: RowFilter, numbers: FloatArray | None, text: NDArray[Any] | None

@@ -39,8 +39,14 @@ class Sample:
             self.values = np.empty((0, self.width))
 
     def add(self, keys: NDArray[np.uint64], values: FloatArray) -> None:
+        values = values.reshape(len(keys), self.width)
+        if self.keys.size >= self.k:  # full: a key above the largest kept cannot get in
+            below = keys < self.keys.max()
+            keys, values = keys[below], values[below]
+            if not keys.size:
+                return
         self.keys = np.concatenate([self.keys, keys])
-        self.values = np.concatenate([self.values, values.reshape(len(keys), self.width)])
+        self.values = np.concatenate([self.values, values])
         if self.keys.size > self.k:
             keep = np.argpartition(self.keys, self.k - 1)[: self.k]
             self.keys, self.values = self.keys[keep], self.values[keep]

@@ -23,7 +23,8 @@ from model.workflow.checks import (
 )
 from model.workflow.config import Config, ConfigError
 from model.workflow.data import Chunk, DataError
-from model.workflow.stream.reading import Reader, Span, cfg_na, parse_chunk, to_numbers
+from model.workflow.stream.cache import ColumnCache
+from model.workflow.stream.reading import Parsed, Reader, Span, cfg_na, parse_chunk, to_numbers
 
 
 @dataclass
@@ -103,7 +104,7 @@ class Pass1:
         return self
 
 
-def _pass1_chunk(rd: Reader, chunk: Chunk, p1: Pass1, numeric_filters: dict[str, bool]) -> None:
+def _pass1_chunk(rd: Reader, chunk: Chunk, p1: Pass1, numeric_filters: dict[str, bool]) -> Parsed:
     cfg = rd.cfg
     pc = parse_chunk(rd, chunk, p1, numeric_filters)
     keep = pc.keep
@@ -167,6 +168,7 @@ def _pass1_chunk(rd: Reader, chunk: Chunk, p1: Pass1, numeric_filters: dict[str,
         p1.t_sum[f.name] = p1.t_sum.get(f.name, 0.0) + float(tx.sum())
         p1.raw_sum[f.name] = p1.raw_sum.get(f.name, 0.0) + float(finite.sum())
         p1.count[f.name] = p1.count.get(f.name, 0) + int(finite.size)
+    return pc
 
 
 def raise_pass1(cfg: Config, rd: Reader, p1: Pass1) -> None:
@@ -242,8 +244,23 @@ def kinds_pass(rd: Reader, span: Span | None, columns: list[str]) -> dict[str, b
     return kinds
 
 
-def pass1(rd: Reader, span: Span | None, numeric_filters: dict[str, bool]) -> Pass1:
+def pass1(
+    rd: Reader,
+    span: Span | None,
+    numeric_filters: dict[str, bool],
+    cache: ColumnCache | None = None,
+) -> Pass1:
+    """Pass 1 over one partition (``cache``: where to keep the kept rows' parsed columns)."""
     p1 = Pass1()
     for chunk in rd.chunks(span):
-        _pass1_chunk(rd, chunk, p1, numeric_filters)
+        pc = _pass1_chunk(rd, chunk, p1, numeric_filters)
+        if cache is not None:
+            k = pc.keep
+            cache.add(
+                {c: pc.numbers[c][k] for c in cache.numeric},
+                {c: pc.text[c][k] for c in cache.categorical},
+                pc.target[k],
+            )
+    if cache is not None:
+        cache.finish()
     return p1

@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from model.base import FloatArray
 from model.workflow.config import Feature
+from model.workflow.stream.cache import ColumnCache
 from model.workflow.stream.reading import Parsed, Reader, Span, parse_chunk
 from model.workflow.stream.sample import Sample, row_hash
 from model.workflow.stream.segments import TargetGroups, category_codes
@@ -108,14 +109,14 @@ def assign_parts(n: int, test_size: float, folds: int, seed: int) -> NDArray[np.
 
 
 def _augmented(
-    lay: Layout, pc: Parsed, cat_index: list[dict[str, int]], keep: NDArray[np.bool_]
+    lay: Layout, xs: list[FloatArray], codes: list[NDArray[np.intp]], y: FloatArray
 ) -> FloatArray:
-    """The augmented matrix ``u`` of a chunk's kept rows (see the module docstring)."""
-    n = int(keep.sum())
+    """The augmented matrix ``u`` of rows (see the module docstring): their numeric features
+    ``xs`` (NaN missing), each categorical feature's layout index (``-1``: none), target."""
+    n = y.size
     U = np.zeros((n, lay.width))
     logged = lay.logged
-    for j, f in enumerate(lay.numeric):
-        x = pc.numbers[f.column][keep]
+    for j, x in enumerate(xs):
         miss = np.isnan(x)
         t = np.log1p(np.where(miss, 0.0, x)) if logged[j] else x
         U[:, lay.num(j)] = np.where(miss, 0.0, t - lay.shift[j])
@@ -123,12 +124,9 @@ def _augmented(
         if logged[j]:
             U[:, lay.raw(j)] = np.where(miss, 0.0, x - lay.raw_shift[j])
     rows = np.arange(n)
-    for off, f, index in zip(lay.cat_offsets(), lay.categorical, cat_index, strict=True):
-        col = pc.text[f.column][keep].tolist()
-        codes = np.fromiter(map(index.get, col, itertools.repeat(-1)), np.intp, n)
-        hit = codes >= 0
-        U[rows[hit], off + codes[hit]] = 1.0
-    y = pc.target[keep]
+    for off, c in zip(lay.cat_offsets(), codes, strict=True):
+        hit = c >= 0
+        U[rows[hit], off + c[hit]] = 1.0
     U[:, lay.y] = (np.log(y) if lay.log_target else y) - lay.y_shift
     U[:, lay.one] = 1.0
     return U
@@ -144,6 +142,7 @@ class Plan:
     folds: int
     seed: int
     sample_rows: int
+    cache: ColumnCache | None = None  # pass 1's columns, when the runner keeps them
 
 
 def pass2(
@@ -188,12 +187,30 @@ def blocks(
     start = 0
     lay = plan.lay
     rows = max(1, _BLOCK_ELEMENTS // lay.width)
+    if plan.cache is not None and plan.cache.ok:
+        names = [f.column for f in lay.numeric]
+        for nums, y, codes in plan.cache.blocks(rows, plan.cache.lookup(plan.cat_maps)):
+            xs = [nums[:, j] for j in range(len(names))]
+            keep = np.ones(y.size, dtype=bool)
+            pc = Parsed(dict(zip(names, xs, strict=True)), {}, y, np.empty(0, np.int64), keep)
+            yield start, _augmented(lay, xs, codes, y), pc, keep
+            start += y.size
+        return
     for chunk in rd.chunks(span):
         pc = parse_chunk(rd, chunk, None, plan.numeric_filters)
         kept = np.flatnonzero(pc.keep)
         for b in range(0, kept.size, rows):
             keep = np.zeros(pc.keep.size, dtype=bool)
             keep[kept[b : b + rows]] = True
-            U = _augmented(lay, pc, plan.cat_maps, keep)
+            xs = [pc.numbers[f.column][keep] for f in lay.numeric]
+            codes = [
+                np.fromiter(
+                    map(index.get, pc.text[f.column][keep].tolist(), itertools.repeat(-1)),
+                    np.intp,
+                    int(keep.sum()),
+                )
+                for f, index in zip(lay.categorical, plan.cat_maps, strict=True)
+            ]
+            U = _augmented(lay, xs, codes, pc.target[keep])
             yield start, U, pc, keep
             start += U.shape[0]
