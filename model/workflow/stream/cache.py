@@ -16,6 +16,7 @@ later passes parse the file again, as the Dask engine's partitions always do.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -35,7 +36,8 @@ class ColumnCache:
     def __init__(self, numeric: Sequence[Feature], categorical: Sequence[Feature]) -> None:
         self.numeric = [f.column for f in numeric]
         self.categorical = [f.column for f in categorical]
-        self.ids: list[dict[str, int]] = [{} for _ in categorical]
+        # per categorical feature: spelling -> id, missing (None) -> -1
+        self.ids: list[dict[str | None, int]] = [{None: -1} for _ in categorical]
         self.rows = 0
         self.ok = True
         self.folder = Path(tempfile.mkdtemp(prefix="houseprice-stream-"))
@@ -54,8 +56,11 @@ class ColumnCache:
         nums = np.column_stack([numbers[c] for c in self.numeric]) if self.numeric else None
         ids = np.empty((n, len(self.categorical)), dtype=np.int32)
         for i, c in enumerate(self.categorical):
-            seen = self.ids[i]
-            ids[:, i] = [-1 if v is None else seen.setdefault(v, len(seen)) for v in text[c]]
+            seen, values = self.ids[i], text[c].tolist()
+            got = np.fromiter(map(seen.get, values, itertools.repeat(-2)), np.int32, n)
+            for k in np.flatnonzero(got == -2).tolist():  # a spelling met for the first time
+                got[k] = seen.setdefault(values[k], len(seen) - 1)
+            ids[:, i] = got
         try:
             if nums is not None:
                 self._out[0].write(np.ascontiguousarray(nums, dtype=np.float64).tobytes())
@@ -80,9 +85,10 @@ class ColumnCache:
         """Per categorical feature, the layout index of each id (``-1``: not a category)."""
         out = []
         for seen, index in zip(self.ids, cat_maps, strict=True):
-            lut = np.full(len(seen), -1, dtype=np.intp)
+            lut = np.full(len(seen) - 1, -1, dtype=np.intp)
             for spelling, i in seen.items():
-                lut[i] = index.get(spelling, -1)
+                if spelling is not None:
+                    lut[i] = index.get(spelling, -1)
             out.append(lut)
         return out
 
