@@ -2,8 +2,9 @@
 
 A linear model sees its data only through sufficient statistics (:mod:`model.linear`), and
 every preprocessing step in front of it (imputation, ``log1p``, standardisation, one-hot) is
-per column and affine once its fill value is fixed. So the file is read in chunks of
-``chunk_rows`` rows (memory: one chunk), three times:
+per column and affine once its fill value is fixed. So the rows are seen in chunks of
+``chunk_rows`` rows (memory: one chunk), in three passes; only the first parses the file, the
+others read its parsed columns back from a temporary binary cache (:mod:`.cache`):
 
 1. **statistics**: rows read and kept (the filters), the config's promises checked with the
    memory engine's messages (:mod:`model.workflow.checks`), categories, centring shifts. A bad
@@ -21,8 +22,9 @@ per column and affine once its fill value is fixed. So the file is read in chunk
    (:meth:`model.linear.LinearRegression.fit_stats`). The shifts ``c`` (pass 1 means) keep
    the moments free of cancellation.
 3. **predictions**: every fold model and the final one are linear maps of ``u``, so one matrix
-   product per chunk gives the CV metrics in dollars (MAE, MAPE, R²...), the test metrics, the
-   drift reference's bin counts and samples of the predictions.
+   product per chunk gives the CV metrics in dollars (MAE, MAPE, R²...), the test metrics (also
+   per segment, for the card), the drift reference's bin counts and samples of the
+   predictions.
 
 The median needs more than sums. Each part keeps a *bottom-k sample*: the ``SAMPLE_ROWS``
 rows whose seeded hash of the row index is smallest, a uniform sample without replacement
@@ -42,8 +44,9 @@ row) it replaces by nothing and by a sample, and the metadata says which engine 
 
 The modules, in the order of a run: :mod:`.reading` (chunks of the file or of one partition,
 parsed), :mod:`.statistics` (pass 1), :mod:`.sums` (the split, ``u`` and pass 2),
-:mod:`.sample` (the bottom-k sample), :mod:`.solve` (a fold's model from its sums, and the
-fitted pipeline), :mod:`.evaluation` (pass 3: metrics, segments, drift bins) and
+:mod:`.sample` (the bottom-k sample), :mod:`.cache` (pass 1's columns for the later passes),
+:mod:`.solve` (a fold's model from its sums, and the fitted pipeline), :mod:`.evaluation`
+(pass 3: metrics, drift bins), :mod:`.segments` (the card's per-segment errors) and
 :mod:`.engine` (the passes put together: :func:`fit_stream`).
 """
 
