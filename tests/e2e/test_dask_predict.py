@@ -135,6 +135,23 @@ def test_strict_names_the_first_error_and_writes_nothing(
     assert [p.name for p in tmp_path.iterdir()] == ["d.csv"]
 
 
+def test_a_malformed_row_deep_in_the_file_fails_as_in_memory(
+    tmp_path: Path, model: tuple[Path, Path], runner: DaskRunner
+) -> None:
+    path, _ = model
+    art = load_artifact(path)
+    data = tmp_path / "ragged.csv"
+    write_sales(data, 4000, seed=2, bad={3500: "1500,3,1990"})
+    out = tmp_path / "d.csv"
+    with pytest.raises(DataError) as memory:
+        predict_file(art.pipeline, art.metadata, data, out)
+    with pytest.raises(DataError) as dask:
+        predict_dask(art.pipeline, art.metadata, data, out, runner=runner)
+    assert str(dask.value) == str(memory.value)
+    assert str(data) in str(dask.value) and "line 3502" in str(dask.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ragged.csv"]
+
+
 def test_json_input_and_flags_are_refused_clearly(
     tmp_path: Path, model: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
