@@ -52,6 +52,7 @@ from numpy.typing import NDArray
 
 from model.base import Columns, FloatArray
 from model.workflow.atomic import atomic_open
+from model.workflow.checks import plain
 from model.workflow.data import NA_VALUES, DataError, parse_column, suggest
 from model.workflow.progress import ProgressBar
 from model.workflow.rowfiles import (
@@ -72,11 +73,6 @@ CHUNK_ROWS = 10_000
 OUTPUT_COLUMNS = ("price", "model_version", "warnings")
 #: The kinds of warning, as counted in the summary.
 WARNING_KINDS = ("unknown category", "outside the training range", "imputed")
-
-
-def _plain(x: float) -> str:
-    """9000.0 -> "9000", 0.5 -> "0.5": no thousands separator (years are read too)."""
-    return f"{x:.15g}"
 
 
 @dataclass(frozen=True)
@@ -358,27 +354,25 @@ class Scorer:
                     error(
                         i,
                         col,
-                        f"{_plain(x[i])} outside the bounds [{_plain(lo)}, {_plain(hi)}] "
+                        f"{plain(x[i])} outside the bounds [{plain(lo)}, {plain(hi)}] "
                         f"of {f.name!r}",
                     )
                 x[(x < lo) | (x > hi)] = math.nan  # the row is in error; priced as imputed
             if f.integer:
                 fraction = np.flatnonzero(~np.isnan(x) & (x != np.floor(x)))
                 for i in fraction.tolist():
-                    error(
-                        i, col, f"{_plain(x[i])} is not a whole number ({f.name!r} is an integer)"
-                    )
+                    error(i, col, f"{plain(x[i])} is not a whole number ({f.name!r} is an integer)")
                 x[fraction] = math.nan
             if f.lo is not None:
                 for i in np.flatnonzero(x < f.lo).tolist():
                     warns[i].append(
-                        f"{col}: {_plain(x[i])} below the training minimum {_plain(f.lo)}"
+                        f"{col}: {plain(x[i])} below the training minimum {plain(f.lo)}"
                     )
                     counts["outside the training range"] += 1
             if f.hi is not None:
                 for i in np.flatnonzero(x > f.hi).tolist():
                     warns[i].append(
-                        f"{col}: {_plain(x[i])} above the training maximum {_plain(f.hi)}"
+                        f"{col}: {plain(x[i])} above the training maximum {plain(f.hi)}"
                     )
                     counts["outside the training range"] += 1
 
