@@ -16,10 +16,15 @@ a parent's memory at fork in its child's peak):
 
 Throughput is rows x passes / CPU seconds of the whole run, i.e. per core: parsing and
 accumulating, plus the solver, the writing of the run and the artifact (small beside the
-passes; the stream engine reads the file three times). Prints a table; asserts nothing.
+passes; the stream engine reads the file three times).
+
+Then ``houseprice predict`` prices the whole file with the first model trained, into a CSV
+(``--predict memory``: the chunked scorer in one process, target < 500 MB at 3M rows;
+``--predict dask``: partitions on a 2-worker LocalCluster): its peak memory, rows per CPU
+second and rows per wall second. Prints a table; asserts nothing.
 
 Run: ``.venv/bin/python benchmarks/bench_scale.py [--rows 1000000 3000000] [--memory-max N]
-[--engines stream dask memory]``
+[--engines stream dask memory] [--predict memory dask]``
 """
 
 from __future__ import annotations
@@ -148,24 +153,10 @@ def write_csv(path: Path, rows: int, seed: int = 0, block: int = 100_000) -> Non
             fh.write("\n")
 
 
-def run_train(config: Path, out: Path, engine: str) -> tuple[float, float, float, int]:
-    """``(wall s, CPU s, peak RSS MB, exit code)`` of one ``houseprice train`` process."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "model.workflow.cli",
-        "train",
-        "--config",
-        str(config),
-        "--out",
-        str(out / f"{engine}.joblib"),
-        "--runs-dir",
-        str(out / "runs"),
-        "--no-plots",
-        "--quiet",
-        "--engine",
-        engine,
-    ]
+def run_cli(args: list[str]) -> tuple[float, float, float, int]:
+    """``(wall s, CPU s, peak RSS MB, exit code)`` of one ``houseprice`` process (and its
+    children: a Dask LocalCluster's workers count in its CPU time)."""
+    cmd = [sys.executable, "-m", "model.workflow.cli", *args]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -175,6 +166,31 @@ def run_train(config: Path, out: Path, engine: str) -> tuple[float, float, float
     if proc.returncode != 0:
         print(err.decode(errors="replace").strip().splitlines()[-1], file=sys.stderr)
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode
+
+
+def run_train(config: Path, out: Path, engine: str) -> tuple[float, float, float, int]:
+    """One ``houseprice train --engine ENGINE`` (see :func:`run_cli`)."""
+    return run_cli(
+        [
+            "train",
+            "--config",
+            str(config),
+            "--out",
+            str(out / f"{engine}.joblib"),
+            "--runs-dir",
+            str(out / "runs"),
+            "--no-plots",
+            "--quiet",
+            "--engine",
+            engine,
+        ]
+    )
+
+
+def run_predict(model: Path, csv: Path, out: Path, engine: str) -> tuple[float, float, float, int]:
+    """One ``houseprice predict`` of the whole file into a CSV (see :func:`run_cli`)."""
+    args = ["predict", "--model", str(model), "--input", str(csv), "--output", str(out)]
+    return run_cli([*args, "--quiet", "--keep", "--engine", engine])
 
 
 def main() -> None:
@@ -189,6 +205,14 @@ def main() -> None:
         default=["stream", "memory"],
         choices=["stream", "dask", "memory"],
         help="engines to run at each size (memory only up to --memory-max)",
+    )
+    parser.add_argument(
+        "--predict",
+        nargs="*",
+        default=["memory"],
+        choices=["memory", "dask"],
+        help="then price the whole file with the first model trained, with these predict "
+        "engines (default: memory, the chunked scorer; none: skip)",
     )
     args = parser.parse_args()
     print(describe())
@@ -210,6 +234,7 @@ def main() -> None:
             config.write_text(CONFIG.format(path=csv), encoding="utf-8")
             size = csv.stat().st_size / 1e6
             engines = [e for e in args.engines if e != "memory" or rows <= args.memory_max]
+            trained = []
             for engine in engines:
                 wall, cpu, peak, code = run_train(config, folder, engine)
                 passes = 1 if engine == "memory" else 3
@@ -219,6 +244,19 @@ def main() -> None:
                     f"{peak:>8.0f} {rate:>12}",
                     flush=True,
                 )
+                if code == 0:
+                    trained.append(folder / f"{engine}.joblib")
+            for engine in args.predict if trained else []:
+                out = folder / "prices.csv"
+                wall, cpu, peak, code = run_predict(trained[0], csv, out, engine)
+                rate = f"{rows / cpu:,.0f}" if code == 0 else f"exit {code}"
+                label = f"predict/{engine}"
+                print(
+                    f"{rows:>10,} {size:>8.0f} {label:>7} {wall:>7.1f} {cpu:>7.1f} "
+                    f"{peak:>8.0f} {rate:>12}   {rows / wall:,.0f} rows/s wall",
+                    flush=True,
+                )
+                out.unlink(missing_ok=True)
             csv.unlink()
 
 

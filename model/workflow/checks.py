@@ -55,9 +55,48 @@ def _first_line(mask: NDArray[np.bool_], lines: Sequence[int]) -> int:
     return int(lines[int(np.flatnonzero(mask)[0])])
 
 
-def _plain(x: float) -> str:
+def plain(x: float) -> str:
     """2100.0 -> "2100", 0.5 -> "0.5" (no thousands separator: years are read too)."""
     return f"{x:.15g}"
+
+
+def feature_where(cfg: Config, i: int) -> str:
+    """How a broken promise names the feature: the config, its entry, the column and the file."""
+    f = cfg.features[i]
+    return f"{cfg.source}: features[{i}] {f.name!r} (column {f.column!r} of {cfg.data_path})"
+
+
+def required_error(where: str, missing: int, n: int, line: int) -> ConfigError:
+    return ConfigError(
+        f"{where}: required = true, but {missing} of {n} rows miss it "
+        f"(first at line {line}); set required = false (the "
+        "model then imputes it) or filter those rows out"
+    )
+
+
+def bounds_error(
+    where: str,
+    bounds: tuple[float, float],
+    outside: int,
+    n: int,
+    seen: tuple[float, float],
+    first: tuple[int, float],
+) -> ConfigError:
+    (lo, hi), (line, value) = bounds, first
+    return ConfigError(
+        f"{where}: bounds [{plain(lo)}, {plain(hi)}] exclude "
+        f"{outside} of {n} training rows (seen "
+        f"{plain(seen[0])} to {plain(seen[1])}; "
+        f"first at line {line}: {plain(value)}); the service would "
+        "refuse them: widen the bounds or filter those rows out"
+    )
+
+
+def fraction_error(where: str, count: int, line: int, value: float) -> ConfigError:
+    return ConfigError(
+        f"{where}: kind = 'integer', but {count} rows hold a "
+        f"fraction (first at line {line}: {value!r}); use kind = 'numeric'"
+    )
 
 
 def check_features(cfg: Config, table: Columns, lines: Sequence[int]) -> None:
@@ -65,19 +104,14 @@ def check_features(cfg: Config, table: Columns, lines: Sequence[int]) -> None:
 
     ``table`` is keyed by API name; ``lines`` are the file lines of its rows, for the message.
     """
-    data = cfg.data_path
     for i, f in enumerate(cfg.features):
         col: NDArray[Any] = table[f.name]
-        where = f"{cfg.source}: features[{i}] {f.name!r} (column {f.column!r} of {data})"
+        where = feature_where(cfg, i)
         missing = (
             np.isnan(col) if f.numeric else np.array([v is None for v in col.tolist()], dtype=bool)
         )
         if f.required and missing.any():
-            raise ConfigError(
-                f"{where}: required = true, but {int(missing.sum())} of {col.size} rows miss it "
-                f"(first at line {_first_line(missing, lines)}); set required = false (the "
-                "model then imputes it) or filter those rows out"
-            )
+            raise required_error(where, int(missing.sum()), col.size, _first_line(missing, lines))
         if not f.numeric:
             continue
         with np.errstate(invalid="ignore"):
@@ -86,22 +120,14 @@ def check_features(cfg: Config, table: Columns, lines: Sequence[int]) -> None:
                 outside = (col < lo) | (col > hi)
                 if outside.any():
                     k = int(np.flatnonzero(outside)[0])
-                    raise ConfigError(
-                        f"{where}: bounds [{_plain(lo)}, {_plain(hi)}] exclude "
-                        f"{int(outside.sum())} of {col.size} training rows (seen "
-                        f"{_plain(float(np.nanmin(col)))} to {_plain(float(np.nanmax(col)))}; "
-                        f"first at line {lines[k]}: {_plain(float(col[k]))}); the service would "
-                        "refuse them: widen the bounds or filter those rows out"
-                    )
+                    seen = (float(np.nanmin(col)), float(np.nanmax(col)))
+                    first = (int(lines[k]), float(col[k]))
+                    raise bounds_error(where, f.bounds, int(outside.sum()), col.size, seen, first)
             if f.kind == "integer":
                 fractional = ~missing & (col != np.floor(col))
                 if fractional.any():
                     k = int(np.flatnonzero(fractional)[0])
-                    raise ConfigError(
-                        f"{where}: kind = 'integer', but {int(fractional.sum())} rows hold a "
-                        f"fraction (first at line {lines[k]}: {float(col[k])!r}); "
-                        "use kind = 'numeric'"
-                    )
+                    raise fraction_error(where, int(fractional.sum()), int(lines[k]), float(col[k]))
 
 
 def grid_edge_warnings(grid: dict[str, list[Any]], best: dict[str, Any]) -> list[str]:

@@ -191,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
             "them (--strict: stop at the first; an --output file is then not written). The "
             "input is read and scored "
             "in chunks, so memory holds one chunk, not the file (a .json document is parsed "
-            "whole first; use .jsonl for big files)."
+            "whole first; use .jsonl for big files). --engine dask prices a CSV's byte ranges "
+            "in parallel on a Dask cluster into one --output file (the same bytes) or a "
+            "folder of --parts."
         ),
     )
     p.add_argument("--model", default="artifacts/model.joblib", help="artifact path")
@@ -225,6 +227,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict",
         action="store_true",
         help="stop at the first row in error (exit 2); an --output file is then not written",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("memory", "dask"),
+        default="memory",
+        help="memory: one process, chunk after chunk; dask: the CSV's byte ranges priced in "
+        "parallel on a Dask cluster (the 'dask' extra), the same rows and prices "
+        "(default: memory)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: the scheduler of an existing cluster (tcp://host:8786), whose "
+        "workers read the input and write beside the output at the same paths; default: a "
+        "local cluster of 2 worker processes",
+    )
+    p.add_argument(
+        "--parts",
+        metavar="DIR",
+        help="with --engine dask, instead of --output: write a new folder DIR of part files "
+        "(part-00000.csv, ...), one per byte range in file order, each with its own header",
+    )
+    p.add_argument(
+        "--parts-format",
+        choices=("csv", "json", "jsonl"),
+        default="csv",
+        help="the format of the --parts files (default: csv)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary lines")
 
@@ -439,17 +468,37 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     # A bar on stderr, but not over CSV written to the same terminal.
     on_tty = args.output is None and sys.stdout.isatty()
     bar = ProgressBar(sys.stderr, quiet=args.quiet or on_tty)
+    if args.engine != "dask" and (args.parts is not None or args.scheduler is not None):
+        flag = "--parts" if args.parts is not None else "--scheduler"
+        raise UsageError(f"{flag} needs --engine dask")
     try:
-        s = predict_file(
-            art.pipeline,
-            art.metadata,
-            args.input,
-            args.output,
-            keep=args.keep,
-            chunk_rows=args.chunk_rows,
-            strict=args.strict,
-            progress=bar,
-        )
+        if args.engine == "dask":
+            from model.workflow.dask_predict import predict_dask
+
+            s = predict_dask(
+                art.pipeline,
+                art.metadata,
+                args.input,
+                args.output,
+                parts=args.parts,
+                parts_format=args.parts_format,
+                keep=args.keep,
+                chunk_rows=args.chunk_rows,
+                strict=args.strict,
+                scheduler=args.scheduler,
+                say=None if args.quiet else bar.line,
+            )
+        else:
+            s = predict_file(
+                art.pipeline,
+                art.metadata,
+                args.input,
+                args.output,
+                keep=args.keep,
+                chunk_rows=args.chunk_rows,
+                strict=args.strict,
+                progress=bar,
+            )
     except BrokenPipeError:  # `houseprice predict ... | head`: the reader stopped; stop too
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
@@ -460,7 +509,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(s.counts.items()))
         notes.append(f"warning: {s.rows_warned:,} priced rows have warnings ({kinds})")
     rate = s.rows / s.seconds if s.seconds > 0 else 0.0
-    where = args.output or "stdout"
+    where = args.output or (f"{args.parts}/" if args.parts else "stdout")
     notes.append(
         f"priced {s.rows - s.errors:,} of {s.rows:,} rows in {s.seconds:.1f}s "
         f"({rate:,.0f} rows/s) -> {where}"

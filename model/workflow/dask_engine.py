@@ -23,15 +23,18 @@ CSV reader, ``dask.dataframe.read_csv`` included).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+from model.workflow.data import CsvFormat
 from model.workflow.fastcsv import data_start
-from model.workflow.stream import Runner, Span, StreamFit, _Reader, fit_stream
+from model.workflow.stream import Reader, Runner, Span, StreamFit, fit_stream
 
 #: Bytes of the file per task.
 PARTITION_BYTES = 32 << 20
@@ -86,22 +89,30 @@ class DaskRunner(Runner):
         self.client = client
         self.partition_bytes = partition_bytes
 
-    def spans(self, rd: _Reader) -> list[Span | None]:
-        start, line = data_start(rd.path, rd.cfg.csv)
-        size = os.path.getsize(rd.path)
+    def spans(self, rd: Reader) -> list[Span | None]:
+        return list(self.file_spans(rd.path, rd.cfg.csv))
+
+    def file_spans(self, path: str | Path, fmt: CsvFormat) -> list[Span]:
+        """The data rows of ``path`` cut at line starts into ranges of about
+        ``partition_bytes``, each with the lines before it (counted by the workers)."""
+        start, line = data_start(path, fmt)
+        size = os.path.getsize(path)
         parts = max(1, math.ceil((size - start) / self.partition_bytes))
-        with open(rd.path, "rb") as fh:
+        with open(path, "rb") as fh:
             cuts = [start]
             for i in range(1, parts):
                 cuts.append(max(cuts[-1], _line_start(fh, start + i * self.partition_bytes, size)))
             cuts.append(size)
         bounds = [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
-        counts = self.map(_count_lines, [(str(rd.path), a, b) for a, b in bounds])
-        spans: list[Span | None] = []
+        counts = self.map(_count_lines, [(str(path), a, b) for a, b in bounds])
+        spans: list[Span] = []
         for (a, b), n in zip(bounds, counts, strict=True):
             spans.append(Span(a, b, line))
             line += n
         return spans or [Span(start, size, line)]
+
+    def keeps_columns(self) -> bool:
+        return False  # a partition's passes may run on different workers
 
     def map(self, fn: Callable[..., Any], args: list[tuple[Any, ...]]) -> list[Any]:
         if not args:
@@ -119,15 +130,11 @@ class DaskRunner(Runner):
             raise  # the pass's own errors (DataError, ConfigError) as they are
 
 
-def fit_dask(
-    cfg: Any,
-    grid: dict[str, list[Any]],
-    *,
-    chunk_rows: int | None = None,
-    scheduler: str | None = None,
-    say: Callable[[str], None] | None = None,
-) -> StreamFit:
-    """:func:`model.workflow.stream.fit_stream` with its passes on a Dask cluster."""
+@contextlib.contextmanager
+def connect(scheduler: str | None, say: Callable[[str], None] | None = None) -> Iterator[Any]:
+    """A ``distributed.Client`` of ``scheduler``'s cluster, or of a LocalCluster started here
+    (closed on exit); a missing ``dask`` extra or an unreachable scheduler is an
+    :class:`EngineError` with the usage exit code."""
     try:
         import dask
         from distributed import Client, LocalCluster
@@ -136,7 +143,6 @@ def fit_dask(
             "--engine dask needs dask and distributed: pip install 'houseprice[dask]'", 2
         ) from None
     note = say or (lambda _: None)
-    cfg = dataclasses.replace(cfg, data_path=os.path.abspath(cfg.data_path))  # for the workers
     cluster = None
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         if scheduler:
@@ -157,8 +163,22 @@ def fit_dask(
     try:
         workers = len(client.scheduler_info()["workers"])
         note(f"dask: {workers} workers at {client.scheduler_info()['address']}")
-        return fit_stream(cfg, grid, chunk_rows=chunk_rows, say=say, runner=DaskRunner(client))
+        yield client
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def fit_dask(
+    cfg: Any,
+    grid: dict[str, list[Any]],
+    *,
+    chunk_rows: int | None = None,
+    scheduler: str | None = None,
+    say: Callable[[str], None] | None = None,
+) -> StreamFit:
+    """:func:`model.workflow.stream.fit_stream` with its passes on a Dask cluster."""
+    cfg = dataclasses.replace(cfg, data_path=os.path.abspath(cfg.data_path))  # for the workers
+    with connect(scheduler, say) as client:
+        return fit_stream(cfg, grid, chunk_rows=chunk_rows, say=say, runner=DaskRunner(client))

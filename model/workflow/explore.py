@@ -134,7 +134,12 @@ def category_signal(labels: NDArray[Any], y: FloatArray) -> float:
     if y.size == 0:
         return math.nan
     ss_between, ss_total, k = _one_way(labels, y)
-    n = y.size
+    return epsilon_squared(ss_between, ss_total, y.size, k)
+
+
+def epsilon_squared(ss_between: float, ss_total: float, n: int, k: int) -> float:
+    """:func:`category_signal` from the one-way sums of squares of ``n`` rows in ``k`` groups
+    (what an engine that never holds the rows accumulates)."""
     if ss_total == 0 or n <= k:
         return math.nan
     return 1.0 - ((ss_total - ss_between) / (n - k)) / (ss_total / (n - 1))

@@ -6,8 +6,9 @@ Input, chosen by extension:
   (one house). JSON has no way to be read in pieces with the standard library, so the whole
   document is parsed at once; only the scoring then goes chunk by chunk;
 - ``.jsonl`` / ``.ndjson``: one object per line, read lazily;
-- anything else: a CSV read by :func:`model.workflow.data.iter_chunks` (the delimiter sniffed,
-  the encoding detected, the missing-value spellings given), lazily.
+- anything else: a CSV read lazily by :func:`model.workflow.fastcsv.iter_chunks_fast` (the
+  delimiter sniffed, the encoding detected, the missing-value spellings given; plain blocks
+  split in C, the others by the standard ``csv`` reader, with the same fields and lines).
 
 A chunk keeps the raw values: CSV fields are stripped strings, JSON values are whatever the
 document held; :mod:`model.workflow.score` parses them per feature. Each row carries its
@@ -31,7 +32,8 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal
 
-from model.workflow.data import CsvFormat, DataError, iter_chunks
+from model.workflow.data import CsvFormat, DataError
+from model.workflow.fastcsv import iter_chunks_fast
 
 Format = Literal["csv", "json", "jsonl"]
 #: Output formats by file extension.
@@ -138,7 +140,7 @@ def _first(p: Path, chunks: Iterator[RowChunk], total: int | None) -> RowSource:
 
 
 def _open_csv(p: Path, na_values: frozenset[str], chunk_rows: int) -> RowSource:
-    chunks = iter_chunks(p, CsvFormat(na_values=na_values), chunk_rows)
+    chunks = iter_chunks_fast(p, CsvFormat(na_values=na_values), chunk_rows)
     header, first = next(chunks)
 
     def all_chunks() -> Iterator[RowChunk]:

@@ -41,7 +41,7 @@ import math
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +52,11 @@ from numpy.typing import NDArray
 
 from model.base import Columns, FloatArray
 from model.workflow.atomic import atomic_open
+from model.workflow.checks import plain
 from model.workflow.data import NA_VALUES, DataError, parse_column, suggest
 from model.workflow.progress import ProgressBar
 from model.workflow.rowfiles import (
+    Format,
     RowChunk,
     count_lines,
     input_format,
@@ -71,11 +73,6 @@ CHUNK_ROWS = 10_000
 OUTPUT_COLUMNS = ("price", "model_version", "warnings")
 #: The kinds of warning, as counted in the summary.
 WARNING_KINDS = ("unknown category", "outside the training range", "imputed")
-
-
-def _plain(x: float) -> str:
-    """9000.0 -> "9000", 0.5 -> "0.5": no thousands separator (years are read too)."""
-    return f"{x:.15g}"
 
 
 @dataclass(frozen=True)
@@ -357,27 +354,25 @@ class Scorer:
                     error(
                         i,
                         col,
-                        f"{_plain(x[i])} outside the bounds [{_plain(lo)}, {_plain(hi)}] "
+                        f"{plain(x[i])} outside the bounds [{plain(lo)}, {plain(hi)}] "
                         f"of {f.name!r}",
                     )
                 x[(x < lo) | (x > hi)] = math.nan  # the row is in error; priced as imputed
             if f.integer:
                 fraction = np.flatnonzero(~np.isnan(x) & (x != np.floor(x)))
                 for i in fraction.tolist():
-                    error(
-                        i, col, f"{_plain(x[i])} is not a whole number ({f.name!r} is an integer)"
-                    )
+                    error(i, col, f"{plain(x[i])} is not a whole number ({f.name!r} is an integer)")
                 x[fraction] = math.nan
             if f.lo is not None:
                 for i in np.flatnonzero(x < f.lo).tolist():
                     warns[i].append(
-                        f"{col}: {_plain(x[i])} below the training minimum {_plain(f.lo)}"
+                        f"{col}: {plain(x[i])} below the training minimum {plain(f.lo)}"
                     )
                     counts["outside the training range"] += 1
             if f.hi is not None:
                 for i in np.flatnonzero(x > f.hi).tolist():
                     warns[i].append(
-                        f"{col}: {_plain(x[i])} above the training maximum {_plain(f.hi)}"
+                        f"{col}: {plain(x[i])} above the training maximum {plain(f.hi)}"
                     )
                     counts["outside the training range"] += 1
 
@@ -427,7 +422,7 @@ def default_keep(metadata: Mapping[str, Any], available: Sequence[str]) -> list[
     return [c for c in ids if c in present and c not in OUTPUT_COLUMNS]
 
 
-def _check_keep(keep: Sequence[str], available: Sequence[str], where: str) -> None:
+def check_keep(keep: Sequence[str], available: Sequence[str], where: str) -> None:
     for name in keep:
         if name in OUTPUT_COLUMNS:
             raise DataError(
@@ -438,6 +433,44 @@ def _check_keep(keep: Sequence[str], available: Sequence[str], where: str) -> No
             raise DataError(f"{where}: --keep {name}: no such column; {suggest(name, available)}")
     if len(set(keep)) != len(keep):
         raise DataError(f"--keep lists a column twice: {list(keep)}")
+
+
+def score_chunks(
+    scorer: Scorer,
+    chunks: Iterable[RowChunk],
+    columns: Mapping[str, str | None],
+    fmt: Format,
+    write: Callable[[str], None],
+    summary: Summary,
+    strict: bool,
+    src: str,
+    done: str,
+    first: bool,
+    tick: Callable[[], None] | None = None,
+) -> None:
+    """Score ``chunks``, ``write`` their output (``first``: with the CSV header or the JSON
+    list's ``[``) and count them in ``summary`` (its ``kept`` columns beside the price);
+    ``strict``: raise at the first row in error, ``done`` saying what became of the output."""
+    for chunk in chunks:
+        scored = scorer.score(chunk, columns)
+        if scored.errors:
+            i = min(scored.errors)
+            if strict:
+                raise DataError(f"{src}: {scored.errors[i]} (--strict: {done})")
+            if not summary.errors:
+                summary.first_error = scored.errors[i]
+            summary.errors += len(scored.errors)
+        summary.rows_warned += sum(
+            1 for i, n in scored.notes.items() if i not in scored.errors and n
+        )
+        summary.counts.update(scored.counts)
+        cells = {k: chunk.columns[k] for k in summary.kept}
+        prices = scored.prices.tolist()
+        write(render(fmt, cells, prices, scorer.version, scored.notes, first, chunk.text))
+        first = False
+        summary.rows += len(chunk)
+        if tick is not None:
+            tick()
 
 
 def predict_file(
@@ -470,7 +503,7 @@ def predict_file(
     rows = open_rows(src, scorer.na_values, chunk_rows)
     columns = resolve_columns(scorer.features, rows.columns, str(src))
     kept = list(keep) if keep is not None else default_keep(metadata, rows.columns)
-    _check_keep(kept, rows.columns, str(src))
+    check_keep(kept, rows.columns, str(src))
     absent = [f.name for f in scorer.features if columns[f.name] is None]
     summary = Summary(absent=absent, kept=kept)
     total = rows.total
@@ -488,30 +521,16 @@ def predict_file(
             else:
                 out.write(text)
 
-        first = True
-        for chunk in rows.chunks:
-            scored = scorer.score(chunk, columns)
-            if scored.errors:
-                i = min(scored.errors)
-                if strict:
-                    done = f"{output} not written" if output is not None else "stopped here"
-                    raise DataError(f"{src}: {scored.errors[i]} (--strict: {done})")
-                if not summary.errors:
-                    summary.first_error = scored.errors[i]
-                summary.errors += len(scored.errors)
-            summary.rows_warned += sum(
-                1 for i, n in scored.notes.items() if i not in scored.errors and n
-            )
-            summary.counts.update(scored.counts)
-            cells = {k: chunk.columns[k] for k in kept}
-            prices = scored.prices.tolist()
-            write(render(fmt, cells, prices, scorer.version, scored.notes, first, chunk.text))
-            first = False
-            summary.rows += len(chunk)
+        def tick() -> None:
             if progress is not None:
                 elapsed = time.perf_counter() - t0
                 rate = summary.rows / elapsed if elapsed > 0 else 0.0
                 progress.update(summary.rows, total, f"{summary.rows:,} rows  {rate:,.0f} rows/s")
+
+        done = f"{output} not written" if output is not None else "stopped here"
+        score_chunks(
+            scorer, rows.chunks, columns, fmt, write, summary, strict, f"{src}", done, True, tick
+        )
         write(render_end(fmt))
     summary.seconds = time.perf_counter() - t0
     return summary

@@ -713,7 +713,7 @@ def build_metadata(
         "target": {
             "column": cfg.target,
             "transform": cfg.target_transform,
-            **_target_range(y_train),
+            **(streamed.target if streamed is not None else _target_range(y_train)),
         },
         "features": features,
         "model": {
@@ -929,7 +929,16 @@ def _train_streamed(
         encoding=fit.encoding,
     )
     metadata = build_metadata(
-        cfg, data, fit.search, {}, np.empty(0), fit.test, run_id, created, streamed=fit
+        cfg,
+        data,
+        fit.search,
+        {},
+        np.empty(0),
+        fit.test,
+        run_id,
+        created,
+        segments=fit.segments,
+        streamed=fit,
     )
     metadata["intervals"] = fit.intervals
     curve: dict[str, list[float]] = {"sizes": [], "train_rmse_log": [], "valid_rmse_log": []}
