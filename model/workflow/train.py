@@ -643,8 +643,8 @@ def segment_metrics(
 
 
 def _target_range(y: FloatArray) -> dict[str, float | None]:
-    """The target's min, median and max on the training rows (``None`` when an engine did not
-    hold them)."""
+    """The target's min, median and max on the training rows (``None`` without rows); the
+    streamed engines compute theirs from their own statistics."""
     if y.size == 0:
         return {"min": None, "median": None, "max": None}
     return {"min": float(y.min()), "median": float(np.median(y)), "max": float(y.max())}

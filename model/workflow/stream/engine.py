@@ -45,6 +45,11 @@ def check_engine(cfg: Config, engine: str) -> None:
             f"{engine}: it needs every row at once (supported: --engine memory); the linear "
             f"estimators ({', '.join(_STREAMABLE)}) train with {', '.join(ENGINES)}"
         )
+    if engine != "memory" and cfg.derived:
+        raise ConfigError(
+            f"{cfg.source}: [[derived]] features cannot train with --engine {engine}: its "
+            "sums are accumulated over the declared features only (supported: --engine memory)"
+        )
     solvers = [cfg.params.get("solver"), *cfg.grid.get("solver", [])]
     if engine != "memory" and "sgd" in solvers:
         raise ConfigError(
