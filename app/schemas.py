@@ -25,6 +25,7 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
     create_model,
+    model_validator,
 )
 from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
@@ -288,6 +289,26 @@ class ReloadRequest(BaseModel):
     allow_downgrade: bool = Field(
         False, description="Load an artifact created before the serving one (a rollback)"
     )
+    shadow_path: str | None = Field(
+        None,
+        description="Load this artifact (inside the model directory) as the shadow model, "
+        "replacing any shadow; the champion is untouched",
+        max_length=4096,
+        pattern=r"^[^\x00]*$",
+    )
+    drop_shadow: bool = Field(False, description="Stop scoring the shadow model")
+
+    @model_validator(mode="after")
+    def _one_model(self) -> ReloadRequest:
+        shadow = self.shadow_path is not None or self.drop_shadow
+        if shadow and (self.path is not None or self.allow_downgrade):
+            raise ValueError(
+                "a reload changes the champion (path, allow_downgrade) or the shadow "
+                "(shadow_path, drop_shadow), not both"
+            )
+        if self.shadow_path is not None and self.drop_shadow:
+            raise ValueError("shadow_path and drop_shadow contradict each other")
+        return self
 
 
 class ReloadResponse(BaseModel):
@@ -297,21 +318,80 @@ class ReloadResponse(BaseModel):
     path: str
 
 
+class ShadowModel(BaseModel):
+    model_version: str
+    sha256: str
+    path: str
+
+
+class ShadowReloadResponse(BaseModel):
+    """The answer to a reload of the shadow (``shadow_path`` or ``drop_shadow``)."""
+
+    shadow: ShadowModel | None = Field(description="The shadow now scored, or null")
+    previous_shadow_version: str | None
+
+
 class FeedbackRequest(BaseModel):
-    """The sale price finally observed for a served prediction."""
+    """The sale price finally observed for a served prediction: either the answer's
+    ``request_id`` (and ``index``, the house's position in a batch), which the server looks up
+    among its recent predictions, or the ``model_version`` and ``predicted_price`` it gave."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {"request_id": "4f1c0e2a9b7d4c3e8a6f5b2d1e0c9a8b", "actual_price": 208500.0},
+                {
+                    "model_version": "20261201T000000Z",
+                    "predicted_price": 201000.0,
+                    "actual_price": 208500.0,
+                },
+            ]
+        },
+    )
 
-    request_id: str | None = Field(None, max_length=128)
-    model_version: str = Field(max_length=128)
-    predicted_price: float = Field(gt=0, le=1e9, description="As /predict returned it [USD]")
+    request_id: str | None = Field(
+        None, max_length=128, description="As /predict returned it; found among recent answers"
+    )
+    index: int | None = Field(
+        None, ge=0, description="The house's position in a batch answer (default 0)"
+    )
+    model_version: str | None = Field(None, max_length=128)
+    predicted_price: float | None = Field(
+        None, gt=0, le=1e9, description="As /predict returned it [USD]"
+    )
     actual_price: float = Field(gt=0, le=1e9, description="Observed sale price [USD]")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> FeedbackRequest:
+        if (self.model_version is None) != (self.predicted_price is None):
+            raise ValueError("model_version and predicted_price go together")
+        if self.model_version is None and self.request_id is None:
+            raise ValueError("give request_id, or model_version and predicted_price")
+        if self.index is not None and self.model_version is not None:
+            raise ValueError("index goes with request_id alone, not with predicted_price")
+        return self
+
+
+class FeedbackScore(BaseModel):
+    model_version: str
+    predicted_price: float
+    abs_error: float
+    squared_error: float
 
 
 class FeedbackResponse(BaseModel):
     model_version: str
     abs_error: float
     squared_error: float
+    request_id: str | None = Field(None, description="With feedback by request id")
+    index: int | None = None
+    predicted_price: float | None = Field(None, description="The champion's price, looked up")
+    shadow: FeedbackScore | None = Field(
+        None, description="The shadow model's price of the same house, when it priced it"
+    )
 
 
 # --- Open Inference Protocol (V2) --------------------------------------------------------------
