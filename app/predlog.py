@@ -1,8 +1,9 @@
 """The prediction log (``PREDICTION_LOG``): one JSON line per served house, off the request path.
 
 The request path appends one :class:`Entry` — references to the request's validated table and
-prices, no copy, no encoding — to a queue bounded in houses (``PREDICTION_LOG_QUEUE``); a
-writer thread turns entries into lines. When the queue is full (the disk or the pipe is slower
+prices, no copy, no encoding — to a queue bounded in houses (``PREDICTION_LOG_QUEUE``,
+``app/batchqueue.py``); a writer thread turns entries into lines, in batches, within
+``PredictionLog.PERIOD`` seconds. When the queue is full (the disk or the pipe is slower
 than the traffic), the request's houses are dropped and counted in
 ``houseprice_prediction_log_dropped_total{reason="queue_full"}`` rather than held in memory or
 waited for; a failed write counts its houses under ``reason="write_error"``. Houses count
@@ -21,7 +22,6 @@ import logging
 import os
 import sys
 import threading
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,10 +29,14 @@ from typing import Any, NamedTuple, Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 
+from app.batchqueue import BatchQueue
+
 log = logging.getLogger("houseprice")
 
 #: The ``event`` of a prediction line: a stream shared with other JSON lines stays sortable.
 EVENT = "prediction"
+#: ``json.dumps`` with arguments builds an encoder per call; this one is built once.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 class Entry(NamedTuple):
@@ -65,7 +69,7 @@ def lines(entry: Entry) -> Iterator[str]:
         }
         if entry.intervals is not None:
             line["interval"] = entry.intervals[i]
-        yield json.dumps(line, separators=(",", ":"), allow_nan=False) + "\n"
+        yield _ENCODE(line) + "\n"
 
 
 class Sink(Protocol):
@@ -145,64 +149,45 @@ class LogCounters:
 
 
 class PredictionLog:
-    """A bounded queue of entries and the thread that writes them to a sink."""
+    """A :class:`~app.batchqueue.BatchQueue` of entries and the thread that writes them."""
 
-    #: Entries written per sink call at most: one write of many lines, not one per line.
-    CHUNK = 256
+    #: The writer wakes when this many houses wait, or every ``PERIOD`` seconds.
+    WAKE = 256
+    PERIOD = 0.05
 
     def __init__(self, sink: Sink, capacity: int, counters: LogCounters) -> None:
         self.sink = sink
-        self.capacity = capacity  # houses queued or being written
         self.dropped = counters.dropped
         self.written = counters.written
-        self._queue: deque[Entry] = deque()
-        self._held = 0  # houses queued or being written
-        self._cond = threading.Condition()
-        self._closing = False
+        self.queue: BatchQueue[Entry] = BatchQueue(capacity, self.WAKE, self.PERIOD)
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
     def put(self, entry: Entry) -> None:
-        """Queue an entry, or drop and count its houses when the queue is full. Never blocks
-        for longer than the append."""
+        """Queue an entry, or drop and count its houses when the queue is full."""
         n = len(entry.prices)
-        with self._cond:
-            if self._closing or self._held + n > self.capacity:
-                full = True
-            else:
-                full = False
-                self._queue.append(entry)
-                self._held += n
-                self._cond.notify()
-        if full:
+        if not self.queue.put(entry, n):
             self.dropped.labels("queue_full").inc(n)
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._closing:
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                batch = [self._queue.popleft() for _ in range(min(self.CHUNK, len(self._queue)))]
-            n = sum(len(e.prices) for e in batch)
+        while (batch := self.queue.take()) is not None:
+            if not batch:
+                continue
+            n = sum(k for _, k in batch)
             try:
-                self.sink.write("".join(line for e in batch for line in lines(e)))
+                self.sink.write("".join(line for e, _ in batch for line in lines(e)))
             except Exception as e:  # the log must never take the service down
                 self.dropped.labels("write_error").inc(n)
                 log.error("prediction log: write failed, %d houses dropped: %s", n, e)
             else:
                 self.written.inc(n)
-            with self._cond:
-                self._held -= n
+            self.queue.done(n)
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued (for up to ``timeout`` seconds), then close the sink."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify()
+        self.queue.close()
         self._thread.join(timeout)
         if self._thread.is_alive():
-            log.warning("prediction log: %d houses not written at shutdown", self._held)
+            log.warning("prediction log: %d houses not written at shutdown", self.queue.held)
             return
         self.sink.close()

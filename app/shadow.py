@@ -2,9 +2,10 @@
 validated rows in a worker thread, never on the request path and never able to fail a request.
 
 ``/predict`` hands the shadow a reference to the request's validated table
-(:meth:`Shadow.submit`, one append to a queue bounded in houses, ``SHADOW_QUEUE``; when full
-the houses are dropped and counted). The worker takes everything queued at once and prices it
-as one table — the pipeline's NumPy on many rows costs a fraction of as many small calls, so
+(:meth:`Shadow.submit`, one append to a queue bounded in houses, ``SHADOW_QUEUE``,
+``app/batchqueue.py``; when full the houses are dropped and counted). The worker wakes every
+``Shadow.PERIOD`` seconds (sooner when ``WAKE`` houses wait), takes everything queued and prices
+it as one table — the pipeline's NumPy on many rows costs a fraction of as many small calls, so
 the thread holds the interpreter as briefly as it can — then records, under ``role="shadow"``
 and the shadow's ``model_version``: the prediction counter and price histogram, its own drift
 window (against its own training reference), the prices in the feedback index (so feedback by
@@ -20,12 +21,12 @@ import asyncio
 import logging
 import math
 import threading
-from collections import deque
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from prometheus_client import Counter
 
+from app.batchqueue import BatchQueue
 from app.metrics import PRICE_BUCKETS, DriftRows, Histogram
 from app.predlog import Entry, PredictionLog
 from app.state import LoadedModel, ModelLoadError, ReloadConflictError, Service, Table, load_model
@@ -68,6 +69,12 @@ def incompatible(shadow: LoadedModel, champion: LoadedModel) -> str | None:
 class Shadow:
     """A loaded shadow model, its queue, its worker thread and its series."""
 
+    #: The worker wakes when this many houses wait, or ``PERIOD`` seconds after the first:
+    #: fewer, larger tables (the pipeline's NumPy is cheaper per row on many) and fewer
+    #: thread switches against the event loop.
+    WAKE = 256
+    PERIOD = 0.05
+
     def __init__(
         self,
         model: LoadedModel,
@@ -81,10 +88,7 @@ class Shadow:
         self.dropped = dropped
         self.predlog = predlog
         self.monitoring = monitoring
-        self._queue: deque[_Job] = deque()
-        self._held = 0  # houses queued or being priced
-        self._cond = threading.Condition()
-        self._closing = False
+        self.queue: BatchQueue[_Job] = BatchQueue(capacity, self.WAKE, self.PERIOD)
         self._stats_lock = threading.Lock()
         self._predictions = 0
         self._price = Histogram(PRICE_BUCKETS)
@@ -99,32 +103,22 @@ class Shadow:
     def submit(self, when: float, rid: str, table: Table, served: Served | None) -> None:
         """Queue a request's validated table (by reference), or drop and count it."""
         n = len(next(iter(table.values())))
-        with self._cond:
-            full = self._closing or self._held + n > self.capacity
-            if not full:
-                self._queue.append(_Job(when, rid, table, served))
-                self._held += n
-                self._cond.notify()
-        if full:
+        if not self.queue.put(_Job(when, rid, table, served), n):
             self.dropped.labels("queue_full").inc(n)
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._closing:
-                    self._cond.wait()
-                if self._closing:
-                    return
-                jobs = list(self._queue)
-                self._queue.clear()
-            n = sum(len(next(iter(j.table.values()))) for j in jobs)
+        while (batch := self.queue.take()) is not None:
+            if self.queue.closing:
+                return  # what is left is not priced: the shadow is only an experiment
+            if not batch:
+                continue
+            n = sum(k for _, k in batch)
             try:
-                self._price_jobs(jobs)
+                self._price_jobs([job for job, _ in batch])
             except Exception:  # the worker must survive anything the model does
                 self.dropped.labels("model_error").inc(n)
                 log.exception("shadow model %s failed", self.version)
-            with self._cond:
-                self._held -= n
+            self.queue.done(n)
 
     def _price_jobs(self, jobs: list[_Job]) -> None:
         names = [s.name for s in self.model.features]
@@ -175,9 +169,8 @@ class Shadow:
         return ShadowSeries(self.version, count, price, monitor.gauges() if monitor else None)
 
     def idle(self) -> bool:
-        """Nothing queued or being priced (tests wait for it)."""
-        with self._cond:
-            return self._held == 0
+        """Nothing queued or being priced (tests and the benchmark wait for it)."""
+        return self.queue.held == 0
 
     def describe(self) -> dict[str, Any]:
         """The shadow's entry in ``GET /model``."""
@@ -187,9 +180,7 @@ class Shadow:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the worker; what is queued is not priced (the shadow is only an experiment)."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify()
+        self.queue.close()
         self._thread.join(timeout)
 
 
