@@ -11,6 +11,7 @@ single house). A request id sent again by a client (``X-Request-Id``) replaces t
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -20,6 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from app.predlog import Entry, LogCounters, PredictionLog, open_sink
 from app.settings import Settings
+
+log = logging.getLogger("houseprice")
 
 if TYPE_CHECKING:
     from app.shadow import Shadow
@@ -113,7 +116,16 @@ class Traffic:
             self.log = PredictionLog(sink, s.prediction_log_queue, self.log_counters)
 
     def served(self, model: LoadedModel, priced: Priced, rid: str, content: dict[str, Any]) -> None:
-        """Record a 200 answer: index it, queue its log lines, hand its rows to the shadow."""
+        """Record a 200 answer: index it, queue its log lines, hand its rows to the shadow.
+        Called once the answer is sent; a failure here is logged, never the client's."""
+        try:
+            self._served(model, priced, rid, content)
+        except Exception:
+            log.exception("recording a served answer failed", extra={"request_id": rid})
+
+    def _served(
+        self, model: LoadedModel, priced: Priced, rid: str, content: dict[str, Any]
+    ) -> None:
         now = time.time()
         served = None
         if self.index is not None:

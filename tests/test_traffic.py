@@ -439,3 +439,17 @@ def test_a_slow_shadow_drops_and_counts_and_the_answer_does_not_wait(models: Pat
             text, "houseprice_predictions_total", model_version="shadow-1", role="shadow"
         )
         assert dropped >= 5 and dropped + priced == 10
+
+
+def test_a_failure_after_the_answer_is_logged_not_sent(
+    app_client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    index = app_client.app.state.service.traffic.index  # type: ignore[attr-defined]
+
+    def broken(rid: str, served: Served) -> bool:
+        raise MemoryError("no room")
+
+    index.add = broken
+    r = app_client.post("/predict", json=HOUSE)
+    assert r.status_code == 200 and r.json()["price"] > 0
+    assert "recording a served answer failed" in caplog.text
