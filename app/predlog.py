@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +71,23 @@ def lines(entry: Entry) -> Iterator[str]:
         if entry.intervals is not None:
             line["interval"] = entry.intervals[i]
         yield _ENCODE(line) + "\n"
+
+
+#: Lines encoded between two hand-overs of the interpreter to the event loop.
+YIELD_EVERY = 8
+
+
+def encode_yielding(batch: Sequence[tuple[Entry, int]]) -> Iterator[str]:
+    """The lines of ``batch``, giving the interpreter lock away every :data:`YIELD_EVERY` lines:
+    a thread that holds it for a whole batch (milliseconds) makes a request that arrives
+    meanwhile wait up to the 5 ms switch interval, which shows in the served p99."""
+    done = 0
+    for entry, _ in batch:
+        for line in lines(entry):
+            yield line
+            done += 1
+            if done % YIELD_EVERY == 0:
+                time.sleep(0)  # releases the GIL: a waiting event loop takes it
 
 
 class Sink(Protocol):
@@ -175,7 +193,7 @@ class PredictionLog:
                 continue
             n = sum(k for _, k in batch)
             try:
-                self.sink.write("".join(line for e, _ in batch for line in lines(e)))
+                self.sink.write("".join(encode_yielding(batch)))
             except Exception as e:  # the log must never take the service down
                 self.dropped.labels("write_error").inc(n)
                 log.error("prediction log: write failed, %d houses dropped: %s", n, e)

@@ -21,7 +21,8 @@ import asyncio
 import logging
 import math
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 from prometheus_client import Counter
@@ -51,6 +52,21 @@ class _Job(NamedTuple):
     served: Served | None
 
 
+def groups(batch: list[tuple[_Job, int]], size: int) -> Iterator[tuple[list[_Job], int]]:
+    """The jobs of ``batch`` in consecutive groups of about ``size`` houses (a larger request
+    is a group of its own), each with its house count."""
+    group: list[_Job] = []
+    n = 0
+    for job, k in batch:
+        if group and n + k > size:
+            yield group, n
+            group, n = [], 0
+        group.append(job)
+        n += k
+    if group:
+        yield group, n
+
+
 def incompatible(shadow: LoadedModel, champion: LoadedModel) -> str | None:
     """Why ``shadow`` cannot price the rows ``champion`` validates, or None."""
     kinds = {s.name: s.kind for s in champion.features}
@@ -74,6 +90,9 @@ class Shadow:
     #: thread switches against the event loop.
     WAKE = 256
     PERIOD = 0.05
+    #: Houses priced in one pipeline call: large enough for NumPy to pay (about 10 us a house
+    #: from 64 up, 43 us for one), small enough to hold the interpreter well under a millisecond.
+    GROUP = 64
 
     def __init__(
         self,
@@ -112,13 +131,14 @@ class Shadow:
                 return  # what is left is not priced: the shadow is only an experiment
             if not batch:
                 continue
-            n = sum(k for _, k in batch)
-            try:
-                self._price_jobs([job for job, _ in batch])
-            except Exception:  # the worker must survive anything the model does
-                self.dropped.labels("model_error").inc(n)
-                log.exception("shadow model %s failed", self.version)
-            self.queue.done(n)
+            for group, n in groups(batch, self.GROUP):
+                try:
+                    self._price_jobs(group)
+                except Exception:  # the worker must survive anything the model does
+                    self.dropped.labels("model_error").inc(n)
+                    log.exception("shadow model %s failed", self.version)
+                self.queue.done(n)
+                time.sleep(0)  # releases the GIL between groups: a waiting request goes first
 
     def _price_jobs(self, jobs: list[_Job]) -> None:
         names = [s.name for s in self.model.features]

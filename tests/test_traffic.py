@@ -453,3 +453,12 @@ def test_a_failure_after_the_answer_is_logged_not_sent(
     r = app_client.post("/predict", json=HOUSE)
     assert r.status_code == 200 and r.json()["price"] > 0
     assert "recording a served answer failed" in caplog.text
+
+
+def test_the_shadow_prices_its_batch_in_groups_of_about_a_size() -> None:
+    from app.shadow import groups
+
+    batch: list[tuple[Any, int]] = [(k, n) for k, n in enumerate([1, 1, 3, 100, 2, 2, 1])]
+    got = [([int(j) for j in g], n) for g, n in groups(batch, 4)]
+    assert got == [([0, 1], 2), ([2], 3), ([3], 100), ([4, 5], 4), ([6], 1)]
+    assert sum(n for _, n in got) == 110
