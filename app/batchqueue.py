@@ -1,16 +1,17 @@
 """The hand-off between the event loop and one worker thread (the prediction log's writer, the
 shadow model's pricer): a queue bounded in houses, taken in batches.
 
-The request path (one producer, the event loop) pays an append and two integer updates: no
-lock, no thread woken, unless ``wake`` houses wait. The worker wakes by itself every
+The request path pays an append and two integer updates under an uncontended lock: no thread
+woken, unless ``wake`` houses wait. The worker wakes by itself every
 ``period`` seconds and takes everything queued at once. A thread woken at every request
 would contend for the interpreter with the event loop at every request; batches also let the
 worker do its work for many houses in one go. Houses count against ``capacity`` until the
 worker says it is done with them (:meth:`done`), so memory stays bounded by it whatever the
 worker's speed: :meth:`put` refuses what does not fit and the caller counts the drop.
 
-``_added`` is written by the producer only, ``_taken`` and ``_done`` by the worker only, so
-each side reads the other's counter without a lock.
+``_added`` is written under a lock by the producers (the event loop, and the shadow's worker
+for its log lines), ``_taken`` and ``_done`` by the worker only, so each side reads the
+other's counters without a lock.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class BatchQueue(Generic[T]):
         self._done = 0  # houses ever finished (worker)
         self._cond = threading.Condition()
         self._signalled = False  # a wake-up is on its way (a lost race costs one period)
+        self._put_lock = threading.Lock()
         self.closing = False
 
     @property
@@ -44,10 +46,11 @@ class BatchQueue(Generic[T]):
 
     def put(self, item: T, n: int) -> bool:
         """Queue ``item`` of ``n`` houses; False (nothing queued) when it does not fit."""
-        if self.closing or self._added - self._done + n > self.capacity:
-            return False
-        self._items.append((item, n))
-        self._added += n
+        with self._put_lock:
+            if self.closing or self._added - self._done + n > self.capacity:
+                return False
+            self._items.append((item, n))
+            self._added += n
         if self._added - self._taken >= self.wake and not self._signalled:
             self._signalled = True
             with self._cond:

@@ -111,7 +111,6 @@ class Shadow:
         self._stats_lock = threading.Lock()
         self._predictions = 0
         self._price = Histogram(PRICE_BUCKETS)
-        self.priced = 0  # houses priced, read by tests and /model
         self._thread = threading.Thread(target=self._run, name="shadow-model", daemon=True)
         self._thread.start()
 
@@ -144,8 +143,9 @@ class Shadow:
         names = [s.name for s in self.model.features]
         usable = [j for j in jobs if all(name in j.table for name in names)]
         if len(usable) < len(jobs):  # a champion reloaded since with fewer features
-            skipped = sum(len(next(iter(j.table.values()))) for j in jobs if j not in usable)
-            self.dropped.labels("incompatible").inc(skipped)
+            n_all = sum(len(next(iter(j.table.values()))) for j in jobs)
+            n_usable = sum(len(next(iter(j.table.values()))) for j in usable)
+            self.dropped.labels("incompatible").inc(n_all - n_usable)
             jobs = usable
             if not jobs:
                 return
@@ -174,7 +174,6 @@ class Shadow:
                 self.predlog.put(
                     Entry(job.time, job.request_id, self.version, "shadow", job.table, mine, None)
                 )
-        self.priced += n
 
     def series(self) -> ShadowSeries | None:
         """The shadow's prediction count, price histogram and drift rows, for the scrape."""

@@ -462,3 +462,44 @@ def test_the_shadow_prices_its_batch_in_groups_of_about_a_size() -> None:
     got = [([int(j) for j in g], n) for g, n in groups(batch, 4)]
     assert got == [([0, 1], 2), ([2], 3), ([3], 100), ([4, 5], 4), ([6], 1)]
     assert sum(n for _, n in got) == 110
+
+
+def test_the_batch_queue_is_bounded_until_done_and_drains_on_close() -> None:
+    from app.batchqueue import BatchQueue
+
+    q: BatchQueue[str] = BatchQueue(capacity=10, wake=100, period=0.01)
+    assert q.wake == 5  # at most half the capacity
+    assert q.put("a", 4) and q.put("b", 6)
+    assert not q.put("c", 1)  # full
+    started = time.perf_counter()
+    assert q.take() == [("a", 4), ("b", 6)]  # enough houses waited: no period to sit out
+    assert time.perf_counter() - started < 0.5
+    assert not q.put("c", 1)  # taken, but not done: still counted
+    q.done(10)
+    assert q.held == 0 and q.put("c", 1)
+    assert q.take() == [("c", 1)]  # one house: after the period
+    assert q.take() == []  # a period with nothing
+    q.done(1)
+    q.put("d", 2)
+    q.close()
+    assert not q.put("e", 1)
+    assert q.take() == [("d", 2)]  # what was queued before the close
+    assert q.take() is None
+
+
+def test_producers_on_two_threads_keep_the_count() -> None:
+    from app.batchqueue import BatchQueue
+
+    q: BatchQueue[int] = BatchQueue(capacity=10**9, wake=10**9, period=1.0)
+
+    def fill() -> None:
+        for k in range(20_000):
+            q.put(k, 1)
+
+    threads = [threading.Thread(target=fill) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert q.held == 40_000
+    assert sum(n for _, n in q.take() or []) == 40_000
