@@ -231,3 +231,26 @@ def test_an_existing_report_is_kept_when_the_new_one_is_refused(
     assert run("--log", str(log), "--model", artifact, "--out", str(out)) == 2
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     capsys.readouterr()
+
+
+def test_the_counts_do_not_depend_on_how_the_lines_are_chunked(
+    artifact: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report keeps bucket counts, not lines: flushing every 7 lines or once at the end
+    gives the same figures."""
+    from model.workflow import report
+
+    houses = traffic(250) + traffic(250, scale=1.3)
+    log = tmp_path / "p.jsonl"
+    log.write_text(
+        "".join(line(T0 + 600 * k, f"r{k}", h, 1e5 + k) + "\n" for k, h in enumerate(houses))
+    )
+    meta = load_artifact(artifact).metadata
+    whole = report.build(report.LogReader([log]), meta, None, [str(log)], 3600 * 24, 50)
+    monkeypatch.setattr(report._Drift, "CHUNK", 7)
+    chunked = report.build(report.LogReader([log]), meta, None, [str(log)], 3600 * 24, 50)
+    assert whole.windows == chunked.windows and len(whole.windows) == 4
+    assert whole.psi == chunked.psi and whole.psi_all == chunked.psi_all
+    values = np.array([h["living_area"] for h in houses])
+    profile = meta["reference"]["features"]["living_area"]
+    assert whole.psi_all["living_area"] == pytest.approx(drift.profile_psi(profile, values))

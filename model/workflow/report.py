@@ -15,8 +15,11 @@ Output, in ``--out``: ``report.md``, ``report.json`` and PNG figures:
   (observed - predicted) by model version and role (champion or shadow), and predicted
   against observed.
 
-Every input error stops the report before anything is written, with one message naming the
-file and line; every output file is written atomically.
+The log is read once, line by line, and kept as bucket counts per window (a chunk of lines at
+a time goes through ``model.drift.bin_counts``): memory grows with windows x buckets and with
+the houses that have feedback, not with the log. Every input error stops the report before
+anything is written, with one message naming the file and line; every output file is written
+atomically, ``report.md`` last.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from model import drift
 from model.workflow.atomic import atomic_write_bytes, atomic_write_text
@@ -38,6 +42,7 @@ from model.workflow.atomic import atomic_write_bytes, atomic_write_text
 #: The ``event`` of a prediction line; other JSON lines in the stream are skipped.
 EVENT = "prediction"
 ROLES = ("champion", "shadow")
+PREDICTION = "prediction"  # the row of the prediction's drift, after the features
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -109,50 +114,56 @@ def _index(where: str, value: Any) -> int:
     return value
 
 
-def read_log(paths: Sequence[Path]) -> tuple[list[Line], int]:
-    """The prediction lines of ``paths`` (rotated files in any order) and how many other JSON
-    lines (service logs sharing the stream) were skipped."""
-    out: list[Line] = []
-    skipped = 0
-    for path in paths:
-        for where, obj in _json_lines(path):
-            if not isinstance(obj, dict):
-                raise _fail(where, f"expected a JSON object, got {type(obj).__name__}")
-            if obj.get("event") != EVENT:
-                skipped += 1
-                continue
-            missing = [
-                k
-                for k in ("time", "request_id", "model_version", "role", "inputs", "price")
-                if k not in obj
-            ]
-            if missing:
-                raise _fail(where, f"prediction line without {', '.join(map(repr, missing))}")
-            stamp = _text(where, "time", obj["time"])
-            try:
-                when = datetime.fromisoformat(stamp)
-            except ValueError:
-                raise _fail(where, f"'time' is not an ISO 8601 time: {stamp!r}") from None
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=UTC)
-            role = obj["role"]
-            if role not in ROLES:
-                raise _fail(where, f"'role' must be one of {list(ROLES)}, got {role!r}")
-            if not isinstance(obj["inputs"], dict):
-                raise _fail(where, f"'inputs' must be an object, got {obj['inputs']!r}")
-            out.append(
-                Line(
-                    where=where,
-                    time=when.timestamp(),
-                    request_id=_text(where, "request_id", obj["request_id"]),
-                    index=_index(where, obj.get("index", 0)),
-                    model_version=_text(where, "model_version", obj["model_version"]),
-                    role=role,
-                    inputs=obj["inputs"],
-                    price=_number(where, "price", obj["price"]),
-                )
-            )
-    return out, skipped
+class LogReader:
+    """The prediction lines of ``paths`` (rotated files in any order), one at a time; other
+    JSON lines (service logs sharing the stream) are counted in ``skipped``."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = paths
+        self.skipped = 0
+
+    def __iter__(self) -> Iterator[Line]:
+        for path in self.paths:
+            for where, obj in _json_lines(path):
+                if not isinstance(obj, dict):
+                    raise _fail(where, f"expected a JSON object, got {type(obj).__name__}")
+                if obj.get("event") != EVENT:
+                    self.skipped += 1
+                    continue
+                yield _line(where, obj)
+
+
+def _line(where: str, obj: dict[str, Any]) -> Line:
+    """One prediction line, checked."""
+    missing = [
+        k
+        for k in ("time", "request_id", "model_version", "role", "inputs", "price")
+        if k not in obj
+    ]
+    if missing:
+        raise _fail(where, f"prediction line without {', '.join(map(repr, missing))}")
+    stamp = _text(where, "time", obj["time"])
+    try:
+        when = datetime.fromisoformat(stamp)
+    except ValueError:
+        raise _fail(where, f"'time' is not an ISO 8601 time: {stamp!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    role = obj["role"]
+    if role not in ROLES:
+        raise _fail(where, f"'role' must be one of {list(ROLES)}, got {role!r}")
+    if not isinstance(obj["inputs"], dict):
+        raise _fail(where, f"'inputs' must be an object, got {obj['inputs']!r}")
+    return Line(
+        where=where,
+        time=when.timestamp(),
+        request_id=_text(where, "request_id", obj["request_id"]),
+        index=_index(where, obj.get("index", 0)),
+        model_version=_text(where, "model_version", obj["model_version"]),
+        role=role,
+        inputs=obj["inputs"],
+        price=_number(where, "price", obj["price"]),
+    )
 
 
 def read_feedback(path: Path) -> dict[tuple[str, int], float]:
@@ -240,127 +251,161 @@ def _check_inputs(line: Line, kinds: Mapping[str, str], version: str) -> None:
             raise _fail(line.where, f"input {name!r} of kind {kind} cannot be {v!r}")
 
 
-def _psi(
-    profile: Mapping[str, Any], values: list[Any], kind: str, min_samples: int
-) -> float | None:
-    if len(values) < min_samples:
-        return None
-    x = np.array(values, dtype=object if kind == "categorical" else np.float64)
-    return drift.profile_psi(profile, x)
+class _Drift:
+    """Bucket counts per time window and feature (and the prediction), accumulated over the
+    lines in chunks: memory is windows x buckets, not the log."""
+
+    CHUNK = 10_000
+
+    def __init__(self, reference: Mapping[str, Any], names: Sequence[str], seconds: int) -> None:
+        profiles = reference["features"]
+        self.columns = [(n, profiles[n]) for n in names if n in profiles]
+        self.columns.append((PREDICTION, reference["prediction"]))
+        self.seconds = seconds
+        self.counts: dict[float, dict[str, NDArray[np.int64]]] = {}
+        self.rows: dict[float, int] = {}
+        self._pending: list[Line] = []
+
+    def add(self, line: Line) -> None:
+        self._pending.append(line)
+        if len(self._pending) >= self.CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        by_window: dict[float, list[Line]] = {}
+        for line in self._pending:
+            start = float(math.floor(line.time / self.seconds) * self.seconds)
+            by_window.setdefault(start, []).append(line)
+        self._pending = []
+        for start, members in by_window.items():
+            counts = self.counts.setdefault(start, {})
+            self.rows[start] = self.rows.get(start, 0) + len(members)
+            for name, profile in self.columns:
+                values = (
+                    [line.price for line in members]
+                    if name == PREDICTION
+                    else [line.inputs[name] for line in members]
+                )
+                kind = object if profile.get("kind") == "categorical" else np.float64
+                got = drift.bin_counts(profile, np.array(values, dtype=kind)).astype(np.int64)
+                counts[name] = counts[name] + got if name in counts else got
+
+    def psi(
+        self, min_samples: int
+    ) -> tuple[list[float], dict[str, list[float | None]], dict[str, float | None]]:
+        """Window starts, PSI per feature per window (None below ``min_samples`` rows), and
+        PSI per feature over every window."""
+        self.flush()
+        starts = sorted(self.counts)
+        per: dict[str, list[float | None]] = {}
+        overall: dict[str, float | None] = {}
+        for name, profile in self.columns:
+            shares = profile["shares"]
+            per[name] = [
+                drift.psi(shares, self.counts[s][name]) if self.rows[s] >= min_samples else None
+                for s in starts
+            ]
+            overall[name] = drift.psi(shares, sum(self.counts[s][name] for s in starts))
+        return starts, per, overall
+
+
+def _count_quality(
+    quality: dict[str, Quality], specs: Sequence[Mapping[str, Any]], line: Line
+) -> None:
+    """Add one line's missing, out-of-range and unseen values to ``quality``."""
+    for s in specs:
+        name = str(s["name"])
+        q = quality[name]
+        q.rows += 1
+        v = line.inputs[name]
+        if v is None:
+            q.missing += 1
+        elif s.get("kind") == "categorical":
+            if s["_categories"] and str(v) not in s["_categories"]:
+                q.unknown += 1
+                q.unknown_values[str(v)] = q.unknown_values.get(str(v), 0) + 1
+        elif not s["_lo"] <= v <= s["_hi"]:
+            q.out_of_range += 1
 
 
 def build(
-    lines: list[Line],
-    skipped: int,
+    lines: Iterable[Line],
     metadata: Mapping[str, Any],
     feedback: Mapping[tuple[str, int], float] | None,
     log_files: Sequence[str],
     window_seconds: int,
     min_samples: int,
 ) -> Report:
-    """Every figure of the report, from the lines and the artifact's metadata."""
+    """Every figure of the report, from the lines (read once, kept as counts) and the
+    artifact's metadata."""
     version = str(metadata.get("model_version"))
     reference = metadata.get("reference")
     if not reference:
         raise ReportError(f"model version {version}: the artifact has no training reference")
-    specs = list(metadata.get("features") or [])
-    names = [str(s["name"]) for s in specs]
-    if not lines:
-        raise ReportError(f"{', '.join(log_files)}: no prediction line")
+    specs = [
+        {
+            **s,
+            "_lo": float(s["min"]) if s.get("min") is not None else -math.inf,
+            "_hi": float(s["max"]) if s.get("max") is not None else math.inf,
+            "_categories": {str(c) for c in (s.get("categories") or ())},
+        }
+        for s in metadata.get("features") or []
+    ]
+    kinds = {str(s["name"]): str(s.get("kind")) for s in specs}
+    counts = _Drift(reference, list(kinds), window_seconds)
+    quality = {name: Quality() for name in kinds}
     versions: dict[str, int] = {}
+    pairs: dict[str, tuple[list[float], list[float]]] = {}
+    joined: set[tuple[str, int]] = set()
+    total = mine = 0
     for line in lines:
+        total += 1
         label = f"{line.model_version} ({line.role})"
         versions[label] = versions.get(label, 0) + 1
-    mine = [line for line in lines if line.model_version == version]
+        if line.model_version == version:
+            _check_inputs(line, kinds, version)
+            mine += 1
+            counts.add(line)
+            _count_quality(quality, specs, line)
+        key = (line.request_id, line.index)
+        if feedback and key in feedback:
+            joined.add(key)
+            observed, predicted = pairs.setdefault(label, ([], []))
+            observed.append(feedback[key])
+            predicted.append(line.price)
+    if not total:
+        raise ReportError(f"{', '.join(log_files)}: no prediction line")
     if not mine:
-        found = sorted({line.model_version for line in lines})
+        found = sorted({label.rsplit(" (", 1)[0] for label in versions})
         raise ReportError(
             f"{', '.join(log_files)}: no prediction by model version {version} (the log holds "
             f"{found}); give the artifact that served this traffic"
         )
-    kinds = {str(s["name"]): str(s.get("kind")) for s in specs}
-    for line in mine:
-        _check_inputs(line, kinds, version)
-    mine.sort(key=lambda line: line.time)
-
-    # time windows, aligned to multiples of the window since the epoch (UTC)
-    starts = np.floor(np.array([line.time for line in mine]) / window_seconds) * window_seconds
-    keys = sorted(set(starts.tolist()))
-    window_of = {k: i for i, k in enumerate(keys)}
-    members: list[list[Line]] = [[] for _ in keys]
-    for line, s in zip(mine, starts.tolist(), strict=True):
-        members[window_of[s]].append(line)
-    profiles = reference["features"]
-    psi: dict[str, list[float | None]] = {}
-    psi_all: dict[str, float | None] = {}
-    for name in names:
-        if name not in profiles:
-            continue
-        kind = profiles[name].get("kind", kinds[name])
-        psi[name] = [
-            _psi(profiles[name], [line.inputs[name] for line in w], kind, min_samples)
-            for w in members
-        ]
-        psi_all[name] = _psi(profiles[name], [line.inputs[name] for line in mine], kind, 1)
-    pred = reference["prediction"]
-    psi["prediction"] = [
-        _psi(pred, [line.price for line in w], "numeric", min_samples) for w in members
-    ]
-    psi_all["prediction"] = _psi(pred, [line.price for line in mine], "numeric", 1)
-
-    quality: dict[str, Quality] = {}
-    for s in specs:
-        name = str(s["name"])
-        q = quality[name] = Quality(rows=len(mine))
-        lo = float(s["min"]) if s.get("min") is not None else -math.inf
-        hi = float(s["max"]) if s.get("max") is not None else math.inf
-        cats = {str(c) for c in (s.get("categories") or ())}
-        for line in mine:
-            v = line.inputs[name]
-            if v is None:
-                q.missing += 1
-            elif s.get("kind") == "categorical":
-                if cats and str(v) not in cats:
-                    q.unknown += 1
-                    q.unknown_values[str(v)] = q.unknown_values.get(str(v), 0) + 1
-            elif isinstance(v, int | float) and not isinstance(v, bool) and not lo <= v <= hi:
-                q.out_of_range += 1
-
-    accuracy: list[Accuracy] = []
-    pairs: dict[str, tuple[list[float], list[float]]] = {}
-    joined: set[tuple[str, int]] = set()
-    if feedback:
-        for line in lines:
-            key = (line.request_id, line.index)
-            if key in feedback:
-                joined.add(key)
-                label = f"{line.model_version} ({line.role})"
-                obs, pr = pairs.setdefault(label, ([], []))
-                obs.append(feedback[key])
-                pr.append(line.price)
-        for label, (obs, pr) in sorted(pairs.items()):
-            e = np.array(obs) - np.array(pr)
-            v, _, role = label.rpartition(" (")
-            accuracy.append(
-                Accuracy(
-                    model_version=v,
-                    role=role.rstrip(")"),
-                    n=int(e.size),
-                    mae=float(np.mean(np.abs(e))),
-                    rmse=float(np.sqrt(np.mean(e * e))),
-                    bias=float(np.mean(e)),
-                )
+    starts, psi, psi_all = counts.psi(min_samples)
+    accuracy = []
+    for label, (observed, predicted) in sorted(pairs.items()):
+        e = np.array(observed) - np.array(predicted)
+        v, _, role = label.rpartition(" (")
+        accuracy.append(
+            Accuracy(
+                model_version=v,
+                role=role.rstrip(")"),
+                n=int(e.size),
+                mae=float(np.mean(np.abs(e))),
+                rmse=float(np.sqrt(np.mean(e * e))),
+                bias=float(np.mean(e)),
             )
+        )
     return Report(
         model_version=version,
         log_files=list(log_files),
-        lines=len(lines),
-        skipped=skipped,
-        model_lines=len(mine),
+        lines=total,
+        skipped=0,
+        model_lines=mine,
         versions=versions,
         window_seconds=window_seconds,
         min_samples=min_samples,
-        windows=[(k, len(w)) for k, w in zip(keys, members, strict=True)],
+        windows=[(s, counts.rows[s]) for s in starts],
         psi=psi,
         psi_all=psi_all,
         quality=quality,
@@ -503,9 +548,10 @@ def write_report(
     from model.workflow import plots
 
     seconds = parse_window(window)
-    lines, skipped = read_log(log_paths)
     feedback = read_feedback(feedback_path) if feedback_path is not None else None
-    r = build(lines, skipped, metadata, feedback, [str(p) for p in log_paths], seconds, min_samples)
+    reader = LogReader(log_paths)
+    r = build(reader, metadata, feedback, [str(p) for p in log_paths], seconds, min_samples)
+    r.skipped = reader.skipped
     files: dict[str, bytes] = {}
     if plots.available():
         labels = [_when(s) for s, _ in r.windows]
