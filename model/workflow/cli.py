@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="houseprice",
         description="House-price model: start a config from a CSV, explore the data, train, "
-        "predict, list and promote runs, serve.",
+        "predict, list and promote runs, report on served traffic, serve.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
