@@ -112,8 +112,8 @@ class Settings:
     prediction_log: str | None = None
     prediction_log_max_bytes: int = 100 * 1024 * 1024
     prediction_log_backups: int = 5
-    prediction_log_queue: int = 100_000
-    feedback_index_size: int = 100_000
+    prediction_log_queue: int = 10_000
+    feedback_index_size: int = 20_000
     shadow_model_path: str | None = None
     shadow_queue: int = 10_000
 

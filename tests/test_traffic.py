@@ -47,7 +47,7 @@ def entry(n: int = 1, rid: str = "r1", version: str = "v1") -> Entry:
 def test_settings_read_and_name_the_bad_variable(tmp_path: Path) -> None:
     s = Settings.from_env({})
     assert s.prediction_log is None and s.shadow_model_path is None
-    assert s.feedback_index_size == 100_000
+    assert s.feedback_index_size == 20_000 and s.prediction_log_queue == 10_000
     assert Settings.from_env({"PREDICTION_LOG": "off"}).prediction_log is None
     assert Settings.from_env({"PREDICTION_LOG": "stdout"}).prediction_log == "stdout"
     target = str(tmp_path / "p.jsonl")
