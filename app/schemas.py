@@ -289,26 +289,49 @@ class ReloadRequest(BaseModel):
     allow_downgrade: bool = Field(
         False, description="Load an artifact created before the serving one (a rollback)"
     )
-    shadow_path: str | None = Field(
-        None,
-        description="Load this artifact (inside the model directory) as the shadow model, "
-        "replacing any shadow; the champion is untouched",
+
+
+class LoadShadowRequest(BaseModel):
+    """Load an artifact as the shadow model, replacing any shadow; the champion is untouched."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    shadow_path: str = Field(
+        description="Artifact to load as the shadow, inside the configured model directory",
         max_length=4096,
         pattern=r"^[^\x00]*$",
     )
-    drop_shadow: bool = Field(False, description="Stop scoring the shadow model")
 
-    @model_validator(mode="after")
-    def _one_model(self) -> ReloadRequest:
-        shadow = self.shadow_path is not None or self.drop_shadow
-        if shadow and (self.path is not None or self.allow_downgrade):
-            raise ValueError(
-                "a reload changes the champion (path, allow_downgrade) or the shadow "
-                "(shadow_path, drop_shadow), not both"
-            )
-        if self.shadow_path is not None and self.drop_shadow:
-            raise ValueError("shadow_path and drop_shadow contradict each other")
-        return self
+
+class DropShadowRequest(BaseModel):
+    """Stop scoring the shadow model."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    drop_shadow: Literal[True]
+
+
+def _reload_kind(body: Any) -> str:
+    if isinstance(body, dict):
+        if "shadow_path" in body:
+            return "load_shadow"
+        if "drop_shadow" in body:
+            return "drop_shadow"
+    return "champion"
+
+
+#: The body of ``POST /admin/reload``: the champion's reload (``path``, ``allow_downgrade``,
+#: or nothing), or the shadow's (``shadow_path``, or ``drop_shadow``), never a mix: the key
+#: present picks the shape, and a key of another shape is refused (422).
+AnyReloadRequest = TypeAdapter(
+    Annotated[
+        Annotated[ReloadRequest, Tag("champion")]
+        | Annotated[LoadShadowRequest, Tag("load_shadow")]
+        | Annotated[DropShadowRequest, Tag("drop_shadow")],
+        Discriminator(_reload_kind),
+    ]
+)
+RELOAD_FIELDS = [*ReloadRequest.model_fields, "shadow_path", "drop_shadow"]
 
 
 class ReloadResponse(BaseModel):

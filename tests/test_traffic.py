@@ -378,7 +378,11 @@ def test_model_lists_both_and_reload_loads_or_drops_the_shadow(
 
     both = {"path": "model.joblib", "drop_shadow": True}
     mixed = app_client.post("/admin/reload", json=both, headers=AUTH)
-    assert mixed.status_code == 422 and "not both" in mixed.text
+    assert mixed.status_code == 422
+    assert mixed.json()["detail"][0]["loc"] == ["body", "drop_shadow", "path"]
+    assert mixed.json()["detail"][0]["msg"] == "Extra inputs are not permitted"
+    keep = app_client.post("/admin/reload", json={"drop_shadow": False}, headers=AUTH)
+    assert keep.status_code == 422  # not a way to reload the champion by accident
     outside = app_client.post("/admin/reload", json={"shadow_path": "../x.joblib"}, headers=AUTH)
     assert outside.status_code == 403
     assert app_client.post("/admin/reload", json={"drop_shadow": True}).status_code == 401

@@ -19,7 +19,11 @@ from app import shadow
 from app.body import KeyGuard, read_optional_json
 from app.routes.common import get_service, json_response
 from app.schemas import (
+    RELOAD_FIELDS,
+    AnyReloadRequest,
+    DropShadowRequest,
     ErrorMessage,
+    LoadShadowRequest,
     ReloadRequest,
     ReloadResponse,
     ShadowReloadResponse,
@@ -29,13 +33,22 @@ from app.state import ModelLoadError, ReloadConflictError, ReloadRefusedError, S
 from model.workflow.artifact import ArtifactError
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-_GUARD = KeyGuard(ReloadRequest.model_fields)
+_GUARD = KeyGuard(RELOAD_FIELDS)
 
 _BODY = {
     "security": [{"adminToken": []}],
     "requestBody": {
         "required": False,
-        "content": {"application/json": {"schema": ReloadRequest.model_json_schema()}},
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        m.model_json_schema()
+                        for m in (ReloadRequest, LoadShadowRequest, DropShadowRequest)
+                    ]
+                }
+            }
+        },
     },
 }
 
@@ -83,12 +96,14 @@ async def reload(request: Request) -> Response:
     body = await read_optional_json(
         request.scope,
         request.receive,
-        ReloadRequest.model_validate_json,
+        AnyReloadRequest.validate_json,
         svc.settings.max_errors,
         _GUARD,
     )
-    if body is not None and (body.shadow_path is not None or body.drop_shadow):
+    if isinstance(body, LoadShadowRequest):
         return await _reload_shadow(svc, body.shadow_path)
+    if isinstance(body, DropShadowRequest):
+        return await _reload_shadow(svc, None)
     requested = body.path if body is not None else None
     allow_downgrade = body.allow_downgrade if body is not None else False
     try:
