@@ -666,15 +666,18 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from model.workflow.artifact import load_artifact
-    from model.workflow.report import write_report
+    from model.workflow.report import ReportError, write_report
 
     if args.min_samples < 1:
         raise UsageError("--min-samples: expected an integer >= 1")
     key = os.environ.get("MODEL_SIGNING_KEY") or None
     art = load_artifact(args.model, signing_key=key.encode() if key else None)
-    written = write_report(
-        args.log, art.metadata, args.out, args.feedback, args.window, args.min_samples
-    )
+    try:
+        written = write_report(
+            args.log, art.metadata, args.out, args.feedback, args.window, args.min_samples
+        )
+    except ReportError as e:
+        raise UsageError(str(e)) from None
     print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return EXIT_OK
 
@@ -713,7 +716,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from model.workflow.config import ConfigError
     from model.workflow.dask_engine import EngineError
     from model.workflow.data import DataError
-    from model.workflow.report import ReportError
 
     parser = build_parser()
     try:
@@ -721,7 +723,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _COMMANDS[args.command](args)
     except _ExitRequest as exc:  # --help
         return exc.status
-    except (UsageError, ConfigError, DataError, ArtifactError, ReportError) as exc:
+    except (UsageError, ConfigError, DataError, ArtifactError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except EngineError as exc:  # a cluster's failure: nothing was written
