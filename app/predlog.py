@@ -113,14 +113,32 @@ class RotatingFile:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.backups = backups
-        self._file = self.path.open("a", encoding="utf-8")
+        self._file = self.path.open("ab")
         self._size = self._file.tell()
 
     def write(self, text: str) -> None:
+        """Append whole lines, rotating before a line that would take the file past
+        ``max_bytes`` (a single longer line gets a file of its own)."""
         data = text.encode()
-        if self._size and self._size + len(data) > self.max_bytes:
-            self._rotate()
-        self._file.write(text)
+        if self._size + len(data) <= self.max_bytes:
+            self._append(data)
+            return
+        part: list[bytes] = []
+        size = self._size
+        for line in data.splitlines(keepends=True):
+            if size and size + len(line) > self.max_bytes:
+                if part:
+                    self._append(b"".join(part))
+                    part = []
+                self._rotate()
+                size = 0
+            part.append(line)
+            size += len(line)
+        if part:
+            self._append(b"".join(part))
+
+    def _append(self, data: bytes) -> None:
+        self._file.write(data)
         self._file.flush()
         self._size += len(data)
 
@@ -134,7 +152,7 @@ class RotatingFile:
                 if older.exists():
                     os.replace(older, self.path.with_name(f"{self.path.name}.{k + 1}"))
             os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._file = self.path.open("a", encoding="utf-8")
+        self._file = self.path.open("ab")
         self._size = 0
 
     def close(self) -> None:

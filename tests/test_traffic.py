@@ -111,6 +111,24 @@ def test_the_file_rotates_by_size_and_keeps_the_backups(tmp_path: Path) -> None:
     assert sizes["p.jsonl"] == 500  # 45 lines: 10 + 10 + 10 rotated out of reach, + 10, 10, 5
 
 
+def test_a_write_of_many_lines_is_split_across_rotations(tmp_path: Path) -> None:
+    """The writer hands the file a batch of lines in one write: each file still stays within
+    the limit, cut at line ends."""
+    path = tmp_path / "p.jsonl"
+    f = RotatingFile(path, max_bytes=1024, backups=10)
+    f.write("".join(f"{k:099d}\n" for k in range(35)))  # 3,500 bytes in one call
+    f.write("w" * 2000 + "\n")  # one line over the limit: a file of its own
+    f.close()
+
+    def age(p: Path) -> int:  # p.jsonl.N is older for a larger N; p.jsonl is the newest
+        return int(p.name.removeprefix("p.jsonl").removeprefix(".") or 0)
+
+    files = sorted(tmp_path.iterdir(), key=age, reverse=True)  # oldest first
+    assert [p.stat().st_size for p in files] == [1000, 1000, 1000, 500, 2001]
+    text = "".join(p.read_text() for p in files)
+    assert text.splitlines()[:35] == [f"{k:099d}" for k in range(35)]
+
+
 def test_with_no_backups_the_file_starts_over(tmp_path: Path) -> None:
     path = tmp_path / "p.jsonl"
     f = RotatingFile(path, max_bytes=1024, backups=0)
