@@ -23,6 +23,7 @@ from fastapi.telemetry import TelemetryConfig
 from pydantic.json_schema import models_json_schema
 from starlette.requests import ClientDisconnect
 
+from app import shadow
 from app.body import BodyError
 from app.logging import configure_logging
 from app.middleware import Guard, LabelledMount, Observe
@@ -58,8 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.holder.shutting_down = False  # a test client may run start-up again
         service.load_initial()
+        service.traffic.start()
+        shadow.load_initial(service)
         yield
         service.begin_shutdown()
+        service.traffic.close()
 
     app = FastAPI(
         title="houseprice",

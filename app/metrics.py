@@ -21,6 +21,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain, groupby
 from operator import itemgetter
+from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -60,6 +61,19 @@ _VERSION = itemgetter(0)
 
 #: ``(feature, score, drifted, samples)`` rows, as ``DriftMonitor.gauges()`` returns them.
 DriftRows = list[tuple[str, float, bool, int]]
+
+
+class RoleSeries(Protocol):
+    """A second model's series in the prediction and drift families (``app/shadow.py``)."""
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def predictions(self) -> int: ...
+    @property
+    def price(self) -> Histogram: ...
+    @property
+    def drift(self) -> DriftRows | None: ...
 
 
 def latency_buckets(longest: float) -> tuple[float, ...]:
@@ -159,6 +173,7 @@ class RequestMetrics(Collector):
         self._out_of_range: dict[str, int] = {}
         self._unknown: dict[str, int] = {}
         self._drift: Callable[[], tuple[str, DriftRows] | None] = lambda: None
+        self._shadow: Callable[[], RoleSeries | None] = lambda: None
 
     def observe_request(
         self, method: str, route: str, status: int, seconds: float, got: int, sent: int
@@ -240,18 +255,23 @@ class RequestMetrics(Collector):
         """``source()`` gives the serving model's version and drift rows, or ``None``."""
         self._drift = source
 
+    def read_shadow_from(self, source: Callable[[], RoleSeries | None]) -> None:
+        """``source()`` gives the shadow model's series (``role="shadow"``), or ``None``."""
+        self._shadow = source
+
     def describe(self) -> Iterable[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
+        shadow = self._shadow()
         with self._lock:
             self._count_requests()
             self._count_predictions()
-            families = self._families()
+            families = self._families(shadow)
         yield from families
-        yield from self._drift_families()
+        yield from self._drift_families(shadow)
 
-    def _families(self) -> list[Metric]:
+    def _families(self, shadow: RoleSeries | None = None) -> list[Metric]:
         requests = CounterMetricFamily(
             "houseprice_http_requests",
             "HTTP requests by method, route template and status class",
@@ -283,19 +303,24 @@ class RequestMetrics(Collector):
                 family.add_metric([route], pair[i].buckets(), pair[i].total)
             sizes.append(family)
         predictions = CounterMetricFamily(
-            "houseprice_predictions", "Prices predicted", labels=["model_version"]
+            "houseprice_predictions", "Prices predicted", labels=["model_version", "role"]
         )
         for version, served in self._versions.items():
-            predictions.add_metric([version], served.count)
+            predictions.add_metric([version, "champion"], served.count)
         batch = HistogramMetricFamily(
             "houseprice_prediction_batch_size", "Rows per prediction request"
         )
         batch.add_metric([], self._batch_size.buckets(), self._batch_size.total)
         price = HistogramMetricFamily(
-            "houseprice_predicted_price_dollars", "Predicted prices", labels=["model_version"]
+            "houseprice_predicted_price_dollars",
+            "Predicted prices",
+            labels=["model_version", "role"],
         )
         for version, served in self._versions.items():
-            price.add_metric([version], served.prices.buckets(), served.prices.total)
+            price.add_metric([version, "champion"], served.prices.buckets(), served.prices.total)
+        if shadow is not None:
+            predictions.add_metric([shadow.version, "shadow"], shadow.predictions)
+            price.add_metric([shadow.version, "shadow"], shadow.price.buckets(), shadow.price.total)
         counters = [
             _counter(name, text, label, values)
             for name, text, label, values in (
@@ -327,8 +352,8 @@ class RequestMetrics(Collector):
         ]
         return [requests, duration, in_flight, *sizes, predictions, batch, price, *counters]
 
-    def _drift_families(self) -> Iterator[Metric]:
-        labels = ["feature", "model_version"]
+    def _drift_families(self, shadow: RoleSeries | None = None) -> Iterator[Metric]:
+        labels = ["feature", "model_version", "role"]
         score = GaugeMetricFamily(
             "houseprice_drift_score",
             "Drift score (PSI) of a feature or of the prediction over the live window",
@@ -343,12 +368,14 @@ class RequestMetrics(Collector):
             "houseprice_drift_window_samples", "Rows in the live drift window", labels=labels
         )
         got = self._drift()
-        if got is not None:
-            version, rows = got
+        sources = [(*got, "champion")] if got is not None else []
+        if shadow is not None and shadow.drift is not None:
+            sources.append((shadow.version, shadow.drift, "shadow"))
+        for version, rows, role in sources:
             for feature, value, drifted, n in rows:
-                score.add_metric([feature, version], float(value))
-                detected.add_metric([feature, version], 1.0 if drifted else 0.0)
-                samples.add_metric([feature, version], float(n))
+                score.add_metric([feature, version, role], float(value))
+                detected.add_metric([feature, version, role], 1.0 if drifted else 0.0)
+                samples.add_metric([feature, version, role], float(n))
         yield from (score, detected, samples)
 
 
@@ -397,20 +424,20 @@ class Metrics:
             registry=r,
         )
         self.feedback = Counter(
-            "houseprice_feedback", "Observed prices received", ["model_version"], registry=r
+            "houseprice_feedback", "Observed prices received", ["model_version", "role"], registry=r
         )
         # Summaries, not counters: a Summary exposes exactly ``<name>_sum`` (and ``_count``),
         # the names of the contract, where a Counter would append ``_total``.
         self.feedback_abs_error = Summary(
             "houseprice_feedback_abs_error_dollars",
             "|actual - predicted| over feedback; rate(_sum)/rate(houseprice_feedback_total) = MAE",
-            ["model_version"],
+            ["model_version", "role"],
             registry=r,
         )
         self.feedback_squared_error = Summary(
             "houseprice_feedback_squared_error_dollars",
             "(actual - predicted)^2 over feedback; sqrt(rate(_sum)/rate(feedback)) = RMSE",
-            ["model_version"],
+            ["model_version", "role"],
             registry=r,
         )
         for result in ("success", "failure"):
@@ -427,6 +454,13 @@ class Metrics:
         self.model_loads.labels("success").inc()
         self.model_last_load.set(when)
         self.model_ready.set(1)
+
+    def observe_feedback(self, version: str, role: str, error: float) -> float:
+        """One observed price for a model's prediction, ``error = actual - predicted``."""
+        self.feedback.labels(version, role).inc()
+        self.feedback_abs_error.labels(version, role).observe(abs(error))
+        self.feedback_squared_error.labels(version, role).observe(error * error)
+        return error
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

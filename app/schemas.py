@@ -25,6 +25,7 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
     create_model,
+    model_validator,
 )
 from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
@@ -290,6 +291,49 @@ class ReloadRequest(BaseModel):
     )
 
 
+class LoadShadowRequest(BaseModel):
+    """Load an artifact as the shadow model, replacing any shadow; the champion is untouched."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    shadow_path: str = Field(
+        description="Artifact to load as the shadow, inside the configured model directory",
+        max_length=4096,
+        pattern=r"^[^\x00]*$",
+    )
+
+
+class DropShadowRequest(BaseModel):
+    """Stop scoring the shadow model."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    drop_shadow: Literal[True]
+
+
+def _reload_kind(body: Any) -> str:
+    if isinstance(body, dict):
+        if "shadow_path" in body:
+            return "load_shadow"
+        if "drop_shadow" in body:
+            return "drop_shadow"
+    return "champion"
+
+
+#: The body of ``POST /admin/reload``: the champion's reload (``path``, ``allow_downgrade``,
+#: or nothing), or the shadow's (``shadow_path``, or ``drop_shadow``), never a mix: the key
+#: present picks the shape, and a key of another shape is refused (422).
+AnyReloadRequest = TypeAdapter(
+    Annotated[
+        Annotated[ReloadRequest, Tag("champion")]
+        | Annotated[LoadShadowRequest, Tag("load_shadow")]
+        | Annotated[DropShadowRequest, Tag("drop_shadow")],
+        Discriminator(_reload_kind),
+    ]
+)
+RELOAD_FIELDS = [*ReloadRequest.model_fields, "shadow_path", "drop_shadow"]
+
+
 class ReloadResponse(BaseModel):
     model_version: str
     previous_version: str | None
@@ -297,21 +341,80 @@ class ReloadResponse(BaseModel):
     path: str
 
 
+class ShadowModel(BaseModel):
+    model_version: str
+    sha256: str
+    path: str
+
+
+class ShadowReloadResponse(BaseModel):
+    """The answer to a reload of the shadow (``shadow_path`` or ``drop_shadow``)."""
+
+    shadow: ShadowModel | None = Field(description="The shadow now scored, or null")
+    previous_shadow_version: str | None
+
+
 class FeedbackRequest(BaseModel):
-    """The sale price finally observed for a served prediction."""
+    """The sale price finally observed for a served prediction: either the answer's
+    ``request_id`` (and ``index``, the house's position in a batch), which the server looks up
+    among its recent predictions, or the ``model_version`` and ``predicted_price`` it gave."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {"request_id": "4f1c0e2a9b7d4c3e8a6f5b2d1e0c9a8b", "actual_price": 208500.0},
+                {
+                    "model_version": "20261201T000000Z",
+                    "predicted_price": 201000.0,
+                    "actual_price": 208500.0,
+                },
+            ]
+        },
+    )
 
-    request_id: str | None = Field(None, max_length=128)
-    model_version: str = Field(max_length=128)
-    predicted_price: float = Field(gt=0, le=1e9, description="As /predict returned it [USD]")
+    request_id: str | None = Field(
+        None, max_length=128, description="As /predict returned it; found among recent answers"
+    )
+    index: int | None = Field(
+        None, ge=0, description="The house's position in a batch answer (default 0)"
+    )
+    model_version: str | None = Field(None, max_length=128)
+    predicted_price: float | None = Field(
+        None, gt=0, le=1e9, description="As /predict returned it [USD]"
+    )
     actual_price: float = Field(gt=0, le=1e9, description="Observed sale price [USD]")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> FeedbackRequest:
+        if (self.model_version is None) != (self.predicted_price is None):
+            raise ValueError("model_version and predicted_price go together")
+        if self.model_version is None and self.request_id is None:
+            raise ValueError("give request_id, or model_version and predicted_price")
+        if self.index is not None and self.model_version is not None:
+            raise ValueError("index goes with request_id alone, not with predicted_price")
+        return self
+
+
+class FeedbackScore(BaseModel):
+    model_version: str
+    predicted_price: float
+    abs_error: float
+    squared_error: float
 
 
 class FeedbackResponse(BaseModel):
     model_version: str
     abs_error: float
     squared_error: float
+    request_id: str | None = Field(None, description="With feedback by request id")
+    index: int | None = None
+    predicted_price: float | None = Field(None, description="The champion's price, looked up")
+    shadow: FeedbackScore | None = Field(
+        None, description="The shadow model's price of the same house, when it priced it"
+    )
 
 
 # --- Open Inference Protocol (V2) --------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -64,6 +65,24 @@ def _optional(env: Mapping[str, str], name: str) -> str | None:
     return raw if raw else None
 
 
+def _prediction_log(env: Mapping[str, str]) -> str | None:
+    """``PREDICTION_LOG``: ``None`` for off (the default), ``"stdout"``, or a file path whose
+    folder exists, checked now rather than when the first line is written."""
+    raw = (env.get("PREDICTION_LOG") or "").strip()
+    if raw == "" or raw.lower() == "off":
+        return None
+    if raw.lower() == "stdout":
+        return "stdout"
+    path = Path(raw)
+    if path.is_dir():
+        raise SettingsError(
+            f"PREDICTION_LOG: {raw!r} is a directory; expected off, stdout or a file"
+        )
+    if not path.parent.is_dir():
+        raise SettingsError(f"PREDICTION_LOG: folder {str(path.parent)!r} does not exist")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """The service configuration; defaults are the documented ones (docs/ARCHITECTURE.md)."""
@@ -90,6 +109,13 @@ class Settings:
     max_artifact_bytes: int = 256 * 1024 * 1024
     reload_timeout: float = 60.0
     forwarded_allow_ips: str | None = None
+    prediction_log: str | None = None
+    prediction_log_max_bytes: int = 100 * 1024 * 1024
+    prediction_log_backups: int = 5
+    prediction_log_queue: int = 10_000
+    feedback_index_size: int = 20_000
+    shadow_model_path: str | None = None
+    shadow_queue: int = 10_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -130,6 +156,15 @@ class Settings:
             max_artifact_bytes=_int(e, "MAX_ARTIFACT_BYTES", cls.max_artifact_bytes, 1),
             reload_timeout=_float(e, "RELOAD_TIMEOUT", cls.reload_timeout),
             forwarded_allow_ips=_optional(e, "FORWARDED_ALLOW_IPS"),
+            prediction_log=_prediction_log(e),
+            prediction_log_max_bytes=_int(
+                e, "PREDICTION_LOG_MAX_BYTES", cls.prediction_log_max_bytes, 1024
+            ),
+            prediction_log_backups=_int(e, "PREDICTION_LOG_BACKUPS", cls.prediction_log_backups, 0),
+            prediction_log_queue=_int(e, "PREDICTION_LOG_QUEUE", cls.prediction_log_queue, 1),
+            feedback_index_size=_int(e, "FEEDBACK_INDEX_SIZE", cls.feedback_index_size, 0),
+            shadow_model_path=_optional(e, "SHADOW_MODEL_PATH"),
+            shadow_queue=_int(e, "SHADOW_QUEUE", cls.shadow_queue, 1),
         )
 
     def __repr__(self) -> str:

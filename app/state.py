@@ -31,6 +31,7 @@ from app.metrics import DriftRows, Metrics
 from app.monitor import DriftMonitor
 from app.schemas import FeatureSpec, RequestSchema, build_request_schema
 from app.settings import Settings
+from app.traffic import Traffic
 from model.base import Columns
 from model.fold import CannotFoldError, FoldedLinear, fold
 from model.workflow.artifact import ArtifactError, load_artifact
@@ -311,6 +312,10 @@ class Service:
         self.metrics.requests.read_drift_from(self._drift_rows)
         self._overrun: asyncio.Future[LoadedModel] | None = None
         self.metrics.drift_threshold.set(settings.drift_psi_threshold)
+        self.traffic = Traffic(settings, self.metrics.registry)
+        self.metrics.requests.read_shadow_from(
+            lambda: self.traffic.shadow.series() if self.traffic.shadow is not None else None
+        )
 
     def ready_model(self) -> LoadedModel:
         """The serving model; :class:`NotReadyError` with the reason when there is none."""
@@ -476,11 +481,13 @@ class Service:
                     model.monitor.update(table, prices)
             except Exception:
                 log.exception("recording the prediction failed", extra={"request_id": rid})
-        return Priced(prices, quality)
+        return Priced(prices, quality, table)
 
 
 class Priced(NamedTuple):
-    """The prices of a request's houses, in order, and what their inputs' quality counted."""
+    """The prices of a request's houses, in order, what their inputs' quality counted, and
+    the validated table they were priced from (it must not change afterwards)."""
 
     prices: list[float]
     quality: InputQuality
+    table: Table

@@ -111,14 +111,14 @@ def test_prediction_metrics_expose_what_the_client_types_would() -> None:
         [rng.lognormal(12, 0.5, 500), np.asarray(PRICE_BUCKETS)[:5], [1e7, 0.0]]
     )  # values exactly on a bound must fall in that bucket (le is inclusive)
     reference = CollectorRegistry()
-    count = Counter("houseprice_predictions", "-", ["model_version"], registry=reference)
+    count = Counter("houseprice_predictions", "-", ["model_version", "role"], registry=reference)
     sizes = Histogram(
         "houseprice_prediction_batch_size", "-", buckets=BATCH_BUCKETS, registry=reference
     )
     prices = Histogram(
         "houseprice_predicted_price_dollars",
         "-",
-        ["model_version"],
+        ["model_version", "role"],
         buckets=PRICE_BUCKETS,
         registry=reference,
     )
@@ -128,11 +128,11 @@ def test_prediction_metrics_expose_what_the_client_types_would() -> None:
     for k, batch in enumerate(requests):
         version = "a" if k % 3 else "b"
         ours.requests.observe_prediction(version, batch.tolist(), {"area": k % 2}, {}, {})
-        count.labels(version).inc(len(batch))
+        count.labels(version, "champion").inc(len(batch))
         sizes.observe(len(batch))
         missing.labels("area").inc(k % 2)
         for x in batch:
-            prices.labels(version).observe(float(x))
+            prices.labels(version, "champion").observe(float(x))
     _assert_same_samples(
         reference,
         ours,
@@ -147,7 +147,10 @@ def test_two_apps_have_separate_registries() -> None:
     a, b = Metrics(), Metrics()
     a.requests.observe_prediction("x", [1.0, 1.0, 1.0], {}, {}, {})
     assert b"houseprice_predictions_total{" not in generate_latest(b.registry)
-    assert b'houseprice_predictions_total{model_version="x"} 3.0' in generate_latest(a.registry)
+    assert (
+        b'houseprice_predictions_total{model_version="x",role="champion"} 3.0'
+        in generate_latest(a.registry)
+    )
 
 
 def test_http_metrics_expose_what_the_client_types_would() -> None:
@@ -238,7 +241,7 @@ def test_requests_past_the_pending_limit_and_from_threads_are_all_counted() -> N
     prices = Histogram(
         "houseprice_predicted_price_dollars",
         "-",
-        ["model_version"],
+        ["model_version", "role"],
         buckets=PRICE_BUCKETS,
         registry=reference,
     )
@@ -264,7 +267,7 @@ def test_requests_past_the_pending_limit_and_from_threads_are_all_counted() -> N
             seconds, price = float(rng.lognormal(-7, 2)), float(rng.lognormal(12, 0.5))
             requests.labels("POST", "/predict", "2xx").inc()
             duration.labels("POST", "/predict").observe(seconds)
-            prices.labels(f"v{k % 2}").observe(price)
+            prices.labels(f"v{k % 2}", "champion").observe(price)
             missing.labels("area").inc(i % 2)
     _assert_same_samples(
         reference,

@@ -202,6 +202,9 @@ def test_promtool_test_rules() -> None:
         ('feature!="prediction"', 'feature=~".+"', "FeatureDrift"),  # would page for the output
         ("> 0.05", "> 0.005", "HighErrorRatio"),  # would fire on 1% errors
         (">= 20", ">= 1", "LiveRMSEHigh"),  # would fire on a handful of sales
+        # would page for the shadow model's drift
+        ('feature!="prediction", role!="shadow"', 'feature!="prediction"', "FeatureDrift"),
+        ('feature="prediction", role!="shadow"', 'feature="prediction"', "PredictionDrift"),
     ],
 )
 def test_promtool_unit_tests_catch_a_broken_rule(
@@ -215,6 +218,20 @@ def test_promtool_unit_tests_catch_a_broken_rule(
     r = _promtool("test", "rules", "alerts.test.yml", cwd=tmp_path)
     assert r.returncode != 0
     assert f"alertname: {alert}" in r.stdout + r.stderr
+
+
+def test_promtool_unit_tests_catch_a_live_rmse_rule_that_pages_for_the_shadow(
+    tmp_path: Path,
+) -> None:
+    """LiveRMSEHigh without its ``role!="shadow"`` selectors fires for the shadow's errors."""
+    text = ALERTS.read_text()
+    assert text.count('{role!="shadow"}') == 3
+    (tmp_path / "alerts.yml").write_text(text.replace('{role!="shadow"}', ""))
+    shutil.copy(MON / "alerts.test.yml", tmp_path / "alerts.test.yml")
+    r = _promtool("test", "rules", "alerts.test.yml", cwd=tmp_path)
+    assert r.returncode != 0
+    assert "alertname: LiveRMSEHigh" in r.stdout + r.stderr
+    assert "live RMSE of model v4" in r.stdout + r.stderr  # the shadow's version, paged
 
 
 def test_dashboard_queries_parse_as_promql(tmp_path: Path) -> None:

@@ -5,6 +5,9 @@ Authorisation is a bearer token from ``ADMIN_TOKEN`` compared in constant time
 Without the variable the admin routes are disabled (403). A requested path must resolve
 inside the configured model directory: the endpoint must not become a way to unpickle an
 arbitrary file (the checksum beside an attacker's file would match).
+
+The same route loads or drops the shadow model (``shadow_path``, ``drop_shadow``;
+``app/shadow.py``), under the same lock and rules, leaving the champion untouched.
 """
 
 from __future__ import annotations
@@ -12,25 +15,40 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app import shadow
 from app.body import KeyGuard, read_optional_json
 from app.routes.common import get_service, json_response
 from app.schemas import (
+    RELOAD_FIELDS,
+    AnyReloadRequest,
+    DropShadowRequest,
     ErrorMessage,
+    LoadShadowRequest,
     ReloadRequest,
     ReloadResponse,
+    ShadowReloadResponse,
     ValidationErrorResponse,
 )
-from app.state import ModelLoadError, ReloadConflictError, ReloadRefusedError
+from app.state import ModelLoadError, ReloadConflictError, ReloadRefusedError, Service
 from model.workflow.artifact import ArtifactError
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-_GUARD = KeyGuard(ReloadRequest.model_fields)
+_GUARD = KeyGuard(RELOAD_FIELDS)
 
 _BODY = {
     "security": [{"adminToken": []}],
     "requestBody": {
         "required": False,
-        "content": {"application/json": {"schema": ReloadRequest.model_json_schema()}},
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        m.model_json_schema()
+                        for m in (ReloadRequest, LoadShadowRequest, DropShadowRequest)
+                    ]
+                }
+            }
+        },
     },
 }
 
@@ -39,7 +57,7 @@ _BODY = {
     "/reload",
     summary="Hot-reload the model",
     operation_id="reloadModel",
-    response_model=ReloadResponse,
+    response_model=ReloadResponse | ShadowReloadResponse,
     openapi_extra=_BODY,
     responses={
         401: {"model": ErrorMessage, "description": "No or malformed bearer token"},
@@ -78,10 +96,14 @@ async def reload(request: Request) -> Response:
     body = await read_optional_json(
         request.scope,
         request.receive,
-        ReloadRequest.model_validate_json,
+        AnyReloadRequest.validate_json,
         svc.settings.max_errors,
         _GUARD,
     )
+    if isinstance(body, LoadShadowRequest):
+        return await _reload_shadow(svc, body.shadow_path)
+    if isinstance(body, DropShadowRequest):
+        return await _reload_shadow(svc, None)
     requested = body.path if body is not None else None
     allow_downgrade = body.allow_downgrade if body is not None else False
     try:
@@ -101,5 +123,30 @@ async def reload(request: Request) -> Response:
             "previous_version": previous.version if previous else None,
             "sha256": model.sha256,
             "path": model.path,
+        },
+    )
+
+
+async def _reload_shadow(svc: Service, requested: str | None) -> Response:
+    """Load ``requested`` as the shadow model, or drop the shadow for ``None``."""
+    path = None
+    if requested is not None:
+        try:
+            path = svc.resolve_reload_path(requested)
+        except ReloadRefusedError as e:
+            return json_response(403, {"detail": str(e)})
+    try:
+        new, old = await shadow.reload(svc, path)
+    except (ArtifactError, ModelLoadError, ReloadConflictError) as e:
+        return json_response(
+            409, {"detail": f"shadow reload refused, the previous shadow stays: {e}"}
+        )
+    return json_response(
+        200,
+        {
+            "shadow": None
+            if new is None
+            else {"model_version": new.version, "sha256": new.model.sha256, "path": new.model.path},
+            "previous_shadow_version": old.version if old is not None else None,
         },
     )

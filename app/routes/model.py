@@ -1,4 +1,5 @@
-"""``GET /model``: the serving artifact's metadata record (Contract 1)."""
+"""``GET /model``: the serving artifact's metadata record (Contract 1), and the shadow
+model's under ``"shadow"`` while one is loaded."""
 
 from __future__ import annotations
 
@@ -26,7 +27,11 @@ async def model_metadata(
         False, description="Include the training reference profiles (bulky; used by /drift)"
     ),
 ) -> Response:
-    model = get_service(request).ready_model()
+    svc = get_service(request)
+    model = svc.ready_model()
     meta = {k: v for k, v in model.metadata.items() if include_reference or k != "reference"}
     meta["artifact"] = {"sha256": model.sha256, "loaded_at": model.loaded_at}
+    shadow = svc.traffic.shadow
+    if shadow is not None:  # the challenger, scored on the same traffic (SHADOW_MODEL_PATH)
+        meta["shadow"] = shadow.describe()
     return json_response(200, meta)  # plain JSON: save_artifact stores it so

@@ -26,6 +26,8 @@ from app.state import LoadedModel, NotReadyError, PredictionError, Service
 PATH = "/predict"
 
 Answer = tuple[int, Any, list[tuple[bytes, bytes]]]  # status, JSON content, extra headers
+#: The scope key under which ``answer`` leaves what it priced for the after-answer hook.
+PRICED = "houseprice.priced"
 
 
 class Predict:
@@ -40,6 +42,9 @@ class Predict:
         headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        if status == 200:  # after the answer is sent: the log, feedback index and shadow
+            model, priced, rid = scope[PRICED]
+            self.service.traffic.served(model, priced, rid, content)
 
     async def answer(self, scope: Scope, receive: Receive) -> Answer:
         svc = self.service
@@ -60,6 +65,7 @@ class Predict:
             priced = svc.price(model, rows, rid)
         except PredictionError as e:
             return 500, {"detail": str(e)}, []
+        scope[PRICED] = model, priced, rid
         unknown = priced.quality.unknown
         if batch:
             return (

@@ -1,4 +1,5 @@
-"""The ``houseprice`` command: init, explore, train, predict, runs, promote, rollback, gc, serve.
+"""The ``houseprice`` command: init, explore, train, predict, runs, promote, rollback, gc,
+report, serve.
 
 ``main(argv)`` returns an exit code and never calls ``sys.exit`` itself, so tests (and the
 session fixture that trains the test artifact) call it in-process. Exit codes follow the
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="houseprice",
         description="House-price model: start a config from a CSV, explore the data, train, "
-        "predict, list and promote runs, serve.",
+        "predict, list and promote runs, report on served traffic, serve.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -317,6 +318,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _registry_args(p)
     p.add_argument("--dry-run", action="store_true", help="list what would be removed")
+
+    p = sub.add_parser(
+        "report",
+        help="drift and accuracy report over the service's prediction log",
+        description="Read the service's prediction log (PREDICTION_LOG; give --log again for "
+        "rotated files) and write, into --out, report.md, report.json and PNG figures: the "
+        "PSI of every feature and of the prediction per time window against the training "
+        "reference of --model (for the lines its model version priced), input quality, and "
+        'with --feedback (JSON lines {"request_id", "index", "actual_price"}) the '
+        "MAE, RMSE and mean error of every model version and role in the log. A bad line "
+        "stops the report before anything is written (exit 2).",
+    )
+    p.add_argument(
+        "--log",
+        action="append",
+        required=True,
+        type=Path,
+        metavar="LOG",
+        help="prediction log file (repeat for rotated files)",
+    )
+    p.add_argument("--feedback", type=Path, metavar="FEEDBACK", help="observed prices (JSON lines)")
+    p.add_argument("--model", required=True, help="the artifact whose reference is compared with")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
+    p.add_argument(
+        "--window", default="1d", help="time window of the drift table: 30m, 6h, 1d, 1w (1d)"
+    )
+    p.add_argument(
+        "--min-samples",
+        type=_non_negative_int,
+        default=200,
+        metavar="N",
+        help="rows a window needs for a PSI score (200, as DRIFT_MIN_SAMPLES)",
+    )
 
     p = sub.add_parser("serve", help="serve the API with uvicorn (python -m app)")
     p.add_argument("--host", help="bind address (default: HOST or 127.0.0.1)")
@@ -679,6 +713,24 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 # --- serve ----------------------------------------------------------------------------------
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from model.workflow.artifact import load_artifact
+    from model.workflow.report import ReportError, write_report
+
+    if args.min_samples < 1:
+        raise UsageError("--min-samples: expected an integer >= 1")
+    key = os.environ.get("MODEL_SIGNING_KEY") or None
+    art = load_artifact(args.model, signing_key=key.encode() if key else None)
+    try:
+        written = write_report(
+            args.log, art.metadata, args.out, args.feedback, args.window, args.min_samples
+        )
+    except ReportError as e:
+        raise UsageError(str(e)) from None
+    print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     # The service is another package (app/), run as its own program: the estimator library
     # never imports it. exec keeps this PID, so signals reach the server directly.
@@ -702,6 +754,7 @@ _COMMANDS = {
     "promote": _cmd_promote,
     "rollback": _cmd_rollback,
     "gc": _cmd_gc,
+    "report": _cmd_report,
     "serve": _cmd_serve,
 }
 

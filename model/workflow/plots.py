@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,14 +39,19 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _png(fig: Any) -> bytes:
+    """The figure as PNG bytes; the figure is closed."""
     plt = _pyplot()
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, format="png", dpi=80)
     finally:
         plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def _save(fig: Any, path: Path) -> Path:
+    return atomic_write_bytes(path, _png(fig))
 
 
 def _grid(n: int, cols: int = 5) -> tuple[int, int]:
@@ -345,3 +350,54 @@ def coefficients(names: Sequence[str], values: FloatArray, title: str, out: Path
     ax.set_title(title)
     fig.tight_layout()
     return _save(fig, out / "coefficients.png")
+
+
+def psi_heatmap(
+    psi: Mapping[str, Sequence[float | None]], windows: Sequence[str], threshold: float
+) -> bytes:
+    """PSI per feature (rows) and time window (columns) as PNG bytes; blank where a window
+    had too few rows, scores over ``threshold`` outlined."""
+    plt = _pyplot()
+    names = list(psi)
+    grid = np.array(
+        [[np.nan if v is None else v for v in psi[n]] for n in names], dtype=np.float64
+    ).reshape(len(names), len(windows))
+    fig, ax = plt.subplots(figsize=(min(2.0 + 0.9 * len(windows), 16), 1.2 + 0.3 * len(names)))
+    image = ax.imshow(
+        np.ma.masked_invalid(grid),
+        aspect="auto",
+        cmap="OrRd",
+        vmin=0.0,
+        vmax=max(2 * threshold, float(np.nanmax(grid)) if np.isfinite(grid).any() else 0.0),
+    )
+    for i, j in zip(*np.nonzero(np.nan_to_num(grid) > threshold), strict=True):
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="k", lw=1.5))
+    if len(windows) <= 12:  # the scores themselves, while they fit
+        for (i, j), v in np.ndenumerate(grid):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+    ax.set_yticks(range(len(names)), [label(n) for n in names], fontsize=7)
+    ax.set_xticks(range(len(windows)), list(windows), rotation=45, ha="right", fontsize=7)
+    fig.colorbar(image, ax=ax, label="PSI")
+    ax.set_title(f"Drift per window (PSI; outlined above {threshold:g})")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def predicted_vs_observed(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> bytes:
+    """Predicted against observed prices, one colour per model, with the identity line, as
+    PNG bytes."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    lo, hi = math.inf, -math.inf
+    for name, (observed, predicted) in pairs.items():
+        y, p = np.asarray(observed) / 1e3, np.asarray(predicted) / 1e3
+        ax.scatter(y, p, s=8, alpha=0.6, label=label(name))
+        lo, hi = min(lo, float(y.min()), float(p.min())), max(hi, float(y.max()), float(p.max()))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax.set_xlabel("observed price ($1000)")
+    ax.set_ylabel("predicted price ($1000)")
+    ax.set_title("Live traffic: predicted vs observed")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)

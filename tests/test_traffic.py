@@ -1,0 +1,527 @@
+"""The prediction log, feedback by request id and the shadow model, in process.
+
+The log's writer is exercised with real files (rotation) and a deliberately slow sink (drops
+counted, the request path never waits); the service parts through FastAPI's TestClient
+against small real artifacts. The same parts over real HTTP: tests/e2e/test_traffic.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from exposition import metric  # tests/exposition.py
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+from test_app_api import HOUSE, TOKEN, build_artifact, make_client
+
+from app.predlog import Entry, LogCounters, PredictionLog, RotatingFile, lines
+from app.settings import Settings, SettingsError
+from app.traffic import FeedbackIndex, Served, intervals
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``check`` until true (the log and the shadow work in their own threads)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+def entry(n: int = 1, rid: str = "r1", version: str = "v1") -> Entry:
+    table = {"a": tuple(float(i) for i in range(n)), "b": tuple(["x"] * (n - 1) + [None])}
+    return Entry(1764633600.5, rid, version, "champion", table, [100.0 + i for i in range(n)], None)
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+def test_settings_read_and_name_the_bad_variable(tmp_path: Path) -> None:
+    s = Settings.from_env({})
+    assert s.prediction_log is None and s.shadow_model_path is None
+    assert s.feedback_index_size == 20_000 and s.prediction_log_queue == 10_000
+    assert Settings.from_env({"PREDICTION_LOG": "off"}).prediction_log is None
+    assert Settings.from_env({"PREDICTION_LOG": "stdout"}).prediction_log == "stdout"
+    target = str(tmp_path / "p.jsonl")
+    assert Settings.from_env({"PREDICTION_LOG": target}).prediction_log == target
+    for env, name in [
+        ({"PREDICTION_LOG": str(tmp_path / "nope" / "p.jsonl")}, "PREDICTION_LOG"),
+        ({"PREDICTION_LOG": str(tmp_path)}, "PREDICTION_LOG"),
+        ({"PREDICTION_LOG_MAX_BYTES": "10"}, "PREDICTION_LOG_MAX_BYTES"),
+        ({"PREDICTION_LOG_MAX_BYTES": "1MB"}, "PREDICTION_LOG_MAX_BYTES"),
+        ({"PREDICTION_LOG_BACKUPS": "-1"}, "PREDICTION_LOG_BACKUPS"),
+        ({"PREDICTION_LOG_QUEUE": "0"}, "PREDICTION_LOG_QUEUE"),
+        ({"FEEDBACK_INDEX_SIZE": "lots"}, "FEEDBACK_INDEX_SIZE"),
+        ({"SHADOW_QUEUE": "0"}, "SHADOW_QUEUE"),
+    ]:
+        with pytest.raises(SettingsError, match=f"^{name}:"):
+            Settings.from_env(env)
+
+
+# --- the log -----------------------------------------------------------------------------------
+
+
+def test_lines_are_one_json_object_per_house_with_the_answer_interval() -> None:
+    e = entry(2)._replace(intervals=[{"level": 0.9, "low": 1, "high": 2}, None])
+    got = [json.loads(line) for line in lines(e)]
+    assert [g["index"] for g in got] == [0, 1]
+    assert got[0] == {
+        "event": "prediction",
+        "time": "2025-12-02T00:00:00.500000+00:00",
+        "request_id": "r1",
+        "index": 0,
+        "model_version": "v1",
+        "role": "champion",
+        "inputs": {"a": 0.0, "b": "x"},
+        "price": 100.0,
+        "interval": {"level": 0.9, "low": 1, "high": 2},
+    }
+    assert got[1]["inputs"] == {"a": 1.0, "b": None}
+    assert "interval" not in json.loads(next(lines(entry(1))))
+
+
+def test_intervals_are_read_from_the_answer_when_it_has_them() -> None:
+    assert intervals({"price": 1.0}, 1) is None
+    assert intervals({"price": 1.0, "interval": {"low": 1}}, 1) == [{"low": 1}]
+    assert intervals({"prices": [1, 2], "intervals": [{"a": 1}, {"a": 2}]}, 2) == [
+        {"a": 1},
+        {"a": 2},
+    ]
+
+
+def test_the_file_rotates_by_size_and_keeps_the_backups(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    f = RotatingFile(path, max_bytes=1024, backups=2)
+    line = "x" * 99 + "\n"  # 100 bytes
+    for _ in range(45):
+        f.write(line)
+    f.close()
+    sizes = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
+    assert sorted(sizes) == ["p.jsonl", "p.jsonl.1", "p.jsonl.2"]
+    assert all(size <= 1024 for size in sizes.values())
+    assert sizes["p.jsonl.1"] == sizes["p.jsonl.2"] == 1000
+    assert sizes["p.jsonl"] == 500  # 45 lines: 10 + 10 + 10 rotated out of reach, + 10, 10, 5
+
+
+def test_a_write_of_many_lines_is_split_across_rotations(tmp_path: Path) -> None:
+    """The writer hands the file a batch of lines in one write: each file still stays within
+    the limit, cut at line ends."""
+    path = tmp_path / "p.jsonl"
+    f = RotatingFile(path, max_bytes=1024, backups=10)
+    f.write("".join(f"{k:099d}\n" for k in range(35)))  # 3,500 bytes in one call
+    f.write("w" * 2000 + "\n")  # one line over the limit: a file of its own
+    f.close()
+
+    def age(p: Path) -> int:  # p.jsonl.N is older for a larger N; p.jsonl is the newest
+        return int(p.name.removeprefix("p.jsonl").removeprefix(".") or 0)
+
+    files = sorted(tmp_path.iterdir(), key=age, reverse=True)  # oldest first
+    assert [p.stat().st_size for p in files] == [1000, 1000, 1000, 500, 2001]
+    text = "".join(p.read_text() for p in files)
+    assert text.splitlines()[:35] == [f"{k:099d}" for k in range(35)]
+
+
+def test_with_no_backups_the_file_starts_over(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    f = RotatingFile(path, max_bytes=1024, backups=0)
+    for _ in range(15):
+        f.write("y" * 99 + "\n")
+    f.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["p.jsonl"]
+    assert path.stat().st_size == 500
+
+
+def test_a_reopened_file_appends_and_counts_its_size(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text("z" * 1000 + "\n")
+    f = RotatingFile(path, max_bytes=1024, backups=1)
+    f.write("a" * 99 + "\n")
+    f.close()
+    assert (tmp_path / "p.jsonl.1").stat().st_size == 1001
+
+
+class SlowSink:
+    """A sink that takes ``delay`` seconds per write, like a stalled disk."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.lines: list[str] = []
+        self.closed = False
+
+    def write(self, text: str) -> None:
+        time.sleep(self.delay)
+        self.lines += text.splitlines()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_slow_sink_drops_and_counts_instead_of_blocking_or_growing() -> None:
+    registry = CollectorRegistry()
+    sink = SlowSink(0.2)
+    log = PredictionLog(sink, capacity=10, counters=LogCounters(registry))
+    started = time.perf_counter()
+    for k in range(100):  # 100 requests of 3 houses while the sink takes 0.2 s a write
+        log.put(entry(3, rid=f"r{k}"))
+    put_seconds = time.perf_counter() - started
+    assert put_seconds < 0.1, f"put blocked: {put_seconds:.3f} s"  # never waits for the sink
+    dropped = registry.get_sample_value(
+        "houseprice_prediction_log_dropped_total", {"reason": "queue_full"}
+    )
+    assert dropped is not None and dropped >= 300 - 2 * 10  # at most two queues' worth kept
+    log.close()
+    assert sink.closed
+    written = registry.get_sample_value("houseprice_prediction_log_lines_total")
+    assert written == len(sink.lines) == 300 - dropped
+    assert all(json.loads(line)["event"] == "prediction" for line in sink.lines)
+
+
+def test_a_failing_sink_counts_write_errors_and_keeps_going() -> None:
+    class Broken:
+        calls = 0
+
+        def write(self, text: str) -> None:
+            Broken.calls += 1
+            if Broken.calls == 1:
+                raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            pass
+
+    registry = CollectorRegistry()
+    log = PredictionLog(Broken(), capacity=100, counters=LogCounters(registry))
+    log.put(entry(2, rid="a"))
+    wait_for(lambda: Broken.calls >= 1)
+    log.put(entry(1, rid="b"))
+    log.close()
+    sample = registry.get_sample_value
+    assert sample("houseprice_prediction_log_dropped_total", {"reason": "write_error"}) == 2
+    assert sample("houseprice_prediction_log_lines_total") == 1
+
+
+# --- the feedback index ------------------------------------------------------------------------
+
+
+def test_the_index_is_bounded_in_houses_and_evicts_the_oldest() -> None:
+    index = FeedbackIndex(5)
+    index.add("a", Served("v", [1.0, 2.0]))
+    index.add("b", Served("v", [3.0, 4.0]))
+    assert len(index) == 4
+    index.add("c", Served("v", [5.0, 6.0]))  # 6 > 5: "a" goes
+    assert index.get("a") is None and index.get("b") is not None and len(index) == 4
+    assert not index.add("big", Served("v", [1.0] * 6))  # larger than the index: not kept
+    assert index.get("big") is None and index.get("c") is not None
+    index.add("b", Served("w", [7.0]))  # a repeated id replaces its entry
+    got = index.get("b")
+    assert got is not None and got.model_version == "w" and len(index) == 3
+
+
+# --- the service -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A champion (four features), a shadow on three of them, one the champion cannot feed."""
+    d = tmp_path_factory.mktemp("traffic-models")
+    build_artifact(d, "champ-1")
+    build_artifact(
+        d, "shadow-1", names=("living_area", "lot_area", "neighborhood"), filename="shadow.joblib"
+    )
+    build_artifact(
+        d,
+        "odd-1",
+        names=("living_area", "bedrooms"),
+        filename="odd.joblib",
+    )
+    return d
+
+
+@pytest.fixture
+def app_client(models: Path, tmp_path: Path) -> Iterator[TestClient]:
+    with make_client(
+        str(models / "model.joblib"),
+        prediction_log=str(tmp_path / "predictions.jsonl"),
+        shadow_model_path=str(models / "shadow.joblib"),
+    ) as c:
+        yield c
+
+
+def shadow_idle(client: TestClient) -> bool:
+    shadow = client.app.state.service.traffic.shadow  # type: ignore[attr-defined]
+    return shadow is None or shadow.idle()
+
+
+def test_feedback_by_request_id_scores_the_champion_and_the_shadow(app_client: TestClient) -> None:
+    r = app_client.post("/predict", json=HOUSE, headers={"X-Request-Id": "sale-1"})
+    assert r.status_code == 200
+    price = r.json()["price"]
+    wait_for(lambda: shadow_idle(app_client))
+    fb = app_client.post("/feedback", json={"request_id": "sale-1", "actual_price": 200_000.0})
+    assert fb.status_code == 200, fb.text
+    body = fb.json()
+    assert body["model_version"] == "champ-1" and body["predicted_price"] == price
+    assert body["abs_error"] == pytest.approx(abs(200_000.0 - price))
+    assert body["shadow"]["model_version"] == "shadow-1"
+    s_price = body["shadow"]["predicted_price"]
+    assert body["shadow"]["squared_error"] == pytest.approx((200_000.0 - s_price) ** 2)
+    text = app_client.get("/metrics").text
+    assert metric(text, "houseprice_feedback_total", model_version="champ-1", role="champion") == 1
+    assert metric(text, "houseprice_feedback_total", model_version="shadow-1", role="shadow") == 1
+    assert metric(
+        text, "houseprice_feedback_abs_error_dollars_sum", model_version="shadow-1", role="shadow"
+    ) == pytest.approx(abs(200_000.0 - s_price))
+
+
+def test_feedback_addresses_a_house_of_a_batch_by_index(app_client: TestClient) -> None:
+    houses = [HOUSE, {**HOUSE, "living_area": 2500}, {**HOUSE, "neighborhood": "OldTown"}]
+    r = app_client.post("/predict", json={"instances": houses}, headers={"X-Request-Id": "b-1"})
+    prices = r.json()["prices"]
+    for i in range(3):
+        fb = app_client.post(
+            "/feedback", json={"request_id": "b-1", "index": i, "actual_price": 150_000.0}
+        )
+        assert fb.status_code == 200 and fb.json()["predicted_price"] == prices[i]
+    no_index = app_client.post("/feedback", json={"request_id": "b-1", "actual_price": 1.0})
+    assert no_index.status_code == 422
+    assert "priced 3 houses: give the house's position" in no_index.json()["detail"][0]["msg"]
+    past = app_client.post("/feedback", json={"request_id": "b-1", "index": 3, "actual_price": 1.0})
+    assert past.status_code == 422 and "index 3 is out of range" in past.text
+
+
+def test_feedback_for_an_unknown_or_expired_id_is_404(models: Path) -> None:
+    with make_client(str(models / "model.joblib"), feedback_index_size=2) as c:
+        for rid in ("old", "mid", "new"):
+            c.post("/predict", json=HOUSE, headers={"X-Request-Id": rid})
+        gone = c.post("/feedback", json={"request_id": "old", "actual_price": 1.0})
+        assert gone.status_code == 404
+        assert "'old' is not among the 2 most recent houses" in gone.json()["detail"]
+        assert c.post("/feedback", json={"request_id": "new", "actual_price": 1.0}).is_success
+        unknown = c.post("/feedback", json={"request_id": "never", "actual_price": 1.0})
+        assert unknown.status_code == 404
+    with make_client(str(models / "model.joblib"), feedback_index_size=0) as c:
+        c.post("/predict", json=HOUSE, headers={"X-Request-Id": "x"})
+        off = c.post("/feedback", json={"request_id": "x", "actual_price": 1.0})
+        assert off.status_code == 404 and "FEEDBACK_INDEX_SIZE=0" in off.json()["detail"]
+
+
+def test_feedback_bodies_are_one_way_or_the_other(app_client: TestClient) -> None:
+    old = {"model_version": "champ-1", "predicted_price": 1e5, "actual_price": 1.1e5}
+    assert app_client.post("/feedback", json=old).json()["abs_error"] == pytest.approx(1e4)
+    for bad, why in [
+        ({"actual_price": 1.0}, "give request_id, or model_version and predicted_price"),
+        ({"model_version": "champ-1", "actual_price": 1.0}, "go together"),
+        ({**old, "index": 0}, "index goes with request_id alone"),
+        ({"request_id": "x", "index": -1, "actual_price": 1.0}, "greater than or equal to 0"),
+    ]:
+        r = app_client.post("/feedback", json=bad)
+        assert r.status_code == 422 and why in r.text, (bad, r.text)
+
+
+def test_the_log_holds_every_served_house_of_both_roles(
+    app_client: TestClient, tmp_path: Path
+) -> None:
+    app_client.post("/predict", json=HOUSE, headers={"X-Request-Id": "one"})
+    batch = {"instances": [HOUSE, {**HOUSE, "lot_area": None}]}
+    r = app_client.post("/predict", json=batch, headers={"X-Request-Id": "two"})
+    app_client.post("/predict", json={"living_area": -5})  # a 422 is not logged
+    wait_for(lambda: shadow_idle(app_client))
+    service = app_client.app.state.service  # type: ignore[attr-defined]
+    service.traffic.close()  # writes what is queued
+    got = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    champion = [g for g in got if g["role"] == "champion"]
+    shadow = [g for g in got if g["role"] == "shadow"]
+    assert [(g["request_id"], g["index"]) for g in champion] == [("one", 0), ("two", 0), ("two", 1)]
+    assert sorted((g["request_id"], g["index"]) for g in shadow) == [
+        ("one", 0),
+        ("two", 0),
+        ("two", 1),
+    ]
+    assert [g["price"] for g in champion[1:]] == r.json()["prices"]
+    assert champion[2]["inputs"] == {**HOUSE, "lot_area": None}
+    assert {g["model_version"] for g in shadow} == {"shadow-1"}
+
+
+def test_metrics_carry_the_role_and_the_shadow_has_its_own_series(app_client: TestClient) -> None:
+    for k in range(5):
+        app_client.post("/predict", json={**HOUSE, "living_area": 1000 + 100 * k})
+    wait_for(lambda: shadow_idle(app_client))
+    text = app_client.get("/metrics").text
+    m = metric
+    assert m(text, "houseprice_predictions_total", model_version="champ-1", role="champion") == 5
+    assert m(text, "houseprice_predictions_total", model_version="shadow-1", role="shadow") == 5
+    assert (
+        m(text, "houseprice_predicted_price_dollars_count", model_version="shadow-1", role="shadow")
+        == 5
+    )
+    assert m(
+        text, "houseprice_drift_window_samples", feature="prediction", model_version="shadow-1",
+        role="shadow",
+    ) == 5  # fmt: skip
+    assert m(
+        text, "houseprice_drift_window_samples", feature="living_area", model_version="champ-1",
+        role="champion",
+    ) == 5  # fmt: skip
+    assert m(text, "houseprice_shadow_model_info", model_version="shadow-1") == 1
+    assert m(text, "houseprice_shadow_dropped_total", reason="queue_full") == 0
+
+
+def test_model_lists_both_and_reload_loads_or_drops_the_shadow(
+    app_client: TestClient, models: Path
+) -> None:
+    meta = app_client.get("/model").json()
+    assert meta["model_version"] == "champ-1" and meta["shadow"]["model_version"] == "shadow-1"
+    assert "reference" not in meta["shadow"] and meta["shadow"]["artifact"]["sha256"]
+
+    r = app_client.post("/admin/reload", json={"drop_shadow": True}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"shadow": None, "previous_shadow_version": "shadow-1"}
+    assert "shadow" not in app_client.get("/model").json()
+    assert "houseprice_shadow_model_info{" not in app_client.get("/metrics").text
+
+    odd = app_client.post("/admin/reload", json={"shadow_path": "odd.joblib"}, headers=AUTH)
+    assert odd.status_code == 409 and "'bedrooms', which the champion does not take" in odd.text
+
+    r = app_client.post("/admin/reload", json={"shadow_path": "shadow.joblib"}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["shadow"]["model_version"] == "shadow-1"
+    assert r.json()["previous_shadow_version"] is None
+    assert app_client.get("/model").json()["shadow"]["model_version"] == "shadow-1"
+
+    both = {"path": "model.joblib", "drop_shadow": True}
+    mixed = app_client.post("/admin/reload", json=both, headers=AUTH)
+    assert mixed.status_code == 422
+    assert mixed.json()["detail"][0]["loc"] == ["body", "drop_shadow", "path"]
+    assert mixed.json()["detail"][0]["msg"] == "Extra inputs are not permitted"
+    keep = app_client.post("/admin/reload", json={"drop_shadow": False}, headers=AUTH)
+    assert keep.status_code == 422  # not a way to reload the champion by accident
+    outside = app_client.post("/admin/reload", json={"shadow_path": "../x.joblib"}, headers=AUTH)
+    assert outside.status_code == 403
+    assert app_client.post("/admin/reload", json={"drop_shadow": True}).status_code == 401
+
+
+def test_a_failing_shadow_never_fails_a_request(app_client: TestClient) -> None:
+    shadow = app_client.app.state.service.traffic.shadow  # type: ignore[attr-defined]
+
+    def broken(table: Any) -> list[float]:
+        raise RuntimeError("the challenger is broken")
+
+    shadow.model.predict = broken
+    for _ in range(3):
+        r = app_client.post("/predict", json=HOUSE)
+        assert r.status_code == 200
+    wait_for(shadow.idle)
+    text = app_client.get("/metrics").text
+    assert metric(text, "houseprice_shadow_dropped_total", reason="model_error") == 3
+    assert (
+        metric(text, "houseprice_predictions_total", model_version="champ-1", role="champion") == 3
+    )
+
+
+def test_a_shadow_that_cannot_load_leaves_the_champion_serving(models: Path) -> None:
+    with make_client(
+        str(models / "model.joblib"), shadow_model_path=str(models / "odd.joblib")
+    ) as c:
+        assert c.get("/health/ready").status_code == 200
+        assert c.post("/predict", json=HOUSE).status_code == 200
+        assert "shadow" not in c.get("/model").json()
+
+
+def test_a_slow_shadow_drops_and_counts_and_the_answer_does_not_wait(models: Path) -> None:
+    with make_client(
+        str(models / "model.joblib"),
+        shadow_model_path=str(models / "shadow.joblib"),
+        shadow_queue=4,
+    ) as c:
+        shadow = c.app.state.service.traffic.shadow  # type: ignore[attr-defined]
+        gate = threading.Event()
+        real = shadow.model.predict
+
+        def stalled(table: Any) -> list[float]:
+            gate.wait(10)
+            return real(table)  # type: ignore[no-any-return]
+
+        shadow.model.predict = stalled
+        started = time.perf_counter()
+        for _ in range(10):
+            assert c.post("/predict", json=HOUSE).status_code == 200
+        elapsed = time.perf_counter() - started
+        gate.set()
+        wait_for(shadow.idle)
+        assert elapsed < 5  # the stalled shadow (10 s) held no answer back
+        text = c.get("/metrics").text
+        dropped = metric(text, "houseprice_shadow_dropped_total", reason="queue_full")
+        priced = metric(
+            text, "houseprice_predictions_total", model_version="shadow-1", role="shadow"
+        )
+        assert dropped >= 5 and dropped + priced == 10
+
+
+def test_a_failure_after_the_answer_is_logged_not_sent(
+    app_client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    index = app_client.app.state.service.traffic.index  # type: ignore[attr-defined]
+
+    def broken(rid: str, served: Served) -> bool:
+        raise MemoryError("no room")
+
+    index.add = broken
+    r = app_client.post("/predict", json=HOUSE)
+    assert r.status_code == 200 and r.json()["price"] > 0
+    assert "recording a served answer failed" in caplog.text
+
+
+def test_the_shadow_prices_its_batch_in_groups_of_about_a_size() -> None:
+    from app.shadow import groups
+
+    batch: list[tuple[Any, int]] = [(k, n) for k, n in enumerate([1, 1, 3, 100, 2, 2, 1])]
+    got = [([int(j) for j in g], n) for g, n in groups(batch, 4)]
+    assert got == [([0, 1], 2), ([2], 3), ([3], 100), ([4, 5], 4), ([6], 1)]
+    assert sum(n for _, n in got) == 110
+
+
+def test_the_batch_queue_is_bounded_until_done_and_drains_on_close() -> None:
+    from app.batchqueue import BatchQueue
+
+    q: BatchQueue[str] = BatchQueue(capacity=10, wake=100, period=0.01)
+    assert q.wake == 5  # at most half the capacity
+    assert q.put("a", 4) and q.put("b", 6)
+    assert not q.put("c", 1)  # full
+    started = time.perf_counter()
+    assert q.take() == [("a", 4), ("b", 6)]  # enough houses waited: no period to sit out
+    assert time.perf_counter() - started < 0.5
+    assert not q.put("c", 1)  # taken, but not done: still counted
+    q.done(10)
+    assert q.held == 0 and q.put("c", 1)
+    assert q.take() == [("c", 1)]  # one house: after the period
+    assert q.take() == []  # a period with nothing
+    q.done(1)
+    q.put("d", 2)
+    q.close()
+    assert not q.put("e", 1)
+    assert q.take() == [("d", 2)]  # what was queued before the close
+    assert q.take() is None
+
+
+def test_producers_on_two_threads_keep_the_count() -> None:
+    from app.batchqueue import BatchQueue
+
+    q: BatchQueue[int] = BatchQueue(capacity=10**9, wake=10**9, period=1.0)
+
+    def fill() -> None:
+        for k in range(20_000):
+            q.put(k, 1)
+
+    threads = [threading.Thread(target=fill) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert q.held == 40_000
+    assert sum(n for _, n in q.take() or []) == 40_000
