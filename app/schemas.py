@@ -245,10 +245,35 @@ class UnknownCategory(BaseModel):
     value: str
 
 
+class Interval(BaseModel):
+    """A split-conformal prediction interval at the served ``INTERVAL_LEVEL``."""
+
+    level: float = Field(description="Nominal coverage, e.g. 0.9")
+    low: float = Field(description="Lower bound [USD]")
+    high: float = Field(description="Upper bound [USD]")
+
+
+class Explanation(BaseModel):
+    """``exp(baseline + Σ contributions)`` (space ``log``; ``expm1`` for ``log1p``) or
+    ``baseline + Σ contributions`` (space ``price``) is the price."""
+
+    space: Literal["log", "log1p", "price"]
+    method: Literal["exact-linear", "saabas"]
+    baseline: float
+    contributions: dict[str, float] = Field(description="Input feature -> its contribution")
+
+
+_INTERVAL_DOC = (
+    "Prediction interval at INTERVAL_LEVEL; absent when the artifact stores no intervals"
+)
+
+
 class PredictResponse(BaseModel):
     """The answer for one house."""
 
     price: float = Field(description="Predicted sale price [USD]")
+    interval: Interval | None = Field(None, description=_INTERVAL_DOC)
+    explanation: Explanation | None = Field(None, description="With ?explain=true")
     model_version: str
     request_id: str
     unknown_categories: dict[str, str] = Field(
@@ -261,6 +286,8 @@ class BatchPredictResponse(BaseModel):
     """The answer for ``{"instances": [...]}``, prices in the order of the houses."""
 
     prices: list[float] = Field(description="Predicted sale prices [USD]")
+    intervals: list[Interval] | None = Field(None, description=_INTERVAL_DOC + " (one per house)")
+    explanations: list[Explanation] | None = Field(None, description="With ?explain=true")
     model_version: str
     request_id: str
     unknown_categories: list[UnknownCategory]

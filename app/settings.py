@@ -47,6 +47,14 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _level(env: Mapping[str, str], name: str, default: float) -> float:
+    """A probability strictly between 0 and 1 (an interval's coverage level)."""
+    value = _float(env, name, default)
+    if not value < 1.0:
+        raise SettingsError(f"{name}: expected a level between 0 and 1 (e.g. 0.9), got {value!r}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -90,6 +98,7 @@ class Settings:
     max_artifact_bytes: int = 256 * 1024 * 1024
     reload_timeout: float = 60.0
     forwarded_allow_ips: str | None = None
+    interval_level: float = 0.9
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -130,6 +139,7 @@ class Settings:
             max_artifact_bytes=_int(e, "MAX_ARTIFACT_BYTES", cls.max_artifact_bytes, 1),
             reload_timeout=_float(e, "RELOAD_TIMEOUT", cls.reload_timeout),
             forwarded_allow_ips=_optional(e, "FORWARDED_ALLOW_IPS"),
+            interval_level=_level(e, "INTERVAL_LEVEL", cls.interval_level),
         )
 
     def __repr__(self) -> str:

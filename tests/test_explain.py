@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_fold import table, target  # tests/test_fold.py
 
 from model.base import Columns
 from model.compose import ColumnTransformer, TransformedTargetRegressor
@@ -36,7 +37,6 @@ from model.preprocessing import (
     StandardScaler,
 )
 from model.tree import LEAF, DecisionTreeRegressor
-from tests.test_fold import table, target
 
 NUMBERS = ["area", "lot", "year", "rooms"]
 CATEGORIES = ["hood", "kitchen"]

@@ -29,4 +29,6 @@ async def model_metadata(
     model = get_service(request).ready_model()
     meta = {k: v for k, v in model.metadata.items() if include_reference or k != "reference"}
     meta["artifact"] = {"sha256": model.sha256, "loaded_at": model.loaded_at}
+    rule = model.interval  # the stored level INTERVAL_LEVEL serves (null: answers carry none)
+    meta["served_interval"] = None if rule is None else dict(vars(rule))
     return json_response(200, meta)  # plain JSON: save_artifact stores it so
