@@ -9,7 +9,7 @@ explained to a 422 naming the query parameter. Intervals are the serving model's
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 import numpy as np
 from starlette.types import Scope
@@ -35,9 +35,10 @@ def explain_flag(scope: Scope) -> bool:
     if b"explain" not in query:
         return False
     value = None
-    for key, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-        if key == "explain":
-            value = v.strip().lower()
+    for part in query.split(b"&"):
+        key, _, v = part.partition(b"=")
+        if key == b"explain":
+            value = unquote_plus(v.decode("latin-1")).strip().lower()
     if value is None:
         return False
     if value in _TRUE:

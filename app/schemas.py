@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     AfterValidator,
@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict  # pydantic needs it before Python 3.12
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -343,31 +344,40 @@ class FeedbackResponse(BaseModel):
 
 # --- Open Inference Protocol (V2) --------------------------------------------------------------
 
-V2Scalar = float | int | str | bool | None
 
+class V2Tensor(TypedDict):
+    """An input tensor; ``data`` holds JSON scalars (or ``[n, 1]`` rows), checked per feature
+    by the house validator once the tensors are turned into rows."""
 
-class V2Tensor(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
 
     name: str
     shape: list[int]
     datatype: str
-    parameters: dict[str, Any] | None = None
-    data: list[V2Scalar | list[V2Scalar]]
+    parameters: NotRequired[dict[str, Any]]
+    data: list[Any]
 
 
-class V2RequestOutput(BaseModel):
+class V2RequestOutput(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
     name: str
-    parameters: dict[str, Any] | None = None
+    parameters: NotRequired[dict[str, Any]]
 
 
-class V2InferenceRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class V2InferenceRequest(TypedDict):
+    """Typed dicts, not models: pydantic-core checks the structure while parsing the JSON and
+    hands back plain dicts, with no object built per tensor."""
 
-    id: str | None = Field(None, max_length=128)
-    parameters: dict[str, Any] | None = None
-    inputs: list[V2Tensor] = Field(min_length=1)
-    outputs: list[V2RequestOutput] | None = None
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+    id: NotRequired[Annotated[str, Field(max_length=128)]]
+    parameters: NotRequired[dict[str, Any]]
+    inputs: Annotated[list[V2Tensor], Field(min_length=1)]
+    outputs: NotRequired[list[V2RequestOutput]]
+
+
+V2_REQUEST: TypeAdapter[V2InferenceRequest] = TypeAdapter(V2InferenceRequest)
 
 
 class V2OutputTensor(BaseModel):
