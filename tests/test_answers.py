@@ -6,6 +6,8 @@ split-conformal intervals, and test_app_api's regression tree, which stores none
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,3 +207,78 @@ def test_docs_document_explain_with_an_example(linear: TestClient) -> None:
     total = e["explanation"]["baseline"] + sum(e["explanation"]["contributions"].values())
     assert math.isclose(math.exp(total), e["price"], rel_tol=1e-9)
     assert "interval" in examples["house"]["value"] and "intervals" in examples["batch"]["value"]
+
+
+# --- houseprice predict ----------------------------------------------------------------------
+
+
+def cli_rows(artifact_path: str, tmp_path: Path) -> Path:
+    """Three houses of the default model (the schema's example, a variant, one in error)."""
+    from model.workflow.artifact import load_artifact as load
+
+    meta = load(artifact_path).metadata
+    one = {f["name"]: f["example"] for f in meta["features"] if f["example"] is not None}
+    numeric = next(f for f in meta["features"] if f["kind"] != "categorical" and f["required"])
+    rows = [one, {**one, numeric["name"]: numeric["max"]}, {**one, numeric["name"]: "many"}]
+    src = tmp_path / "houses.json"
+    src.write_text(json.dumps(rows))
+    return src
+
+
+def test_predict_cli_writes_the_interval_and_explanations_in_csv(
+    artifact_path: str, tmp_path: Path
+) -> None:
+    from model.workflow.cli import main
+
+    src, out = cli_rows(artifact_path, tmp_path), tmp_path / "out.csv"
+    code = main(["predict", "--model", artifact_path, "--input", str(src), "--output", str(out),
+                 "--explain", "--quiet"])  # fmt: skip
+    assert code == 2  # the third row is in error; the others are priced
+    rows = list(csv.DictReader(out.open()))
+    q = halfwidth(artifact_path, 0.9)
+    names = [f["name"] for f in load_artifact(artifact_path).metadata["features"]]
+    header = list(rows[0])
+    assert header[:3] == ["price", "low", "high"]
+    assert {f"contribution_{n}" for n in names} <= set(header)
+    for row in rows[:2]:
+        price = float(row["price"])
+        assert float(row["low"]) == pytest.approx(price * math.exp(-q), rel=1e-12)
+        assert float(row["high"]) == pytest.approx(price * math.exp(q), rel=1e-12)
+        assert row["explanation_space"] == "log" and row["explanation_method"] == "exact-linear"
+        total = float(row["explanation_baseline"]) + sum(
+            float(row[f"contribution_{n}"]) for n in names
+        )
+        assert math.isclose(math.exp(total), price, rel_tol=1e-9)
+    bad = rows[2]
+    assert bad["price"] == bad["low"] == bad["explanation_baseline"] == ""
+    assert "error:" in bad["warnings"]
+
+
+def test_predict_cli_explains_in_json_and_picks_the_level(
+    artifact_path: str, tmp_path: Path
+) -> None:
+    from model.workflow.cli import main
+
+    src, out = cli_rows(artifact_path, tmp_path), tmp_path / "out.json"
+    argv = ["predict", "--model", artifact_path, "--input", str(src), "--output", str(out)]
+    assert main([*argv, "--explain", "--interval-level", "0.8", "--quiet"]) == 2
+    rows = json.loads(out.read_text())
+    q = halfwidth(artifact_path, 0.8)
+    for row in rows[:2]:
+        assert row["high"] == pytest.approx(row["price"] * math.exp(q), rel=1e-12)
+        e = row["explanation"]
+        total = e["baseline"] + sum(e["contributions"].values())
+        assert math.isclose(math.exp(total), row["price"], rel_tol=1e-9)
+    assert rows[2]["explanation"] is None and rows[2]["low"] is None
+
+
+def test_predict_cli_refuses_a_level_the_artifact_lacks(
+    artifact_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from model.workflow.cli import main
+
+    src = cli_rows(artifact_path, tmp_path)
+    argv = ["predict", "--model", artifact_path, "--input", str(src), "--interval-level", "0.85"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--interval-level 0.85" in err and "0.8, 0.9, 0.95" in err

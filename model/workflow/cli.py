@@ -181,7 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Price every row of a file with a trained artifact. Columns may carry the API "
             "names (living_area) or the training CSV's own (area); other columns are ignored "
-            "unless kept. Each row gets price, model_version and warnings: '; '-separated "
+            "unless kept. Each row gets price, low and high (the split-conformal prediction "
+            "interval at --interval-level, in dollars; absent for an artifact that stores no "
+            "intervals), with --explain its explanation (CSV: explanation_space, "
+            "explanation_method, explanation_baseline and contribution_<feature> columns, "
+            "exp(baseline + sum of contributions) being the price in space log; JSON: an "
+            "explanation object), model_version and warnings: '; '-separated "
             "'COLUMN: what' entries for an unknown category, a value outside the training "
             "range, or a missing optional value (imputed). A row the service would refuse "
             "(not a number, outside the feature's bounds, a fraction for an integer feature, "
@@ -225,6 +230,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict",
         action="store_true",
         help="stop at the first row in error (exit 2); an --output file is then not written",
+    )
+    p.add_argument(
+        "--interval-level",
+        type=float,
+        default=0.9,
+        metavar="L",
+        help="the stored interval level of the low and high columns (default: 0.9; the "
+        "artifact stores 0.8, 0.9 and 0.95)",
+    )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="add each row's explanation: exact linear terms, or tree path contributions "
+        "(Saabas), stated in explanation_method",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary lines")
 
@@ -449,11 +468,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             chunk_rows=args.chunk_rows,
             strict=args.strict,
             progress=bar,
+            interval_level=args.interval_level,
+            explain=args.explain,
         )
     except BrokenPipeError:  # `houseprice predict ... | head`: the reader stopped; stop too
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
     notes = []
+    if s.interval is None:
+        notes.append("note: no low/high columns: the artifact stores no interval at this level")
     if s.absent:
         notes.append(f"warning: optional feature(s) absent, imputed in every row: {s.absent}")
     if s.rows_warned:
