@@ -322,7 +322,7 @@ class Infer:
         except PredictionError as e:
             return 500, {"error": str(e)}
         outputs = [_tensor("price", prices)] if "price" in wanted else []
-        if model.interval is not None and len(wanted) > 1:
+        if model.interval is not None and wanted != ["price"]:
             bounds = model.interval.around(prices)
             if "price_low" in wanted:
                 outputs.append(_tensor("price_low", [b["low"] for b in bounds]))
