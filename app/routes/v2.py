@@ -205,10 +205,7 @@ def _parse(body: bytes) -> V2InferenceRequest:
 
 def _flat(t: V2Tensor) -> list[Any]:
     """The tensor's elements in row-major order, checked against its shape."""
-    shape, data = t["shape"], t["data"]
-    if len(shape) == 1 and shape[0] == len(data):
-        return data  # the common case; an element that is a list fails validation
-    name = t["name"]
+    shape, data, name = t["shape"], t["data"], t["name"]
     if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
         raise V2ProtocolError(400, f"input {name!r}: shape must be [n] or [n, 1], got {shape}")
     if any(type(v) is list for v in data):
@@ -250,7 +247,10 @@ def _rows(model: LoadedModel, inputs: list[V2Tensor]) -> list[Any]:
             raise V2ProtocolError(
                 400, f"input {name!r}: datatype {datatype} given, expected {expected}"
             )
-        columns[name] = _flat(t)
+        shape, data = t["shape"], t["data"]
+        # the common case inline: shape [n], n elements (an element that is a list then
+        # fails validation); any other shape is checked and flattened by _flat
+        columns[name] = data if len(shape) == 1 and shape[0] == len(data) else _flat(t)
     lengths = {len(v) for v in columns.values()}
     if len(lengths) != 1:
         raise V2ProtocolError(
@@ -323,11 +323,11 @@ class Infer:
             return 500, {"error": str(e)}
         outputs = [_tensor("price", prices)] if "price" in wanted else []
         if model.interval is not None and wanted != ["price"]:
-            bounds = model.interval.around(prices)
+            low, high = model.interval.factors
             if "price_low" in wanted:
-                outputs.append(_tensor("price_low", [b["low"] for b in bounds]))
+                outputs.append(_tensor("price_low", [low(p) for p in prices]))
             if "price_high" in wanted:
-                outputs.append(_tensor("price_high", [b["high"] for b in bounds]))
+                outputs.append(_tensor("price_high", [high(p) for p in prices]))
         return 200, {
             "model_name": MODEL_NAME,
             "model_version": model.version,

@@ -18,7 +18,7 @@ is how house-price errors behave.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -116,10 +116,16 @@ class IntervalRule:
             raise ValueError(f"unknown interval space {space!r}")
         return cls(float(found["level"]), float(found["halfwidth"]), space)
 
-    def around(self, prices: Sequence[float]) -> list[dict[str, float]]:
-        """``{"level", "low", "high"}`` in dollars around each price."""
-        q, level = self.halfwidth, self.level
+    @property
+    def factors(self) -> tuple[Callable[[float], float], Callable[[float], float]]:
+        """``(low, high)``: a price's bounds, as two functions of it."""
+        q = self.halfwidth
         if self.space == "log":
             lo, hi = math.exp(-q), math.exp(q)
-            return [{"level": level, "low": p * lo, "high": p * hi} for p in prices]
-        return [{"level": level, "low": p - q, "high": p + q} for p in prices]
+            return (lambda p: p * lo), (lambda p: p * hi)
+        return (lambda p: p - q), (lambda p: p + q)
+
+    def around(self, prices: Sequence[float]) -> list[dict[str, float]]:
+        """``{"level", "low", "high"}`` in dollars around each price."""
+        low, high, level = *self.factors, self.level
+        return [{"level": level, "low": low(p), "high": high(p)} for p in prices]
