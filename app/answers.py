@@ -8,6 +8,7 @@ explained to a 422 naming the query parameter. Intervals are the serving model's
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -15,9 +16,11 @@ import numpy as np
 from starlette.types import Scope
 
 from app.body import BodyError
-from app.state import FOLD_MAX_ROWS, LoadedModel, Table
+from app.state import FOLD_MAX_ROWS, LoadedModel, PredictionError, Table
 from model.base import Columns
 from model.explain import CannotExplainError, explain, folded_records
+
+log = logging.getLogger("houseprice")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -65,3 +68,6 @@ def explanations(model: LoadedModel, table: Table) -> list[dict[str, Any]]:
         return explain(model.pipeline, cols).records()
     except CannotExplainError as e:
         raise _refused(f"the serving model has no explanation: {e}", "value_error") from None
+    except Exception as e:  # the model refuses a row it would refuse to price: a server fault
+        log.exception("explanation failed")
+        raise PredictionError("explanation failed") from e

@@ -11,9 +11,11 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from exposition import metric  # tests/exposition.py
 from fastapi.testclient import TestClient
 from test_app_api import (
     FEATURES,
@@ -282,3 +284,20 @@ def test_predict_cli_refuses_a_level_the_artifact_lacks(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--interval-level 0.85" in err and "0.8, 0.9, 0.95" in err
+
+
+def test_a_model_failing_to_explain_is_a_500_and_nothing_is_priced(
+    models: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.answers
+
+    def refuse(*_: Any) -> Any:
+        raise ValueError("X: column 'lot_area' holds a value log1p refuses")
+
+    monkeypatch.setattr(app.answers, "explain", refuse)
+    with make_client(models["tree"]) as c:
+        r = c.post("/predict?explain=true", json=HOUSE)
+        assert r.status_code == 500 and r.json() == {"detail": "explanation failed"}
+        metrics = c.get("/metrics").text
+        assert metric(metrics, "houseprice_prediction_errors_total", reason="model_error") == 1
+        assert c.post("/predict", json=HOUSE).status_code == 200

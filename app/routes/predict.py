@@ -59,6 +59,9 @@ class Predict:
         except BodyError as e:
             count_error(e.reason)
             return e.status, e.content(), []
+        except PredictionError as e:
+            count_error("model_error")
+            return 500, {"detail": str(e)}, []
         rid = request_id(scope)
         try:
             priced = svc.price(model, rows, rid)
