@@ -99,16 +99,26 @@ async def server_metadata() -> Response:
     return json_response(200, {"name": MODEL_NAME, "version": SERVER_VERSION, "extensions": []})
 
 
-@router.get("/health/live", summary="Server liveness (status only)", operation_id="v2Live")
+@router.get(
+    "/health/live",
+    summary="Server liveness (status only, empty body)",
+    operation_id="v2Live",
+    response_class=Response,
+    responses={200: {"description": "Live", "content": {}}},
+)
 async def server_live() -> Response:
     return Response(status_code=200)
 
 
 @router.get(
     "/health/ready",
-    summary="Server readiness (status only)",
+    summary="Server readiness (status only, empty body)",
     operation_id="v2Ready",
-    responses={503: {"model": V2Error, "description": "Not ready"}},
+    response_class=Response,
+    responses={
+        200: {"description": "Ready", "content": {}},
+        503: {"model": V2Error, "description": "Not ready"},
+    },
 )
 async def server_ready(request: Request) -> Response:
     try:
