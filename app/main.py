@@ -34,6 +34,8 @@ from app.schemas import (
     BatchPredictResponse,
     ErrorMessage,
     PredictResponse,
+    V2Error,
+    V2InferenceResponse,
     ValidationErrorResponse,
 )
 from app.settings import Settings
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
     app.router.routes.insert(0, predict.route(service))  # matched first: it carries the traffic
+    app.router.routes[1:1] = v2.routes(service)  # V2 infer: traffic too
     for module in (health, model, admin, monitoring, v2, docs):
         app.include_router(module.router)
     app.router.routes.append(
@@ -124,6 +127,8 @@ def _openapi_builder(app: FastAPI, service: Service) -> Callable[[], dict[str, A
             (BatchPredictResponse, "serialization"),
             (ErrorMessage, "serialization"),
             (ValidationErrorResponse, "serialization"),
+            (V2InferenceResponse, "serialization"),
+            (V2Error, "serialization"),
         ],
         ref_template=REF_TEMPLATE,
     )
@@ -145,6 +150,7 @@ def _openapi_builder(app: FastAPI, service: Service) -> Callable[[], dict[str, A
         doc["paths"] = {
             predict.PATH: {"post": predict.operation(current, REF_TEMPLATE)},
             **doc.get("paths", {}),
+            **{path: {"post": v2.operation(path)} for path in v2.INFER_PATHS},
         }
         cache["model"], cache["doc"] = current, doc
         return doc

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict  # pydantic needs it before Python 3.12
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -246,10 +247,35 @@ class UnknownCategory(BaseModel):
     value: str
 
 
+class Interval(BaseModel):
+    """A split-conformal prediction interval at the served ``INTERVAL_LEVEL``."""
+
+    level: float = Field(description="Nominal coverage, e.g. 0.9")
+    low: float = Field(description="Lower bound [USD]")
+    high: float = Field(description="Upper bound [USD]")
+
+
+class Explanation(BaseModel):
+    """``exp(baseline + Σ contributions)`` (space ``log``; ``expm1`` for ``log1p``) or
+    ``baseline + Σ contributions`` (space ``price``) is the price."""
+
+    space: Literal["log", "log1p", "price"]
+    method: Literal["exact-linear", "saabas"]
+    baseline: float
+    contributions: dict[str, float] = Field(description="Input feature -> its contribution")
+
+
+_INTERVAL_DOC = (
+    "Prediction interval at INTERVAL_LEVEL; absent when the artifact stores no intervals"
+)
+
+
 class PredictResponse(BaseModel):
     """The answer for one house."""
 
     price: float = Field(description="Predicted sale price [USD]")
+    interval: Interval | None = Field(None, description=_INTERVAL_DOC)
+    explanation: Explanation | None = Field(None, description="With ?explain=true")
     model_version: str
     request_id: str
     unknown_categories: dict[str, str] = Field(
@@ -262,6 +288,8 @@ class BatchPredictResponse(BaseModel):
     """The answer for ``{"instances": [...]}``, prices in the order of the houses."""
 
     prices: list[float] = Field(description="Predicted sale prices [USD]")
+    intervals: list[Interval] | None = Field(None, description=_INTERVAL_DOC + " (one per house)")
+    explanations: list[Explanation] | None = Field(None, description="With ?explain=true")
     model_version: str
     request_id: str
     unknown_categories: list[UnknownCategory]
@@ -419,31 +447,40 @@ class FeedbackResponse(BaseModel):
 
 # --- Open Inference Protocol (V2) --------------------------------------------------------------
 
-V2Scalar = float | int | str | bool | None
 
+class V2Tensor(TypedDict):
+    """An input tensor; ``data`` holds JSON scalars (or ``[n, 1]`` rows), checked per feature
+    by the house validator once the tensors are turned into rows."""
 
-class V2Tensor(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
 
     name: str
     shape: list[int]
     datatype: str
-    parameters: dict[str, Any] | None = None
-    data: list[V2Scalar | list[V2Scalar]]
+    parameters: NotRequired[dict[str, Any]]
+    data: list[Any]
 
 
-class V2RequestOutput(BaseModel):
+class V2RequestOutput(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
     name: str
-    parameters: dict[str, Any] | None = None
+    parameters: NotRequired[dict[str, Any]]
 
 
-class V2InferenceRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class V2InferenceRequest(TypedDict):
+    """Typed dicts, not models: pydantic-core checks the structure while parsing the JSON and
+    hands back plain dicts, with no object built per tensor."""
 
-    id: str | None = Field(None, max_length=128)
-    parameters: dict[str, Any] | None = None
-    inputs: list[V2Tensor] = Field(min_length=1)
-    outputs: list[V2RequestOutput] | None = None
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+    id: NotRequired[Annotated[str, Field(max_length=128)]]
+    parameters: NotRequired[dict[str, Any]]
+    inputs: Annotated[list[V2Tensor], Field(min_length=1)]
+    outputs: NotRequired[list[V2RequestOutput]]
+
+
+V2_REQUEST: TypeAdapter[V2InferenceRequest] = TypeAdapter(V2InferenceRequest)
 
 
 class V2OutputTensor(BaseModel):

@@ -48,6 +48,14 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _level(env: Mapping[str, str], name: str, default: float) -> float:
+    """A probability strictly between 0 and 1 (an interval's coverage level)."""
+    value = _float(env, name, default)
+    if not value < 1.0:
+        raise SettingsError(f"{name}: expected a level between 0 and 1 (e.g. 0.9), got {value!r}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -116,6 +124,7 @@ class Settings:
     feedback_index_size: int = 20_000
     shadow_model_path: str | None = None
     shadow_queue: int = 10_000
+    interval_level: float = 0.9
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -165,6 +174,7 @@ class Settings:
             feedback_index_size=_int(e, "FEEDBACK_INDEX_SIZE", cls.feedback_index_size, 0),
             shadow_model_path=_optional(e, "SHADOW_MODEL_PATH"),
             shadow_queue=_int(e, "SHADOW_QUEUE", cls.shadow_queue, 1),
+            interval_level=_level(e, "INTERVAL_LEVEL", cls.interval_level),
         )
 
     def __repr__(self) -> str:

@@ -35,6 +35,7 @@ from app.traffic import Traffic
 from model.base import Columns
 from model.fold import CannotFoldError, FoldedLinear, fold
 from model.workflow.artifact import ArtifactError, load_artifact
+from model.workflow.intervals import IntervalRule
 
 log = logging.getLogger("houseprice")
 
@@ -83,6 +84,7 @@ class LoadedModel:
     folded: FoldedLinear | None = field(init=False, default=None)
     price_path: str = field(init=False, default="")
     answer_examples: dict[str, Any] = field(init=False, default_factory=dict)  # OpenAPI 200s
+    interval: IntervalRule | None = field(init=False, default=None)  # INTERVAL_LEVEL's rule
     key_guard: KeyGuard = field(init=False, repr=False)
     _values: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False)
     _names: list[str] = field(init=False, repr=False)
@@ -194,8 +196,26 @@ def build_model(
         loaded_at=time.time(),
         test_rmse=float(test_rmse) if isinstance(test_rmse, int | float) else None,
     )
+    model.interval = served_interval(metadata, settings.interval_level, path)
     warm(model)
     return model
+
+
+def served_interval(metadata: dict[str, Any], level: float, path: str) -> IntervalRule | None:
+    """The interval rule of ``INTERVAL_LEVEL``; ``None`` for an artifact that stores no
+    intervals (or too few residuals for that level), whose answers then carry none."""
+    record = metadata.get("intervals")
+    if not record:
+        return None
+    try:
+        rule = IntervalRule.from_record(record, level)
+    except ValueError as e:
+        raise ModelLoadError(f"{path}: INTERVAL_LEVEL={level:g}: {e}") from None
+    except (KeyError, TypeError) as e:
+        raise ModelLoadError(f"{path}: unusable intervals record: {e!r}") from None
+    if rule is None:
+        log.warning("no interval at INTERVAL_LEVEL=%g: too few residuals in %s", level, path)
+    return rule
 
 
 def warm(model: LoadedModel) -> None:
@@ -222,9 +242,14 @@ def warm(model: LoadedModel) -> None:
     if not all(map(math.isfinite, y)):
         raise ModelLoadError(f"{model.path}: warm-up prediction is not finite: {y}")
     answer = {"model_version": model.version, "request_id": "4f1c0e2a9b7d4c3e8a6f5b2d1e0c9a8b"}
+    house: dict[str, Any] = {"price": y[0]}
+    batch: dict[str, Any] = {"prices": [y[0], y[0]]}
+    if model.interval is not None:
+        house["interval"] = model.interval.around(y)[0]
+        batch["intervals"] = model.interval.around([y[0], y[0]])
     model.answer_examples = {
-        "house": {"value": {"price": y[0], **answer, "unknown_categories": {}}},
-        "batch": {"value": {"prices": [y[0], y[0]], **answer, "unknown_categories": []}},
+        "house": {"value": {**house, **answer, "unknown_categories": {}}},
+        "batch": {"value": {**batch, **answer, "unknown_categories": []}},
     }
     if folded is None:
         return

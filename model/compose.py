@@ -69,6 +69,12 @@ def _rename_columns(message: str, names: Sequence[str]) -> str:
     return re.sub(r"\bcolumn (\d+)\b", sub, message)
 
 
+def _source(output: str, names: Sequence[str]) -> str:
+    """The longest of ``names`` that ``output`` is or starts with followed by ``_``; ``""``."""
+    found = [n for n in names if output == n or output.startswith(n + "_")]
+    return max(found, key=len, default="")
+
+
 class ColumnTransformer(TransformerMixin, NamedEstimatorsMixin):
     """``transformers = [(name, transformer, [column, ...]), ...]`` applied side by side.
 
@@ -261,6 +267,38 @@ class ColumnTransformer(TransformerMixin, NamedEstimatorsMixin):
                 raise ValueError(
                     f"block {name!r}: its columns fold to {width} outputs, not {stop - start}"
                 )
+        return out
+
+    def output_columns(self) -> list[str]:
+        """The input column each output column comes from (``model/explain.py``).
+
+        A block with one output per input maps them in order; a one-hot block, by its
+        category index (``fold_columns``) or else by its output names ``<input>_<category>``
+        (the longest input name that prefixes it). Any other block raises ``ValueError``.
+        """
+        check_is_fitted(self, "transformers_")
+        out: list[str] = []
+        for (name, est, names), (start, stop) in zip(
+            self.transformers_, self.output_slices_, strict=True
+        ):
+            if stop - start == len(names):
+                out.extend(names)
+                continue
+            try:
+                source = [""] * (stop - start)
+                for col, column in zip(names, fold_block(est, len(names), name), strict=True):
+                    if isinstance(column, tuple):
+                        raise ValueError(f"block {name!r}: column {col!r} has no one-hot index")
+                    for k in column.values():
+                        source[k] = col
+            except ValueError:
+                source = [_source(f, names) for f in est.get_feature_names_out(names)]
+            if "" in source or len(source) != stop - start:
+                raise ValueError(
+                    f"block {name!r} ({type(est).__name__}): its {stop - start} outputs do not "
+                    f"each come from one of its input columns {list(names)}"
+                )
+            out.extend(source)
         return out
 
     def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> list[str]:

@@ -165,6 +165,56 @@ class FoldedLinear:
                     return None
         return sums
 
+    def contributions(self, table: Mapping[str, Sequence[Any]]) -> list[dict[str, float]] | None:
+        """Each row's terms ``{column: w·g(x) or w[c]}``, which add up with :attr:`b` to the
+        value :meth:`predict` inverts; ``None`` where :meth:`predict` hands the table back.
+        The same loop as :meth:`predict`, keeping the terms."""
+        numeric, categorical = self.numeric, self.categorical
+        names = [t.name for t in numeric] + [t.name for t in categorical]
+        first = table[names[0]]
+        out: list[dict[str, float]] = []
+        for i in range(len(first)):
+            terms: list[float] = []
+            for name, steps, w in numeric:
+                v = table[name][i]
+                try:
+                    x = math.nan if v is None else float(v)
+                except (TypeError, ValueError):
+                    return None
+                if math.isinf(x):
+                    return None
+                for step in steps:
+                    op = step[0]
+                    if op == "fill":
+                        if x != x:  # NaN
+                            x = step[1]
+                    elif op == "standardize":
+                        x = (x - step[1]) / step[2]
+                    elif op == "sub":
+                        x = x - step[1]
+                    elif op == "div":
+                        x = x / step[1]
+                    elif op == "log1p":
+                        if x <= -1.0:
+                            return None
+                        x = math.log1p(x)
+                    elif op == "mul":
+                        x = x * step[1]
+                    elif op == "add":
+                        x = x + step[1]
+                    else:  # "rsub"
+                        x = step[1] - x
+                terms.append(x * w)
+            for name, weights, convert in categorical:
+                v = table[name][i]
+                if v is not None and type(v) is not str:
+                    v = convert(v)
+                terms.append(weights.get(v, 0.0))
+            if not math.isfinite(self.b + sum(terms)):
+                return None
+            out.append(dict(zip(names, terms, strict=True)))
+        return out
+
 
 #: How each elementwise step rewrites ``x`` in the compiled row (``{0}``, ``{1}``: its numbers).
 _CODE = {

@@ -56,7 +56,11 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _app())
 # Documented business rules a schema cannot express (as in tests/e2e/test_schemathesis.py):
 # /feedback answers 404 for a model version never served, and the V2 generic tensor schema
 # cannot name this model's inputs, so infer answers 400 for an unknown input name.
-_BUSINESS_RULES = {"/feedback", "/v2/models/{name}/infer"}
+_BUSINESS_RULES = {
+    "/feedback",
+    "/v2/models/{name}/infer",
+    "/v2/models/{name}/versions/{version}/infer",
+}
 
 
 @schema.parametrize()

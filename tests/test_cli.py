@@ -212,7 +212,7 @@ def test_predict_cli_matches_the_loaded_pipeline(
     csv_in.write_text(",".join(row) + "\n" + ",".join(str(v) for v in row.values()) + "\n")
     assert main(["predict", "--model", artifact_path, "--input", str(csv_in)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "price,model_version,warnings"
+    assert lines[0] == "price,low,high,model_version,warnings"
     assert float(lines[1].split(",")[0]) == pytest.approx(expected, rel=1e-12)
 
 

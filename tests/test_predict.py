@@ -109,7 +109,7 @@ def test_training_csv_names_give_the_pipelines_prices(
     assert run(artifact_path, src, "--output", str(out)) == 0
     got = read_output(out)
     np.testing.assert_allclose(prices(got), expected, rtol=1e-9)
-    assert list(got[0]) == ["Order", "PID", "price", "model_version", "warnings"]
+    assert list(got[0]) == ["Order", "PID", "price", "low", "high", "model_version", "warnings"]
     assert [r["PID"] for r in got] == [r["PID"] for r in ames_rows]
 
 
@@ -135,7 +135,7 @@ def test_api_names_in_every_input_format(
     got = read_output(out)
     np.testing.assert_allclose(prices(got), expected, rtol=1e-9)
     assert {r["model_version"] for r in got} == {meta["model_version"]}
-    assert list(got[0]) == ["price", "model_version", "warnings"]  # no id column in the input
+    assert list(got[0]) == ["price", "low", "high", "model_version", "warnings"]  # no id column
 
 
 def test_instances_and_one_object(
@@ -189,7 +189,7 @@ def test_keep(artifact_path: str, ames_rows: list[dict[str, str]], tmp_path: Pat
     assert list(got[0])[:2] == ["PID", "Neighborhood"]
     assert [r["Neighborhood"] for r in got] == [r["Neighborhood"] for r in ames_rows]
     assert run(artifact_path, src, "--output", str(out), "--keep") == 0
-    assert list(read_output(out)[0]) == ["price", "model_version", "warnings"]
+    assert list(read_output(out)[0]) == ["price", "low", "high", "model_version", "warnings"]
 
 
 @pytest.mark.parametrize(
@@ -564,7 +564,7 @@ def test_a_reader_that_stops_early_gets_no_traceback(
         stderr=subprocess.PIPE,
     )
     assert proc.stdout is not None and proc.stderr is not None
-    assert proc.stdout.readline().startswith(b"Order,PID,price,model_version,warnings")
+    assert proc.stdout.readline().startswith(b"Order,PID,price,low,high,model_version,warnings")
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 1

@@ -34,4 +34,6 @@ async def model_metadata(
     shadow = svc.traffic.shadow
     if shadow is not None:  # the challenger, scored on the same traffic (SHADOW_MODEL_PATH)
         meta["shadow"] = shadow.describe()
+    rule = model.interval  # the stored level INTERVAL_LEVEL serves (null: answers carry none)
+    meta["served_interval"] = None if rule is None else dict(vars(rule))
     return json_response(200, meta)  # plain JSON: save_artifact stores it so

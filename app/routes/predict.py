@@ -19,6 +19,7 @@ from typing import Any
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
+from app.answers import explain_flag, explanations
 from app.body import BodyError, read_json
 from app.routes.common import encode_json, request_id
 from app.state import LoadedModel, NotReadyError, PredictionError, Service
@@ -51,15 +52,21 @@ class Predict:
         count_error = svc.metrics.requests.count_error
         try:
             model = svc.ready_model()
+            explain = explain_flag(scope) if scope["query_string"] else False
             rows, batch = await read_json(
                 scope, receive, model.schema.validate, svc.settings.max_errors, model.key_guard
             )
+            # before pricing: a model that cannot explain refuses before anything is recorded
+            explained = explanations(model, model.table(rows)) if explain else None
         except NotReadyError as e:
             count_error("not_ready")
             return 503, {"detail": str(e)}, [(b"retry-after", b"1")]
         except BodyError as e:
             count_error(e.reason)
             return e.status, e.content(), []
+        except PredictionError as e:
+            count_error("model_error")
+            return 500, {"detail": str(e)}, []
         rid = request_id(scope)
         try:
             priced = svc.price(model, rows, rid)
@@ -67,29 +74,30 @@ class Predict:
             return 500, {"detail": str(e)}, []
         scope[PRICED] = model, priced, rid
         unknown = priced.quality.unknown
+        interval = model.interval
         if batch:
-            return (
-                200,
-                {
-                    "prices": priced.prices,
-                    "model_version": model.version,
-                    "request_id": rid,
-                    "unknown_categories": [
-                        {"row": i, "feature": f, "value": v} for i, f, v in unknown
-                    ],
-                },
-                [],
+            content: dict[str, Any] = {"prices": priced.prices}
+            if interval is not None:
+                content["intervals"] = interval.around(priced.prices)
+            if explained is not None:
+                content["explanations"] = explained
+            content.update(
+                model_version=model.version,
+                request_id=rid,
+                unknown_categories=[{"row": i, "feature": f, "value": v} for i, f, v in unknown],
             )
-        return (
-            200,
-            {
-                "price": priced.prices[0],
-                "model_version": model.version,
-                "request_id": rid,
-                "unknown_categories": {f: v for _, f, v in unknown},
-            },
-            [],
+            return 200, content, []
+        content = {"price": priced.prices[0]}
+        if interval is not None:
+            content["interval"] = interval.around(priced.prices)[0]
+        if explained is not None:
+            content["explanation"] = explained[0]
+        content.update(
+            model_version=model.version,
+            request_id=rid,
+            unknown_categories={f: v for _, f, v in unknown},
         )
+        return 200, content, []
 
 
 class _Route(Route):
@@ -119,6 +127,26 @@ _ERRORS = {
     "500": ("The model failed or returned a non-finite price (logged)", "ErrorMessage"),
     "503": ("No verified model loaded, or shutting down", "ErrorMessage"),
 }
+
+
+EXPLAIN_DOC = (
+    "Add `explanation` (a batch: `explanations`, one per house): `{space, method, baseline, "
+    "contributions: {feature: c}}` such that `exp(baseline + Σ c)` (space `log`; `expm1` for "
+    "`log1p`) or `baseline + Σ c` (space `price`) is the price. Method `exact-linear`: each "
+    "feature's term of the linear model; `saabas`: tree path contributions (each split's "
+    "change of the node value credited to its feature). 422 for a model with neither."
+)
+
+
+def _explained_example(model: LoadedModel) -> dict[str, Any] | None:
+    """The one-house example answer with its explanation (``None`` if the model has none)."""
+    try:
+        row = model.schema.house.model_validate(model.schema.example)
+        explained = explanations(model, model.table([row]))[0]
+    except BodyError:
+        return None
+    value = {**model.answer_examples["house"]["value"], "explanation": explained}
+    return {"summary": "One house with ?explain=true", "value": value}
 
 
 def operation(model: LoadedModel | None, ref: str) -> dict[str, Any]:
@@ -151,11 +179,23 @@ def operation(model: LoadedModel | None, ref: str) -> dict[str, Any]:
             },
         }
         ok["examples"] = copy.deepcopy(model.answer_examples)
+        explained = _explained_example(model)
+        if explained is not None:
+            ok["examples"]["house_explained"] = explained
     return {
         "tags": ["prediction"],
         "summary": "Predict sale prices",
         "description": description,
         "operationId": "predict",
+        "parameters": [
+            {
+                "name": "explain",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "boolean", "default": False},
+                "description": EXPLAIN_DOC,
+            }
+        ],
         "requestBody": {"required": True, "content": {"application/json": request}},
         "responses": {
             "200": {"description": "Predicted price(s)", "content": {"application/json": ok}},

@@ -1,52 +1,63 @@
-"""Open Inference Protocol ("V2", KServe/MLServer) routes, so their clients work unchanged.
+"""The Open Inference Protocol ("V2", KServe/MLServer/Triton REST), so their clients work unchanged.
 
-One model, named ``houseprice``. Each feature is one input tensor of shape ``[n]`` (or
-``[n, 1]``): ``FP64`` for numeric features, ``BYTES`` (JSON strings) for categorical ones; the
-output is the ``price`` tensor, ``FP64`` of shape ``[n]``. The tensors are turned into rows and
-go through the same strict validator as ``/predict``; errors follow the protocol's
-``{"error": "..."}`` shape.
+Server: ``GET /v2`` (metadata), ``/v2/health/live``, ``/v2/health/ready`` (status only, empty
+body: 200 true; not ready is 503 with the reason, where the spec says "4xx", so an
+orchestrator retries). Model ``houseprice``, optionally at its serving version
+(``/v2/models/houseprice/versions/<model_version>/...``): metadata, ``ready``, ``infer``.
+
+Each feature is one input tensor of shape ``[n]`` (or ``[n, 1]``): ``FP64`` (any numeric
+datatype) for numeric features, ``BYTES`` (JSON strings) for categorical ones. The outputs are
+``price`` and, when the artifact stores intervals, ``price_low`` and ``price_high`` at
+``INTERVAL_LEVEL``, each ``FP64`` of shape ``[n]``. The tensors are turned into rows and go
+through the same strict validator and pricing as ``/predict``. Errors are the protocol's
+``{"error": "..."}``: 400 for a bad request, 404 for an unknown model or version, 503 when
+not ready, 500 when the model fails. Only JSON tensors: the binary tensor extension (a body
+with ``Inference-Header-Content-Length``) is refused with a 400 that says so.
+
+``infer`` carries traffic, so like ``/predict`` it is a plain ASGI endpoint (a Starlette route
+matched before FastAPI's) that parses the body once with ``json.loads``; FastAPI cannot see
+it, so :func:`operation` writes its OpenAPI entry.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from app.body import BodyError, read_json
-from app.routes.common import get_service, json_response, request_id
+from app.body import header, is_json, read_body
+from app.routes.common import encode_json, get_service, json_response, request_id
+from app.routes.predict import _Route
 from app.schemas import (
+    REF_TEMPLATE,
+    V2_REQUEST,
     V2Error,
     V2InferenceRequest,
-    V2InferenceResponse,
     V2ModelMetadata,
+    V2RequestOutput,
     V2Tensor,
 )
 from app.state import LoadedModel, NotReadyError, PredictionError, Service
 
 MODEL_NAME = "houseprice"
-NUMERIC_TYPES = {
-    "FP64",
-    "FP32",
-    "FP16",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-}
+SERVER_VERSION = "0.1.0"
+NUMERIC_TYPES = frozenset(
+    {"FP64", "FP32", "FP16", "INT8", "INT16", "INT32", "INT64"}
+    | {"UINT8", "UINT16", "UINT32", "UINT64"}
+)
+INFER_PATHS = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")
 
-router = APIRouter(prefix="/v2/models", tags=["open inference protocol (v2)"])
+router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": V2Error, "description": "Invalid request"},
-    404: {"model": V2Error, "description": "Unknown model name"},
+    404: {"model": V2Error, "description": "Unknown model name or version"},
     503: {"model": V2Error, "description": "Model not ready"},
 }
 
@@ -57,39 +68,76 @@ class V2ProtocolError(Exception):
         self.status = status
 
 
-def _model(svc: Service, name: str) -> LoadedModel:
+def _model(svc: Service, name: str, version: str | None = None) -> LoadedModel:
     if name != MODEL_NAME:
         raise V2ProtocolError(404, f"model {name!r} not found; this server serves {MODEL_NAME!r}")
     try:
-        return svc.ready_model()
+        model = svc.ready_model()
     except NotReadyError as e:
         raise V2ProtocolError(503, f"model {name!r} is not ready: {e}") from None
+    if version is not None and version != model.version:
+        raise V2ProtocolError(
+            404, f"model {name!r} version {version!r} not found; serving version {model.version!r}"
+        )
+    return model
 
 
 def _fail(e: V2ProtocolError) -> Response:
     return json_response(e.status, {"error": str(e)})
 
 
+def outputs_of(model: LoadedModel) -> list[str]:
+    """The output tensors of ``model``: the price, and its interval when it has one."""
+    return ["price", "price_low", "price_high"] if model.interval is not None else ["price"]
+
+
+# --- server ------------------------------------------------------------------------------------
+
+
+@router.get("", summary="Server metadata", operation_id="v2ServerMetadata")
+async def server_metadata() -> Response:
+    return json_response(200, {"name": MODEL_NAME, "version": SERVER_VERSION, "extensions": []})
+
+
 @router.get(
-    "/{name}",
-    summary="Model metadata",
-    operation_id="v2ModelMetadata",
-    response_model=V2ModelMetadata,
-    responses=_ERRORS,
+    "/health/live",
+    summary="Server liveness (status only, empty body)",
+    operation_id="v2Live",
+    response_class=Response,
+    responses={200: {"description": "Live", "content": {}}},
 )
-async def model_metadata(name: str, request: Request) -> Response:
+async def server_live() -> Response:
+    return Response(status_code=200)
+
+
+@router.get(
+    "/health/ready",
+    summary="Server readiness (status only, empty body)",
+    operation_id="v2Ready",
+    response_class=Response,
+    responses={
+        200: {"description": "Ready", "content": {}},
+        503: {"model": V2Error, "description": "Not ready"},
+    },
+)
+async def server_ready(request: Request) -> Response:
     try:
-        model = _model(get_service(request), name)
+        get_service(request).ready_model()
+    except NotReadyError as e:
+        return json_response(503, {"error": f"not ready: {e}"}, {"Retry-After": "1"})
+    return Response(status_code=200)
+
+
+# --- model metadata and readiness --------------------------------------------------------------
+
+
+def _metadata(request: Request, name: str, version: str | None) -> Response:
+    try:
+        model = _model(get_service(request), name, version)
     except V2ProtocolError as e:
         return _fail(e)
-    inputs = [
-        {
-            "name": f.name,
-            "datatype": "BYTES" if f.kind == "categorical" else "FP64",
-            "shape": [-1],
-        }
-        for f in model.features
-    ]
+    inputs = [{"name": k, "datatype": v, "shape": [-1]} for k, v in _datatypes(model).items()]
+    outputs = [{"name": o, "datatype": "FP64", "shape": [-1]} for o in outputs_of(model)]
     return json_response(
         200,
         {
@@ -97,56 +145,122 @@ async def model_metadata(name: str, request: Request) -> Response:
             "versions": [model.version],
             "platform": "houseprice-numpy",
             "inputs": inputs,
-            "outputs": [{"name": "price", "datatype": "FP64", "shape": [-1]}],
+            "outputs": outputs,
         },
     )
 
 
-@router.get(
-    "/{name}/ready", summary="Model readiness", operation_id="v2ModelReady", responses=_ERRORS
-)
-async def model_ready(name: str, request: Request) -> Response:
+def _ready(request: Request, name: str, version: str | None) -> Response:
     try:
-        _model(get_service(request), name)
+        _model(get_service(request), name, version)
     except V2ProtocolError as e:
         return _fail(e)
     return json_response(200, {"name": MODEL_NAME, "ready": True})
 
 
+@router.get(
+    "/models/{name}",
+    summary="Model metadata",
+    operation_id="v2ModelMetadata",
+    response_model=V2ModelMetadata,
+    responses=_ERRORS,
+)
+async def model_metadata(name: str, request: Request) -> Response:
+    return _metadata(request, name, None)
+
+
+@router.get(
+    "/models/{name}/versions/{version}",
+    summary="Model metadata, at a version",
+    operation_id="v2ModelVersionMetadata",
+    response_model=V2ModelMetadata,
+    responses=_ERRORS,
+)
+async def model_version_metadata(name: str, version: str, request: Request) -> Response:
+    return _metadata(request, name, version)
+
+
+@router.get(
+    "/models/{name}/ready",
+    summary="Model readiness",
+    operation_id="v2ModelReady",
+    responses=_ERRORS,
+)
+async def model_ready(name: str, request: Request) -> Response:
+    return _ready(request, name, None)
+
+
+@router.get(
+    "/models/{name}/versions/{version}/ready",
+    summary="Model readiness, at a version",
+    operation_id="v2ModelVersionReady",
+    responses=_ERRORS,
+)
+async def model_version_ready(name: str, version: str, request: Request) -> Response:
+    return _ready(request, name, version)
+
+
+# --- inference ---------------------------------------------------------------------------------
+
+
+def _parse(body: bytes) -> V2InferenceRequest:
+    """The inference request, its structure checked while parsing (pydantic-core)."""
+    try:
+        return V2_REQUEST.validate_json(body)
+    except ValidationError as e:
+        first = e.errors(include_url=False, include_input=False)[0]
+        where = f" at {list(first['loc'])}" if first["loc"] else ""
+        raise V2ProtocolError(400, f"invalid inference request: {first['msg']}{where}") from None
+
+
 def _flat(t: V2Tensor) -> list[Any]:
     """The tensor's elements in row-major order, checked against its shape."""
-    data: list[Any] = []
-    for v in t.data:
-        if isinstance(v, list):
-            data.extend(v)
-        else:
-            data.append(v)
-    if len(t.shape) not in (1, 2) or (len(t.shape) == 2 and t.shape[1] != 1):
-        raise V2ProtocolError(400, f"input {t.name!r}: shape must be [n] or [n, 1], got {t.shape}")
-    if any(s < 0 for s in t.shape) or math.prod(t.shape) != len(data):
+    shape, data, name = t["shape"], t["data"], t["name"]
+    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+        raise V2ProtocolError(400, f"input {name!r}: shape must be [n] or [n, 1], got {shape}")
+    if any(type(v) is list for v in data):
+        data = [x for v in data for x in (v if type(v) is list else (v,))]
+    if any(s < 0 for s in shape) or math.prod(shape) != len(data):
         raise V2ProtocolError(
-            400, f"input {t.name!r}: shape {t.shape} does not match {len(data)} element(s)"
+            400, f"input {name!r}: shape {shape} does not match {len(data)} element(s)"
         )
     return data
 
 
-def _rows(model: LoadedModel, req: V2InferenceRequest) -> list[dict[str, Any]]:
-    specs = {f.name: f for f in model.features}
+_DATATYPES: WeakKeyDictionary[LoadedModel, dict[str, str]] = WeakKeyDictionary()
+
+
+def _datatypes(model: LoadedModel) -> dict[str, str]:
+    """Input name -> its datatype (``BYTES`` or ``FP64``), once per loaded model."""
+    found = _DATATYPES.get(model)
+    if found is None:
+        found = _DATATYPES[model] = {
+            f.name: "BYTES" if f.kind == "categorical" else "FP64" for f in model.features
+        }
+    return found
+
+
+def _rows(model: LoadedModel, inputs: list[V2Tensor]) -> list[Any]:
+    """The validated houses of the input tensors."""
+    datatypes = _datatypes(model)
     columns: dict[str, list[Any]] = {}
-    for t in req.inputs:
-        spec = specs.get(t.name)
-        if spec is None:
-            raise V2ProtocolError(400, f"unknown input {t.name!r}; inputs are {sorted(specs)}")
-        if t.name in columns:
-            raise V2ProtocolError(400, f"input {t.name!r} given twice")
-        if t.datatype not in NUMERIC_TYPES and t.datatype != "BYTES":
-            raise V2ProtocolError(400, f"input {t.name!r}: unsupported datatype {t.datatype!r}")
-        if (t.datatype == "BYTES") != (spec.kind == "categorical"):
-            expected = "BYTES" if spec.kind == "categorical" else "FP64"
+    for t in inputs:
+        name, datatype = t["name"], t["datatype"]
+        expected = datatypes.get(name)
+        if expected is None:
+            raise V2ProtocolError(400, f"unknown input {name!r}; inputs are {sorted(datatypes)}")
+        if name in columns:
+            raise V2ProtocolError(400, f"input {name!r} given twice")
+        if datatype != expected and (expected == "BYTES" or datatype not in NUMERIC_TYPES):
+            if datatype not in NUMERIC_TYPES and datatype != "BYTES":
+                raise V2ProtocolError(400, f"input {name!r}: unsupported datatype {datatype!r}")
             raise V2ProtocolError(
-                400, f"input {t.name!r}: datatype {t.datatype} given, expected {expected}"
+                400, f"input {name!r}: datatype {datatype} given, expected {expected}"
             )
-        columns[t.name] = _flat(t)
+        shape, data = t["shape"], t["data"]
+        # the common case inline: shape [n], n elements (an element that is a list then
+        # fails validation); any other shape is checked and flattened by _flat
+        columns[name] = data if len(shape) == 1 and shape[0] == len(data) else _flat(t)
     lengths = {len(v) for v in columns.values()}
     if len(lengths) != 1:
         raise V2ProtocolError(
@@ -159,15 +273,104 @@ def _rows(model: LoadedModel, req: V2InferenceRequest) -> list[dict[str, Any]]:
         raise V2ProtocolError(
             400, f"{n} rows is over the batch limit of {model.schema.max_batch_size}"
         )
-    return [{k: v[i] for k, v in columns.items()} for i in range(n)]
+    try:
+        if n == 1:  # one house: its model directly, without the list around it
+            return [model.schema.house.model_validate({k: v[0] for k, v in columns.items()})]
+        names = list(columns)
+        raw = [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+        rows: list[Any] = model.schema.rows.validate_python(raw)
+    except ValidationError as e:
+        first = e.errors(include_url=False)[0]
+        loc = [0, *first["loc"]] if n == 1 else list(first["loc"])
+        where = f"input {loc[1]!r} element {loc[0]}" if len(loc) >= 2 else f"at {loc}"
+        raise V2ProtocolError(400, f"{where}: {first['msg']}") from None
+    return rows
+
+
+def _tensor(name: str, data: list[float]) -> dict[str, Any]:
+    return {"name": name, "datatype": "FP64", "shape": [len(data)], "data": data}
+
+
+class Infer:
+    """The ASGI endpoint of ``POST /v2/models/{name}[/versions/{version}]/infer``."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        status, content = await self.answer(scope, receive)
+        body = encode_json(content)
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def answer(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
+        svc = self.service
+        params = scope["path_params"]
+        try:
+            model = _model(svc, params["name"], params.get("version"))
+            body = await read_body(receive)
+            if header(scope, b"inference-header-content-length") is not None:
+                raise V2ProtocolError(
+                    400,
+                    "the binary tensor data extension is not supported: send JSON tensors "
+                    "(tritonclient: binary_data=False)",
+                )
+            content_type = header(scope, b"content-type")
+            if content_type is not None and not is_json(content_type):
+                raise V2ProtocolError(415, "Content-Type must be application/json")
+            req = _parse(body)
+            wanted = _wanted(model, req.get("outputs"))
+            rows = _rows(model, req["inputs"])
+        except V2ProtocolError as e:
+            reason = {503: "not_ready", 415: "unsupported_media_type"}.get(e.status, "validation")
+            svc.metrics.requests.count_error(reason)
+            return e.status, {"error": str(e)}
+        rid = request_id(scope)
+        try:
+            prices = svc.price(model, rows, rid).prices
+        except PredictionError as e:
+            return 500, {"error": str(e)}
+        outputs = [_tensor("price", prices)] if "price" in wanted else []
+        if model.interval is not None and wanted != ["price"]:
+            low, high = model.interval.factors
+            if "price_low" in wanted:
+                outputs.append(_tensor("price_low", [low(p) for p in prices]))
+            if "price_high" in wanted:
+                outputs.append(_tensor("price_high", [high(p) for p in prices]))
+        return 200, {
+            "model_name": MODEL_NAME,
+            "model_version": model.version,
+            "id": req.get("id") or rid,
+            "outputs": outputs,
+        }
+
+
+def _wanted(model: LoadedModel, requested: list[V2RequestOutput] | None) -> list[str]:
+    """The outputs to return: the requested ones (each must exist), else all."""
+    available = outputs_of(model)
+    if not requested:
+        return available
+    names = [o["name"] for o in requested]
+    for name in names:
+        if name not in available:
+            raise V2ProtocolError(
+                400, f"unknown output {name!r}; the outputs are {', '.join(available)}"
+            )
+    return names
+
+
+def routes(service: Service) -> list[Route]:
+    """The ``infer`` routes of one app; ``app.main`` adds them before FastAPI's routes."""
+    endpoint = Infer(service)
+    return [
+        _Route(path, endpoint, methods=["POST"], name=f"v2_infer{i}", include_in_schema=False)
+        for i, path in enumerate(INFER_PATHS)
+    ]
 
 
 def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
-    """A model's JSON schema with its ``$defs`` inlined (the models here are not recursive).
-
-    ``openapi_extra`` is copied into the OpenAPI document as it is, where pydantic's
-    ``#/$defs/V2Tensor`` references would point nowhere and clients could not resolve them.
-    """
+    """A model's JSON schema with its ``$defs`` inlined (the models here are not recursive)."""
     defs = schema.pop("$defs", {})
 
     def walk(node: Any) -> Any:
@@ -184,75 +387,45 @@ def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
     return inlined
 
 
-@router.post(
-    "/{name}/infer",
-    summary="Inference (Open Inference Protocol)",
-    operation_id="v2Infer",
-    response_model=V2InferenceResponse,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": _inline_defs(V2InferenceRequest.model_json_schema())}
-            },
-        }
-    },
-    responses={
-        **_ERRORS,
-        415: {"model": V2Error, "description": "Body is not JSON"},
-        500: {"model": V2Error, "description": "The model failed or returned a non-finite price"},
-    },
-)
-async def infer(name: str, request: Request) -> Response:
-    svc = get_service(request)
-    count_error = svc.metrics.requests.count_error
-    try:
-        model = _model(svc, name)
-        try:
-            req = await read_json(
-                request.scope, request.receive, V2InferenceRequest.model_validate_json, 1
-            )
-        except BodyError as e:
-            if not isinstance(e.detail, list):
-                raise V2ProtocolError(e.status, e.detail) from None
-            first = e.detail[0]
-            raise V2ProtocolError(
-                400, f"invalid inference request: {first['msg']} at {first['loc'][1:]}"
-            ) from None
-        for out in req.outputs or ():
-            if out.name != "price":
-                raise V2ProtocolError(
-                    400, f"unknown output {out.name!r}; the only output is 'price'"
-                )
-        raw_rows = _rows(model, req)
-        try:
-            rows = model.schema.rows.validate_python(raw_rows)
-        except ValidationError as e:
-            first = e.errors(include_url=False)[0]
-            loc = list(first["loc"])
-            where = f"input {loc[1]!r} element {loc[0]}" if len(loc) >= 2 else f"at {loc}"
-            raise V2ProtocolError(400, f"{where}: {first['msg']}") from None
-    except V2ProtocolError as e:
-        count_error("not_ready" if e.status == 503 else "validation")
-        return _fail(e)
+_INFER_ERRORS = {
+    "400": "Invalid request (the message names the input and element)",
+    "404": "Unknown model name or version",
+    "415": "Body is not JSON",
+    "500": "The model failed or returned a non-finite price",
+    "503": "Model not ready",
+}
 
-    try:
-        prices = svc.price(model, rows, request_id(request.scope)).prices
-    except PredictionError as e:
-        return json_response(500, {"error": str(e)})
-    return json_response(
-        200,
-        {
-            "model_name": MODEL_NAME,
-            "model_version": model.version,
-            "id": req.id or request_id(request.scope),
-            "outputs": [
-                {
-                    "name": "price",
-                    "datatype": "FP64",
-                    "shape": [len(prices)],
-                    "data": prices,
+
+def operation(path: str) -> dict[str, Any]:
+    """The OpenAPI operation of one ``infer`` path."""
+    ref = {"$ref": REF_TEMPLATE.format(model="V2Error")}
+    parameters = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+        for p in ("name", "version")
+        if "{" + p + "}" in path
+    ]
+    request = _inline_defs(V2_REQUEST.json_schema())
+    return {
+        "tags": ["open inference protocol (v2)"],
+        "summary": "Inference (Open Inference Protocol)",
+        "operationId": "v2Infer" if "{version}" not in path else "v2VersionInfer",
+        "parameters": parameters,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
+        "responses": {
+            "200": {
+                "description": "Output tensors: price (and price_low, price_high with intervals)",
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": REF_TEMPLATE.format(model="V2InferenceResponse")}
+                    }
+                },
+            },
+            **{
+                code: {
+                    "description": text,
+                    "content": {"application/json": {"schema": ref}},
                 }
-            ],
+                for code, text in _INFER_ERRORS.items()
+            },
         },
-    )
+    }

@@ -182,7 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Price every row of a file with a trained artifact. Columns may carry the API "
             "names (living_area) or the training CSV's own (area); other columns are ignored "
-            "unless kept. Each row gets price, model_version and warnings: '; '-separated "
+            "unless kept. Each row gets price, low and high (the split-conformal prediction "
+            "interval at --interval-level, in dollars; absent for an artifact that stores no "
+            "intervals), with --explain its explanation (CSV: explanation_space, "
+            "explanation_method, explanation_baseline and contribution_<feature> columns, "
+            "exp(baseline + sum of contributions) being the price in space log; JSON: an "
+            "explanation object), model_version and warnings: '; '-separated "
             "'COLUMN: what' entries for an unknown category, a value outside the training "
             "range, or a missing optional value (imputed). A row the service would refuse "
             "(not a number, outside the feature's bounds, a fraction for an integer feature, "
@@ -255,6 +260,20 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("csv", "json", "jsonl"),
         default="csv",
         help="the format of the --parts files (default: csv)",
+    )
+    p.add_argument(
+        "--interval-level",
+        type=float,
+        default=0.9,
+        metavar="L",
+        help="the stored interval level of the low and high columns (default: 0.9; the "
+        "artifact stores 0.8, 0.9 and 0.95)",
+    )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="add each row's explanation: exact linear terms, or tree path contributions "
+        "(Saabas), stated in explanation_method (--engine memory only)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary lines")
 
@@ -505,6 +524,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.engine != "dask" and (args.parts is not None or args.scheduler is not None):
         flag = "--parts" if args.parts is not None else "--scheduler"
         raise UsageError(f"{flag} needs --engine dask")
+    if args.engine == "dask" and args.explain:
+        raise UsageError("--explain needs --engine memory (the dask parts share one header)")
     try:
         if args.engine == "dask":
             from model.workflow.dask_predict import predict_dask
@@ -521,6 +542,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 strict=args.strict,
                 scheduler=args.scheduler,
                 say=None if args.quiet else bar.line,
+                interval_level=args.interval_level,
             )
         else:
             s = predict_file(
@@ -532,11 +554,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 chunk_rows=args.chunk_rows,
                 strict=args.strict,
                 progress=bar,
+                interval_level=args.interval_level,
+                explain=args.explain,
             )
     except BrokenPipeError:  # `houseprice predict ... | head`: the reader stopped; stop too
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
     notes = []
+    if s.interval is None:
+        notes.append("note: no low/high columns: the artifact stores no interval at this level")
     if s.absent:
         notes.append(f"warning: optional feature(s) absent, imputed in every row: {s.absent}")
     if s.rows_warned:

@@ -53,10 +53,12 @@ from model.workflow.score import (
 )
 
 
-def _opening(fmt: Format, kept: Sequence[str]) -> str:
-    """What comes before the rows: the CSV header, the JSON list's ``[``."""
+def _opening(fmt: Format, kept: Sequence[str], interval: bool) -> str:
+    """What comes before the rows: the CSV header (with ``low`` and ``high`` when the rows
+    carry an interval), the JSON list's ``[``."""
     if fmt == "csv":
-        return render("csv", {k: [] for k in kept}, [], "", {}, True, True)
+        extra: dict[str, list[Any]] = {"low": [], "high": []} if interval else {}
+        return render("csv", {k: [] for k in kept}, [], "", {}, True, True, extra)
     return "[" if fmt == "json" else ""
 
 
@@ -84,10 +86,11 @@ def _score_part(
     chunk_rows: int,
     body: str,
     part: str | None,
+    interval_level: float | None,
 ) -> Summary:
     """On a worker: price one range of ``source`` into ``body`` (its rows only, each JSON
     record led by ``,``); with ``part``, then write that part as a whole file."""
-    scorer = Scorer(pipeline, metadata)
+    scorer = Scorer(pipeline, metadata, interval_level)
     fmt_in = CsvFormat(na_values=scorer.na_values)
     chunks = (
         RowChunk(c.columns, c.lines, "line {}", True)
@@ -102,7 +105,7 @@ def _score_part(
         score_chunks(scorer, chunks, columns, fmt, write, summary, False, source, "", False)
     if part is not None:
         with open(part, "wb") as out:
-            out.write(_opening(fmt, kept).encode("utf-8"))
+            out.write(_opening(fmt, kept, scorer.interval is not None).encode("utf-8"))
             _append(out, Path(body), fmt, True)
             out.write(render_end(fmt).encode("utf-8"))
         os.unlink(body)
@@ -123,6 +126,7 @@ def predict_dask(
     scheduler: str | None = None,
     say: Callable[[str], None] | None = None,
     runner: DaskRunner | None = None,
+    interval_level: float | None = 0.9,
 ) -> Summary:
     """Price ``source`` on a Dask cluster into ``output`` (one file) or ``parts`` (a folder of
     part files); see the module docstring. Raises as
@@ -153,7 +157,7 @@ def predict_dask(
         raise DataError(f"{target}: the output would replace the input file")
     if parts is not None and target.exists():
         raise DataError(f"--parts {parts}: already exists; name a new folder")
-    scorer = Scorer(pipeline, metadata)
+    scorer = Scorer(pipeline, metadata, interval_level)
     header, _, _ = read_header(src, CsvFormat(na_values=scorer.na_values))
     columns = resolve_columns(scorer.features, header, str(source))
     kept = list(keep) if keep is not None else default_keep(metadata, header)
@@ -180,6 +184,7 @@ def predict_dask(
                     chunk_rows,
                     str(stage / f".body-{i:05d}"),
                     None if parts is None else str(stage / f"part-{i:05d}{ext}"),
+                    interval_level,
                 )
                 for i, span in enumerate(spans)
             ]
@@ -199,7 +204,7 @@ def predict_dask(
                 raise DataError(f"{source}: no data rows after the header")
             if parts is None:
                 with atomic_open(target) as out:
-                    out.write(_opening(fmt, kept).encode("utf-8"))
+                    out.write(_opening(fmt, kept, scorer.interval is not None).encode("utf-8"))
                     first = True
                     for a in args:
                         first = not _append(out, Path(a[8]), fmt, first) and first

@@ -18,7 +18,8 @@ is how house-price errors behave.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -87,3 +88,44 @@ def _level(
     if not math.isfinite(q):
         return {"level": level, "halfwidth": None, "coverage_test": None}
     return {"level": level, "halfwidth": q, "coverage_test": coverage(y_test, p_test, q, space)}
+
+
+@dataclass(frozen=True)
+class IntervalRule:
+    """The interval one stored level gives a served price, in plain floats (a few per house):
+    ``[p·e^−q, p·e^q]`` on the log scale, ``[p − q, p + q]`` in dollars."""
+
+    level: float
+    halfwidth: float
+    space: Space
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], level: float) -> IntervalRule | None:
+        """The rule of ``level`` in an artifact's ``intervals`` record; ``None`` when that
+        level had too few residuals for a finite interval. A level the record does not hold
+        raises ``ValueError`` listing the ones it does."""
+        entries = {float(e["level"]): e for e in record["levels"]}
+        found = next((e for lv, e in entries.items() if math.isclose(lv, level)), None)
+        if found is None:
+            stored = ", ".join(f"{lv:g}" for lv in sorted(entries))
+            raise ValueError(f"level {level:g} is not stored; the artifact's levels: {stored}")
+        if found["halfwidth"] is None:
+            return None
+        space = record["space"]
+        if space not in ("log", "price"):
+            raise ValueError(f"unknown interval space {space!r}")
+        return cls(float(found["level"]), float(found["halfwidth"]), space)
+
+    @property
+    def factors(self) -> tuple[Callable[[float], float], Callable[[float], float]]:
+        """``(low, high)``: a price's bounds, as two functions of it."""
+        q = self.halfwidth
+        if self.space == "log":
+            lo, hi = math.exp(-q), math.exp(q)
+            return (lambda p: p * lo), (lambda p: p * hi)
+        return (lambda p: p - q), (lambda p: p + q)
+
+    def around(self, prices: Sequence[float]) -> list[dict[str, float]]:
+        """``{"level", "low", "high"}`` in dollars around each price."""
+        low, high, level = *self.factors, self.level
+        return [{"level": level, "low": low(p), "high": high(p)} for p in prices]

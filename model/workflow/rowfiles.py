@@ -265,6 +265,13 @@ def _cell(value: Any) -> str:
     return json.dumps(value)
 
 
+def _out_cell(value: Any) -> str:
+    """An output value as CSV text: a number in full, NaN or missing empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 def render(
     fmt: Format,
     kept: Mapping[str, list[Any]],
@@ -273,9 +280,11 @@ def render(
     notes: Mapping[int, list[str]],
     first: bool,
     text: bool,
+    extra: Mapping[str, list[Any]] | None = None,
 ) -> str:
     """One chunk of output as text: the ``kept`` input columns, then each row's price, the
-    model version and its notes (row -> entries; most rows have none).
+    ``extra`` columns (the interval, an explanation: numbers, NaN where there is none, text,
+    or in JSON objects), the model version and its notes (row -> entries; most rows have none).
 
     ``first`` says whether this is the first chunk (the CSV header, the JSON list's ``[``);
     ``text``, whether the kept values are CSV text (else JSON values). A price that is NaN (a
@@ -287,8 +296,9 @@ def render(
     n = len(prices)
     if fmt == "csv":
         w = csv.writer(buf, lineterminator="\n")
+        more = extra or {}
         if first:
-            w.writerow([*kept, "price", "model_version", "warnings"])
+            w.writerow([*kept, "price", *more, "model_version", "warnings"])
         price_cells = list(map(repr, prices))
         note_cells = [""] * n
         for i, entries in notes.items():
@@ -296,17 +306,20 @@ def render(
         for i in [i for i, p in enumerate(prices) if p != p]:  # NaN: a row in error
             price_cells[i] = ""
         cells = [c if text else list(map(_cell, c)) for c in kept.values()]
-        w.writerows(zip(*cells, price_cells, repeat(version, n), note_cells, strict=False))
+        more_cells = [[_out_cell(v) for v in c] for c in more.values()]
+        w.writerows(
+            zip(*cells, price_cells, *more_cells, repeat(version, n), note_cells, strict=False)
+        )
         return buf.getvalue()
     sep = "[\n" if first else ",\n"
     none: list[str] = []
     for i, price in enumerate(prices):
         record = {k: c[i] for k, c in kept.items()}
-        record.update(
-            price=None if math.isnan(price) else price,
-            model_version=version,
-            warnings=notes.get(i, none),
-        )
+        record["price"] = None if math.isnan(price) else price
+        for k, c in (extra or {}).items():
+            v = c[i]
+            record[k] = None if isinstance(v, float) and math.isnan(v) else v
+        record.update(model_version=version, warnings=notes.get(i, none))
         line = json.dumps(record, ensure_ascii=False)
         if fmt == "jsonl":
             buf.write(line + "\n")

@@ -51,9 +51,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from model.base import Columns, FloatArray
+from model.explain import CannotExplainError, explain
 from model.workflow.atomic import atomic_open
 from model.workflow.checks import plain
 from model.workflow.data import NA_VALUES, DataError, parse_column, suggest
+from model.workflow.intervals import IntervalRule, bounds
 from model.workflow.progress import ProgressBar
 from model.workflow.rowfiles import (
     Format,
@@ -70,7 +72,7 @@ from model.workflow.rowfiles import (
 #: Rows read, priced and written at a time when the caller does not say.
 CHUNK_ROWS = 10_000
 #: Output columns written after the kept ones; a kept column may not take these names.
-OUTPUT_COLUMNS = ("price", "model_version", "warnings")
+OUTPUT_COLUMNS = ("price", "low", "high", "explanation", "model_version", "warnings")
 #: The kinds of warning, as counted in the summary.
 WARNING_KINDS = ("unknown category", "outside the training range", "imputed")
 
@@ -258,13 +260,29 @@ class ScoredChunk:
     notes: dict[int, list[str]]
     errors: dict[int, str]  # row -> the first error, for the summary
     counts: Counter[str] = field(default_factory=Counter)
+    bounds: tuple[FloatArray, FloatArray] | None = None  # the interval, NaN where no price
+    explanations: list[dict[str, Any] | None] | None = None  # None where no price
 
 
 class Scorer:
     """Prices chunks of raw rows with an artifact's pipeline, checking them as the API does."""
 
-    def __init__(self, pipeline: Any, metadata: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        pipeline: Any,
+        metadata: Mapping[str, Any],
+        interval_level: float | None = None,
+        explain: bool = False,
+    ) -> None:
         self.pipeline = pipeline
+        self.explain = explain
+        self.interval: IntervalRule | None = None
+        record = metadata.get("intervals")
+        if interval_level is not None and record:
+            try:
+                self.interval = IntervalRule.from_record(record, interval_level)
+            except ValueError as e:
+                raise DataError(f"--interval-level {interval_level:g}: {e}") from None
         self.features = [FeatureInput.from_metadata(r) for r in metadata["features"]]
         self.version = str(metadata.get("model_version", ""))
         fmt = metadata.get("data", {}).get("format") or {}
@@ -327,7 +345,27 @@ class Scorer:
         for i in sorted(set(errors) | set(warns)):
             notes[i] = [f"error: {e}" for e in errors.get(i, ())] + warns.get(i, [])
         first = {i: errors[i][0] for i in bad_rows}
-        return ScoredChunk(prices, notes, first, counts)
+        out = ScoredChunk(prices, notes, first, counts)
+        if self.interval is not None:
+            out.bounds = bounds(prices, self.interval.halfwidth, self.interval.space)
+        if self.explain:
+            out.explanations = self._explain(table, prices)
+        return out
+
+    def _explain(self, table: Columns, prices: FloatArray) -> list[dict[str, Any] | None]:
+        """Each priced row's explanation (:mod:`model.explain`), ``None`` for a row in error."""
+        ok = np.flatnonzero(np.isfinite(prices))
+        out: list[dict[str, Any] | None] = [None] * len(prices)
+        if not ok.size:
+            return out
+        try:
+            with np.errstate(all="ignore"):
+                records = explain(self.pipeline, {k: v[ok] for k, v in table.items()}).records()
+        except CannotExplainError as e:
+            raise DataError(f"--explain: this model has no explanation: {e}") from None
+        for i, rec in zip(ok.tolist(), records, strict=True):
+            out[i] = rec
+        return out
 
     def _check_number(
         self,
@@ -413,6 +451,31 @@ class Summary:
     absent: list[str] = field(default_factory=list)  # optional features under neither name
     kept: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    interval: IntervalRule | None = None  # the interval written (None: the artifact has none)
+
+
+def answer_columns(scored: ScoredChunk, flat: bool) -> dict[str, list[Any]]:
+    """``low``, ``high`` and the explanation, as output columns: in CSV (``flat``) the
+    explanation is ``explanation_space``, ``explanation_method``, ``explanation_baseline`` and
+    one ``contribution_<feature>`` per feature; in JSON one ``explanation`` object."""
+    out: dict[str, list[Any]] = {}
+    if scored.bounds is not None:
+        out["low"], out["high"] = scored.bounds[0].tolist(), scored.bounds[1].tolist()
+    recs = scored.explanations
+    if recs is None:
+        return out
+    if not flat:
+        out["explanation"] = recs
+        return out
+    first = next((r for r in recs if r is not None), None)
+    names = list(first["contributions"]) if first is not None else []
+    for key in ("space", "method", "baseline"):
+        out[f"explanation_{key}"] = [None if r is None else r[key] for r in recs]
+    for name in names:
+        out[f"contribution_{name}"] = [
+            math.nan if r is None else r["contributions"][name] for r in recs
+        ]
+    return out
 
 
 def default_keep(metadata: Mapping[str, Any], available: Sequence[str]) -> list[str]:
@@ -466,7 +529,8 @@ def score_chunks(
         summary.counts.update(scored.counts)
         cells = {k: chunk.columns[k] for k in summary.kept}
         prices = scored.prices.tolist()
-        write(render(fmt, cells, prices, scorer.version, scored.notes, first, chunk.text))
+        extra = answer_columns(scored, fmt == "csv")
+        write(render(fmt, cells, prices, scorer.version, scored.notes, first, chunk.text, extra))
         first = False
         summary.rows += len(chunk)
         if tick is not None:
@@ -484,6 +548,8 @@ def predict_file(
     strict: bool = False,
     progress: ProgressBar | None = None,
     stdout: TextIO | None = None,
+    interval_level: float | None = 0.9,
+    explain: bool = False,
 ) -> Summary:
     """Price every row of ``source`` into ``output`` (``None``: CSV on ``stdout``).
 
@@ -499,13 +565,13 @@ def predict_file(
     src = Path(source)
     if output is not None and src.exists() and Path(output).resolve() == src.resolve():
         raise DataError(f"{output}: the output would replace the input file")
-    scorer = Scorer(pipeline, metadata)
+    scorer = Scorer(pipeline, metadata, interval_level, explain)
     rows = open_rows(src, scorer.na_values, chunk_rows)
     columns = resolve_columns(scorer.features, rows.columns, str(src))
     kept = list(keep) if keep is not None else default_keep(metadata, rows.columns)
     check_keep(kept, rows.columns, str(src))
     absent = [f.name for f in scorer.features if columns[f.name] is None]
-    summary = Summary(absent=absent, kept=kept)
+    summary = Summary(absent=absent, kept=kept, interval=scorer.interval)
     total = rows.total
     if total is None and progress is not None and progress.draw:
         header = 1 if input_format(src) == "csv" else 0

@@ -39,6 +39,7 @@ values = [{json.dumps(version)}]
 
 [parameters]
 "path.name" = "houseprice"
+"path.version" = {json.dumps(version)}
 "body.model_version" = {{ dictionary = "versions", probability = 0.8 }}
 
 [[operations]]
@@ -47,6 +48,10 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "422"]
 
 [[operations]]
 include-path = "/v2/models/{{name}}/infer"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400"]
+
+[[operations]]
+include-path = "/v2/models/{{name}}/versions/{{version}}/infer"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400"]
 """
 

@@ -1,0 +1,142 @@
+"""The whole V2 (Open Inference Protocol) surface through FastAPI's TestClient: server
+metadata and health, versioned model routes, interval outputs, and the protocol's errors.
+The real client (tritonclient) drives a real server in ``tests/e2e/test_v2_client.py``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from test_answers import OTHER, build_linear  # tests/test_answers.py
+from test_app_api import HOUSE, make_client, v2_request  # tests/test_app_api.py
+
+INFER = "/v2/models/houseprice/infer"
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    d = tmp_path_factory.mktemp("v2")
+    return {"linear": build_linear(d), "tree": str(d / "tree.joblib")}
+
+
+@pytest.fixture(scope="module")
+def client(paths: dict[str, str]) -> Iterator[TestClient]:
+    with make_client(paths["linear"], max_batch_size=100) as c:
+        yield c
+
+
+def test_server_metadata_and_health(client: TestClient, tmp_path: Path) -> None:
+    meta = client.get("/v2").json()
+    assert meta == {"name": "houseprice", "version": "0.1.0", "extensions": []}
+    for path in ("/v2/health/live", "/v2/health/ready"):
+        r = client.get(path)
+        assert r.status_code == 200 and r.content == b"", path
+    with make_client(str(tmp_path / "missing.joblib")) as down:
+        assert down.get("/v2/health/live").status_code == 200
+        r = down.get("/v2/health/ready")
+        assert r.status_code == 503 and "not ready" in r.json()["error"]
+        r = down.post(INFER, json=v2_request([HOUSE]))
+        assert r.status_code == 503 and "not ready" in r.json()["error"]
+
+
+def test_versioned_model_routes(client: TestClient) -> None:
+    meta = client.get("/v2/models/houseprice").json()
+    (version,) = meta["versions"]
+    base = f"/v2/models/houseprice/versions/{version}"
+    assert client.get(base).json() == meta
+    assert client.get(base + "/ready").json() == {"name": "houseprice", "ready": True}
+    r = client.post(base + "/infer", json=v2_request([HOUSE]))
+    assert r.status_code == 200 and r.json()["model_version"] == version
+    for path, method in (
+        ("/v2/models/houseprice/versions/v0", "get"),
+        ("/v2/models/houseprice/versions/v0/ready", "get"),
+        ("/v2/models/houseprice/versions/v0/infer", "post"),
+    ):
+        kwargs: dict[str, Any] = {"json": v2_request([HOUSE])} if method == "post" else {}
+        r = getattr(client, method)(path, **kwargs)
+        assert r.status_code == 404, path
+        assert r.json()["error"] == (
+            f"model 'houseprice' version 'v0' not found; serving version {version!r}"
+        )
+
+
+def test_interval_outputs_equal_predicts(client: TestClient) -> None:
+    meta = client.get("/v2/models/houseprice").json()
+    assert [o["name"] for o in meta["outputs"]] == ["price", "price_low", "price_high"]
+    rows = [HOUSE, OTHER]
+    body = client.post(INFER, json=v2_request(rows)).json()
+    out = {o["name"]: o for o in body["outputs"]}
+    predicted = client.post("/predict", json={"instances": rows}).json()
+    assert out["price"]["data"] == predicted["prices"]
+    assert out["price_low"]["data"] == [iv["low"] for iv in predicted["intervals"]]
+    assert out["price_high"]["data"] == [iv["high"] for iv in predicted["intervals"]]
+    assert all(o["shape"] == [2] and o["datatype"] == "FP64" for o in out.values())
+    only = client.post(INFER, json={**v2_request(rows), "outputs": [{"name": "price_high"}]})
+    assert [o["name"] for o in only.json()["outputs"]] == ["price_high"]
+    r = client.post(INFER, json={**v2_request(rows), "outputs": [{"name": "rent"}]})
+    assert r.status_code == 400
+    assert (
+        r.json()["error"] == "unknown output 'rent'; the outputs are price, price_low, price_high"
+    )
+
+
+def test_a_model_without_intervals_outputs_the_price_only(paths: dict[str, str]) -> None:
+    with make_client(paths["tree"]) as c:
+        meta = c.get("/v2/models/houseprice").json()
+        assert [o["name"] for o in meta["outputs"]] == ["price"]
+        body = c.post(INFER, json=v2_request([HOUSE])).json()
+        assert [o["name"] for o in body["outputs"]] == ["price"]
+        assert (
+            c.post(
+                INFER, json={**v2_request([HOUSE]), "outputs": [{"name": "price_low"}]}
+            ).status_code
+            == 400
+        )
+
+
+def test_bodies_the_protocol_refuses(client: TestClient) -> None:
+    good = json.dumps(v2_request([HOUSE])).encode()
+    r = client.post(INFER, content=good)  # no content type, as tritonclient sends it
+    assert r.status_code == 200, r.text
+    r = client.post(INFER, content=good, headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and "error" in r.json()
+    r = client.post(INFER, content=good, headers={"inference-header-content-length": "10"})
+    assert r.status_code == 400 and "binary_data=False" in r.json()["error"]
+    nan = good.replace(b"1500", b"NaN")
+    r = client.post(INFER, content=nan)
+    assert r.status_code == 400 and "living_area" in r.json()["error"], r.text
+    r = client.post(INFER, json={**v2_request([HOUSE]), "extra": 1})
+    assert r.status_code == 400 and "extra" in r.json()["error"]
+    r = client.post(INFER, json={"inputs": []})
+    assert r.status_code == 400 and "inputs" in r.json()["error"]
+    nested = v2_request([HOUSE, OTHER])
+    for t in nested["inputs"]:
+        t["shape"], t["data"] = [2, 1], [[v] for v in t["data"]]
+    r = client.post(INFER, json=nested)
+    assert r.status_code == 200 and len(r.json()["outputs"][0]["data"]) == 2
+    nested["inputs"][0]["shape"] = [1, 2]
+    r = client.post(INFER, json=nested)
+    assert r.status_code == 400 and "shape must be [n] or [n, 1]" in r.json()["error"]
+
+
+def test_openapi_documents_every_v2_route(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    for path in (
+        "/v2",
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/v2/models/{name}",
+        "/v2/models/{name}/ready",
+        "/v2/models/{name}/infer",
+        "/v2/models/{name}/versions/{version}",
+        "/v2/models/{name}/versions/{version}/ready",
+        "/v2/models/{name}/versions/{version}/infer",
+    ):
+        assert path in doc["paths"], path
+    infer = doc["paths"]["/v2/models/{name}/versions/{version}/infer"]["post"]
+    assert [p["name"] for p in infer["parameters"]] == ["name", "version"]
+    assert "V2InferenceResponse" in doc["components"]["schemas"]
