@@ -49,6 +49,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from model.quickscorer import MAX_LEAVES, BitForest
+
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
 BinArray = NDArray[np.uint8]
@@ -629,7 +631,80 @@ class Forest:
         return node.reshape(n, T)
 
     def predict_sum(self, X: FloatArray) -> FloatArray:
-        """Σ over trees of the leaf values each row reaches."""
+        """Σ over trees of the leaf values each row reaches: the trees of at most
+        :data:`model.quickscorer.MAX_LEAVES` leaves by their bit vectors, any others level
+        by level (:meth:`predict_sum_levelwise`)."""
+        bits, rest = self._parts()
+        total = np.zeros(X.shape[0])
+        if bits is not None:
+            cats = bits.cat_features
+            cat_bins = category_bins(X[:, cats], self.seen[cats]) if cats.size else None
+            total += bits.predict_sum(bits.table_rows(X, cat_bins))
+        if rest is not None:
+            total += rest.predict_sum_levelwise(X)
+        return total
+
+    def predict_sum_levelwise(self, X: FloatArray) -> FloatArray:
+        """Σ over trees of the leaf values each row reaches, one depth level a step."""
         if self.roots.size == 0:
             return np.zeros(X.shape[0])
         return self.value[self.leaves(X)].sum(axis=1)
+
+    # the bit-vector tables are derived data: built on first use, not pickled
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_parts_cache", None)
+        return state
+
+    def _parts(self) -> tuple[BitForest | None, Forest | None]:
+        """The small trees' :class:`~model.quickscorer.BitForest` and the other trees."""
+        cached = self.__dict__.get("_parts_cache")
+        if cached is None:
+            cached = self._split_by_size()
+            self.__dict__["_parts_cache"] = cached
+        return cached
+
+    def _split_by_size(self) -> tuple[BitForest | None, Forest | None]:
+        if self.roots.size == 0:
+            return None, None
+        is_leaf = self.left == np.arange(self.left.size)
+        n_leaves = np.add.reduceat(is_leaf.astype(np.intp), self.roots)
+        small = n_leaves <= MAX_LEAVES
+        bits = None
+        if small.any():
+            part = self if small.all() else self.subset(small)
+            bits = BitForest.build(
+                part.col,
+                part.threshold,
+                part.left,
+                part.value,
+                part.cat_row,
+                part.cat_left,
+                part.roots,
+                self.n_features,
+                self.seen,
+            )
+        rest = None if small.all() else self if not small.any() else self.subset(~small)
+        return bits, rest
+
+    def subset(self, keep: NDArray[np.bool_]) -> Forest:
+        """The forest of the trees where ``keep`` is true."""
+        ends = np.append(self.roots[1:], self.left.size)
+        starts, stops = self.roots[keep], ends[keep]
+        sizes = stops - starts
+        roots = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
+        nodes = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)])
+        shift = np.repeat(starts - roots, sizes)
+        return Forest(
+            col=self.col[nodes],
+            threshold=self.threshold[nodes],
+            left=self.left[nodes] - shift,
+            value=self.value[nodes],
+            cat_row=self.cat_row[nodes],
+            cat_left=self.cat_left,
+            roots=roots,
+            depth=self.depth,
+            n_features=self.n_features,
+            categorical=self.categorical,
+            seen=self.seen,
+        )
