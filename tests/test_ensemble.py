@@ -317,3 +317,21 @@ def test_ordinal_encoder_maps_unknown_and_missing_to_nan() -> None:
     enc = OrdinalEncoder().fit(X)
     out = enc.transform(np.array([["c", "x"], ["zzz", None], ["a", "x"]], dtype=object))
     np.testing.assert_array_equal(out, [[2.0, 0.0], [np.nan, np.nan], [0.0, 0.0]])
+
+
+def test_report_trees_calls_back_after_each_tree_only_within_its_block() -> None:
+    from model.ensemble import report_trees
+
+    X, y = interactions(300, seed=14)
+    seen: list[tuple[int, int]] = []
+    with report_trees(lambda done, planned: seen.append((done, planned))):
+        HistGradientBoostingRegressor(max_iter=4, early_stopping=False).fit(X, y)
+        RandomForestRegressor(n_estimators=3, random_state=0).fit(X, y)
+        stopped = HistGradientBoostingRegressor(
+            max_iter=500, early_stopping=True, n_iter_no_change=2, random_state=0
+        ).fit(X, y)
+    assert seen[:7] == [(1, 4), (2, 4), (3, 4), (4, 4), (1, 3), (2, 3), (3, 3)]
+    assert seen[7:] == [(k, 500) for k in range(1, stopped.n_iter_ + 1)]
+    assert stopped.n_iter_ < 500
+    HistGradientBoostingRegressor(max_iter=2, early_stopping=False).fit(X, y)
+    assert len(seen) == 7 + stopped.n_iter_  # outside the block: no calls

@@ -796,28 +796,33 @@ def train(
         )
         best = search.best_estimator_
     else:
-        data = prepare_data(cfg)
-        X_train, X_test, y_train, y_test = train_test_split(
-            data.table, data.y, test_size=cfg.test_size, random_state=cfg.seed
-        )
-        kfold = KFold(cfg.folds, shuffle=True, random_state=cfg.seed)
-        scoring = [cfg.scoring, *[m for m in METRICS if m != cfg.scoring]]
-        search = GridSearchCV(
-            build_pipeline(cfg), grid, scoring=scoring, cv=kfold, callback=progress
-        )
-        search.fit(X_train, y_train)
-        best = search.best_estimator_
-        p_test = best.predict(X_test)
-        test = regression_metrics(y_test, p_test)
-        segments = segment_metrics(cfg, X_train, y_train, X_test, y_test, p_test)
-        metadata = build_metadata(
-            cfg, data, search, X_train, y_train, test, run_id, created, segments
-        )
-        tuned = build_pipeline(cfg).set_params(**search.best_params_)
-        oof = cross_val_predict(tuned, X_train, y_train, cv=kfold)
-        space: Literal["log", "price"] = "log" if cfg.target_transform == "log" else "price"
-        metadata["intervals"] = calibrate(y_train, oof, y_test, p_test, space)
-        curve = learning_curve(tuned, X_train, y_train, list(kfold.split(X_train)))
+        from model.ensemble import report_trees
+
+        # the CV fits and the trees of each ensemble fit on one bar
+        trees_done = progress.trees if progress is not None else None
+        with report_trees(trees_done):
+            data = prepare_data(cfg)
+            X_train, X_test, y_train, y_test = train_test_split(
+                data.table, data.y, test_size=cfg.test_size, random_state=cfg.seed
+            )
+            kfold = KFold(cfg.folds, shuffle=True, random_state=cfg.seed)
+            scoring = [cfg.scoring, *[m for m in METRICS if m != cfg.scoring]]
+            search = GridSearchCV(
+                build_pipeline(cfg), grid, scoring=scoring, cv=kfold, callback=progress
+            )
+            search.fit(X_train, y_train)
+            best = search.best_estimator_
+            p_test = best.predict(X_test)
+            test = regression_metrics(y_test, p_test)
+            segments = segment_metrics(cfg, X_train, y_train, X_test, y_test, p_test)
+            metadata = build_metadata(
+                cfg, data, search, X_train, y_train, test, run_id, created, segments
+            )
+            tuned = build_pipeline(cfg).set_params(**search.best_params_)
+            oof = cross_val_predict(tuned, X_train, y_train, cv=kfold)
+            space: Literal["log", "price"] = "log" if cfg.target_transform == "log" else "price"
+            metadata["intervals"] = calibrate(y_train, oof, y_test, p_test, space)
+            curve = learning_curve(tuned, X_train, y_train, list(kfold.split(X_train)))
 
     runs = Path(runs_dir)
     runs.mkdir(parents=True, exist_ok=True)
