@@ -163,6 +163,18 @@ def category_bins(codes: FloatArray, seen: NDArray[np.bool_]) -> NDArray[np.intp
     return np.where(known, b, missing)
 
 
+def _half_gains(
+    GL: FloatArray, HL: FloatArray, GR: FloatArray, HR: FloatArray, lam: float
+) -> FloatArray:
+    """``GL²/(HL+λ) + GR²/(HR+λ)``, in place in ``GR`` (a temporary of the caller)."""
+    score = GL * GL
+    score /= HL + lam if lam else HL
+    GR *= GR
+    GR /= HR + lam if lam else HR
+    score += GR
+    return score
+
+
 # --- one tree ---------------------------------------------------------------------------------
 
 
@@ -227,34 +239,48 @@ class _Split:
 class TreeGrower:
     """Grows trees on one binned matrix; built once per fit, then ``grow`` per tree.
 
-    The histograms are kept compact: feature ``j`` owns ``n_bins[j] + 1`` consecutive slots
-    (its bins, then its missing bin) of one flat vector, so a feature with 5 values costs 6
-    slots, not ``max_bins + 1``, and every split search is a handful of vector operations
-    over all features at once (cumulative sums restarted at each feature's first slot).
+    The histograms are kept compact: a feature's histogram has one slot per bin it uses and
+    one for missing values, so a feature with 5 values costs 6 slots, not ``max_bins + 1``.
+    The bins of all numeric features come first, one after another, then the numeric
+    features' missing slots, then each categorical feature's bins and missing slot; a split
+    search is then a handful of vector operations over all features at once (cumulative sums
+    restarted at each feature's first slot), and over the two children of a split at once.
     """
 
     def __init__(self, Xb: BinArray, mapper: BinMapper) -> None:
         d = Xb.shape[1]
         self.Xb = Xb
+        self.columns = np.ascontiguousarray(Xb.T)  # a split reads one column
         self.mapper = mapper
         self.missing_bin = mapper.max_bins
         self.n_total_bins = mapper.max_bins + 1
         self.d = d
         n_bins = mapper.n_bins.astype(np.intp)
-        slots = n_bins + 1
-        self.offset = np.concatenate(([0], np.cumsum(slots)[:-1])).astype(np.intp)
-        self.size = int(slots.sum())
         self.n_bins = n_bins
-        missing = Xb == self.missing_bin
-        self.flat = self.offset + np.where(missing, n_bins, Xb.astype(np.intp))
-        self.total_slots = slice(int(self.offset[0]), int(self.offset[0] + slots[0]))
         self.num = np.flatnonzero(~mapper.categorical)
         self.cat = np.flatnonzero(mapper.categorical)
+        # slots: numeric bins | numeric missing | categorical bins and missing
+        width = np.where(mapper.categorical, n_bins + 1, n_bins)
+        order = np.concatenate((self.num, self.cat))
+        start = np.concatenate(([0], np.cumsum(width[order])[:-1])).astype(np.intp)
+        self.num_size = int(n_bins[self.num].sum())
+        start[self.num.size :] += self.num.size
+        self.offset = np.zeros(d, dtype=np.intp)
+        self.offset[order] = start
+        missing_slot = self.offset + n_bins
+        missing_slot[self.num] = self.num_size + np.arange(self.num.size)
+        self.size = int(width.sum()) + self.num.size
+        missing = Xb == self.missing_bin
+        self.flat = np.where(missing, missing_slot, self.offset + Xb.astype(np.intp))
+        self.total_idx = (
+            np.append(self.offset[0] + np.arange(n_bins[0]), missing_slot[0]) if d else None
+        )
         self.num_layout = self._layout(self.num, with_missing=False)
-        self.num_missing_slot = self.offset[self.num] + n_bins[self.num]
+        self.num_missing_slot = missing_slot[self.num]
         had_missing = missing[:, self.num].any(axis=0)
         self.num_with_missing = np.flatnonzero(had_missing[self.num_layout[1]])
         self.cat_layout = self._layout(self.cat, with_missing=True)
+        self._root_counts: FloatArray | None = None
 
     def _layout(self, features: IntArray, with_missing: bool) -> tuple[IntArray, ...]:
         """Slots of ``features`` in one vector: (slot, segment of each, segment starts)."""
@@ -270,10 +296,15 @@ class TreeGrower:
     def histogram(
         self, rows: IntArray, g: FloatArray, h: FloatArray | None
     ) -> tuple[FloatArray, FloatArray]:
-        """``G, H`` over ``rows`` in the compact layout; ``h=None`` means ``h = 1``."""
-        idx = self.flat[rows].ravel()
+        """``G, H`` over ``rows`` (sorted) in the compact layout; ``h=None`` means ``h = 1``."""
+        every = rows.size == self.Xb.shape[0]  # sorted and unique: all rows, in order
+        idx = self.flat.ravel() if every else self.flat[rows].ravel()
         G = np.bincount(idx, weights=np.repeat(g[rows], self.d), minlength=self.size)
         if h is None:
+            if every:  # the same for every tree
+                if self._root_counts is None:
+                    self._root_counts = np.bincount(idx, minlength=self.size).astype(np.float64)
+                return np.asarray(G, dtype=np.float64), self._root_counts
             H = np.bincount(idx, minlength=self.size)
         else:
             H = np.bincount(idx, weights=np.repeat(h[rows], self.d), minlength=self.size)
@@ -281,9 +312,40 @@ class TreeGrower:
 
     def totals(self, G: FloatArray, H: FloatArray) -> tuple[float, float]:
         """The node's ``Σg, Σh`` (every feature's slots hold each row once)."""
-        return float(G[self.total_slots].sum()), float(H[self.total_slots].sum())
+        return float(G[self.total_idx].sum()), float(H[self.total_idx].sum())
 
     # split search ---------------------------------------------------------------------------
+
+    def best_splits(
+        self,
+        GH: list[tuple[FloatArray, FloatArray]],
+        p: SplitParams,
+        features: list[NDArray[np.bool_] | None],
+    ) -> list[_Split | None]:
+        """For each node's histograms, the split of highest positive gain (see the module
+        docstring) among its allowed ``features`` (``None``: all), or ``None``. The numeric
+        search runs over all the nodes at once."""
+        lam, msl = p.l2_regularization, p.min_samples_leaf
+        sums = [self.totals(G, H) for G, H in GH]
+        best: list[_Split | None] = [None] * len(GH)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.num.size:
+                best = self._best_numeric(GH, sums, lam, msl, features)
+            if self.cat.size:
+                for i, ((G, H), (Gt, Ht)) in enumerate(zip(GH, sums, strict=True)):
+                    c = self._best_categorical(G, H, Gt, Ht, lam, msl, features[i])
+                    b = best[i]
+                    if c is not None and (b is None or c.gain > b.gain):
+                        best[i] = c
+        for i, (Gt, Ht) in enumerate(sums):
+            s = best[i]
+            if s is None:
+                continue
+            parent = Gt * Gt / (Ht + lam)
+            s.gain -= parent
+            if not np.isfinite(s.gain) or not s.gain > 1e-12 * max(parent, 1e-300):
+                best[i] = None
+        return best
 
     def best_split(
         self,
@@ -292,78 +354,83 @@ class TreeGrower:
         p: SplitParams,
         features: NDArray[np.bool_] | None,
     ) -> _Split | None:
-        """The split of highest positive gain (see the module docstring), or ``None``."""
-        lam, msl = p.l2_regularization, p.min_samples_leaf
-        Gt, Ht = self.totals(G, H)
-        parent = Gt * Gt / (Ht + lam)
-        best: _Split | None = None
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if self.num.size:
-                best = self._best_numeric(G, H, Gt, Ht, lam, msl, features)
-            if self.cat.size:
-                c = self._best_categorical(G, H, Gt, Ht, lam, msl, features)
-                if c is not None and (best is None or c.gain > best.gain):
-                    best = c
-        if best is None:
-            return None
-        best.gain -= parent
-        if not np.isfinite(best.gain) or not best.gain > 1e-12 * max(parent, 1e-300):
-            return None
-        return best
+        """:meth:`best_splits` for one node."""
+        return self.best_splits([(G, H)], p, [features])[0]
 
     @staticmethod
     def _segment_cumsum(v: FloatArray, seg: IntArray, starts: IntArray) -> FloatArray:
-        c = np.cumsum(v)
-        before = np.concatenate(([0.0], c))[starts]
-        return c - before[seg]
+        """Cumulative sums along the last axis, restarted at each of ``starts``."""
+        c = np.cumsum(v, axis=-1)
+        before = np.concatenate((np.zeros((*c.shape[:-1], 1)), c), axis=-1)
+        # np.take: much faster than fancy indexing along the last axis of a 2-D array
+        return c - np.take(np.take(before, starts, axis=-1), seg, axis=-1)
 
     def _best_numeric(
         self,
-        G: FloatArray,
-        H: FloatArray,
-        Gt: float,
-        Ht: float,
+        GH: list[tuple[FloatArray, FloatArray]],
+        sums: list[tuple[float, float]],
         lam: float,
         msl: float,
-        features: NDArray[np.bool_] | None,
-    ) -> _Split | None:
-        slot, seg, starts, within = self.num_layout
-        Gm, Hm = G[self.num_missing_slot], H[self.num_missing_slot]
-        # left = bins 0..b of the feature; missing right (direction 0) or left (direction 1,
-        # tried only on the slots of features that had missing values at fit)
-        GL = self._segment_cumsum(G[slot], seg, starts)
-        HL = self._segment_cumsum(H[slot], seg, starts)
-        allowed = None if features is None else features[self.num][seg]
-        best, at = -np.inf, (0, 0)
+        features: list[NDArray[np.bool_] | None],
+    ) -> list[_Split | None]:
+        _, seg, starts, within = self.num_layout
+        k = len(GH)
+        A = self.num_size
+        G = np.stack([x[0] for x in GH])  # (nodes, slots)
+        H = np.stack([x[1] for x in GH])
+        Gt = np.array([t[0] for t in sums])[:, None]
+        Ht = np.array([t[1] for t in sums])[:, None]
+        Gm = np.take(G, self.num_missing_slot, axis=1)
+        Hm = np.take(H, self.num_missing_slot, axis=1)
+        # left = bins 0..b of the feature (the numeric bins are the first A slots); missing
+        # right (direction 0) or left (direction 1, tried only on the slots of features that
+        # had missing values at fit)
+        GL = self._segment_cumsum(G[:, :A], seg, starts)
+        HL = self._segment_cumsum(H[:, :A], seg, starts)
+        allowed = None
+        if any(f is not None for f in features):
+            mask = np.stack([np.ones(self.d, dtype=bool) if f is None else f for f in features])
+            allowed = np.take(mask[:, self.num], seg, axis=1)
+        where = self.num_with_missing
+        every = where.size == A
+        found = []
         for direction in (0, 1):
             if direction == 0:
-                GLd, HLd, where = GL, HL, None
+                GLd, HLd = GL, HL
+            elif not where.size:
+                break
             else:
-                where = self.num_with_missing
-                if not where.size:
-                    break
-                s = seg[where]
-                GLd, HLd = GL[where] + Gm[s], HL[where] + Hm[s]
+                s = seg if every else seg[where]
+                Hms = np.take(Hm, s, axis=1)
+                GLd = (GL if every else np.take(GL, where, axis=1)) + np.take(Gm, s, axis=1)
+                HLd = (HL if every else np.take(HL, where, axis=1)) + Hms
             HRd = Ht - HLd
-            score = GLd * GLd / (HLd + lam) + (Gt - GLd) ** 2 / (HRd + lam)
+            score = _half_gains(GLd, HLd, Gt - GLd, HRd, lam)
             ok = (msl <= HLd) & (msl <= HRd)
             if allowed is not None:
-                ok &= allowed if where is None else allowed[where]
-            if where is not None:
-                ok &= Hm[seg[where]] > 0
-            score[~ok] = -np.inf
-            if not score.size:
+                ok &= allowed if direction == 0 or every else np.take(allowed, where, axis=1)
+            if direction == 1:
+                ok &= Hms > 0
+            score = np.where(ok, score, -np.inf)
+            at = np.argmax(score, axis=1)
+            top = score[np.arange(k), at]
+            if direction == 1 and not every:
+                at = where[at]
+            found.append((top, at))
+        out: list[_Split | None] = []
+        for i in range(k):
+            best, at, direction = float(found[0][0][i]), int(found[0][1][i]), 0
+            if len(found) > 1 and found[1][0][i] > best:
+                best, at, direction = float(found[1][0][i]), int(found[1][1][i]), 1
+            if not np.isfinite(best):
+                out.append(None)
                 continue
-            k = int(np.argmax(score))
-            if score[k] > best:
-                best, at = float(score[k]), (k if where is None else int(where[k]), direction)
-        if not np.isfinite(best):
-            return None
-        k, direction = at
-        # when none was seen here, missing follows the larger child
-        miss_here = Hm[seg[k]] > 0
-        missing_left = bool(direction) if miss_here else bool(HL[k] >= Ht - HL[k])
-        return _Split(best, int(self.num[seg[k]]), int(within[k]), missing_left, None)
+            # when none was seen here, missing follows the larger child
+            miss_here = Hm[i, seg[at]] > 0
+            hl, ht = float(HL[i, at]), float(Ht[i, 0])
+            missing_left = bool(direction) if miss_here else bool(hl >= ht - hl)
+            out.append(_Split(best, int(self.num[seg[at]]), int(within[at]), missing_left, None))
+        return out
 
     def _best_categorical(
         self,
@@ -416,7 +483,7 @@ class TreeGrower:
         return _Split(best, j, -1, missing_left, left)
 
     def _go_left(self, rows: IntArray, s: _Split) -> NDArray[np.bool_]:
-        b = self.Xb[rows, s.feature]
+        b = self.columns[s.feature][rows]
         if s.left_bins is not None:
             return s.left_bins[b]
         return np.where(b == self.missing_bin, s.missing_left, b <= s.bin)
@@ -460,15 +527,23 @@ class TreeGrower:
         hists: dict[int, tuple[FloatArray, FloatArray]] = {}
         heap: list[tuple[float, int, _Split]] = []
 
-        def consider(node: int, GH: tuple[FloatArray, FloatArray]) -> None:
-            if depth[node] >= max_depth or sums[node][1] < 2 * p.min_samples_leaf:
+        def consider(nodes: list[tuple[int, tuple[FloatArray, FloatArray]]]) -> None:
+            """Search the splits of the nodes that may split, all at once; queue them."""
+            nodes = [
+                (node, GH)
+                for node, GH in nodes
+                if depth[node] < max_depth and sums[node][1] >= 2 * p.min_samples_leaf
+            ]
+            if not nodes:
                 return
-            s = self.best_split(GH[0], GH[1], p, features())
-            if s is not None:
-                hists[node] = GH
-                heapq.heappush(heap, (-s.gain, node, s))
+            drawn = [features() for _ in nodes]
+            found = self.best_splits([GH for _, GH in nodes], p, drawn)
+            for (node, GH), s in zip(nodes, found, strict=True):
+                if s is not None:
+                    hists[node] = GH
+                    heapq.heappush(heap, (-s.gain, node, s))
 
-        consider(0, (G, H))
+        consider([(0, (G, H))])
         n_leaves = 1
         while heap and n_leaves < max_leaves:
             _, node, s = heapq.heappop(heap)
@@ -503,10 +578,10 @@ class TreeGrower:
             small = 0 if kids[0].size <= kids[1].size else 1
             Gs, Hs = self.histogram(kids[small], g, h)
             Gl, Hl = parent_G - Gs, parent_H - Hs
-            for k, GH in ((small, (Gs, Hs)), (1 - small, (Gl, Hl))):
-                c = first + k
+            both = [(first + small, (Gs, Hs)), (first + 1 - small, (Gl, Hl))]
+            for c, GH in both:
                 sums[c] = self.totals(*GH)
-                consider(c, GH)
+            consider(both)
 
         S = np.asarray(sums)
         value = -S[:, 0] / (S[:, 1] + lam) * p.shrinkage
