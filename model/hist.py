@@ -358,12 +358,13 @@ class TreeGrower:
         return self.best_splits([(G, H)], p, [features])[0]
 
     @staticmethod
-    def _segment_cumsum(v: FloatArray, seg: IntArray, starts: IntArray) -> FloatArray:
-        """Cumulative sums along the last axis, restarted at each of ``starts``."""
+    def _segment_cumsum(v: FloatArray, starts: IntArray, lengths: IntArray) -> FloatArray:
+        """Cumulative sums along the last axis, restarted at each of ``starts`` (segments
+        of ``lengths``)."""
         c = np.cumsum(v, axis=-1)
         before = np.concatenate((np.zeros((*c.shape[:-1], 1)), c), axis=-1)
-        # np.take: much faster than fancy indexing along the last axis of a 2-D array
-        return c - np.take(np.take(before, starts, axis=-1), seg, axis=-1)
+        # np.take and np.repeat: much faster than fancy indexing along the last axis
+        return c - np.repeat(np.take(before, starts, axis=-1), lengths, axis=-1)
 
     def _best_numeric(
         self,
@@ -385,8 +386,9 @@ class TreeGrower:
         # left = bins 0..b of the feature (the numeric bins are the first A slots); missing
         # right (direction 0) or left (direction 1, tried only on the slots of features that
         # had missing values at fit)
-        GL = self._segment_cumsum(G[:, :A], seg, starts)
-        HL = self._segment_cumsum(H[:, :A], seg, starts)
+        lengths = self.n_bins[self.num]
+        GL = self._segment_cumsum(G[:, :A], starts, lengths)
+        HL = self._segment_cumsum(H[:, :A], starts, lengths)
         allowed = None
         if any(f is not None for f in features):
             mask = np.stack([np.ones(self.d, dtype=bool) if f is None else f for f in features])
@@ -401,9 +403,13 @@ class TreeGrower:
                 break
             else:
                 s = seg if every else seg[where]
-                Hms = np.take(Hm, s, axis=1)
-                GLd = (GL if every else np.take(GL, where, axis=1)) + np.take(Gm, s, axis=1)
-                HLd = (HL if every else np.take(HL, where, axis=1)) + Hms
+                if every:
+                    Gms, Hms = np.repeat(Gm, lengths, axis=1), np.repeat(Hm, lengths, axis=1)
+                    GLd, HLd = GL + Gms, HL + Hms
+                else:
+                    Gms, Hms = np.take(Gm, s, axis=1), np.take(Hm, s, axis=1)
+                    GLd = np.take(GL, where, axis=1) + Gms
+                    HLd = np.take(HL, where, axis=1) + Hms
             HRd = Ht - HLd
             score = _half_gains(GLd, HLd, Gt - GLd, HRd, lam)
             ok = (msl <= HLd) & (msl <= HRd)
@@ -443,6 +449,7 @@ class TreeGrower:
         features: NDArray[np.bool_] | None,
     ) -> _Split | None:
         slot, seg, starts, within = self.cat_layout
+        lengths = self.n_bins[self.cat] + 1
         Gc, Hc = G[slot], H[slot]
         supported = Hc >= MIN_CAT_SUPPORT
         n_sup = np.bincount(seg, weights=supported, minlength=self.cat.size)[seg]
@@ -457,8 +464,8 @@ class TreeGrower:
         for sign in (1.0, -1.0):
             key = np.where(supported, sign * ratio, np.inf)
             order = np.lexsort((key, seg))  # by feature, then by the ratio
-            GL = self._segment_cumsum(Gc[order], seg, starts)
-            HL = self._segment_cumsum(Hc[order], seg, starts)
+            GL = self._segment_cumsum(Gc[order], starts, lengths)
+            HL = self._segment_cumsum(Hc[order], starts, lengths)
             HR = Ht - HL
             score = GL * GL / (HL + lam) + (Gt - GL) ** 2 / (HR + lam)
             ok = ok_base & (msl <= HL) & (msl <= HR)
@@ -576,6 +583,12 @@ class TreeGrower:
                 node_rows[c] = kr
                 sums.append((0.0, 0.0))
             small = 0 if kids[0].size <= kids[1].size else 1
+            if n_leaves >= max_leaves:  # the children stay leaves: their sums will do
+                rs = kids[small]
+                gs, hs = float(g[rs].sum()), float(rs.size if h is None else h[rs].sum())
+                sums[first + small] = (gs, hs)
+                sums[first + 1 - small] = (sums[node][0] - gs, sums[node][1] - hs)
+                continue
             Gs, Hs = self.histogram(kids[small], g, h)
             Gl, Hl = parent_G - Gs, parent_H - Hs
             both = [(first + small, (Gs, Hs)), (first + 1 - small, (Gl, Hl))]
