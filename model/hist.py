@@ -318,22 +318,23 @@ class TreeGrower:
 
     def best_splits(
         self,
-        GH: list[tuple[FloatArray, FloatArray]],
+        G: FloatArray,
+        H: FloatArray,
         p: SplitParams,
         features: list[NDArray[np.bool_] | None],
     ) -> list[_Split | None]:
-        """For each node's histograms, the split of highest positive gain (see the module
-        docstring) among its allowed ``features`` (``None``: all), or ``None``. The numeric
-        search runs over all the nodes at once."""
+        """For each node's histograms (a row of ``G`` and ``H`` a node), the split of highest
+        positive gain (see the module docstring) among its allowed ``features`` (``None``:
+        all), or ``None``. The numeric search runs over all the nodes at once."""
         lam, msl = p.l2_regularization, p.min_samples_leaf
-        sums = [self.totals(G, H) for G, H in GH]
-        best: list[_Split | None] = [None] * len(GH)
+        sums = [self.totals(Gi, Hi) for Gi, Hi in zip(G, H, strict=True)]
+        best: list[_Split | None] = [None] * G.shape[0]
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.num.size:
-                best = self._best_numeric(GH, sums, lam, msl, features)
+                best = self._best_numeric(G, H, sums, lam, msl, features)
             if self.cat.size:
-                for i, ((G, H), (Gt, Ht)) in enumerate(zip(GH, sums, strict=True)):
-                    c = self._best_categorical(G, H, Gt, Ht, lam, msl, features[i])
+                for i, (Gt, Ht) in enumerate(sums):
+                    c = self._best_categorical(G[i], H[i], Gt, Ht, lam, msl, features[i])
                     b = best[i]
                     if c is not None and (b is None or c.gain > b.gain):
                         best[i] = c
@@ -355,7 +356,7 @@ class TreeGrower:
         features: NDArray[np.bool_] | None,
     ) -> _Split | None:
         """:meth:`best_splits` for one node."""
-        return self.best_splits([(G, H)], p, [features])[0]
+        return self.best_splits(G[None], H[None], p, [features])[0]
 
     @staticmethod
     def _segment_cumsum(v: FloatArray, starts: IntArray, lengths: IntArray) -> FloatArray:
@@ -368,17 +369,16 @@ class TreeGrower:
 
     def _best_numeric(
         self,
-        GH: list[tuple[FloatArray, FloatArray]],
+        G: FloatArray,
+        H: FloatArray,
         sums: list[tuple[float, float]],
         lam: float,
         msl: float,
         features: list[NDArray[np.bool_] | None],
     ) -> list[_Split | None]:
         _, seg, starts, within = self.num_layout
-        k = len(GH)
+        k = G.shape[0]
         A = self.num_size
-        G = np.stack([x[0] for x in GH])  # (nodes, slots)
-        H = np.stack([x[1] for x in GH])
         Gt = np.array([t[0] for t in sums])[:, None]
         Ht = np.array([t[1] for t in sums])[:, None]
         Gm = np.take(G, self.num_missing_slot, axis=1)
@@ -534,23 +534,26 @@ class TreeGrower:
         hists: dict[int, tuple[FloatArray, FloatArray]] = {}
         heap: list[tuple[float, int, _Split]] = []
 
-        def consider(nodes: list[tuple[int, tuple[FloatArray, FloatArray]]]) -> None:
-            """Search the splits of the nodes that may split, all at once; queue them."""
-            nodes = [
-                (node, GH)
-                for node, GH in nodes
+        def consider(nodes: list[int], G: FloatArray, H: FloatArray) -> None:
+            """Search the splits of the ``nodes`` (histograms: rows of ``G``, ``H``) that
+            may split, all at once; queue them."""
+            keep = [
+                i
+                for i, node in enumerate(nodes)
                 if depth[node] < max_depth and sums[node][1] >= 2 * p.min_samples_leaf
             ]
-            if not nodes:
+            if not keep:
                 return
-            drawn = [features() for _ in nodes]
-            found = self.best_splits([GH for _, GH in nodes], p, drawn)
-            for (node, GH), s in zip(nodes, found, strict=True):
+            if len(keep) < len(nodes):
+                G, H = G[keep], H[keep]
+            drawn = [features() for _ in keep]
+            found = self.best_splits(G, H, p, drawn)
+            for row, (i, s) in enumerate(zip(keep, found, strict=True)):
                 if s is not None:
-                    hists[node] = GH
-                    heapq.heappush(heap, (-s.gain, node, s))
+                    hists[nodes[i]] = (G[row], H[row])
+                    heapq.heappush(heap, (-s.gain, nodes[i], s))
 
-        consider([(0, (G, H))])
+        consider([0], G[None], H[None])
         n_leaves = 1
         while heap and n_leaves < max_leaves:
             _, node, s = heapq.heappop(heap)
@@ -589,12 +592,13 @@ class TreeGrower:
                 sums[first + small] = (gs, hs)
                 sums[first + 1 - small] = (sums[node][0] - gs, sums[node][1] - hs)
                 continue
-            Gs, Hs = self.histogram(kids[small], g, h)
-            Gl, Hl = parent_G - Gs, parent_H - Hs
-            both = [(first + small, (Gs, Hs)), (first + 1 - small, (Gl, Hl))]
-            for c, GH in both:
-                sums[c] = self.totals(*GH)
-            consider(both)
+            Gk, Hk = np.empty((2, self.size)), np.empty((2, self.size))
+            Gk[small], Hk[small] = self.histogram(kids[small], g, h)
+            np.subtract(parent_G, Gk[small], out=Gk[1 - small])
+            np.subtract(parent_H, Hk[small], out=Hk[1 - small])
+            for k in (0, 1):
+                sums[first + k] = self.totals(Gk[k], Hk[k])
+            consider([first, first + 1], Gk, Hk)
 
         S = np.asarray(sums)
         value = -S[:, 0] / (S[:, 1] + lam) * p.shrinkage
