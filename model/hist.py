@@ -633,7 +633,10 @@ class Forest:
     false), one whose missing values go left the second (``−inf ≤ t`` is true), a leaf reads
     the trailing 0 against ``+inf`` and stays put. A step is then, for every (row, tree):
     ``node = left[node] + not (x[col[node]] ≤ threshold[node])``, with categorical splits
-    looked up in their bitsets.
+    looked up in their bitsets. That walk costs (rows × trees) × the deepest tree's depth;
+    :meth:`predict_sum` scores the trees of at most 64 leaves by their leaf bit vectors
+    instead (:mod:`model.quickscorer`, the same leaves for every row, several times faster
+    at every batch size measured) and walks only the larger trees.
     """
 
     col: IntArray
