@@ -22,7 +22,9 @@ features of ``final_estimator``; the base models are then refitted on all rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from numbers import Integral, Real
 from typing import Any, Literal, Self
 
@@ -47,6 +49,25 @@ from model.hist import (
     check_categorical_features,
 )
 from model.pipeline import NamedEstimatorsMixin
+
+# --- progress -----------------------------------------------------------------------------
+
+#: Called as ``(trees done, trees planned)`` after each tree of a fit (see ``report_trees``).
+TreeCallback = Callable[[int, int], None]
+_tree_callback: ContextVar[TreeCallback | None] = ContextVar("tree_callback", default=None)
+
+
+@contextmanager
+def report_trees(callback: TreeCallback | None) -> Iterator[None]:
+    """Within the block, every boosting and forest fit calls ``callback(done, planned)``
+    after each tree it grows (a progress bar's hook; fits nested in stacking or in a search
+    report too). Not a hyperparameter: it changes nothing that is fitted."""
+    token = _tree_callback.set(callback)
+    try:
+        yield
+    finally:
+        _tree_callback.reset(token)
+
 
 # --- hyperparameter checks ------------------------------------------------------------------
 
@@ -203,6 +224,7 @@ class HistGradientBoostingRegressor(RegressorMixin, BaseEstimator):
         trees: list[Tree] = []
         scores = [-0.5 * float(np.mean((y_va - raw_va) ** 2))] if stop_early else []
         n_sub = max(1, round(self.subsample * train.size))
+        report = _tree_callback.get()
         for _ in range(self.max_iter):
             g = raw - y_tr
             rows = (
@@ -212,6 +234,8 @@ class HistGradientBoostingRegressor(RegressorMixin, BaseEstimator):
             )
             tree, leaves = grower.grow(rows, g, None, params, rng)
             trees.append(tree)
+            if report is not None:
+                report(len(trees), self.max_iter)
             if n_sub >= train.size:
                 for node, r in leaves:
                     raw[r] += tree.value[node]
@@ -320,6 +344,7 @@ class RandomForestRegressor(RegressorMixin, BaseEstimator):
         )
         trees: list[Tree] = []
         oob_sum, oob_count = np.zeros(n), np.zeros(n)
+        report = _tree_callback.get()
         for _ in range(self.n_estimators):
             if self.bootstrap:
                 w = np.bincount(rng.integers(0, n, size=n), minlength=n).astype(np.float64)
@@ -328,6 +353,8 @@ class RandomForestRegressor(RegressorMixin, BaseEstimator):
             rows = np.flatnonzero(w > 0)
             tree, _ = grower.grow(rows, -w * yc, w, params, rng)
             trees.append(tree)
+            if report is not None:
+                report(len(trees), self.n_estimators)
             if self.oob_score:
                 out = np.flatnonzero(w == 0)
                 oob_sum[out] += tree.value[tree.apply_binned(grower.Xb[out], mapper.missing_bin)]

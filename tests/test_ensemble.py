@@ -317,3 +317,52 @@ def test_ordinal_encoder_maps_unknown_and_missing_to_nan() -> None:
     enc = OrdinalEncoder().fit(X)
     out = enc.transform(np.array([["c", "x"], ["zzz", None], ["a", "x"]], dtype=object))
     np.testing.assert_array_equal(out, [[2.0, 0.0], [np.nan, np.nan], [0.0, 0.0]])
+
+
+def test_report_trees_calls_back_after_each_tree_only_within_its_block() -> None:
+    from model.ensemble import report_trees
+
+    X, y = interactions(300, seed=14)
+    seen: list[tuple[int, int]] = []
+    with report_trees(lambda done, planned: seen.append((done, planned))):
+        HistGradientBoostingRegressor(max_iter=4, early_stopping=False).fit(X, y)
+        RandomForestRegressor(n_estimators=3, random_state=0).fit(X, y)
+        stopped = HistGradientBoostingRegressor(
+            max_iter=500, early_stopping=True, n_iter_no_change=2, random_state=0
+        ).fit(X, y)
+    assert seen[:7] == [(1, 4), (2, 4), (3, 4), (4, 4), (1, 3), (2, 3), (3, 3)]
+    assert seen[7:] == [(k, 500) for k in range(1, stopped.n_iter_ + 1)]
+    assert stopped.n_iter_ < 500
+    HistGradientBoostingRegressor(max_iter=2, early_stopping=False).fit(X, y)
+    assert len(seen) == 7 + stopped.n_iter_  # outside the block: no calls
+
+
+def test_split_search_over_several_nodes_equals_one_node_at_a_time() -> None:
+    """The batched search (both children of a split at once) finds each node's own split."""
+    from model.hist import BinMapper, SplitParams, TreeGrower
+
+    X, y = interactions(900, seed=15, categories=9)
+    categorical = np.zeros(X.shape[1], dtype=bool)
+    categorical[5] = True
+    mapper = BinMapper(255, categorical).fit(X)
+    grower = TreeGrower(mapper.transform(X), mapper)
+    g = y.mean() - y
+    rng = np.random.default_rng(0)
+    nodes = [np.sort(rng.choice(900, size, replace=False)) for size in (900, 400, 120, 45)]
+    hists = [grower.histogram(rows, g, None) for rows in nodes]
+    G, H = np.stack([x[0] for x in hists]), np.stack([x[1] for x in hists])
+    masks = [None, None, rng.random(6) < 0.5, None]
+    for lam in (0.0, 2.0):
+        p = SplitParams(31, None, 20, lam, 1.0, 0.1)
+        together = grower.best_splits(G, H, p, masks)
+        alone = [grower.best_split(Gi, Hi, p, m) for (Gi, Hi), m in zip(hists, masks, strict=True)]
+        assert [_fields(s) for s in together] == [_fields(s) for s in alone]
+        assert sum(s is not None for s in together) >= 3
+        assert any(s is not None and s.left_bins is not None for s in together)  # a category
+
+
+def _fields(s: Any) -> tuple[Any, ...] | None:
+    if s is None:
+        return None
+    bins = None if s.left_bins is None else np.flatnonzero(s.left_bins).tolist()
+    return (s.gain, s.feature, s.bin, s.missing_left, bins)

@@ -209,3 +209,49 @@ def test_forest_and_voting_configs_fit_and_predict(model: str, data: Path, tmp_p
     pipe = build_pipeline(cfg).fit(prepared.table, prepared.y)
     pred = pipe.predict(_table([HOUSE, ODD], _features()))
     assert np.isfinite(pred).all() and (pred > 10_000).all()
+
+
+def test_train_shows_the_trees_of_each_fit_on_a_terminal(data: Path, tmp_path: Path) -> None:
+    from test_train import _Stream
+
+    from model.workflow.progress import ProgressBar
+
+    cfg_path = tmp_path / "cfg.toml"
+    cfg_path.write_text(_config_text(MODELS["gbdt"], data))
+    tty = _Stream(tty=True)
+    bar = ProgressBar(tty)
+    bar.TREE_REDRAW_S = 0.0  # every tree drawn
+    train(
+        load_config(cfg_path), tmp_path / "m.joblib", tmp_path / "runs", plots=False, progress=bar
+    )
+    out = tty.getvalue()
+    assert "\r[" in out and "] tree 1/20" in out  # before the first CV fit ends
+    assert "tree 20/20  1/" in out  # within the search, after the first fit
+    logs = _Stream(tty=False)  # not a terminal: no bar at all
+    train(
+        load_config(cfg_path),
+        tmp_path / "m2.joblib",
+        tmp_path / "runs",
+        plots=False,
+        progress=ProgressBar(logs),
+    )
+    assert logs.getvalue() == ""
+
+
+def test_tree_redraws_are_throttled_but_the_last_tree_is_drawn() -> None:
+    from test_train import _Stream
+
+    from model.workflow.progress import ProgressBar
+
+    tty = _Stream(tty=True)
+    bar = ProgressBar(tty, width=10)
+    bar.TREE_REDRAW_S = 3600.0
+    for k in range(1, 201):
+        bar.trees(k, 200)
+    out = tty.getvalue()
+    assert out.count("\r") == 2  # the first tree, then only the last
+    assert "\r[----------] tree 1/200" in out and "\r[##########] tree 200/200" in out
+    for stream, kwargs in ((_Stream(tty=False), {}), (_Stream(tty=True), {"quiet": True})):
+        quiet = ProgressBar(stream, **kwargs)
+        quiet.trees(1, 2)
+        assert stream.getvalue() == ""

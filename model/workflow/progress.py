@@ -1,9 +1,10 @@
-"""A plain text progress bar (no tqdm dependency): the CV fits of ``train``, the rows of
-``predict``."""
+"""A plain text progress bar (no tqdm dependency): the CV fits of ``train`` and the trees
+of each ensemble fit, the rows of ``predict``."""
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, TextIO
 
 
@@ -30,6 +31,8 @@ class ProgressBar:
         isatty = getattr(stream, "isatty", None)
         self.draw = not quiet and print_every == 0 and bool(isatty and isatty())
         self._drawn = False
+        self._fits: tuple[int, int, str] | None = None  # the last CV fit reported
+        self._tree_drawn_at = -math.inf
 
     def __call__(self, p: Any) -> None:
         """Receive a :class:`model.selection.Progress` after each fitted fold."""
@@ -37,11 +40,33 @@ class ProgressBar:
         # "regressor__regressor__alpha" -> "alpha": the name the config uses
         params = " ".join(f"{k.rsplit('__', 1)[-1]}={v}" for k, v in p.params.items())
         text = f"{p.done}/{p.total} fits  {params} fold {p.fold + 1}  {metric}={score:.4f}"
+        self._fits = (p.done, p.total, text)
         if self.draw:
             self.update(p.done, p.total, text)
         elif self.print_every and (p.done % self.print_every == 0 or p.done == p.total):
             self.stream.write(f"cv {text}\n")
             self.stream.flush()
+
+    def trees(self, done: int, planned: int) -> None:
+        """Receive ``(trees grown, trees planned)`` from the fit under way (the hook of
+        :func:`model.ensemble.report_trees`): the bar then moves within the current CV fit.
+        Redrawn at most every :attr:`TREE_REDRAW_S` seconds, and at the last tree."""
+        if not self.draw:
+            return
+        now = time.monotonic()
+        if done < planned and now - self._tree_drawn_at < self.TREE_REDRAW_S:
+            return
+        self._tree_drawn_at = now
+        text = f"tree {done}/{planned}"
+        if self._fits is None:
+            self.update(done, planned, text)
+        else:
+            finished, total, fit_text = self._fits
+            # the fit under way is fit number finished + 1
+            self.update(finished * planned + done, total * planned, f"{text}  {fit_text}")
+
+    #: The least time between two redraws for trees (a fit may grow thousands a second).
+    TREE_REDRAW_S = 0.1
 
     def update(self, done: int, total: int | None, text: str) -> None:
         """Redraw the bar at ``done`` of ``total`` (``None``: unknown, the text alone)."""

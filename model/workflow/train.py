@@ -41,11 +41,26 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from model.base import Columns, FloatArray
+from model import ensemble, linear, metrics, tree
+from model.base import Columns, FloatArray, clone
+from model.compose import ColumnTransformer, TransformedTargetRegressor
+from model.derived import DerivedFeatures, expression_names
+from model.drift import build_reference
+from model.ensemble import StackingRegressor, VotingRegressor, report_trees
+from model.pipeline import Pipeline
+from model.preprocessing import (
+    LogTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    SimpleImputer,
+    StandardScaler,
+)
+from model.selection import GridSearchCV, KFold, train_test_split
 from model.workflow.atomic import atomic_write_text
 from model.workflow.checks import check_features, check_row_count, grid_edge_warnings
 from model.workflow.config import COMBINERS, INFO_KEYS, Config, ConfigError, Feature, RowFilter
 from model.workflow.data import DataError, first_non_number, load_csv
+from model.workflow.explore import category_signal, target_scale
 from model.workflow.intervals import calibrate
 from model.workflow.progress import ProgressBar
 from model.workflow.registry import install, read_run_artifact, record_promotion
@@ -176,7 +191,6 @@ def prepare_data(cfg: Config) -> PreparedData:
 
 def make_estimator(cfg: Config) -> Any:
     """The regressor named by the config, with its fixed ``params``."""
-    from model import ensemble, linear, tree
 
     if cfg.estimator in COMBINERS:
         return combined_estimator(cfg)
@@ -207,9 +221,6 @@ def build_pipeline(cfg: Config) -> Any:
     baseline. The ``[[derived]]`` features, if any, are one more block (:func:`derived_block`).
     The target is fitted on the log scale and predicted back in dollars.
     """
-    from model.compose import ColumnTransformer, TransformedTargetRegressor
-    from model.pipeline import Pipeline
-    from model.preprocessing import LogTransformer, OneHotEncoder, SimpleImputer, StandardScaler
 
     if cfg.estimator in NATIVE or cfg.estimator in COMBINERS:
         return ensemble_pipeline(cfg)
@@ -243,9 +254,6 @@ def derived_block(cfg: Config, scaled: bool) -> list[tuple[str, Any, list[str]]]
     ``transform = "log"``, standardised, as the declared features are. Otherwise (the trees)
     as computed, a missing operand left missing.
     """
-    from model.derived import DerivedFeatures, expression_names
-    from model.pipeline import Pipeline
-    from model.preprocessing import LogTransformer, SimpleImputer, StandardScaler
 
     if not cfg.derived:
         return []
@@ -300,8 +308,6 @@ def native_features(cfg: Config) -> tuple[Any, list[int]]:
     categories become their rank among those seen at fit, missing and never-seen ones NaN,
     which the trees send to their missing bin. No scaling: a tree's splits do not care.
     """
-    from model.compose import ColumnTransformer
-    from model.preprocessing import OrdinalEncoder
 
     numbers = [f.name for f in cfg.features if f.kind != "categorical"]
     cats = [f.name for f in cfg.features if f.kind == "categorical"]
@@ -317,7 +323,6 @@ def native_features(cfg: Config) -> tuple[Any, list[int]]:
 
 def _base_pipeline(cfg: Config, name: str) -> Any:
     """One base model of a stack or a vote: its own features step, then the estimator."""
-    from model.pipeline import Pipeline
 
     sub = replace(cfg, estimator=name, params={}, grid={}, base=())
     if name in NATIVE:
@@ -340,7 +345,6 @@ def combined_estimator(cfg: Config) -> Any:
     ``params`` address a base model's hyperparameters as ``<base>__<param>``
     (``ridge__alpha``) and the combiner's own directly (``cv``, ``weights``).
     """
-    from model.ensemble import StackingRegressor, VotingRegressor
 
     bases = [(name, _base_pipeline(cfg, name)) for name in cfg.base]
     est = StackingRegressor(bases) if cfg.estimator == "stack" else VotingRegressor(bases)
@@ -378,8 +382,6 @@ def ensemble_pipeline(cfg: Config) -> Any:
     stack or a vote takes the table as it is (``"passthrough"``): each base model is a
     pipeline with the features step its estimator needs.
     """
-    from model.compose import TransformedTargetRegressor
-    from model.pipeline import Pipeline
 
     func: Literal["log"] | None = "log" if cfg.target_transform == "log" else None
     if cfg.estimator in COMBINERS:
@@ -397,7 +399,6 @@ def ensemble_pipeline(cfg: Config) -> Any:
 
 def regression_metrics(y: FloatArray, p: FloatArray) -> dict[str, float]:
     """mse, rmse, mae, r2, mape in dollars, and rmse_log = sqrt(mean((log y - log p)^2))."""
-    from model import metrics
 
     mse = metrics.mean_squared_error(y, p)
     out = {
@@ -424,7 +425,6 @@ def learning_curve(
 ) -> dict[str, list[float]]:
     """RMSE of log price on the first fold's training rows and its held-out rows, for growing
     shares of the training rows: a gap that stays wide says variance, two high curves bias."""
-    from model.base import clone
 
     train, valid = folds[0]
     sizes: list[float] = []
@@ -597,7 +597,6 @@ def segment_metrics(
     categorical feature. ``by_price`` splits them by quintile of their actual price. A model
     good on average can be poor on one neighbourhood-like group or on the dearest houses.
     """
-    from model.workflow.explore import category_signal, target_scale
 
     scale = target_scale(y_train)
     signals = {
@@ -670,7 +669,6 @@ def build_metadata(
     An engine that never held the rows (``streamed``, a :class:`model.workflow.stream.StreamFit`)
     gives the feature records, the reference and the row counts it accumulated instead.
     """
-    from model.drift import build_reference
 
     best = search.best_estimator_
     regressor = best.named_steps["regressor"].regressor_
@@ -813,7 +811,6 @@ def train(
     cluster (``scheduler``'s, else a local one: :mod:`model.workflow.dask_engine`). The
     artifact and the run are the same.
     """
-    from model.selection import GridSearchCV, KFold, train_test_split
     from model.workflow.stream import check_engine
 
     start = time.perf_counter()
@@ -827,29 +824,32 @@ def train(
         )
         best = search.best_estimator_
     else:
-        data = prepare_data(cfg)
-        X_train, X_test, y_train, y_test = train_test_split(
-            data.table, data.y, test_size=cfg.test_size, random_state=cfg.seed
-        )
-        kfold = KFold(cfg.folds, shuffle=True, random_state=cfg.seed)
-        scoring = [cfg.scoring, *[m for m in METRICS if m != cfg.scoring]]
-        search = GridSearchCV(
-            build_pipeline(cfg), grid, scoring=scoring, cv=kfold, callback=progress
-        )
-        search.fit(X_train, y_train)
-        best = search.best_estimator_
-        p_test = best.predict(X_test)
-        test = regression_metrics(y_test, p_test)
-        segments = segment_metrics(cfg, X_train, y_train, X_test, y_test, p_test)
-        metadata = build_metadata(
-            cfg, data, search, X_train, y_train, test, run_id, created, segments
-        )
-        tuned = build_pipeline(cfg).set_params(**search.best_params_)
-        space: Literal["log", "price"] = "log" if cfg.target_transform == "log" else "price"
-        oof = search.oof_predictions_
-        assert oof is not None  # KFold's test parts partition the training rows
-        metadata["intervals"] = calibrate(y_train, oof, y_test, p_test, space)
-        curve = learning_curve(tuned, X_train, y_train, list(kfold.split(X_train)))
+        # the CV fits and the trees of each ensemble fit on one bar
+        trees_done = progress.trees if progress is not None else None
+        with report_trees(trees_done):
+            data = prepare_data(cfg)
+            X_train, X_test, y_train, y_test = train_test_split(
+                data.table, data.y, test_size=cfg.test_size, random_state=cfg.seed
+            )
+            kfold = KFold(cfg.folds, shuffle=True, random_state=cfg.seed)
+            scoring = [cfg.scoring, *[m for m in METRICS if m != cfg.scoring]]
+            search = GridSearchCV(
+                build_pipeline(cfg), grid, scoring=scoring, cv=kfold, callback=progress
+            )
+            search.fit(X_train, y_train)
+            best = search.best_estimator_
+            p_test = best.predict(X_test)
+            test = regression_metrics(y_test, p_test)
+            segments = segment_metrics(cfg, X_train, y_train, X_test, y_test, p_test)
+            metadata = build_metadata(
+                cfg, data, search, X_train, y_train, test, run_id, created, segments
+            )
+            tuned = build_pipeline(cfg).set_params(**search.best_params_)
+            space: Literal["log", "price"] = "log" if cfg.target_transform == "log" else "price"
+            oof = search.oof_predictions_
+            assert oof is not None  # KFold's test parts partition the training rows
+            metadata["intervals"] = calibrate(y_train, oof, y_test, p_test, space)
+            curve = learning_curve(tuned, X_train, y_train, list(kfold.split(X_train)))
 
     runs = Path(runs_dir)
     runs.mkdir(parents=True, exist_ok=True)

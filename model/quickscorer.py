@@ -1,0 +1,247 @@
+"""Many trees predicted at once with per-tree leaf bit vectors (QuickScorer, Lucchese et al. 2015).
+
+Number the leaves of a tree left to right, ``0 .. L−1``, and give each inner node a mask
+of ``L`` bits, all ones except the leaves of its *left* subtree. A row that fails a node's
+test (goes right) can never end in that left subtree; the AND of the masks of all the nodes
+a row fails, over the whole tree, leaves set exactly the leaves it could still reach, and
+the leftmost of them is the one it reaches:
+
+    leaf(x) = lowest set bit of  AND { mask(v) : v inner, x fails v's test }
+
+(a leaf left of the exit leaf lies in the left subtree of the node where the two paths part,
+whose test ``x`` fails; the exit leaf lies in no left subtree of a node ``x`` fails). The
+masks of the nodes a row fails depend only on the row's value of each feature, so they are
+AND-ed once per feature and value ahead of time: for a numeric feature with sorted distinct
+thresholds ``u_0 < … < u_{m−1}``, row ``k`` of its table is the AND over the nodes with
+threshold ``< u_k`` (``k = #{u < x}``, one ``searchsorted``), a prefix AND; one more row
+holds missing values, which fail exactly the nodes that send missing values right. A
+categorical feature has one row per category seen at fit and one for missing and unknown
+codes, each the AND over the nodes whose category set leaves it out.
+
+Predicting a row is then, for every tree at once: one gather of a table row per feature,
+an AND across features, the lowest set bit (the leaf), and a sum of leaf values. The words
+are the smallest unsigned integers that hold the largest tree's leaves (8 to 64 bits);
+trees with more than 64 leaves are left to the caller. The tables take
+``Σ_features (thresholds + 2) × trees`` words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+#: The most leaves a tree may have to be scored here (one 64-bit word a tree).
+MAX_LEAVES = 64
+#: Words gathered per chunk of rows (rows × features × trees), to bound the working memory.
+CHUNK_WORDS = 1 << 18
+
+
+def _word_type(leaves: int) -> type[np.unsignedinteger]:
+    for t in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if leaves <= np.iinfo(t).bits:
+            return t
+    raise ValueError(f"a tree with {leaves} leaves does not fit one 64-bit word")
+
+
+@cache
+def _lowest_bit_table(bits: int) -> NDArray[np.uint8]:
+    """``table[v]`` = index of the lowest set bit of ``v`` (for 8- and 16-bit words)."""
+    v = np.arange(1 << bits, dtype=np.int64)
+    low = v & -v
+    out = np.zeros(1 << bits, dtype=np.uint8)
+    out[1:] = np.log2(low[1:]).astype(np.uint8)  # exact: powers of two
+    return out
+
+
+@dataclass
+class BitForest:
+    """The tables of the module docstring for trees given as flat node arrays.
+
+    Built by :meth:`build` from the arrays of :class:`model.hist.Forest` (trees laid out one
+    after another from ``roots``; children consecutive, ``left[v] = v`` at a leaf).
+    """
+
+    words: NDArray[np.unsignedinteger]  # (table rows, trees)
+    leaf_value: FloatArray  # (trees, leaves): leaf values, left to right
+    num_features: IntArray  # numeric features with splits
+    thresholds: list[FloatArray]  # their sorted distinct thresholds
+    num_offset: IntArray  # first table row of each (row m + 1 = missing)
+    all_thresholds: FloatArray  # every threshold, feature by feature (one-row path)
+    threshold_feature: IntArray  # position in ``num_features`` of each
+    threshold_starts: IntArray  # where each feature's thresholds begin
+    cat_features: IntArray  # categorical features with splits
+    cat_rows: IntArray  # (len(cat_features), max_bins + 1): table row of each bin
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.words.nbytes + self.leaf_value.nbytes + self.cat_rows.nbytes)
+
+    @classmethod
+    def build(
+        cls,
+        col: IntArray,
+        threshold: FloatArray,
+        left: IntArray,
+        value: FloatArray,
+        cat_row: IntArray,
+        cat_left: NDArray[np.bool_],
+        roots: IntArray,
+        n_features: int,
+        seen: NDArray[np.bool_],
+    ) -> BitForest:
+        """Tables for all the trees (each must have at most :data:`MAX_LEAVES` leaves).
+
+        ``col`` reads ``j`` (numeric, missing right), ``d + j`` (numeric, missing left),
+        ``2d + j`` (categorical) or ``3d`` (leaf), as :class:`model.hist.Forest` lays it out.
+        """
+        d = n_features
+        T = roots.size
+        n_nodes = left.size
+        node = np.arange(n_nodes)
+        tree = np.repeat(np.arange(T), np.diff(np.append(roots, n_nodes)))
+        leaf = left == node
+        inner = np.flatnonzero(~leaf)
+        # depth of every node, top-down (children always follow their parent)
+        depth = np.zeros(n_nodes, dtype=np.intp)
+        frontier = roots[~leaf[roots]]
+        level = 0
+        while frontier.size:
+            level += 1
+            kids = np.concatenate((left[frontier], left[frontier] + 1))
+            depth[kids] = level
+            frontier = kids[~leaf[kids]]
+        # leaves under each node, bottom-up; then each node's first leaf, top-down
+        count = leaf.astype(np.intp)
+        by_depth = [inner[depth[inner] == k] for k in range(level)]
+        for nodes in reversed(by_depth):
+            count[nodes] = count[left[nodes]] + count[left[nodes] + 1]
+        n_leaves = count[roots]
+        if n_leaves.size and int(n_leaves.max()) > MAX_LEAVES:
+            raise ValueError(f"trees must have at most {MAX_LEAVES} leaves")
+        first = np.zeros(n_nodes, dtype=np.intp)
+        for nodes in by_depth:
+            first[left[nodes]] = first[nodes]
+            first[left[nodes] + 1] = first[nodes] + count[left[nodes]]
+        word = _word_type(int(n_leaves.max()) if T else 1)
+        ones = np.iinfo(word).max
+        # mask(v): every bit but those of the left subtree's leaves
+        span = count[left[inner]].astype(np.uint64)
+        lo = first[inner].astype(np.uint64)
+        cleared = ((np.uint64(1) << span) - np.uint64(1)) << lo
+        mask = (~cleared & np.uint64(ones)).astype(word)
+        n_max = int(n_leaves.max()) if T else 1
+        leaf_value = np.zeros((T, n_max))
+        leaves = np.flatnonzero(leaf)
+        leaf_value[tree[leaves], first[leaves]] = value[leaves]
+
+        c = col[inner]
+        feat = np.where(c >= 2 * d, c - 2 * d, np.where(c >= d, c - d, c))
+        is_cat = c >= 2 * d
+        blocks: list[NDArray[np.unsignedinteger]] = []
+        n_rows = 0
+        num_features = np.unique(feat[~is_cat])
+        thresholds: list[FloatArray] = []
+        num_offset = np.zeros(num_features.size, dtype=np.intp)
+        for i, j in enumerate(num_features):
+            at = np.flatnonzero((feat == j) & ~is_cat)
+            th = threshold[inner[at]]
+            u = np.unique(th)
+            block = np.full((u.size + 2, T), ones, dtype=word)
+            # a node with threshold u_i fails for rows k > i: mark row i + 1, then prefix-AND
+            np.bitwise_and.at(block, (np.searchsorted(u, th) + 1, tree[inner[at]]), mask[at])
+            block[: u.size + 1] = np.bitwise_and.accumulate(block[: u.size + 1], axis=0)
+            right = at[c[at] < d]  # missing goes right: missing fails the node
+            np.bitwise_and.at(block[u.size + 1], tree[inner[right]], mask[right])
+            thresholds.append(u)
+            num_offset[i] = n_rows
+            blocks.append(block)
+            n_rows += block.shape[0]
+        cat_features = np.unique(feat[is_cat])
+        n_bins = seen.shape[1]
+        cat_rows = np.zeros((cat_features.size, n_bins), dtype=np.intp)
+        for i, j in enumerate(cat_features):
+            at = np.flatnonzero((feat == j) & is_cat)
+            bins = np.flatnonzero(seen[j])  # the missing bin (the last) included
+            rank = np.full(n_bins, bins.size - 1)
+            rank[bins] = np.arange(bins.size)
+            cat_rows[i] = n_rows + rank
+            block = np.full((bins.size, T), ones, dtype=word)
+            fails = ~cat_left[cat_row[inner[at]]][:, bins]  # (nodes, categories)
+            k, r = np.nonzero(fails)
+            np.bitwise_and.at(block, (r, tree[inner[at[k]]]), mask[at[k]])
+            blocks.append(block)
+            n_rows += block.shape[0]
+        words = np.vstack(blocks) if blocks else np.full((1, T), ones, dtype=word)
+        starts = np.cumsum([0] + [u.size for u in thresholds[:-1]]).astype(np.intp)
+        return cls(
+            words=words,
+            leaf_value=leaf_value,
+            num_features=num_features.astype(np.intp),
+            thresholds=thresholds,
+            num_offset=num_offset,
+            all_thresholds=np.concatenate(thresholds) if thresholds else np.zeros(0),
+            threshold_feature=np.repeat(
+                np.arange(num_features.size), [u.size for u in thresholds]
+            ).astype(np.intp),
+            threshold_starts=starts,
+            cat_features=cat_features.astype(np.intp),
+            cat_rows=cat_rows,
+        )
+
+    def table_rows(self, X: FloatArray, cat_bins: IntArray | None) -> IntArray:
+        """``(n, features with splits)``: the table row each value of each row selects.
+
+        ``cat_bins`` holds the bins of the categorical features with splits (missing and
+        unknown codes in the last bin), from :func:`model.hist.category_bins`.
+        """
+        n = X.shape[0]
+        Xn = X[:, self.num_features]
+        if n * self.all_thresholds.size <= 1 << 14 and self.all_thresholds.size:
+            # few rows: every comparison at once, then counted per feature
+            below = self.all_thresholds < Xn[:, self.threshold_feature]
+            k = np.add.reduceat(below, self.threshold_starts, axis=1, dtype=np.intp)
+        else:
+            k = np.empty(Xn.shape, dtype=np.intp)
+            for i, u in enumerate(self.thresholds):
+                k[:, i] = np.searchsorted(u, Xn[:, i], side="left")
+        missing = np.isnan(Xn)
+        if missing.any():
+            sizes = np.array([u.size + 1 for u in self.thresholds], dtype=np.intp)
+            k = np.where(missing, sizes, k)
+        rows = k + self.num_offset
+        if self.cat_features.size:
+            assert cat_bins is not None
+            cat = self.cat_rows[np.arange(self.cat_features.size), cat_bins]
+            rows = np.concatenate((rows, cat), axis=1)
+        return rows
+
+    def predict_sum(self, rows: IntArray) -> FloatArray:
+        """Σ over trees of the leaf values reached, from :meth:`table_rows`."""
+        n, f = rows.shape
+        T, L = self.leaf_value.shape
+        out = np.empty(n)
+        flat_value = self.leaf_value.ravel()
+        base = np.arange(T, dtype=np.intp) * L
+        bits = self.words.dtype.itemsize * 8
+        table = _lowest_bit_table(bits) if bits <= 16 else None
+        step = max(1, CHUNK_WORDS // max(1, f * T))
+        for s in range(0, n, step):
+            r = rows[s : s + step]
+            if f:
+                alive = np.bitwise_and.reduce(self.words[r], axis=1)  # (chunk, trees)
+            else:
+                alive = np.broadcast_to(self.words[0], (r.shape[0], T))
+            if table is not None:
+                pos = table[alive]
+            else:
+                low = alive & (~alive + alive.dtype.type(1))  # the lowest set bit alone
+                # a power of two 2^k as a float64 is exact; its biased exponent is k + 1023
+                pos = (low.astype(np.float64).view(np.int64) >> 52) - 1023
+            out[s : s + step] = flat_value[base + pos].sum(axis=1)
+        return out

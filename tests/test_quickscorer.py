@@ -1,0 +1,113 @@
+"""model.quickscorer: the bit-vector prediction equals the level-by-level walk of every tree."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from model import quickscorer
+from model.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from model.hist import Forest
+
+
+def data(n: int, seed: int, categories: int = 0) -> tuple[NDArray[Any], NDArray[Any]]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5))
+    y = X[:, 0] * X[:, 1] + np.sin(2 * X[:, 2]) + 0.3 * rng.normal(size=n)
+    if categories:
+        codes = rng.integers(0, categories, size=n)
+        X[:, 4] = codes
+        y += np.sin(1.7 * codes)
+    X[rng.random(n) < 0.1, 2] = np.nan
+    X[rng.random(n) < 0.05, 0] = np.nan
+    return X, y
+
+
+def awkward_rows(categories: int) -> NDArray[Any]:
+    """New rows with missing values, values beyond the training range and, in the category
+    column, missing, never-seen, negative and fractional codes."""
+    X, _ = data(400, seed=99, categories=categories + 3 if categories else 0)
+    X[::7, 1] = np.nan
+    X[::9, 3] = 1e9
+    X[::10, 3] = -1e9
+    if categories:
+        X[::11, 4] = np.nan
+        X[::13, 4] = -1.0
+        X[::17, 4] = 2.5
+    return X
+
+
+def assert_same_as_levelwise(forest: Forest, X: NDArray[Any]) -> None:
+    for rows in (X, X[:1], X[5:7]):
+        np.testing.assert_allclose(
+            forest.predict_sum(rows), forest.predict_sum_levelwise(rows), rtol=0, atol=1e-12
+        )
+
+
+@pytest.mark.parametrize("categories", [0, 12], ids=["numeric", "categorical"])
+@pytest.mark.parametrize("leaves", [2, 8, 31, 64])
+def test_boosting_predictions_equal_the_levelwise_path(categories: int, leaves: int) -> None:
+    X, y = data(1500, seed=leaves, categories=categories)
+    model = HistGradientBoostingRegressor(
+        max_iter=40,
+        max_leaf_nodes=leaves,
+        min_samples_leaf=5,
+        categorical_features=[4] if categories else None,
+        early_stopping=False,
+    ).fit(X, y)
+    bits, rest = model.forest_._parts()
+    assert bits is not None and rest is None
+    assert bits.words.dtype == {2: np.uint8, 8: np.uint8, 31: np.uint32, 64: np.uint64}[leaves]
+    assert_same_as_levelwise(model.forest_, awkward_rows(categories))
+
+
+def test_trees_too_large_for_a_word_are_walked_level_by_level() -> None:
+    X, y = data(170, seed=3, categories=6)
+    model = RandomForestRegressor(
+        n_estimators=12,
+        min_samples_leaf=2,
+        categorical_features=[4],
+        max_features=0.6,
+        random_state=0,
+    ).fit(X, y)
+    leaves = [int(t.is_leaf.sum()) for t in model.trees_]
+    assert min(leaves) <= quickscorer.MAX_LEAVES < max(leaves)  # both kinds in one forest
+    bits, rest = model.forest_._parts()
+    assert bits is not None and rest is not None
+    assert bits.leaf_value.shape[0] + rest.roots.size == len(model.trees_)
+    assert_same_as_levelwise(model.forest_, awkward_rows(6))
+
+
+def test_rows_in_several_chunks_and_pickling(monkeypatch: pytest.MonkeyPatch) -> None:
+    X, y = data(800, seed=4, categories=5)
+    model = HistGradientBoostingRegressor(
+        max_iter=30, categorical_features=[4], early_stopping=False
+    ).fit(X, y)
+    rows = awkward_rows(5)
+    expected = model.forest_.predict_sum_levelwise(rows)
+    monkeypatch.setattr(quickscorer, "CHUNK_WORDS", 1000)  # a few rows a chunk
+    np.testing.assert_allclose(model.forest_.predict_sum(rows), expected, rtol=0, atol=1e-12)
+    # the tables are derived data: not pickled, rebuilt on first use
+    state = pickle.dumps(model)
+    assert "_parts_cache" in model.forest_.__dict__
+    loaded = pickle.loads(state)
+    assert "_parts_cache" not in loaded.forest_.__dict__
+    np.testing.assert_array_equal(loaded.predict(rows), model.predict(rows))
+
+
+def test_table_size_is_thresholds_by_trees() -> None:
+    """One row per distinct threshold of a feature, plus two (above all, missing), a tree a
+    column; one row per category seen and one for missing for a categorical feature."""
+    X, y = data(600, seed=5, categories=4)
+    model = HistGradientBoostingRegressor(
+        max_iter=10, max_leaf_nodes=4, categorical_features=[4], early_stopping=False
+    ).fit(X, y)
+    bits, _ = model.forest_._parts()
+    assert bits is not None
+    numeric_rows = sum(u.size + 2 for u in bits.thresholds)
+    categorical_rows = int(model.bin_mapper_.seen[bits.cat_features].sum())  # + missing bin
+    assert bits.words.shape == (numeric_rows + categorical_rows, 10)
