@@ -256,6 +256,29 @@ def test_predict_cli_writes_the_interval_and_explanations_in_csv(
     assert "error:" in bad["warnings"]
 
 
+def test_predict_cli_explanation_columns_do_not_depend_on_the_first_chunk(
+    artifact_path: str, tmp_path: Path
+) -> None:
+    """A first chunk whose rows are all in error still writes the contribution columns in
+    the header, so the later chunks' rows line up with it."""
+    from model.workflow.cli import main
+
+    src, out = cli_rows(artifact_path, tmp_path), tmp_path / "out.csv"
+    rows = json.loads(src.read_text())
+    src.write_text(json.dumps([rows[2], rows[0]]))  # the bad row first, alone in chunk 1
+    code = main(["predict", "--model", artifact_path, "--input", str(src), "--output", str(out),
+                 "--explain", "--chunk-rows", "1", "--quiet"])  # fmt: skip
+    assert code == 2
+    lines = list(csv.reader(out.open()))
+    assert len({len(line) for line in lines}) == 1  # every row as wide as the header
+    names = [f["name"] for f in load_artifact(artifact_path).metadata["features"]]
+    good = dict(zip(lines[0], lines[2], strict=True))
+    total = float(good["explanation_baseline"]) + sum(
+        float(good[f"contribution_{n}"]) for n in names
+    )
+    assert math.isclose(math.exp(total), float(good["price"]), rel_tol=1e-9)
+
+
 def test_predict_cli_explains_in_json_and_picks_the_level(
     artifact_path: str, tmp_path: Path
 ) -> None:

@@ -285,6 +285,8 @@ class Scorer:
                 raise DataError(f"--interval-level {interval_level:g}: {e}") from None
         self.features = [FeatureInput.from_metadata(r) for r in metadata["features"]]
         self.version = str(metadata.get("model_version", ""))
+        #: the features an explanation names, fixed by the model: every chunk's columns
+        self.explained: list[str] = self._explained_names() if explain else []
         fmt = metadata.get("data", {}).get("format") or {}
         na = fmt.get("na_values")
         self.na_values = frozenset(na) if na is not None else frozenset(NA_VALUES)
@@ -351,6 +353,20 @@ class Scorer:
         if self.explain:
             out.explanations = self._explain(table, prices)
         return out
+
+    def _explained_names(self) -> list[str]:
+        """The names of an explanation's contributions, read from one row with every value
+        missing (what the imputers or the trees' missing branches price), before any output;
+        a model with no explanation is refused here."""
+        row: Columns = {
+            f.name: np.full(1, math.nan) if f.numeric else np.full(1, None, object)
+            for f in self.features
+        }
+        try:
+            with np.errstate(all="ignore"):
+                return list(explain(self.pipeline, row).names)
+        except CannotExplainError as e:
+            raise DataError(f"--explain: this model has no explanation: {e}") from None
 
     def _explain(self, table: Columns, prices: FloatArray) -> list[dict[str, Any] | None]:
         """Each priced row's explanation (:mod:`model.explain`), ``None`` for a row in error."""
@@ -454,10 +470,13 @@ class Summary:
     interval: IntervalRule | None = None  # the interval written (None: the artifact has none)
 
 
-def answer_columns(scored: ScoredChunk, flat: bool) -> dict[str, list[Any]]:
+def answer_columns(
+    scored: ScoredChunk, flat: bool, names: Sequence[str] = ()
+) -> dict[str, list[Any]]:
     """``low``, ``high`` and the explanation, as output columns: in CSV (``flat``) the
     explanation is ``explanation_space``, ``explanation_method``, ``explanation_baseline`` and
-    one ``contribution_<feature>`` per feature; in JSON one ``explanation`` object."""
+    one ``contribution_<name>`` per name of ``names`` (the same in every chunk, so the rows
+    match the header); in JSON one ``explanation`` object."""
     out: dict[str, list[Any]] = {}
     if scored.bounds is not None:
         out["low"], out["high"] = scored.bounds[0].tolist(), scored.bounds[1].tolist()
@@ -467,8 +486,6 @@ def answer_columns(scored: ScoredChunk, flat: bool) -> dict[str, list[Any]]:
     if not flat:
         out["explanation"] = recs
         return out
-    first = next((r for r in recs if r is not None), None)
-    names = list(first["contributions"]) if first is not None else []
     for key in ("space", "method", "baseline"):
         out[f"explanation_{key}"] = [None if r is None else r[key] for r in recs]
     for name in names:
@@ -529,7 +546,7 @@ def score_chunks(
         summary.counts.update(scored.counts)
         cells = {k: chunk.columns[k] for k in summary.kept}
         prices = scored.prices.tolist()
-        extra = answer_columns(scored, fmt == "csv")
+        extra = answer_columns(scored, fmt == "csv", scorer.explained)
         write(render(fmt, cells, prices, scorer.version, scored.notes, first, chunk.text, extra))
         first = False
         summary.rows += len(chunk)
