@@ -1,0 +1,110 @@
+"""app.schemas: the limits the request models declare, each at its edge (issue 20).
+
+Mutation testing showed these survive the other unit tests: the strict config's refusal of NaN
+and Infinity, the /feedback price limits, the /reload and V2 length limits, V2's non-empty
+``inputs`` and ``extra="forbid"``. Each test states one limit: the last value it allows and the
+first it refuses, with the error type pydantic reports for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from app.schemas import (
+    FeatureSpec,
+    FeedbackRequest,
+    ReloadRequest,
+    V2InferenceRequest,
+    V2Tensor,
+    build_request_schema,
+)
+
+SPECS = [
+    FeatureSpec.from_metadata(e)
+    for e in [
+        {"name": "area", "kind": "numeric", "required": True, "bounds": [1, 100]},
+        {"name": "rooms", "kind": "numeric", "required": False},  # no bounds
+        {"name": "year", "kind": "integer", "required": False},
+        {"name": "town", "kind": "categorical", "required": True, "categories": ["A"]},
+    ]
+]
+FEEDBACK = {"model_version": "v1", "predicted_price": 200000.0, "actual_price": 210000.0}
+TENSOR = {"name": "area", "shape": [1], "datatype": "FP64", "data": [5.0]}
+
+
+def error_types(model: type[BaseModel], value: dict[str, Any]) -> list[str]:
+    """The error types of validating ``value`` (``[]`` when it is valid)."""
+    try:
+        model.model_validate(value)
+    except ValidationError as e:
+        return [err["type"] for err in e.errors()]
+    return []
+
+
+def json_error_types(model: type[BaseModel], body: str) -> list[str]:
+    try:
+        model.model_validate_json(body)
+    except ValidationError as e:
+        return [err["type"] for err in e.errors()]
+    return []
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_house_refuses_nan_and_infinity_as_not_finite(token: str) -> None:
+    house = build_request_schema(SPECS, max_batch_size=2).house
+    for name in ("rooms", "year"):  # a free number and a whole number, neither bounded
+        body = f'{{"area": 5, "town": "A", "{name}": {token}}}'
+        assert json_error_types(house, body) == ["finite_number"], name
+    assert json_error_types(house, '{"area": 5, "town": "A", "rooms": 1e308}') == []
+
+
+def test_house_and_batch_are_strict_and_closed() -> None:
+    schema = build_request_schema(SPECS, max_batch_size=2)
+    assert error_types(schema.house, {"area": "5", "town": "A"}) == ["float_type"]
+    assert error_types(schema.house, {"area": 5, "town": "A", "garage": 1}) == ["extra_forbidden"]
+    batch = {"instances": [{"area": 5, "town": "A"}], "extra": 1}
+    assert error_types(schema.batch, batch) == ["extra_forbidden"]
+
+
+@pytest.mark.parametrize("field", ["predicted_price", "actual_price"])
+def test_feedback_prices_are_positive_and_at_most_a_billion(field: str) -> None:
+    assert error_types(FeedbackRequest, {**FEEDBACK, field: 1e9}) == []
+    assert error_types(FeedbackRequest, {**FEEDBACK, field: 1e-9}) == []
+    assert error_types(FeedbackRequest, {**FEEDBACK, field: 1e9 + 1}) == ["less_than_equal"]
+    assert error_types(FeedbackRequest, {**FEEDBACK, field: 0.0}) == ["greater_than"]
+    assert error_types(FeedbackRequest, {**FEEDBACK, field: "5"}) == ["float_type"]
+    body = f'{{"model_version": "v1", "predicted_price": 1, "actual_price": 1, "{field}": NaN}}'
+    assert json_error_types(FeedbackRequest, body) == ["finite_number"]
+
+
+@pytest.mark.parametrize("field", ["request_id", "model_version"])
+def test_feedback_ids_are_at_most_128_characters(field: str) -> None:
+    assert error_types(FeedbackRequest, {**FEEDBACK, field: "x" * 128}) == []
+    assert error_types(FeedbackRequest, {**FEEDBACK, field: "x" * 129}) == ["string_too_long"]
+
+
+def test_feedback_is_closed() -> None:
+    assert error_types(FeedbackRequest, {**FEEDBACK, "note": "x"}) == ["extra_forbidden"]
+
+
+def test_reload_path_limits() -> None:
+    assert error_types(ReloadRequest, {"path": "a" * 4096}) == []
+    assert error_types(ReloadRequest, {"path": "a" * 4097}) == ["string_too_long"]
+    assert error_types(ReloadRequest, {"path": "model\x00.joblib"}) == ["string_pattern_mismatch"]
+    assert error_types(ReloadRequest, {"path": "m.joblib", "force": True}) == ["extra_forbidden"]
+    assert error_types(ReloadRequest, {"allow_downgrade": "true"}) == ["bool_type"]
+    assert error_types(ReloadRequest, {"allow_downgrade": 1}) == ["bool_type"]
+
+
+def test_v2_request_limits() -> None:
+    ok = {"id": "x" * 128, "inputs": [TENSOR]}
+    assert error_types(V2InferenceRequest, ok) == []
+    assert error_types(V2InferenceRequest, {**ok, "id": "x" * 129}) == ["string_too_long"]
+    assert error_types(V2InferenceRequest, {"inputs": []}) == ["too_short"]
+    assert error_types(V2InferenceRequest, {**ok, "model": "m"}) == ["extra_forbidden"]
+    assert error_types(V2Tensor, {**TENSOR, "unit": "sq ft"}) == ["extra_forbidden"]
+    request = {"inputs": [{**TENSOR, "unit": "sq ft"}]}
+    assert error_types(V2InferenceRequest, request) == ["extra_forbidden"]
