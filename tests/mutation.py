@@ -41,7 +41,7 @@ ONE_THREAD = dict.fromkeys(THREADS, "1")
 MODULES: dict[str, tuple[str, ...]] = {
     "model/metrics.py": ("tests/test_metrics.py", "tests/test_mutation_holes_metrics.py"),
     "model/linear.py": ("tests/test_linear.py",),
-    "model/drift.py": ("tests/test_drift.py",),
+    "model/drift.py": ("tests/test_drift.py", "tests/test_mutation_holes_drift.py"),
     "model/workflow/artifact.py": ("tests/test_artifact.py",),
     "app/schemas.py": (
         "tests/test_app_units.py",

@@ -73,3 +73,15 @@ def test_roc_auc_errors_name_the_field() -> None:
         m.roc_auc_score([[0, 1], [1, 0]], [0.1, 0.2])
     with pytest.raises(ValueError, match=r"^y_true: holds missing or infinite labels$"):
         m.roc_auc_score([0.0, 1.0, np.inf], [0.1, 0.2, 0.3])
+
+
+def test_r2_refuses_a_single_sample() -> None:
+    with pytest.raises(ValueError, match=r"^r2_score needs at least two samples, got 1$"):
+        m.r2_score([3.0], [2.0])
+
+
+def test_regression_errors_name_the_field() -> None:
+    with pytest.raises(ValueError, match=r"^y_true: "):
+        m.mean_squared_error([1.0, np.nan], [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"^y_pred: "):
+        m.mean_squared_error([1.0, 2.0], [np.inf, 2.0])
