@@ -48,7 +48,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_serving_fast_paths.py",
         "tests/test_mutation_holes_schemas.py",
     ),
-    "app/body.py": ("tests/test_app_units.py",),
+    "app/body.py": ("tests/test_mutation_holes_body.py",),
     "model/workflow/data.py": ("tests/test_data.py",),
     "model/base.py": ("tests/test_base.py",),
     "model/logistic.py": ("tests/test_logistic.py",),
