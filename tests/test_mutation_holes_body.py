@@ -111,9 +111,9 @@ def test_body_error_content_has_the_count_only_when_there_is_one() -> None:
 
 
 def read(content_type: str | None, body: bytes, max_errors: int = 20) -> Pair:
-    return asyncio.run(
-        read_json(scope(content_type), receiver(body), Pair.model_validate_json, max_errors)
-    )
+    receive, parse = receiver(body), Pair.model_validate_json
+    guard = KeyGuard(Pair.model_fields)
+    return asyncio.run(read_json(scope(content_type), receive, parse, max_errors, guard))
 
 
 def test_read_json_maps_415_400_and_422() -> None:
@@ -137,22 +137,39 @@ def test_read_json_maps_415_400_and_422() -> None:
     ]
     assert info.value.error_count == 2
     assert info.value.content()["error_count"] == 2
+    with pytest.raises(BodyError) as info:  # the guard answers before pydantic
+        read("application/json", b'{"a": 1, "b": 2, "c": 3, "d": 4}', max_errors=1)
+    assert [d["loc"] for d in info.value.detail] == [["body", "c"]]
 
 
 def test_read_optional_json_takes_an_empty_body_whatever_its_type() -> None:
-    def optional(content_type: str | None, body: bytes) -> Pair | None:
-        parse = Pair.model_validate_json
-        return asyncio.run(read_optional_json(scope(content_type), receiver(body), parse, 20))
+    def optional(content_type: str | None, body: bytes, max_errors: int = 20) -> Pair | None:
+        receive, parse = receiver(body), Pair.model_validate_json
+        guard = KeyGuard(Pair.model_fields)
+        return asyncio.run(
+            read_optional_json(scope(content_type), receive, parse, max_errors, guard)
+        )
 
     assert optional(None, b"") is None
     assert optional("text/plain", b"  \n") is None
     assert optional("application/json", b'{"a": 2}') == Pair(a=2)
     with pytest.raises(BodyError) as info:
         optional("text/plain", b'{"a": 2}')
-    assert info.value.status == 415
+    assert (info.value.status, info.value.reason) == (415, "unsupported_media_type")
+    assert info.value.detail == "Content-Type must be application/json"
     with pytest.raises(BodyError) as info:
         optional("application/json", b"{")
     assert info.value.status == 400
+    with pytest.raises(BodyError) as info:  # the guard answers, with the first max_errors keys
+        optional("application/json", b'{"a": 1, "b": 2, "c": 3, "d": 4}', max_errors=1)
+    assert info.value.detail == [
+        {"loc": ["body", "c"], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}
+    ]
+    assert info.value.error_count == 2
+    with pytest.raises(BodyError) as info:  # pydantic answers, with the first max_errors errors
+        optional("application/json", b'{"a": "1", "b": "2"}', max_errors=1)
+    assert [d["loc"] for d in info.value.detail] == [["body", "a"]]
+    assert info.value.error_count == 2
 
 
 def test_key_guard_passes_bodies_its_objects_can_hold() -> None:
