@@ -85,3 +85,11 @@ def test_regression_errors_name_the_field() -> None:
         m.mean_squared_error([1.0, np.nan], [1.0, 2.0])
     with pytest.raises(ValueError, match=r"^y_pred: "):
         m.mean_squared_error([1.0, 2.0], [np.inf, 2.0])
+
+
+def test_labels_that_cannot_be_ordered_are_refused() -> None:
+    t = np.array(["a", 1, "a"], dtype=object)
+    with pytest.raises(ValueError, match=r"^labels cannot be compared with each other: "):
+        m.confusion_matrix(t, t)
+    with pytest.raises(ValueError, match=r"^labels cannot be compared with each other: "):
+        m.f1_score(t, t, average="macro")
