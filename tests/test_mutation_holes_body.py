@@ -74,6 +74,7 @@ def test_header_is_the_first_value_by_lower_case_name() -> None:
         ("application/json", True),
         ("Application/JSON; charset=utf-8", True),
         ("  application/json  ;charset=utf-8", True),
+        ("application/json; charset=utf-8; v=2", True),
         ("application/problem+json", True),
         ("application/vnd.api+json; v=1", True),
         ("text/json", False),
@@ -90,6 +91,7 @@ def test_is_json(content_type: str | None, expected: bool) -> None:
 
 def test_read_body_joins_chunks_and_raises_on_disconnect() -> None:
     assert asyncio.run(read_body(receiver(b'{"a"', b": 1", b"}"))) == b'{"a": 1}'
+    assert asyncio.run(read_body(receiver(b'{"a"', b": 1}"))) == b'{"a": 1}'
     assert asyncio.run(read_body(receiver(b"one"))) == b"one"
     assert asyncio.run(read_body(receiver(b""))) == b""
     no_body: list[dict[str, Any]] = [{"type": "http.request"}]  # no "body", no "more_body"
