@@ -183,6 +183,22 @@ def test_key_guard_passes_bodies_its_objects_can_hold() -> None:
     KeyGuard(["a"], extra=["instances"]).check(b'{"instances": [{"a": 1}]}', 20)
 
 
+def test_key_guard_leaves_bodies_within_capacity_to_validation() -> None:
+    """No more colons than the objects could hold keys: untouched, even with an unknown key
+    (pydantic then lists it, among the other errors)."""
+    guard = KeyGuard(Pair.model_fields)
+    guard.check(b'"x": 1, "y": 2', 20)  # not even JSON: as many colons as one object's keys
+    guard.check(b'[{"a": 1, "z": 2}, {"a": 1, "b": 2}]', 20)  # 4 colons, 2 objects of 2
+    guard.check(b'[{"a": 1, "z": 2}, {"a": 1}]', 20)  # 3 colons, 2 objects of 2
+
+
+def test_key_guard_names_a_key_that_is_not_utf8() -> None:
+    guard = KeyGuard(Pair.model_fields)
+    with pytest.raises(BodyError) as info:
+        guard.check(b'{"a": 1, "b": 2, "\xff": 3}', 20)
+    assert info.value.detail[0]["loc"] == ["body", "\ufffd"]
+
+
 def test_key_guard_refuses_unknown_keys_with_the_first_and_their_count() -> None:
     guard = KeyGuard(Pair.model_fields)
     body = json.dumps({"a": 1, "b": 2, **{f"k{i}": i for i in range(30)}}).encode()
