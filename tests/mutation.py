@@ -166,8 +166,8 @@ DECLARATIONS: dict[str, tuple[Declaration, ...]] = {
         ),
         Declaration(
             "v2-id-length",
-            "id: str | None = Field(None, max_length=128)",
-            "id: str | None = Field(None, max_length=129)",
+            "\n    id: str | None = Field(None, max_length=128)",
+            "\n    id: str | None = Field(None, max_length=129)",
         ),
         Declaration(
             "v2-inputs-min-length",
@@ -199,8 +199,10 @@ def read_equivalents(path: Path = EQUIVALENTS) -> dict[str, Equivalent]:
     for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
-        parts = [p.strip() for p in raw.split(" | ", 2)]
-        if len(parts) != 3 or not all(parts):
+        name, _, rest = raw.partition(" | ")
+        line, _, reason = rest.rpartition(" | ")  # the line itself may hold " | "
+        parts = [name.strip(), line.strip(), reason.strip()]
+        if not all(parts):
             raise SystemExit(f"{path}:{number}: expected 'mutant | mutated line | reason'")
         if parts[0] in out:
             raise SystemExit(f"{path}:{number}: {parts[0]} is listed twice")
