@@ -93,3 +93,12 @@ def test_labels_that_cannot_be_ordered_are_refused() -> None:
         m.confusion_matrix(t, t)
     with pytest.raises(ValueError, match=r"^labels cannot be compared with each other: "):
         m.f1_score(t, t, average="macro")
+
+
+def test_confusion_matrix_label_errors_are_exact() -> None:
+    y = ["a", "b", "a"]
+    for labels in ([], [["a", "b"]]):
+        with pytest.raises(ValueError, match=r"^labels: expected a non-empty 1-D list of labels$"):
+            m.confusion_matrix(y, y, labels=labels)
+    with pytest.raises(ValueError, match=r"^labels: holds duplicates$"):
+        m.confusion_matrix(y, y, labels=["b", "a", "b"])
