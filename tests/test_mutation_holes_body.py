@@ -140,7 +140,7 @@ def test_read_json_maps_415_400_and_422() -> None:
     assert info.value.error_count == 2
     assert info.value.content()["error_count"] == 2
     with pytest.raises(BodyError) as info:  # the guard answers before pydantic
-        read("application/json", b'{"a": 1, "b": 2, "c": 3, "d": 4}', max_errors=1)
+        read("application/json", b'{"a": "x", "c": 3, "d": 4}', max_errors=1)
     assert [d["loc"] for d in info.value.detail] == [["body", "c"]]
 
 
@@ -163,7 +163,7 @@ def test_read_optional_json_takes_an_empty_body_whatever_its_type() -> None:
         optional("application/json", b"{")
     assert info.value.status == 400
     with pytest.raises(BodyError) as info:  # the guard answers, with the first max_errors keys
-        optional("application/json", b'{"a": 1, "b": 2, "c": 3, "d": 4}', max_errors=1)
+        optional("application/json", b'{"a": "x", "c": 3, "d": 4}', max_errors=1)
     assert info.value.detail == [
         {"loc": ["body", "c"], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}
     ]
