@@ -20,6 +20,7 @@ from app.schemas import (
     V2InferenceRequest,
     V2Tensor,
     build_request_schema,
+    error_list,
 )
 
 SPECS = [
@@ -108,3 +109,66 @@ def test_v2_request_limits() -> None:
     assert error_types(V2Tensor, {**TENSOR, "unit": "sq ft"}) == ["extra_forbidden"]
     request = {"inputs": [{**TENSOR, "unit": "sq ft"}]}
     assert error_types(V2InferenceRequest, request) == ["extra_forbidden"]
+
+
+WHOLE = [
+    FeatureSpec.from_metadata(e)
+    for e in [
+        {"name": "year", "kind": "integer", "required": True, "bounds": [1800, 2100]},
+        {"name": "rooms", "kind": "integer", "required": False},
+        {"name": "town", "kind": "categorical", "required": True},
+    ]
+]
+
+
+def test_whole_numbers_are_numbers_without_a_fractional_part() -> None:
+    house = build_request_schema(WHOLE, max_batch_size=2).house
+    assert error_types(house, {"year": 2000, "rooms": 3.0, "town": "a"}) == []
+    row = house.model_validate({"year": 2000, "rooms": 3.0, "town": "a"})
+    assert (row.year, row.rooms) == (2000.0, 3.0)  # type: ignore[attr-defined]
+    assert type(row.year) is float  # type: ignore[attr-defined]
+    assert error_types(house, {"year": 2000.5, "town": "a"}) == ["int_from_float"]
+    assert error_types(house, {"year": 2000, "rooms": -0.25, "town": "a"}) == ["int_from_float"]
+    assert error_types(house, {"year": 1799, "town": "a"}) == ["greater_than_equal"]
+    assert error_types(house, {"year": 2101, "town": "a"}) == ["less_than_equal"]
+    assert error_types(house, {"year": 1800, "town": "a"}) == []
+    assert error_types(house, {"year": 2100, "town": "a"}) == []
+    with pytest.raises(ValidationError) as info:
+        house.model_validate({"year": 1900.5, "town": "a"})
+    message = "Input should be a valid integer, got a number with a fractional part"
+    assert info.value.errors()[0]["msg"] == message
+
+
+def test_whole_numbers_are_documented_as_integers_with_their_bounds() -> None:
+    properties = build_request_schema(WHOLE, max_batch_size=2).house.model_json_schema()[
+        "properties"
+    ]
+    year = properties["year"]
+    assert (year["type"], year["minimum"], year["maximum"]) == ("integer", 1800, 2100)
+    assert properties["rooms"]["anyOf"] == [{"type": "integer"}, {"type": "null"}]
+
+
+def test_error_list_drops_the_unions_tag_and_keeps_three_keys() -> None:
+    schema = build_request_schema(WHOLE, max_batch_size=2)
+    # "instances" as a value: tried as a batch, then answered by the union's house member
+    body = b'{"year": 2000.5, "rooms": 2.5, "town": "instances"}'
+    with pytest.raises(ValidationError) as info:
+        schema.validate(body)
+    assert info.value.errors()[0]["loc"] == ("house", "year")  # the tag error_list drops
+    message = "Input should be a valid integer, got a number with a fractional part"
+    assert error_list(info.value, 1) == [
+        {"loc": ["body", "year"], "msg": message, "type": "int_from_float"}
+    ]
+    assert error_list(info.value, 5, prefix=("inputs", 0)) == [
+        {"loc": ["inputs", 0, "year"], "msg": message, "type": "int_from_float"},
+        {"loc": ["inputs", 0, "rooms"], "msg": message, "type": "int_from_float"},
+    ]
+    with pytest.raises(ValidationError) as info:
+        schema.validate(b'{"instances": [{"year": 2000, "town": ""}]}')
+    assert error_list(info.value, 5) == [
+        {
+            "loc": ["body", "instances", 0, "town"],
+            "msg": "String should have at least 1 character",
+            "type": "string_too_short",
+        }
+    ]
