@@ -8,6 +8,7 @@ first it refuses, with the error type pydantic reports for it.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -172,3 +173,42 @@ def test_error_list_drops_the_unions_tag_and_keeps_three_keys() -> None:
             "type": "string_too_short",
         }
     ]
+
+
+def test_feature_spec_reads_every_field_of_the_metadata() -> None:
+    # Built inside the test, not at import: mutation testing swaps the function after import.
+    entry = {
+        "name": "area",
+        "kind": "integer",
+        "required": True,
+        "unit": "sq ft",
+        "description": "Living area",
+        "categories": ["b", "a", 3],
+        "min": 10,
+        "max": 90,
+        "bounds": [1, 100],
+        "example": 50,
+    }
+    spec = FeatureSpec.from_metadata(entry)
+    assert spec == FeatureSpec(
+        name="area",
+        kind="integer",
+        required=True,
+        unit="sq ft",
+        description="Living area",
+        categories=frozenset({"a", "b", "3"}),
+        category_list=("b", "a", "3"),
+        lo=10.0,
+        hi=90.0,
+        bounds=(1.0, 100.0),
+        example=50,
+    )
+    bare = FeatureSpec.from_metadata({"name": "x", "kind": "numeric"})
+    assert (bare.required, bare.unit, bare.description, bare.category_list) == (False, "", "x", ())
+    assert (bare.lo, bare.hi, bare.bounds, bare.example) == (-math.inf, math.inf, None, None)
+    for kind in ("numeric", "integer", "categorical"):
+        assert FeatureSpec.from_metadata({"name": "x", "kind": kind}).kind == kind
+    with pytest.raises(ValueError, match=r"^feature 'x': kind must be numeric, integer or"):
+        FeatureSpec.from_metadata({"name": "x", "kind": "Integer"})
+    with pytest.raises(ValueError, match=r"has no 'name'$"):
+        FeatureSpec.from_metadata({"kind": "numeric"})
