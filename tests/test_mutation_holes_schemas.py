@@ -212,3 +212,63 @@ def test_feature_spec_reads_every_field_of_the_metadata() -> None:
         FeatureSpec.from_metadata({"name": "x", "kind": "Integer"})
     with pytest.raises(ValueError, match=r"has no 'name'$"):
         FeatureSpec.from_metadata({"kind": "numeric"})
+
+
+def test_each_feature_is_documented_from_its_metadata() -> None:
+    """Unit, training range, bounds, categories and examples reach /docs as the artifact says."""
+    entries = [
+        {"name": "area", "kind": "numeric", "unit": "sq ft", "description": "Area"}
+        | {"required": True, "bounds": [1, 100], "min": 10, "max": 90, "example": 50},
+        {"name": "rooms", "kind": "numeric", "required": False, "min": 1},  # no max: no range
+        {"name": "year", "kind": "integer", "required": False, "unit": "year"}
+        | {"min": 1900, "max": 2000, "example": 1950},
+        {"name": "town", "kind": "categorical", "required": True, "categories": ["B", "A"]}
+        | {"description": "Town"},
+        {"name": "zone", "kind": "categorical", "required": False, "example": "Z"},
+    ]
+    specs = [FeatureSpec.from_metadata(e) for e in entries]
+    schema = build_request_schema(specs, max_batch_size=3, title="Home")
+    house = schema.components["Home"]
+    props = house["properties"]
+    assert props["area"] == {
+        "description": "Area [sq ft]. Training range 10 to 90.",
+        "examples": [50],
+        "maximum": 100.0,
+        "minimum": 1.0,
+        "title": "Area",
+        "type": "number",
+        "x-training-range": [10.0, 90.0],
+        "x-unit": "sq ft",
+    }
+    optional = " Optional: omitted or null is imputed as in training."
+    assert props["year"] == {
+        "anyOf": [{"type": "integer"}, {"type": "null"}],
+        "default": None,
+        "description": "year [year]. Training range 1900 to 2000." + optional,
+        "examples": [1950],
+        "title": "Year",
+        "x-training-range": [1900.0, 2000.0],
+        "x-unit": "year",
+    }
+    assert props["town"] == {
+        "description": "Town. Known categories: B, A. Others are accepted and reported as unknown.",
+        "examples": ["B", "A"],
+        "maxLength": 100,
+        "minLength": 1,
+        "title": "Town",
+        "type": "string",
+        "x-categories": ["B", "A"],
+    }
+    rooms, zone = props["rooms"], props["zone"]
+    assert rooms["anyOf"] == [{"type": "number"}, {"type": "null"}]
+    assert rooms["description"].startswith("rooms") and rooms["description"].endswith(optional)
+    assert not {"examples", "x-unit", "x-training-range"} & rooms.keys()
+    assert zone["anyOf"] == [{"maxLength": 100, "minLength": 1, "type": "string"}, {"type": "null"}]
+    assert zone["examples"] == ["Z"] and "x-categories" not in zone
+    assert house["required"] == ["area", "town"] and house["additionalProperties"] is False
+    assert house["examples"] == [{"area": 50, "year": 1950, "zone": "Z"}]
+    assert schema.example == {"area": 50, "year": 1950, "zone": "Z"}
+    batch = schema.components["HomeBatch"]["properties"]["instances"]
+    assert (batch["minItems"], batch["maxItems"], batch["description"]) == (1, 3, "1 to 3 houses")
+    assert batch["items"] == {"$ref": "#/components/schemas/Home"}
+    assert schema.max_batch_size == 3
