@@ -102,3 +102,18 @@ def test_confusion_matrix_label_errors_are_exact() -> None:
             m.confusion_matrix(y, y, labels=labels)
     with pytest.raises(ValueError, match=r"^labels: holds duplicates$"):
         m.confusion_matrix(y, y, labels=["b", "a", "b"])
+
+
+def test_label_errors_name_the_field() -> None:
+    with pytest.raises(ValueError, match=r"^y_true: holds missing or infinite labels$"):
+        m.accuracy_score([0.0, np.nan], [0, 1])
+    with pytest.raises(ValueError, match=r"^y_pred: expected a 1-D array of labels"):
+        m.accuracy_score([0, 1], [[0, 1]])
+    with pytest.raises(ValueError, match=r"^y_pred: expected at least one label, got none$"):
+        m.accuracy_score([0], [])
+
+
+def test_confusion_matrix_counts_are_integers_as_in_sklearn() -> None:
+    y_true, y_pred = [0, 1, 1, 2], [0, 2, 1, 2]
+    ours = m.confusion_matrix(y_true, y_pred)
+    assert ours.dtype == np.int64 == skm.confusion_matrix(y_true, y_pred).dtype
