@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -307,14 +307,18 @@ def verdicts(ws: Path, module: str) -> dict[str, int | None]:
     return codes
 
 
-def run_mutmut(module: str, ws: Path, jobs: int, log: Path) -> None:
+def run_mutmut(module: str, ws: Path, jobs: int, log: Path, equivalent: Iterable[str]) -> None:
     """``mutmut run`` in the module's workspace; its output goes to ``log``.
 
     mutmut keeps a verdict until the function it mutates changes, so a mutant that survived
-    an earlier run is tested again by name: the tests may have changed since.
+    an earlier run is tested again by name (the tests may have changed since), unless it is
+    listed as equivalent.
     """
     mutmut = Path(sys.executable).with_name("mutmut")
-    earlier = [name for name, code in verdicts(ws, module).items() if code == SURVIVED]
+    skip = set(equivalent)
+    earlier = [
+        name for name, code in verdicts(ws, module).items() if code == SURVIVED and name not in skip
+    ]
     with log.open("w", encoding="utf-8") as out:
         code = subprocess.call(
             [str(mutmut), "run", "--max-children", str(jobs)],
@@ -395,7 +399,7 @@ def run_module(module: str, jobs: int, equivalents: dict[str, Equivalent]) -> Re
     ws = workspace(module)
     result = Result(module)
     start = time.monotonic()
-    run_mutmut(module, ws, jobs, ws / "mutmut.log")
+    run_mutmut(module, ws, jobs, ws / "mutmut.log", equivalents)
     survivors = []
     for mutant, code in sorted(verdicts(ws, module).items()):
         if code in KILLED:
