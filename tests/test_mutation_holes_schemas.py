@@ -225,6 +225,7 @@ def test_each_feature_is_documented_from_its_metadata() -> None:
         {"name": "town", "kind": "categorical", "required": True, "categories": ["B", "A"]}
         | {"description": "Town"},
         {"name": "zone", "kind": "categorical", "required": False, "example": "Z"},
+        {"name": "street", "kind": "categorical", "required": False},  # nothing to show
     ]
     specs = [FeatureSpec.from_metadata(e) for e in entries]
     schema = build_request_schema(specs, max_batch_size=3, title="Home")
@@ -261,10 +262,11 @@ def test_each_feature_is_documented_from_its_metadata() -> None:
     }
     rooms, zone = props["rooms"], props["zone"]
     assert rooms["anyOf"] == [{"type": "number"}, {"type": "null"}]
-    assert rooms["description"].startswith("rooms") and rooms["description"].endswith(optional)
+    assert rooms["description"] == "rooms" + optional  # no unit, no range: nothing between
     assert not {"examples", "x-unit", "x-training-range"} & rooms.keys()
     assert zone["anyOf"] == [{"maxLength": 100, "minLength": 1, "type": "string"}, {"type": "null"}]
     assert zone["examples"] == ["Z"] and "x-categories" not in zone
+    assert "examples" not in props["street"]
     assert house["required"] == ["area", "town"] and house["additionalProperties"] is False
     assert house["examples"] == [{"area": 50, "year": 1950, "zone": "Z"}]
     assert schema.example == {"area": 50, "year": 1950, "zone": "Z"}
