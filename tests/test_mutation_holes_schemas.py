@@ -274,3 +274,26 @@ def test_each_feature_is_documented_from_its_metadata() -> None:
     assert (batch["minItems"], batch["maxItems"], batch["description"]) == (1, 3, "1 to 3 houses")
     assert batch["items"] == {"$ref": "#/components/schemas/Home"}
     assert schema.max_batch_size == 3
+
+
+def test_batch_model_rows_adapter_and_default_title() -> None:
+    schema = build_request_schema(WHOLE, max_batch_size=3)
+    assert schema.house.__name__ == "House" and set(schema.components) == {"House", "HouseBatch"}
+    example = {"year": 1900}
+    entries = [
+        {"name": "year", "kind": "integer", "example": 1900},
+        {"name": "town", "kind": "categorical", "required": True},
+    ]
+    schema = build_request_schema([FeatureSpec.from_metadata(e) for e in entries], 3)
+    batch = schema.components["HouseBatch"]
+    assert batch["examples"] == [{"instances": [example, example]}]
+    # fail_fast: the first invalid house is reported, not every one
+    body = b'{"instances": [{"town": "a"}, {"town": "a", "year": 1.5}, {"town": "a", "year": 2.5}]}'
+    with pytest.raises(ValidationError) as info:
+        schema.validate(body)
+    assert [e["loc"] for e in info.value.errors()] == [("batch", "instances", 1, "year")]
+    # the V2 route validates its rows as a list of houses
+    rows = schema.rows.validate_python([{"town": "a"}, {"town": "b", "year": 2000}])
+    assert [type(r) for r in rows] == [schema.house, schema.house]
+    with pytest.raises(ValidationError):
+        schema.rows.validate_python([{"town": "a", "extra": 1}])
