@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 MODEL ?= artifacts/model.joblib
 CONFIG ?= configs/ames.toml
 
-.PHONY: help venv tools serve train image test test-unit test-e2e test-container lint audit bench clean
+.PHONY: help venv tools serve train image test test-unit test-e2e test-container lint audit bench mutation clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -61,5 +61,9 @@ test-container: $(STAMP)  ## build and run the image, compose stack and Kubernet
 bench: $(STAMP)  ## benchmarks (print tables; nothing asserted)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
+# Not part of `make test`: the whole run takes hours on two cores (docs/TESTING.md).
+mutation: $(STAMP)  ## mutation testing, module by module (MODULE=model/metrics.py for one; not in make test)
+	nice -n 10 $(BIN)/python tests/mutation.py $(MODULE)
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .mutation

@@ -1,0 +1,474 @@
+"""Mutation testing of the core library and the request schemas, one module at a time.
+
+``make mutation`` (or ``python tests/mutation.py [MODULE ...]``) runs mutmut 3 on each module
+of ``MODULES`` with the unit tests listed for it, in its own workspace ``.mutation/<module>/``
+(the repository's files linked in, a ``[tool.mutmut]`` section written for that module alone),
+so one module can be rerun without the others and mutmut's cache keeps the verdicts of functions
+that did not change. mutmut mutates function bodies only; the limits a module declares outside a
+function (pydantic ``Field``/``ConfigDict`` arguments) are mutated by hand here
+(``DECLARATIONS``), one substitution at a time, and tested the same way.
+
+A surviving mutant is either a hole in the tests or *equivalent* (no input can tell it from the
+original); the equivalent ones are listed, one by one with the changed line and a reason, in
+``tests/mutation_equivalents.txt``. The score of a module is killed / (mutants - equivalent).
+Workers run in a fork server (``process_isolation = "forkserver"``) with one BLAS/OpenMP thread:
+forking a process whose OpenMP pool is running hangs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutation"
+EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.txt"
+LINKED = ("model", "app", "tests", "data", "configs")  # what the unit tests read
+UNIT = "not e2e and not deploy and not slow and not container"
+THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+ONE_THREAD = dict.fromkeys(THREADS, "1")
+
+# Each module and the unit tests that cover it, in the order a run takes them (the ones issue 20
+# names first).
+MODULES: dict[str, tuple[str, ...]] = {
+    "model/metrics.py": ("tests/test_metrics.py", "tests/test_mutation_holes_metrics.py"),
+    "model/linear.py": ("tests/test_linear.py",),
+    "model/drift.py": ("tests/test_drift.py", "tests/test_mutation_holes_drift.py"),
+    "model/workflow/artifact.py": ("tests/test_artifact.py",),
+    "app/schemas.py": (  # test_app_units' schema tests, not its trained-artifact ones
+        "tests/test_app_units.py::test_feature_spec_reads_metadata",
+        "tests/test_app_units.py::test_schema_validates_one_house_and_batches",
+        "tests/test_app_units.py::test_schema_example_row_is_valid",
+        "tests/test_serving_fast_paths.py",
+        "tests/test_mutation_holes_schemas.py",
+    ),
+    "app/body.py": ("tests/test_mutation_holes_body.py",),
+    "model/workflow/data.py": ("tests/test_data.py",),
+    "model/base.py": ("tests/test_base.py",),
+    "model/logistic.py": ("tests/test_logistic.py",),
+    "model/cluster.py": ("tests/test_cluster.py",),
+    "model/preprocessing.py": ("tests/test_preprocessing.py",),
+    "model/compose.py": ("tests/test_compose.py",),
+    "model/pipeline.py": ("tests/test_pipeline.py",),
+    "model/selection.py": ("tests/test_selection.py",),
+    "model/tree.py": ("tests/test_tree.py",),
+    "model/hist.py": ("tests/test_ensemble.py",),
+    "model/ensemble.py": ("tests/test_ensemble.py",),
+    "model/fold.py": ("tests/test_fold.py",),
+}
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A hand-made mutant of code outside any function: ``old`` (found once) becomes ``new``."""
+
+    name: str
+    old: str
+    new: str
+
+
+# The limits app/schemas.py declares in class bodies and module constants.
+DECLARATIONS: dict[str, tuple[Declaration, ...]] = {
+    "app/schemas.py": (
+        Declaration(
+            "strict-extra",
+            '_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)',
+            '_STRICT = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)',
+        ),
+        Declaration(
+            "strict-strict",
+            '_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)',
+            '_STRICT = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)',
+        ),
+        Declaration(
+            "strict-inf-nan",
+            '_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)',
+            '_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=True)',
+        ),
+        Declaration(
+            "reload-extra",
+            'model_config = ConfigDict(extra="forbid", strict=True)\n\n    path',
+            'model_config = ConfigDict(extra="ignore", strict=True)\n\n    path',
+        ),
+        Declaration(
+            "reload-strict",
+            'model_config = ConfigDict(extra="forbid", strict=True)\n\n    path',
+            'model_config = ConfigDict(extra="forbid", strict=False)\n\n    path',
+        ),
+        Declaration("reload-path-length", "max_length=4096,", "max_length=4097,"),
+        Declaration("reload-path-nul", r'pattern=r"^[^\x00]*$",', r'pattern=r"^.*$",'),
+        Declaration(
+            "feedback-extra",
+            'model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)\n\n'
+            "    request_id",
+            'model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)\n\n'
+            "    request_id",
+        ),
+        Declaration(
+            "feedback-strict",
+            'model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)\n\n'
+            "    request_id",
+            'model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)\n\n'
+            "    request_id",
+        ),
+        Declaration(
+            "feedback-inf-nan",
+            'model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)\n\n'
+            "    request_id",
+            'model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=True)\n\n'
+            "    request_id",
+        ),
+        Declaration(
+            "feedback-request-id-length",
+            "request_id: str | None = Field(None, max_length=128)",
+            "request_id: str | None = Field(None, max_length=129)",
+        ),
+        Declaration(
+            "feedback-version-length",
+            "model_version: str = Field(max_length=128)",
+            "model_version: str = Field(max_length=129)",
+        ),
+        Declaration(
+            "feedback-predicted-gt",
+            "predicted_price: float = Field(gt=0, le=1e9,",
+            "predicted_price: float = Field(ge=0, le=1e9,",
+        ),
+        Declaration(
+            "feedback-predicted-le",
+            "predicted_price: float = Field(gt=0, le=1e9,",
+            "predicted_price: float = Field(gt=0, lt=1e9,",
+        ),
+        Declaration(
+            "feedback-actual-gt",
+            "actual_price: float = Field(gt=0, le=1e9,",
+            "actual_price: float = Field(ge=0, le=1e9,",
+        ),
+        Declaration(
+            "feedback-actual-le",
+            "actual_price: float = Field(gt=0, le=1e9,",
+            "actual_price: float = Field(gt=0, lt=1e9,",
+        ),
+        Declaration(
+            "v2-tensor-extra",
+            'model_config = ConfigDict(extra="forbid")\n\n    name: str\n    shape',
+            'model_config = ConfigDict(extra="ignore")\n\n    name: str\n    shape',
+        ),
+        Declaration(
+            "v2-request-extra",
+            'model_config = ConfigDict(extra="forbid")\n\n    id:',
+            'model_config = ConfigDict(extra="ignore")\n\n    id:',
+        ),
+        Declaration(
+            "v2-id-length",
+            "\n    id: str | None = Field(None, max_length=128)",
+            "\n    id: str | None = Field(None, max_length=129)",
+        ),
+        Declaration(
+            "v2-inputs-min-length",
+            "inputs: list[V2Tensor] = Field(min_length=1)",
+            "inputs: list[V2Tensor] = Field(min_length=0)",
+        ),
+    ),
+}
+
+PYTEST = (sys.executable, "-m", "pytest", "-x", "-q", "--rootdir=.", "-p", "no:cacheprovider")
+KILLED = {1, 3}  # mutmut's exit codes for a failing test run
+TIMEOUT = {-24, 24, 152, 255, 36}
+SURVIVED = 0
+NO_TESTS = {5, 33}
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    """One reviewed line of the equivalents file."""
+
+    mutant: str
+    line: str  # the mutated line as ``mutmut show`` prints it, without the leading '+'
+    reason: str
+
+
+def read_equivalents(path: Path = EQUIVALENTS) -> dict[str, Equivalent]:
+    """``mutant | mutated line | reason`` per line; '#' starts a comment line."""
+    out: dict[str, Equivalent] = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        name, _, rest = raw.partition(" | ")
+        line, _, reason = rest.rpartition(" | ")  # the line itself may hold " | "
+        parts = [name.strip(), line.strip(), reason.strip()]
+        if not all(parts):
+            raise SystemExit(f"{path}:{number}: expected 'mutant | mutated line | reason'")
+        if parts[0] in out:
+            raise SystemExit(f"{path}:{number}: {parts[0]} is listed twice")
+        out[parts[0]] = Equivalent(*parts)
+    return out
+
+
+@dataclass
+class Result:
+    module: str
+    killed: int = 0
+    timeout: int = 0
+    survived: list[str] = field(default_factory=list)
+    equivalent: list[str] = field(default_factory=list)
+    no_tests: list[str] = field(default_factory=list)
+    # mutant -> exit code (None: not run)
+    other: dict[str, int | None] = field(default_factory=dict)
+    stale: list[str] = field(default_factory=list)  # equivalents file lines that no longer hold
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return (
+            self.killed
+            + self.timeout
+            + len(self.survived)
+            + len(self.equivalent)
+            + len(self.no_tests)
+            + len(self.other)
+        )
+
+    @property
+    def detected(self) -> int:
+        return self.killed + self.timeout
+
+    @property
+    def counted(self) -> int:
+        return self.total - len(self.equivalent)
+
+    def line(self) -> str:
+        score = 100.0 * self.detected / self.counted if self.counted else 100.0
+        extra = f", timeout {self.timeout}" if self.timeout else ""
+        if self.no_tests:
+            extra += f", no tests {len(self.no_tests)}"
+        if self.other:
+            extra += f", other {len(self.other)}"
+        return (
+            f"{self.module}: {score:.1f}% (killed {self.detected} of {self.counted}, "
+            f"equivalent {len(self.equivalent)}, survived {len(self.survived)}{extra}) "
+            f"in {_minutes(self.seconds)}"
+        )
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def slug(module: str) -> str:
+    return module.removesuffix(".py").replace("/", ".")
+
+
+def workspace(module: str) -> Path:
+    """``.mutation/<module>/``: the repository's files linked in and a pyproject for mutmut."""
+    ws = WORK / slug(module)
+    ws.mkdir(parents=True, exist_ok=True)
+    for name in LINKED:
+        link = ws / name
+        if not link.is_symlink():
+            link.symlink_to(ROOT / name)
+    settings = {
+        "source_paths": ["model", "app"],
+        "only_mutate": [module],
+        "also_copy": ["data", "configs"],
+        "pytest_add_cli_args_test_selection": list(MODULES[module]),
+        "pytest_add_cli_args": ["-m", UNIT, "-p", "no:cacheprovider"],
+        "process_isolation": "forkserver",
+    }
+    section = "\n[tool.mutmut]\n" + "".join(
+        f"{key} = {json.dumps(value)}\n" for key, value in settings.items()
+    )
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8") + section
+    target = ws / "pyproject.toml"
+    if not target.exists() or target.read_text(encoding="utf-8") != text:
+        target.write_text(text, encoding="utf-8")
+    return ws
+
+
+def environment() -> dict[str, str]:
+    env = dict(os.environ, **ONE_THREAD)
+    env.pop("CI", None)  # a missing tool skips here: no unit test listed needs one
+    return env
+
+
+def verdicts(ws: Path, module: str) -> dict[str, int | None]:
+    """mutmut's exit code per mutant of ``module`` (``{}`` before the first run)."""
+    meta = ws / "mutants" / (module + ".meta")
+    if not meta.exists():
+        return {}
+    codes: dict[str, int | None] = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+    return codes
+
+
+def run_mutmut(module: str, ws: Path, jobs: int, log: Path, equivalent: Iterable[str]) -> None:
+    """``mutmut run`` in the module's workspace; its output goes to ``log``.
+
+    mutmut keeps a verdict until the function it mutates changes, so a mutant that survived
+    an earlier run is tested again by name (the tests may have changed since), unless it is
+    listed as equivalent.
+    """
+    mutmut = Path(sys.executable).with_name("mutmut")
+    skip = set(equivalent)
+    earlier = [
+        name for name, code in verdicts(ws, module).items() if code == SURVIVED and name not in skip
+    ]
+    with log.open("w", encoding="utf-8") as out:
+        code = subprocess.call(
+            [str(mutmut), "run", "--max-children", str(jobs)],
+            cwd=ws,
+            env=environment(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        now = verdicts(ws, module)
+        retest = [name for name in earlier if now.get(name) == SURVIVED]
+        if code == 0 and retest:
+            code = subprocess.call(
+                [str(mutmut), "run", "--max-children", str(jobs), *retest],
+                cwd=ws,
+                env=environment(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+    if code != 0:
+        tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-30:])
+        raise SystemExit(f"{module}: mutmut run failed with exit code {code}; see {log}\n{tail}")
+
+
+def mutant_diff(ws: Path, module: str, mutant: str) -> str:
+    """What ``mutmut show`` prints for ``mutant``, read from the workspace's mutants/."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    cwd = os.getcwd()
+    os.chdir(ws)
+    try:
+        return get_diff_for_mutant(mutant, path=module)
+    finally:
+        os.chdir(cwd)
+
+
+def added_lines(diff: str) -> list[str]:
+    return [
+        line[1:].strip()
+        for line in diff.splitlines()
+        if line.startswith("+") and not line.startswith("+++")
+    ]
+
+
+def run_declarations(module: str, ws: Path, result: Result) -> list[str]:
+    """Each hand-made mutant applied to the workspace's copy of ``module`` and tested; the
+    copy is restored, bytes and time stamp, whatever happens."""
+    target = ws / "mutants" / module
+    original = target.read_bytes()
+    stamp = target.stat()
+    survivors = []
+    try:
+        for decl in DECLARATIONS.get(module, ()):
+            text = original.decode("utf-8")
+            if text.count(decl.old) != 1:
+                raise SystemExit(f"{module}: declaration {decl.name!r}: its text is not found once")
+            target.write_text(text.replace(decl.old, decl.new), encoding="utf-8")
+            code = subprocess.call(
+                [*PYTEST, "-m", UNIT, *MODULES[module]],
+                cwd=ws / "mutants",
+                env=dict(environment(), MUTANT_UNDER_TEST=""),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            name = f"{slug(module)}.decl:{decl.name}"
+            if code in KILLED:
+                result.killed += 1
+            elif code == SURVIVED:
+                survivors.append(name)
+            else:
+                result.other[name] = code
+    finally:
+        target.write_bytes(original)
+        os.utime(target, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    return survivors
+
+
+def run_module(module: str, jobs: int, equivalents: dict[str, Equivalent]) -> Result:
+    ws = workspace(module)
+    result = Result(module)
+    start = time.monotonic()
+    run_mutmut(module, ws, jobs, ws / "mutmut.log", equivalents)
+    survivors = []
+    for mutant, code in sorted(verdicts(ws, module).items()):
+        if code in KILLED:
+            result.killed += 1
+        elif code in TIMEOUT:
+            result.timeout += 1
+        elif code == SURVIVED:
+            survivors.append(mutant)
+        elif code in NO_TESTS:
+            result.no_tests.append(mutant)
+        else:
+            result.other[mutant] = code
+    declared = run_declarations(module, ws, result)
+    result.seconds = time.monotonic() - start
+    prefix = slug(module) + "."
+    mine = {name: eq for name, eq in equivalents.items() if name.startswith(prefix)}
+    report = []
+    for mutant in survivors:
+        diff = mutant_diff(ws, module, mutant)
+        eq = mine.pop(mutant, None)
+        if eq is not None and eq.line in added_lines(diff):
+            result.equivalent.append(mutant)
+            continue
+        if eq is not None:
+            result.stale.append(f"{mutant}: the listed line is no longer what it changes")
+        result.survived.append(mutant)
+        report.append(f"# {mutant}\n{diff}\n")
+    for name in declared:
+        result.survived.append(name)
+        report.append(f"# {name}\n")
+    for name in mine:
+        result.stale.append(f"{name}: listed as equivalent but not a surviving mutant")
+    (ws / "survivors.txt").write_text("".join(report), encoding="utf-8")
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help="modules to run (default: all, in order)")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument("--fresh", action="store_true", help="forget earlier verdicts first")
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown module(s) {unknown}; choose from {', '.join(MODULES)}")
+    equivalents = read_equivalents()
+    known = tuple(slug(m) + "." for m in MODULES)
+    strays = [name for name in equivalents if not name.startswith(known)]
+    if strays:
+        parser.error(f"{EQUIVALENTS.name} lists mutants of no module: {strays}")
+    results = []
+    for module in args.modules or list(MODULES):
+        if args.fresh:
+            shutil.rmtree(WORK / slug(module), ignore_errors=True)
+        result = run_module(module, args.jobs, equivalents)
+        print(result.line(), flush=True)
+        for problem in result.stale:
+            print(f"  stale equivalent: {problem}", flush=True)
+        if result.survived:
+            ws = WORK / slug(module)
+            print(f"  survivors and their diffs: {(ws / 'survivors.txt').relative_to(ROOT)}")
+        results.append(result)
+    detected = sum(r.detected for r in results)
+    counted = sum(r.counted for r in results)
+    equivalent = sum(len(r.equivalent) for r in results)
+    score = 100.0 * detected / counted if counted else 100.0
+    print(f"mutation score: {score:.1f}% (killed {detected} of {counted}, equivalent {equivalent})")
+    return 1 if any(r.stale or r.other for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
