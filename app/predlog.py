@@ -79,8 +79,8 @@ YIELD_EVERY = 8
 
 def encode_yielding(batch: Sequence[tuple[Entry, int]]) -> Iterator[str]:
     """The lines of ``batch``, giving the interpreter lock away every :data:`YIELD_EVERY` lines:
-    a thread that holds it for a whole batch (milliseconds) makes a request that arrives
-    meanwhile wait up to the 5 ms switch interval, which shows in the served p99."""
+    a thread that holds it for a whole batch makes a request that arrives meanwhile wait for
+    the interpreter's switch interval, which shows in the served p99."""
     done = 0
     for entry, _ in batch:
         for line in lines(entry):

@@ -90,8 +90,8 @@ class Shadow:
     #: thread switches against the event loop.
     WAKE = 256
     PERIOD = 0.05
-    #: Houses priced in one pipeline call: large enough for NumPy to pay (about 10 us a house
-    #: from 64 up, 43 us for one), small enough to hold the interpreter well under a millisecond.
+    #: Houses priced in one pipeline call: large enough for NumPy's per-call cost to spread
+    #: thin, small enough that the call holds the interpreter only briefly (docs/PERFORMANCE.md).
     GROUP = 64
 
     def __init__(
