@@ -103,48 +103,50 @@ DECLARATIONS: dict[str, tuple[Declaration, ...]] = {
             'model_config = ConfigDict(extra="forbid", strict=True)\n\n    path',
             'model_config = ConfigDict(extra="forbid", strict=False)\n\n    path',
         ),
-        Declaration("reload-path-length", "max_length=4096,", "max_length=4097,"),
-        Declaration("reload-path-nul", r'pattern=r"^[^\x00]*$",', r'pattern=r"^.*$",'),
+        Declaration(
+            "reload-path-length",
+            'MODEL_PATH)",\n        max_length=4096,',
+            'MODEL_PATH)",\n        max_length=4097,',
+        ),
+        Declaration(
+            "reload-path-nul",
+            r'pattern=r"^[^\x00]*$",  # no NUL byte',
+            r'pattern=r"^.*$",  # no NUL byte',
+        ),
         Declaration(
             "feedback-extra",
-            'model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)\n\n'
-            "    request_id",
-            'model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)\n\n'
-            "    request_id",
+            'extra="forbid",\n        strict=True,\n        allow_inf_nan=False,\n',
+            'extra="ignore",\n        strict=True,\n        allow_inf_nan=False,\n',
         ),
         Declaration(
             "feedback-strict",
-            'model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)\n\n'
-            "    request_id",
-            'model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)\n\n'
-            "    request_id",
+            'extra="forbid",\n        strict=True,\n        allow_inf_nan=False,\n',
+            'extra="forbid",\n        strict=False,\n        allow_inf_nan=False,\n',
         ),
         Declaration(
             "feedback-inf-nan",
-            'model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)\n\n'
-            "    request_id",
-            'model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=True)\n\n'
-            "    request_id",
+            'extra="forbid",\n        strict=True,\n        allow_inf_nan=False,\n',
+            'extra="forbid",\n        strict=True,\n        allow_inf_nan=True,\n',
         ),
         Declaration(
             "feedback-request-id-length",
-            "request_id: str | None = Field(None, max_length=128)",
-            "request_id: str | None = Field(None, max_length=129)",
+            'None, max_length=128, description="As /predict returned it; found',
+            'None, max_length=129, description="As /predict returned it; found',
         ),
         Declaration(
             "feedback-version-length",
-            "model_version: str = Field(max_length=128)",
-            "model_version: str = Field(max_length=129)",
+            "model_version: str | None = Field(None, max_length=128)",
+            "model_version: str | None = Field(None, max_length=129)",
         ),
         Declaration(
             "feedback-predicted-gt",
-            "predicted_price: float = Field(gt=0, le=1e9,",
-            "predicted_price: float = Field(ge=0, le=1e9,",
+            'None, gt=0, le=1e9, description="As /predict returned it [USD]"',
+            'None, ge=0, le=1e9, description="As /predict returned it [USD]"',
         ),
         Declaration(
             "feedback-predicted-le",
-            "predicted_price: float = Field(gt=0, le=1e9,",
-            "predicted_price: float = Field(gt=0, lt=1e9,",
+            'None, gt=0, le=1e9, description="As /predict returned it [USD]"',
+            'None, gt=0, lt=1e9, description="As /predict returned it [USD]"',
         ),
         Declaration(
             "feedback-actual-gt",
@@ -158,23 +160,25 @@ DECLARATIONS: dict[str, tuple[Declaration, ...]] = {
         ),
         Declaration(
             "v2-tensor-extra",
-            'model_config = ConfigDict(extra="forbid")\n\n    name: str\n    shape',
-            'model_config = ConfigDict(extra="ignore")\n\n    name: str\n    shape',
+            '__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]\n\n'
+            "    name: str\n    shape",
+            '__pydantic_config__ = ConfigDict(extra="ignore")  # type: ignore[misc]\n\n'
+            "    name: str\n    shape",
         ),
         Declaration(
             "v2-request-extra",
-            'model_config = ConfigDict(extra="forbid")\n\n    id:',
-            'model_config = ConfigDict(extra="ignore")\n\n    id:',
+            '__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]\n\n    id:',
+            '__pydantic_config__ = ConfigDict(extra="ignore")  # type: ignore[misc]\n\n    id:',
         ),
         Declaration(
             "v2-id-length",
-            "\n    id: str | None = Field(None, max_length=128)",
-            "\n    id: str | None = Field(None, max_length=129)",
+            "id: NotRequired[Annotated[str, Field(max_length=128)]]",
+            "id: NotRequired[Annotated[str, Field(max_length=129)]]",
         ),
         Declaration(
             "v2-inputs-min-length",
-            "inputs: list[V2Tensor] = Field(min_length=1)",
-            "inputs: list[V2Tensor] = Field(min_length=0)",
+            "inputs: Annotated[list[V2Tensor], Field(min_length=1)]",
+            "inputs: Annotated[list[V2Tensor], Field(min_length=0)]",
         ),
     ),
 }

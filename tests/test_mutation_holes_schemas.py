@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.schemas import (
     FeatureSpec,
@@ -37,10 +37,11 @@ FEEDBACK = {"model_version": "v1", "predicted_price": 200000.0, "actual_price": 
 TENSOR = {"name": "area", "shape": [1], "datatype": "FP64", "data": [5.0]}
 
 
-def error_types(model: type[BaseModel], value: dict[str, Any]) -> list[str]:
-    """The error types of validating ``value`` (``[]`` when it is valid)."""
+def error_types(model: Any, value: dict[str, Any]) -> list[str]:
+    """The error types of validating ``value`` against a model or a typed dict (``[]`` when
+    it is valid)."""
     try:
-        model.model_validate(value)
+        TypeAdapter(model).validate_python(value)
     except ValidationError as e:
         return [err["type"] for err in e.errors()]
     return []
