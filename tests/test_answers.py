@@ -149,11 +149,13 @@ def test_an_artifact_without_intervals_serves_without_them(tree: TestClient) -> 
 
 
 def test_model_shows_the_stored_intervals(linear: TestClient, models: dict[str, str]) -> None:
+    assert linear.post("/predict", json=HOUSE).status_code == 200  # the rule has been used
     meta = linear.get("/model").json()
     stored = load_artifact(models["linear"]).metadata["intervals"]
     assert meta["intervals"] == stored
     assert [e["level"] for e in meta["intervals"]["levels"]] == [0.8, 0.9, 0.95]
     assert meta["served_interval"]["level"] == 0.9
+    assert set(meta["served_interval"]) == {"level", "halfwidth", "space"}
 
 
 # --- explanations ----------------------------------------------------------------------------

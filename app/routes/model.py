@@ -3,6 +3,7 @@ model's under ``"shadow"`` while one is loaded."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -35,5 +36,5 @@ async def model_metadata(
     if shadow is not None:  # the challenger, scored on the same traffic (SHADOW_MODEL_PATH)
         meta["shadow"] = shadow.describe()
     rule = model.interval  # the stored level INTERVAL_LEVEL serves (null: answers carry none)
-    meta["served_interval"] = None if rule is None else dict(vars(rule))
+    meta["served_interval"] = None if rule is None else asdict(rule)
     return json_response(200, meta)  # plain JSON: save_artifact stores it so

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -116,9 +117,10 @@ class IntervalRule:
             raise ValueError(f"unknown interval space {space!r}")
         return cls(float(found["level"]), float(found["halfwidth"]), space)
 
-    @property
+    @cached_property
     def factors(self) -> tuple[Callable[[float], float], Callable[[float], float]]:
-        """``(low, high)``: a price's bounds, as two functions of it."""
+        """``(low, high)``: a price's bounds, as two functions of it (made once per rule, not
+        per request)."""
         q = self.halfwidth
         if self.space == "log":
             lo, hi = math.exp(-q), math.exp(q)
