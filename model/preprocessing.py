@@ -309,14 +309,11 @@ class MinMaxScaler(Transformer):
         return np.asarray(X * self.scale_ + self.min_, dtype=np.float64)
 
 
-class OneHotEncoder(Transformer):
-    """One indicator column per category seen at fit, categories sorted as scikit-learn.
-
-    A value never seen at fit, and a missing value, encode as all zeros: a house from a new
-    neighbourhood is priced as the average (baseline) one instead of being refused, which
-    is scikit-learn's ``handle_unknown="ignore"``. The value -> column lookup is a dict
-    built at fit, so encoding a row costs one hash lookup per column.
-    """
+class _BaseEncoder(Transformer):
+    """The categories seen at fit, per column, sorted as scikit-learn, and a ``value -> index``
+    dict over all columns (``category_index_``); the encoders below differ only in what they
+    write for the index. It describes no columns to ``model/fold.py``: only one-hot's output
+    is an indicator per category, so only :class:`OneHotEncoder` does."""
 
     def __init__(self, categories: Literal["auto"] | Sequence[Sequence[Any]] = "auto") -> None:
         self.categories = categories
@@ -357,19 +354,29 @@ class OneHotEncoder(Transformer):
         ]
         return self
 
-    def fold_columns(self, width: int) -> list[dict[Any, int]]:
-        """Each column's ``category -> output offset`` (``model/fold.py``); a category absent
-        from it encodes as all zeros."""
-        check_is_fitted(self, "category_index_")
-        return [dict(index) for index in self.category_index_]
-
     @classmethod
-    def from_categories(cls, categories: Sequence[Sequence[Any]]) -> OneHotEncoder:
+    def from_categories(cls, categories: Sequence[Sequence[Any]]) -> Self:
         """A fitted encoder whose ``categories_`` (sorted, per column) were found elsewhere."""
         enc = cls()
         enc._set_categories([np.array(list(c), dtype=object) for c in categories])
         enc.n_features_in_ = len(categories)
         return enc
+
+
+class OneHotEncoder(_BaseEncoder):
+    """One indicator column per category seen at fit, categories sorted as scikit-learn.
+
+    A value never seen at fit, and a missing value, encode as all zeros: a house from a new
+    neighbourhood is priced as the average (baseline) one instead of being refused, which
+    is scikit-learn's ``handle_unknown="ignore"``. The value -> column lookup is a dict
+    built at fit, so encoding a row costs one hash lookup per column.
+    """
+
+    def fold_columns(self, width: int) -> list[dict[Any, int]]:
+        """Each column's ``category -> output offset`` (``model/fold.py``); a category absent
+        from it encodes as all zeros."""
+        check_is_fitted(self, "category_index_")
+        return [dict(index) for index in self.category_index_]
 
     def _transform(self, X: NDArray[Any]) -> FloatArray:
         n, k = X.shape
@@ -534,7 +541,7 @@ class AgeFromYear(Transformer):
         return [f"age({n})" for n in default_feature_names(self.n_features_in_, input_features)]
 
 
-class OrdinalEncoder(OneHotEncoder):
+class OrdinalEncoder(_BaseEncoder):
     """Each category as its rank among those seen at fit (``0 .. k−1``), in one column.
 
     A missing value and a value never seen at fit encode as NaN, which the histogram trees

@@ -198,6 +198,7 @@ ABSTRACT: dict[type, str] = {
     Transformer: "template: subclasses supply _validate/_fit/_transform",
     NamedEstimatorsMixin: "mixin: named-list parameter handling for Pipeline/ColumnTransformer",
     model.ensemble._BaseModels: "mixin: the base-model fit and transform of voting and stacking",
+    model.preprocessing._BaseEncoder: "the categories found at fit; its subclasses encode them",
     _BaseTree: "shared growth of the two trees; has no leaf rule of its own",
 }
 

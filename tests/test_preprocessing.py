@@ -20,6 +20,7 @@ from model.preprocessing import (
     LogTransformer,
     MinMaxScaler,
     OneHotEncoder,
+    OrdinalEncoder,
     PolynomialFeatures,
     SimpleImputer,
     StandardScaler,
@@ -211,6 +212,26 @@ def test_one_hot_explicit_categories_and_errors() -> None:
         OneHotEncoder().fit(np.array([["a"], [1]], dtype=object))
     with pytest.raises(ValueError, match="2-D"):
         OneHotEncoder().fit(np.array(["a", "b"], dtype=object))
+
+
+def test_only_one_hot_describes_its_columns_to_the_fold() -> None:
+    """An ordinal code is a rank, not an indicator: a linear pipeline over ordinal codes must
+    not fold as one-hot (it used to, through inheritance, when a column had one category)."""
+    from model.compose import ColumnTransformer
+    from model.fold import CannotFoldError, fold
+    from model.linear import Ridge
+    from model.pipeline import Pipeline
+
+    X = {"x": np.arange(6.0), "c": np.array(["a"] * 6, dtype=object)}
+    enc = OrdinalEncoder().fit(np.array([["a"]], dtype=object))
+    assert enc.transform(np.array([["a"], ["b"]], dtype=object))[:, 0].tolist()[0] == 0.0
+    assert not hasattr(enc, "fold_columns")
+    assert OneHotEncoder.from_categories([["a"]]).fold_columns(1) == [{"a": 0}]
+    assert isinstance(OrdinalEncoder.from_categories([["a", "b"]]), OrdinalEncoder)
+    blocks = [("num", "passthrough", ["x"]), ("cat", OrdinalEncoder(), ["c"])]
+    pipe = Pipeline([("ct", ColumnTransformer(blocks)), ("m", Ridge())]).fit(X, np.arange(6.0))
+    with pytest.raises(CannotFoldError, match="'cat': OrdinalEncoder does not describe"):
+        fold(pipe)
 
 
 # --- PolynomialFeatures ----------------------------------------------------------------------
