@@ -44,8 +44,7 @@ class Predict:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         if status == 200:  # after the answer is sent: the log, feedback index and shadow
-            model, priced, rid = scope[PRICED]
-            self.service.traffic.served(model, priced, rid, content)
+            self.service.traffic.served(*scope[PRICED])
 
     async def answer(self, scope: Scope, receive: Receive) -> Answer:
         svc = self.service

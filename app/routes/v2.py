@@ -33,7 +33,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.body import header, is_json, read_body
 from app.routes.common import encode_json, get_service, json_response, request_id
-from app.routes.predict import _Route
+from app.routes.predict import PRICED, _Route
 from app.schemas import (
     REF_TEMPLATE,
     V2_REQUEST,
@@ -303,6 +303,8 @@ class Infer:
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        if status == 200:  # after the answer is sent: the log, feedback index and shadow
+            self.service.traffic.served(*scope[PRICED])
 
     async def answer(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
         svc = self.service
@@ -328,9 +330,11 @@ class Infer:
             return e.status, {"error": str(e)}
         rid = request_id(scope)
         try:
-            prices = svc.price(model, rows, rid).prices
+            priced = svc.price(model, rows, rid)
         except PredictionError as e:
             return 500, {"error": str(e)}
+        scope[PRICED] = model, priced, rid
+        prices = priced.prices
         outputs = [_tensor("price", prices)] if "price" in wanted else []
         if model.interval is not None and wanted != ["price"]:
             low, high = model.interval.factors
