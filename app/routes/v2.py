@@ -244,8 +244,9 @@ def _rows(model: LoadedModel, inputs: list[V2Tensor]) -> list[Any]:
     """The validated houses of the input tensors."""
     datatypes = _datatypes(model)
     columns: dict[str, list[Any]] = {}
+    n = -1  # the tensors' common length
     for t in inputs:
-        name, datatype = t["name"], t["datatype"]
+        name, datatype, shape, data = t["name"], t["datatype"], t["shape"], t["data"]
         expected = datatypes.get(name)
         if expected is None:
             raise V2ProtocolError(400, f"unknown input {name!r}; inputs are {sorted(datatypes)}")
@@ -257,16 +258,16 @@ def _rows(model: LoadedModel, inputs: list[V2Tensor]) -> list[Any]:
             raise V2ProtocolError(
                 400, f"input {name!r}: datatype {datatype} given, expected {expected}"
             )
-        shape, data = t["shape"], t["data"]
         # the common case inline: shape [n], n elements (an element that is a list then
         # fails validation); any other shape is checked and flattened by _flat
-        columns[name] = data if len(shape) == 1 and shape[0] == len(data) else _flat(t)
-    lengths = {len(v) for v in columns.values()}
-    if len(lengths) != 1:
-        raise V2ProtocolError(
-            400, f"inputs have different lengths: { {k: len(v) for k, v in columns.items()} }"
-        )
-    n = lengths.pop()
+        if len(shape) != 1 or shape[0] != len(data):
+            data = _flat(t)
+        columns[name] = data
+        if len(data) != n:
+            if n >= 0:
+                lengths = {k: len(v) for k, v in columns.items()}
+                raise V2ProtocolError(400, f"inputs have different lengths: {lengths}")
+            n = len(data)
     if n == 0:
         raise V2ProtocolError(400, "inputs hold no elements")
     if n > model.schema.max_batch_size:
