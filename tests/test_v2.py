@@ -183,3 +183,52 @@ def test_v2_answers_are_logged_and_indexed_for_feedback(
         assert g["interval"]["level"] == 0.9
     given = {k: v for k, v in got[0]["inputs"].items() if v is not None}
     assert given == HOUSE
+
+
+T = {"name": "a", "shape": [1], "datatype": "FP64", "data": [1.5]}  # one plain tensor
+PARSED = {
+    "plain": {"inputs": [T]},
+    "everything": {
+        "id": "r" * 128,
+        "parameters": {"x": [1]},
+        "inputs": [
+            {"name": "a", "shape": [2, 1], "datatype": "FP64", "data": [[1], [2]]},
+            {"name": "b", "shape": [2], "datatype": "BYTES", "data": ["x", None], "parameters": {}},
+        ],
+        "outputs": [{"name": "price"}, {"name": "price_low", "parameters": {"k": 1}}],
+    },
+    "shape of floats": {"inputs": [{**T, "shape": [1.0]}]},
+    "shape of text": {"inputs": [{**T, "shape": ["1"]}]},
+    "shape of booleans": {"inputs": [{**T, "shape": [True]}]},
+    "id too long": {"id": "r" * 129, "inputs": [T]},
+    "id null": {"id": None, "inputs": [T]},
+    "id a number": {"id": 7, "inputs": [T]},
+    "extra key": {"inputs": [T], "model": "x"},
+    "no inputs": {"inputs": []},
+    "inputs null": {"inputs": None},
+    "tensor extra key": {"inputs": [{**T, "x": 1}]},
+    "tensor without data": {"inputs": [{k: v for k, v in T.items() if k != "data"}]},
+    "data not a list": {"inputs": [{**T, "data": 1}]},
+    "name a number": {"inputs": [{**T, "name": 1}]},
+    "parameters null": {"inputs": [{**T, "parameters": None}]},
+    "outputs null": {"outputs": None, "inputs": [T]},
+    "output extra key": {"outputs": [{"name": "p", "x": 1}], "inputs": [T]},
+    "a list": [1, 2],
+}
+
+
+@pytest.mark.parametrize("name", [*PARSED, "not JSON"])
+def test_the_plain_request_shortcut_parses_as_the_typed_dicts_do(name: str) -> None:
+    """``_parse`` takes a shortcut for plain requests: every body gives exactly what
+    ``V2_REQUEST`` gives, the request or the same 400."""
+    from app.routes.v2 import V2ProtocolError, _parse, _validated
+
+    body = b'{"inputs": [' if name == "not JSON" else json.dumps(PARSED[name]).encode()
+
+    def outcome(parse: Any) -> Any:
+        try:
+            return parse(body)
+        except V2ProtocolError as e:
+            return (e.status, str(e))
+
+    assert outcome(_parse) == outcome(_validated)
