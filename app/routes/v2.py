@@ -9,14 +9,15 @@ Each feature is one input tensor of shape ``[n]`` (or ``[n, 1]``): ``FP64`` (any
 datatype) for numeric features, ``BYTES`` (JSON strings) for categorical ones. The outputs are
 ``price`` and, when the artifact stores intervals, ``price_low`` and ``price_high`` at
 ``INTERVAL_LEVEL``, each ``FP64`` of shape ``[n]``. The tensors are turned into rows and go
-through the same strict validator and pricing as ``/predict``. Errors are the protocol's
-``{"error": "..."}``: 400 for a bad request, 404 for an unknown model or version, 503 when
-not ready, 500 when the model fails. Only JSON tensors: the binary tensor extension (a body
-with ``Inference-Header-Content-Length``) is refused with a 400 that says so.
+through the same strict validator and pricing as ``/predict``, and a 200 through the same
+after-answer hook (the prediction log, feedback by the ``X-Request-Id``, the shadow). Errors
+are the protocol's ``{"error": "..."}``: 400 for a bad request, 404 for an unknown model or
+version, 503 when not ready, 500 when the model fails. Only JSON tensors: the binary tensor
+extension (a body with ``Inference-Header-Content-Length``) is refused with a 400 that says so.
 
 ``infer`` carries traffic, so like ``/predict`` it is a plain ASGI endpoint (a Starlette route
-matched before FastAPI's) that parses the body once with ``json.loads``; FastAPI cannot see
-it, so :func:`operation` writes its OpenAPI entry.
+matched before FastAPI's) that parses the body once, its structure checked by pydantic-core
+(``V2_REQUEST``); FastAPI cannot see it, so :func:`operation` writes its OpenAPI entry.
 """
 
 from __future__ import annotations
