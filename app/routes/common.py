@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
-from pydantic_core import to_json
+from pydantic_core import PydanticSerializationError, to_json
 from starlette.types import Scope
 
 from app.state import Service
@@ -33,11 +33,20 @@ def encode_json(content: Any) -> bytes:
     ``repr``'s). ``allow_nan=False``: a NaN or infinity would be invalid JSON for strict
     clients, so it fails loudly (``ValueError``); pydantic-core writes them as ``NaN`` or
     ``Infinity``, so output holding that text is encoded again by the strict encoder, which
-    raises for a float and returns the same JSON for a string that merely contains it."""
-    out = to_json(content)
+    raises for a float and returns the same JSON for a string that merely contains it. What
+    pydantic-core cannot write (a lone surrogate, an unknown type) goes to the strict encoder
+    too: escaped, or a ``TypeError`` as ``json.dumps`` gives."""
+    try:
+        out = to_json(content)
+    except PydanticSerializationError:  # a lone surrogate, a type it does not know: as before
+        return _strict(content)
     if b"NaN" in out or b"Infinity" in out:
-        return "".join(_STRICT(content, 0)).encode()
+        return _strict(content)
     return out
+
+
+def _strict(content: Any) -> bytes:
+    return "".join(_STRICT(content, 0)).encode()
 
 
 def json_response(status: int, content: Any, headers: dict[str, str] | None = None) -> Response:
