@@ -7,6 +7,7 @@ many there were (``error_count``).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -71,6 +72,16 @@ async def read_body(receive: Receive) -> bytes:
 _KEY = re.compile(rb'"((?:[^"\\]++|\\.)*+)"\s*:')  # an object key: a JSON string, its colon
 
 
+def _key_name(raw: bytes) -> str:
+    """An object key's name as JSON reads it: ``"\\u0069nstances"`` is ``instances``."""
+    if b"\\" in raw:
+        try:
+            return str(json.loads(b'"%s"' % raw))
+        except ValueError:  # not a valid escape: validation names what is wrong
+            pass
+    return raw.decode("utf-8", "replace")
+
+
 class KeyGuard:
     """Refuses, before validation, a body whose objects hold more keys than their model has.
 
@@ -97,7 +108,7 @@ class KeyGuard:
             return
         first: list[str] = []
         for match in _KEY.finditer(body):
-            name = match.group(1).decode("utf-8", "replace")
+            name = _key_name(match.group(1))
             if name not in self.known:
                 first.append(name)
                 if len(first) == max_errors:

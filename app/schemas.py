@@ -159,14 +159,15 @@ class RequestSchema:
     def validate(self, body: bytes) -> tuple[list[BaseModel], bool]:
         """Parse and validate a JSON body; return the rows and whether it was a batch.
 
-        A body that does not even contain the text ``"instances"`` cannot be a batch, so it
-        goes straight to the one-house model (half the cost of the tagged union). One that
-        does is tried as a batch first: the union's Python discriminator makes pydantic-core
-        build the whole body as Python objects before validating, which doubles the cost of a
-        1,000-house batch. Only if that fails (an invalid batch, or a house whose text
-        mentions "instances") does the union answer, with its own errors.
+        A body that does not even contain the text ``"instances"`` (nor a ``\\u`` escape,
+        which can spell it: ``"\\u0069nstances"``) cannot be a batch, so it goes straight to
+        the one-house model (half the cost of the tagged union). One that may be is tried as a
+        batch first: the union's Python discriminator makes pydantic-core build the whole body
+        as Python objects before validating, which doubles the cost of a 1,000-house batch.
+        Only if that fails (an invalid batch, or a house whose text mentions "instances") does
+        the union answer, with its own errors.
         """
-        if b'"instances"' not in body:
+        if b'"instances"' not in body and b"\\u" not in body:
             return [self.house.model_validate_json(body)], False
         try:
             batch = self.batch.model_validate_json(body)

@@ -1,6 +1,7 @@
 """What happens to a served answer after it is priced: the prediction log, the feedback index
-and the shadow model. ``/predict`` hands each 200 answer to :meth:`Traffic.served`, the one
-hook; each part costs the request path one queue append or dict insert, and nothing when off.
+and the shadow model. ``/predict`` and V2 ``infer`` hand each 200 answer to the one hook,
+:meth:`Traffic.served`; each part costs the request path one queue append or dict insert, and
+nothing when off.
 
 The feedback index remembers the prices of the most recent houses (``FEEDBACK_INDEX_SIZE``
 houses, oldest requests evicted first; 0 turns it off) by request id, so ``POST /feedback``
@@ -15,7 +16,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -71,17 +72,6 @@ class FeedbackIndex:
         return self._entries.get(rid)
 
 
-def intervals(content: dict[str, Any], n: int) -> Sequence[Any] | None:
-    """The answer's intervals, one per house, when it has them (``interval`` for one house,
-    ``intervals`` for a batch), else None."""
-    if "intervals" in content:
-        found: Sequence[Any] | None = content["intervals"]
-        return found if found is not None and len(found) == n else None
-    if "interval" in content and n == 1:
-        return [content["interval"]]
-    return None
-
-
 class Traffic:
     """The prediction log, the feedback index and the shadow of one service."""
 
@@ -115,37 +105,29 @@ class Traffic:
             sink = open_sink(s.prediction_log, s.prediction_log_max_bytes, s.prediction_log_backups)
             self.log = PredictionLog(sink, s.prediction_log_queue, self.log_counters)
 
-    def served(self, model: LoadedModel, priced: Priced, rid: str, content: dict[str, Any]) -> None:
-        """Record a 200 answer: index it, queue its log lines, hand its rows to the shadow.
-        Called once the answer is sent; a failure here is logged, never the client's."""
+    def served(self, model: LoadedModel, priced: Priced, rid: str) -> None:
+        """Record a 200 answer of ``/predict`` or V2 ``infer``: index it, queue its log lines
+        (with the serving model's intervals), hand its rows to the shadow. Called once the
+        answer is sent; a failure here is logged, never the client's."""
         try:
-            self._served(model, priced, rid, content)
+            self._served(model, priced, rid)
         except Exception:
             log.exception("recording a served answer failed", extra={"request_id": rid})
 
-    def _served(
-        self, model: LoadedModel, priced: Priced, rid: str, content: dict[str, Any]
-    ) -> None:
-        now = time.time()
+    def _served(self, model: LoadedModel, priced: Priced, rid: str) -> None:
         served = None
         if self.index is not None:
             served = Served(model.version, priced.prices)
             if not self.index.add(rid, served):
                 served = None
-        if self.log is not None:
-            n = len(priced.prices)
-            self.log.put(
-                Entry(
-                    now,
-                    rid,
-                    model.version,
-                    "champion",
-                    priced.table,
-                    priced.prices,
-                    intervals(content, n),
-                )
-            )
-        shadow = self.shadow
+        log, shadow = self.log, self.shadow
+        if log is None and shadow is None:
+            return
+        now = time.time()
+        if log is not None:
+            rule = model.interval
+            bounds = rule.around(priced.prices) if rule is not None else None
+            log.put(Entry(now, rid, model.version, "champion", priced.table, priced.prices, bounds))
         if shadow is not None:
             shadow.submit(now, rid, priced.table, served)
 

@@ -13,7 +13,8 @@ request and, against the first tree, the median and quartiles of the per-round r
 computes it from rates.
 
 Kinds: ``one`` (``POST /predict``, one house), ``batch`` (``POST /predict``, 100 houses),
-``live`` (``GET /health/live``: the middlewares and the framework). Add ``--off`` to run every
+``live`` (``GET /health/live``: the middlewares and the framework), ``v2`` (``POST
+/v2/models/houseprice/infer``, the same house as V2 tensors). Add ``--off`` to run every
 tree a second time with ``MONITORING_ENABLED=false``.
 
 Run: ``.venv/bin/python benchmarks/bench_asgi.py --model ARTIFACT --tree base=/tmp/base
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,10 +107,12 @@ async def call(method: str, path: str, body: bytes) -> int:
 async def main() -> None:
     await lifespan_start()
     house = json.loads(os.environ["BENCH_HOUSE"])
+    v2 = json.loads(os.environ["BENCH_V2"])
     kinds = {
         "one": ("POST", "/predict", json.dumps(house).encode()),
         "batch": ("POST", "/predict", json.dumps({"instances": [house] * 100}).encode()),
         "live": ("GET", "/health/live", b""),
+        "v2": ("POST", "/v2/models/houseprice/infer", json.dumps(v2).encode()),
     }
     for method, path, body in kinds.values():
         for _ in range(200):  # warm-up
@@ -129,6 +133,21 @@ async def main() -> None:
 
 asyncio.run(main())
 """
+
+
+def v2_request(house: dict[str, Any], features: list[dict[str, Any]]) -> dict[str, Any]:
+    """The V2 inference request of one house: one ``[1]`` tensor per feature it has."""
+    inputs = [
+        {
+            "name": f["name"],
+            "shape": [1],
+            "datatype": "BYTES" if f["kind"] == "categorical" else "FP64",
+            "data": [house[f["name"]]],
+        }
+        for f in features
+        if f["name"] in house
+    ]
+    return {"inputs": inputs}
 
 
 def start(tree: Path, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -176,7 +195,11 @@ def main() -> int:
 
     metadata = load_artifact(args.model).metadata
     house = {f["name"]: f["example"] for f in metadata["features"] if f["example"] is not None}
-    env = {"MODEL_PATH": str(Path(args.model).resolve()), "BENCH_HOUSE": json.dumps(house)}
+    env = {
+        "MODEL_PATH": str(Path(args.model).resolve()),
+        "BENCH_HOUSE": json.dumps(house),
+        "BENCH_V2": json.dumps(v2_request(house, metadata["features"])),
+    }
     variants: list[tuple[str, Path, dict[str, str]]] = []
     for spec in args.tree:
         name, _, where = spec.partition("=")
@@ -186,7 +209,8 @@ def main() -> int:
                 (f"{name} off", Path(where).resolve(), {**env, "MONITORING_ENABLED": "false"})
             )
     procs = {name: start(tree, e) for name, tree, e in variants}
-    per = {"one": args.requests, "live": args.requests, "batch": max(1, args.requests // 50)}
+    per = {"one": args.requests, "live": args.requests, "v2": args.requests}
+    per["batch"] = max(1, args.requests // 50)
     times: dict[tuple[str, str], list[float]] = {}
     try:
         for r in range(args.rounds):

@@ -1,8 +1,8 @@
 """Speed of the serving path, against the framework's floor and the tutorial baseline, in one run.
 
 Four real ``uvicorn`` processes (one worker each, 127.0.0.1), each driven by
-``wrk -t2 -c16 -d1s --latency`` POSTing one house, in turn (a, b, d, c below: the two runs of
-each close ratio follow each other), for 30 rounds (an idle server costs
+``wrk -t2 -c16 -d1s --latency`` POSTing one house, in turn (a, b, e, d, c below: the runs of
+ours/bare and V2/ours follow each other), for 30 rounds (an idle server costs
 nothing; interleaving makes load from elsewhere on a shared machine hit every server alike, and
 the ratios are the medians of the per-round ratios). After each run one more request waits for
 the server's backlog, so no server's leftover work lands on the next one's run:
@@ -12,14 +12,16 @@ the server's backlog, so no server's leftover work lands on the next one's run:
 (c) sklearn: a FastAPI ``async def`` route running a scikit-learn ``Pipeline`` (the same
              features: median impute, log1p, scale, one-hot, Ridge on log price) on a one-row
              pandas ``DataFrame`` — what most tutorials ship;
-(d) ours with ``MONITORING_ENABLED=false`` — the price of metrics and drift.
+(d) ours with ``MONITORING_ENABLED=false`` — the price of metrics and drift;
+(e) ours again, on ``POST /v2/models/houseprice/infer`` with the same house as V2 tensors (run
+    right after (b), on the same server: the V2 route against ``/predict``).
 
 Then a 1,000-house batch against (b) (median latency, wrk -c1 for 5 s), and in process the
 single-row prediction with validation excluded: our ``pipeline.predict`` on the table the app
 builds for one house, against the scikit-learn pipeline's ``predict`` on a one-row DataFrame
 (``timeit``, best of k). Targets (issue 4, the first raised by issue 18): ours/bare >= 0.85 with
 p99 < 10 ms, ours/sklearn >= 15, monitoring cost <= 10 %, batch median < 20 ms, single row
-< 50 us and >= 10x sklearn.
+< 50 us and >= 10x sklearn; issue 15: V2 infer / ours >= 0.75 for one house.
 
 Short runs in many rounds rather than a few long ones: on a shared machine the speed drifts by
 tens of percent within a minute, and a ratio is only as good as the closeness in time of the two
@@ -28,7 +30,7 @@ rounds of eight, and by 32 % in one. A per-round ratio scatters by 0.09-0.16 (st
 deviation) with runs of 1 s or 3 s alike, so 30 rounds of 1 s pin the median about 1.7 times
 (√3) as closely as 10 of 3 s, in the same time.
 
-Prints a table and the machine; asserts nothing; exits 0. Takes about 2.5 minutes (120 wrk runs
+Prints a table and the machine; asserts nothing; exits 0. Takes about 3 minutes (150 wrk runs
 of 1 s); ``--rounds 5`` for a quicker look. Run:
 ``.venv/bin/python benchmarks/bench_service.py [--model ARTIFACT] [--seconds 1] [--rounds 30]``.
 """
@@ -61,6 +63,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_asgi import v2_request  # noqa: E402
 from machine import describe  # noqa: E402 (benchmarks/, the script's folder)
 from wrk import WrkResult, interleaved, round_ratios, run_wrk, spread  # noqa: E402 (benchmarks/wrk.py, beside this file)
 
@@ -71,6 +74,8 @@ from tests.reference import frame, sklearn_pipeline  # noqa: E402
 
 CONFIG = ROOT / "configs" / "ames.toml"
 BATCH_ROWS = 1000
+V2 = "ours, V2 infer"
+V2_PATH = "/v2/models/houseprice/infer"
 
 BARE_APP = """
 from fastapi import FastAPI
@@ -274,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         house = {f["name"]: f["example"] for f in metadata["features"] if f["example"] is not None}
         body = work / "house.json"
         body.write_text(json.dumps(house))
+        v2_body = work / "house-v2.json"
+        v2_body.write_text(json.dumps(v2_request(house, metadata["features"])))
         rng = np.random.default_rng(0)
         n_rows = len(data.y)
         picked = rng.choice(n_rows, BATCH_ROWS, replace=n_rows < BATCH_ROWS).tolist()
@@ -305,7 +312,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise SystemExit(f"{name}: the example house is refused: {check.text}")
                 run_wrk(url + "/predict", body, args.connections, 2, threads=2)  # warm-up
                 urls[name] = url
-            runs = interleaved(urls, body, args.rounds, args.seconds, args.connections, threads=2)
+                if name == "ours":  # the V2 route of the same server, run right after it
+                    check = httpx.post(url + V2_PATH, content=v2_body.read_bytes(), timeout=10)
+                    if check.status_code != 200:
+                        raise SystemExit(f"V2: the example house is refused: {check.text}")
+                    run_wrk(url + V2_PATH, v2_body, args.connections, 2, threads=2)
+                    urls[V2] = url
+            runs = interleaved(
+                urls,
+                body,
+                args.rounds,
+                args.seconds,
+                args.connections,
+                threads=2,
+                routes={V2: (V2_PATH, v2_body)},
+            )
             batch, batch_rows = batch_latency(urls["ours"], houses, work, args.batch_seconds)
         single = in_process(art.pipeline, sk, house, metadata)
 
@@ -337,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name:<22}{rate:>9.0f}{p50:>9.2f}{p99:>9.2f}{errors:>8}  [{each}]")
     ours_p99 = med([r.p99_ms for r in runs["ours"]])
     bare_ratio, sk_rate_ratio = ratio("ours", "bare"), ratio("ours", "sklearn")
+    v2_ratio = ratio(V2, "ours")
     cost = 1.0 - ratio("ours", "ours, monitoring off")
     sk_ratio = single["sk_us"] / single["ours_us"]
     rel = abs(single["ours_price"] - single["sk_price"]) / single["sk_price"]
@@ -351,6 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("ours / bare (req/s)", f"{bare_ratio:.2f}", ">= 0.85", bare_ratio >= 0.85),
         ("ours p99 (ms)", f"{ours_p99:.2f}", "< 10", ours_p99 < 10),
         ("ours / sklearn (req/s)", f"{sk_rate_ratio:.1f}", ">= 15", sk_rate_ratio >= 15),
+        ("V2 infer / ours, one house (req/s)", f"{v2_ratio:.2f}", ">= 0.75", v2_ratio >= 0.75),
         ("monitoring cost (1 - on/off req/s)", f"{cost:.1%}", "<= 10 %", cost <= 0.10),
         (f"{batch_rows:,}-house batch, median (ms)", f"{batch_ms:.2f}", "< 20", batch_ms < 20),
         (f"  its p99 ({batch.requests} requests, wrk -c1)", f"{batch.p99_ms:.2f}", "", True),
@@ -364,7 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"\nper-round ratios, quartiles: ours/bare {quartiles('ours', 'bare')}, "
         f"ours/sklearn {quartiles('ours', 'sklearn')}, "
-        f"monitoring on/off {quartiles('ours', 'ours, monitoring off')}"
+        f"monitoring on/off {quartiles('ours', 'ours, monitoring off')}, "
+        f"V2/ours {quartiles(V2, 'ours')}"
     )
     print(
         f"\n(single-row path: {single['path']}; "

@@ -125,22 +125,23 @@ def interleaved(
     connections: int,
     *,
     threads: int = 1,
+    routes: Mapping[str, tuple[str, Path]] | None = None,
 ) -> dict[str, list[WrkResult]]:
     """``rounds`` rounds of one wrk run per server, in the order of ``urls``: the runs of a
     round are seconds apart, so a burst of load from elsewhere hits the servers of a round
     alike. After each run one more POST of the body waits for that server's backlog: wrk hangs
     up with requests still being served, and their CPU would land on the next server's run
     (0.15-0.24 s of it for a scikit-learn route). wrk's errors are in the results; a failed
-    draining request raises.
+    draining request raises. Each run POSTs ``body_path`` to ``/predict``, or, for a name in
+    ``routes``, its own ``(path, body_path)`` (another route of a server, as one more "server").
     """
-    body = body_path.read_bytes()
+    routes = routes or {}
     runs: dict[str, list[WrkResult]] = {name: [] for name in urls}
     for _ in range(rounds):
         for name, url in urls.items():
-            runs[name].append(
-                run_wrk(url + "/predict", body_path, connections, seconds, threads=threads)
-            )
-            drain = httpx.post(url + "/predict", content=body, timeout=60,
+            path, body = routes.get(name, ("/predict", body_path))
+            runs[name].append(run_wrk(url + path, body, connections, seconds, threads=threads))
+            drain = httpx.post(url + path, content=body.read_bytes(), timeout=60,
                                headers={"Content-Type": "application/json"})  # fmt: skip
             drain.raise_for_status()
     return runs

@@ -494,3 +494,28 @@ def test_access_lines_of_one_loop_turn_share_one_write(monkeypatch: pytest.Monke
         assert logging.getLogger(ACCESS_LOGGER).handlers  # still the configured handler
     finally:
         configure_logging("info")
+
+
+def test_encode_json_writes_what_json_dumps_writes_and_refuses_what_it_refuses() -> None:
+    """The answers' encoder (pydantic-core, the stdlib's strict encoder behind it): the same
+    JSON values as ``json.dumps(allow_nan=False)``; a non-finite float is a ValueError, an
+    unknown type a TypeError; text that only says NaN, and a lone surrogate, are encoded."""
+    import json
+
+    from app.routes.common import encode_json
+
+    answer = {
+        "price": 201234.56789012346,
+        "interval": {"level": 0.9, "low": 1e-7, "high": 1e16},
+        "request_id": "NaN-Infinity",
+        "unknown_categories": {"hood": "Café", "odd": "x\ud800"},
+        "prices": [1, 2.5, None, True],
+    }
+    got = encode_json(answer)
+    assert json.loads(got) == answer
+    assert b" " not in got.replace(b"NaN-Infinity", b"")  # compact
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError):
+            encode_json({"price": bad})
+    with pytest.raises(TypeError):
+        encode_json({"price": object()})

@@ -13,7 +13,14 @@ import sklearn.model_selection as sms
 from model.linear import Ridge
 from model.selection import GridSearchCV, KFold, cross_val_predict
 from model.workflow.artifact import load_artifact
-from model.workflow.intervals import LEVELS, bounds, calibrate, conformal_halfwidth, coverage
+from model.workflow.intervals import (
+    LEVELS,
+    IntervalRule,
+    bounds,
+    calibrate,
+    conformal_halfwidth,
+    coverage,
+)
 
 
 def test_halfwidth_is_the_finite_sample_order_statistic() -> None:
@@ -34,6 +41,18 @@ def test_bounds_and_coverage_on_each_scale() -> None:
     low, high = bounds(p, 10.0, "price")
     np.testing.assert_allclose(low, [90.0, 190.0])
     assert coverage(np.array([150.0, 401.0]), p, math.log(2.0), "log") == 0.5
+
+
+def test_a_rule_gives_a_house_the_bounds_of_its_scale() -> None:
+    """What the service serves: ``of`` one price is ``around`` of a list of one, and both are
+    ``bounds``' figures."""
+    for space, q in (("log", math.log(2.0)), ("price", 10.0)):
+        rule = IntervalRule(0.9, q, space)  # type: ignore[arg-type]
+        low, high = bounds(np.array([100.0, 250.0]), q, space)  # type: ignore[arg-type]
+        assert rule.around([100.0, 250.0]) == [
+            {"level": 0.9, "low": low[i], "high": high[i]} for i in range(2)
+        ]
+        assert rule.of(250.0) == rule.around([250.0])[0]
 
 
 def test_cross_val_predict_matches_sklearn() -> None:

@@ -58,6 +58,23 @@ def test_valid_bodies_give_the_unions_rows(schema: RequestSchema, name: str) -> 
     assert [r.model_dump() for r in rows] == [r.model_dump() for r in ref_rows]
 
 
+def test_a_batch_key_written_with_json_escapes_is_the_batch_key(schema: RequestSchema) -> None:
+    """``"\\u0069nstances"`` is the key ``instances`` to every JSON parser: a batch, not a house
+    with an unknown field; and an escaped feature name is that feature."""
+    house = json.dumps(HOUSE)
+    body = b'{"\\u0069nstances": [' + house.encode() + b', {"\\u0061rea": 80, "hood": "B"}]}'
+    rows, batch = schema.validate(body)
+    assert batch is True
+    assert [r.model_dump() for r in rows] == [
+        {"area": 1200.0, "rooms": 2, "hood": "A"},
+        {"area": 80.0, "rooms": None, "hood": "B"},
+    ]
+    ref_rows, ref_batch = union(schema, body)
+    assert ref_batch is True and [r.model_dump() for r in ref_rows] == [
+        r.model_dump() for r in rows
+    ]
+
+
 @pytest.mark.parametrize("name", sorted(INVALID))
 def test_invalid_bodies_give_the_unions_errors(schema: RequestSchema, name: str) -> None:
     body = json.dumps(INVALID[name]).encode()

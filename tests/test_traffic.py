@@ -22,7 +22,7 @@ from test_app_api import HOUSE, TOKEN, build_artifact, make_client
 
 from app.predlog import Entry, LogCounters, PredictionLog, RotatingFile, lines
 from app.settings import Settings, SettingsError
-from app.traffic import FeedbackIndex, Served, intervals
+from app.traffic import FeedbackIndex, Served
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -86,15 +86,6 @@ def test_lines_are_one_json_object_per_house_with_the_answer_interval() -> None:
     }
     assert got[1]["inputs"] == {"a": 1.0, "b": None}
     assert "interval" not in json.loads(next(lines(entry(1))))
-
-
-def test_intervals_are_read_from_the_answer_when_it_has_them() -> None:
-    assert intervals({"price": 1.0}, 1) is None
-    assert intervals({"price": 1.0, "interval": {"low": 1}}, 1) == [{"low": 1}]
-    assert intervals({"prices": [1, 2], "intervals": [{"a": 1}, {"a": 2}]}, 2) == [
-        {"a": 1},
-        {"a": 2},
-    ]
 
 
 def test_the_file_rotates_by_size_and_keeps_the_backups(tmp_path: Path) -> None:

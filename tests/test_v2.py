@@ -140,3 +140,46 @@ def test_openapi_documents_every_v2_route(client: TestClient) -> None:
     infer = doc["paths"]["/v2/models/{name}/versions/{version}/infer"]["post"]
     assert [p["name"] for p in infer["parameters"]] == ["name", "version"]
     assert "V2InferenceResponse" in doc["components"]["schemas"]
+
+
+def test_v2_answers_are_logged_and_indexed_for_feedback(
+    paths: dict[str, str], tmp_path: Path
+) -> None:
+    """Every house V2 serves goes through the after-answer hook as /predict's do: one log line
+    each (inputs, price, the interval the outputs carry) and feedback by the request id (the
+    ``X-Request-Id``; also the answer's ``id`` when the request names none)."""
+    log = tmp_path / "predictions.jsonl"
+    with make_client(paths["linear"], prediction_log=str(log)) as c:
+        r = c.post(INFER, json=v2_request([HOUSE, OTHER]), headers={"X-Request-Id": "v2-batch"})
+        assert r.status_code == 200 and r.headers["x-request-id"] == "v2-batch"
+        assert r.json()["id"] == "req-1"  # the protocol's id, echoed
+        out = {o["name"]: o["data"] for o in r.json()["outputs"]}
+        for i in range(2):
+            fb = c.post(
+                "/feedback", json={"request_id": "v2-batch", "index": i, "actual_price": 1.5e5}
+            )
+            assert fb.status_code == 200, fb.text
+            assert fb.json()["predicted_price"] == out["price"][i]
+        anonymous = {k: v for k, v in v2_request([HOUSE]).items() if k != "id"}
+        one = c.post(INFER, json=anonymous)
+        rid = one.json()["id"]
+        assert rid == one.headers["x-request-id"]
+        fb = c.post("/feedback", json={"request_id": rid, "actual_price": 1.5e5})
+        assert fb.status_code == 200 and fb.json()["predicted_price"] == out["price"][0]
+        assert c.post(INFER, json={"inputs": []}).status_code == 400  # refused: not recorded
+        version = one.json()["model_version"]
+        c.app.state.service.traffic.close()  # type: ignore[attr-defined]  # writes the queue
+    got = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [(g["request_id"], g["index"]) for g in got] == [
+        ("v2-batch", 0),
+        ("v2-batch", 1),
+        (rid, 0),
+    ]
+    assert [g["price"] for g in got] == [*out["price"], out["price"][0]]
+    assert {(g["role"], g["model_version"]) for g in got} == {("champion", version)}
+    for g, i in zip(got, (0, 1, 0), strict=True):
+        assert g["interval"]["low"] == out["price_low"][i]
+        assert g["interval"]["high"] == out["price_high"][i]
+        assert g["interval"]["level"] == 0.9
+    given = {k: v for k, v in got[0]["inputs"].items() if v is not None}
+    assert given == HOUSE

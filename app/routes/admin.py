@@ -100,22 +100,29 @@ async def reload(request: Request) -> Response:
         svc.settings.max_errors,
         _GUARD,
     )
-    if isinstance(body, LoadShadowRequest):
-        return await _reload_shadow(svc, body.shadow_path)
-    if isinstance(body, DropShadowRequest):
-        return await _reload_shadow(svc, None)
+    shadow_request = isinstance(body, LoadShadowRequest | DropShadowRequest)
+    try:
+        if isinstance(body, LoadShadowRequest):
+            return await _reload_shadow(svc, body.shadow_path)
+        if isinstance(body, DropShadowRequest):
+            return await _reload_shadow(svc, None)
+        return await _reload_champion(svc, body)
+    except ReloadRefusedError as e:  # a path outside the model directory
+        return json_response(403, {"detail": str(e)})
+    except (ArtifactError, ModelLoadError, ReloadConflictError) as e:
+        what = (
+            "shadow reload refused, the previous shadow stays"
+            if shadow_request
+            else "reload refused, the previous model keeps serving"
+        )
+        return json_response(409, {"detail": f"{what}: {e}"})
+
+
+async def _reload_champion(svc: Service, body: ReloadRequest | None) -> Response:
+    """Load the requested artifact (the configured one without a path) as the champion."""
     requested = body.path if body is not None else None
     allow_downgrade = body.allow_downgrade if body is not None else False
-    try:
-        path = svc.resolve_reload_path(requested)
-    except ReloadRefusedError as e:
-        return json_response(403, {"detail": str(e)})
-    try:
-        model, previous = await svc.reload(path, allow_downgrade)
-    except (ArtifactError, ModelLoadError, ReloadConflictError) as e:
-        return json_response(
-            409, {"detail": f"reload refused, the previous model keeps serving: {e}"}
-        )
+    model, previous = await svc.reload(svc.resolve_reload_path(requested), allow_downgrade)
     return json_response(
         200,
         {
@@ -129,18 +136,8 @@ async def reload(request: Request) -> Response:
 
 async def _reload_shadow(svc: Service, requested: str | None) -> Response:
     """Load ``requested`` as the shadow model, or drop the shadow for ``None``."""
-    path = None
-    if requested is not None:
-        try:
-            path = svc.resolve_reload_path(requested)
-        except ReloadRefusedError as e:
-            return json_response(403, {"detail": str(e)})
-    try:
-        new, old = await shadow.reload(svc, path)
-    except (ArtifactError, ModelLoadError, ReloadConflictError) as e:
-        return json_response(
-            409, {"detail": f"shadow reload refused, the previous shadow stays: {e}"}
-        )
+    path = svc.resolve_reload_path(requested) if requested is not None else None
+    new, old = await shadow.reload(svc, path)
     return json_response(
         200,
         {

@@ -44,8 +44,7 @@ class Predict:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         if status == 200:  # after the answer is sent: the log, feedback index and shadow
-            model, priced, rid = scope[PRICED]
-            self.service.traffic.served(model, priced, rid, content)
+            self.service.traffic.served(*scope[PRICED])
 
     async def answer(self, scope: Scope, receive: Receive) -> Answer:
         svc = self.service
@@ -87,16 +86,15 @@ class Predict:
                 unknown_categories=[{"row": i, "feature": f, "value": v} for i, f, v in unknown],
             )
             return 200, content, []
-        content = {"price": priced.prices[0]}
+        price = priced.prices[0]
+        content = {"price": price}
         if interval is not None:
-            content["interval"] = interval.around(priced.prices)[0]
+            content["interval"] = interval.of(price)
         if explained is not None:
             content["explanation"] = explained[0]
-        content.update(
-            model_version=model.version,
-            request_id=rid,
-            unknown_categories={f: v for _, f, v in unknown},
-        )
+        content["model_version"] = model.version
+        content["request_id"] = rid
+        content["unknown_categories"] = {f: v for _, f, v in unknown} if unknown else {}
         return 200, content, []
 
 

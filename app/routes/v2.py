@@ -9,14 +9,15 @@ Each feature is one input tensor of shape ``[n]`` (or ``[n, 1]``): ``FP64`` (any
 datatype) for numeric features, ``BYTES`` (JSON strings) for categorical ones. The outputs are
 ``price`` and, when the artifact stores intervals, ``price_low`` and ``price_high`` at
 ``INTERVAL_LEVEL``, each ``FP64`` of shape ``[n]``. The tensors are turned into rows and go
-through the same strict validator and pricing as ``/predict``. Errors are the protocol's
-``{"error": "..."}``: 400 for a bad request, 404 for an unknown model or version, 503 when
-not ready, 500 when the model fails. Only JSON tensors: the binary tensor extension (a body
-with ``Inference-Header-Content-Length``) is refused with a 400 that says so.
+through the same strict validator and pricing as ``/predict``, and a 200 through the same
+after-answer hook (the prediction log, feedback by the ``X-Request-Id``, the shadow). Errors
+are the protocol's ``{"error": "..."}``: 400 for a bad request, 404 for an unknown model or
+version, 503 when not ready, 500 when the model fails. Only JSON tensors: the binary tensor
+extension (a body with ``Inference-Header-Content-Length``) is refused with a 400 that says so.
 
 ``infer`` carries traffic, so like ``/predict`` it is a plain ASGI endpoint (a Starlette route
-matched before FastAPI's) that parses the body once with ``json.loads``; FastAPI cannot see
-it, so :func:`operation` writes its OpenAPI entry.
+matched before FastAPI's) that parses the body once, its structure checked by pydantic-core
+(``V2_REQUEST``); FastAPI cannot see it, so :func:`operation` writes its OpenAPI entry.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.body import header, is_json, read_body
 from app.routes.common import encode_json, get_service, json_response, request_id
-from app.routes.predict import _Route
+from app.routes.predict import PRICED, _Route
 from app.schemas import (
     REF_TEMPLATE,
     V2_REQUEST,
@@ -244,8 +245,9 @@ def _rows(model: LoadedModel, inputs: list[V2Tensor]) -> list[Any]:
     """The validated houses of the input tensors."""
     datatypes = _datatypes(model)
     columns: dict[str, list[Any]] = {}
+    n = -1  # the tensors' common length
     for t in inputs:
-        name, datatype = t["name"], t["datatype"]
+        name, datatype, shape, data = t["name"], t["datatype"], t["shape"], t["data"]
         expected = datatypes.get(name)
         if expected is None:
             raise V2ProtocolError(400, f"unknown input {name!r}; inputs are {sorted(datatypes)}")
@@ -257,16 +259,16 @@ def _rows(model: LoadedModel, inputs: list[V2Tensor]) -> list[Any]:
             raise V2ProtocolError(
                 400, f"input {name!r}: datatype {datatype} given, expected {expected}"
             )
-        shape, data = t["shape"], t["data"]
         # the common case inline: shape [n], n elements (an element that is a list then
         # fails validation); any other shape is checked and flattened by _flat
-        columns[name] = data if len(shape) == 1 and shape[0] == len(data) else _flat(t)
-    lengths = {len(v) for v in columns.values()}
-    if len(lengths) != 1:
-        raise V2ProtocolError(
-            400, f"inputs have different lengths: { {k: len(v) for k, v in columns.items()} }"
-        )
-    n = lengths.pop()
+        if len(shape) != 1 or shape[0] != len(data):
+            data = _flat(t)
+        columns[name] = data
+        if len(data) != n:
+            if n >= 0:
+                lengths = {k: len(v) for k, v in columns.items()}
+                raise V2ProtocolError(400, f"inputs have different lengths: {lengths}")
+            n = len(data)
     if n == 0:
         raise V2ProtocolError(400, "inputs hold no elements")
     if n > model.schema.max_batch_size:
@@ -303,6 +305,8 @@ class Infer:
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        if status == 200:  # after the answer is sent: the log, feedback index and shadow
+            self.service.traffic.served(*scope[PRICED])
 
     async def answer(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
         svc = self.service
@@ -328,9 +332,11 @@ class Infer:
             return e.status, {"error": str(e)}
         rid = request_id(scope)
         try:
-            prices = svc.price(model, rows, rid).prices
+            priced = svc.price(model, rows, rid)
         except PredictionError as e:
             return 500, {"error": str(e)}
+        scope[PRICED] = model, priced, rid
+        prices = priced.prices
         outputs = [_tensor("price", prices)] if "price" in wanted else []
         if model.interval is not None and wanted != ["price"]:
             low, high = model.interval.factors

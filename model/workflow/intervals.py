@@ -131,3 +131,8 @@ class IntervalRule:
         """``{"level", "low", "high"}`` in dollars around each price."""
         low, high, level = *self.factors, self.level
         return [{"level": level, "low": low(p), "high": high(p)} for p in prices]
+
+    def of(self, price: float) -> dict[str, float]:
+        """``{"level", "low", "high"}`` in dollars around one price (``around`` of one)."""
+        low, high = self.factors
+        return {"level": self.level, "low": low(price), "high": high(price)}
