@@ -32,7 +32,7 @@ its data can move together. The file looks like::
     folds = 5
     scoring = "rmse_log"        # what the grid search minimises
     [model]
-    estimator = "ridge"         # linear | ridge | lasso | elasticnet | tree | gbdt | forest
+    estimator = "ridge"         # linear | ridge | lasso | elasticnet | huber | tree | gbdt | forest
                                 # | stack | voting (these two combine the models in `base`,
                                 # e.g. base = ["ridge", "gbdt"]; params ridge__alpha = 10)
     target_transform = "log"    # fit on log(price), predict exp(.)
@@ -82,7 +82,18 @@ KINDS: tuple[Kind, ...] = ("numeric", "integer", "categorical")
 #: Comparison operators a row filter may use.
 FILTER_OPS = ("<", "<=", ">", ">=", "==", "!=", "in", "not_in")
 #: Estimators a config may name.
-ESTIMATORS = ("linear", "ridge", "lasso", "elasticnet", "tree", "gbdt", "forest", "stack", "voting")
+ESTIMATORS = (
+    "linear",
+    "ridge",
+    "lasso",
+    "elasticnet",
+    "huber",
+    "tree",
+    "gbdt",
+    "forest",
+    "stack",
+    "voting",
+)
 #: The ones that combine the base models named in ``model.base``.
 COMBINERS = ("stack", "voting")
 Impute = Literal["median", "mean"]
