@@ -15,10 +15,10 @@ grown, from the residuals ``r = y − F`` of the leaf's rows, as scikit-learn do
   M-estimate of location: scikit-learn's GradientBoostingRegressor).
 
 The trees are histogram trees (:mod:`model.hist`, where the split gain and the categorical
-and missing-value rules are stated). With ``subsample < 1`` each tree sees a random share of the rows, with
-``max_features < 1`` each split a random share of the features. With early stopping a
-``validation_fraction`` of the rows is held out and boosting stops when its loss has not
-improved by ``tol`` over ``n_iter_no_change`` iterations (scikit-learn's rule).
+and missing-value rules are stated). With ``subsample < 1`` each tree sees a random share of
+the rows, with ``max_features < 1`` each split a random share of the features. With early
+stopping a ``validation_fraction`` of the rows is held out and boosting stops when its loss
+has not improved by ``tol`` over ``n_iter_no_change`` iterations (scikit-learn's rule).
 
 **Random forest** (Breiman 2001): trees grown to purity on bootstrap samples, each split
 among a random ``max_features`` share of the features, averaged. Grown by the same histogram

@@ -31,6 +31,7 @@ from model.ensemble import (
     StackingRegressor,
     VotingRegressor,
 )
+from model.kernel import KernelRidge
 from model.linear import ElasticNet, Lasso, LinearRegression, Ridge
 from model.logistic import LogisticRegression
 from model.pipeline import NamedEstimatorsMixin, Pipeline
@@ -111,6 +112,13 @@ CASES = [
     Case("Lasso", lambda: Lasso(alpha=0.1), X_NUM, Y_REG, ("predict",)),
     Case("ElasticNet", lambda: ElasticNet(alpha=0.1, l1_ratio=0.5), X_NUM, Y_REG, ("predict",)),
     Case("HuberRegressor", lambda: HuberRegressor(alpha=0.1), X_NUM, Y_REG, ("predict",)),
+    Case(
+        "KernelRidge",
+        lambda: KernelRidge(alpha=0.5, kernel="polynomial", degree=2),
+        X_NUM,
+        Y_REG,
+        ("predict",),
+    ),
     Case(
         "LogisticRegression-binary",
         lambda: LogisticRegression(),
