@@ -95,7 +95,7 @@ class KernelRidge(RegressorMixin, BaseEstimator):
             L = np.linalg.cholesky(K)
             self.dual_coef_: FloatArray = np.linalg.solve(L.T, np.linalg.solve(L, ya))
         except np.linalg.LinAlgError:  # α = 0 with a singular kernel matrix
-            self.dual_coef_ = np.linalg.lstsq(K, ya, rcond=None)[0]
+            self.dual_coef_ = np.asarray(np.linalg.lstsq(K, ya, rcond=None)[0], dtype=np.float64)
         self.X_fit_ = Xa
         self.n_features_in_ = Xa.shape[1]
         return self
