@@ -3,12 +3,22 @@
 **Gradient boosting** (Friedman 2001) fits ``F_M(x) = F_0 + Σ_m η·f_m(x)`` stage by stage:
 ``F_0`` is the mean of ``y``; tree ``f_m`` is grown on the gradients ``g_i = F_{m−1}(x_i) −
 y_i`` and hessians ``h_i = 1`` of the squared error ``½(y − F)²``, its leaves set to the
-Newton step ``−G/(H + λ)`` and scaled by the learning rate ``η``. The trees are histogram
-trees (:mod:`model.hist`, where the split gain and the categorical and missing-value rules
-are stated). With ``subsample < 1`` each tree sees a random share of the rows, with
-``max_features < 1`` each split a random share of the features. With early stopping a
-``validation_fraction`` of the rows is held out and boosting stops when its loss has not
-improved by ``tol`` over ``n_iter_no_change`` iterations (scikit-learn's rule).
+Newton step ``−G/(H + λ)`` and scaled by the learning rate ``η``. Two robust losses keep a
+few wild targets from steering the trees (the leaves are then re-set after each tree is
+grown, from the residuals ``r = y − F`` of the leaf's rows, as scikit-learn does):
+
+- ``absolute_error`` ``|y − F|``: ``g = sign(F − y)``, ``F_0`` and every leaf the median of
+  ``r`` (scikit-learn's HistGradientBoostingRegressor);
+- ``huber`` ``½r²`` where ``|r| ≤ δ``, ``δ(|r| − ½δ)`` beyond: ``g = −clip(r, −δ, δ)``, with
+  ``δ`` the ``alpha`` quantile of ``|r|`` at each iteration; ``F_0`` the median of ``y``,
+  every leaf ``median(r) + mean(clip(r − median(r), −δ, δ))`` (one step of Huber's
+  M-estimate of location: scikit-learn's GradientBoostingRegressor).
+
+The trees are histogram trees (:mod:`model.hist`, where the split gain and the categorical
+and missing-value rules are stated). With ``subsample < 1`` each tree sees a random share of
+the rows, with ``max_features < 1`` each split a random share of the features. With early
+stopping a ``validation_fraction`` of the rows is held out and boosting stops when its loss
+has not improved by ``tol`` over ``n_iter_no_change`` iterations (scikit-learn's rule).
 
 **Random forest** (Breiman 2001): trees grown to purity on bootstrap samples, each split
 among a random ``max_features`` share of the features, averaged. Grown by the same histogram
@@ -116,17 +126,57 @@ def _importances(trees: list[Tree], d: int) -> FloatArray:
 
 # --- gradient boosting ----------------------------------------------------------------------
 
+#: The boosting losses (scikit-learn's names).
+LOSSES = ("squared_error", "absolute_error", "huber")
+
+
+def huber_delta(r: FloatArray, alpha: float) -> float:
+    """Huber's ``δ``: the ``alpha`` quantile of the absolute residuals."""
+    return float(np.percentile(np.abs(r), 100.0 * alpha))
+
+
+def location(loss: str, r: FloatArray, delta: float) -> float:
+    """A robust loss's leaf value before shrinkage, from the leaf's residuals ``r``: their
+    median, or Huber's one-step estimate ``median(r) + mean(clip(r − median(r), −δ, δ))``."""
+    m = float(np.median(r))
+    if loss == "absolute_error":
+        return m
+    return m + float(np.clip(r - m, -delta, delta).mean())
+
+
+def negative_loss(loss: str, r: FloatArray, delta: float) -> float:
+    """Minus the mean loss of the residuals ``r`` (the early-stopping score)."""
+    if loss == "squared_error":
+        return -0.5 * float(np.mean(r**2))
+    a = np.abs(r)
+    if loss == "absolute_error":
+        return -float(a.mean())
+    return -float(np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta)).mean())
+
+
+def gradient(loss: str, r: FloatArray, delta: float) -> FloatArray:
+    """``∂loss/∂F`` at the residuals ``r = y − F`` (the hessian is 1 for all three)."""
+    if loss == "squared_error":
+        return -r
+    if loss == "absolute_error":
+        return -np.sign(r)
+    return -np.clip(r, -delta, delta)
+
 
 class HistGradientBoostingRegressor(RegressorMixin, BaseEstimator):
-    """Gradient-boosted histogram trees for squared error (see the module docstring).
+    """Gradient-boosted histogram trees (see the module docstring for the losses).
 
-    Parameters follow scikit-learn's estimator of the same name; ``subsample`` (rows per
-    tree, without replacement) is LightGBM's bagging. ``categorical_features`` lists the
-    columns (indices or a boolean mask) that hold integer category codes; NaN is missing.
+    Parameters follow scikit-learn's estimator of the same name; ``alpha`` (Huber's quantile,
+    used by ``loss="huber"`` only) is scikit-learn's GradientBoostingRegressor's, as is that
+    loss; ``subsample`` (rows per tree, without replacement) is LightGBM's bagging. The robust
+    losses' leaves ignore ``l2_regularization`` (a median has no Newton step to shrink).
+    ``categorical_features`` lists the columns (indices or a boolean mask) that hold integer
+    category codes; NaN is missing.
     """
 
     def __init__(
         self,
+        loss: Literal["squared_error", "absolute_error", "huber"] = "squared_error",
         learning_rate: float = 0.1,
         max_iter: int = 100,
         max_leaf_nodes: int | None = 31,
@@ -141,8 +191,10 @@ class HistGradientBoostingRegressor(RegressorMixin, BaseEstimator):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-7,
+        alpha: float = 0.9,
         random_state: int | None = None,
     ) -> None:
+        self.loss = loss
         self.learning_rate = learning_rate
         self.max_iter = max_iter
         self.max_leaf_nodes = max_leaf_nodes
@@ -157,9 +209,13 @@ class HistGradientBoostingRegressor(RegressorMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.alpha = alpha
         self.random_state = random_state
 
     def _check_params(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
+        check_real("alpha", self.alpha, 0.0, 1.0, low_open=True, high_open=True)
         check_real("learning_rate", self.learning_rate, 0.0, np.inf, low_open=True, high_open=True)
         check_int("max_iter", self.max_iter, 1)
         check_int("max_leaf_nodes", self.max_leaf_nodes, 2, none=True)
@@ -216,23 +272,30 @@ class HistGradientBoostingRegressor(RegressorMixin, BaseEstimator):
         Xb = mapper.transform(Xa)
         grower = TreeGrower(Xb[train], mapper)
         y_tr, y_va = ya[train], ya[valid]
-        baseline = float(y_tr.mean())
+        loss, alpha = self.loss, float(self.alpha)
+        baseline = float(y_tr.mean() if loss == "squared_error" else np.median(y_tr))
+        delta = huber_delta(y_tr - baseline, alpha)
         raw = np.full(train.size, baseline)
         raw_va = np.full(valid.size, baseline)
         Xb_va = Xb[valid]
         params = self._split_params()
         trees: list[Tree] = []
-        scores = [-0.5 * float(np.mean((y_va - raw_va) ** 2))] if stop_early else []
+        scores = [negative_loss(loss, y_va - raw_va, delta)] if stop_early else []
         n_sub = max(1, round(self.subsample * train.size))
         report = _tree_callback.get()
         for _ in range(self.max_iter):
-            g = raw - y_tr
+            r = y_tr - raw
+            if loss == "huber":
+                delta = huber_delta(r, alpha)
             rows = (
                 np.arange(train.size)
                 if n_sub >= train.size
                 else np.sort(rng.choice(train.size, n_sub, replace=False))
             )
-            tree, leaves = grower.grow(rows, g, None, params, rng)
+            tree, leaves = grower.grow(rows, gradient(loss, r, delta), None, params, rng)
+            if loss != "squared_error":  # the robust losses' leaves: their residuals' location
+                for node, lr in leaves:
+                    tree.value[node] = params.shrinkage * location(loss, r[lr], delta)
             trees.append(tree)
             if report is not None:
                 report(len(trees), self.max_iter)
@@ -243,7 +306,7 @@ class HistGradientBoostingRegressor(RegressorMixin, BaseEstimator):
                 raw += tree.value[tree.apply_binned(grower.Xb, mapper.missing_bin)]
             if stop_early:
                 raw_va += tree.value[tree.apply_binned(Xb_va, mapper.missing_bin)]
-                scores.append(-0.5 * float(np.mean((y_va - raw_va) ** 2)))
+                scores.append(negative_loss(loss, y_va - raw_va, delta))
                 if self._should_stop(scores):
                     break
         self.baseline_ = baseline

@@ -50,6 +50,7 @@ from model.ensemble import (
 from model.fold import FoldedLinear
 from model.linear import ElasticNet, LinearRegression
 from model.pipeline import PASSTHROUGH, Pipeline
+from model.robust import HuberRegressor
 from model.tree import LEAF, DecisionTreeRegressor
 
 Space = Literal["log", "log1p", "price"]
@@ -62,7 +63,7 @@ _INVERSE: dict[Space, Callable[[FloatArray], FloatArray] | None] = {
 }
 #: The folded model's scalar inverse -> the space its terms live in.
 _FOLDED_SPACE: dict[Any, Space] = {None: "price", math.exp: "log", math.expm1: "log1p"}
-_LINEAR_PREDICTS = (LinearRegression.predict, ElasticNet.predict)
+_LINEAR_PREDICTS = (LinearRegression.predict, ElasticNet.predict, HuberRegressor.predict)
 
 
 class CannotExplainError(ValueError):
@@ -109,9 +110,8 @@ def _combine(parts: Sequence[Attribution], weights: FloatArray, intercept: float
 
 
 def _is_linear(est: Any) -> bool:
-    return isinstance(est, LinearRegression | ElasticNet) and type(est).predict in (
-        _LINEAR_PREDICTS
-    )
+    linear = isinstance(est, LinearRegression | ElasticNet | HuberRegressor)
+    return linear and type(est).predict in _LINEAR_PREDICTS
 
 
 def _cart(tree: DecisionTreeRegressor, X: FloatArray) -> tuple[FloatArray, FloatArray]:

@@ -31,6 +31,7 @@ from model.ensemble import (
     StackingRegressor,
     VotingRegressor,
 )
+from model.kernel import KernelRidge
 from model.linear import ElasticNet, Lasso, LinearRegression, Ridge
 from model.logistic import LogisticRegression
 from model.pipeline import NamedEstimatorsMixin, Pipeline
@@ -45,6 +46,7 @@ from model.preprocessing import (
     StandardScaler,
     Transformer,
 )
+from model.robust import HuberRegressor
 from model.selection import GridSearchCV
 from model.tree import DecisionTreeClassifier, DecisionTreeRegressor, _BaseTree
 
@@ -109,6 +111,14 @@ CASES = [
     Case("Ridge", lambda: Ridge(alpha=1.0), X_NUM, Y_REG, ("predict",)),
     Case("Lasso", lambda: Lasso(alpha=0.1), X_NUM, Y_REG, ("predict",)),
     Case("ElasticNet", lambda: ElasticNet(alpha=0.1, l1_ratio=0.5), X_NUM, Y_REG, ("predict",)),
+    Case("HuberRegressor", lambda: HuberRegressor(alpha=0.1), X_NUM, Y_REG, ("predict",)),
+    Case(
+        "KernelRidge",
+        lambda: KernelRidge(alpha=0.5, kernel="polynomial", degree=2),
+        X_NUM,
+        Y_REG,
+        ("predict",),
+    ),
     Case(
         "LogisticRegression-binary",
         lambda: LogisticRegression(),
@@ -185,6 +195,8 @@ CASES = [
         Case(name, make, X_NUM, Y_REG, ("predict",))
         for name, make in (
             ("HistGradientBoostingRegressor", lambda: _hgb()),
+            ("HistGradientBoostingRegressor-huber", lambda: _hgb(loss="huber")),
+            ("HistGradientBoostingRegressor-absolute_error", lambda: _hgb(loss="absolute_error")),
             ("RandomForestRegressor", lambda: _forest()),
             ("StackingRegressor", lambda: StackingRegressor(_bases(), cv=3)),
             ("VotingRegressor", lambda: VotingRegressor(_bases(), weights=[1.0, 2.0])),

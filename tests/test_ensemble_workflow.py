@@ -198,8 +198,11 @@ def _features() -> list[dict[str, Any]]:
         '[model]\nestimator = "forest"\nparams = { n_estimators = 5, min_samples_leaf = 3 }\n',
         '[model]\nestimator = "voting"\nbase = ["lasso", "forest"]\n'
         "params = { weights = [2.0, 1.0], lasso__alpha = 0.001, forest__n_estimators = 5 }\n",
+        '[model]\nestimator = "voting"\nbase = ["huber", "gbdt", "kernelridge"]\n'
+        'params = { huber__epsilon = 1.6, gbdt__loss = "huber", gbdt__max_iter = 20, '
+        'kernelridge__kernel = "polynomial", kernelridge__degree = 2 }\n',
     ],
-    ids=["forest", "voting"],
+    ids=["forest", "voting", "robust-voting"],
 )
 def test_forest_and_voting_configs_fit_and_predict(model: str, data: Path, tmp_path: Path) -> None:
     path = tmp_path / "cfg.toml"

@@ -32,9 +32,10 @@ its data can move together. The file looks like::
     folds = 5
     scoring = "rmse_log"        # what the grid search minimises
     [model]
-    estimator = "ridge"         # linear | ridge | lasso | elasticnet | tree | gbdt | forest
-                                # | stack | voting (these two combine the models in `base`,
-                                # e.g. base = ["ridge", "gbdt"]; params ridge__alpha = 10)
+    estimator = "ridge"         # linear | ridge | lasso | elasticnet | huber | kernelridge | tree
+                                # | gbdt | forest | stack | voting (these two combine the
+                                # models in `base`, e.g. base = ["ridge", "gbdt"];
+                                # params ridge__alpha = 10)
     target_transform = "log"    # fit on log(price), predict exp(.)
     impute = "median"           # missing numeric values: the training median (or mean)
     params = { alpha = 10.0 }
@@ -82,7 +83,19 @@ KINDS: tuple[Kind, ...] = ("numeric", "integer", "categorical")
 #: Comparison operators a row filter may use.
 FILTER_OPS = ("<", "<=", ">", ">=", "==", "!=", "in", "not_in")
 #: Estimators a config may name.
-ESTIMATORS = ("linear", "ridge", "lasso", "elasticnet", "tree", "gbdt", "forest", "stack", "voting")
+ESTIMATORS = (
+    "linear",
+    "ridge",
+    "lasso",
+    "elasticnet",
+    "huber",
+    "kernelridge",
+    "tree",
+    "gbdt",
+    "forest",
+    "stack",
+    "voting",
+)
 #: The ones that combine the base models named in ``model.base``.
 COMBINERS = ("stack", "voting")
 Impute = Literal["median", "mean"]

@@ -41,7 +41,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from model import ensemble, linear, metrics, tree
+from model import ensemble, kernel, linear, metrics, robust, tree
 from model.base import Columns, FloatArray, clone
 from model.compose import ColumnTransformer, TransformedTargetRegressor
 from model.derived import DerivedFeatures, expression_names
@@ -199,6 +199,8 @@ def make_estimator(cfg: Config) -> Any:
         "ridge": linear.Ridge,
         "lasso": linear.Lasso,
         "elasticnet": linear.ElasticNet,
+        "huber": robust.HuberRegressor,
+        "kernelridge": kernel.KernelRidge,
         "tree": tree.DecisionTreeRegressor,
         "gbdt": ensemble.HistGradientBoostingRegressor,
         "forest": ensemble.RandomForestRegressor,

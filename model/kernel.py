@@ -1,0 +1,112 @@
+"""Kernel ridge regression: the ridge in the feature space of a kernel (scikit-learn's
+KernelRidge).
+
+With ``k(x, x')`` a kernel and ``K`` its matrix over the training rows, the fit is::
+
+    f(x) = Σ_i c_i·k(x, x_i),   c = (K + αI)⁻¹ y,
+
+the minimiser of ``‖y − Kc‖² + α·cᵀKc`` (ridge regression on the kernel's features, written
+in its dual form; no separate intercept, as in scikit-learn). Kernels::
+
+    linear      k = xᵀx'
+    polynomial  k = (γ·xᵀx' + c₀)^degree   (every product of up to ``degree`` features)
+    rbf         k = exp(−γ‖x − x'‖²)
+
+``γ`` defaults to 1 / n_features. Fitting costs O(n²d + n³) and holds the n × n matrix;
+prediction keeps the training rows (``X_fit_``) and costs O(n) kernel values per row.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from model.base import (
+    BaseEstimator,
+    FloatArray,
+    RegressorMixin,
+    check_array,
+    check_is_fitted,
+    check_X_y,
+)
+from model.ensemble import check_int, check_real
+
+Kernel = Literal["linear", "polynomial", "rbf"]
+KERNELS: tuple[Kernel, ...] = ("linear", "polynomial", "rbf")
+
+
+def kernel_matrix(
+    A: FloatArray, B: FloatArray, kernel: str, gamma: float, degree: int, coef0: float
+) -> FloatArray:
+    """``k(a_i, b_j)`` for every row of ``A`` and of ``B`` (see the module docstring)."""
+    dot = A @ B.T
+    if kernel == "linear":
+        return dot
+    if kernel == "polynomial":
+        return (gamma * dot + coef0) ** degree
+    sq = np.einsum("ij,ij->i", A, A)[:, None] - 2.0 * dot + np.einsum("ij,ij->i", B, B)[None]
+    return np.exp(-gamma * np.maximum(sq, 0.0))
+
+
+class KernelRidge(RegressorMixin, BaseEstimator):
+    """Ridge regression on a kernel's features (see the module docstring).
+
+    Parameters and fitted attributes are scikit-learn's (``alpha``, ``kernel``, ``gamma``,
+    ``degree``, ``coef0``; ``dual_coef_``, ``X_fit_``), for one target and the three kernels
+    above. Features should be standardised: the kernels compare them on one scale.
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        kernel: Kernel = "linear",
+        gamma: float | None = None,
+        degree: int = 3,
+        coef0: float = 1.0,
+    ) -> None:
+        self.alpha = alpha
+        self.kernel = kernel
+        self.gamma = gamma
+        self.degree = degree
+        self.coef0 = coef0
+
+    def _check_params(self) -> None:
+        check_real("alpha", self.alpha, 0.0, np.inf, low_open=False, high_open=True)
+        if self.kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {list(KERNELS)}, got {self.kernel!r}")
+        if self.gamma is not None:
+            check_real("gamma", self.gamma, 0.0, np.inf, low_open=True, high_open=True)
+        check_int("degree", self.degree, 1)
+        check_real("coef0", self.coef0, -np.inf, np.inf, low_open=True, high_open=True)
+
+    def _kernel(self, A: FloatArray, B: FloatArray) -> FloatArray:
+        gamma = 1.0 / A.shape[1] if self.gamma is None else float(self.gamma)
+        return kernel_matrix(A, B, self.kernel, gamma, int(self.degree), float(self.coef0))
+
+    def fit(self, X: ArrayLike, y: ArrayLike) -> Self:
+        """``c = (K + αI)⁻¹ y`` by Cholesky (least squares if ``K + αI`` is singular)."""
+        self._check_params()
+        Xa, ya = check_X_y(X, y)
+        K = self._kernel(Xa, Xa)
+        K[np.diag_indices_from(K)] += float(self.alpha)
+        try:
+            L = np.linalg.cholesky(K)
+            self.dual_coef_: FloatArray = np.linalg.solve(L.T, np.linalg.solve(L, ya))
+        except np.linalg.LinAlgError:  # α = 0 with a singular kernel matrix
+            self.dual_coef_ = np.asarray(np.linalg.lstsq(K, ya, rcond=None)[0], dtype=np.float64)
+        self.X_fit_ = Xa
+        self.n_features_in_ = Xa.shape[1]
+        return self
+
+    def predict(self, X: ArrayLike) -> FloatArray:
+        """``Σ_i c_i·k(x, x_i)`` for every row."""
+        check_is_fitted(self, "dual_coef_")
+        Xa = check_array(X)
+        if Xa.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {Xa.shape[1]} features, but KernelRidge was fitted with "
+                f"{self.n_features_in_}"
+            )
+        return self._kernel(Xa, self.X_fit_) @ self.dual_coef_
