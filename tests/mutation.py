@@ -40,7 +40,7 @@ ONE_THREAD = dict.fromkeys(THREADS, "1")
 # names first).
 MODULES: dict[str, tuple[str, ...]] = {
     "model/metrics.py": ("tests/test_metrics.py", "tests/test_mutation_holes_metrics.py"),
-    "model/linear.py": ("tests/test_linear.py",),
+    "model/linear.py": ("tests/test_linear.py", "tests/test_mutation_holes_linear.py"),
     "model/drift.py": ("tests/test_drift.py", "tests/test_mutation_holes_drift.py"),
     "model/workflow/artifact.py": (
         "tests/test_artifact.py",
