@@ -18,6 +18,7 @@ from model.base import NotFittedError
 from model.linear import (
     ConvergenceWarning,
     ElasticNet,
+    Lasso,
     LinearRegression,
     Ridge,
     solve_normal_equations,
@@ -190,3 +191,13 @@ def test_divergence_is_one_error_without_numpy_warnings(solver: str) -> None:
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match=f"^{solver} diverged at epoch "):
             est.fit(X * 1e3, y)
+
+
+@pytest.mark.parametrize(("ours", "name"), [(ElasticNet, "ElasticNet"), (Lasso, "Lasso")])
+def test_coordinate_descent_defaults_are_scikit_learns(ours: Any, name: str) -> None:
+    """Same names, same defaults: a config written for scikit-learn means the same here."""
+    import sklearn.linear_model as sl
+
+    mine = ours().get_params()
+    theirs = getattr(sl, name)().get_params()
+    assert mine == {key: theirs[key] for key in mine}
