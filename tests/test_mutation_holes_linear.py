@@ -201,3 +201,30 @@ def test_coordinate_descent_defaults_are_scikit_learns(ours: Any, name: str) -> 
     mine = ours().get_params()
     theirs = getattr(sl, name)().get_params()
     assert mine == {key: theirs[key] for key in mine}
+
+
+@pytest.mark.parametrize("l1_ratio", [1.0, 0.3])
+@pytest.mark.parametrize(("alpha", "tol"), [(0.05, 1e-4), (0.5, 1e-4), (0.1, 1e-8)])
+def test_coordinate_descent_stops_after_scikit_learns_sweeps(
+    alpha: float, tol: float, l1_ratio: float
+) -> None:
+    """The same stopping rule as scikit-learn: the same number of sweeps, and the duality gap
+    it certified (ours is for the objective times n, so n times scikit-learn's). A constant
+    column (its centred diagonal is 0) is skipped and keeps a zero weight, as there."""
+    import sklearn.linear_model as sl
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    X = np.c_[X, np.full(len(X), 3.0)]
+    kw: dict[str, Any] = {"alpha": alpha, "l1_ratio": l1_ratio, "tol": tol}
+    ours = ElasticNet(**kw).fit(X, y)
+    ref = sl.ElasticNet(**kw).fit(X, y)
+    assert ours.n_iter_ == ref.n_iter_
+    assert ours.dual_gap_ / len(y) == pytest.approx(ref.dual_gap_, rel=1e-6)
+    assert ours.coef_[-1] == 0.0 == ref.coef_[-1]
+    assert rel_err_max(ours.coef_, ref.coef_) < 1e-6
+
+
+def rel_err_max(a: FloatArray, b: FloatArray) -> float:
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
