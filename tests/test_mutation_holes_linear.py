@@ -204,12 +204,13 @@ def test_coordinate_descent_defaults_are_scikit_learns(ours: Any, name: str) -> 
 
 
 @pytest.mark.parametrize("l1_ratio", [1.0, 0.3])
-@pytest.mark.parametrize(("alpha", "tol"), [(0.05, 1e-4), (0.5, 1e-4), (0.1, 1e-8)])
+@pytest.mark.parametrize(("alpha", "tol"), [(0.05, 1e-4), (0.5, 1e-4), (0.1, 1e-8), (1e-4, 1e-4)])
 def test_coordinate_descent_stops_after_scikit_learns_sweeps(
     alpha: float, tol: float, l1_ratio: float
 ) -> None:
     """The same stopping rule as scikit-learn: the same number of sweeps, and the duality gap
-    it certified (ours is for the objective times n, so n times scikit-learn's). A constant
+    it certified (ours is for the objective times n, so n times scikit-learn's); with a small α
+    the L1 bound n·α·ρ is below 1, which the gap's dual scaling must not round up. A constant
     column (its centred diagonal is 0) is skipped and keeps a zero weight, as there."""
     import sklearn.linear_model as sl
     from sklearn.datasets import load_diabetes
@@ -228,3 +229,12 @@ def test_coordinate_descent_stops_after_scikit_learns_sweeps(
 
 def rel_err_max(a: FloatArray, b: FloatArray) -> float:
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def test_coordinate_descent_with_no_features_fits_the_mean() -> None:
+    """Statistics of zero columns (every feature dropped upstream): w is empty, b = ȳ."""
+    y = np.array([1.0, 2.0, 6.0])
+    yc = y - y.mean()
+    stats = linear.SufficientStats(3, np.zeros(0), 3.0, np.zeros((0, 0)), np.zeros(0), yc @ yc)
+    est = ElasticNet(alpha=0.5).fit_stats(stats)
+    assert est.coef_.shape == (0,) and est.intercept_ == 3.0 and est.dual_gap_ == 0.0
