@@ -238,3 +238,24 @@ def test_coordinate_descent_with_no_features_fits_the_mean() -> None:
     stats = linear.SufficientStats(3, np.zeros(0), 3.0, np.zeros((0, 0)), np.zeros(0), yc @ yc)
     est = ElasticNet(alpha=0.5).fit_stats(stats)
     assert est.coef_.shape == (0,) and est.intercept_ == 3.0 and est.dual_gap_ == 0.0
+
+
+def test_pure_l2_elastic_net_is_the_closed_form_ridge() -> None:
+    """l1_ratio = 0 is solved in closed form: no sweeps, a zero gap, Ridge's weights at α·n."""
+    X, y = uncentred(10)
+    est = ElasticNet(alpha=0.5, l1_ratio=0.0).fit(X, y)
+    ridge = Ridge(alpha=0.5 * len(y)).fit(X, y)
+    assert est.n_iter_ == 0 and est.dual_gap_ == 0.0 and est.n_features_in_ == 3
+    np.testing.assert_allclose(est.coef_, ridge.coef_, rtol=1e-10)
+    assert est.intercept_ == pytest.approx(ridge.intercept_, rel=1e-10)
+
+
+def test_a_constant_column_between_others_is_skipped_not_the_sweep() -> None:
+    import sklearn.linear_model as sl
+
+    X, y = uncentred(11)
+    X = np.c_[X[:, :1], np.full(len(X), 2.0), X[:, 1:]]
+    ours = Lasso(alpha=0.1, tol=1e-10, max_iter=10_000).fit(X, y)
+    ref = sl.Lasso(alpha=0.1, tol=1e-10, max_iter=10_000).fit(X, y)
+    assert ours.coef_[1] == 0.0
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-6, atol=1e-9)
