@@ -40,9 +40,12 @@ ONE_THREAD = dict.fromkeys(THREADS, "1")
 # names first).
 MODULES: dict[str, tuple[str, ...]] = {
     "model/metrics.py": ("tests/test_metrics.py", "tests/test_mutation_holes_metrics.py"),
-    "model/linear.py": ("tests/test_linear.py",),
+    "model/linear.py": ("tests/test_linear.py", "tests/test_mutation_holes_linear.py"),
     "model/drift.py": ("tests/test_drift.py", "tests/test_mutation_holes_drift.py"),
-    "model/workflow/artifact.py": ("tests/test_artifact.py",),
+    "model/workflow/artifact.py": (
+        "tests/test_artifact.py",
+        "tests/test_mutation_holes_artifact.py",
+    ),
     "app/schemas.py": (  # test_app_units' schema tests, not its trained-artifact ones
         "tests/test_app_units.py::test_feature_spec_reads_metadata",
         "tests/test_app_units.py::test_schema_validates_one_house_and_batches",

@@ -194,7 +194,8 @@ def read_checksums(path: str | Path) -> list[str]:
     p = Path(path)
     side = sidecar_paths(p)["sha256"]
     try:
-        text = side.read_text(encoding="utf-8")
+        # Bytes that are not UTF-8 cannot spell a digest: the check below refuses them.
+        text = side.read_bytes().decode("utf-8", errors="replace")
     except FileNotFoundError:
         raise ArtifactError(f"{p}: refused: checksum file {side.name} is missing") from None
     except OSError as exc:
@@ -224,14 +225,14 @@ def _read_verified(path: Path, signing_key: bytes | None) -> tuple[bytes, str, b
         return data, digest, False
     sig_path = sidecar_paths(path)["sig"]
     try:
-        signatures = sig_path.read_text(encoding="utf-8").lower().split()
+        signatures = sig_path.read_bytes().lower().split()  # bytes: any byte compares
     except FileNotFoundError:
         raise ArtifactError(
             f"{path}: refused: a signing key is set but signature {sig_path.name} is missing"
         ) from None
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot read {sig_path.name}: {exc.strerror or exc}") from None
-    mac = hmac_sha256(signing_key, data)
+    mac = hmac_sha256(signing_key, data).encode()
     if not any(hmac.compare_digest(mac, s) for s in signatures):
         raise ArtifactError(
             f"{path}: refused: signature mismatch (tampered artifact or wrong signing key)"

@@ -1,0 +1,261 @@
+"""model.linear: the rules mutation testing found unchecked (issue 20).
+
+The normal equations' rank test is relative (a negligible pivot is negligible whatever the
+unit of X), fitting from sufficient statistics is fitting, and an estimator whose fit failed is
+not fitted.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+
+import model.linear as linear
+from model.base import NotFittedError
+from model.linear import (
+    ConvergenceWarning,
+    ElasticNet,
+    Lasso,
+    LinearRegression,
+    Ridge,
+    solve_normal_equations,
+    sufficient_stats,
+)
+
+FloatArray = np.ndarray
+UNITS = [1e-40, 1e-10, 1e-3, 1.0, 1e10, 1e40]  # the scale of G: X's unit squared
+
+
+def well_posed(d: int = 4) -> tuple[FloatArray, FloatArray]:
+    """A well-conditioned G = XcᵀXc and q from seeded data."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, d))
+    Xc = X - X.mean(axis=0)
+    return Xc.T @ Xc, Xc.T @ rng.normal(size=60)
+
+
+@pytest.fixture
+def lstsq_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the fallbacks to ``np.linalg.lstsq`` (the minimum-norm solution)."""
+    calls: list[int] = []
+    real = np.linalg.lstsq
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(linear.np.linalg, "lstsq", spy)
+    return calls
+
+
+def test_normal_equations_default_to_no_penalty() -> None:
+    G, q = well_posed()
+    np.testing.assert_allclose(solve_normal_equations(G, q), np.linalg.solve(G, q), rtol=1e-10)
+
+
+def test_empty_system_has_the_empty_solution() -> None:
+    w = solve_normal_equations(np.zeros((0, 0)), np.zeros(0))
+    assert w.shape == (0,)
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_full_rank_system_is_solved_by_cholesky_in_any_unit(
+    unit: float, lstsq_calls: list[int]
+) -> None:
+    G, q = well_posed()
+    w = solve_normal_equations(unit * G, unit * q)
+    np.testing.assert_allclose(w, np.linalg.solve(G, q), rtol=1e-9)
+    assert lstsq_calls == []  # the rank test does not depend on the unit
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_negligible_pivot_falls_back_to_min_norm_in_any_unit(
+    unit: float, lstsq_calls: list[int]
+) -> None:
+    """A pivot² of 1e-20 relative to the diagonal is rounding noise, in any unit: the answer
+    is the minimum-norm one (that direction dropped), not q/pivot² (a huge weight)."""
+    G = unit * np.diag([1.0, 1e-20])
+    q = unit * np.array([1.0, 1.0])
+    np.testing.assert_allclose(solve_normal_equations(G, q), [1.0, 0.0], atol=1e-12)
+    assert lstsq_calls == [1]
+
+
+def test_pivot_exactly_at_the_cutoff_counts_as_negligible(lstsq_calls: list[int]) -> None:
+    """Cholesky is kept only when min pivot² > d·scale·1e-13; here pivot² equals it exactly
+    (pivot 2⁻²⁰, scale chosen so that 2·scale·1e-13 rounds to 2⁻⁴⁰)."""
+    scale, pivot = 4.547473508864641, 2.0**-20
+    assert 2 * scale * 1e-13 == pivot**2
+    solve_normal_equations(np.diag([scale, pivot**2]), np.ones(2))
+    assert lstsq_calls == [1]
+
+
+def uncentred(seed: int) -> tuple[FloatArray, FloatArray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(120, 3)) * [1.0, 3.0, 0.5] + [5.0, -2.0, 10.0]
+    y = X @ [1.5, -0.5, 2.0] + 4.0 + rng.normal(0, 0.1, 120)
+    return X, y
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize(
+    "est",
+    [
+        LinearRegression(),
+        Ridge(alpha=2.0),
+        LinearRegression(solver="gd", learning_rate=0.01, n_epochs=50, tol=None),
+    ],
+    ids=["normal", "ridge", "gd"],
+)
+def test_fit_stats_is_fit(est: LinearRegression, fit_intercept: bool) -> None:
+    X, y = uncentred(4)
+    if est.solver == "gd":
+        X = (X - X.mean(axis=0)) / X.std(axis=0)
+    est.set_params(fit_intercept=fit_intercept)
+    a = est.fit(X, y)
+    coef, intercept, history = a.coef_.copy(), a.intercept_, list(a.cost_history_)
+    b = est.fit_stats(sufficient_stats(X, y, fit_intercept))
+    np.testing.assert_allclose(b.coef_, coef, rtol=1e-12)
+    assert b.intercept_ == pytest.approx(intercept, rel=1e-12, abs=1e-12)
+    np.testing.assert_allclose(b.cost_history_, history, rtol=1e-12)
+    assert b.n_features_in_ == 3
+
+
+def test_fit_stats_refuses_sgd() -> None:
+    X, y = uncentred(5)
+    message = "^solver='sgd' draws mini-batches of rows; it cannot fit from sums$"
+    with pytest.raises(ValueError, match=message):
+        LinearRegression(solver="sgd").fit_stats(sufficient_stats(X, y, True))
+
+
+def test_a_fit_stopped_by_its_warning_leaves_the_estimator_unfitted() -> None:
+    """With warnings as errors, a coordinate descent that does not converge raises before it
+    sets ``coef_``; ``predict`` then says "not fitted", not an AttributeError."""
+    X, y = uncentred(6)
+    est = ElasticNet(alpha=0.01, max_iter=1, tol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ConvergenceWarning):
+            est.fit(X, y)
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        est.predict(X)
+
+
+@pytest.mark.parametrize("est", [LinearRegression(), Ridge(), ElasticNet()], ids=repr)
+def test_predict_names_the_estimator_and_both_feature_counts(est: Any) -> None:
+    X, y = uncentred(7)
+    est.fit(X, y)
+    name = type(est).__name__
+    with pytest.raises(ValueError, match=f"^X has 2 features, but {name} was fitted with 3$"):
+        est.predict(X[:, :2])
+
+
+def test_ridge_defaults_are_linear_regressions_plus_alpha_one() -> None:
+    """Ridge() is LinearRegression() with scikit-learn's default penalty α = 1."""
+    assert Ridge().get_params() == {"alpha": 1.0, **LinearRegression().get_params()}
+
+
+def test_ridge_keeps_every_hyperparameter_it_is_given() -> None:
+    given: dict[str, Any] = {
+        "alpha": 3.0,
+        "solver": "sgd",
+        "learning_rate": 0.5,
+        "n_epochs": 7,
+        "batch_size": 9,
+        "tol": 0.25,
+        "random_state": 11,
+        "fit_intercept": False,
+        "verbose": 2,
+        "print_every": 13,
+    }
+    assert Ridge(**given).get_params() == given
+
+
+def test_gd_runs_exactly_n_epochs_when_not_stopped_early() -> None:
+    """Epochs are computed in blocks; the last block is cut to what is left of n_epochs."""
+    X, y = uncentred(8)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    est = LinearRegression(solver="gd", learning_rate=0.001, n_epochs=300, tol=None).fit(X, y)
+    assert est.n_iter_ == 300 == len(est.cost_history_)
+
+
+@pytest.mark.parametrize("solver", ["gd", "sgd"])
+def test_divergence_is_one_error_without_numpy_warnings(solver: str) -> None:
+    """Overflowing iterates are expected on the way to the divergence error; NumPy's
+    overflow/invalid RuntimeWarnings are not let out next to it."""
+    X, y = uncentred(9)
+    est = LinearRegression(solver=solver, learning_rate=50.0, n_epochs=5_000, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=f"^{solver} diverged at epoch "):
+            est.fit(X * 1e3, y)
+
+
+@pytest.mark.parametrize(("ours", "name"), [(ElasticNet, "ElasticNet"), (Lasso, "Lasso")])
+def test_coordinate_descent_defaults_are_scikit_learns(ours: Any, name: str) -> None:
+    """Same names, same defaults: a config written for scikit-learn means the same here."""
+    import sklearn.linear_model as sl
+
+    mine = ours().get_params()
+    theirs = getattr(sl, name)().get_params()
+    assert mine == {key: theirs[key] for key in mine}
+
+
+@pytest.mark.parametrize("l1_ratio", [1.0, 0.3])
+@pytest.mark.parametrize(("alpha", "tol"), [(0.05, 1e-4), (0.5, 1e-4), (0.1, 1e-8), (1e-4, 1e-4)])
+def test_coordinate_descent_stops_after_scikit_learns_sweeps(
+    alpha: float, tol: float, l1_ratio: float
+) -> None:
+    """The same stopping rule as scikit-learn: the same number of sweeps, and the duality gap
+    it certified (ours is for the objective times n, so n times scikit-learn's); with a small α
+    the L1 bound n·α·ρ is below 1, which the gap's dual scaling must not round up. A constant
+    column (its centred diagonal is 0) is skipped and keeps a zero weight, as there."""
+    import sklearn.linear_model as sl
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    X = np.c_[X, np.full(len(X), 3.0)]
+    kw: dict[str, Any] = {"alpha": alpha, "l1_ratio": l1_ratio, "tol": tol}
+    ours = ElasticNet(**kw).fit(X, y)
+    ref = sl.ElasticNet(**kw).fit(X, y)
+    assert ours.n_iter_ == ref.n_iter_
+    assert ours.dual_gap_ / len(y) == pytest.approx(ref.dual_gap_, rel=1e-6)
+    assert ours.coef_[-1] == 0.0 == ref.coef_[-1]
+    assert rel_err_max(ours.coef_, ref.coef_) < 1e-6
+
+
+def rel_err_max(a: FloatArray, b: FloatArray) -> float:
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def test_coordinate_descent_with_no_features_fits_the_mean() -> None:
+    """Statistics of zero columns (every feature dropped upstream): w is empty, b = ȳ."""
+    y = np.array([1.0, 2.0, 6.0])
+    yc = y - y.mean()
+    stats = linear.SufficientStats(3, np.zeros(0), 3.0, np.zeros((0, 0)), np.zeros(0), yc @ yc)
+    est = ElasticNet(alpha=0.5).fit_stats(stats)
+    assert est.coef_.shape == (0,) and est.intercept_ == 3.0 and est.dual_gap_ == 0.0
+
+
+def test_pure_l2_elastic_net_is_the_closed_form_ridge() -> None:
+    """l1_ratio = 0 is solved in closed form: no sweeps, a zero gap, Ridge's weights at α·n."""
+    X, y = uncentred(10)
+    est = ElasticNet(alpha=0.5, l1_ratio=0.0).fit(X, y)
+    ridge = Ridge(alpha=0.5 * len(y)).fit(X, y)
+    assert est.n_iter_ == 0 and est.dual_gap_ == 0.0 and est.n_features_in_ == 3
+    np.testing.assert_allclose(est.coef_, ridge.coef_, rtol=1e-10)
+    assert est.intercept_ == pytest.approx(ridge.intercept_, rel=1e-10)
+
+
+def test_a_constant_column_between_others_is_skipped_not_the_sweep() -> None:
+    import sklearn.linear_model as sl
+
+    X, y = uncentred(11)
+    X = np.c_[X[:, :1], np.full(len(X), 2.0), X[:, 1:]]
+    ours = Lasso(alpha=0.1, tol=1e-10, max_iter=10_000).fit(X, y)
+    ref = sl.Lasso(alpha=0.1, tol=1e-10, max_iter=10_000).fit(X, y)
+    assert ours.coef_[1] == 0.0
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-6, atol=1e-9)
