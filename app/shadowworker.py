@@ -1,0 +1,169 @@
+"""The shadow model's own process (``python -m app.shadowworker IN_FD OUT_FD``): it prices the
+groups of rows the server sends and answers each with the prices, what it dropped and its
+series; the server side is :mod:`app.shadow`.
+
+Why a process: in one CPython process the shadow's pricing (the pipeline's NumPy, the price
+histogram, the drift window) holds the interpreter lock the event loop needs to answer, which
+showed as a longer p99 of the served answer (docs/PERFORMANCE.md). Here it holds its own.
+
+The protocol, one pickled message per ``Connection.send_bytes`` frame, in order on two pipes:
+
+- server -> worker: first :class:`Start` (the verified pipeline, already unpickled and checked
+  by the server, so the worker never reads the artifact file); the worker answers
+  ``("ready", sha256)`` or ``("error", why)``. Then one ``list[Table]`` per group of requests.
+- worker -> server: one :class:`Reply` per group, in the order the groups came.
+
+The worker ends at the end of its input: when the server closes the pipe, exits or dies, so it
+never outlives it. It ignores SIGINT (a Ctrl-C in a terminal reaches the whole process group;
+the server's shutdown closes the pipe).
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from typing import Any, NamedTuple
+
+from app.metrics import PRICE_BUCKETS, DriftRows, Histogram
+from app.settings import Settings
+from app.state import LoadedModel, Table, build_model
+
+
+class Start(NamedTuple):
+    """What the worker needs to build the shadow model as the server built it."""
+
+    pipeline: Any
+    metadata: dict[str, Any]
+    sha256: str
+    path: str
+    settings: Settings
+    monitoring: bool
+
+
+class Stats(NamedTuple):
+    """The shadow's series so far: priced houses, price histogram (counts, sum), drift rows
+    (``None`` in a reply: not re-read this time, the previous rows stand)."""
+
+    predictions: int
+    counts: list[int]
+    total: float
+    drift: DriftRows | None
+
+
+class Reply(NamedTuple):
+    """The answer to one group: each request's prices (``None`` when not priced), the houses
+    dropped by reason, the error to log, and the series (``None`` with monitoring off)."""
+
+    prices: list[list[float] | None]
+    dropped: dict[str, int]
+    error: str | None
+    stats: Stats | None
+
+
+def houses(table: Table) -> int:
+    return len(next(iter(table.values())))
+
+
+class Pricer:
+    """Prices groups of requests' tables with one model and keeps the shadow's series."""
+
+    #: Drift rows are re-read when no group waits, or at least this often (seconds) under
+    #: sustained traffic: reading them buckets the whole window.
+    DRIFT_EVERY = 1.0
+
+    def __init__(self, model: LoadedModel, monitoring: bool) -> None:
+        self.model = model
+        self.monitoring = monitoring
+        self.names = [s.name for s in model.features]
+        self.predictions = 0
+        self.price = Histogram(PRICE_BUCKETS)
+        self._drift_at = -math.inf
+
+    def price_group(self, tables: Sequence[Table], more_waiting: bool = False) -> Reply:
+        """The prices of ``tables`` (one per request) priced as one table."""
+        out: list[list[float] | None] = [None] * len(tables)
+        usable = [i for i, t in enumerate(tables) if all(name in t for name in self.names)]
+        dropped: dict[str, int] = {}
+        if len(usable) < len(tables):  # a champion reloaded since with fewer features
+            ok = set(usable)
+            dropped["incompatible"] = sum(houses(t) for i, t in enumerate(tables) if i not in ok)
+        if not usable:
+            return Reply(out, dropped, None, self.stats(more_waiting))
+        n = sum(houses(tables[i]) for i in usable)
+        table: Table = {
+            name: tuple(v for i in usable for v in tables[i][name]) for name in self.names
+        }
+        try:
+            prices = self.model.predict(table)
+        except Exception:  # the worker must survive anything the model does
+            dropped["model_error"] = n
+            return Reply(out, dropped, traceback.format_exc(), self.stats(more_waiting))
+        if not all(map(math.isfinite, prices)):
+            dropped["non_finite"] = n
+            return Reply(out, dropped, "it returned a non-finite price", self.stats(more_waiting))
+        if self.monitoring:
+            self.predictions += n
+            self.price.observe_many(prices)
+            if self.model.monitor is not None:
+                self.model.monitor.update(table, prices)
+        start = 0
+        for i in usable:
+            k = houses(tables[i])
+            out[i] = list(prices[start : start + k])
+            start += k
+        return Reply(out, dropped, None, self.stats(more_waiting))
+
+    def stats(self, more_waiting: bool) -> Stats | None:
+        if not self.monitoring:
+            return None
+        drift = None
+        monitor = self.model.monitor
+        now = time.monotonic()
+        if monitor is not None and (not more_waiting or now - self._drift_at >= self.DRIFT_EVERY):
+            drift = monitor.gauges()
+            self._drift_at = now
+        return Stats(self.predictions, list(self.price.counts), self.price.total, drift)
+
+
+def serve(inbox: Connection, outbox: Connection) -> int:
+    """Build the model from the first message, then price every group until end of input."""
+    try:
+        start: Start = pickle.loads(inbox.recv_bytes())
+        model = build_model(
+            start.pipeline, start.metadata, start.sha256, start.path, start.settings
+        )
+    except EOFError:
+        return 0
+    except Exception as e:
+        outbox.send_bytes(pickle.dumps(("error", f"{type(e).__name__}: {e}")))
+        return 1
+    outbox.send_bytes(pickle.dumps(("ready", model.sha256)))
+    pricer = Pricer(model, start.monitoring)
+    while True:
+        try:
+            tables = pickle.loads(inbox.recv_bytes())
+            reply = pricer.price_group(tables, more_waiting=inbox.poll(0))
+            outbox.send_bytes(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
+        except (EOFError, BrokenPipeError):  # the server closed its end, exited or died
+            return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    inbox = Connection(int(args[0]), writable=False)
+    outbox = Connection(int(args[1]), readable=False)
+    return serve(inbox, outbox)
+
+
+if __name__ == "__main__":
+    # run the module's own copy, so replies pickle as app.shadowworker's classes, not __main__'s
+    from app import shadowworker
+
+    sys.exit(shadowworker.main())
