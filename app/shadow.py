@@ -6,15 +6,17 @@ request.
 (:meth:`Shadow.submit`, one append to a queue bounded in houses, ``SHADOW_QUEUE``,
 ``app/batchqueue.py``; when full the houses are dropped and counted). A feeder thread wakes
 every ``Shadow.PERIOD`` seconds (sooner when ``WAKE`` houses wait), takes everything queued and
-sends it in groups to the worker process (:mod:`app.shadowworker`): one ``pickle`` of the
-group's tables, then a pipe write that releases the interpreter. The worker prices each group
+sends it in groups to the worker process (:mod:`app.shadowworker`): one ``marshal`` of the
+group's tables (plain floats, ints and strings), then a pipe write that releases the
+interpreter. The worker prices each group
 as one table and keeps the shadow's series: its prediction count and price histogram, its own
 drift window (against its own training reference). A receiver thread reads the replies (a pipe
 read, again without the interpreter) and records, under ``role="shadow"`` and the shadow's
 ``model_version``: the prices in the feedback index's :class:`Served` (so feedback by request id
 scores both models), the latest series for the scrape and, with ``PREDICTION_LOG``, the
 shadow's log lines. So the pricing never holds the lock the event loop needs to answer; the
-server's share is a pickle and an unpickle per group (docs/PERFORMANCE.md).
+server's share is one encoding of the rows and one unpickling of the prices per group
+(docs/PERFORMANCE.md).
 
 Houses count against the queue until their reply is read, so a slow or stopped worker fills
 the queue and the rest is dropped and counted (``queue_full``). A failure of the model is
@@ -49,7 +51,7 @@ from app.batchqueue import BatchQueue
 from app.metrics import PRICE_BUCKETS, DriftRows, Histogram
 from app.predlog import Entry, PredictionLog
 from app.settings import Settings
-from app.shadowworker import Reply, Start, Stats
+from app.shadowworker import Reply, Start, Stats, encode
 from app.state import LoadedModel, ModelLoadError, ReloadConflictError, Service, Table, load_model
 from app.traffic import Served
 
@@ -215,7 +217,7 @@ class Shadow:
                 if self.queue.closing:
                     return  # what is left is not priced: the shadow is only an experiment
                 for group, n in groups(batch, self.GROUP):
-                    message = pickle.dumps([j.table for j in group], pickle.HIGHEST_PROTOCOL)
+                    message = encode([j.table for j in group])
                     with self._lock:
                         lost = self._lost
                         if not lost:

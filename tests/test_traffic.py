@@ -451,6 +451,17 @@ def test_the_worker_prices_groups_and_survives_a_failing_model(models: Path) -> 
     assert pricer.price_group([one], more_waiting=True).stats.predictions == 3  # type: ignore[union-attr]
 
 
+def test_groups_travel_to_the_worker_as_they_were() -> None:
+    from fractions import Fraction
+
+    from app.shadowworker import decode, encode
+
+    plain = [{"a": (1.5, None, 3), "b": ("x", "y", None)}, {"a": (2.0,), "b": ("z",)}]
+    assert encode(plain)[:1] == b"m" and decode(encode(plain)) == plain
+    odd = [{"a": (Fraction(1, 3),)}]  # not a value marshal knows: pickled
+    assert encode(odd)[:1] == b"p" and decode(encode(odd)) == odd
+
+
 def test_a_shadow_whose_process_dies_never_fails_a_request(
     app_client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
