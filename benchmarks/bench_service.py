@@ -12,7 +12,13 @@ the server's backlog, so no server's leftover work lands on the next one's run:
 (c) sklearn: a FastAPI ``async def`` route running a scikit-learn ``Pipeline`` (the same
              features: median impute, log1p, scale, one-hot, Ridge on log price) on a one-row
              pandas ``DataFrame`` — what most tutorials ship;
-(d) ours with ``MONITORING_ENABLED=false`` — the price of metrics and drift.
+(d) ours with ``MONITORING_ENABLED=false`` — the price of metrics and drift;
+(e) with ``--shadow``: ours with ``SHADOW_MODEL_PATH`` set to a second training of the same
+    config with another alpha, driven right after (b); after each of its runs the benchmark
+    also waits until the shadow has priced (or dropped) every house, so its work does not land
+    on the next server's run. Issue 15: the shadow adds no latency to the served answer (its
+    p99 and req/s against (b), round by round; "met" allows the 10 % two identical servers
+    differ by in most rounds).
 
 Then a 1,000-house batch against (b) (median latency, wrk -c1 for 5 s), and in process the
 single-row prediction with validation excluded: our ``pipeline.predict`` on the table the app
@@ -236,6 +242,38 @@ def batch_latency(
     return result, len(r.json()["prices"])
 
 
+def train_shadow(work: Path, alpha: float) -> str:
+    """The default config trained again with ``alpha`` alone in its grid: the shadow."""
+    from model.workflow.cli import main as houseprice
+
+    text = CONFIG.read_text()
+    grid = next(line for line in text.splitlines() if line.startswith("grid = { alpha"))
+    params = next(line for line in text.splitlines() if line.startswith("params = { alpha"))
+    text = text.replace(grid, f"grid = {{ alpha = [{alpha}] }}")
+    text = text.replace(params, f"params = {{ alpha = {alpha} }}")
+    config = work / "shadow.toml"
+    config.write_text(text)
+    out = str(work / "shadow.joblib")
+    argv = ["train", "--config", str(config), "--out", out, "--data", str(ROOT / "data/ames.csv")]
+    argv += ["--runs-dir", str(work / "shadow-runs"), "--quiet", "--no-plots"]
+    if houseprice(argv) != 0:
+        raise SystemExit("training the shadow model failed")
+    return out
+
+
+def settle_shadow(name: str, url: str) -> None:
+    """After a run of the server with a shadow: wait for the shadow's backlog."""
+    if name == "ours, shadow":
+        from bench_traffic import settle
+
+        settle(url)
+
+
+def p99_ratios(a: list[WrkResult], b: list[WrkResult]) -> list[float]:
+    """p99 of ``a`` over ``b``, round by round."""
+    return [x.p99_ms / y.p99_ms for x, y in zip(a, b, strict=True) if y.p99_ms > 0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--model", help="artifact to serve (default: train the default model)")
@@ -244,6 +282,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=30, help="wrk runs per server, interleaved (30)")
     ap.add_argument(
         "--batch-seconds", type=float, default=5.0, help="seconds of 1,000-house requests (5)"
+    )
+    ap.add_argument(
+        "--shadow",
+        action="store_true",
+        help="also serve ours with a shadow model, driven after ours (issue 15's target)",
     )
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
@@ -282,6 +325,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         servers = [
             ("bare", "bare_app:app", {}, work, ""),
             ("ours", "app", {"MODEL_PATH": model}, ROOT, "/health/ready"),
+        ]
+        if args.shadow:
+            other = 3.0 if alpha != 3.0 else 0.3
+            shadow_env = {"MODEL_PATH": model, "SHADOW_MODEL_PATH": train_shadow(work, other)}
+            servers.append(("ours, shadow", "app", shadow_env, ROOT, "/health/ready"))
+        servers += [
             (
                 "ours, monitoring off",
                 "app",
@@ -305,7 +354,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise SystemExit(f"{name}: the example house is refused: {check.text}")
                 run_wrk(url + "/predict", body, args.connections, 2, threads=2)  # warm-up
                 urls[name] = url
-            runs = interleaved(urls, body, args.rounds, args.seconds, args.connections, threads=2)
+            runs = interleaved(
+                urls,
+                body,
+                args.rounds,
+                args.seconds,
+                args.connections,
+                threads=2,
+                after=settle_shadow if args.shadow else None,
+            )
             batch, batch_rows = batch_latency(urls["ours"], houses, work, args.batch_seconds)
         single = in_process(art.pipeline, sk, house, metadata)
 
@@ -359,6 +416,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("single-row predict, sklearn (us)", f"{single['sk_us']:.0f}", "", True),
         ("sklearn / ours (single row)", f"{sk_ratio:.0f}x", ">= 10x", sk_ratio >= 10),
     ]
+    if args.shadow:
+        p99, s1, s3 = spread(p99_ratios(runs["ours, shadow"], runs["ours"]))
+        shadow_rate = ratio("ours, shadow", "ours")
+        lines += [
+            ("with a shadow / without: p99", f"{p99:.2f}", "<= 1.10", p99 <= 1.10),
+            (f"  its quartiles over {args.rounds} rounds", f"{s1:.2f}-{s3:.2f}", "", True),
+            ("with a shadow / without: req/s", f"{shadow_rate:.2f}", "", True),
+        ]
     for label, value, target, ok in lines:
         print(f"{label:<44}{value:>12}  {target:<12}{verdict(ok) if target else ''}")
     print(
