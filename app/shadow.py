@@ -188,6 +188,7 @@ class Shadow:
         self._lost = False
         self._closing = False
         self._stats: Stats | None = None
+        self._drift_stale = False  # the worker has rows not yet in the drift rows it sent
         self._drift: DriftRows | None = None
         self._feeder = threading.Thread(target=self._feed, name="shadow-feeder", daemon=True)
         self._receiver = threading.Thread(
@@ -234,13 +235,16 @@ class Shadow:
     def _receive_replies(self) -> None:
         while True:
             try:
-                reply: Reply = pickle.loads(self._receive.recv_bytes())
+                reply: Reply | Stats = pickle.loads(self._receive.recv_bytes())
             except (EOFError, OSError):
                 break
             except Exception:  # a reply this side cannot read: the worker is of no more use
                 log.exception("shadow model %s: unreadable reply", self.version)
                 self._proc.kill()
                 break
+            if isinstance(reply, Stats):  # the drift rows, read once the traffic paused
+                self._take(reply)
+                continue
             with self._lock:
                 group, n = self._in_flight.popleft()
             try:
@@ -252,6 +256,7 @@ class Shadow:
             self._lost = True
             lost = sum(n for _, n in self._in_flight)
             self._in_flight.clear()
+        self._drift_stale = False  # no more rows will be read
         if not self._closing:
             try:  # its output ended: it is exiting
                 code: int | None = self._proc.wait(5)
@@ -276,9 +281,7 @@ class Shadow:
         if reply.error is not None:
             log.error("shadow model %s failed: %s", self.version, reply.error)
         if reply.stats is not None:
-            if reply.stats.drift is not None:
-                self._drift = reply.stats.drift
-            self._stats = reply.stats
+            self._take(reply.stats)
         for job, mine in zip(group, reply.prices, strict=True):
             if mine is None:
                 continue
@@ -289,6 +292,12 @@ class Shadow:
                 self.predlog.put(
                     Entry(job.time, job.request_id, self.version, "shadow", job.table, mine, None)
                 )
+
+    def _take(self, stats: Stats) -> None:
+        if stats.drift is not None:
+            self._drift = stats.drift
+        self._drift_stale = stats.drift_stale
+        self._stats = stats
 
     def series(self) -> ShadowSeries | None:
         """The shadow's prediction count, price histogram and drift rows, for the scrape."""
@@ -303,8 +312,9 @@ class Shadow:
         return ShadowSeries(self.version, stats.predictions, price, self._drift)
 
     def idle(self) -> bool:
-        """Nothing queued or being priced (tests and the benchmark wait for it)."""
-        return self.queue.held == 0
+        """Nothing queued or being priced, and the series current (tests and the benchmark
+        wait for it)."""
+        return self.queue.held == 0 and not self._drift_stale
 
     def describe(self) -> dict[str, Any]:
         """The shadow's entry in ``GET /model``."""

@@ -13,7 +13,13 @@ The protocol, one pickled message per ``Connection.send_bytes`` frame, in order 
   ``("ready", sha256)`` or ``("error", why)``. Then one ``list[Table]`` per group of requests,
   :func:`encode`d: ``marshal`` (about half the CPU of ``pickle`` for these plain values, paid
   on the server's side), ``pickle`` for a table holding anything else.
-- worker -> server: one :class:`Reply` per group, in the order the groups came.
+- worker -> server: one :class:`Reply` per group, in the order the groups came, and between
+  them a :class:`Stats` alone when the drift rows are re-read while no group waits.
+
+Reading the drift rows buckets the whole window (a millisecond or so), so it happens at most
+once per :attr:`Pricer.DRIFT_EVERY` seconds: in a reply under steady traffic, or on its own
+once the traffic pauses. A reply says whether rows are waiting to be read into the drift
+gauges (``Stats.drift_stale``), so the server knows its series are not yet current.
 
 The worker ends at the end of its input: when the server closes the pipe, exits or dies, so it
 never outlives it. It ignores SIGINT (a Ctrl-C in a terminal reaches the whole process group;
@@ -51,12 +57,14 @@ class Start(NamedTuple):
 
 class Stats(NamedTuple):
     """The shadow's series so far: priced houses, price histogram (counts, sum), drift rows
-    (``None`` in a reply: not re-read this time, the previous rows stand)."""
+    (``None``: not re-read this time, the previous rows stand) and whether priced rows are
+    not in the drift rows yet (a :class:`Stats` message follows once the traffic pauses)."""
 
     predictions: int
     counts: list[int]
     total: float
     drift: DriftRows | None
+    drift_stale: bool = False
 
 
 class Reply(NamedTuple):
@@ -90,8 +98,7 @@ def houses(table: Table) -> int:
 class Pricer:
     """Prices groups of requests' tables with one model and keeps the shadow's series."""
 
-    #: Drift rows are re-read when no group waits, or at least this often (seconds) under
-    #: sustained traffic: reading them buckets the whole window.
+    #: Seconds between two readings of the drift rows (see the module docstring).
     DRIFT_EVERY = 1.0
 
     def __init__(self, model: LoadedModel, monitoring: bool) -> None:
@@ -101,8 +108,9 @@ class Pricer:
         self.predictions = 0
         self.price = Histogram(PRICE_BUCKETS)
         self._drift_at = -math.inf
+        self._unread = False  # rows priced and not yet read into the drift rows
 
-    def price_group(self, tables: Sequence[Table], more_waiting: bool = False) -> Reply:
+    def price_group(self, tables: Sequence[Table]) -> Reply:
         """The prices of ``tables`` (one per request) priced as one table."""
         out: list[list[float] | None] = [None] * len(tables)
         usable = [i for i, t in enumerate(tables) if all(name in t for name in self.names)]
@@ -111,7 +119,7 @@ class Pricer:
             ok = set(usable)
             dropped["incompatible"] = sum(houses(t) for i, t in enumerate(tables) if i not in ok)
         if not usable:
-            return Reply(out, dropped, None, self.stats(more_waiting))
+            return Reply(out, dropped, None, self.stats())
         n = sum(houses(tables[i]) for i in usable)
         table: Table = {
             name: tuple(v for i in usable for v in tables[i][name]) for name in self.names
@@ -120,32 +128,43 @@ class Pricer:
             prices = self.model.predict(table)
         except Exception:  # the worker must survive anything the model does
             dropped["model_error"] = n
-            return Reply(out, dropped, traceback.format_exc(), self.stats(more_waiting))
+            return Reply(out, dropped, traceback.format_exc(), self.stats())
         if not all(map(math.isfinite, prices)):
             dropped["non_finite"] = n
-            return Reply(out, dropped, "it returned a non-finite price", self.stats(more_waiting))
+            return Reply(out, dropped, "it returned a non-finite price", self.stats())
         if self.monitoring:
             self.predictions += n
             self.price.observe_many(prices)
             if self.model.monitor is not None:
                 self.model.monitor.update(table, prices)
+                self._unread = True
         start = 0
         for i in usable:
             k = houses(tables[i])
             out[i] = list(prices[start : start + k])
             start += k
-        return Reply(out, dropped, None, self.stats(more_waiting))
+        return Reply(out, dropped, None, self.stats())
 
-    def stats(self, more_waiting: bool) -> Stats | None:
+    def stats(self, drift: bool = False) -> Stats | None:
+        """The series; the drift rows re-read when ``drift`` or when they are due."""
         if not self.monitoring:
             return None
-        drift = None
-        monitor = self.model.monitor
-        now = time.monotonic()
-        if monitor is not None and (not more_waiting or now - self._drift_at >= self.DRIFT_EVERY):
-            drift = monitor.gauges()
-            self._drift_at = now
-        return Stats(self.predictions, list(self.price.counts), self.price.total, drift)
+        rows = None
+        if self.drift_stale and (drift or self.drift_due_in() == 0.0):
+            rows = self.model.monitor.gauges() if self.model.monitor is not None else None
+            self._drift_at = time.monotonic()
+            self._unread = False
+        counts = list(self.price.counts)
+        return Stats(self.predictions, counts, self.price.total, rows, self.drift_stale)
+
+    @property
+    def drift_stale(self) -> bool:
+        """Rows were priced since the drift rows were last read."""
+        return self._unread and self.model.monitor is not None
+
+    def drift_due_in(self) -> float:
+        """Seconds until the drift rows may be read again."""
+        return max(0.0, self._drift_at + self.DRIFT_EVERY - time.monotonic())
 
 
 def serve(inbox: Connection, outbox: Connection) -> int:
@@ -164,8 +183,10 @@ def serve(inbox: Connection, outbox: Connection) -> int:
     pricer = Pricer(model, start.monitoring)
     while True:
         try:
-            tables = decode(inbox.recv_bytes())
-            reply = pricer.price_group(tables, more_waiting=inbox.poll(0))
+            if pricer.drift_stale and not inbox.poll(pricer.drift_due_in()):
+                outbox.send_bytes(pickle.dumps(pricer.stats(drift=True), pickle.HIGHEST_PROTOCOL))
+                continue  # the traffic paused: the drift rows are now current
+            reply = pricer.price_group(decode(inbox.recv_bytes()))
             outbox.send_bytes(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
         except (EOFError, BrokenPipeError):  # the server closed its end, exited or died
             return 0

@@ -448,7 +448,25 @@ def test_the_worker_prices_groups_and_survives_a_failing_model(models: Path) -> 
     assert reply.error is not None and "the challenger is broken" in reply.error
     model.predict = lambda table: [float("nan")]  # type: ignore[method-assign]
     assert pricer.price_group([one]).dropped == {"non_finite": 1}
-    assert pricer.price_group([one], more_waiting=True).stats.predictions == 3  # type: ignore[union-attr]
+    assert pricer.stats() == reply.stats  # nothing priced since: the same series
+
+
+def test_the_worker_reads_the_drift_rows_at_most_once_a_period(models: Path) -> None:
+    from app.shadowworker import Pricer
+    from app.state import load_model
+
+    model = load_model(str(models / "shadow.joblib"), Settings(str(models / "model.joblib")))
+    pricer = Pricer(model, monitoring=True)
+    one = {k: (v,) for k, v in HOUSE.items()}
+    first = pricer.price_group([one]).stats
+    assert first is not None and first.drift is not None and not first.drift_stale
+    assert dict((r[0], r[3]) for r in first.drift)["prediction"] == 1
+    second = pricer.price_group([one]).stats  # within DRIFT_EVERY: not re-read
+    assert second is not None and second.drift is None and second.drift_stale
+    assert pricer.drift_stale and 0.0 < pricer.drift_due_in() <= pricer.DRIFT_EVERY
+    now = pricer.stats(drift=True)  # what the worker sends once the traffic pauses
+    assert now is not None and not now.drift_stale and now.drift is not None
+    assert dict((r[0], r[3]) for r in now.drift)["prediction"] == 2
 
 
 def test_groups_travel_to_the_worker_as_they_were() -> None:
