@@ -161,7 +161,7 @@ class Shadow:
     #: fewer, larger messages, and fewer thread switches against the event loop.
     WAKE = 256
     PERIOD = 0.05
-    #: Houses in one message: each costs the server one pickle of its tables under the
+    #: Houses in one message: each costs the server one encoding of its tables under the
     #: interpreter lock, kept short so a waiting request is not held back by it.
     GROUP = 64
 
