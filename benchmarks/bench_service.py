@@ -344,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # round after round: a burst of load from elsewhere on the machine then hits every
         # server of a round alike, and the per-round ratios are compared, not lone figures.
         # The two runs of each close ratio (ours/bare, ours/off) follow each other.
+        threads = min(2, args.connections)  # wrk needs a connection per thread
         with ExitStack() as stack:
             urls: dict[str, str] = {}
             for name, app, env, app_dir, ready in servers:
@@ -352,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 check = httpx.post(url + "/predict", json=house, timeout=10)
                 if check.status_code != 200:
                     raise SystemExit(f"{name}: the example house is refused: {check.text}")
-                run_wrk(url + "/predict", body, args.connections, 2, threads=2)  # warm-up
+                run_wrk(url + "/predict", body, args.connections, 2, threads=threads)  # warm-up
                 urls[name] = url
             runs = interleaved(
                 urls,
@@ -360,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.rounds,
                 args.seconds,
                 args.connections,
-                threads=2,
+                threads=threads,
                 after=settle_shadow if args.shadow else None,
             )
             batch, batch_rows = batch_latency(urls["ours"], houses, work, args.batch_seconds)
@@ -378,8 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     c = args.connections
     print(
-        f"POST /predict, one house: wrk -t2 -c{c} -d{args.seconds:g}s, one uvicorn worker, "
-        f"{args.rounds} rounds (medians; req/s of each round in brackets)"
+        f"POST /predict, one house: wrk -t{min(2, c)} -c{c} -d{args.seconds:g}s, "
+        f"one uvicorn worker, {args.rounds} rounds (medians; req/s of each round in brackets)"
     )
     print(f"machine: {describe('scikit-learn', 'pandas', 'fastapi', 'uvicorn')}")
     print(f"{'server':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}  rounds")
