@@ -213,7 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(
         f"in-process ASGI calls, one house, {args.rounds} rounds of {args.calls} calls per case "
-        f"(median of per-round means; {'folded linear terms' if folded else 'general path'})"
+        "(thread CPU time, median of per-round means; "
+        f"{'folded linear terms' if folded else 'general path'})"
     )
     print(f"machine: {describe('fastapi', 'pydantic')}")
     for name, values in res.items():
