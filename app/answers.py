@@ -32,11 +32,18 @@ def _refused(msg: str, kind: str) -> BodyError:
     )
 
 
+#: The query strings that are the flag alone, as clients send it: no parsing for those.
+_ALONE = {b"explain=" + v.encode(): v in _TRUE for v in (*_TRUE, *_FALSE)}
+
+
 def explain_flag(scope: Scope) -> bool:
     """``?explain=true`` (or 1, yes, on); anything but a boolean is a 422 naming it."""
     query: bytes = scope.get("query_string") or b""
     if b"explain" not in query:
         return False
+    alone = _ALONE.get(query)
+    if alone is not None:
+        return alone
     value = None
     for part in query.split(b"&"):
         key, _, v = part.partition(b"=")

@@ -81,14 +81,20 @@ class FeatureSpec:
         )
 
 
+def _sentence(text: str) -> str:
+    """``text`` ending as a sentence (a full stop added unless it has one)."""
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
 def _field(spec: FeatureSpec) -> tuple[Any, Any]:
     """The pydantic ``(type, FieldInfo)`` of one feature: strict, documented, bounded."""
     extra: dict[str, Any] = {}
     if spec.kind != "categorical":
         typ: Any = float
-        desc = spec.description + (f" [{spec.unit}]" if spec.unit else "")
+        head = spec.description.removesuffix(".") if spec.unit else spec.description
+        sentences = [head + (f" [{spec.unit}]" if spec.unit else "")]
         if math.isfinite(spec.lo) and math.isfinite(spec.hi):
-            desc += f". Training range {spec.lo:g} to {spec.hi:g}."
+            sentences.append(f"Training range {spec.lo:g} to {spec.hi:g}.")
             extra["x-training-range"] = [spec.lo, spec.hi]
         if spec.unit:
             extra["x-unit"] = spec.unit
@@ -100,10 +106,10 @@ def _field(spec: FeatureSpec) -> tuple[Any, Any]:
         examples = [spec.example] if spec.example is not None else None
     else:
         typ = str
-        desc = spec.description
+        sentences = [spec.description]
         if spec.category_list:
-            desc += (
-                f". Known categories: {', '.join(spec.category_list)}."
+            sentences.append(
+                f"Known categories: {', '.join(spec.category_list)}."
                 " Others are accepted and reported as unknown."
             )
             extra["x-categories"] = list(spec.category_list)
@@ -111,7 +117,8 @@ def _field(spec: FeatureSpec) -> tuple[Any, Any]:
         examples = list(spec.category_list) or ([spec.example] if spec.example else None)
     if not spec.required:
         typ = typ | None
-        desc += " Optional: omitted or null is imputed as in training."
+        sentences.append("Optional: omitted or null is imputed as in training.")
+    desc = " ".join(map(_sentence, sentences))
     default: Any = ... if spec.required else None
     return typ, Field(
         default,

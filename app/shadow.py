@@ -1,16 +1,29 @@
 """The shadow model (``SHADOW_MODEL_PATH``): a second verified artifact priced on the champion's
-validated rows in a worker thread, never on the request path and never able to fail a request.
+validated rows in a process of its own, never on the request path and never able to fail a
+request.
 
 ``/predict`` hands the shadow a reference to the request's validated table
 (:meth:`Shadow.submit`, one append to a queue bounded in houses, ``SHADOW_QUEUE``,
-``app/batchqueue.py``; when full the houses are dropped and counted). The worker wakes every
-``Shadow.PERIOD`` seconds (sooner when ``WAKE`` houses wait), takes everything queued and prices
-it as one table — the pipeline's NumPy on many rows costs a fraction of as many small calls, so
-the thread holds the interpreter as briefly as it can — then records, under ``role="shadow"``
-and the shadow's ``model_version``: the prediction counter and price histogram, its own drift
-window (against its own training reference), the prices in the feedback index (so feedback by
-request id scores both models) and, with ``PREDICTION_LOG``, its log lines. A failure of the
-shadow is counted and logged, and the champion never sees it.
+``app/batchqueue.py``; when full the houses are dropped and counted). A feeder thread wakes
+every ``Shadow.PERIOD`` seconds (sooner when ``WAKE`` houses wait), takes everything queued and
+sends it in groups to the worker process (:mod:`app.shadowworker`): one ``marshal`` of the
+group's tables (plain floats, ints and strings), then a pipe write that releases the
+interpreter. The worker prices each group
+as one table and keeps the shadow's series: its prediction count and price histogram, its own
+drift window (against its own training reference). A receiver thread reads the replies (a pipe
+read, again without the interpreter) and records, under ``role="shadow"`` and the shadow's
+``model_version``: the prices in the feedback index's :class:`Served` (so feedback by request id
+scores both models), the latest series for the scrape and, with ``PREDICTION_LOG``, the
+shadow's log lines. So the pricing never holds the lock the event loop needs to answer; the
+server's share is one encoding of the rows and one unpickling of the prices per group
+(docs/PERFORMANCE.md).
+
+Houses count against the queue until their reply is read, so a slow or stopped worker fills
+the queue and the rest is dropped and counted (``queue_full``). A failure of the model is
+counted (``model_error``, ``non_finite``) and logged; a worker that exits is logged, and every
+house from then on is counted as ``model_error`` until ``/admin/reload`` loads a shadow again.
+The champion never sees any of it. The worker ends when its input pipe closes: at
+:meth:`Shadow.close`, or when the server exits or dies.
 
 The shadow must validate no feature the champion does not: it prices the champion's rows.
 """
@@ -18,18 +31,27 @@ The shadow must validate no feature the champion does not: it prices the champio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import math
+import os
+import pickle
+import subprocess
+import sys
 import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from prometheus_client import Counter
 
+import app
 from app.batchqueue import BatchQueue
 from app.metrics import PRICE_BUCKETS, DriftRows, Histogram
 from app.predlog import Entry, PredictionLog
+from app.settings import Settings
+from app.shadowworker import Reply, Start, Stats, encode
 from app.state import LoadedModel, ModelLoadError, ReloadConflictError, Service, Table, load_model
 from app.traffic import Served
 
@@ -82,41 +104,107 @@ def incompatible(shadow: LoadedModel, champion: LoadedModel) -> str | None:
     return None
 
 
-class Shadow:
-    """A loaded shadow model, its queue, its worker thread and its series."""
+def start_worker(
+    start: Start, timeout: float
+) -> tuple[subprocess.Popen[bytes], Connection, Connection]:
+    """Start ``python -m app.shadowworker``, send it ``start`` and wait until it is ready;
+    its process and the two ends this side keeps (send, receive). Raises
+    :class:`ModelLoadError` (the worker stopped) when it does not get ready within ``timeout``."""
+    work_r, work_w = os.pipe()
+    reply_r, reply_w = os.pipe()
+    env = dict(os.environ)
+    root = str(Path(app.__file__).resolve().parent.parent)  # wherever the server found `app`
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.shadowworker", str(work_r), str(reply_w)],
+            pass_fds=(work_r, reply_w),
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+    finally:
+        os.close(work_r)
+        os.close(reply_w)
+    send = Connection(work_w, readable=False)
+    receive = Connection(reply_r, writable=False)
+    try:
+        send.send_bytes(pickle.dumps(start, pickle.HIGHEST_PROTOCOL))
+        if not receive.poll(timeout):
+            raise ModelLoadError(f"{start.path}: the shadow's process not ready in {timeout:g} s")
+        status, detail = pickle.loads(receive.recv_bytes())
+        if status != "ready":
+            raise ModelLoadError(f"{start.path}: the shadow's process could not build it: {detail}")
+    except (EOFError, OSError) as e:
+        code = proc.poll()
+        stop_worker(proc, send, receive)
+        raise ModelLoadError(
+            f"{start.path}: the shadow's process exited while loading (code {code})"
+        ) from e
+    except BaseException:
+        stop_worker(proc, send, receive)
+        raise
+    return proc, send, receive
 
-    #: The worker wakes when this many houses wait, or ``PERIOD`` seconds after the first:
-    #: fewer, larger tables (the pipeline's NumPy is cheaper per row on many) and fewer
-    #: thread switches against the event loop.
+
+def stop_worker(proc: subprocess.Popen[bytes], send: Connection, receive: Connection) -> None:
+    """Stop a worker that no thread talks to yet (a failed start)."""
+    send.close()
+    receive.close()
+    proc.kill()
+    proc.wait()
+
+
+class Shadow:
+    """A loaded shadow model, its queue, its worker process and the two threads that talk to it."""
+
+    #: The feeder wakes when this many houses wait, or ``PERIOD`` seconds after the first:
+    #: fewer, larger messages, and fewer thread switches against the event loop.
     WAKE = 256
     PERIOD = 0.05
-    #: Houses priced in one pipeline call: large enough for NumPy's per-call cost to spread
-    #: thin, small enough that the call holds the interpreter only briefly (docs/PERFORMANCE.md).
+    #: Houses in one message: each costs the server one encoding of its tables under the
+    #: interpreter lock, kept short so a waiting request is not held back by it.
     GROUP = 64
 
     def __init__(
         self,
         model: LoadedModel,
-        capacity: int,
+        settings: Settings,
         dropped: Counter,
         predlog: PredictionLog | None,
         monitoring: bool,
     ) -> None:
         self.model = model
-        self.capacity = capacity
+        self.capacity = settings.shadow_queue
         self.dropped = dropped
         self.predlog = predlog
         self.monitoring = monitoring
-        self.queue: BatchQueue[_Job] = BatchQueue(capacity, self.WAKE, self.PERIOD)
-        self._stats_lock = threading.Lock()
-        self._predictions = 0
-        self._price = Histogram(PRICE_BUCKETS)
-        self._thread = threading.Thread(target=self._run, name="shadow-model", daemon=True)
-        self._thread.start()
+        start = Start(
+            model.pipeline, model.metadata, model.sha256, model.path, settings, monitoring
+        )
+        self._proc, self._send, self._receive = start_worker(start, settings.reload_timeout)
+        self.queue: BatchQueue[_Job] = BatchQueue(self.capacity, self.WAKE, self.PERIOD)
+        self._lock = threading.Lock()  # the in-flight groups and whether the worker is lost
+        self._in_flight: deque[tuple[list[_Job], int]] = deque()
+        self._lost = False
+        self._closing = False
+        self._stats: Stats | None = None
+        self._drift_stale = False  # the worker has rows not yet in the drift rows it sent
+        self._drift: DriftRows | None = None
+        self._feeder = threading.Thread(target=self._feed, name="shadow-feeder", daemon=True)
+        self._receiver = threading.Thread(
+            target=self._receive_replies, name="shadow-receiver", daemon=True
+        )
+        self._feeder.start()
+        self._receiver.start()
 
     @property
     def version(self) -> str:
         return self.model.version
+
+    @property
+    def pid(self) -> int:
+        """The worker process's id."""
+        return self._proc.pid
 
     def submit(self, when: float, rid: str, table: Table, served: Served | None) -> None:
         """Queue a request's validated table (by reference), or drop and count it."""
@@ -124,49 +212,79 @@ class Shadow:
         if not self.queue.put(_Job(when, rid, table, served), n):
             self.dropped.labels("queue_full").inc(n)
 
-    def _run(self) -> None:
-        while (batch := self.queue.take()) is not None:
-            if self.queue.closing:
-                return  # what is left is not priced: the shadow is only an experiment
-            if not batch:
-                continue
-            for group, n in groups(batch, self.GROUP):
-                try:
-                    self._price_jobs(group)
-                except Exception:  # the worker must survive anything the model does
-                    self.dropped.labels("model_error").inc(n)
-                    log.exception("shadow model %s failed", self.version)
-                self.queue.done(n)
-                time.sleep(0)  # releases the GIL between groups: a waiting request goes first
+    def _feed(self) -> None:
+        try:
+            while (batch := self.queue.take()) is not None:
+                if self.queue.closing:
+                    return  # what is left is not priced: the shadow is only an experiment
+                for group, n in groups(batch, self.GROUP):
+                    message = encode([j.table for j in group])
+                    with self._lock:
+                        lost = self._lost
+                        if not lost:
+                            self._in_flight.append((group, n))
+                    if lost:
+                        self._forget(n, "model_error")
+                        continue
+                    # a worker gone (OSError): the receiver counts what was in flight
+                    with contextlib.suppress(OSError):
+                        self._send.send_bytes(message)
+        finally:
+            self._send.close()  # the worker's end of input: it exits
 
-    def _price_jobs(self, jobs: list[_Job]) -> None:
-        names = [s.name for s in self.model.features]
-        usable = [j for j in jobs if all(name in j.table for name in names)]
-        if len(usable) < len(jobs):  # a champion reloaded since with fewer features
-            n_all = sum(len(next(iter(j.table.values()))) for j in jobs)
-            n_usable = sum(len(next(iter(j.table.values()))) for j in usable)
-            self.dropped.labels("incompatible").inc(n_all - n_usable)
-            jobs = usable
-            if not jobs:
-                return
-        table: Table = {name: tuple(v for j in jobs for v in j.table[name]) for name in names}
-        prices = self.model.predict(table)
-        n = len(prices)
-        if not all(map(math.isfinite, prices)):
-            self.dropped.labels("non_finite").inc(n)
-            log.error("shadow model %s returned a non-finite price", self.version)
-            return
-        if self.monitoring:
-            with self._stats_lock:
-                self._predictions += n
-                self._price.observe_many(prices)
-            if self.model.monitor is not None:
-                self.model.monitor.update(table, prices)
-        start = 0
-        for job in jobs:
-            k = len(next(iter(job.table.values())))
-            mine: Sequence[float] = prices[start : start + k]
-            start += k
+    def _receive_replies(self) -> None:
+        while True:
+            try:
+                reply: Reply | Stats = pickle.loads(self._receive.recv_bytes())
+            except (EOFError, OSError):
+                break
+            except Exception:  # a reply this side cannot read: the worker is of no more use
+                log.exception("shadow model %s: unreadable reply", self.version)
+                self._proc.kill()
+                break
+            if isinstance(reply, Stats):  # the drift rows, read once the traffic paused
+                self._take(reply)
+                continue
+            with self._lock:
+                group, n = self._in_flight.popleft()
+            try:
+                self._record(group, reply)
+            except Exception:  # a bug here must not stop the replies from being read
+                log.exception("recording the shadow's prices failed")
+            self.queue.done(n)
+        with self._lock:
+            self._lost = True
+            lost = sum(n for _, n in self._in_flight)
+            self._in_flight.clear()
+        self._drift_stale = False  # no more rows will be read
+        if not self._closing:
+            try:  # its output ended: it is exiting
+                code: int | None = self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                code = None
+            log.error(
+                "shadow model %s: its process exited (code %s); houses are dropped until "
+                "/admin/reload loads a shadow again",
+                self.version,
+                code,
+            )
+        if lost:
+            self._forget(lost, "model_error")
+
+    def _forget(self, n: int, reason: str) -> None:
+        self.dropped.labels(reason).inc(n)
+        self.queue.done(n)
+
+    def _record(self, group: list[_Job], reply: Reply) -> None:
+        for reason, k in reply.dropped.items():
+            self.dropped.labels(reason).inc(k)
+        if reply.error is not None:
+            log.error("shadow model %s failed: %s", self.version, reply.error)
+        if reply.stats is not None:
+            self._take(reply.stats)
+        for job, mine in zip(group, reply.prices, strict=True):
+            if mine is None:
+                continue
             if job.served is not None:
                 job.served.shadow_prices = mine
                 job.served.shadow_version = self.version
@@ -175,21 +293,28 @@ class Shadow:
                     Entry(job.time, job.request_id, self.version, "shadow", job.table, mine, None)
                 )
 
+    def _take(self, stats: Stats) -> None:
+        if stats.drift is not None:
+            self._drift = stats.drift
+        self._drift_stale = stats.drift_stale
+        self._stats = stats
+
     def series(self) -> ShadowSeries | None:
         """The shadow's prediction count, price histogram and drift rows, for the scrape."""
         if not self.monitoring:
             return None
-        with self._stats_lock:
-            price = Histogram(PRICE_BUCKETS)
-            price.counts = list(self._price.counts)
-            price.total = self._price.total
-            count = self._predictions
-        monitor = self.model.monitor
-        return ShadowSeries(self.version, count, price, monitor.gauges() if monitor else None)
+        price = Histogram(PRICE_BUCKETS)
+        stats = self._stats
+        if stats is None:
+            return ShadowSeries(self.version, 0, price, self._drift)
+        price.counts = list(stats.counts)
+        price.total = stats.total
+        return ShadowSeries(self.version, stats.predictions, price, self._drift)
 
     def idle(self) -> bool:
-        """Nothing queued or being priced (tests and the benchmark wait for it)."""
-        return self.queue.held == 0
+        """Nothing queued or being priced, and the series current (tests and the benchmark
+        wait for it)."""
+        return self.queue.held == 0 and not self._drift_stale
 
     def describe(self) -> dict[str, Any]:
         """The shadow's entry in ``GET /model``."""
@@ -198,9 +323,21 @@ class Shadow:
         return meta
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the worker; what is queued is not priced (the shadow is only an experiment)."""
+        """Stop the feeder and the worker process; what is queued is not priced (the shadow
+        is only an experiment). A worker still busy after ``timeout`` seconds is killed."""
+        self._closing = True
         self.queue.close()
-        self._thread.join(timeout)
+        self._feeder.join(timeout)
+        if self._feeder.is_alive():  # stuck writing to a worker that no longer reads
+            self._proc.kill()
+            self._feeder.join()
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._receiver.join()  # the worker is gone: its replies end
+        self._receive.close()
 
 
 def load_shadow(service: Service, path: str) -> Shadow:
@@ -218,7 +355,7 @@ def load_shadow(service: Service, path: str) -> Shadow:
     traffic = service.traffic
     return Shadow(
         model,
-        service.settings.shadow_queue,
+        service.settings,
         traffic.shadow_dropped,
         traffic.log,
         service.monitoring,

@@ -23,7 +23,7 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,14 +126,17 @@ def interleaved(
     *,
     threads: int = 1,
     routes: Mapping[str, tuple[str, Path]] | None = None,
+    after: Callable[[str, str], None] | None = None,
 ) -> dict[str, list[WrkResult]]:
     """``rounds`` rounds of one wrk run per server, in the order of ``urls``: the runs of a
     round are seconds apart, so a burst of load from elsewhere hits the servers of a round
     alike. After each run one more POST of the body waits for that server's backlog: wrk hangs
     up with requests still being served, and their CPU would land on the next server's run
-    (0.15-0.24 s of it for a scikit-learn route). wrk's errors are in the results; a failed
-    draining request raises. Each run POSTs ``body_path`` to ``/predict``, or, for a name in
-    ``routes``, its own ``(path, body_path)`` (another route of a server, as one more "server").
+    (0.15-0.24 s of it for a scikit-learn route); then ``after(name, url)``, when given, waits
+    for whatever else the server still does (a shadow model's backlog). wrk's errors are in the
+    results; a failed draining request raises. Each run POSTs ``body_path`` to ``/predict``, or,
+    for a name in ``routes``, its own ``(path, body_path)`` (another route of a server, as one
+    more "server").
     """
     routes = routes or {}
     runs: dict[str, list[WrkResult]] = {name: [] for name in urls}
@@ -144,6 +147,8 @@ def interleaved(
             drain = httpx.post(url + path, content=body.read_bytes(), timeout=60,
                                headers={"Content-Type": "application/json"})  # fmt: skip
             drain.raise_for_status()
+            if after is not None:
+                after(name, url)
     return runs
 
 

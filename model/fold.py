@@ -135,12 +135,15 @@ class FoldedLinear:
     _columns_of: Callable[[Mapping[str, Any]], tuple[Any, ...]] = field(
         init=False, repr=False, compare=False
     )
+    #: Each row's terms as ``{column: term}``, compiled once (:func:`compile_contributions`).
+    terms: Callable[..., list[dict[str, float]]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.numeric] + [t.name for t in self.categorical]
         columns = itemgetter(*names) if len(names) > 1 else lambda t: (t[names[0]],)
         object.__setattr__(self, "_columns_of", columns)
         object.__setattr__(self, "sums", compile_terms(self.numeric, self.categorical, self.b))
+        object.__setattr__(self, "terms", compile_contributions(self.numeric, self.categorical))
 
     def predict(self, table: Mapping[str, Sequence[Any]]) -> list[float] | None:
         """The prices of a table ``{column: values}`` (``None`` = missing), or ``None`` when
@@ -168,52 +171,16 @@ class FoldedLinear:
     def contributions(self, table: Mapping[str, Sequence[Any]]) -> list[dict[str, float]] | None:
         """Each row's terms ``{column: w·g(x) or w[c]}``, which add up with :attr:`b` to the
         value :meth:`predict` inverts; ``None`` where :meth:`predict` hands the table back.
-        The same loop as :meth:`predict`, keeping the terms."""
-        numeric, categorical = self.numeric, self.categorical
-        names = [t.name for t in numeric] + [t.name for t in categorical]
-        first = table[names[0]]
-        out: list[dict[str, float]] = []
-        for i in range(len(first)):
-            terms: list[float] = []
-            for name, steps, w in numeric:
-                v = table[name][i]
-                try:
-                    x = math.nan if v is None else float(v)
-                except (TypeError, ValueError):
-                    return None
-                if math.isinf(x):
-                    return None
-                for step in steps:
-                    op = step[0]
-                    if op == "fill":
-                        if x != x:  # NaN
-                            x = step[1]
-                    elif op == "standardize":
-                        x = (x - step[1]) / step[2]
-                    elif op == "sub":
-                        x = x - step[1]
-                    elif op == "div":
-                        x = x / step[1]
-                    elif op == "log1p":
-                        if x <= -1.0:
-                            return None
-                        x = math.log1p(x)
-                    elif op == "mul":
-                        x = x * step[1]
-                    elif op == "add":
-                        x = x + step[1]
-                    else:  # "rsub"
-                        x = step[1] - x
-                terms.append(x * w)
-            for name, weights, convert in categorical:
-                v = table[name][i]
-                if v is not None and type(v) is not str:
-                    v = convert(v)
-                terms.append(weights.get(v, 0.0))
-            if not math.isfinite(self.b + sum(terms)):
-                return None
-            out.append(dict(zip(names, terms, strict=True)))
-        return out
+        The same compiled steps as :meth:`predict` (:func:`compile_contributions`)."""
+        try:
+            rows = self.terms(*self._columns_of(table))
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+            return None
+        b = self.b
+        for terms in rows:
+            if not math.isfinite(b + sum(terms.values())):
+                return None  # as predict: an unfilled NaN, an infinite value
+        return rows
 
 
 #: How each elementwise step rewrites ``x`` in the compiled row (``{0}``, ``{1}``: its numbers).
@@ -276,6 +243,56 @@ def compile_terms(
     exec(compile(source, "<folded terms>", "exec"), env)
     fn: Callable[..., list[float]] = env["sums"]
     fn.__doc__ = source  # what runs, for whoever inspects it
+    return fn
+
+
+def _numeric_code(j: int, steps: Sequence[Step], const: Callable[[Any], str]) -> list[str]:
+    """The statements that leave ``g(x)`` of row ``i`` of numeric column ``c{j}`` in ``x``."""
+    lines = [f"v = c{j}[i]", "x = nan if v is None else float(v)"]
+    if any(step[0] == "fill" for step in steps[1:]):  # it could fill an inf's NaN
+        lines.append("if x == inf or x == -inf: raise ValueError")
+    lines += [_CODE[step[0]].format(*map(const, step[1:])) for step in steps]
+    return lines
+
+
+def compile_contributions(
+    numeric: Sequence[NumericTerm], categorical: Sequence[CategoricalTerm]
+) -> Callable[..., list[dict[str, float]]]:
+    """``terms(column_0, ..., column_k)``: each row's ``{column: term}``, the columns in the
+    terms' order, compiled once as :func:`compile_terms` compiles their sum, from the same
+    statements per step (:data:`_CODE`), so the two read the steps one way. A row that cannot
+    be priced raises as in :func:`compile_terms`; the terms of one whose sum is not finite are
+    returned, for the caller to check."""
+    env: dict[str, Any] = {"nan": math.nan, "log1p": math.log1p, "inf": math.inf}
+
+    def const(value: Any) -> str:
+        name = f"k{len(env)}"
+        env[name] = value
+        return name
+
+    body: list[str] = []
+    for j, (_, steps, w) in enumerate(numeric):
+        body += _numeric_code(j, steps, const)
+        body.append(f"t{j} = x * {const(w)}")
+    for j, (_, weights, convert) in enumerate(categorical, start=len(numeric)):
+        category = f"v if v is None or type(v) is str else {const(convert)}(v)"
+        body.append(f"v = c{j}[i]")
+        body.append(f"t{j} = {const(weights)}.get({category}, 0.0)")
+    names = [t.name for t in numeric] + [t.name for t in categorical]
+    row = ", ".join(f"{const(name)}: t{j}" for j, name in enumerate(names))
+    body.append(f"out.append({{{row}}})")
+    source = "".join(
+        [
+            f"def terms({', '.join(f'c{j}' for j in range(len(names)))}):\n",
+            "    out = []\n",
+            "    for i in range(len(c0)):\n",
+            *(f"        {line}\n" for line in body),
+            "    return out\n",
+        ]
+    )
+    exec(compile(source, "<folded contributions>", "exec"), env)
+    fn: Callable[..., list[dict[str, float]]] = env["terms"]
+    fn.__doc__ = source
     return fn
 
 

@@ -65,7 +65,11 @@ MODULES: dict[str, tuple[str, ...]] = {
     "model/tree.py": ("tests/test_tree.py",),
     "model/hist.py": ("tests/test_ensemble.py",),
     "model/ensemble.py": ("tests/test_ensemble.py",),
-    "model/fold.py": ("tests/test_fold.py",),
+    "model/fold.py": (  # and the compiled contributions, held to the compiled sums
+        "tests/test_fold.py",
+        "tests/test_explain.py::test_folded_contributions_and_prices_read_the_steps_one_way",
+        "tests/test_explain.py::test_folded_terms_explain_as_the_general_path",
+    ),
 }
 
 

@@ -201,6 +201,28 @@ def test_explain_must_be_a_boolean(linear: TestClient) -> None:
     assert linear.post("/predict?other=1", json=HOUSE).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (b"", False),
+        (b"other=1", False),
+        *((b"explain=" + v.encode(), True) for v in ("1", "true", "yes", "on")),
+        *((b"explain=" + v.encode(), False) for v in ("0", "false", "no", "off")),
+        (b"explain=TRUE", True),
+        (b"explain=%74rue", True),
+        (b"explain=+on+", True),
+        (b"a=1&explain=true", True),
+        (b"explain=true&explain=false", False),  # the last one wins
+        (b"explain=false&explain=yes", True),
+        (b"explained=1", False),
+    ],
+)
+def test_the_explain_flag_reads_every_spelling(query: bytes, expected: bool) -> None:
+    from app.answers import explain_flag
+
+    assert explain_flag({"query_string": query}) is expected
+
+
 def test_docs_document_explain_with_an_example(linear: TestClient) -> None:
     op = linear.get("/openapi.json").json()["paths"]["/predict"]["post"]
     (param,) = op["parameters"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_fold import table, target  # tests/test_fold.py
+from test_fold import VARIANTS, table, target  # tests/test_fold.py
 
 from model.base import Columns
 from model.compose import ColumnTransformer, TransformedTargetRegressor
@@ -203,6 +203,29 @@ def test_folded_terms_explain_as_the_general_path(data: Any) -> None:
         total = a["baseline"] + sum(a["contributions"].values())
         assert math.isclose(math.exp(total), price, rel_tol=1e-9)
     assert folded_records(folded, {**rows, "area": [math.inf] * len(rows["area"])}) is None
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_folded_contributions_and_prices_read_the_steps_one_way(variant: str) -> None:
+    """The compiled contributions add up, in the same order, to exactly the compiled sums the
+    prices come from, and are handed back (``None``) exactly where the prices are."""
+    rng = np.random.default_rng(3)
+    train = table(300, rng)
+    folded = fold(VARIANTS[variant]().fit(train, target(train, rng)))
+    rows = {k: v.tolist() for k, v in table(200, rng, missing=0.25).items()}
+    rows["hood"][::7] = ["Nowhere"] * len(rows["hood"][::7])  # never seen in training
+    names = [t.name for t in folded.numeric] + [t.name for t in folded.categorical]
+    sums = folded.sums(*(rows[name] for name in names))
+    terms = folded.contributions(rows)
+    assert terms is not None and len(terms) == len(sums) == 200
+    for t, s in zip(terms, sums, strict=True):
+        assert list(t) == names
+        assert folded.b + sum(t.values()) == s  # bit for bit: the same terms, the same order
+    for odd in (math.inf, -math.inf, "a string", -2.0):
+        for name in ("area", "lot"):
+            bad = {**rows, name: [*rows[name][:3], odd]}
+            one = {k: v[:4] for k, v in bad.items()}
+            assert (folded.contributions(one) is None) == (folded.predict(one) is None), (odd, name)
 
 
 # --- Saabas against a brute-force walk --------------------------------------------------------

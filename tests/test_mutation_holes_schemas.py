@@ -263,11 +263,13 @@ def test_each_feature_is_documented_from_its_metadata() -> None:
     }
     rooms, zone = props["rooms"], props["zone"]
     assert rooms["anyOf"] == [{"type": "number"}, {"type": "null"}]
-    assert rooms["description"] == "rooms" + optional  # no unit, no range: nothing between
+    assert rooms["description"] == "rooms." + optional  # no unit, no range: still a sentence
     assert not {"examples", "x-unit", "x-training-range"} & rooms.keys()
     assert zone["anyOf"] == [{"maxLength": 100, "minLength": 1, "type": "string"}, {"type": "null"}]
     assert zone["examples"] == ["Z"] and "x-categories" not in zone
     assert "examples" not in props["street"]
+    assert props["zone"]["description"] == "zone." + optional
+    assert props["street"]["description"] == "street." + optional
     assert house["required"] == ["area", "town"] and house["additionalProperties"] is False
     assert house["examples"] == [{"area": 50, "year": 1950, "zone": "Z"}]
     assert schema.example == {"area": 50, "year": 1950, "zone": "Z"}
@@ -275,6 +277,23 @@ def test_each_feature_is_documented_from_its_metadata() -> None:
     assert (batch["minItems"], batch["maxItems"], batch["description"]) == (1, 3, "1 to 3 houses")
     assert batch["items"] == {"$ref": "#/components/schemas/Home"}
     assert schema.max_batch_size == 3
+
+
+def test_every_description_reads_as_sentences() -> None:
+    """Each part of a feature's description ends with one full stop and is followed by a space."""
+    entries = [
+        {"name": "lot", "kind": "numeric", "unit": "sq ft", "description": "Lot area."},
+        {"name": "age", "kind": "integer", "description": "Age?", "min": 0, "max": 9},
+        {"name": "kind", "kind": "categorical", "description": "Kind.", "categories": ["x"]},
+    ]
+    specs = [FeatureSpec.from_metadata(e) for e in entries]
+    props = build_request_schema(specs, max_batch_size=3).components["House"]["properties"]
+    optional = "Optional: omitted or null is imputed as in training."
+    assert props["lot"]["description"] == "Lot area [sq ft]. " + optional
+    assert props["age"]["description"] == "Age? Training range 0 to 9. " + optional
+    assert props["kind"]["description"] == (
+        "Kind. Known categories: x. Others are accepted and reported as unknown. " + optional
+    )
 
 
 def test_batch_model_rows_adapter_and_default_title() -> None:

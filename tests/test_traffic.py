@@ -8,6 +8,8 @@ against small real artifacts. The same parts over real HTTP: tests/e2e/test_traf
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -397,13 +399,84 @@ def test_model_lists_both_and_reload_loads_or_drops_the_shadow(
     assert app_client.post("/admin/reload", json={"drop_shadow": True}).status_code == 401
 
 
-def test_a_failing_shadow_never_fails_a_request(app_client: TestClient) -> None:
-    shadow = app_client.app.state.service.traffic.shadow  # type: ignore[attr-defined]
+def test_the_shadow_prices_in_its_own_process_and_leaves_none_behind(models: Path) -> None:
+    with make_client(
+        str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib")
+    ) as c:
+        shadow = c.app.state.service.traffic.shadow  # type: ignore[attr-defined]
+        proc = shadow._proc
+        assert shadow.pid != os.getpid() and proc.poll() is None
+        assert c.post("/predict", json=HOUSE).status_code == 200
+        wait_for(shadow.idle)
+        assert c.post("/admin/reload", json={"drop_shadow": True}, headers=AUTH).status_code == 200
+        assert proc.poll() == 0  # dropping the shadow ends its process
+        r = c.post("/admin/reload", json={"shadow_path": "shadow.joblib"}, headers=AUTH)
+        assert r.status_code == 200
+        second = c.app.state.service.traffic.shadow._proc  # type: ignore[attr-defined]
+        assert second.poll() is None
+    assert second.poll() == 0  # the app's shutdown ends it too: no orphan
+
+
+def test_the_worker_prices_groups_and_survives_a_failing_model(models: Path) -> None:
+    from app.shadowworker import Pricer
+    from app.state import load_model
+
+    model = load_model(str(models / "shadow.joblib"), Settings(str(models / "model.joblib")))
+    pricer = Pricer(model, monitoring=True)
+    one = {k: (v,) for k, v in HOUSE.items()}
+    two = {k: (v, v) for k, v in HOUSE.items()}
+    reply = pricer.price_group([one, two, {"living_area": (1.0,)}])
+    assert reply.prices[0] == model.predict(one) and reply.prices[1] == model.predict(two)
+    assert reply.prices[2] is None and reply.dropped == {"incompatible": 1}
+    assert reply.stats is not None and reply.stats.predictions == 3 and reply.stats.drift
 
     def broken(table: Any) -> list[float]:
         raise RuntimeError("the challenger is broken")
 
-    shadow.model.predict = broken
+    model.predict = broken  # type: ignore[method-assign]
+    reply = pricer.price_group([one, two])
+    assert reply.prices == [None, None] and reply.dropped == {"model_error": 3}
+    assert reply.error is not None and "the challenger is broken" in reply.error
+    model.predict = lambda table: [float("nan")]  # type: ignore[method-assign]
+    assert pricer.price_group([one]).dropped == {"non_finite": 1}
+    assert pricer.stats() == reply.stats  # nothing priced since: the same series
+
+
+def test_the_worker_reads_the_drift_rows_at_most_once_a_period(models: Path) -> None:
+    from app.shadowworker import Pricer
+    from app.state import load_model
+
+    model = load_model(str(models / "shadow.joblib"), Settings(str(models / "model.joblib")))
+    pricer = Pricer(model, monitoring=True)
+    one = {k: (v,) for k, v in HOUSE.items()}
+    first = pricer.price_group([one]).stats
+    assert first is not None and first.drift is not None and not first.drift_stale
+    assert dict((r[0], r[3]) for r in first.drift)["prediction"] == 1
+    second = pricer.price_group([one]).stats  # within DRIFT_EVERY: not re-read
+    assert second is not None and second.drift is None and second.drift_stale
+    assert pricer.drift_stale and 0.0 < pricer.drift_due_in() <= pricer.DRIFT_EVERY
+    now = pricer.stats(drift=True)  # what the worker sends once the traffic pauses
+    assert now is not None and not now.drift_stale and now.drift is not None
+    assert dict((r[0], r[3]) for r in now.drift)["prediction"] == 2
+
+
+def test_groups_travel_to_the_worker_as_they_were() -> None:
+    from fractions import Fraction
+
+    from app.shadowworker import decode, encode
+
+    plain = [{"a": (1.5, None, 3), "b": ("x", "y", None)}, {"a": (2.0,), "b": ("z",)}]
+    assert encode(plain)[:1] == b"m" and decode(encode(plain)) == plain
+    odd = [{"a": (Fraction(1, 3),)}]  # not a value marshal knows: pickled
+    assert encode(odd)[:1] == b"p" and decode(encode(odd)) == odd
+
+
+def test_a_shadow_whose_process_dies_never_fails_a_request(
+    app_client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    shadow = app_client.app.state.service.traffic.shadow  # type: ignore[attr-defined]
+    os.kill(shadow.pid, signal.SIGKILL)
+    shadow._proc.wait(10)
     for _ in range(3):
         r = app_client.post("/predict", json=HOUSE)
         assert r.status_code == 200
@@ -412,6 +485,15 @@ def test_a_failing_shadow_never_fails_a_request(app_client: TestClient) -> None:
     assert metric(text, "houseprice_shadow_dropped_total", reason="model_error") == 3
     assert (
         metric(text, "houseprice_predictions_total", model_version="champ-1", role="champion") == 3
+    )
+    assert "its process exited (code -9)" in caplog.text
+    r = app_client.post("/admin/reload", json={"shadow_path": "shadow.joblib"}, headers=AUTH)
+    assert r.status_code == 200  # a reload brings the shadow back
+    assert app_client.post("/predict", json=HOUSE).status_code == 200
+    wait_for(lambda: shadow_idle(app_client))
+    text = app_client.get("/metrics").text
+    assert (
+        metric(text, "houseprice_predictions_total", model_version="shadow-1", role="shadow") == 1
     )
 
 
@@ -431,27 +513,35 @@ def test_a_slow_shadow_drops_and_counts_and_the_answer_does_not_wait(models: Pat
         shadow_queue=4,
     ) as c:
         shadow = c.app.state.service.traffic.shadow  # type: ignore[attr-defined]
-        gate = threading.Event()
-        real = shadow.model.predict
-
-        def stalled(table: Any) -> list[float]:
-            gate.wait(10)
-            return real(table)  # type: ignore[no-any-return]
-
-        shadow.model.predict = stalled
-        started = time.perf_counter()
-        for _ in range(10):
-            assert c.post("/predict", json=HOUSE).status_code == 200
-        elapsed = time.perf_counter() - started
-        gate.set()
+        os.kill(shadow.pid, signal.SIGSTOP)  # a worker that prices nothing for a while
+        try:
+            started = time.perf_counter()
+            for _ in range(10):
+                assert c.post("/predict", json=HOUSE).status_code == 200
+            elapsed = time.perf_counter() - started
+        finally:
+            os.kill(shadow.pid, signal.SIGCONT)
         wait_for(shadow.idle)
-        assert elapsed < 5  # the stalled shadow (10 s) held no answer back
+        assert elapsed < 5  # the stopped shadow held no answer back
         text = c.get("/metrics").text
         dropped = metric(text, "houseprice_shadow_dropped_total", reason="queue_full")
         priced = metric(
             text, "houseprice_predictions_total", model_version="shadow-1", role="shadow"
         )
         assert dropped >= 5 and dropped + priced == 10
+
+
+def test_a_shadow_stuck_at_shutdown_is_killed(models: Path) -> None:
+    with make_client(
+        str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib")
+    ) as c:
+        shadow = c.app.state.service.traffic.shadow  # type: ignore[attr-defined]
+        os.kill(shadow.pid, signal.SIGSTOP)
+        assert c.post("/predict", json=HOUSE).status_code == 200
+        started = time.perf_counter()
+        shadow.close(timeout=0.5)
+        assert shadow._proc.returncode == -signal.SIGKILL
+        assert time.perf_counter() - started < 5
 
 
 def test_a_failure_after_the_answer_is_logged_not_sent(

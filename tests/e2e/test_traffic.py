@@ -192,3 +192,49 @@ def test_a_bad_setting_stops_the_server_naming_it(tmp_path: Path, artifact_path:
     )  # fmt: skip
     assert done.returncode == 2
     assert "houseprice serve: PREDICTION_LOG: folder" in done.stderr
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # exited while listed
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def gone(pid: int, timeout: float = 10.0) -> bool:
+    """True once ``pid`` has exited (or is a zombie nobody reaped yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)  # poll interval
+    return False
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_the_shadow_process_never_outlives_the_server(
+    serve: Callable[..., Server], artifact_path: str, tmp_path: Path, how: str
+) -> None:
+    server = serve({"MODEL_PATH": artifact_path, "SHADOW_MODEL_PATH": artifact_path})
+    meta = httpx.get(server.url + "/model").json()
+    example = {f["name"]: f["example"] for f in meta["features"] if f["example"] is not None}
+    assert httpx.post(server.url + "/predict", json=example).status_code == 200
+    caught_up(server)  # the shadow priced the house: its process is alive and serving
+    (worker,) = children(server.proc.pid)
+    assert "app.shadowworker" in Path(f"/proc/{worker}/cmdline").read_text()
+    if how == "SIGTERM":
+        assert server.stop() == 0
+    else:  # no shutdown code runs: the worker sees its input pipe close
+        server.proc.kill()
+        server.proc.wait(10)
+    assert gone(worker), f"the shadow's process {worker} outlived the server ({how})"

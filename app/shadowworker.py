@@ -1,0 +1,207 @@
+"""The shadow model's own process (``python -m app.shadowworker IN_FD OUT_FD``): it prices the
+groups of rows the server sends and answers each with the prices, what it dropped and its
+series; the server side is :mod:`app.shadow`.
+
+Why a process: in one CPython process the shadow's pricing (the pipeline's NumPy, the price
+histogram, the drift window) holds the interpreter lock the event loop needs to answer, which
+showed as a longer p99 of the served answer (docs/PERFORMANCE.md). Here it holds its own.
+
+The protocol, one pickled message per ``Connection.send_bytes`` frame, in order on two pipes:
+
+- server -> worker: first :class:`Start` (the verified pipeline, already unpickled and checked
+  by the server, so the worker never reads the artifact file); the worker answers
+  ``("ready", sha256)`` or ``("error", why)``. Then one ``list[Table]`` per group of requests,
+  :func:`encode`d: ``marshal`` (about half the CPU of ``pickle`` for these plain values, paid
+  on the server's side), ``pickle`` for a table holding anything else.
+- worker -> server: one :class:`Reply` per group, in the order the groups came, and between
+  them a :class:`Stats` alone when the drift rows are re-read while no group waits.
+
+Reading the drift rows buckets the whole window (a millisecond or so), so it happens at most
+once per :attr:`Pricer.DRIFT_EVERY` seconds: in a reply under steady traffic, or on its own
+once the traffic pauses. A reply says whether rows are waiting to be read into the drift
+gauges (``Stats.drift_stale``), so the server knows its series are not yet current.
+
+The worker ends at the end of its input: when the server closes the pipe, exits or dies, so it
+never outlives it. It ignores SIGINT (a Ctrl-C in a terminal reaches the whole process group;
+the server's shutdown closes the pipe).
+"""
+
+from __future__ import annotations
+
+import marshal
+import math
+import pickle
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from typing import Any, NamedTuple
+
+from app.metrics import PRICE_BUCKETS, DriftRows, Histogram
+from app.settings import Settings
+from app.state import LoadedModel, Table, build_model
+
+
+class Start(NamedTuple):
+    """What the worker needs to build the shadow model as the server built it."""
+
+    pipeline: Any
+    metadata: dict[str, Any]
+    sha256: str
+    path: str
+    settings: Settings
+    monitoring: bool
+
+
+class Stats(NamedTuple):
+    """The shadow's series so far: priced houses, price histogram (counts, sum), drift rows
+    (``None``: not re-read this time, the previous rows stand) and whether priced rows are
+    not in the drift rows yet (a :class:`Stats` message follows once the traffic pauses)."""
+
+    predictions: int
+    counts: list[int]
+    total: float
+    drift: DriftRows | None
+    drift_stale: bool = False
+
+
+class Reply(NamedTuple):
+    """The answer to one group: each request's prices (``None`` when not priced), the houses
+    dropped by reason, the error to log, and the series (``None`` with monitoring off)."""
+
+    prices: list[list[float] | None]
+    dropped: dict[str, int]
+    error: str | None
+    stats: Stats | None
+
+
+def encode(tables: list[Table]) -> bytes:
+    """``tables`` as one message: ``marshal`` when its values allow, else ``pickle``."""
+    try:
+        return b"m" + marshal.dumps(tables)
+    except ValueError:  # a value marshal does not know
+        return b"p" + pickle.dumps(tables, pickle.HIGHEST_PROTOCOL)
+
+
+def decode(message: bytes) -> list[Table]:
+    body = memoryview(message)[1:]
+    tables: list[Table] = marshal.loads(body) if message[:1] == b"m" else pickle.loads(body)
+    return tables
+
+
+def houses(table: Table) -> int:
+    return len(next(iter(table.values())))
+
+
+class Pricer:
+    """Prices groups of requests' tables with one model and keeps the shadow's series."""
+
+    #: Seconds between two readings of the drift rows (see the module docstring).
+    DRIFT_EVERY = 1.0
+
+    def __init__(self, model: LoadedModel, monitoring: bool) -> None:
+        self.model = model
+        self.monitoring = monitoring
+        self.names = [s.name for s in model.features]
+        self.predictions = 0
+        self.price = Histogram(PRICE_BUCKETS)
+        self._drift_at = -math.inf
+        self._unread = False  # rows priced and not yet read into the drift rows
+
+    def price_group(self, tables: Sequence[Table]) -> Reply:
+        """The prices of ``tables`` (one per request) priced as one table."""
+        out: list[list[float] | None] = [None] * len(tables)
+        usable = [i for i, t in enumerate(tables) if all(name in t for name in self.names)]
+        dropped: dict[str, int] = {}
+        if len(usable) < len(tables):  # a champion reloaded since with fewer features
+            ok = set(usable)
+            dropped["incompatible"] = sum(houses(t) for i, t in enumerate(tables) if i not in ok)
+        if not usable:
+            return Reply(out, dropped, None, self.stats())
+        n = sum(houses(tables[i]) for i in usable)
+        table: Table = {
+            name: tuple(v for i in usable for v in tables[i][name]) for name in self.names
+        }
+        try:
+            prices = self.model.predict(table)
+        except Exception:  # the worker must survive anything the model does
+            dropped["model_error"] = n
+            return Reply(out, dropped, traceback.format_exc(), self.stats())
+        if not all(map(math.isfinite, prices)):
+            dropped["non_finite"] = n
+            return Reply(out, dropped, "it returned a non-finite price", self.stats())
+        if self.monitoring:
+            self.predictions += n
+            self.price.observe_many(prices)
+            if self.model.monitor is not None:
+                self.model.monitor.update(table, prices)
+                self._unread = True
+        start = 0
+        for i in usable:
+            k = houses(tables[i])
+            out[i] = list(prices[start : start + k])
+            start += k
+        return Reply(out, dropped, None, self.stats())
+
+    def stats(self, drift: bool = False) -> Stats | None:
+        """The series; the drift rows re-read when ``drift`` or when they are due."""
+        if not self.monitoring:
+            return None
+        rows = None
+        if self.drift_stale and (drift or self.drift_due_in() == 0.0):
+            rows = self.model.monitor.gauges() if self.model.monitor is not None else None
+            self._drift_at = time.monotonic()
+            self._unread = False
+        counts = list(self.price.counts)
+        return Stats(self.predictions, counts, self.price.total, rows, self.drift_stale)
+
+    @property
+    def drift_stale(self) -> bool:
+        """Rows were priced since the drift rows were last read."""
+        return self._unread and self.model.monitor is not None
+
+    def drift_due_in(self) -> float:
+        """Seconds until the drift rows may be read again."""
+        return max(0.0, self._drift_at + self.DRIFT_EVERY - time.monotonic())
+
+
+def serve(inbox: Connection, outbox: Connection) -> int:
+    """Build the model from the first message, then price every group until end of input."""
+    try:
+        start: Start = pickle.loads(inbox.recv_bytes())
+        model = build_model(
+            start.pipeline, start.metadata, start.sha256, start.path, start.settings
+        )
+    except EOFError:
+        return 0
+    except Exception as e:
+        outbox.send_bytes(pickle.dumps(("error", f"{type(e).__name__}: {e}")))
+        return 1
+    outbox.send_bytes(pickle.dumps(("ready", model.sha256)))
+    pricer = Pricer(model, start.monitoring)
+    while True:
+        try:
+            if pricer.drift_stale and not inbox.poll(pricer.drift_due_in()):
+                outbox.send_bytes(pickle.dumps(pricer.stats(drift=True), pickle.HIGHEST_PROTOCOL))
+                continue  # the traffic paused: the drift rows are now current
+            reply = pricer.price_group(decode(inbox.recv_bytes()))
+            outbox.send_bytes(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
+        except (EOFError, BrokenPipeError):  # the server closed its end, exited or died
+            return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    inbox = Connection(int(args[0]), writable=False)
+    outbox = Connection(int(args[1]), readable=False)
+    return serve(inbox, outbox)
+
+
+if __name__ == "__main__":
+    # run the module's own copy, so replies pickle as app.shadowworker's classes, not __main__'s
+    from app import shadowworker
+
+    sys.exit(shadowworker.main())
