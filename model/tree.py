@@ -13,8 +13,9 @@ classification. Both sums of child impurities can be written with per-side sums 
 so, with a node's rows in the order of a feature, cumulative sums of ``y`` (or of one-hot
 class counts ``c``) give the children's impurity for *every* threshold of that feature in a
 few array operations; the best split maximises ``(Σ_L y)²/n_L + (Σ_R y)²/n_R`` (resp. the
-class-count analogue). Thresholds are midpoints between consecutive distinct values, as in
-scikit-learn.
+class-count analogue). With ``y`` centred at the node's mean (which shifts every candidate's
+score alike), ``Σ_R y = −Σ_L y`` and the score is ``(Σ_L y)²·n/(n_L·n_R)``. Thresholds are
+midpoints between consecutive distinct values, as in scikit-learn.
 
 **No sorting after the first.** Each feature is sorted once, at fit, which gives its exact
 bins: one per distinct value, so every threshold scikit-learn could choose stays available.
@@ -97,7 +98,8 @@ class _Features:
 
     @classmethod
     def of(cls, Xt: FloatArray) -> _Features:
-        order = np.argsort(Xt, axis=1, kind="stable")  # (d, n)
+        # Rows of equal values may come in any order: no split falls between them.
+        order = np.argsort(Xt, axis=1)  # (d, n)
         xs = np.take_along_axis(Xt, order, axis=1)
         new = np.ones(xs.shape, dtype=bool)  # a value differing from the one before it
         np.not_equal(xs[:, 1:], xs[:, :-1], out=new[:, 1:])
@@ -161,14 +163,11 @@ def _squared_norm(s: FloatArray) -> FloatArray:
     return s[..., 0] ** 2 if s.shape[-1] == 1 else np.einsum("...k,...k->...", s, s)
 
 
-def _scores(
-    sum_l: FloatArray, sum_r: FloatArray, n_left: FloatArray, n_right: FloatArray
-) -> FloatArray:
-    """``Σ_k (Σ_L Y_k)²/n_L + (Σ_R Y_k)²/n_R``; a side with no row scores NaN or inf."""
+def _scores(sum_l: FloatArray, n_left: FloatArray, n_right: FloatArray) -> FloatArray:
+    """``Σ_k (Σ_L Y_k)²/n_L + (Σ_R Y_k)²/n_R`` for ``Y`` centred at the node's mean, so that
+    ``Σ_R = −Σ_L``: ``‖Σ_L‖²·n/(n_L·n_R)``; a side with no row scores inf or NaN."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        score = _squared_norm(sum_l) / n_left
-        score += _squared_norm(sum_r) / n_right
-    return score
+        return _squared_norm(sum_l) * ((n_left + n_right) / (n_left * n_right))
 
 
 def _list_scores(
@@ -178,20 +177,20 @@ def _list_scores(
     lists' values: position ``i`` of a node's list sends its rows up to ``i`` left."""
     lists, size, start = level.lists, level.size, level.start
     d, n_pos = lists.shape
-    cum = np.cumsum(Yc[lists], axis=1)  # (d, N, K)
+    # one column is gathered as a vector: several times faster than as rows of one
+    gathered = Yc[:, 0][lists][..., None] if Yc.shape[1] == 1 else Yc[lists]
+    cum = np.cumsum(gathered, axis=1)  # (d, N, K)
     before = np.zeros((d, size.size, Yc.shape[1]))  # the cumulative sum before each node
     before[:, 1:] = cum[:, start[1:] - 1]
-    total = cum[:, start + size - 1] - before  # (d, V, K)
     sum_l = cum - np.repeat(before, size, axis=1)
-    sum_r = np.repeat(total, size, axis=1) - sum_l
     n_left = (np.arange(1, n_pos + 1) - np.repeat(start, size)).astype(np.float64)
     n_right = np.repeat(size, size) - n_left
-    score = _scores(sum_l, sum_r, n_left, n_right)
+    score = _scores(sum_l, n_left, n_right)
     x = np.take_along_axis(x_listed, lists, axis=1)  # (d, N)
     invalid = np.ones((d, n_pos), dtype=bool)  # only between two distinct values
     np.less_equal(x[:, 1:], x[:, :-1], out=invalid[:, :-1])
     invalid |= (n_left < min_samples_leaf) | (n_right < min_samples_leaf)
-    score[invalid] = -np.inf
+    np.putmask(score, invalid, -np.inf)
     return score, x
 
 
@@ -210,11 +209,10 @@ def _hist_scores(level: _Level, f: _Features, root_mean: FloatArray, msl: int) -
     n_left = n_cum - np.repeat(n_before, width, axis=1)
     center = (level.center - root_mean)[:, None, :]  # each node's mean, centred as ``sums``
     sum_l = s_cum - np.repeat(s_before, width, axis=1) - n_left[..., None] * center
-    total = s_cum[:, f.offset[1] - 1] - size[:, None] * center[:, 0]  # (V, K): about 0
     n_right = size[:, None] - n_left
-    score = _scores(sum_l, total[:, None, :] - sum_l, n_left, n_right)
+    score = _scores(sum_l, n_left, n_right)
     invalid = (count == 0) | (n_left < msl) | (n_right < msl)  # a bin the node has, then
-    score[invalid] = -np.inf
+    np.putmask(score, invalid, -np.inf)
     return score
 
 
@@ -357,12 +355,15 @@ def _next_level(
     keep_right = ~left
     keep_right &= np.repeat(kept[1], level.size)
     n_lists = lists.shape[0]
-    lists = (
-        np.concatenate(
-            (lists[keep_left].reshape(n_lists, -1), lists[keep_right].reshape(n_lists, -1)), axis=1
-        )
-        if n_lists
-        else np.zeros((0, members.size), dtype=np.intp)
+    # every list keeps as many rows, so the flat selections reshape back into lists
+    flat = lists.ravel()
+    n_kept = (size * is_open).reshape(2, -1).sum(axis=1)
+    lists = np.concatenate(
+        (
+            np.compress(keep_left.ravel(), flat).reshape(n_lists, n_kept[0]),
+            np.compress(keep_right.ravel(), flat).reshape(n_lists, n_kept[1]),
+        ),
+        axis=1,
     )
     n_slots = int(f.offset[-1])
     K = Y0.shape[1]
@@ -388,7 +389,7 @@ def _next_level(
         # node's rows sorted by slot (one sort, once per fit).
         owner = np.repeat(np.arange(n_new), new_size)
         key = owner * n_slots + f.slots[members].T  # (binned, N)
-        by_value = members[np.argsort(key, axis=1, kind="stable")]
+        by_value = members[np.argsort(key, axis=1)]
         lists = np.concatenate((lists, by_value))
         f.switch_to_lists(Xt)
     return _Level(members, new_size, value[is_open], lists, count, sums)
