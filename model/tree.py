@@ -77,6 +77,8 @@ LEAF = -1
 #: A feature with at most this many distinct values is searched on histograms (one bin per
 #: value, as :mod:`model.hist`'s binning of such a feature), the others on sorted row lists.
 HIST_MAX_BINS = 255
+#: Histograms stay while a level's slots are at most this many times its rows x features.
+SLOTS_PER_ROW = 1.0
 
 
 @dataclass
@@ -166,8 +168,10 @@ def _squared_norm(s: FloatArray) -> FloatArray:
 def _scores(sum_l: FloatArray, n_left: FloatArray, n_right: FloatArray) -> FloatArray:
     """``Σ_k (Σ_L Y_k)²/n_L + (Σ_R Y_k)²/n_R`` for ``Y`` centred at the node's mean, so that
     ``Σ_R = −Σ_L``: ``‖Σ_L‖²·n/(n_L·n_R)``; a side with no row scores inf or NaN."""
+    score = _squared_norm(sum_l)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return _squared_norm(sum_l) * ((n_left + n_right) / (n_left * n_right))
+        score *= (n_left + n_right) / (n_left * n_right)
+    return score
 
 
 def _list_scores(
@@ -179,10 +183,10 @@ def _list_scores(
     d, n_pos = lists.shape
     # one column is gathered as a vector: several times faster than as rows of one
     gathered = Yc[:, 0][lists][..., None] if Yc.shape[1] == 1 else Yc[lists]
-    cum = np.cumsum(gathered, axis=1)  # (d, N, K)
+    sum_l = np.cumsum(gathered, axis=1, out=gathered)  # (d, N, K), then less each node's start
     before = np.zeros((d, size.size, Yc.shape[1]))  # the cumulative sum before each node
-    before[:, 1:] = cum[:, start[1:] - 1]
-    sum_l = cum - np.repeat(before, size, axis=1)
+    before[:, 1:] = sum_l[:, start[1:] - 1]
+    sum_l -= np.repeat(before, size, axis=1)
     n_left = (np.arange(1, n_pos + 1) - np.repeat(start, size)).astype(np.float64)
     n_right = np.repeat(size, size) - n_left
     score = _scores(sum_l, n_left, n_right)
@@ -368,7 +372,7 @@ def _next_level(
     n_slots = int(f.offset[-1])
     K = Y0.shape[1]
     count, sums = np.zeros((n_new, 0)), np.zeros((n_new, 0, K))
-    if f.binned.size and n_new * n_slots <= members.size * f.binned.size:
+    if f.binned.size and n_new * n_slots <= SLOTS_PER_ROW * members.size * f.binned.size:
         n_left = size[:n_split]
         small_left = n_left <= size[n_split:]
         small = np.where(small_left, np.arange(n_split), n_split + np.arange(n_split))
