@@ -12,6 +12,7 @@ from sklearn import datasets
 from sklearn import tree as sk_tree
 from sklearn.model_selection import KFold, cross_val_score
 
+from model import tree as tree_module
 from model.base import NotFittedError
 from model.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
@@ -90,6 +91,127 @@ def test_classifier_grows_sklearns_tree(params: dict[str, Any]) -> None:
     np.testing.assert_allclose(ours.predict_proba(X_new), ref.predict_proba(X_new), atol=1e-12)
     assert list(ours.predict(X_new)) == list(ref.predict(X_new))
     np.testing.assert_allclose(ours.predict_proba(X_new).sum(axis=1), 1.0)
+
+
+def few_values(n: int, seed: int, classes: int = 0) -> Data:
+    """Features with 2 to 40 distinct values (searched on histograms, one bin per value)
+    beside two continuous ones (searched on sorted lists), and a noisy continuous target
+    (no two different partitions of a node score the same)."""
+    rng = np.random.default_rng(seed)
+    levels = [2, 3, 5, 12, 40]
+    X = np.column_stack(
+        [rng.integers(0, k, size=n) * 0.5 for k in levels]
+        + [rng.normal(size=(n, 2)).astype(np.float32).astype(np.float64)]
+    )
+    signal = X[:, 0] * X[:, 3] + np.sin(X[:, 4]) - X[:, 2] + X[:, 5] + 0.3 * rng.normal(size=n)
+    if classes:
+        return X, np.digitize(signal, np.quantile(signal, np.linspace(0, 1, classes + 1)[1:-1]))
+    return X, signal
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"max_depth": 4},
+        {"max_depth": 7, "min_samples_leaf": 10},
+        {"max_depth": 10, "min_samples_split": 40},
+    ],
+)
+def test_regressor_on_few_values_grows_sklearns_tree(params: dict[str, Any]) -> None:
+    """Nodes of at least 10 rows: no two features partition one alike (in smaller nodes a
+    3-valued feature can, a tie each implementation breaks its own way)."""
+    X, y = few_values(600, seed=3)
+    ours = DecisionTreeRegressor(**params, random_state=0).fit(X, y)
+    ref = sk_tree.DecisionTreeRegressor(**params, random_state=0).fit(X, y)
+    assert_same_tree(ours, ref)
+    X_new = few_values(300, seed=4)[0]
+    np.testing.assert_allclose(ours.predict(X_new), ref.predict(X_new), rtol=1e-9)
+
+
+@pytest.mark.parametrize("params", [{"max_depth": 4}, {"max_depth": 5, "min_samples_leaf": 10}])
+def test_classifier_on_few_values_grows_sklearns_tree(params: dict[str, Any]) -> None:
+    """Gini scores are ratios of integer counts, so deeper small nodes have exact ties between
+    different partitions (scikit-learn's own tree changes with its seed there): these depths
+    have none."""
+    X, y = few_values(600, seed=5, classes=4)
+    ours = DecisionTreeClassifier(**params, random_state=0).fit(X, y)
+    ref = sk_tree.DecisionTreeClassifier(**params, random_state=0).fit(X, y)
+    assert_same_tree(ours, ref)
+    X_new = few_values(300, seed=6)[0]
+    np.testing.assert_allclose(ours.predict_proba(X_new), ref.predict_proba(X_new), atol=1e-12)
+
+
+def test_fully_grown_on_few_values_makes_sklearns_partition(monkeypatch: Any) -> None:
+    """Grown to purity, the many small nodes of the deep levels make histograms dearer than
+    lists, and the binned features switch to lists on the way: the partition must still be
+    scikit-learn's."""
+    switches: list[int] = []
+    real = tree_module._Features.switch_to_lists
+
+    def counted(self: Any, Xt: Any) -> None:
+        switches.append(int(self.binned.size))
+        real(self, Xt)
+
+    monkeypatch.setattr(tree_module._Features, "switch_to_lists", counted)
+    X, y = few_values(800, seed=7)
+    ours = DecisionTreeRegressor(random_state=0).fit(X, y)
+    ref = sk_tree.DecisionTreeRegressor(random_state=0).fit(X, y)
+    assert switches == [5]
+    np.testing.assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-12)
+    assert ours.node_count_ == ref.tree_.node_count and ours.max_depth_ == ref.get_depth()
+    np.testing.assert_allclose(ours.impurity_.sum(), ref.tree_.impurity.sum(), rtol=1e-9)
+
+
+def same_partition(a: NDArray[np.intp], b: NDArray[np.intp]) -> bool:
+    """Whether two leaf labellings of the same rows group them alike."""
+    pairs = np.unique(np.column_stack([a, b]), axis=0)
+    return len(pairs) == len(np.unique(a)) == len(np.unique(b))
+
+
+@pytest.mark.parametrize("max_bins", [0, 10**9])
+def test_histogram_and_list_searches_grow_the_same_tree(monkeypatch: Any, max_bins: int) -> None:
+    """Every feature on lists (``HIST_MAX_BINS = 0``) or every one on histograms for as long
+    as they are the cheaper: the same tree as the default mix. Small nodes have exact ties
+    (two features partitioning the rows alike, or one the mirror of the other), decided by
+    rounding, so the test is the partition of the rows into leaves, with the leaves' values,
+    and the same shape while the nodes are large."""
+    X, y = few_values(500, seed=8)
+    X[:, 6] = np.round(X[:, 6], 1)  # a feature of a few dozen values
+    default = DecisionTreeRegressor(min_samples_leaf=2, random_state=1).fit(X, y)
+    monkeypatch.setattr(tree_module, "HIST_MAX_BINS", max_bins)
+    other = DecisionTreeRegressor(min_samples_leaf=2, random_state=1).fit(X, y)
+    assert same_partition(other.apply(X), default.apply(X))
+    np.testing.assert_allclose(other.predict(X), default.predict(X), rtol=1e-12)
+    assert other.node_count_ == default.node_count_ and other.max_depth_ == default.max_depth_
+    shallow = DecisionTreeRegressor(max_depth=6, min_samples_leaf=8, random_state=1).fit(X, y)
+    monkeypatch.setattr(tree_module, "HIST_MAX_BINS", 255)
+    reference = DecisionTreeRegressor(max_depth=6, min_samples_leaf=8, random_state=1).fit(X, y)
+    for name in ("children_left_", "feature_", "threshold_", "n_node_samples_"):
+        np.testing.assert_array_equal(getattr(shallow, name), getattr(reference, name))
+
+
+def test_fit_sorts_each_feature_once(monkeypatch: Any) -> None:
+    """One argsort of the features at fit (and one more of the binned features' slots if the
+    deep levels switch them to lists); no sort at a node."""
+    calls: list[tuple[int, ...]] = []
+    real_argsort = np.argsort
+
+    def argsort(a: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(np.shape(a))
+        return real_argsort(a, *args, **kwargs)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a sort during growth")
+
+    monkeypatch.setattr(np, "argsort", argsort)
+    for name in ("sort", "lexsort", "unique", "partition", "argpartition"):
+        monkeypatch.setattr(np, name, refuse)
+    X, y = few_values(2000, seed=9)
+    X = np.column_stack([X, continuous(2000, 4, seed=9)[0]])
+    tree = DecisionTreeRegressor(random_state=0).fit(X, y)
+    assert tree.max_depth_ > 10
+    assert len(calls) == 2 and calls[0] == (X.shape[1], X.shape[0])
+    assert calls[1][0] == 5 and calls[1][1] < X.shape[0]  # the 5 binned features, deep down
 
 
 def test_apply_equals_a_literal_walk() -> None:
