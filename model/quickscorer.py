@@ -44,7 +44,7 @@ MAX_LEAVES = 64
 #: the accumulator (rows × trees of a block) for a larger one.
 CHUNK_WORDS = 1 << 17
 #: Rows from which a batch goes a block of trees at a time (fewer: gathered whole, in chunks).
-LOOP_ROWS = 64
+LOOP_ROWS = 128
 #: Bytes of each table row one block of trees reads (a cache-sized slice of the table).
 BLOCK_BYTES = 512
 
@@ -76,10 +76,12 @@ class BitForest:
     threshold_starts: IntArray  # where each feature's thresholds begin
     cat_features: IntArray  # categorical features with splits
     cat_rows: IntArray  # (len(cat_features), max_bins + 1): table row of each bin
+    values: FloatArray  # leaf values tree by tree, then a 0.0 (the leaf of a padding tree)
+    value_base: IntArray  # (blocks, trees a block): where each tree's leaves start in it
 
     @property
     def nbytes(self) -> int:
-        return int(self.blocks.nbytes + self.leaf_value.nbytes + self.cat_rows.nbytes)
+        return int(self.blocks.nbytes + self.values.nbytes + self.cat_rows.nbytes)
 
     @property
     def words(self) -> NDArray[np.unsignedinteger]:
@@ -187,6 +189,8 @@ class BitForest:
         n_blocks = -(-T // width)
         padded = np.full((words.shape[0], n_blocks * width), ones, dtype=word)
         padded[:, :T] = words
+        # a padding tree's words are all ones (leaf 0): it points at the trailing 0.0
+        slot_tree = np.arange(n_blocks * width).reshape(n_blocks, width)
         starts = np.cumsum([0] + [u.size for u in thresholds[:-1]]).astype(np.intp)
         return cls(
             blocks=np.ascontiguousarray(
@@ -203,6 +207,8 @@ class BitForest:
             threshold_starts=starts,
             cat_features=cat_features.astype(np.intp),
             cat_rows=cat_rows,
+            values=np.append(leaf_value.ravel(), 0.0),
+            value_base=np.where(slot_tree < T, slot_tree * n_max, T * n_max),
         )
 
     def table_rows(self, X: FloatArray, cat_bins: IntArray | None) -> IntArray:
@@ -241,33 +247,29 @@ class BitForest:
         at most :data:`CHUNK_WORDS` words, so that the block's table slice and the
         accumulator stay in cache."""
         n, f = rows.shape
-        T, L = self.leaf_value.shape
+        T = self.leaf_value.shape[0]
         n_blocks, _, width = self.blocks.shape
-        flat_value = self.leaf_value.ravel()
+        values, base = self.values, self.value_base
         out = np.zeros(n)
         if f == 0 or n < LOOP_ROWS:
-            base = np.arange(T) * L
             step = max(1, CHUNK_WORDS // max(1, f * T))
             for s in range(0, n, step):
                 r = rows[s : s + step]
                 if f == 0:
                     alive = np.broadcast_to(self.blocks[:, :1], (n_blocks, r.shape[0], width))
                 else:
-                    alive = np.bitwise_and.reduce(self.blocks[:, r], axis=2)
-                alive = alive.transpose(1, 0, 2).reshape(r.shape[0], n_blocks * width)[:, :T]
-                out[s : s + step] = np.take(flat_value, _lowest_bit(alive) + base).sum(axis=1)
+                    alive = np.bitwise_and.reduce(self.blocks[:, r], axis=2)  # (block, row, tree)
+                leaf = _lowest_bit(alive) + base[:, None, :]
+                out[s : s + step] = np.take(values, leaf).sum(axis=(0, 2))
             return out
         step = max(1, CHUNK_WORDS // width)
         columns = [np.ascontiguousarray(rows[:, j]) for j in range(f)]
-        for b, words in enumerate(self.blocks):
-            t0, t1 = b * width, min(T, (b + 1) * width)
-            base = np.arange(t0, t1) * L
+        for words, block_base in zip(self.blocks, base, strict=True):
             for s in range(0, n, step):
                 alive = words[columns[0][s : s + step]]
                 for c in columns[1:]:
                     alive &= words[c[s : s + step]]
-                pos = _lowest_bit(alive[:, : t1 - t0] if t1 - t0 < width else alive)
-                out[s : s + step] += np.take(flat_value, pos + base).sum(axis=1)
+                out[s : s + step] += np.take(values, _lowest_bit(alive) + block_base).sum(axis=1)
         return out
 
 
