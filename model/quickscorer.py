@@ -22,10 +22,9 @@ Predicting a row is then, for every tree at once: one gather of a table row per 
 an AND across features, the lowest set bit (the leaf: ``popcount(w ^ (w − 1)) − 1``), and a
 sum of leaf values. The table is stored in blocks of trees, each block's slice contiguous, so
 that a large batch runs a block at a time over a table slice and an accumulator that stay
-in cache. The words
-are the smallest unsigned integers that hold the largest tree's leaves (8 to 64 bits);
-trees with more than 64 leaves are left to the caller. The tables take
-``Σ_features (thresholds + 2) × trees`` words.
+in cache. The words are the smallest unsigned integers that hold the largest tree's leaves
+(8 to 64 bits); trees with more than 64 leaves are left to the caller. The tables take
+``Σ_features (thresholds + 2) × trees`` words (the trees padded to whole blocks).
 """
 
 from __future__ import annotations
