@@ -325,7 +325,7 @@ class TreeGrower:
     ) -> list[_Split | None]:
         """For each node's histograms (a row of ``G`` and ``H`` a node), the split of highest
         positive gain (see the module docstring) among its allowed ``features`` (``None``:
-        all), or ``None``. The numeric search runs over all the nodes at once."""
+        all), or ``None``. Each search runs over all the nodes at once."""
         lam, msl = p.l2_regularization, p.min_samples_leaf
         sums = [self.totals(Gi, Hi) for Gi, Hi in zip(G, H, strict=True)]
         best: list[_Split | None] = [None] * G.shape[0]
@@ -333,8 +333,7 @@ class TreeGrower:
             if self.num.size:
                 best = self._best_numeric(G, H, sums, lam, msl, features)
             if self.cat.size:
-                for i, (Gt, Ht) in enumerate(sums):
-                    c = self._best_categorical(G[i], H[i], Gt, Ht, lam, msl, features[i])
+                for i, c in enumerate(self._best_categorical(G, H, sums, lam, msl, features)):
                     b = best[i]
                     if c is not None and (b is None or c.gain > b.gain):
                         best[i] = c
@@ -442,52 +441,65 @@ class TreeGrower:
         self,
         G: FloatArray,
         H: FloatArray,
-        Gt: float,
-        Ht: float,
+        sums: list[tuple[float, float]],
         lam: float,
         msl: float,
-        features: NDArray[np.bool_] | None,
-    ) -> _Split | None:
+        features: list[NDArray[np.bool_] | None],
+    ) -> list[_Split | None]:
+        """The best categorical split of each node (a row of ``G``, ``H``): every categorical
+        feature of every node, in both orders (by ``+ratio`` and ``−ratio``), in one batch
+        of ``(order, node, slot)`` arrays; one ``lexsort`` orders the categories of each
+        (order, node, feature) by ratio, one cumulative sum over slots gives the left sums."""
         slot, seg, starts, within = self.cat_layout
         lengths = self.n_bins[self.cat] + 1
-        Gc, Hc = G[slot], H[slot]
+        k, S, F = G.shape[0], slot.size, self.cat.size
+        Gt = np.array([t[0] for t in sums])[:, None]
+        Ht = np.array([t[1] for t in sums])[:, None]
+        V = np.take(np.stack((G, H)), slot, axis=2)  # (G or H, node, slot)
+        Gc, Hc = V[0], V[1]
         supported = Hc >= MIN_CAT_SUPPORT
-        n_sup = np.bincount(seg, weights=supported, minlength=self.cat.size)[seg]
+        n_sup = np.add.reduceat(supported, starts, axis=1, dtype=np.intp)
+        n_sup = np.repeat(n_sup, lengths, axis=1)
         # a left set holds at most half of the supported categories (and MAX_CAT_THRESHOLD),
         # taken from either end of the order; the unsupported ones always go right
         longest = np.minimum(MAX_CAT_THRESHOLD, (n_sup + 1) // 2)
-        ratio = Gc / (Hc + MIN_CAT_SUPPORT)
         ok_base = (within < longest) & (within < n_sup - 1)
-        if features is not None:
-            ok_base &= features[self.cat][seg]
-        best, found = -np.inf, None
-        for sign in (1.0, -1.0):
-            key = np.where(supported, sign * ratio, np.inf)
-            order = np.lexsort((key, seg))  # by feature, then by the ratio
-            GL = self._segment_cumsum(Gc[order], starts, lengths)
-            HL = self._segment_cumsum(Hc[order], starts, lengths)
-            HR = Ht - HL
-            score = GL * GL / (HL + lam) + (Gt - GL) ** 2 / (HR + lam)
-            ok = ok_base & (msl <= HL) & (msl <= HR)
-            score[~ok] = -np.inf
-            k = int(np.argmax(score))
-            if score[k] > best:
-                best = float(score[k])
-                found = (k, order[starts[seg[k]] : k + 1], float(HL[k]), float(HR[k]))
-        if found is None:
-            return None
-        k, members, hl, hr = found
-        jj = int(seg[k])
-        j = int(self.cat[jj])
-        bins = within[members]
-        bins = np.where(bins == self.n_bins[j], self.missing_bin, bins)
-        left = np.zeros(self.n_total_bins, dtype=bool)
-        left[bins] = True
-        missing_left = bool(left[self.missing_bin])
-        if H[self.offset[j] + self.n_bins[j]] == 0:  # none seen here: follow the larger child
-            missing_left = hl >= hr
-            left[self.missing_bin] = missing_left
-        return _Split(best, j, -1, missing_left, left)
+        if any(f is not None for f in features):
+            mask = np.stack([np.ones(self.d, dtype=bool) if f is None else f for f in features])
+            ok_base &= np.take(mask[:, self.cat], seg, axis=1)
+        ratio = Gc / (Hc + MIN_CAT_SUPPORT)
+        key = np.where(supported, np.stack((ratio, -ratio)), np.inf)  # (order, node, slot)
+        group = (np.arange(2 * k) * F)[:, None] + seg  # (order, node, feature) of a slot
+        # by (order, node, feature), then by the key; as indices into a node's (node, slot)
+        order = np.lexsort((key.ravel(), group.ravel())).reshape(2, k, S) % (k * S)
+        LR = self._segment_cumsum(np.take(V.reshape(2, k * S), order, axis=1), starts, lengths)
+        GL, HL = LR[0], LR[1]  # (order, node, slot)
+        HR = Ht - HL
+        score = GL * GL / (HL + lam) + (Gt - GL) ** 2 / (HR + lam)
+        ok = ok_base & (msl <= HL) & (msl <= HR)
+        score[~ok] = -np.inf
+        at = np.argmax(score, axis=2)  # (order, node)
+        nodes = np.arange(k)
+        top = score[np.arange(2)[:, None], nodes, at]
+        sign = (top[1] > top[0]).astype(np.intp)  # the +ratio order wins ties
+        out: list[_Split | None] = []
+        for i in range(k):
+            s, a = int(sign[i]), int(at[sign[i], i])
+            if not top[s, i] > -np.inf:
+                out.append(None)
+                continue
+            jj = int(seg[a])
+            j = int(self.cat[jj])
+            bins = within[order[s, i, starts[jj] : a + 1] - i * S]
+            bins = np.where(bins == self.n_bins[j], self.missing_bin, bins)
+            left = np.zeros(self.n_total_bins, dtype=bool)
+            left[bins] = True
+            missing_left = bool(left[self.missing_bin])
+            if H[i, self.offset[j] + self.n_bins[j]] == 0:  # none seen: follow the larger child
+                missing_left = bool(HL[s, i, a] >= HR[s, i, a])
+                left[self.missing_bin] = missing_left
+            out.append(_Split(float(top[s, i]), j, -1, missing_left, left))
+        return out
 
     def _go_left(self, rows: IntArray, s: _Split) -> NDArray[np.bool_]:
         b = self.columns[s.feature][rows]

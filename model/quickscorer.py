@@ -19,16 +19,17 @@ categorical feature has one row per category seen at fit and one for missing and
 codes, each the AND over the nodes whose category set leaves it out.
 
 Predicting a row is then, for every tree at once: one gather of a table row per feature,
-an AND across features, the lowest set bit (the leaf), and a sum of leaf values. The words
-are the smallest unsigned integers that hold the largest tree's leaves (8 to 64 bits);
-trees with more than 64 leaves are left to the caller. The tables take
-``Σ_features (thresholds + 2) × trees`` words.
+an AND across features, the lowest set bit (the leaf: ``popcount(w ^ (w − 1)) − 1``), and a
+sum of leaf values. The table is stored in blocks of trees, each block's slice contiguous, so
+that a large batch runs a block at a time over a table slice and an accumulator that stay
+in cache. The words are the smallest unsigned integers that hold the largest tree's leaves
+(8 to 64 bits); trees with more than 64 leaves are left to the caller. The tables take
+``Σ_features (thresholds + 2) × trees`` words (the trees padded to whole blocks).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,8 +39,13 @@ IntArray = NDArray[np.intp]
 
 #: The most leaves a tree may have to be scored here (one 64-bit word a tree).
 MAX_LEAVES = 64
-#: Words gathered per chunk of rows (rows × features × trees), to bound the working memory.
-CHUNK_WORDS = 1 << 18
+#: The most words held at once: gathered (rows × features × trees) for a small batch, in
+#: the accumulator (rows × trees of a block) for a larger one.
+CHUNK_WORDS = 1 << 17
+#: Rows from which a batch goes a block of trees at a time (fewer: gathered whole, in chunks).
+LOOP_ROWS = 128
+#: Bytes of each table row one block of trees reads (a cache-sized slice of the table).
+BLOCK_BYTES = 512
 
 
 def _word_type(leaves: int) -> type[np.unsignedinteger]:
@@ -47,16 +53,6 @@ def _word_type(leaves: int) -> type[np.unsignedinteger]:
         if leaves <= np.iinfo(t).bits:
             return t
     raise ValueError(f"a tree with {leaves} leaves does not fit one 64-bit word")
-
-
-@cache
-def _lowest_bit_table(bits: int) -> NDArray[np.uint8]:
-    """``table[v]`` = index of the lowest set bit of ``v`` (for 8- and 16-bit words)."""
-    v = np.arange(1 << bits, dtype=np.int64)
-    low = v & -v
-    out = np.zeros(1 << bits, dtype=np.uint8)
-    out[1:] = np.log2(low[1:]).astype(np.uint8)  # exact: powers of two
-    return out
 
 
 @dataclass
@@ -67,7 +63,9 @@ class BitForest:
     after another from ``roots``; children consecutive, ``left[v] = v`` at a leaf).
     """
 
-    words: NDArray[np.unsignedinteger]  # (table rows, trees)
+    #: the table in blocks of trees, ``(blocks, table rows, trees a block)``: a block's
+    #: slice of the table is contiguous; the last block is padded with all-ones words
+    blocks: NDArray[np.unsignedinteger]
     leaf_value: FloatArray  # (trees, leaves): leaf values, left to right
     num_features: IntArray  # numeric features with splits
     thresholds: list[FloatArray]  # their sorted distinct thresholds
@@ -77,10 +75,18 @@ class BitForest:
     threshold_starts: IntArray  # where each feature's thresholds begin
     cat_features: IntArray  # categorical features with splits
     cat_rows: IntArray  # (len(cat_features), max_bins + 1): table row of each bin
+    values: FloatArray  # leaf values tree by tree, then a 0.0 (the leaf of a padding tree)
+    value_base: IntArray  # (blocks, trees a block): where each tree's leaves start in it
 
     @property
     def nbytes(self) -> int:
-        return int(self.words.nbytes + self.leaf_value.nbytes + self.cat_rows.nbytes)
+        return int(self.blocks.nbytes + self.values.nbytes + self.cat_rows.nbytes)
+
+    @property
+    def words(self) -> NDArray[np.unsignedinteger]:
+        """The table as ``(table rows, trees)`` (a copy)."""
+        b, r, w = self.blocks.shape
+        return self.blocks.transpose(1, 0, 2).reshape(r, b * w)[:, : self.leaf_value.shape[0]]
 
     @classmethod
     def build(
@@ -178,9 +184,17 @@ class BitForest:
             blocks.append(block)
             n_rows += block.shape[0]
         words = np.vstack(blocks) if blocks else np.full((1, T), ones, dtype=word)
+        width = max(1, min(T, BLOCK_BYTES // words.itemsize))
+        n_blocks = -(-T // width)
+        padded = np.full((words.shape[0], n_blocks * width), ones, dtype=word)
+        padded[:, :T] = words
+        # a padding tree's words are all ones (leaf 0): it points at the trailing 0.0
+        slot_tree = np.arange(n_blocks * width).reshape(n_blocks, width)
         starts = np.cumsum([0] + [u.size for u in thresholds[:-1]]).astype(np.intp)
         return cls(
-            words=words,
+            blocks=np.ascontiguousarray(
+                padded.reshape(words.shape[0], n_blocks, width).transpose(1, 0, 2)
+            ),
             leaf_value=leaf_value,
             num_features=num_features.astype(np.intp),
             thresholds=thresholds,
@@ -192,6 +206,8 @@ class BitForest:
             threshold_starts=starts,
             cat_features=cat_features.astype(np.intp),
             cat_rows=cat_rows,
+            values=np.append(leaf_value.ravel(), 0.0),
+            value_base=np.where(slot_tree < T, slot_tree * n_max, T * n_max),
         )
 
     def table_rows(self, X: FloatArray, cat_bins: IntArray | None) -> IntArray:
@@ -222,26 +238,43 @@ class BitForest:
         return rows
 
     def predict_sum(self, rows: IntArray) -> FloatArray:
-        """Σ over trees of the leaf values reached, from :meth:`table_rows`."""
+        """Σ over trees of the leaf values reached, from :meth:`table_rows`.
+
+        A small batch gathers every table row it needs at once and ANDs across features;
+        a larger one goes a block of trees at a time (:data:`BLOCK_BYTES` of each table
+        row), AND-ing one feature's gathered rows after another into an accumulator of
+        at most :data:`CHUNK_WORDS` words, so that the block's table slice and the
+        accumulator stay in cache."""
         n, f = rows.shape
-        T, L = self.leaf_value.shape
-        out = np.empty(n)
-        flat_value = self.leaf_value.ravel()
-        base = np.arange(T, dtype=np.intp) * L
-        bits = self.words.dtype.itemsize * 8
-        table = _lowest_bit_table(bits) if bits <= 16 else None
-        step = max(1, CHUNK_WORDS // max(1, f * T))
-        for s in range(0, n, step):
-            r = rows[s : s + step]
-            if f:
-                alive = np.bitwise_and.reduce(self.words[r], axis=1)  # (chunk, trees)
-            else:
-                alive = np.broadcast_to(self.words[0], (r.shape[0], T))
-            if table is not None:
-                pos = table[alive]
-            else:
-                low = alive & (~alive + alive.dtype.type(1))  # the lowest set bit alone
-                # a power of two 2^k as a float64 is exact; its biased exponent is k + 1023
-                pos = (low.astype(np.float64).view(np.int64) >> 52) - 1023
-            out[s : s + step] = flat_value[base + pos].sum(axis=1)
+        T = self.leaf_value.shape[0]
+        n_blocks, _, width = self.blocks.shape
+        values, base = self.values, self.value_base
+        out = np.zeros(n)
+        if f == 0 or n < LOOP_ROWS:
+            step = max(1, CHUNK_WORDS // max(1, f * T))
+            for s in range(0, n, step):
+                r = rows[s : s + step]
+                if f == 0:
+                    alive = np.broadcast_to(self.blocks[:, :1], (n_blocks, r.shape[0], width))
+                else:
+                    alive = np.bitwise_and.reduce(self.blocks[:, r], axis=2)  # (block, row, tree)
+                leaf = _lowest_bit(alive) + base[:, None, :]
+                out[s : s + step] = np.take(values, leaf).sum(axis=(0, 2))
+            return out
+        step = max(1, CHUNK_WORDS // width)
+        columns = [np.ascontiguousarray(rows[:, j]) for j in range(f)]
+        for words, block_base in zip(self.blocks, base, strict=True):
+            for s in range(0, n, step):
+                alive = words[columns[0][s : s + step]]
+                for c in columns[1:]:
+                    alive &= words[c[s : s + step]]
+                out[s : s + step] += np.take(values, _lowest_bit(alive) + block_base).sum(axis=1)
         return out
+
+
+def _lowest_bit(words: NDArray[np.unsignedinteger]) -> IntArray:
+    """The index of the lowest set bit of each word (none is zero): ``w ^ (w − 1)`` sets
+    that bit and every bit below it, so it is one less than their count."""
+    below = np.bitwise_count(words ^ (words - words.dtype.type(1))).astype(np.intp)
+    below -= 1
+    return below

@@ -90,7 +90,20 @@ def test_rows_in_several_chunks_and_pickling(monkeypatch: pytest.MonkeyPatch) ->
     rows = awkward_rows(5)
     expected = model.forest_.predict_sum_levelwise(rows)
     monkeypatch.setattr(quickscorer, "CHUNK_WORDS", 1000)  # a few rows a chunk
+    monkeypatch.setattr(quickscorer, "BLOCK_BYTES", 16)  # blocks of 4 trees, the last padded
     np.testing.assert_allclose(model.forest_.predict_sum(rows), expected, rtol=0, atol=1e-12)
+    bits, _ = model.forest_._parts()
+    assert bits is not None and bits.blocks.shape[0] == 8 and bits.blocks.shape[2] == 4
+    assert bits.words.shape[1] == 30
+    monkeypatch.setattr(quickscorer, "LOOP_ROWS", 10**6)  # every row gathered whole, in chunks
+    np.testing.assert_allclose(model.forest_.predict_sum(rows), expected, rtol=0, atol=1e-12)
+    small = rows[:3]
+    np.testing.assert_allclose(
+        model.forest_.predict_sum(small),
+        model.forest_.predict_sum_levelwise(small),
+        rtol=0,
+        atol=1e-12,
+    )
     # the tables are derived data: not pickled, rebuilt on first use
     state = pickle.dumps(model)
     assert "_parts_cache" in model.forest_.__dict__
@@ -111,3 +124,15 @@ def test_table_size_is_thresholds_by_trees() -> None:
     numeric_rows = sum(u.size + 2 for u in bits.thresholds)
     categorical_rows = int(model.bin_mapper_.seen[bits.cat_features].sum())  # + missing bin
     assert bits.words.shape == (numeric_rows + categorical_rows, 10)
+
+
+def test_trees_without_a_split() -> None:
+    """A constant target grows single-leaf trees: no feature has a table, every row gets
+    the baseline."""
+    X, _ = data(300, seed=6)
+    model = HistGradientBoostingRegressor(max_iter=5, early_stopping=False).fit(X, np.ones(300))
+    bits, _ = model.forest_._parts()
+    assert bits is not None and bits.num_features.size == 0 and bits.cat_features.size == 0
+    rows = awkward_rows(0)
+    assert_same_as_levelwise(model.forest_, rows)
+    np.testing.assert_array_equal(model.predict(rows), np.ones(rows.shape[0]))
