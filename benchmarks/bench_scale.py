@@ -14,6 +14,10 @@ a parent's memory at fork in its child's peak):
   CPU time counts in (they are the train process's children); its peak is the largest
   single process's, not the sum.
 
+``stream``, ``dask`` and ``predict`` run once per CSV parser of ``--parsers`` (default
+``arrow`` then ``python``: ``--csv-parser``, the same tables), one after the other on the same
+file, so their ratio is measured in one run.
+
 Throughput is rows x passes / CPU seconds of the whole run, i.e. per core: parsing and
 accumulating, plus the solver, the writing of the run and the artifact (small beside the
 passes; the stream engine reads the file three times).
@@ -24,7 +28,7 @@ Then ``houseprice predict`` prices the whole file with the first model trained, 
 second and rows per wall second. Prints a table; asserts nothing.
 
 Run: ``.venv/bin/python benchmarks/bench_scale.py [--rows 1000000 3000000] [--memory-max N]
-[--engines stream dask memory] [--predict memory dask]``
+[--engines stream dask memory] [--predict memory dask] [--parsers arrow python]``
 """
 
 from __future__ import annotations

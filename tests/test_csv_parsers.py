@@ -290,6 +290,15 @@ def test_a_bad_row_deep_in_a_big_file_is_named_the_same(
     assert messages == {f"{path}: line 150002: expected 8 fields as in the header, got 3"}
 
 
+def test_the_white_space_is_str_strip_s() -> None:
+    assert set(arrowcsv.SPACES) == {chr(c) for c in range(0x110000) if chr(c).isspace()}
+    padded = [f"{c}x" for c in arrowcsv.SPACES] + [f"x{c}" for c in arrowcsv.SPACES]
+    table = pa.table({"v": pa.array(["x", *padded, "x y"], type=pa.string())})
+    assert arrowcsv.ArrowColumns(table)["v"] == ["x"] * (1 + len(padded)) + ["x y"]
+    table = pa.table({"v": pa.array(["x", "x y", ""], type=pa.string())})
+    assert arrowcsv.ArrowColumns(table)["v"] == ["x", "x y", ""]
+
+
 def test_an_unknown_parser_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(arrowcsv.ENV, "rust")
     with pytest.raises(ValueError, match=r"HOUSEPRICE_CSV_PARSER='rust': expected one of"):

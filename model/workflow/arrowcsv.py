@@ -39,6 +39,17 @@ PARSERS = ("auto", "arrow", "python")
 DECIMAL = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 
 
+#: Every character ``str.isspace`` (so ``str.strip``) calls white space; tested equal.
+SPACES = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+_CLASS = "".join(f"\\x{{{ord(c):x}}}" for c in SPACES)
+#: A field that ``str.strip`` would change (RE2 syntax).
+PADDED = f"^[{_CLASS}]|[{_CLASS}]$"
+
+
 def installed() -> bool:
     """Whether pyarrow can be imported (the ``arrow`` extra), without importing it."""
     return importlib.util.find_spec("pyarrow") is not None
@@ -118,7 +129,7 @@ class ArrowColumns(Mapping[str, list[str]]):
     def __getitem__(self, name: str) -> list[str]:
         col = self._text.get(name)
         if col is None:
-            col = self._text[name] = self._stripped(name).tolist()
+            col = self._text[name] = self._stripped(name)
         return col
 
     def __iter__(self) -> Iterator[str]:
@@ -127,13 +138,19 @@ class ArrowColumns(Mapping[str, list[str]]):
     def __len__(self) -> int:
         return int(self._table.num_columns)
 
-    def _stripped(self, name: str) -> NDArray[Any]:
-        """The column as an object array of stripped ``str`` (``str.strip`` per distinct value)."""
-        encoded = self._array(name).dictionary_encode()
+    def _stripped(self, name: str) -> list[str]:
+        """The column's stripped ``str``: as they are when no field starts or ends with white
+        space (:data:`PADDED`), else ``str.strip`` per distinct value."""
+        import pyarrow.compute as pc
+
+        arr = self._array(name)
+        if not pc.any(pc.match_substring_regex(arr, PADDED)).as_py():
+            return arr.to_pylist()
+        encoded = arr.dictionary_encode()
         values = encoded.dictionary.to_pylist()
         distinct = np.empty(len(values), dtype=object)
         distinct[:] = [v.strip() for v in values]
-        return distinct[_numpy(encoded.indices, np.int32)]
+        return distinct[_numpy(encoded.indices, np.int32)].tolist()
 
     def categories(self, name: str, na: frozenset[str]) -> tuple[NDArray[Any], NDArray[np.bool_]]:
         """The column as an object array of stripped ``str``, ``None`` where the value is one of

@@ -11,6 +11,13 @@ line, a lone ``\\r``, a ragged row) and every block after a quote are read by th
 path, :func:`model.workflow.data.iter_chunks`'s own ``csv`` reader, so the errors and the
 tables are the same; tests compare the two on the same files.
 
+With the arrow parser (:mod:`model.workflow.arrowcsv`: pyarrow installed, the default), a plain
+block of :data:`ARROW_BLOCK_BYTES` is split by pyarrow's C reader instead of ``str.split``, and
+its chunks hold the fields in pyarrow (:class:`model.workflow.arrowcsv.ArrowColumns`, read as
+stripped ``str`` like the others, or as numbers cast in C); a block pyarrow reads as other than
+one row per line (a blank, white or ragged line) goes to the standard path like any block that
+is not plain.
+
 Only encodings in which every ASCII byte stands for itself (UTF-8, Windows-1252, Latin-1)
 take the fast path; UTF-16 files are read by the standard path.
 """
