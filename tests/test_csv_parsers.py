@@ -385,3 +385,30 @@ def test_both_parsers_train_the_same_model(tmp_path: Path) -> None:
         coefs.append(np.append(est.coef_, est.intercept_))
     assert coefs[0].tobytes() == coefs[1].tobytes()
     assert not any(math.isnan(v) for v in coefs[0])
+
+
+def test_both_parsers_price_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from model.workflow.artifact import load_artifact
+    from model.workflow.config import load_config
+    from model.workflow.score import predict_file
+    from model.workflow.train import train
+
+    cfg = load_config(_synth(tmp_path, n=1500))
+    train(cfg, tmp_path / "m.joblib", tmp_path / "runs", plots=False)
+    art = load_artifact(tmp_path / "m.joblib")
+    bad = {
+        3: "inf,3,1990,5000,D1,20,Normal,1",
+        9: "abc,3,1990,5000,D1,20,Normal,1",
+        12: " 1500 ,3,1990,NA,D1 ,20,Normal,1",
+        30: "1e999,3,1990,5000,D1,20,Normal,1",
+    }
+    data = tmp_path / "score.csv"
+    write_sales(data, 3000, seed=1, bad=bad)
+    outputs = []
+    for parser in ("python", "arrow"):
+        monkeypatch.setenv(arrowcsv.ENV, parser)
+        out = tmp_path / f"{parser}.csv"
+        s = predict_file(art.pipeline, art.metadata, data, out, chunk_rows=700, keep=["area"])
+        outputs.append((out.read_text(), s.rows, s.errors, s.first_error))
+    assert outputs[0] == outputs[1]
+    assert outputs[0][2] == 3 and "not a finite number: 'inf'" in outputs[0][0]

@@ -182,7 +182,7 @@ class ArrowColumns(Mapping[str, list[str]]):
         if pc.all(decimal).as_py():
             try:  # out of the double's range, float() says inf and the cast fails
                 cast = pc.cast(pc.if_else(missing, spellings[0], arr) if na else arr, pa.float64())
-                return _numpy(cast, np.float64), None
+                return _numpy(cast, np.float64).copy(), None  # writable, as NumPy parsed
             except pa.ArrowInvalid:
                 pass
         encoded = arr.dictionary_encode()
