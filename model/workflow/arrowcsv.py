@@ -7,13 +7,20 @@ NUL, no lone carriage return), reads every field as text, and hands the block ba
 standard reader if its rows are not one per line (a blank, white or ragged line: the standard
 reader skips it or names it). A block's fields are then
 
-- as text (:meth:`ArrowColumns.__getitem__`): stripped with ``str.strip`` itself, once per
-  distinct value (the column's dictionary);
-- as numbers (:meth:`ArrowColumns.numbers`): the missing spellings matched on the raw bytes,
-  the rest cast to float64 in C, accepted only where every value matches :data:`DECIMAL`
-  (digits with an optional sign, point and exponent, which Python's ``float`` reads to the
-  same correctly rounded double). Any other column (spaces, ``inf``, ``1_000``, a word) is
-  ``None``: the caller parses its text the standard way.
+- as text (:meth:`ArrowColumns.__getitem__`): pyarrow's strings as they are when no field
+  starts or ends with white space (:data:`PADDED`: the characters ``str.isspace`` names), else
+  ``str.strip`` of each distinct value (the column's dictionary);
+- as numbers (:meth:`ArrowColumns.numbers`): the missing spellings matched on the raw field,
+  the rest cast to float64 in C when every field matches :data:`DECIMAL` (digits with an
+  optional sign, point and exponent, which Python's ``float`` reads to the same correctly
+  rounded double); any other column (spaces, ``inf``, ``1_000``, a word) is read by ``float``
+  once per distinct stripped value, as :func:`model.workflow.stream.reading.to_numbers` would;
+- as categories (:meth:`ArrowColumns.categories`): stripped, ``None`` for a missing spelling,
+  once per distinct value.
+
+A block is read whole by ``pyarrow.csv.read_csv`` rather than the file by ``open_csv``: the
+block's first line is known, so a row's line is exact, and a block pyarrow refuses is handed to
+the standard reader alone, which names the row as it always does.
 
 Nothing here imports pyarrow unless the arrow parser was chosen.
 """
