@@ -14,6 +14,10 @@ a parent's memory at fork in its child's peak):
   CPU time counts in (they are the train process's children); its peak is the largest
   single process's, not the sum.
 
+``stream``, ``dask`` and ``predict`` run once per CSV parser of ``--parsers`` (default
+``arrow`` then ``python``: ``--csv-parser``, the same tables), one after the other on the same
+file, so their ratio is measured in one run.
+
 Throughput is rows x passes / CPU seconds of the whole run, i.e. per core: parsing and
 accumulating, plus the solver, the writing of the run and the artifact (small beside the
 passes; the stream engine reads the file three times).
@@ -24,7 +28,7 @@ Then ``houseprice predict`` prices the whole file with the first model trained, 
 second and rows per wall second. Prints a table; asserts nothing.
 
 Run: ``.venv/bin/python benchmarks/bench_scale.py [--rows 1000000 3000000] [--memory-max N]
-[--engines stream dask memory] [--predict memory dask]``
+[--engines stream dask memory] [--predict memory dask] [--parsers arrow python]``
 """
 
 from __future__ import annotations
@@ -168,8 +172,8 @@ def run_cli(args: list[str]) -> tuple[float, float, float, int]:
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode
 
 
-def run_train(config: Path, out: Path, engine: str) -> tuple[float, float, float, int]:
-    """One ``houseprice train --engine ENGINE`` (see :func:`run_cli`)."""
+def run_train(config: Path, out: Path, engine: str, parser: str) -> tuple[float, float, float, int]:
+    """One ``houseprice train --engine ENGINE --csv-parser PARSER`` (see :func:`run_cli`)."""
     return run_cli(
         [
             "train",
@@ -183,14 +187,18 @@ def run_train(config: Path, out: Path, engine: str) -> tuple[float, float, float
             "--quiet",
             "--engine",
             engine,
+            "--csv-parser",
+            parser,
         ]
     )
 
 
-def run_predict(model: Path, csv: Path, out: Path, engine: str) -> tuple[float, float, float, int]:
+def run_predict(
+    model: Path, csv: Path, out: Path, engine: str, parser: str
+) -> tuple[float, float, float, int]:
     """One ``houseprice predict`` of the whole file into a CSV (see :func:`run_cli`)."""
     args = ["predict", "--model", str(model), "--input", str(csv), "--output", str(out)]
-    return run_cli([*args, "--quiet", "--keep", "--engine", engine])
+    return run_cli([*args, "--quiet", "--keep", "--engine", engine, "--csv-parser", parser])
 
 
 def main() -> None:
@@ -214,10 +222,18 @@ def main() -> None:
         help="then price the whole file with the first model trained, with these predict "
         "engines (default: memory, the chunked scorer; none: skip)",
     )
+    parser.add_argument(
+        "--parsers",
+        nargs="+",
+        default=["arrow", "python"],
+        choices=["arrow", "python"],
+        help="CSV parsers to run stream, dask and predict with, in turn (default: both; the "
+        "memory engine's loader is the standard one)",
+    )
     args = parser.parse_args()
     print(describe())
     print()
-    head = f"{'rows':>10} {'file MB':>8} {'engine':>7} {'wall s':>7} {'CPU s':>7} "
+    head = f"{'rows':>10} {'file MB':>8} {'engine':>14} {'wall s':>7} {'CPU s':>7} "
     head += f"{'peak MB':>8} {'rows/s/core':>12}"
     print(head)
     with tempfile.TemporaryDirectory() as tmp:
@@ -236,23 +252,27 @@ def main() -> None:
             engines = [e for e in args.engines if e != "memory" or rows <= args.memory_max]
             trained = []
             for engine in engines:
-                wall, cpu, peak, code = run_train(config, folder, engine)
-                passes = 1 if engine == "memory" else 3
-                rate = f"{rows * passes / cpu:,.0f}" if code == 0 else f"exit {code}"
-                print(
-                    f"{rows:>10,} {size:>8.0f} {engine:>7} {wall:>7.1f} {cpu:>7.1f} "
-                    f"{peak:>8.0f} {rate:>12}",
-                    flush=True,
-                )
-                if code == 0:
-                    trained.append(folder / f"{engine}.joblib")
-            for engine in args.predict if trained else []:
+                for csv_parser in ["python"] if engine == "memory" else args.parsers:
+                    wall, cpu, peak, code = run_train(config, folder, engine, csv_parser)
+                    passes = 1 if engine == "memory" else 3
+                    rate = f"{rows * passes / cpu:,.0f}" if code == 0 else f"exit {code}"
+                    label = engine if engine == "memory" else f"{engine}/{csv_parser}"
+                    print(
+                        f"{rows:>10,} {size:>8.0f} {label:>14} {wall:>7.1f} {cpu:>7.1f} "
+                        f"{peak:>8.0f} {rate:>12}",
+                        flush=True,
+                    )
+                    if code == 0:
+                        trained.append(folder / f"{engine}.joblib")
+            for engine, csv_parser in [(e, c) for e in args.predict for c in args.parsers]:
+                if not trained:
+                    break
                 out = folder / "prices.csv"
-                wall, cpu, peak, code = run_predict(trained[0], csv, out, engine)
+                wall, cpu, peak, code = run_predict(trained[0], csv, out, engine, csv_parser)
                 rate = f"{rows / cpu:,.0f}" if code == 0 else f"exit {code}"
-                label = f"predict/{engine}"
+                label = f"predict/{engine}/{csv_parser}"
                 print(
-                    f"{rows:>10,} {size:>8.0f} {label:>7} {wall:>7.1f} {cpu:>7.1f} "
+                    f"{rows:>10,} {size:>8.0f} {label:>14} {wall:>7.1f} {cpu:>7.1f} "
                     f"{peak:>8.0f} {rate:>12}   {rows / wall:,.0f} rows/s wall",
                     flush=True,
                 )

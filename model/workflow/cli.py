@@ -14,7 +14,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="rows per chunk with --engine stream (default: about 64 MB of fields)",
     )
+    _csv_parser_option(p)
 
     p = sub.add_parser(
         "predict",
@@ -275,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="add each row's explanation: exact linear terms, or tree path contributions "
         "(Saabas), stated in explanation_method (--engine memory only)",
     )
+    _csv_parser_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary lines")
 
     p = sub.add_parser(
@@ -454,6 +456,30 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _csv_parser_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--csv-parser",
+        choices=("auto", "arrow", "python"),
+        help="how --engine stream, dask and predict split a CSV's plain rows: arrow "
+        "(pyarrow's C parser, the 'arrow' extra), python (the standard library) or auto "
+        "(arrow when installed); the same table either way (default: "
+        "$HOUSEPRICE_CSV_PARSER, else auto)",
+    )
+
+
+def _use_csv_parser(choice: str | None) -> None:
+    """``--csv-parser``, set in the environment so that the workers of a LocalCluster started
+    later use it too (an existing cluster's workers keep their own)."""
+    from model.workflow import arrowcsv
+
+    if choice is not None:
+        os.environ[arrowcsv.ENV] = choice
+    try:
+        arrowcsv.parser()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 # --- train ----------------------------------------------------------------------------------
 
 
@@ -465,6 +491,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config).with_overrides(
         seed=args.seed, folds=args.folds, test_size=args.test_size, data_path=args.data
     )
+    _use_csv_parser(args.csv_parser)
     key = os.environ.get("MODEL_SIGNING_KEY") or None
     from model.workflow.tracking import MlflowLogger, TrackingError  # MLflow itself: lazily
 
@@ -512,10 +539,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from model.workflow.artifact import load_artifact
     from model.workflow.progress import ProgressBar
     from model.workflow.rowfiles import output_format
-    from model.workflow.score import predict_file
+    from model.workflow.score import Summary, predict_file
 
     if args.output is not None:
         output_format(args.output)  # an unknown extension is refused before any work
+    _use_csv_parser(args.csv_parser)
     key = os.environ.get("MODEL_SIGNING_KEY") or None
     art = load_artifact(args.model, signing_key=key.encode() if key else None)
     # A bar on stderr, but not over CSV written to the same terminal.
@@ -526,37 +554,31 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError(f"{flag} needs --engine dask")
     if args.engine == "dask" and args.explain:
         raise UsageError("--explain needs --engine memory (the dask parts share one header)")
-    try:
-        if args.engine == "dask":
-            from model.workflow.dask_predict import predict_dask
+    # The engines share the call; each adds its own options.
+    run: Callable[..., Summary]
+    if args.engine == "dask":
+        from model.workflow.dask_predict import predict_dask as run
 
-            s = predict_dask(
-                art.pipeline,
-                art.metadata,
-                args.input,
-                args.output,
-                parts=args.parts,
-                parts_format=args.parts_format,
-                keep=args.keep,
-                chunk_rows=args.chunk_rows,
-                strict=args.strict,
-                scheduler=args.scheduler,
-                say=None if args.quiet else bar.line,
-                interval_level=args.interval_level,
-            )
-        else:
-            s = predict_file(
-                art.pipeline,
-                art.metadata,
-                args.input,
-                args.output,
-                keep=args.keep,
-                chunk_rows=args.chunk_rows,
-                strict=args.strict,
-                progress=bar,
-                interval_level=args.interval_level,
-                explain=args.explain,
-            )
+        own: dict[str, Any] = {
+            "parts": args.parts,
+            "parts_format": args.parts_format,
+            "scheduler": args.scheduler,
+            "say": None if args.quiet else bar.line,
+        }
+    else:
+        run, own = predict_file, {"progress": bar, "explain": args.explain}
+    try:
+        s = run(
+            art.pipeline,
+            art.metadata,
+            args.input,
+            args.output,
+            keep=args.keep,
+            chunk_rows=args.chunk_rows,
+            strict=args.strict,
+            interval_level=args.interval_level,
+            **own,
+        )
     except BrokenPipeError:  # `houseprice predict ... | head`: the reader stopped; stop too
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR

@@ -11,6 +11,13 @@ line, a lone ``\\r``, a ragged row) and every block after a quote are read by th
 path, :func:`model.workflow.data.iter_chunks`'s own ``csv`` reader, so the errors and the
 tables are the same; tests compare the two on the same files.
 
+With the arrow parser (:mod:`model.workflow.arrowcsv`: pyarrow installed, the default), a plain
+block of :data:`ARROW_BLOCK_BYTES` is split by pyarrow's C reader instead of ``str.split``, and
+its chunks hold the fields in pyarrow (:class:`model.workflow.arrowcsv.ArrowColumns`, read as
+stripped ``str`` like the others, or as numbers cast in C); a block pyarrow reads as other than
+one row per line (a blank, white or ragged line) goes to the standard path like any block that
+is not plain.
+
 Only encodings in which every ASCII byte stands for itself (UTF-8, Windows-1252, Latin-1)
 take the fast path; UTF-16 files are read by the standard path.
 """
@@ -20,12 +27,14 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from model.workflow import arrowcsv
+from model.workflow.arrowcsv import ArrowColumns
 from model.workflow.data import (
     DEFAULT_FORMAT,
     Chunk,
@@ -46,6 +55,8 @@ from model.workflow.data import (
 _ASCII_SAFE = ("utf-8", "utf-8-sig", "utf_8", "cp1252", "windows-1252", "latin-1", "iso-8859-1")
 #: Bytes read per block (cut back to the last newline).
 BLOCK_BYTES = 1 << 20
+#: The same for the arrow parser, whose cost per call is larger and per byte smaller.
+ARROW_BLOCK_BYTES = 8 << 20
 
 
 def _ascii_safe(encoding: str) -> bool:
@@ -121,12 +132,14 @@ def _blocks(
     width = len(header)
     dbyte = delimiter.encode("ascii")[0] if delimiter.isascii() else -1
     name = "utf-8" if codecs.lookup(encoding).name.startswith("utf-8") else encoding
+    arrow = dbyte >= 0 and arrowcsv.parser() == "arrow"
+    block_bytes = ARROW_BLOCK_BYTES if arrow else BLOCK_BYTES
     raw.seek(offset)
     yielded = False
     rest = b""
     while True:
         pos = offset + len(rest)
-        want = BLOCK_BYTES if end is None else max(0, min(BLOCK_BYTES, end - pos))
+        want = block_bytes if end is None else max(0, min(block_bytes, end - pos))
         data = raw.read(want) if want else b""
         buf = rest + data
         if not buf:
@@ -137,19 +150,13 @@ def _blocks(
             continue
         block, rest = buf[:cut], buf[cut:]
         plain = dbyte >= 0 and b'"' not in block and b"\x00" not in block
-        if plain:
-            try:
-                text = block.decode(name)
-            except UnicodeDecodeError as exc:
-                where = line + block[: exc.start].count(b"\n")
-                raise DataError(
-                    f"{p}: after line {where}: not valid {exc.encoding} ({exc.reason}); "
-                    "set the file's encoding (data.encoding in the config)"
-                ) from None
-            fields = _plain_fields(block, text, width, dbyte)
-        else:
-            fields = None
-        if fields is None:
+        fields: list[str] | None = None
+        table: ArrowColumns | None = None
+        if plain and arrow:
+            table = _arrow_block(p, block, line, header, delimiter, name)
+        elif plain:
+            fields = _plain_fields(block, _decoded(p, block, line, name), width, dbyte)
+        if fields is None and table is None:
             # Not plain: this block and (after a quote, which may open a field spanning the
             # cut) the rest of the file through the standard reader, from this offset.
             whole = b'"' in block
@@ -164,14 +171,19 @@ def _blocks(
             offset += len(block)
             raw.seek(offset + len(rest))
             continue
-        n = len(fields) // width
+        n = table.num_rows if table is not None else len(fields or ()) // width
         lines = range(line + 1, line + 1 + n)
         for start in range(0, n, chunk_rows):
             stop = min(n, start + chunk_rows)
-            cols = {
-                col: fields[start * width + j : stop * width : width]
-                for j, col in enumerate(header)
-            }
+            cols: Mapping[str, list[str]]
+            if table is not None:
+                cols = table.slice(start, stop)
+            else:
+                assert fields is not None
+                cols = {
+                    col: fields[start * width + j : stop * width : width]
+                    for j, col in enumerate(header)
+                }
             yield header, Chunk(cols, list(lines[start:stop]))
             yielded = True
         line += n
@@ -210,6 +222,32 @@ def iter_span(
             p, raw, start, line, header, delimiter, encoding, chunk_rows, end=end
         ):
             yield chunk
+
+
+def _decoded(p: Path, block: bytes, line: int, name: str) -> str:
+    """``block`` decoded; an invalid byte is a :class:`DataError` naming the line before it."""
+    try:
+        return block.decode(name)
+    except UnicodeDecodeError as exc:
+        where = line + block[: exc.start].count(b"\n")
+        raise DataError(
+            f"{p}: after line {where}: not valid {exc.encoding} ({exc.reason}); "
+            "set the file's encoding (data.encoding in the config)"
+        ) from None
+
+
+def _arrow_block(
+    p: Path, block: bytes, line: int, header: list[str], delimiter: str, name: str
+) -> ArrowColumns | None:
+    """A plain block's fields read by pyarrow (UTF-8 given to it), or ``None`` when the
+    standard reader must read it (a lone carriage return; rows that are not its lines)."""
+    if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
+        return None
+    if not block.isascii():
+        text = _decoded(p, block, line, name)
+        if name != "utf-8":
+            block = text.encode("utf-8")
+    return arrowcsv.read_block(block, header, delimiter)
 
 
 def _plain_fields(block: bytes, text: str, width: int, dbyte: int) -> list[str] | None:

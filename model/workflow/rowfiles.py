@@ -8,7 +8,8 @@ Input, chosen by extension:
 - ``.jsonl`` / ``.ndjson``: one object per line, read lazily;
 - anything else: a CSV read lazily by :func:`model.workflow.fastcsv.iter_chunks_fast` (the
   delimiter sniffed, the encoding detected, the missing-value spellings given; plain blocks
-  split in C, the others by the standard ``csv`` reader, with the same fields and lines).
+  split in C, by pyarrow when installed, the others by the standard ``csv`` reader, with the
+  same fields and lines).
 
 A chunk keeps the raw values: CSV fields are stripped strings, JSON values are whatever the
 document held; :mod:`model.workflow.score` parses them per feature. Each row carries its

@@ -52,6 +52,7 @@ from numpy.typing import NDArray
 
 from model.base import Columns, FloatArray
 from model.explain import CannotExplainError, explain
+from model.workflow.arrowcsv import ArrowColumns
 from model.workflow.atomic import atomic_open
 from model.workflow.checks import plain
 from model.workflow.data import NA_VALUES, DataError, parse_column, suggest
@@ -194,6 +195,22 @@ def parse_numbers(
     return col, bad
 
 
+def _column_numbers(
+    chunk: RowChunk, key: str, na: frozenset[str]
+) -> tuple[FloatArray, dict[int, str]]:
+    """:func:`parse_numbers` of a chunk's column, cast in C when pyarrow read it
+    (:meth:`model.workflow.arrowcsv.ArrowColumns.numbers`) and every value is a number."""
+    if isinstance(chunk.columns, ArrowColumns):
+        col, first_bad = chunk.columns.numbers(key, na)
+        if first_bad is None:
+            inf = np.flatnonzero(np.isinf(col))
+            raw = chunk.columns[key] if inf.size else []
+            bad = {i: f"not a finite number: {shown(raw[i])}" for i in inf.tolist()}
+            col[inf] = math.nan
+            return col, bad
+    return parse_numbers(chunk.columns[key], na, chunk.text)
+
+
 def _numbers_one_by_one(raw: list[Any], na: frozenset[str]) -> tuple[FloatArray, dict[int, str]]:
     col = np.empty(len(raw), dtype=np.float64)
     bad: dict[int, str] = {}
@@ -308,9 +325,8 @@ class Scorer:
                 table[f.name] = np.full(n, math.nan) if f.numeric else np.full(n, None, object)
                 continue
             col_name = key
-            raw = chunk.columns[key]
             if f.numeric:
-                x, bad = parse_numbers(raw, self.na_values, chunk.text)
+                x, bad = _column_numbers(chunk, key, self.na_values)
                 for i, what in bad.items():
                     error(i, col_name, what)
                 missing = np.isnan(x)
@@ -319,6 +335,7 @@ class Scorer:
                 self._check_number(f, x, missing, col_name, error, warns, counts)
                 table[f.name] = x
             else:
+                raw = chunk.columns[key]
                 c, bad = parse_categories(raw, self.na_values, chunk.text, f.categories)
                 for i, what in bad.items():
                     error(i, col_name, what)

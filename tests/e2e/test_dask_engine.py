@@ -7,11 +7,8 @@ a scheduler that is not there is a usage error.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +23,8 @@ from model.workflow.train import train
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 from test_stream import _synth, write_sales  # noqa: E402
+
+from .dask_kill import run_killing_a_worker  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 distributed = pytest.importorskip("distributed")
@@ -95,64 +94,15 @@ def test_unreachable_scheduler_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_a_worker_killed_mid_run_fails_cleanly(tmp_path: Path) -> None:
-    import dask
-    from distributed import Client, LocalCluster
-
     data = tmp_path / "sales.csv"
     cfg = _synth(tmp_path, n=10)
     write_sales(data, 150_000)  # a pass over it takes seconds: time to kill a worker
     out = tmp_path / "model.joblib"
     out.write_bytes(b"the previous artifact")
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-    client = Client(cluster)
-    try:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "model.workflow.cli",
-                "train",
-                "--config",
-                str(cfg),
-                "--out",
-                str(out),
-                "--runs-dir",
-                str(tmp_path / "runs"),
-                "--engine",
-                "dask",
-                "--scheduler",
-                cluster.scheduler_address,
-                "--quiet",
-                "--chunk-rows",
-                "2000",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        killed = None
-        deadline = time.monotonic() + 120
-        while killed is None and time.monotonic() < deadline and proc.poll() is None:
-            busy = [w for w, keys in client.processing().items() if keys]
-            tasks = [k for keys in client.processing().values() for k in keys]
-            if busy and any("pass" in str(k) for k in tasks):
-                pids = client.run(os.getpid, workers=busy[:1])
-                killed = next(iter(pids.values()))
-                os.kill(killed, signal.SIGKILL)
-            time.sleep(0.05)
-        _, err = proc.communicate(timeout=300)
-    finally:
-        client.close()
-        cluster.close()
-    assert killed is not None, "no task was seen running"
-    lines = err.strip().splitlines()
-    assert proc.returncode == 1, err
-    assert len(lines) == 1 and lines[0].startswith("error: dask: "), err
-    assert "nothing was written" in lines[0]
+    argv = ["train", "--config", str(cfg), "--out", str(out), "--runs-dir", str(tmp_path / "runs")]
+    argv += ["--engine", "dask", "--quiet", "--chunk-rows", "2000"]
+    line = run_killing_a_worker(argv, task="pass").assert_one_dask_error()
+    assert "nothing was written" in line
     assert out.read_bytes() == b"the previous artifact"
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("2*"))
 

@@ -9,11 +9,8 @@ one ``error:`` line, the previous output left as it was and no staging folder le
 from __future__ import annotations
 
 import io
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +33,8 @@ distributed = pytest.importorskip("distributed")
 
 from model.workflow.dask_engine import DaskRunner  # noqa: E402
 from model.workflow.dask_predict import predict_dask  # noqa: E402
+
+from .dask_kill import run_killing_a_worker  # noqa: E402
 
 #: Rows the service would refuse (bounds, not a number), warnings (range, unknown category).
 BAD = {
@@ -200,60 +199,13 @@ def test_cli_on_a_local_cluster(tmp_path: Path, model: tuple[Path, Path]) -> Non
 
 
 def test_a_worker_killed_mid_run_fails_cleanly(tmp_path: Path, model: tuple[Path, Path]) -> None:
-    import dask
-    from distributed import Client, LocalCluster
-
     path, _ = model
     data = tmp_path / "big.csv"
     write_sales(data, 150_000)  # a range takes seconds to price: time to kill a worker
     out = tmp_path / "prices.csv"
     out.write_text("the previous output")
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-    client = Client(cluster)
-    try:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "model.workflow.cli",
-                "predict",
-                "--model",
-                str(path),
-                "--input",
-                str(data),
-                "--output",
-                str(out),
-                "--engine",
-                "dask",
-                "--scheduler",
-                cluster.scheduler_address,
-                "--quiet",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        killed = None
-        deadline = time.monotonic() + 120
-        while killed is None and time.monotonic() < deadline and proc.poll() is None:
-            tasks = {w: keys for w, keys in client.processing().items() if keys}
-            busy = [w for w, keys in tasks.items() if any("score_part" in str(k) for k in keys)]
-            if busy:
-                pids = client.run(os.getpid, workers=busy[:1])
-                killed = next(iter(pids.values()))
-                os.kill(killed, signal.SIGKILL)
-            time.sleep(0.05)
-        _, err = proc.communicate(timeout=300)
-    finally:
-        client.close()
-        cluster.close()
-    assert killed is not None, "no task was seen running"
-    lines = err.strip().splitlines()
-    assert proc.returncode == 1, err
-    assert len(lines) == 1 and lines[0].startswith("error: dask: "), err
+    argv = ["predict", "--model", str(path), "--input", str(data), "--output", str(out)]
+    killed = run_killing_a_worker([*argv, "--engine", "dask", "--quiet"], task="score_part")
+    killed.assert_one_dask_error()
     assert out.read_text() == "the previous output"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv", "prices.csv"]

@@ -58,8 +58,11 @@ class ColumnCache:
         for i, c in enumerate(self.categorical):
             seen, values = self.ids[i], text[c].tolist()
             got = np.fromiter(map(seen.get, values, itertools.repeat(-2)), np.int32, n)
-            for k in np.flatnonzero(got == -2).tolist():  # a spelling met for the first time
-                got[k] = seen.setdefault(values[k], len(seen) - 1)
+            new = np.flatnonzero(got == -2).tolist()  # rows of spellings met for the first time
+            if new:
+                for spelling in dict.fromkeys(map(values.__getitem__, new)):
+                    seen[spelling] = len(seen) - 1
+                got = np.fromiter(map(seen.__getitem__, values), np.int32, n)
             ids[:, i] = got
         try:
             if nums is not None:

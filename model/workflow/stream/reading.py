@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from model.base import FloatArray
+from model.workflow.arrowcsv import ArrowColumns
 from model.workflow.config import Config, RowFilter
 from model.workflow.data import Chunk, DataError, parse_column, read_header
 from model.workflow.fastcsv import iter_chunks_fast, iter_span
@@ -66,6 +67,29 @@ def to_numbers(raw: Sequence[str], na: frozenset[str]) -> tuple[FloatArray, int 
             if bad is None:
                 bad = i
     return out, bad
+
+
+def column_numbers(
+    columns: Mapping[str, list[str]], name: str, na: frozenset[str]
+) -> tuple[FloatArray, int | None]:
+    """:func:`to_numbers` of a chunk's column, parsed in C when the arrow parser read it."""
+    if isinstance(columns, ArrowColumns):
+        return columns.numbers(name, na)
+    return to_numbers(columns[name], na)
+
+
+def column_text(
+    columns: Mapping[str, list[str]], name: str, na: frozenset[str]
+) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+    """A chunk's column as an object array of ``str`` with ``None`` for missing, and the
+    missing mask."""
+    if isinstance(columns, ArrowColumns):
+        return columns.categories(name, na)
+    raw = columns[name]
+    arr = np.array(raw, dtype=object)
+    miss = np.fromiter(map(na.__contains__, raw), dtype=bool, count=len(raw))
+    arr[miss] = None
+    return arr, miss
 
 
 @functools.cache
@@ -171,42 +195,40 @@ def parse_chunk(
     lines = np.asarray(chunk.lines, dtype=np.int64)
     numbers: dict[str, FloatArray] = {}
     text: dict[str, NDArray[Any]] = {}
+    columns = chunk.columns
     for col in rd.wanted:
-        raw = chunk.columns[col]
         as_number = col in rd.numeric_columns or numeric_filters.get(col, False)
         if as_number:  # numeric features, the target, numeric filter columns
-            values, bad = to_numbers(raw, na)
+            values, bad = column_numbers(columns, col, na)
             numbers[col] = values
             if p1 is not None:
                 present = bad is not None or not np.isnan(values).all()
                 p1.present[col] = p1.present.get(col, False) or present
                 if bad is not None and col not in p1.first_non_number:
-                    p1.first_non_number[col] = (int(lines[bad]), raw[bad])
+                    p1.first_non_number[col] = (int(lines[bad]), columns[col][bad])
                 if bad is not None:
                     p1.all_numbers[col] = False
                 inf = np.flatnonzero(np.isinf(values))
                 if inf.size and col not in p1.first_inf:
-                    p1.first_inf[col] = (int(lines[inf[0]]), raw[int(inf[0])])
+                    p1.first_inf[col] = (int(lines[inf[0]]), columns[col][int(inf[0])])
         if col in rd.text_columns or not as_number:  # categories, text filter columns
-            arr = np.array(raw, dtype=object)
-            miss = np.fromiter(map(na.__contains__, raw), dtype=bool, count=len(raw))
-            arr[miss] = None
+            arr, miss = column_text(columns, col, na)
             text[col] = arr
             if p1 is not None:
                 p1.present[col] = p1.present.get(col, False) or not miss.all()
             if p1 is not None and not as_number and p1.all_numbers.get(col, True):
-                vals, bad = to_numbers(raw, na)
+                vals, bad = column_numbers(columns, col, na)
                 if bad is not None:
                     p1.all_numbers[col] = False
                 else:
                     inf = np.flatnonzero(np.isinf(vals))
                     if inf.size and col not in p1.first_inf:
-                        p1.first_inf[col] = (int(lines[inf[0]]), raw[int(inf[0])])
-    raw_y = chunk.columns[cfg.target]
-    y, bad_y = to_numbers(raw_y, frozenset())
+                        p1.first_inf[col] = (int(lines[inf[0]]), columns[col][int(inf[0])])
+    y, bad_y = column_numbers(columns, cfg.target, frozenset())
     if p1 is not None and p1.target_error is None:
         wrong = np.flatnonzero(~np.isfinite(y))
         if wrong.size:
+            raw_y = columns[cfg.target]
             i = int(wrong[0])
             v = raw_y[i]
             if bad_y is not None and bad_y <= i:

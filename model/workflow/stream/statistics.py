@@ -24,7 +24,14 @@ from model.workflow.checks import (
 from model.workflow.config import Config, ConfigError
 from model.workflow.data import Chunk, DataError
 from model.workflow.stream.cache import ColumnCache
-from model.workflow.stream.reading import Parsed, Reader, Span, cfg_na, parse_chunk, to_numbers
+from model.workflow.stream.reading import (
+    Parsed,
+    Reader,
+    Span,
+    cfg_na,
+    column_numbers,
+    parse_chunk,
+)
 
 
 @dataclass
@@ -239,7 +246,7 @@ def kinds_pass(rd: Reader, span: Span | None, columns: list[str]) -> dict[str, b
     kinds = dict.fromkeys(columns, True)
     for chunk in rd.chunks(span):
         for name in kinds:
-            if kinds[name] and to_numbers(chunk.columns[name], cfg_na(rd.cfg))[1] is not None:
+            if kinds[name] and column_numbers(chunk.columns, name, cfg_na(rd.cfg))[1] is not None:
                 kinds[name] = False
     return kinds
 
