@@ -209,41 +209,32 @@ def compile_terms(
     raises (``float`` of a non-number, ``log1p`` at ``x <= -1``, a division by zero) or sums
     to a non-finite value (an unfilled NaN, an infinite value); ``predict`` hands it back.
     """
-    env: dict[str, Any] = {"nan": math.nan, "log1p": math.log1p, "inf": math.inf}
+    env, const = _environment()
     body: list[str] = []
+    for j, (_, steps, w) in enumerate(numeric):
+        body += _numeric_code(j, steps, const)
+        body.append(f"s {'+=' if j else '='} x * {const(w)}")
+    for j, term in enumerate(categorical, start=len(numeric)):
+        body += _categorical_code(j, term, const)
+        body.append(f"s {'+=' if j else '='} t")
+    body.append(f"out.append({const(b)} + s)")
+    fn: Callable[..., list[float]] = _compile(
+        "sums", len(numeric) + len(categorical), body, env, "<folded terms>"
+    )
+    return fn
+
+
+def _environment() -> tuple[dict[str, Any], Callable[[Any], str]]:
+    """The compiled code's globals, and ``const(value)``: a new name bound to ``value`` there,
+    so numbers and dicts enter the code as names, never as text."""
+    env: dict[str, Any] = {"nan": math.nan, "log1p": math.log1p, "inf": math.inf}
 
     def const(value: Any) -> str:
         name = f"k{len(env)}"
         env[name] = value
         return name
 
-    for j, (_, steps, w) in enumerate(numeric):
-        body.append(f"v = c{j}[i]")
-        body.append("x = nan if v is None else float(v)")
-        if any(step[0] == "fill" for step in steps[1:]):  # it could fill an inf's NaN
-            body.append("if x == inf or x == -inf: raise ValueError")
-        for step in steps:
-            body.append(_CODE[step[0]].format(*map(const, step[1:])))
-        body.append(f"s {'+=' if j else '='} x * {const(w)}")
-    for j, (_, weights, convert) in enumerate(categorical, start=len(numeric)):
-        category = f"v if v is None or type(v) is str else {const(convert)}(v)"
-        body.append(f"v = c{j}[i]")
-        body.append(f"s {'+=' if j else '='} {const(weights)}.get({category}, 0.0)")
-    body.append(f"out.append({const(b)} + s)")
-    width = len(numeric) + len(categorical)
-    source = "".join(
-        [
-            f"def sums({', '.join(f'c{j}' for j in range(width))}):\n",
-            "    out = []\n",
-            "    for i in range(len(c0)):\n",
-            *(f"        {line}\n" for line in body),
-            "    return out\n",
-        ]
-    )
-    exec(compile(source, "<folded terms>", "exec"), env)
-    fn: Callable[..., list[float]] = env["sums"]
-    fn.__doc__ = source  # what runs, for whoever inspects it
-    return fn
+    return env, const
 
 
 def _numeric_code(j: int, steps: Sequence[Step], const: Callable[[Any], str]) -> list[str]:
@@ -255,6 +246,34 @@ def _numeric_code(j: int, steps: Sequence[Step], const: Callable[[Any], str]) ->
     return lines
 
 
+def _categorical_code(j: int, term: CategoricalTerm, const: Callable[[Any], str]) -> list[str]:
+    """The statements that leave the weight of row ``i``'s category in column ``c{j}`` in
+    ``t`` (0.0 for a category the fit never saw, or a missing one)."""
+    _, weights, convert = term
+    category = f"v if v is None or type(v) is str else {const(convert)}(v)"
+    return [f"v = c{j}[i]", f"t = {const(weights)}.get({category}, 0.0)"]
+
+
+def _compile(
+    name: str, width: int, body: Sequence[str], env: dict[str, Any], filename: str
+) -> Callable[..., Any]:
+    """``def name(c0, ..., c{width-1})`` running ``body`` for each row ``i``, appending to
+    ``out``, compiled once."""
+    source = "".join(
+        [
+            f"def {name}({', '.join(f'c{j}' for j in range(width))}):\n",
+            "    out = []\n",
+            "    for i in range(len(c0)):\n",
+            *(f"        {line}\n" for line in body),
+            "    return out\n",
+        ]
+    )
+    exec(compile(source, filename, "exec"), env)
+    fn: Callable[..., Any] = env[name]
+    fn.__doc__ = source  # what runs, for whoever inspects it
+    return fn
+
+
 def compile_contributions(
     numeric: Sequence[NumericTerm], categorical: Sequence[CategoricalTerm]
 ) -> Callable[..., list[dict[str, float]]]:
@@ -263,36 +282,20 @@ def compile_contributions(
     statements per step (:data:`_CODE`), so the two read the steps one way. A row that cannot
     be priced raises as in :func:`compile_terms`; the terms of one whose sum is not finite are
     returned, for the caller to check."""
-    env: dict[str, Any] = {"nan": math.nan, "log1p": math.log1p, "inf": math.inf}
-
-    def const(value: Any) -> str:
-        name = f"k{len(env)}"
-        env[name] = value
-        return name
-
+    env, const = _environment()
     body: list[str] = []
     for j, (_, steps, w) in enumerate(numeric):
         body += _numeric_code(j, steps, const)
         body.append(f"t{j} = x * {const(w)}")
-    for j, (_, weights, convert) in enumerate(categorical, start=len(numeric)):
-        category = f"v if v is None or type(v) is str else {const(convert)}(v)"
-        body.append(f"v = c{j}[i]")
-        body.append(f"t{j} = {const(weights)}.get({category}, 0.0)")
+    for j, term in enumerate(categorical, start=len(numeric)):
+        body += _categorical_code(j, term, const)
+        body.append(f"t{j} = t")
     names = [t.name for t in numeric] + [t.name for t in categorical]
     row = ", ".join(f"{const(name)}: t{j}" for j, name in enumerate(names))
     body.append(f"out.append({{{row}}})")
-    source = "".join(
-        [
-            f"def terms({', '.join(f'c{j}' for j in range(len(names)))}):\n",
-            "    out = []\n",
-            "    for i in range(len(c0)):\n",
-            *(f"        {line}\n" for line in body),
-            "    return out\n",
-        ]
+    fn: Callable[..., list[dict[str, float]]] = _compile(
+        "terms", len(names), body, env, "<folded contributions>"
     )
-    exec(compile(source, "<folded contributions>", "exec"), env)
-    fn: Callable[..., list[dict[str, float]]] = env["terms"]
-    fn.__doc__ = source
     return fn
 
 
