@@ -268,6 +268,27 @@ def test_bottom_k_sample_merges_exactly() -> None:
     assert abs(rank - 0.5) < math.sqrt(math.log(2 / 1e-3) / (2 * 300))
 
 
+def test_bottom_k_sample_is_the_k_smallest_keys_whatever_the_chunking() -> None:
+    """Many small chunks (the sample is cut to ``k`` only once it holds ``2k``) keep exactly
+    the rows of the ``k`` smallest keys, sorted by key, with their own values."""
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(20_000, 3))
+    keys = row_hash(np.arange(20_000), 7)
+    smallest = np.argsort(keys)[:500]
+    for sizes in (1, 37, 999, 20_000):
+        sample = Sample(500, 3)
+        order = rng.permutation(20_000)
+        for start in range(0, 20_000, sizes):
+            rows = order[start : start + sizes]
+            sample.add(keys[rows], values[rows])
+        np.testing.assert_array_equal(sample.keys, keys[smallest])
+        np.testing.assert_array_equal(sample.values, values[smallest])
+    few = Sample(500, 3)
+    few.add(keys[:10], values[:10])
+    np.testing.assert_array_equal(few.keys, np.sort(keys[:10]))
+    assert Sample(5, 2).values.shape == (0, 2)
+
+
 # --- equality with the memory engine --------------------------------------------------------
 
 

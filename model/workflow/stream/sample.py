@@ -4,7 +4,6 @@ partitions, for the medians and quantiles that sums cannot give (:mod:`model.wor
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,31 +24,67 @@ def row_hash(index: NDArray[np.int64], seed: int) -> NDArray[np.uint64]:
         return np.asarray(z ^ (z >> np.uint64(31)), dtype=np.uint64)
 
 
-@dataclass
 class Sample:
-    """The ``k`` rows with the smallest hashes (keys) seen so far, with their values."""
+    """The ``k`` rows with the smallest hashes (keys) seen so far, with their values.
 
-    k: int
-    width: int
-    keys: NDArray[np.uint64] = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
-    values: FloatArray = field(default_factory=lambda: np.empty((0, 0)))
+    Rows are kept in arrival order until twice ``k`` are held, then cut to the ``k`` smallest
+    (one ``argpartition``), whose largest key bounds what can still get in: the cut is
+    amortised over ``k`` rows instead of paid at every chunk. ``keys`` and ``values`` give
+    the ``k`` smallest sorted by key, so the sample is the same whatever the order of the
+    chunks and partitions that made it.
+    """
 
-    def __post_init__(self) -> None:
-        if self.values.shape != (0, self.width):
-            self.values = np.empty((0, self.width))
+    def __init__(self, k: int, width: int) -> None:
+        self.k = k
+        self.width = width
+        self._keys: list[NDArray[np.uint64]] = []
+        self._values: list[FloatArray] = []
+        self._held = 0
+        self._bound: np.uint64 | None = None  # a key >= this is not among the k smallest
+        self._sorted = True
 
     def add(self, keys: NDArray[np.uint64], values: FloatArray) -> None:
         values = values.reshape(len(keys), self.width)
-        if self.keys.size >= self.k:  # full: a key above the largest kept cannot get in
-            below = keys < self.keys.max()
+        if self._bound is not None:
+            below = keys < self._bound
             keys, values = keys[below], values[below]
-            if not keys.size:
-                return
-        self.keys = np.concatenate([self.keys, keys])
-        self.values = np.concatenate([self.values, values])
-        if self.keys.size > self.k:
-            keep = np.argpartition(self.keys, self.k - 1)[: self.k]
-            self.keys, self.values = self.keys[keep], self.values[keep]
+        if not keys.size:
+            return
+        self._keys.append(keys)
+        self._values.append(values)
+        self._held += keys.size
+        self._sorted = False
+        if self._held >= 2 * self.k:
+            self._cut()
+
+    def _cut(self) -> tuple[NDArray[np.uint64], FloatArray]:
+        keys = np.concatenate(self._keys) if self._keys else np.empty(0, dtype=np.uint64)
+        values = np.concatenate(self._values) if self._values else np.empty((0, self.width))
+        if keys.size > self.k:
+            keep = np.argpartition(keys, self.k - 1)[: self.k]
+            keys, values = keys[keep], values[keep]
+        if keys.size >= self.k:
+            self._bound = keys.max()
+        self._keys, self._values, self._held = [keys], [values], keys.size
+        return keys, values
+
+    def _final(self) -> tuple[NDArray[np.uint64], FloatArray]:
+        if not self._sorted:
+            keys, values = self._cut()
+            order = np.argsort(keys)
+            self._keys, self._values = [keys[order]], [values[order]]
+            self._sorted = True
+        if not self._keys:
+            return np.empty(0, dtype=np.uint64), np.empty((0, self.width))
+        return self._keys[0], self._values[0]
+
+    @property
+    def keys(self) -> NDArray[np.uint64]:
+        return self._final()[0]
+
+    @property
+    def values(self) -> FloatArray:
+        return self._final()[1]
 
     @classmethod
     def merge(cls, samples: Sequence[Sample]) -> Sample:
