@@ -15,6 +15,7 @@ import copy
 import inspect
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from numbers import Integral, Real
 from typing import Any, Self
 
 import numpy as np
@@ -96,6 +97,39 @@ def check_is_fitted(estimator: BaseEstimator, attribute: str | None = None) -> N
         raise NotFittedError(
             f"this {type(estimator).__name__} instance is not fitted yet; call 'fit' first"
         )
+
+
+def check_n_features(est: BaseEstimator, X: NDArray[Any]) -> None:
+    """Raise ``ValueError`` unless ``X`` has as many columns as ``est`` was fitted with."""
+    n_in: int = getattr(est, "n_features_in_")  # noqa: B009 - set by fit
+    if X.shape[1] != n_in:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {type(est).__name__} was fitted with {n_in}"
+        )
+
+
+def check_int(name: str, value: Any, low: int, high: float = np.inf, none: bool = False) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an integer in ``[low, high]``."""
+    if none and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, Integral) or not low <= int(value) <= high:
+        top = "inf)" if high == np.inf else f"{int(high)}]"
+        extra = " or None" if none else ""
+        raise ValueError(f"{name} must be an integer in [{low}, {top}{extra}, got {value!r}")
+
+
+def check_real(
+    name: str, value: Any, low: float, high: float, *, low_open: bool, high_open: bool
+) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a number in the interval."""
+    ok = isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(float(value))
+    if ok:
+        ok = (value > low if low_open else value >= low) and (
+            value < high if high_open else value <= high
+        )
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
 
 
 def _column_label(names: Sequence[str] | None, j: int) -> str:

@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from model.base import BaseEstimator, FloatArray, TransformerMixin, check_array, check_is_fitted
+from model.base import (
+    BaseEstimator,
+    FloatArray,
+    TransformerMixin,
+    check_array,
+    check_is_fitted,
+    check_n_features,
+)
 
 IntArray = NDArray[np.intp]
 
@@ -157,10 +164,7 @@ class KMeans(TransformerMixin, BaseEstimator):
     def _check(self, X: ArrayLike) -> FloatArray:
         check_is_fitted(self, "cluster_centers_")
         Xa = check_array(X)
-        if Xa.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {Xa.shape[1]} features, but KMeans was fitted with {self.n_features_in_}"
-            )
+        check_n_features(self, Xa)
         return Xa
 
     def transform(self, X: ArrayLike) -> FloatArray:

@@ -35,7 +35,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from numbers import Integral, Real
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -46,7 +45,10 @@ from model.base import (
     FloatArray,
     RegressorMixin,
     check_array,
+    check_int,
     check_is_fitted,
+    check_n_features,
+    check_real,
     check_X_y,
     clone,
 )
@@ -77,41 +79,6 @@ def report_trees(callback: TreeCallback | None) -> Iterator[None]:
         yield
     finally:
         _tree_callback.reset(token)
-
-
-# --- hyperparameter checks ------------------------------------------------------------------
-
-
-def check_int(name: str, value: Any, low: int, high: float = np.inf, none: bool = False) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is an integer in ``[low, high]``."""
-    if none and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, Integral) or not low <= int(value) <= high:
-        top = "inf)" if high == np.inf else f"{int(high)}]"
-        extra = " or None" if none else ""
-        raise ValueError(f"{name} must be an integer in [{low}, {top}{extra}, got {value!r}")
-
-
-def check_real(
-    name: str, value: Any, low: float, high: float, *, low_open: bool, high_open: bool
-) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a number in the interval."""
-    ok = isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(float(value))
-    if ok:
-        ok = (value > low if low_open else value >= low) and (
-            value < high if high_open else value <= high
-        )
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
-
-
-def _check_n_features(est: Any, X: FloatArray) -> None:
-    if X.shape[1] != est.n_features_in_:
-        raise ValueError(
-            f"X has {X.shape[1]} features, but {type(est).__name__} was fitted with "
-            f"{est.n_features_in_}"
-        )
 
 
 def _importances(trees: list[Tree], d: int) -> FloatArray:
@@ -332,7 +299,7 @@ class HistGradientBoostingRegressor(RegressorMixin, BaseEstimator):
         """``F_0 + Σ_m η·f_m(x)``, all trees at once (:class:`model.hist.Forest`)."""
         check_is_fitted(self, "forest_")
         Xa = check_array(X, allow_nan=True)
-        _check_n_features(self, Xa)
+        check_n_features(self, Xa)
         return self.baseline_ + self.forest_.predict_sum(Xa)
 
 
@@ -447,7 +414,7 @@ class RandomForestRegressor(RegressorMixin, BaseEstimator):
         """The mean of the trees' predictions, all trees at once."""
         check_is_fitted(self, "forest_")
         Xa = check_array(X, allow_nan=True)
-        _check_n_features(self, Xa)
+        check_n_features(self, Xa)
         return self.baseline_ + self.forest_.predict_sum(Xa) / len(self.trees_)
 
 

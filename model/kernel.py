@@ -28,10 +28,12 @@ from model.base import (
     FloatArray,
     RegressorMixin,
     check_array,
+    check_int,
     check_is_fitted,
+    check_n_features,
+    check_real,
     check_X_y,
 )
-from model.ensemble import check_int, check_real
 
 Kernel = Literal["linear", "polynomial", "rbf"]
 KERNELS: tuple[Kernel, ...] = ("linear", "polynomial", "rbf")
@@ -104,9 +106,5 @@ class KernelRidge(RegressorMixin, BaseEstimator):
         """``Σ_i c_i·k(x, x_i)`` for every row."""
         check_is_fitted(self, "dual_coef_")
         Xa = check_array(X)
-        if Xa.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {Xa.shape[1]} features, but KernelRidge was fitted with "
-                f"{self.n_features_in_}"
-            )
+        check_n_features(self, Xa)
         return self._kernel(Xa, self.X_fit_) @ self.dual_coef_

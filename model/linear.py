@@ -32,6 +32,7 @@ from model.base import (
     RegressorMixin,
     check_array,
     check_is_fitted,
+    check_n_features,
     check_X_y,
 )
 
@@ -109,11 +110,7 @@ def check_predict_input(est: BaseEstimator, X: ArrayLike) -> FloatArray:
     """X for ``predict``: fitted estimator, finite 2-D floats, as many features as in fit."""
     check_is_fitted(est, "coef_")
     Xa = check_array(X)
-    n_in: int = getattr(est, "n_features_in_")  # noqa: B009 - set by fit
-    if Xa.shape[1] != n_in:
-        raise ValueError(
-            f"X has {Xa.shape[1]} features, but {type(est).__name__} was fitted with {n_in}"
-        )
+    check_n_features(est, Xa)
     return Xa
 
 

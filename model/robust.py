@@ -21,8 +21,14 @@ from typing import Self
 import numpy as np
 from numpy.typing import ArrayLike
 
-from model.base import BaseEstimator, FloatArray, RegressorMixin, check_X_y
-from model.ensemble import check_int, check_real
+from model.base import (
+    BaseEstimator,
+    FloatArray,
+    RegressorMixin,
+    check_int,
+    check_real,
+    check_X_y,
+)
 from model.linear import check_predict_input
 
 

@@ -65,6 +65,7 @@ from model.base import (
     RegressorMixin,
     check_array,
     check_is_fitted,
+    check_n_features,
     check_target,
     check_X_y,
 )
@@ -561,11 +562,7 @@ class _BaseTree(BaseEstimator):
         """The leaf each row ends in: every row moves down one level per step, all at once."""
         check_is_fitted(self, "children_left_")
         Xa = check_array(X)
-        if Xa.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {Xa.shape[1]} features, but {type(self).__name__} was fitted with "
-                f"{self.n_features_in_}"
-            )
+        check_n_features(self, Xa)
         node = np.zeros(Xa.shape[0], dtype=np.intp)
         rows = np.arange(Xa.shape[0])
         for _ in range(self.max_depth_):
