@@ -22,11 +22,13 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.telemetry import TelemetryConfig
 from pydantic.json_schema import models_json_schema
 from starlette.requests import ClientDisconnect
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from app import shadow
 from app.body import BodyError
 from app.logging import configure_logging
-from app.middleware import Guard, LabelledMount, Observe
+from app.middleware import Guard, LabelledMount, Observe, TrafficRoutes
 from app.routes import admin, docs, health, model, monitoring, predict, v2
 from app.routes.common import json_response
 from app.schemas import (
@@ -51,6 +53,22 @@ _NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": Fa
 BEARER = {"adminToken": {"type": "http", "scheme": "bearer"}}
 
 
+class App(FastAPI):
+    """FastAPI inside the service's own layers (``app/middleware.py``): the request id, the
+    body guard, the metrics and the access line around every request, and the traffic routes
+    answered without FastAPI's middleware stack."""
+
+    def __init__(self, service: Service, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state.service = service
+        self.traffic_routes: list[Route] = []
+
+    def build_middleware_stack(self) -> ASGIApp:
+        service = self.state.service
+        stack = TrafficRoutes(super().build_middleware_stack(), self.traffic_routes)
+        return Observe(Guard(stack, service), service)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; ``settings`` defaults to ``Settings.from_env()``."""
     settings = settings if settings is not None else Settings.from_env()
@@ -67,7 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service.begin_shutdown()
         service.traffic.close()
 
-    app = FastAPI(
+    app = App(
+        service,
         title="houseprice",
         version="0.1.0",
         description="House-price prediction service: a NumPy model trained by `houseprice "
@@ -77,16 +96,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
     )
-    app.state.service = service
-    app.router.routes.insert(0, predict.route(service))  # matched first: it carries the traffic
-    app.router.routes[1:1] = v2.routes(service)  # V2 infer: traffic too
+    app.traffic_routes = [predict.route(service), *v2.routes(service)]
+    app.router.routes[0:0] = app.traffic_routes  # the router answers their other methods (405)
     for module in (health, model, admin, monitoring, v2, docs):
         app.include_router(module.router)
     app.router.routes.append(
         LabelledMount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     )
-    app.add_middleware(Guard, service=service)
-    app.add_middleware(Observe, service=service)  # added last: the outermost
 
     @app.exception_handler(BodyError)
     async def body_error(request: Request, exc: BodyError) -> Response:

@@ -1,9 +1,11 @@
-"""The two pure-ASGI middlewares every request goes through.
+"""The pure-ASGI layers every request goes through, outside FastAPI's own stack.
 
-``Observe`` (outside) times the request, counts it in the HTTP metrics and writes its access
-line, whatever happens inside, an exception included. ``Guard`` (inside) gives the request
-its id and guards the body: a sane ``Content-Length``, the size limit, the deadline, and a
-closed connection when the answer leaves part of a declared body unread.
+``Observe`` (outermost) times the request, counts it in the HTTP metrics and writes its access
+line, whatever happens inside, an exception included. ``Guard`` gives the request its id and
+guards the body: a sane ``Content-Length``, the size limit, the deadline, and a closed
+connection when the answer leaves part of a declared body unread. ``TrafficRoutes`` answers the
+routes that carry the traffic (``POST /predict``, V2 infer) itself and hands every other
+request to FastAPI's stack.
 
 Pure ASGI, not ``BaseHTTPMiddleware``: the latter runs the route in another task with memory
 streams, which costs more than a prediction.
@@ -15,9 +17,11 @@ import logging
 import random
 import re
 import time
+from collections.abc import Sequence
 
 from fastapi import HTTPException
-from starlette.routing import Match, Mount
+from starlette.requests import ClientDisconnect
+from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.deadlines import BodyDeadlines
@@ -155,6 +159,39 @@ class Guard:
             return message
 
         await self.app(scope, guarded_receive, send_with_id)
+
+
+class TrafficRoutes:
+    """The routes that carry the traffic, answered before FastAPI's middleware stack.
+
+    That stack (the server-error, telemetry, body-limit, exception and exit-stack layers, then
+    the router's walk) costs a one-house request more than pricing it, and these endpoints
+    need none of it: they answer their own errors. What they leave to a layer is answered
+    here as the app's handlers would: the body guard's 413 and 408, and a client gone
+    mid-body (499). An unexpected exception propagates, and the server answers 500. A
+    request these routes match only by path (another method) goes on to the router, which
+    holds the same routes and answers 405.
+    """
+
+    def __init__(self, app: ASGIApp, routes: Sequence[Route]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for route in self.routes:
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child)
+                    try:
+                        await route.app(scope, receive, send)
+                    except HTTPException as e:  # the body guard's
+                        await _answer(send, e.status_code, e.detail)
+                    except ClientDisconnect:  # nobody reads it; "client closed request"
+                        await send({"type": "http.response.start", "status": 499, "headers": []})
+                        await send({"type": "http.response.body", "body": b""})
+                    return
+        await self.app(scope, receive, send)
 
 
 async def _answer(send: Send, status: int, detail: str) -> None:
