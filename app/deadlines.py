@@ -36,11 +36,11 @@ class BodyDeadlines:
 
     async def receive(self, receive: Callable[[], Awaitable[Message]], deadline: float) -> Message:
         """``await receive()``; :class:`TimeoutError` if it is still waiting at ``deadline``."""
-        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)  # given the loop: one lookup of it, not two
         if task is None:  # not in a task: nothing to cancel, so no guard
             return await receive()
         self._waiting[task] = deadline
-        loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new loop (a new test client): the old one's tasks are gone
             self._waiting = {task: deadline}
             self._expired.clear()
