@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 from collections.abc import Sequence
 
@@ -27,12 +26,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.deadlines import BodyDeadlines
 from app.logging import log_request
-from app.routes.common import encode_json
+from app.routes.common import MADE_UP_ID, SANE_REQUEST_ID, encode_json
 from app.state import Service
 
 log = logging.getLogger("houseprice")
 
-_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _CLOSE = {"Connection": "close"}  # the server closes the connection after this answer
 _MAX_LENGTH_DIGITS = 19  # a Content-Length past 2**63 is no body anyone sends
 #: What ``Guard`` records of a request for ``Observe``: body bytes let through, the answer's
@@ -100,7 +98,7 @@ class Guard:
         chunked = False
         for name, value in scope["headers"]:
             if name == b"x-request-id":
-                if _SANE_REQUEST_ID.fullmatch(value):
+                if SANE_REQUEST_ID.fullmatch(value):
                     rid = value.decode("ascii")
             elif name == b"content-length":
                 if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
@@ -113,13 +111,14 @@ class Guard:
             # 128 random bits, as uuid4 without the object: an id needs uniqueness, not secrecy;
             # bytes to hex costs half of formatting a 128-bit integer
             rid = random.randbytes(16).hex()
+            scope[MADE_UP_ID] = True  # a route may adopt the id the body names instead
         scope["request_id"] = rid
-        rid_header = (b"x-request-id", rid.encode())
         pending = declared > 0 or chunked  # a body is on its way
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 scope[STATUS] = message["status"]
+                rid_header = (b"x-request-id", scope["request_id"].encode())
                 headers = [*message.get("headers", ()), rid_header]
                 if pending:
                     headers.append((b"connection", b"close"))

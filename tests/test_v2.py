@@ -183,3 +183,45 @@ def test_v2_answers_are_logged_and_indexed_for_feedback(
         assert g["interval"]["level"] == 0.9
     given = {k: v for k, v in got[0]["inputs"].items() if v is not None}
     assert given == HOUSE
+
+
+def test_the_body_id_is_the_request_id_without_a_header(
+    paths: dict[str, str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A V2 client that names its request only in the body (``id``) gives feedback by that id:
+    with no usable ``X-Request-Id`` the body's id, when a plain token, is the request id of
+    the answer's header, the access line and the feedback index; a header still wins, and an
+    id that is not a plain token is echoed in the answer but not adopted."""
+    with make_client(paths["linear"]) as c:
+        capfd.readouterr()
+        body = {**v2_request([HOUSE]), "id": "order-17:a"}
+        r = c.post(INFER, json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["id"] == r.headers["x-request-id"] == "order-17:a"
+        price = r.json()["outputs"][0]["data"][0]
+        fb = c.post("/feedback", json={"request_id": "order-17:a", "actual_price": 1.5e5})
+        assert fb.status_code == 200 and fb.json()["predicted_price"] == price, fb.text
+        access = [
+            json.loads(x)
+            for x in capfd.readouterr().err.splitlines()
+            if x.startswith("{") and '"houseprice.access"' in x
+        ]
+        assert access[0]["path"] == INFER and access[0]["request_id"] == "order-17:a"
+
+        r = c.post(INFER, json={**body, "id": "order-18"}, headers={"X-Request-Id": "from-header"})
+        assert r.json()["id"] == "order-18" and r.headers["x-request-id"] == "from-header"
+        fb = c.post("/feedback", json={"request_id": "from-header", "actual_price": 1e5})
+        assert fb.status_code == 200
+        fb = c.post("/feedback", json={"request_id": "order-18", "actual_price": 1e5})
+        assert fb.status_code == 404
+        r = c.post(INFER, json={**body, "id": "order-19"}, headers={"X-Request-Id": "bad id"})
+        assert r.json()["id"] == r.headers["x-request-id"] == "order-19"  # the header unusable
+
+        r = c.post(INFER, json={**body, "id": "not a token"})
+        assert r.json()["id"] == "not a token"
+        made_up = r.headers["x-request-id"]
+        assert len(made_up) == 32 and int(made_up, 16) >= 0
+        fb = c.post("/feedback", json={"request_id": made_up, "actual_price": 1.5e5})
+        assert fb.status_code == 200
+        fb = c.post("/feedback", json={"request_id": "not a token", "actual_price": 1.5e5})
+        assert fb.status_code == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from json import JSONEncoder
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
@@ -56,7 +57,25 @@ def json_response(status: int, content: Any, headers: dict[str, str] | None = No
     )
 
 
-def request_id(scope: Scope) -> str:
-    """The id the request middleware gave this request."""
+#: A request id a client may choose: a token that is safe as it is in a header and a log line.
+_TOKEN = r"[A-Za-z0-9._:\-]{1,128}"
+SANE_REQUEST_ID = re.compile(_TOKEN.encode())  # an ``X-Request-Id`` header's value
+_SANE_ID = re.compile(_TOKEN)
+#: Set in the scope by the request middleware when it made the id up (no usable header).
+MADE_UP_ID = "houseprice.made_up_id"
+
+
+def request_id(scope: Scope, named: str | None = None) -> str:
+    """The id the request middleware gave this request.
+
+    ``named`` is the id the request body names (a V2 request's ``id``): when the client sent
+    no usable ``X-Request-Id`` and ``named`` is a sane token, it becomes the request's id, so
+    the answer's ``X-Request-Id``, the access line, the prediction log and the feedback index
+    all carry the id the client already knows.
+    """
+    if named is not None and scope.get(MADE_UP_ID) and _SANE_ID.fullmatch(named):
+        scope["request_id"] = named
+        del scope[MADE_UP_ID]
+        return named
     rid: str = scope.get("request_id") or ""
     return rid

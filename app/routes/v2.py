@@ -10,7 +10,9 @@ datatype) for numeric features, ``BYTES`` (JSON strings) for categorical ones. T
 ``price`` and, when the artifact stores intervals, ``price_low`` and ``price_high`` at
 ``INTERVAL_LEVEL``, each ``FP64`` of shape ``[n]``. The tensors are turned into rows and go
 through the same strict validator and pricing as ``/predict``, and a 200 through the same
-after-answer hook (the prediction log, feedback by the ``X-Request-Id``, the shadow). Errors
+after-answer hook (the prediction log, feedback by the request id, the shadow). The request id
+is the ``X-Request-Id``; without one, the body's ``id`` when it is a plain token (letters,
+digits, ``._:-``, up to 128), else a new one. The answer's ``id`` echoes the body's. Errors
 are the protocol's ``{"error": "..."}``: 400 for a bad request, 404 for an unknown model or
 version, 503 when not ready, 500 when the model fails. Only JSON tensors: the binary tensor
 extension (a body with ``Inference-Header-Content-Length``) is refused with a 400 that says so.
@@ -330,7 +332,8 @@ class Infer:
             reason = {503: "not_ready", 415: "unsupported_media_type"}.get(e.status, "validation")
             svc.metrics.requests.count_error(reason)
             return e.status, {"error": str(e)}
-        rid = request_id(scope)
+        named = req.get("id")
+        rid = request_id(scope, named)
         try:
             priced = svc.price(model, rows, rid)
         except PredictionError as e:
@@ -347,7 +350,7 @@ class Infer:
         return 200, {
             "model_name": MODEL_NAME,
             "model_version": model.version,
-            "id": req.get("id") or rid,
+            "id": named or rid,  # the protocol echoes the request's id
             "outputs": outputs,
         }
 
