@@ -69,7 +69,7 @@ class App(FastAPI):
         return Observe(Guard(stack, service), service)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> App:
     """Build the app; ``settings`` defaults to ``Settings.from_env()``."""
     settings = settings if settings is not None else Settings.from_env()
     configure_logging(settings.log_level)

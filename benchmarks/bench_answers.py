@@ -41,7 +41,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_service import uvicorn_server  # noqa: E402 (benchmarks/, the script's folder)
+from asgi import caller  # noqa: E402 (benchmarks/, the script's folder)
+from bench_asgi import v2_request  # noqa: E402
+from bench_service import uvicorn_server  # noqa: E402
 from machine import describe  # noqa: E402
 from wrk import WrkResult, round_ratios, run_wrk, spread  # noqa: E402
 
@@ -53,63 +55,16 @@ from app.settings import Settings  # noqa: E402
 CONFIG = ROOT / "configs" / "ames.toml"
 
 
-def v2_body(house: dict[str, Any], features: list[dict[str, Any]]) -> dict[str, Any]:
-    inputs = []
-    for f in features:
-        if f["name"] not in house:
-            continue
-        cat = f["kind"] == "categorical"
-        inputs.append(
-            {
-                "name": f["name"],
-                "shape": [1],
-                "datatype": "BYTES" if cat else "FP64",
-                "data": [house[f["name"]]],
-            }
-        )
-    return {"inputs": inputs}
+def checked(app: Any, path: str, body: bytes) -> Callable[[], Any]:
+    """A coroutine function making one ``POST`` to ``app``; it checks the status."""
+    call = caller(app, "POST", path, body)
 
-
-def caller(app: Any, path: str, body: bytes) -> Callable[[], Any]:
-    """An coroutine function making one request to ``app``; it checks the status."""
-    raw_path, _, query = path.partition("?")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": raw_path,
-        "raw_path": raw_path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [
-            (b"host", b"bench"),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8000),
-        "state": {},
-    }
-    message = {"type": "http.request", "body": body, "more_body": False}
-
-    async def receive() -> dict[str, Any]:
-        return message
-
-    status: list[int] = []
-
-    async def send(m: dict[str, Any]) -> None:
-        if m["type"] == "http.response.start":
-            status.append(m["status"])
-
-    async def call() -> None:
-        status.clear()
-        await app(dict(scope), receive, send)
-        if status != [200]:
+    async def checked_call() -> None:
+        status = await call()
+        if status != 200:
             raise SystemExit(f"{path}: status {status}")
 
-    return call
+    return checked_call
 
 
 async def timed(call: Callable[[], Any], n: int) -> float:
@@ -130,11 +85,11 @@ async def run(model: str, rounds: int, calls: int) -> dict[str, list[float]]:
         meta = loaded.metadata
         house = {f["name"]: f["example"] for f in meta["features"] if f["example"] is not None}
         body = json.dumps(house).encode()
-        v2 = json.dumps(v2_body(house, meta["features"])).encode()
+        v2 = json.dumps(v2_request(house, meta["features"])).encode()
         cases = {
-            "predict": caller(app, "/predict", body),
-            "predict?explain=true": caller(app, "/predict?explain=true", body),
-            "v2 infer": caller(app, "/v2/models/houseprice/infer", v2),
+            "predict": checked(app, "/predict", body),
+            "predict?explain=true": checked(app, "/predict?explain=true", body),
+            "v2 infer": checked(app, "/v2/models/houseprice/infer", v2),
         }
         table = loaded.table([loaded.schema.house.model_validate_json(body)])
 
@@ -166,7 +121,7 @@ def over_http(model: str, work: Path, rounds: int) -> dict[str, list[WrkResult]]
     bodies = {
         "predict": json.dumps(house),
         "predict?explain=true": json.dumps(house),
-        "v2 infer": json.dumps(v2_body(house, meta["features"])),
+        "v2 infer": json.dumps(v2_request(house, meta["features"])),
     }
     paths = {}
     for name, text in bodies.items():

@@ -40,6 +40,8 @@ WORKER = r"""
 import asyncio, gc, json, os, sys, time
 
 sys.path.insert(0, os.getcwd())
+sys.path.insert(0, os.environ["BENCH_DIR"])  # the harness's benchmarks/, whatever the tree
+from asgi import caller
 from app.main import create_app
 from app.settings import Settings
 
@@ -71,39 +73,6 @@ async def lifespan_start() -> None:
     await started
 
 
-def scope(method: str, path: str, body: bytes) -> dict:
-    headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench")]
-    if body:
-        headers.append((b"content-type", b"application/json"))
-        headers.append((b"content-length", str(len(body)).encode()))
-    return {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-        "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000), "scheme": "http",
-        "method": method, "root_path": "", "path": path, "raw_path": path.encode(),
-        "query_string": b"", "headers": headers, "state": {},
-    }
-
-
-async def call(method: str, path: str, body: bytes) -> int:
-    status = 0
-    sent = False
-
-    async def receive():
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
-
-    async def send(message):
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    await app(scope(method, path, body), receive, send)
-    return status
-
-
 async def main() -> None:
     await lifespan_start()
     house = json.loads(os.environ["BENCH_HOUSE"])
@@ -114,20 +83,21 @@ async def main() -> None:
         "live": ("GET", "/health/live", b""),
         "v2": ("POST", "/v2/models/houseprice/infer", json.dumps(v2).encode()),
     }
-    for method, path, body in kinds.values():
+    calls = {kind: caller(app, *request) for kind, request in kinds.items()}
+    for kind, call in calls.items():
         for _ in range(200):  # warm-up
-            status = await call(method, path, body)
+            status = await call()
         if status != 200:
-            raise SystemExit(f"{method} {path}: {status}")
+            raise SystemExit(f"{kinds[kind][:2]}: {status}")
     if freeze_heap is not None:
         freeze_heap()
     print("ready", flush=True)
     for line in sys.stdin:
         kind, n = line.split()
-        method, path, body = kinds[kind]
+        call = calls[kind]
         t0 = time.thread_time()
         for _ in range(int(n)):
-            await call(method, path, body)
+            await call()
         print(time.thread_time() - t0, flush=True)
 
 
@@ -154,7 +124,7 @@ def start(tree: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(WORKER)],
         cwd=tree,
-        env={**os.environ, **env, "PYTHONPATH": str(tree)},
+        env={**os.environ, **env, "PYTHONPATH": str(tree), "BENCH_DIR": str(ROOT / "benchmarks")},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,  # the access lines, as a deployed server writes them

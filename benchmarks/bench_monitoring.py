@@ -40,7 +40,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from machine import describe  # noqa: E402 (benchmarks/, the script's folder)
+from asgi import caller  # noqa: E402 (benchmarks/, the script's folder)
+from machine import describe  # noqa: E402
 from wrk import interleaved, round_ratios, spread  # noqa: E402 (benchmarks/wrk.py, beside this file)
 
 from app.monitor import DriftMonitor  # noqa: E402
@@ -120,38 +121,8 @@ def service(artifact: str, tmp: Path) -> None:
 
 async def _asgi_post(app: Any, body: bytes) -> None:
     """One ``POST /predict`` through the ASGI interface, as uvicorn would make it."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/predict",
-        "raw_path": b"/predict",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-    status: list[int] = []
-
-    async def receive() -> dict[str, Any]:
-        if messages:
-            return messages.pop()
-        await asyncio.Event().wait()  # the client never disconnects
-        raise AssertionError("unreachable")
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            status.append(message["status"])
-
-    await app(scope, receive, send)
-    if status != [200]:
+    status = await caller(app, "POST", "/predict", body)()
+    if status != 200:
         raise RuntimeError(f"/predict answered {status}")
 
 

@@ -17,6 +17,6 @@ SCRIPTS = sorted(p.stem for p in BENCHMARKS.glob("*.py"))
 def test_benchmark_script_imports(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(BENCHMARKS))  # as when run: they import their neighbours
     module = importlib.import_module(name)
-    if name not in ("machine", "wrk"):  # the two helpers the scripts share
+    if name not in ("asgi", "machine", "wrk"):  # the helpers the scripts share
         assert callable(getattr(module, "main", None)), f"benchmarks/{name}.py has no main()"
     assert name in sys.modules
