@@ -107,7 +107,9 @@ async def cases(model: str, v2: bool) -> tuple[dict[str, Case], list[Any]]:
             layer = with_id(layer, ids)
         out[f"ours: from {name}"] = caller(layer, "POST", "/predict", body)
         below_id = below_id or name == "Guard"
-    endpoint = app.traffic_routes[0].app
+    # /predict's endpoint (a tree from before TrafficRoutes: the router's first route)
+    routes: list[Any] = getattr(app, "traffic_routes", None) or app.router.routes
+    endpoint = routes[0].app
     rid_scope = http_scope("POST", "/predict", body)
 
     async def endpoint_only() -> None:
