@@ -113,6 +113,13 @@ def test_bodies_the_protocol_refuses(client: TestClient) -> None:
     assert r.status_code == 400 and "extra" in r.json()["error"]
     r = client.post(INFER, json={"inputs": []})
     assert r.status_code == 400 and "inputs" in r.json()["error"]
+    twice = v2_request([HOUSE])
+    twice["inputs"].append(dict(twice["inputs"][0]))
+    r = client.post(INFER, json=twice)
+    assert r.status_code == 400 and "given twice" in r.json()["error"], r.text
+    alias = v2_request([HOUSE])
+    alias["inputs"][0]["datatype"] = "FP32"  # any numeric datatype for a numeric feature
+    assert client.post(INFER, json=alias).json() == client.post(INFER, content=good).json()
     nested = v2_request([HOUSE, OTHER])
     for t in nested["inputs"]:
         t["shape"], t["data"] = [2, 1], [[v] for v in t["data"]]
