@@ -232,3 +232,17 @@ def test_the_body_id_is_the_request_id_without_a_header(
         assert fb.status_code == 200
         fb = c.post("/feedback", json={"request_id": "not a token", "actual_price": 1.5e5})
         assert fb.status_code == 404
+
+
+def test_the_traffic_routes_leave_other_methods_to_the_router(client: TestClient) -> None:
+    """``/predict`` and V2 infer are answered before FastAPI's middleware stack for ``POST``
+    only; another method still gets the router's 405, with the request id and counted."""
+    for path in ("/predict", INFER):
+        r = client.get(path)
+        assert r.status_code == 405 and r.headers["allow"] == "POST", path
+        assert len(r.headers["x-request-id"]) == 32
+    r = client.post("/predict", json=HOUSE, headers={"X-Request-Id": "fast-1"})
+    assert r.status_code == 200 and r.headers["x-request-id"] == r.json()["request_id"] == "fast-1"
+    metrics = client.get("/metrics").text
+    assert 'houseprice_http_requests_total{method="GET",route="/predict",status="4xx"}' in metrics
+    assert 'houseprice_http_requests_total{method="POST",route="/predict",status="2xx"}' in metrics
