@@ -12,7 +12,9 @@ missing.
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 import subprocess
 import sys
 import warnings
@@ -238,6 +240,41 @@ def test_the_cast_reads_exactly_what_float_reads(monkeypatch: pytest.MonkeyPatch
     expected, expected_bad = to_numbers(values, NA)
     assert bad is None and expected_bad is None
     assert x.tobytes() == expected.tobytes()
+
+
+def _decimal_byte_strings() -> list[str]:
+    """Every string of up to three of :data:`arrowcsv.DECIMAL_BYTES`, and of up to five of
+    them with two digits standing for all (the form does not tell digits apart)."""
+    out = {""}
+    for alphabet, longest in ((arrowcsv.DECIMAL_BYTES.decode(), 3), ("07+-.eE", 5)):
+        for size in range(1, longest + 1):
+            out.update(map("".join, itertools.product(alphabet, repeat=size)))
+    return sorted(out)
+
+
+def test_the_cast_reads_only_the_decimal_form_among_such_bytes() -> None:
+    """Why a column of :data:`arrowcsv.DECIMAL_BYTES` only may skip the regular expression:
+    the C cast refuses every such string that is not of the :data:`arrowcsv.DECIMAL` form,
+    and reads the others as Python's ``float`` does."""
+    decimal = re.compile(arrowcsv.DECIMAL)
+    accepted = 0
+    for value in _decimal_byte_strings():
+        try:
+            got = pa.array([value], type=pa.string()).cast(pa.float64())[0].as_py()
+        except pa.ArrowInvalid:
+            continue
+        accepted += 1
+        assert decimal.match(value), value
+        assert repr(got) == repr(float(value)), value
+    assert accepted > 1000
+
+
+def test_a_column_of_decimal_bytes_the_cast_refuses_is_read_by_float() -> None:
+    values = ["1", "-", "2", "1e", "", "+", "3"]
+    table = pa.table({"v": pa.array(values, type=pa.string())})
+    x, bad = arrowcsv.ArrowColumns(table).numbers("v", NA)
+    expected, expected_bad = to_numbers(values, NA)
+    assert (x.tobytes(), bad) == (expected.tobytes(), expected_bad) and bad == 3
 
 
 @pytest.mark.parametrize(
