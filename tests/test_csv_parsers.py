@@ -35,6 +35,7 @@ pa = pytest.importorskip("pyarrow")  # the arrow extra, in dev
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from csv_cases import CSV_FILES  # noqa: E402  (tests/csv_cases.py)
 from test_stream import _synth, write_sales  # noqa: E402
 
 NA = frozenset(NA_VALUES)
@@ -82,37 +83,7 @@ def _same_three_ways(path: Path, monkeypatch: pytest.MonkeyPatch, block: int) ->
     return standard
 
 
-@pytest.mark.parametrize(
-    "content",
-    [
-        b"a,b,c\n1,2,x\n3,4,y\n",
-        b"a,b,c\r\n1,2,x\r\n3,4,y",
-        b"a;b;c\n1;2;x\n3; 4 ;y\n",
-        b"a,b,c\n1,2,x\n\n3,4,y\n  \n5,6,z\n",
-        b"\n\na,b\n1,2\n3,4\n",
-        b'a,b,c\n1,2,x\n3,4,"y,z"\n5,6,"multi\nline"\n7,8,w\n',
-        b"a,b,c\n1,2,x\n3,4\n5,6,z\n",
-        b"a,b,c\n1,2,x\n3,4,5,6\n5,6,z\n",
-        b"a,b\n1,\xe92\n3,4\n",
-        b"a,b\n1,2\n3,\xff\xfe\n",
-        b"\xef\xbb\xbfa,b\n1,2\n",
-        b"\xef\xbb\xbfa,b\r\n1,NA\r\n,2\r\n",
-        b"a,b\n1,2\x00\n",
-        b"a,b\n1,\xa02\n",
-        "a,b\n1,\u00a0x\u00a0\n".encode(),
-        "a,b\n1,\u00e9t\u00e9\n2,caf\u00e9 \n".encode(),
-        b"a\tb\n1\t2\n",
-        b"a|b\n1|2\n3|4",
-        b"a,b\n",
-        b"a,b\r1,2\r3,4\r",
-        b"a,b\n1e5,.5\n+3,5.\n-0,1E-3\n",
-        b"a,b\ninf,nan\n-Infinity,NaN\n1_000,1e999\n",
-        b"a,b\n 1,2 \n\t3,4\t\n",
-        b"a,b\n1,2\n3,x\n5,6\n",
-        "a,b\n\uff11,2\n3,4\n".encode(),
-        b"a,b\n0x10,1\n,\n",
-    ],
-)
+@pytest.mark.parametrize("content", CSV_FILES)
 @pytest.mark.parametrize("block", [7, 64, 1 << 20])
 def test_both_parsers_give_the_standard_tables(
     tmp_path: Path, content: bytes, block: int, monkeypatch: pytest.MonkeyPatch

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from csv_cases import CSV_FILES  # tests/csv_cases.py
 
 from model.fold import fold
 from model.linear import ElasticNet, Lasso, LinearRegression, Ridge, sufficient_stats
@@ -582,26 +583,7 @@ def _outcome(fn: Any) -> Any:
         return ("error", str(exc))
 
 
-@pytest.mark.parametrize(
-    "content",
-    [
-        b"a,b,c\n1,2,x\n3,4,y\n",
-        b"a,b,c\r\n1,2,x\r\n3,4,y",
-        b"a;b;c\n1;2;x\n3; 4 ;y\n",
-        b"a,b,c\n1,2,x\n\n3,4,y\n  \n5,6,z\n",
-        b"\n\na,b\n1,2\n3,4\n",
-        b'a,b,c\n1,2,x\n3,4,"y,z"\n5,6,"multi\nline"\n7,8,w\n',
-        b"a,b,c\n1,2,x\n3,4\n5,6,z\n",
-        b"a,b\n1,\xe92\n3,4\n",
-        b"\xef\xbb\xbfa,b\n1,2\n",
-        b"a,b\n1,2\x00\n",
-        b"a,b\n1,\xa02\n",
-        "a,b\n1,\u00a0x\u00a0\n".encode(),
-        b"a\tb\n1\t2\n",
-        b"a,b\n",
-        b"a,b\r1,2\r3,4\r",
-    ],
-)
+@pytest.mark.parametrize("content", CSV_FILES)
 @pytest.mark.parametrize("block", [7, 1 << 20])
 def test_fast_reader_gives_the_standard_tables(
     tmp_path: Path, content: bytes, block: int, monkeypatch: pytest.MonkeyPatch
