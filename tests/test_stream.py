@@ -621,3 +621,24 @@ def test_int32_permutation_is_the_generators(n: int) -> None:
     from model.workflow.stream import permutation
 
     np.testing.assert_array_equal(permutation(n, 42), np.random.default_rng(42).permutation(n))
+
+
+def test_the_stream_engine_holds_blas_to_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from model.workflow.stream.blas import THREAD_VARIABLES, one_blas_thread
+
+    def blas_threads() -> list[int]:
+        return [
+            p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"
+        ]
+
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    before = blas_threads()
+    assert before, "NumPy's BLAS is not seen by threadpoolctl"
+    with one_blas_thread():
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")  # the user's choice is left alone
+    with one_blas_thread():
+        assert blas_threads() == before
