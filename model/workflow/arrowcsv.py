@@ -17,8 +17,8 @@ reader skips it or names it). A block's fields are then
   Python's ``float`` gives, and refuses the rest; any other column (spaces, ``inf``,
   ``1_000``, a word, ``1e``) is read by ``float`` once per distinct stripped value, as
   :func:`model.workflow.stream.reading.to_numbers` would;
-- as categories (:meth:`ArrowColumns.categories`): stripped, ``None`` for a missing spelling,
-  once per distinct value.
+- as categories (:meth:`ArrowColumns.factors`): stripped, ``None`` for a missing spelling,
+  once per distinct value, with each row's index among them.
 
 A block is read whole by ``pyarrow.csv.read_csv`` rather than the file by ``open_csv``: the
 block's first line is known, so a row's line is exact, and a block pyarrow refuses is handed to
@@ -161,16 +161,14 @@ class ArrowColumns(Mapping[str, list[str]]):
         distinct[:] = [v.strip() for v in values]
         return distinct[_numpy(encoded.indices, np.int32)].tolist()
 
-    def categories(self, name: str, na: frozenset[str]) -> tuple[NDArray[Any], NDArray[np.bool_]]:
-        """The column as an object array of stripped ``str``, ``None`` where the value is one of
-        the missing spellings ``na``, and that missing mask."""
+    def factors(self, name: str, na: frozenset[str]) -> tuple[NDArray[Any], NDArray[np.int32]]:
+        """The column's distinct values, stripped (an object array of ``str``, ``None`` for
+        one of the missing spellings ``na``), and each row's index among them."""
         encoded = self._array(name).dictionary_encode()
         values = [v.strip() for v in encoded.dictionary.to_pylist()]
         distinct = np.empty(len(values), dtype=object)
         distinct[:] = [None if v in na else v for v in values]
-        missing = np.fromiter((v in na for v in values), dtype=bool, count=len(values))
-        idx = _numpy(encoded.indices, np.int32)
-        return distinct[idx], missing[idx]
+        return distinct, _numpy(encoded.indices, np.int32)
 
     def numbers(self, name: str, na: frozenset[str]) -> tuple[FloatArray, int | None]:
         """The column as float64, NaN where the stripped field is one of ``na`` or not a

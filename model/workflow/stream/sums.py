@@ -3,7 +3,6 @@ augmented row vector ``u`` (see :mod:`model.workflow.stream`), the numeric range
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -239,13 +238,10 @@ def _kept_rows(
             x = np.empty((keep.size, lay.n_num))
             for j, f in enumerate(lay.numeric):
                 x[:, j] = pc.numbers[f.column][keep]
-            codes = [
-                np.fromiter(
-                    map(index.get, pc.text[f.column][keep].tolist(), itertools.repeat(-1)),
-                    np.intp,
-                    keep.size,
-                )
-                for f, index in zip(lay.categorical, plan.cat_maps, strict=True)
-            ]
+            codes = []
+            for f, index in zip(lay.categorical, plan.cat_maps, strict=True):
+                factors = pc.text[f.column]
+                lut = [index.get(v, -1) for v in factors.distinct.tolist()]  # None: -1
+                codes.append(np.array(lut, dtype=np.intp)[factors.index[keep]])
             yield start, x, pc.target[keep], codes
             start += keep.size
