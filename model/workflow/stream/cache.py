@@ -59,7 +59,7 @@ class ColumnCache:
         for i, c in enumerate(self.categorical):
             seen, factors = self.ids[i], text[c]
             used = np.bincount(factors.index, minlength=len(factors.distinct)) > 0
-            for value in factors.distinct[used].tolist():  # spellings met for the first time
+            for value in factors.distinct[used].tolist():  # a new spelling gets the next id
                 seen.setdefault(value, len(seen) - 1)
             lut = np.fromiter(
                 map(seen.get, factors.distinct.tolist(), itertools.repeat(-1)),
