@@ -12,7 +12,9 @@ missing.
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 import subprocess
 import sys
 import warnings
@@ -33,6 +35,7 @@ pa = pytest.importorskip("pyarrow")  # the arrow extra, in dev
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from csv_cases import CSV_FILES  # noqa: E402  (tests/csv_cases.py)
 from test_stream import _synth, write_sales  # noqa: E402
 
 NA = frozenset(NA_VALUES)
@@ -80,37 +83,7 @@ def _same_three_ways(path: Path, monkeypatch: pytest.MonkeyPatch, block: int) ->
     return standard
 
 
-@pytest.mark.parametrize(
-    "content",
-    [
-        b"a,b,c\n1,2,x\n3,4,y\n",
-        b"a,b,c\r\n1,2,x\r\n3,4,y",
-        b"a;b;c\n1;2;x\n3; 4 ;y\n",
-        b"a,b,c\n1,2,x\n\n3,4,y\n  \n5,6,z\n",
-        b"\n\na,b\n1,2\n3,4\n",
-        b'a,b,c\n1,2,x\n3,4,"y,z"\n5,6,"multi\nline"\n7,8,w\n',
-        b"a,b,c\n1,2,x\n3,4\n5,6,z\n",
-        b"a,b,c\n1,2,x\n3,4,5,6\n5,6,z\n",
-        b"a,b\n1,\xe92\n3,4\n",
-        b"a,b\n1,2\n3,\xff\xfe\n",
-        b"\xef\xbb\xbfa,b\n1,2\n",
-        b"\xef\xbb\xbfa,b\r\n1,NA\r\n,2\r\n",
-        b"a,b\n1,2\x00\n",
-        b"a,b\n1,\xa02\n",
-        "a,b\n1,\u00a0x\u00a0\n".encode(),
-        "a,b\n1,\u00e9t\u00e9\n2,caf\u00e9 \n".encode(),
-        b"a\tb\n1\t2\n",
-        b"a|b\n1|2\n3|4",
-        b"a,b\n",
-        b"a,b\r1,2\r3,4\r",
-        b"a,b\n1e5,.5\n+3,5.\n-0,1E-3\n",
-        b"a,b\ninf,nan\n-Infinity,NaN\n1_000,1e999\n",
-        b"a,b\n 1,2 \n\t3,4\t\n",
-        b"a,b\n1,2\n3,x\n5,6\n",
-        "a,b\n\uff11,2\n3,4\n".encode(),
-        b"a,b\n0x10,1\n,\n",
-    ],
-)
+@pytest.mark.parametrize("content", CSV_FILES)
 @pytest.mark.parametrize("block", [7, 64, 1 << 20])
 def test_both_parsers_give_the_standard_tables(
     tmp_path: Path, content: bytes, block: int, monkeypatch: pytest.MonkeyPatch
@@ -238,6 +211,41 @@ def test_the_cast_reads_exactly_what_float_reads(monkeypatch: pytest.MonkeyPatch
     expected, expected_bad = to_numbers(values, NA)
     assert bad is None and expected_bad is None
     assert x.tobytes() == expected.tobytes()
+
+
+def _decimal_byte_strings() -> list[str]:
+    """Every string of up to three of :data:`arrowcsv.DECIMAL_BYTES`, and of up to five of
+    them with two digits standing for all (the form does not tell digits apart)."""
+    out = {""}
+    for alphabet, longest in ((arrowcsv.DECIMAL_BYTES.decode(), 3), ("07+-.eE", 5)):
+        for size in range(1, longest + 1):
+            out.update(map("".join, itertools.product(alphabet, repeat=size)))
+    return sorted(out)
+
+
+def test_the_cast_reads_only_the_decimal_form_among_such_bytes() -> None:
+    """Why a column of :data:`arrowcsv.DECIMAL_BYTES` only may skip the regular expression:
+    the C cast refuses every such string that is not of the :data:`arrowcsv.DECIMAL` form,
+    and reads the others as Python's ``float`` does."""
+    decimal = re.compile(arrowcsv.DECIMAL)
+    accepted = 0
+    for value in _decimal_byte_strings():
+        try:
+            got = pa.array([value], type=pa.string()).cast(pa.float64())[0].as_py()
+        except pa.ArrowInvalid:
+            continue
+        accepted += 1
+        assert decimal.match(value), value
+        assert repr(got) == repr(float(value)), value
+    assert accepted > 1000
+
+
+def test_a_column_of_decimal_bytes_the_cast_refuses_is_read_by_float() -> None:
+    values = ["1", "-", "2", "1e", "", "+", "3"]
+    table = pa.table({"v": pa.array(values, type=pa.string())})
+    x, bad = arrowcsv.ArrowColumns(table).numbers("v", NA)
+    expected, expected_bad = to_numbers(values, NA)
+    assert (x.tobytes(), bad) == (expected.tobytes(), expected_bad) and bad == 3
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from csv_cases import CSV_FILES  # tests/csv_cases.py
 
 from model.fold import fold
 from model.linear import ElasticNet, Lasso, LinearRegression, Ridge, sufficient_stats
@@ -582,26 +583,7 @@ def _outcome(fn: Any) -> Any:
         return ("error", str(exc))
 
 
-@pytest.mark.parametrize(
-    "content",
-    [
-        b"a,b,c\n1,2,x\n3,4,y\n",
-        b"a,b,c\r\n1,2,x\r\n3,4,y",
-        b"a;b;c\n1;2;x\n3; 4 ;y\n",
-        b"a,b,c\n1,2,x\n\n3,4,y\n  \n5,6,z\n",
-        b"\n\na,b\n1,2\n3,4\n",
-        b'a,b,c\n1,2,x\n3,4,"y,z"\n5,6,"multi\nline"\n7,8,w\n',
-        b"a,b,c\n1,2,x\n3,4\n5,6,z\n",
-        b"a,b\n1,\xe92\n3,4\n",
-        b"\xef\xbb\xbfa,b\n1,2\n",
-        b"a,b\n1,2\x00\n",
-        b"a,b\n1,\xa02\n",
-        "a,b\n1,\u00a0x\u00a0\n".encode(),
-        b"a\tb\n1\t2\n",
-        b"a,b\n",
-        b"a,b\r1,2\r3,4\r",
-    ],
-)
+@pytest.mark.parametrize("content", CSV_FILES)
 @pytest.mark.parametrize("block", [7, 1 << 20])
 def test_fast_reader_gives_the_standard_tables(
     tmp_path: Path, content: bytes, block: int, monkeypatch: pytest.MonkeyPatch
@@ -639,3 +621,24 @@ def test_int32_permutation_is_the_generators(n: int) -> None:
     from model.workflow.stream import permutation
 
     np.testing.assert_array_equal(permutation(n, 42), np.random.default_rng(42).permutation(n))
+
+
+def test_the_stream_engine_holds_blas_to_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from model.workflow.stream.blas import THREAD_VARIABLES, one_blas_thread
+
+    def blas_threads() -> list[int]:
+        return [
+            p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"
+        ]
+
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    before = blas_threads()
+    assert before, "NumPy's BLAS is not seen by threadpoolctl"
+    with one_blas_thread():
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")  # the user's choice is left alone
+    with one_blas_thread():
+        assert blas_threads() == before

@@ -11,12 +11,14 @@ reader skips it or names it). A block's fields are then
   starts or ends with white space (:data:`PADDED`: the characters ``str.isspace`` names), else
   ``str.strip`` of each distinct value (the column's dictionary);
 - as numbers (:meth:`ArrowColumns.numbers`): the missing spellings matched on the raw field,
-  the rest cast to float64 in C when every field matches :data:`DECIMAL` (digits with an
-  optional sign, point and exponent, which Python's ``float`` reads to the same correctly
-  rounded double); any other column (spaces, ``inf``, ``1_000``, a word) is read by ``float``
-  once per distinct stripped value, as :func:`model.workflow.stream.reading.to_numbers` would;
-- as categories (:meth:`ArrowColumns.categories`): stripped, ``None`` for a missing spelling,
-  once per distinct value.
+  the rest cast to float64 in C when every field is made of the bytes of :data:`DECIMAL`
+  numbers only (digits, sign, point, exponent: one ``bytes.translate`` of the column), of
+  which the cast reads exactly the :data:`DECIMAL` form, to the correctly rounded double
+  Python's ``float`` gives, and refuses the rest; any other column (spaces, ``inf``,
+  ``1_000``, a word, ``1e``) is read by ``float`` once per distinct stripped value, as
+  :func:`model.workflow.stream.reading.to_numbers` would;
+- as categories (:meth:`ArrowColumns.factors`): stripped, ``None`` for a missing spelling,
+  once per distinct value, with each row's index among them.
 
 A block is read whole by ``pyarrow.csv.read_csv`` rather than the file by ``open_csv``: the
 block's first line is known, so a row's line is exact, and a block pyarrow refuses is handed to
@@ -159,44 +161,113 @@ class ArrowColumns(Mapping[str, list[str]]):
         distinct[:] = [v.strip() for v in values]
         return distinct[_numpy(encoded.indices, np.int32)].tolist()
 
-    def categories(self, name: str, na: frozenset[str]) -> tuple[NDArray[Any], NDArray[np.bool_]]:
-        """The column as an object array of stripped ``str``, ``None`` where the value is one of
-        the missing spellings ``na``, and that missing mask."""
+    def factors(self, name: str, na: frozenset[str]) -> tuple[NDArray[Any], NDArray[np.int32]]:
+        """The column's distinct values, stripped (an object array of ``str``, ``None`` for
+        one of the missing spellings ``na``), and each row's index among them."""
         encoded = self._array(name).dictionary_encode()
         values = [v.strip() for v in encoded.dictionary.to_pylist()]
         distinct = np.empty(len(values), dtype=object)
         distinct[:] = [None if v in na else v for v in values]
-        missing = np.fromiter((v in na for v in values), dtype=bool, count=len(values))
-        idx = _numpy(encoded.indices, np.int32)
-        return distinct[idx], missing[idx]
+        return distinct, _numpy(encoded.indices, np.int32)
 
     def numbers(self, name: str, na: frozenset[str]) -> tuple[FloatArray, int | None]:
         """The column as float64, NaN where the stripped field is one of ``na`` or not a
         number, and the index of the first that is not a number (``None``: none is).
 
-        Cast in C when every raw field is one of ``na`` or matches :data:`DECIMAL`; else
-        Python's ``float`` of each distinct stripped field (the column's dictionary).
+        Cast in C when every raw field is one of ``na`` or made of :data:`DECIMAL_BYTES`
+        only: among such fields the C cast reads exactly those of the :data:`DECIMAL` form,
+        to Python's ``float`` of them, and refuses the others (tested on every such string
+        of up to five bytes), so a refusal sends the column to the slow path. Else Python's
+        ``float`` of each distinct stripped field (the column's dictionary).
         """
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         arr = self._array(name)
-        decimal = pc.match_substring_regex(arr, DECIMAL)
-        if na:
-            spellings = _strings(("nan", *sorted(na)))
-            missing = pc.is_in(arr, value_set=spellings[1:])
-            decimal = pc.or_(decimal, missing)
-        if pc.all(decimal).as_py():
+        if _only_decimal_bytes(arr):  # the missing spellings of such bytes: "" and "-"
+            missing = _spelled(arr, [v for v in na if _only_decimal_bytes(v)])
+            present = arr if not missing.any() else arr.filter(_arrow_mask(~missing))
+            castable = True
+        else:  # letters or spaces: missing spellings, or the slow path
+            import pyarrow.compute as pc
+
+            missing = np.zeros(len(arr), dtype=bool)
+            if na:
+                missing = _mask(pc.is_in(arr, value_set=_strings(tuple(sorted(na)))))
+            present = arr if not missing.any() else arr.filter(_arrow_mask(~missing))
+            castable = _only_decimal_bytes(present)
+        if castable:
             try:  # out of the double's range, float() says inf and the cast fails
-                cast = pc.cast(pc.if_else(missing, spellings[0], arr) if na else arr, pa.float64())
-                return _numpy(cast, np.float64).copy(), None  # writable, as NumPy parsed
+                cast = _numpy(present.cast(pa.float64()), np.float64)
             except pa.ArrowInvalid:
                 pass
+            else:
+                if present is arr:
+                    return cast.copy(), None  # writable, as NumPy parsed
+                out = np.full(len(arr), np.nan)
+                out[~missing] = cast
+                return out, None
         encoded = arr.dictionary_encode()
         values, bad = _floats([v.strip() for v in encoded.dictionary.to_pylist()], na)
         idx = _numpy(encoded.indices, np.int32)
         first = np.flatnonzero(bad[idx])
         return values[idx], int(first[0]) if first.size else None
+
+
+#: The bytes a number of the :data:`DECIMAL` form is made of.
+DECIMAL_BYTES = b"0123456789+-.eE"
+
+
+def _only_decimal_bytes(values: Any) -> bool:
+    """Whether a ``str`` or every field of a pyarrow string array is made of
+    :data:`DECIMAL_BYTES` only (one C-level ``bytes.translate`` of its data buffer)."""
+    if isinstance(values, str):
+        return not values.encode("utf-8").translate(None, DECIMAL_BYTES)
+    offsets, data = _offsets(values), values.buffers()[2]
+    if data is None or not len(values):
+        return True  # no field, or every field empty
+    raw = memoryview(data)[int(offsets[0]) : int(offsets[-1])].tobytes()
+    return not raw.translate(None, DECIMAL_BYTES)
+
+
+def _offsets(arr: Any) -> NDArray[np.int32]:
+    """Where each field of a pyarrow string array starts in its data buffer, then its end."""
+    size = np.dtype(np.int32).itemsize
+    buf = arr.buffers()[1]
+    return np.frombuffer(buf, dtype=np.int32, count=len(arr) + 1, offset=arr.offset * size)
+
+
+def _spelled(arr: Any, spellings: list[str]) -> NDArray[np.bool_]:
+    """Which fields of a pyarrow string array are one of ``spellings`` (by their lengths,
+    then their bytes)."""
+    offsets = _offsets(arr)
+    lengths = np.diff(offsets)
+    data = np.frombuffer(arr.buffers()[2] or b"", dtype=np.uint8)
+    out = np.zeros(len(arr), dtype=bool)
+    for spelling in spellings:
+        want = spelling.encode("utf-8")
+        rows = np.flatnonzero(lengths == len(want))
+        starts = offsets[rows]
+        for i, byte in enumerate(want):
+            same = data[starts + i] == byte
+            rows, starts = rows[same], starts[same]
+        out[rows] = True
+    return out
+
+
+def _mask(arr: Any) -> NDArray[np.bool_]:
+    """A pyarrow boolean array without nulls as a NumPy mask (its bits unpacked)."""
+    assert arr.null_count == 0
+    bits = np.frombuffer(arr.buffers()[1], dtype=np.uint8)
+    unpacked = np.unpackbits(bits, count=arr.offset + len(arr), bitorder="little")
+    return unpacked[arr.offset :].view(bool)
+
+
+def _arrow_mask(mask: NDArray[np.bool_]) -> Any:
+    """A NumPy mask as a pyarrow boolean array (its bits packed)."""
+    import pyarrow as pa
+
+    bits = np.packbits(mask, bitorder="little")
+    return pa.BooleanArray.from_buffers(pa.bool_(), len(mask), [None, pa.py_buffer(bits)])
 
 
 def _floats(values: list[str], na: frozenset[str]) -> tuple[FloatArray, NDArray[np.bool_]]:

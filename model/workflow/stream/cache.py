@@ -21,13 +21,16 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
 
 from model.base import FloatArray
 from model.workflow.config import Feature
+
+if TYPE_CHECKING:
+    from model.workflow.stream.reading import Factors
 
 
 class ColumnCache:
@@ -46,9 +49,7 @@ class ColumnCache:
             for name in ("numbers", "target", "ids")
         ]
 
-    def add(
-        self, numbers: dict[str, FloatArray], text: dict[str, NDArray[np.object_]], y: FloatArray
-    ) -> None:
+    def add(self, numbers: dict[str, FloatArray], text: dict[str, Factors], y: FloatArray) -> None:
         """Append the kept rows of a chunk: ``numbers`` and ``text`` by column, ``y``."""
         if not self.ok or self._out is None or not y.size:
             return
@@ -56,14 +57,16 @@ class ColumnCache:
         nums = np.column_stack([numbers[c] for c in self.numeric]) if self.numeric else None
         ids = np.empty((n, len(self.categorical)), dtype=np.int32)
         for i, c in enumerate(self.categorical):
-            seen, values = self.ids[i], text[c].tolist()
-            got = np.fromiter(map(seen.get, values, itertools.repeat(-2)), np.int32, n)
-            new = np.flatnonzero(got == -2).tolist()  # rows of spellings met for the first time
-            if new:
-                for spelling in dict.fromkeys(map(values.__getitem__, new)):
-                    seen[spelling] = len(seen) - 1
-                got = np.fromiter(map(seen.__getitem__, values), np.int32, n)
-            ids[:, i] = got
+            seen, factors = self.ids[i], text[c]
+            used = np.bincount(factors.index, minlength=len(factors.distinct)) > 0
+            for value in factors.distinct[used].tolist():  # a new spelling gets the next id
+                seen.setdefault(value, len(seen) - 1)
+            lut = np.fromiter(
+                map(seen.get, factors.distinct.tolist(), itertools.repeat(-1)),
+                np.int32,
+                len(factors.distinct),
+            )
+            ids[:, i] = lut[factors.index]
         try:
             if nums is not None:
                 self._out[0].write(np.ascontiguousarray(nums, dtype=np.float64).tobytes())

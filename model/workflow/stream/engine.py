@@ -19,6 +19,7 @@ from model.base import FloatArray, clone
 from model.selection import parameter_grid
 from model.workflow.config import Config, ConfigError, Feature
 from model.workflow.data import _open_binary
+from model.workflow.stream.blas import one_blas_thread
 from model.workflow.stream.cache import ColumnCache
 from model.workflow.stream.evaluation import pass3
 from model.workflow.stream.reading import Reader, Runner
@@ -125,7 +126,8 @@ def fit_stream(
         except OSError:  # no writable temporary folder: every pass parses the file
             cache = None
     try:
-        return _fit_passes(cfg, grid, rd, run, cache, say, sample_rows)
+        with one_blas_thread():
+            return _fit_passes(cfg, grid, rd, run, cache, say, sample_rows)
     finally:
         if cache is not None:
             cache.close()

@@ -14,8 +14,8 @@ from numpy.typing import NDArray
 
 from model.base import FloatArray
 from model.workflow.stream.reading import Reader, Span
-from model.workflow.stream.sample import Sample, row_hash
-from model.workflow.stream.segments import SegmentPlan, SegmentSums, category_codes
+from model.workflow.stream.sample import Sample
+from model.workflow.stream.segments import SegmentPlan, SegmentSums
 from model.workflow.stream.sums import Plan, blocks
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -151,34 +151,30 @@ def pass3(
         None if feature is None else SegmentSums.empty(n_c, len(lay.categories[feature]) + 1),
         SegmentSums.empty(n_c, n_bands),
     )
-    for start, U, pc, keep in blocks(rd, plan, span):
-        part = parts[start : start + U.shape[0]]
-        y = pc.target[keep]
-        F = U @ np.column_stack([B, finals])
+    W = np.column_stack([B, finals])
+    for b in blocks(rd, plan, span, parts, idx0):
+        F = b.U @ W
         pred = np.exp(F) if lay.log_target else F
+        y, final = b.y, pred[:, n_c * K :]
+        oof = []  # each training row's prediction by the fold model that did not see it
         for k in range(K):
-            sel = part == k
-            if sel.any():
-                cols = pred[sel][:, k : n_c * K : K]  # every candidate's fold-k model
-                add_columns([out.cv[c][k] for c in range(n_c)], y[sel], cols, y_center)
-        final = pred[:, n_c * K :]
-        keys = row_hash(np.arange(idx0 + start, idx0 + start + U.shape[0]), plan.seed)
-        te = part == K
-        if te.any():
+            rows = b.part(k)
+            cols = pred[rows, k : n_c * K : K]  # every candidate's fold-k model
+            add_columns([out.cv[c][k] for c in range(n_c)], y[rows], cols, y_center)
+            oof.append(cols)
+        te = b.part(K)
+        if te.start < te.stop:
             add_columns(out.test, y[te], final[te], y_center)
-            out.test_sample.add(keys[te], np.column_stack([y[te], final[te]]))
+            out.test_sample.add(b.keys[te], np.column_stack([y[te], final[te]]))
             band = np.searchsorted(segments.price_edges, y[te], side="right")
             out.by_price.add(band, y[te], final[te])
             if out.by_category is not None and feature is not None:
-                codes = category_codes(lay, U[te])[feature]
+                codes = b.segment_codes(lay)[feature][te]
                 out.by_category.add(codes, y[te], final[te])
-        tr = ~te
-        out.pred_sample.add(keys[tr], final[tr])
-        if tr.any():  # each training row's prediction by the fold model that did not see it
-            fold_of = part[tr].astype(np.intp)
-            cols = np.arange(n_c)[None, :] * K + fold_of[:, None]
-            oof = np.take_along_axis(pred[tr], cols, axis=1)
-            out.oof_sample.add(keys[tr], np.column_stack([y[tr], oof]))
-        for f in lay.numeric:
-            out.bins[f.name] += bin_counts(edges[f.name], pc.numbers[f.column][keep][tr])
+        tr = slice(0, b.bounds[K])  # the training rows: parts 0..K-1 come first
+        out.pred_sample.add(b.keys[tr], final[tr])
+        if tr.start < tr.stop:
+            out.oof_sample.add(b.keys[tr], np.column_stack([y[tr], np.concatenate(oof)]))
+        for j, f in enumerate(lay.numeric):
+            out.bins[f.name] += bin_counts(edges[f.name], b.x[tr, j])
     return out

@@ -4,7 +4,9 @@ pass needs, with the memory engine's rules; :class:`Runner` maps a pass over the
 from __future__ import annotations
 
 import functools
+import itertools
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,7 @@ class Parsed:
     """One chunk's needed columns, parsed: numbers (NaN missing) or raw stripped strings."""
 
     numbers: dict[str, FloatArray]
-    text: dict[str, NDArray[Any]]  # object arrays, None for missing
+    text: dict[str, Factors]
     target: FloatArray
     lines: NDArray[np.int64]
     keep: NDArray[np.bool_]
@@ -78,18 +80,59 @@ def column_numbers(
     return to_numbers(columns[name], na)
 
 
+@dataclass(frozen=True)
+class Factors:
+    """A text column as its distinct values (``str``; ``None`` for a missing spelling) and
+    each row's index among them: categories are counted and given ids once per distinct
+    value, not once per row."""
+
+    distinct: NDArray[Any]  # object array
+    index: NDArray[np.integer[Any]]
+
+    def __getitem__(self, rows: Any) -> Factors:
+        return Factors(self.distinct, self.index[rows])
+
+    @property
+    def values(self) -> NDArray[Any]:
+        """Each row's value (an object array, ``None`` for missing)."""
+        return self.distinct[self.index]
+
+    @property
+    def missing(self) -> NDArray[np.bool_]:
+        none = np.fromiter((v is None for v in self.distinct), bool, len(self.distinct))
+        return none[self.index]
+
+    def counts(self) -> Counter[str]:
+        """The rows of each present value."""
+        rows = np.bincount(self.index, minlength=len(self.distinct)).tolist()
+        out: Counter[str] = Counter()
+        for value, n in zip(self.distinct.tolist(), rows, strict=True):
+            if n and value is not None:
+                out[value] += n
+        return out
+
+
+def column_factors(columns: Mapping[str, list[str]], name: str, na: frozenset[str]) -> Factors:
+    """A chunk's column as :class:`Factors` (the missing spellings ``na`` as ``None``)."""
+    if isinstance(columns, ArrowColumns):
+        distinct, index = columns.factors(name, na)
+        return Factors(distinct, index)
+    raw = columns[name]
+    first = dict.fromkeys(raw)
+    position = dict(zip(first, itertools.count()))
+    index = np.fromiter(map(position.__getitem__, raw), np.intp, len(raw))
+    distinct = np.empty(len(first), dtype=object)
+    distinct[:] = [None if v in na else v for v in first]
+    return Factors(distinct, index)
+
+
 def column_text(
     columns: Mapping[str, list[str]], name: str, na: frozenset[str]
 ) -> tuple[NDArray[Any], NDArray[np.bool_]]:
     """A chunk's column as an object array of ``str`` with ``None`` for missing, and the
     missing mask."""
-    if isinstance(columns, ArrowColumns):
-        return columns.categories(name, na)
-    raw = columns[name]
-    arr = np.array(raw, dtype=object)
-    miss = np.fromiter(map(na.__contains__, raw), dtype=bool, count=len(raw))
-    arr[miss] = None
-    return arr, miss
+    factors = column_factors(columns, name, na)
+    return factors.values, factors.missing
 
 
 @functools.cache
@@ -194,7 +237,7 @@ def parse_chunk(
     cfg, na = rd.cfg, cfg_na(rd.cfg)
     lines = np.asarray(chunk.lines, dtype=np.int64)
     numbers: dict[str, FloatArray] = {}
-    text: dict[str, NDArray[Any]] = {}
+    text: dict[str, Factors] = {}
     columns = chunk.columns
     for col in rd.wanted:
         as_number = col in rd.numeric_columns or numeric_filters.get(col, False)
@@ -212,10 +255,9 @@ def parse_chunk(
                 if inf.size and col not in p1.first_inf:
                     p1.first_inf[col] = (int(lines[inf[0]]), columns[col][int(inf[0])])
         if col in rd.text_columns or not as_number:  # categories, text filter columns
-            arr, miss = column_text(columns, col, na)
-            text[col] = arr
-            if p1 is not None:
-                p1.present[col] = p1.present.get(col, False) or not miss.all()
+            factors = text[col] = column_factors(columns, col, na)
+            if p1 is not None and not p1.present.get(col, False):
+                p1.present[col] = not factors.missing.all()
             if p1 is not None and not as_number and p1.all_numbers.get(col, True):
                 vals, bad = column_numbers(columns, col, na)
                 if bad is not None:
@@ -246,7 +288,10 @@ def parse_chunk(
             mask = _filter_mask(rule, y, None)
         else:
             try:
-                mask = _filter_mask(rule, numbers.get(rule.column), text.get(rule.column))
+                words = text.get(rule.column)
+                mask = _filter_mask(
+                    rule, numbers.get(rule.column), None if words is None else words.values
+                )
             except DataError as exc:
                 if p1 is not None and p1.filter_text_error is None:
                     p1.filter_text_error = str(exc)

@@ -6,7 +6,7 @@ sums, for an engine that never holds the rows.
   needs the one-way sums of squares only, so pass 2 keeps per part, for both scales, the
   rows' count, mean and sum of squared deviations (merged with Chan et al.'s formula, free of
   cancellation) and per category the count and the sum of the target (:class:`TargetGroups`).
-  The category of a row is read off its one-hot columns in ``u``, no second parse.
+  A row's category is the index pass 1 gave it (:meth:`.sums.Block.segment_codes`).
 - Pass 3 then sums, per candidate model and per segment of the test rows (each category of
   that feature, and each quintile of the actual target, whose edges come from pass 2's
   sample of the test part), what :func:`model.workflow.train._segment_scores` reports:
@@ -54,18 +54,6 @@ class Moments:
             self.mean += delta * other.n / n
             self.n = n
         return self
-
-
-def category_codes(lay: Layout, U: FloatArray) -> list[NDArray[np.intp]]:
-    """Per categorical feature, each row's category index, ``len(categories)`` when missing
-    (its one-hot columns all zero)."""
-    out = []
-    for off, names in zip(lay.cat_offsets(), lay.categories, strict=True):
-        block = U[:, off : off + len(names)]
-        has = block.any(axis=1) if len(names) else np.zeros(U.shape[0], dtype=bool)
-        codes = np.where(has, block.argmax(axis=1) if len(names) else 0, len(names))
-        out.append(codes.astype(np.intp))
-    return out
 
 
 @dataclass

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from model.preprocessing import missing_mask
 from model.workflow.checks import (
     bounds_error,
     check_row_count,
@@ -134,10 +133,9 @@ def _pass1_chunk(rd: Reader, chunk: Chunk, p1: Pass1, numeric_filters: dict[str,
             col = pc.numbers[f.column][keep]
             missing = np.isnan(col)
         else:
-            tcol = pc.text[f.column][keep]
-            missing = missing_mask(tcol)
-            counts = p1.categories.setdefault(f.name, Counter())
-            counts.update(tcol[~missing].tolist())
+            factors = pc.text[f.column][keep]
+            missing = factors.missing
+            p1.categories.setdefault(f.name, Counter()).update(factors.counts())
         if missing.any():
             if chk.first_missing is None:
                 chk.first_missing = int(lines[int(np.flatnonzero(missing)[0])])

@@ -3,7 +3,6 @@ augmented row vector ``u`` (see :mod:`model.workflow.stream`), the numeric range
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,9 +14,9 @@ from numpy.typing import NDArray
 from model.base import FloatArray
 from model.workflow.config import Feature
 from model.workflow.stream.cache import ColumnCache
-from model.workflow.stream.reading import Parsed, Reader, Span, parse_chunk
+from model.workflow.stream.reading import Reader, Span, parse_chunk
 from model.workflow.stream.sample import Sample, row_hash
-from model.workflow.stream.segments import TargetGroups, category_codes
+from model.workflow.stream.segments import TargetGroups
 
 #: Rows per block when building the augmented matrix: ~8 MB of float64 at a time.
 _BLOCK_ELEMENTS = 1 << 20
@@ -109,20 +108,25 @@ def assign_parts(n: int, test_size: float, folds: int, seed: int) -> NDArray[np.
 
 
 def _augmented(
-    lay: Layout, xs: list[FloatArray], codes: list[NDArray[np.intp]], y: FloatArray
+    lay: Layout, x: FloatArray, codes: list[NDArray[np.intp]], y: FloatArray
 ) -> FloatArray:
-    """The augmented matrix ``u`` of rows (see the module docstring): their numeric features
-    ``xs`` (NaN missing), each categorical feature's layout index (``-1``: none), target."""
-    n = y.size
-    U = np.zeros((n, lay.width))
+    """The augmented matrix ``u`` of rows (see the module docstring), column-major so that each
+    piece is written in one contiguous sweep: their numeric features ``x`` (one column each,
+    NaN missing), each categorical feature's index among its categories (``-1``: none), the
+    target."""
+    n, m = x.shape
+    U = np.zeros((n, lay.width), order="F")
+    x = np.asfortranarray(x)
+    miss = np.isnan(x)
+    present = np.where(miss, 0.0, x)
     logged = lay.logged
-    for j, x in enumerate(xs):
-        miss = np.isnan(x)
-        t = np.log1p(np.where(miss, 0.0, x)) if logged[j] else x
-        U[:, lay.num(j)] = np.where(miss, 0.0, t - lay.shift[j])
-        U[:, lay.miss(j)] = miss
-        if logged[j]:
-            U[:, lay.raw(j)] = np.where(miss, 0.0, x - lay.raw_shift[j])
+    t = present.copy(order="F")
+    if logged.any():
+        t[:, logged] = np.log1p(present[:, logged])
+        raw = U[:, 2 * m : 3 * m]
+        raw[:, logged] = np.where(miss, 0.0, present - lay.raw_shift)[:, logged]
+    U[:, :m] = np.where(miss, 0.0, t - lay.shift)
+    U[:, m : 2 * m] = miss
     rows = np.arange(n)
     for off, c in zip(lay.cat_offsets(), codes, strict=True):
         hit = c >= 0
@@ -158,59 +162,86 @@ def pass2(
     samples = [Sample(plan.sample_rows, m + 1) for _ in range(K + 1)]
     sizes = [len(c) + 1 for c in lay.categories]
     groups = [TargetGroups(sizes) for _ in range(K + 1)]
-    for start, U, pc, keep in blocks(rd, plan, span):
-        part = parts[start : start + U.shape[0]]
-        values = np.column_stack(
-            [*(pc.numbers[f.column][keep] for f in lay.numeric), pc.target[keep]]
-        )
-        codes = category_codes(lay, U)
-        keys = row_hash(np.arange(idx0 + start, idx0 + start + U.shape[0]), plan.seed)
+    for b in blocks(rd, plan, span, parts, idx0):
+        values = np.column_stack([b.x, b.y])
+        codes = b.segment_codes(lay)
         for k in range(K + 1):
-            sel = part == k
-            if not sel.any():
+            rows = b.part(k)
+            if rows.start == rows.stop:
                 continue
-            Uk = U[sel]
+            Uk = b.U[rows]
             S[k] += Uk.T @ Uk
-            rk = values[sel]
-            lo[k] = np.fmin(lo[k], np.min(np.where(np.isnan(rk), np.inf, rk), axis=0))
-            hi[k] = np.fmax(hi[k], np.max(np.where(np.isnan(rk), -np.inf, rk), axis=0))
-            samples[k].add(keys[sel], rk)
-            groups[k].add([c[sel] for c in codes], rk[:, m])
+            rk = values[rows]
+            lo[k] = np.fmin(lo[k], np.fmin.reduce(rk, axis=0))  # fmin: NaN (missing) skipped
+            hi[k] = np.fmax(hi[k], np.fmax.reduce(rk, axis=0))
+            samples[k].add(b.keys[rows], rk)
+            groups[k].add([c[rows] for c in codes], rk[:, m])
     return S, lo, hi, samples, groups
 
 
+@dataclass
+class Block:
+    """A block of a partition's kept rows, grouped by part (the rows of part ``k`` are
+    :meth:`part` ``(k)``, in file order within it), with their augmented matrix ``U``."""
+
+    U: FloatArray
+    x: FloatArray  # numeric features in the layout's order, NaN missing
+    y: FloatArray
+    codes: list[NDArray[np.intp]]  # per categorical feature: the category's index, -1 none
+    keys: NDArray[np.uint64]  # each row's bottom-k sample key (its index's hash)
+    bounds: list[int]  # part k is rows bounds[k]:bounds[k + 1]
+
+    def part(self, k: int) -> slice:
+        return slice(self.bounds[k], self.bounds[k + 1])
+
+    def segment_codes(self, lay: Layout) -> list[NDArray[np.intp]]:
+        """The codes with ``len(categories)`` for none, as the segments count them."""
+        return [
+            np.where(c >= 0, c, len(names))
+            for c, names in zip(self.codes, lay.categories, strict=True)
+        ]
+
+
 def blocks(
+    rd: Reader, plan: Plan, span: Span | None, parts: NDArray[np.int8], idx0: int
+) -> Iterator[Block]:
+    """The partition's kept rows a block at a time (``parts``: theirs, from the partition's
+    first; ``idx0``: the index of its first kept row in the file's), grouped by part."""
+    for start, x, y, codes in _kept_rows(rd, plan, span):
+        part = parts[start : start + y.size]
+        order = np.argsort(part, kind="stable")
+        bounds = [0, *np.cumsum(np.bincount(part, minlength=plan.folds + 1)).tolist()]
+        x, y, codes = x[order], y[order], [c[order] for c in codes]
+        keys = row_hash(idx0 + start + order, plan.seed)
+        yield Block(_augmented(plan.lay, x, codes, y), x, y, codes, keys, bounds)
+
+
+def _kept_rows(
     rd: Reader, plan: Plan, span: Span | None
-) -> Iterator[tuple[int, FloatArray, Parsed, NDArray[np.bool_]]]:
-    """``(index of its first row among the partition's kept rows, u, parsed chunk, kept rows)``
-    per block of a chunk."""
-    start = 0
+) -> Iterator[tuple[int, FloatArray, FloatArray, list[NDArray[np.intp]]]]:
+    """``(index of the first among the partition's kept rows, numeric features, target,
+    category indices)`` per block of kept rows: read back from pass 1's cache, or parsed."""
     lay = plan.lay
     rows = max(1, _BLOCK_ELEMENTS // lay.width)
     if plan.cache is not None and plan.cache.ok:
-        names = [f.column for f in lay.numeric]
+        start = 0
         for nums, y, codes in plan.cache.blocks(rows, plan.cache.lookup(plan.cat_maps)):
-            xs = [nums[:, j] for j in range(len(names))]
-            keep = np.ones(y.size, dtype=bool)
-            pc = Parsed(dict(zip(names, xs, strict=True)), {}, y, np.empty(0, np.int64), keep)
-            yield start, _augmented(lay, xs, codes, y), pc, keep
+            yield start, nums, y, codes
             start += y.size
         return
+    start = 0
     for chunk in rd.chunks(span):
         pc = parse_chunk(rd, chunk, None, plan.numeric_filters)
         kept = np.flatnonzero(pc.keep)
         for b in range(0, kept.size, rows):
-            keep = np.zeros(pc.keep.size, dtype=bool)
-            keep[kept[b : b + rows]] = True
-            xs = [pc.numbers[f.column][keep] for f in lay.numeric]
-            codes = [
-                np.fromiter(
-                    map(index.get, pc.text[f.column][keep].tolist(), itertools.repeat(-1)),
-                    np.intp,
-                    int(keep.sum()),
-                )
-                for f, index in zip(lay.categorical, plan.cat_maps, strict=True)
-            ]
-            U = _augmented(lay, xs, codes, pc.target[keep])
-            yield start, U, pc, keep
-            start += U.shape[0]
+            keep = kept[b : b + rows]
+            x = np.empty((keep.size, lay.n_num))
+            for j, f in enumerate(lay.numeric):
+                x[:, j] = pc.numbers[f.column][keep]
+            codes = []
+            for f, index in zip(lay.categorical, plan.cat_maps, strict=True):
+                factors = pc.text[f.column]
+                lut = [index.get(v, -1) for v in factors.distinct.tolist()]  # None: -1
+                codes.append(np.array(lut, dtype=np.intp)[factors.index[keep]])
+            yield start, x, pc.target[keep], codes
+            start += keep.size
