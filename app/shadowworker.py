@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import marshal
 import math
+import os
 import pickle
 import signal
 import sys
@@ -44,17 +45,6 @@ from app.settings import Settings
 from app.state import LoadedModel, Table, build_model
 
 
-class Start(NamedTuple):
-    """What the worker needs to build the shadow model as the server built it."""
-
-    pipeline: Any
-    metadata: dict[str, Any]
-    sha256: str
-    path: str
-    settings: Settings
-    monitoring: bool
-
-
 class Stats(NamedTuple):
     """The shadow's series so far: priced houses, price histogram (counts, sum), drift rows
     (``None``: not re-read this time, the previous rows stand) and whether priced rows are
@@ -65,6 +55,19 @@ class Stats(NamedTuple):
     total: float
     drift: DriftRows | None
     drift_stale: bool = False
+
+
+class Start(NamedTuple):
+    """What the worker needs to build the shadow model as the server built it."""
+
+    pipeline: Any
+    metadata: dict[str, Any]
+    sha256: str
+    path: str
+    settings: Settings
+    monitoring: bool
+    #: the series of the worker this one replaces (a restart), which its counters go on from
+    stats: Stats | None = None
 
 
 class Reply(NamedTuple):
@@ -101,12 +104,16 @@ class Pricer:
     #: Seconds between two readings of the drift rows (see the module docstring).
     DRIFT_EVERY = 1.0
 
-    def __init__(self, model: LoadedModel, monitoring: bool) -> None:
+    def __init__(self, model: LoadedModel, monitoring: bool, since: Stats | None = None) -> None:
         self.model = model
         self.monitoring = monitoring
         self.names = [s.name for s in model.features]
         self.predictions = 0
         self.price = Histogram(PRICE_BUCKETS)
+        if since is not None:  # a restarted worker: the counters go on
+            self.predictions = since.predictions
+            self.price.counts = list(since.counts)
+            self.price.total = since.total
         self._drift_at = -math.inf
         self._unread = False  # rows priced and not yet read into the drift rows
 
@@ -180,7 +187,10 @@ def serve(inbox: Connection, outbox: Connection) -> int:
         outbox.send_bytes(pickle.dumps(("error", f"{type(e).__name__}: {e}")))
         return 1
     outbox.send_bytes(pickle.dumps(("ready", model.sha256)))
-    pricer = Pricer(model, start.monitoring)
+    # loaded at the server's priority (a reload waits for it), priced below it: the cores go
+    # to the serving process first
+    os.nice(start.settings.shadow_nice)
+    pricer = Pricer(model, start.monitoring, start.stats)
     while True:
         try:
             if pricer.drift_stale and not inbox.poll(pricer.drift_due_in()):
