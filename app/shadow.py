@@ -56,7 +56,7 @@ from app.batchqueue import BatchQueue
 from app.metrics import PRICE_BUCKETS, DriftRows, Histogram
 from app.predlog import Entry, PredictionLog
 from app.settings import Settings
-from app.shadowworker import Reply, Start, Stats, encode
+from app.shadowworker import Reply, Start, Stats, decode_reply, encode
 from app.state import LoadedModel, ModelLoadError, ReloadConflictError, Service, Table, load_model
 from app.traffic import Served
 
@@ -163,12 +163,14 @@ class Shadow:
     """A loaded shadow model, its queue, its worker process and the two threads that talk to it."""
 
     #: The feeder wakes when this many houses wait, or ``PERIOD`` seconds after the first:
-    #: fewer, larger messages, and fewer thread switches against the event loop.
-    WAKE = 256
-    PERIOD = 0.05
+    #: fewer, larger messages, and fewer thread switches against the event loop (each wake
+    #: and message costs the server's threads more than a house does: docs/PERFORMANCE.md).
+    WAKE = 512
+    PERIOD = 0.2
     #: Houses in one message: each costs the server one encoding of its tables under the
-    #: interpreter lock, kept short so a waiting request is not held back by it.
-    GROUP = 64
+    #: interpreter lock (about 0.2 ms for 256), kept short so a waiting request is not held
+    #: back long by it.
+    GROUP = 256
     #: Seconds before the first restart of a worker that exited, doubling at each failed
     #: start up to ``BACKOFF_MAX``.
     BACKOFF = 1.0
@@ -319,7 +321,7 @@ class Shadow:
         receive, proc = self._receive, self._proc
         while True:
             try:
-                reply: Reply | Stats = pickle.loads(receive.recv_bytes())
+                reply = decode_reply(receive.recv_bytes())
             except (EOFError, OSError):
                 break
             except Exception:  # a reply this side cannot read: the worker is of no more use

@@ -6,15 +6,16 @@ Why a process: in one CPython process the shadow's pricing (the pipeline's NumPy
 histogram, the drift window) holds the interpreter lock the event loop needs to answer, which
 showed as a longer p99 of the served answer (docs/PERFORMANCE.md). Here it holds its own.
 
-The protocol, one pickled message per ``Connection.send_bytes`` frame, in order on two pipes:
+The protocol, one message per ``Connection.send_bytes`` frame, in order on two pipes:
 
-- server -> worker: first :class:`Start` (the verified pipeline, already unpickled and checked
-  by the server, so the worker never reads the artifact file); the worker answers
-  ``("ready", sha256)`` or ``("error", why)``. Then one ``list[Table]`` per group of requests,
-  :func:`encode`d: ``marshal`` (about half the CPU of ``pickle`` for these plain values, paid
-  on the server's side), ``pickle`` for a table holding anything else.
+- server -> worker: first :class:`Start`, pickled (the verified pipeline, already unpickled
+  and checked by the server, so the worker never reads the artifact file); the worker answers
+  ``("ready", sha256)`` or ``("error", why)``, pickled. Then one ``list[Table]`` per group
+  of requests, :func:`encode`d: ``marshal`` (about half the CPU of ``pickle`` for these plain
+  values, paid on the server's side), ``pickle`` for a table holding anything else.
 - worker -> server: one :class:`Reply` per group, in the order the groups came, and between
-  them a :class:`Stats` alone when the drift rows are re-read while no group waits.
+  them a :class:`Stats` alone when the drift rows are re-read while no group waits; both as
+  plain tuples in ``marshal`` (:func:`encode_reply`).
 
 Reading the drift rows buckets the whole window (a millisecond or so), so it happens at most
 once per :attr:`Pricer.DRIFT_EVERY` seconds: in a reply under steady traffic, or on its own
@@ -92,6 +93,23 @@ def decode(message: bytes) -> list[Table]:
     body = memoryview(message)[1:]
     tables: list[Table] = marshal.loads(body) if message[:1] == b"m" else pickle.loads(body)
     return tables
+
+
+def encode_reply(reply: Reply | Stats) -> bytes:
+    """A reply or the series alone as one ``marshal`` message of plain tuples (a third of the
+    CPU ``pickle.loads`` takes for the named tuples, paid on the server's side)."""
+    if isinstance(reply, Stats):
+        return marshal.dumps((False, tuple(reply)))
+    stats = None if reply.stats is None else tuple(reply.stats)
+    return marshal.dumps((True, (reply.prices, reply.dropped, reply.error, stats)))
+
+
+def decode_reply(message: bytes) -> Reply | Stats:
+    is_reply, fields = marshal.loads(message)
+    if not is_reply:
+        return Stats(*fields)
+    prices, dropped, error, stats = fields
+    return Reply(prices, dropped, error, None if stats is None else Stats(*stats))
 
 
 def houses(table: Table) -> int:
@@ -194,10 +212,12 @@ def serve(inbox: Connection, outbox: Connection) -> int:
     while True:
         try:
             if pricer.drift_stale and not inbox.poll(pricer.drift_due_in()):
-                outbox.send_bytes(pickle.dumps(pricer.stats(drift=True), pickle.HIGHEST_PROTOCOL))
+                stats = pricer.stats(drift=True)  # never None: drift_stale needs monitoring
+                if stats is not None:
+                    outbox.send_bytes(encode_reply(stats))
                 continue  # the traffic paused: the drift rows are now current
             reply = pricer.price_group(decode(inbox.recv_bytes()))
-            outbox.send_bytes(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
+            outbox.send_bytes(encode_reply(reply))
         except (EOFError, BrokenPipeError):  # the server closed its end, exited or died
             return 0
 

@@ -493,6 +493,24 @@ def test_groups_travel_to_the_worker_as_they_were() -> None:
     assert encode(odd)[:1] == b"p" and decode(encode(odd)) == odd
 
 
+def test_replies_travel_back_as_they_were() -> None:
+    from app.shadowworker import Reply, Stats, decode_reply, encode_reply
+
+    rows = [("living_area", 0.12, False, 40), ("prediction", 0.3, True, 40)]
+    stats = Stats(3, [1, 2, 0], 450_000.0, rows, True)
+    replies = [
+        Reply([[150_000.0], None, [1.0, 2.0]], {"incompatible": 1}, None, stats),
+        Reply([None], {"model_error": 1}, "Traceback ...", None),  # monitoring off
+        stats,  # the drift rows alone, once the traffic paused
+        Stats(0, [0, 0, 0], 0.0, None),
+    ]
+    for reply in replies:
+        back = decode_reply(encode_reply(reply))
+        assert back == reply and type(back) is type(reply)
+        if isinstance(back, Reply) and back.stats is not None:
+            assert type(back.stats) is Stats
+
+
 def test_a_killed_shadow_worker_is_restarted_and_no_request_fails(
     app_client: TestClient, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
