@@ -3,8 +3,10 @@
 wrk's own summary is text meant for people; the Lua script below makes it print, at the end,
 one ``WRK_JSON {...}`` line with the counts and the latency percentiles (microseconds), which
 is parsed instead. It POSTs the file named by ``WRK_BODY`` as JSON and, when ``WRK_DELAY_MS``
-is positive, waits that long before each request on a connection: wrk is closed-loop, so a
-delay and a connection count together pace the rate (``benchmarks/soak.py``).
+is positive, waits that long (a mean, in milliseconds) before each request on a connection:
+wrk is closed-loop, so a delay and a connection count together pace the rate
+(``benchmarks/soak.py``, and ``bench_service.py --shadow``'s paced comparison). wrk times a
+request from its write, so the pause is not in the latencies.
 
 Errors are everything that is not a 2xx answer: socket errors (connect, read, write),
 timeouts, and answers with status >= 400 (``non_2xx``, counted apart too).
@@ -38,7 +40,13 @@ f:close()
 wrk.headers["Content-Type"] = "application/json"
 local pause = tonumber(os.getenv("WRK_DELAY_MS") or "0")
 if pause > 0 then
-  delay = function() return pause end
+  -- wrk's timers are whole milliseconds: a fractional pause is the floor or the ceiling at
+  -- random, in the proportion that makes the mean the pause
+  local whole, part = math.floor(pause), pause - math.floor(pause)
+  delay = function()
+    if math.random() < part then return whole + 1 end
+    return whole
+  end
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -98,7 +106,7 @@ def run_wrk(
     seconds: float,
     *,
     threads: int = 1,
-    delay_ms: int = 0,
+    delay_ms: float = 0,
     timeout_s: int = 5,
 ) -> WrkResult:
     """POST ``body_path`` to ``url`` with ``wrk -t<threads> -c<connections> -d<seconds>s``."""
@@ -125,7 +133,9 @@ def interleaved(
     connections: int,
     *,
     threads: int = 1,
+    delay_ms: float = 0,
     routes: Mapping[str, tuple[str, Path]] | None = None,
+    before: Callable[[str, str], None] | None = None,
     after: Callable[[str, str], None] | None = None,
 ) -> dict[str, list[WrkResult]]:
     """``rounds`` rounds of one wrk run per server, in the order of ``urls``: the runs of a
@@ -136,14 +146,19 @@ def interleaved(
     for whatever else the server still does (a shadow model's backlog). wrk's errors are in the
     results; a failed draining request raises. Each run POSTs ``body_path`` to ``/predict``, or,
     for a name in ``routes``, its own ``(path, body_path)`` (another route of a server, as one
-    more "server").
+    more "server"). ``delay_ms`` paces every connection (see the module docstring);
+    ``before(name, url)`` runs just before each run.
     """
     routes = routes or {}
     runs: dict[str, list[WrkResult]] = {name: [] for name in urls}
     for _ in range(rounds):
         for name, url in urls.items():
             path, body = routes.get(name, ("/predict", body_path))
-            runs[name].append(run_wrk(url + path, body, connections, seconds, threads=threads))
+            if before is not None:
+                before(name, url)
+            runs[name].append(
+                run_wrk(url + path, body, connections, seconds, threads=threads, delay_ms=delay_ms)
+            )
             drain = httpx.post(url + path, content=body.read_bytes(), timeout=60,
                                headers={"Content-Type": "application/json"})  # fmt: skip
             drain.raise_for_status()
