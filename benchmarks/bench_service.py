@@ -26,12 +26,17 @@ the server's backlog, so no server's leftover work lands on the next one's run:
       is CPU the server does not get, so it shows as queueing in every answer's latency,
       whatever path the work is on: this comparison prices the shadow's throughput cost
       (req/s), not a delay on the served path;
-    - paced at ``--pace`` (0.5) of (b)'s median saturated req/s: each connection waits
-      before each request (wrk's Lua ``delay()``, set from a probe run so that the rate is
-      the target; the quartiles of the rounds' rates are printed to show it held), 30 rounds of
-      (b) and (f) alone, interleaved. A core is free, so only what the shadow does to the
-      answer itself shows: this p99 ratio is the target's ("met": <= 1.10, the spread two
-      identical servers show in most rounds).
+    - paced at ``--pace`` (0.5) of (b)'s median saturated req/s: each of
+      ``--paced-connections`` (64) waits before each request (wrk's Lua ``delay()``, drawn
+      from an exponential distribution: the requests arrive as from independent clients,
+      not in bunches; its mean set from a probe run so that the rate is the target; the
+      quartiles of the rounds' rates are printed to show it held), 30 rounds of (b) and (f)
+      alone, interleaved. wrk stays closed-loop: a connection waits for its answer, so a
+      slower answer lowers the rate a little (less with more connections, each pausing
+      longer) instead of queueing more.
+      A core is free, so only what the shadow does to the answer itself shows: this p99
+      ratio is the target's ("met": <= 1.10, the spread two identical servers show in most
+      rounds).
 
     For both, the CPU each request cost the server's event loop, its other threads (the
     shadow's feeder and receiver) and its children (the shadow's worker), from
@@ -353,7 +358,9 @@ def pace_delay(url: str, body: Path, connections: int, rate: float, threads: int
     plus answer time, so one 2-s run at the pause that ignores the answer's time measures
     that time (wrk's mean latency), which is then taken off."""
     pause = connections * 1000 / rate
-    probe = run_wrk(url + "/predict", body, connections, 2, threads=threads, delay_ms=pause)
+    probe = run_wrk(
+        url + "/predict", body, connections, 2, threads=threads, delay_ms=pause, poisson=True
+    )
     return max(0.0, pause - probe.mean_ms)
 
 
@@ -367,15 +374,16 @@ def print_shadow(
     meter: CpuMeter,
     paced: dict[str, list[WrkResult]],
     paced_meter: CpuMeter,
-    pacing: tuple[float, float, float],
+    pacing: tuple[float, float, float, int],
 ) -> None:
     """The two shadow comparisons: the rates, latencies and the CPU each request cost the
     server's event loop, its other threads and its children (the shadow's worker)."""
     capacity = statistics.median(r.rate for r in runs["ours"])
-    pace, target, pause = pacing
+    pace, target, pause, conns = pacing
     print(
         f"\nthe shadow: saturated, and paced at {pace:.0%} of ours' {capacity:.0f} req/s "
-        f"(target {target:.0f} req/s: each connection pauses {pause:.2f} ms before a request)"
+        f"(target {target:.0f} req/s: {conns} connections, each pausing {pause:.2f} ms before "
+        "a request)"
     )
     head = f"{'':<24}{'req/s':>7}{'quartiles':>12}{'p50 ms':>8}{'p99 ms':>8}"
     print(f"{head}   CPU us/request: loop, threads, worker")
@@ -416,6 +424,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=0.5,
         help="with --shadow: the paced rate, a fraction of ours' median req/s at saturation (0.5)",
+    )
+    ap.add_argument(
+        "--paced-connections",
+        type=int,
+        default=64,
+        help="with --shadow: wrk connections of the paced runs (64: each waits longer between "
+        "requests, so a slower answer lowers the rate less than with fewer)",
     )
     args = ap.parse_args(argv)
     if not 0 < args.pace < 1:
@@ -517,7 +532,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.shadow:
                 capacity = statistics.median(r.rate for r in runs["ours"])
                 paced_rate = args.pace * capacity
-                pause = pace_delay(urls["ours"], body, args.connections, paced_rate, threads)
+                conns = args.paced_connections
+                pause = pace_delay(urls["ours"], body, conns, paced_rate, threads)
 
                 def paced_settled(name: str, url: str) -> None:
                     settle_shadow(name, url)
@@ -528,9 +544,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     body,
                     args.rounds,
                     args.seconds,
-                    args.connections,
+                    conns,
                     threads=threads,
                     delay_ms=pause,
+                    poisson=True,
                     before=paced_meter.before,
                     after=paced_settled,
                 )
@@ -604,7 +621,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for label, value, target, ok in lines:
         print(f"{label:<44}{value:>12}  {target:<12}{verdict(ok) if target else ''}")
     if args.shadow:
-        print_shadow(runs, meter, paced, paced_meter, (args.pace, paced_rate, pause))
+        pacing = (args.pace, paced_rate, pause, args.paced_connections)
+        print_shadow(runs, meter, paced, paced_meter, pacing)
     print(
         f"\nper-round ratios, quartiles: ours/bare {quartiles('ours', 'bare')}, "
         f"ours/sklearn {quartiles('ours', 'sklearn')}, "

@@ -3,9 +3,12 @@
 wrk's own summary is text meant for people; the Lua script below makes it print, at the end,
 one ``WRK_JSON {...}`` line with the counts and the latency percentiles (microseconds), which
 is parsed instead. It POSTs the file named by ``WRK_BODY`` as JSON and, when ``WRK_DELAY_MS``
-is positive, waits that long (a mean, in milliseconds) before each request on a connection:
-wrk is closed-loop, so a delay and a connection count together pace the rate
-(``benchmarks/soak.py``, and ``bench_service.py --shadow``'s paced comparison). wrk times a
+is positive, waits that long (a mean, in milliseconds) before each request on a connection,
+the first one included: wrk is closed-loop, so a delay and a connection count together pace
+the rate (``benchmarks/soak.py``). With ``poisson`` each pause is drawn from an exponential
+distribution of that mean, so the connections' requests do not go out together but as the
+arrivals of independent clients would (``bench_service.py --shadow``'s paced comparison: a
+fixed pause starts every connection at the same instant and keeps them bunched). wrk times a
 request from its write, so the pause is not in the latencies.
 
 Errors are everything that is not a 2xx answer: socket errors (connect, read, write),
@@ -39,12 +42,23 @@ wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
 local pause = tonumber(os.getenv("WRK_DELAY_MS") or "0")
+local poisson = os.getenv("WRK_POISSON") == "1"
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
+init = function(args)
+  math.randomseed(os.time() * 1000 + id)  -- each thread its own draws
+end
 if pause > 0 then
-  -- wrk's timers are whole milliseconds: a fractional pause is the floor or the ceiling at
-  -- random, in the proportion that makes the mean the pause
-  local whole, part = math.floor(pause), pause - math.floor(pause)
   delay = function()
-    if math.random() < part then return whole + 1 end
+    local d = pause
+    if poisson then d = -pause * math.log(1 - math.random()) end
+    -- wrk's timers are whole milliseconds: the floor or the ceiling at random, in the
+    -- proportion that keeps the mean
+    local whole = math.floor(d)
+    if math.random() < d - whole then return whole + 1 end
     return whole
   end
 end
@@ -107,6 +121,7 @@ def run_wrk(
     *,
     threads: int = 1,
     delay_ms: float = 0,
+    poisson: bool = False,
     timeout_s: int = 5,
 ) -> WrkResult:
     """POST ``body_path`` to ``url`` with ``wrk -t<threads> -c<connections> -d<seconds>s``."""
@@ -114,6 +129,7 @@ def run_wrk(
     if wrk is None:
         raise SystemExit("wrk is not installed (make tools)")
     env = {**os.environ, "WRK_BODY": str(body_path), "WRK_DELAY_MS": str(delay_ms)}
+    env["WRK_POISSON"] = "1" if poisson else "0"
     with tempfile.TemporaryDirectory(prefix="houseprice-wrk-") as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(LUA)
@@ -134,6 +150,7 @@ def interleaved(
     *,
     threads: int = 1,
     delay_ms: float = 0,
+    poisson: bool = False,
     routes: Mapping[str, tuple[str, Path]] | None = None,
     before: Callable[[str, str], None] | None = None,
     after: Callable[[str, str], None] | None = None,
@@ -146,7 +163,8 @@ def interleaved(
     for whatever else the server still does (a shadow model's backlog). wrk's errors are in the
     results; a failed draining request raises. Each run POSTs ``body_path`` to ``/predict``, or,
     for a name in ``routes``, its own ``(path, body_path)`` (another route of a server, as one
-    more "server"). ``delay_ms`` paces every connection (see the module docstring);
+    more "server"). ``delay_ms`` (and ``poisson``) pace every connection (see the module
+    docstring);
     ``before(name, url)`` runs just before each run.
     """
     routes = routes or {}
@@ -156,8 +174,9 @@ def interleaved(
             path, body = routes.get(name, ("/predict", body_path))
             if before is not None:
                 before(name, url)
+            pacing = {"delay_ms": delay_ms, "poisson": poisson}
             runs[name].append(
-                run_wrk(url + path, body, connections, seconds, threads=threads, delay_ms=delay_ms)
+                run_wrk(url + path, body, connections, seconds, threads=threads, **pacing)
             )
             drain = httpx.post(url + path, content=body.read_bytes(), timeout=60,
                                headers={"Content-Type": "application/json"})  # fmt: skip
