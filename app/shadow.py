@@ -2,21 +2,21 @@
 validated rows in a process of its own, never on the request path and never able to fail a
 request.
 
-``/predict`` hands the shadow a reference to the request's validated table
-(:meth:`Shadow.submit`, one append to a queue bounded in houses, ``SHADOW_QUEUE``,
-``app/batchqueue.py``; when full the houses are dropped and counted). A feeder thread wakes
-every ``Shadow.PERIOD`` seconds (sooner when ``WAKE`` houses wait), takes everything queued and
-sends it in groups to the worker process (:mod:`app.shadowworker`): one ``marshal`` of the
-group's tables (plain floats, ints and strings), then a pipe write that releases the
-interpreter. The worker prices each group
+``/predict`` hands the shadow the request's validated table once the answer is sent
+(:meth:`Shadow.submit`: one ``marshal`` of the table while it is still in the CPU's cache, then
+one append to a queue bounded in houses, ``SHADOW_QUEUE``, ``app/batchqueue.py``; when full
+the houses are dropped and counted). A feeder thread wakes every ``Shadow.PERIOD`` seconds
+(sooner when ``WAKE`` houses wait), takes everything queued and sends it in groups to the
+worker process (:mod:`app.shadowworker`): one ``marshal`` of the group's encoded tables (a
+list of bytes), then a pipe write that releases the interpreter. The worker prices each group
 as one table and keeps the shadow's series: its prediction count and price histogram, its own
 drift window (against its own training reference). A receiver thread reads the replies (a pipe
 read, again without the interpreter) and records, under ``role="shadow"`` and the shadow's
 ``model_version``: the prices in the feedback index's :class:`Served` (so feedback by request id
 scores both models), the latest series for the scrape and, with ``PREDICTION_LOG``, the
 shadow's log lines. So the pricing never holds the lock the event loop needs to answer; the
-server's share is one encoding of the rows and one unpickling of the prices per group
-(docs/PERFORMANCE.md).
+server's share is one encoding of each request's rows and one unmarshalling of the prices per
+group (docs/PERFORMANCE.md).
 
 Houses count against the queue until their reply is read, so a slow or stopped worker fills
 the queue and the rest is dropped and counted (``queue_full``). A failure of the model is
@@ -56,7 +56,7 @@ from app.batchqueue import BatchQueue
 from app.metrics import PRICE_BUCKETS, DriftRows, Histogram
 from app.predlog import Entry, PredictionLog
 from app.settings import Settings
-from app.shadowworker import Reply, Start, Stats, decode_reply, encode
+from app.shadowworker import Reply, Start, Stats, decode_reply, encode, encode_group
 from app.state import LoadedModel, ModelLoadError, ReloadConflictError, Service, Table, load_model
 from app.traffic import Served
 
@@ -77,6 +77,7 @@ class _Job(NamedTuple):
     request_id: str
     table: Table
     served: Served | None
+    blob: bytes  # the table as the worker reads it (app.shadowworker.encode)
 
 
 def groups(batch: list[tuple[_Job, int]], size: int) -> Iterator[tuple[list[_Job], int]]:
@@ -225,9 +226,11 @@ class Shadow:
         return self._proc.pid
 
     def submit(self, when: float, rid: str, table: Table, served: Served | None) -> None:
-        """Queue a request's validated table (by reference), or drop and count it."""
+        """Queue a request's validated table (encoded, and by reference for the log), or drop
+        and count it (not encoded for nothing when the queue is full)."""
         n = len(next(iter(table.values())))
-        if not self.queue.put(_Job(when, rid, table, served), n):
+        job = None if self.queue.free < n else _Job(when, rid, table, served, encode(table))
+        if job is None or not self.queue.put(job, n):
             self.dropped.labels("queue_full").inc(n)
 
     def _feed(self) -> None:
@@ -237,7 +240,7 @@ class Shadow:
                 if self.queue.closing:
                     return  # what is left is not priced: the shadow is only an experiment
                 for group, n in groups(batch, self.GROUP):
-                    message = encode([j.table for j in group])
+                    message = encode_group([j.blob for j in group])
                     with self._lock:
                         lost, send = self._lost, self._send
                         if not lost:

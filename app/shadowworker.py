@@ -10,9 +10,10 @@ The protocol, one message per ``Connection.send_bytes`` frame, in order on two p
 
 - server -> worker: first :class:`Start`, pickled (the verified pipeline, already unpickled
   and checked by the server, so the worker never reads the artifact file); the worker answers
-  ``("ready", sha256)`` or ``("error", why)``, pickled. Then one ``list[Table]`` per group
-  of requests, :func:`encode`d: ``marshal`` (about half the CPU of ``pickle`` for these plain
-  values, paid on the server's side), ``pickle`` for a table holding anything else.
+  ``("ready", sha256)`` or ``("error", why)``, pickled. Then one message per group of
+  requests (:func:`encode_group`): the list of each request's table as :func:`encode` made
+  it when the request was answered, ``marshal`` (about half the CPU of ``pickle`` for these
+  plain values, paid on the server's side), ``pickle`` for a table holding anything else.
 - worker -> server: one :class:`Reply` per group, in the order the groups came, and between
   them a :class:`Stats` alone when the drift rows are re-read while no group waits; both as
   plain tuples in ``marshal`` (:func:`encode_reply`).
@@ -81,18 +82,32 @@ class Reply(NamedTuple):
     stats: Stats | None
 
 
-def encode(tables: list[Table]) -> bytes:
-    """``tables`` as one message: ``marshal`` when its values allow, else ``pickle``."""
+def encode(table: Table) -> bytes:
+    """One request's table as bytes: ``marshal`` when its values allow, else ``pickle``.
+
+    Called by the server's event loop once the answer is sent, while the table is still in
+    the CPU's cache: the feeder thread, a fraction of a second later, found it cold and paid
+    several times as much to walk it (docs/PERFORMANCE.md)."""
     try:
-        return b"m" + marshal.dumps(tables)
+        return b"m" + marshal.dumps(table)
     except ValueError:  # a value marshal does not know
-        return b"p" + pickle.dumps(tables, pickle.HIGHEST_PROTOCOL)
+        return b"p" + pickle.dumps(table, pickle.HIGHEST_PROTOCOL)
 
 
-def decode(message: bytes) -> list[Table]:
-    body = memoryview(message)[1:]
-    tables: list[Table] = marshal.loads(body) if message[:1] == b"m" else pickle.loads(body)
-    return tables
+def decode(blob: bytes) -> Table:
+    body = memoryview(blob)[1:]
+    table: Table = marshal.loads(body) if blob[:1] == b"m" else pickle.loads(body)
+    return table
+
+
+def encode_group(blobs: list[bytes]) -> bytes:
+    """A group of tables :func:`encode` made as one message (a list of bytes: nothing to walk
+    but the list)."""
+    return marshal.dumps(blobs)
+
+
+def decode_group(message: bytes) -> list[Table]:
+    return [decode(blob) for blob in marshal.loads(message)]
 
 
 def encode_reply(reply: Reply | Stats) -> bytes:
@@ -216,7 +231,7 @@ def serve(inbox: Connection, outbox: Connection) -> int:
                 if stats is not None:
                     outbox.send_bytes(encode_reply(stats))
                 continue  # the traffic paused: the drift rows are now current
-            reply = pricer.price_group(decode(inbox.recv_bytes()))
+            reply = pricer.price_group(decode_group(inbox.recv_bytes()))
             outbox.send_bytes(encode_reply(reply))
         except (EOFError, BrokenPipeError):  # the server closed its end, exited or died
             return 0
