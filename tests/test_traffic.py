@@ -701,8 +701,8 @@ def test_the_batch_queue_is_bounded_until_done_and_drains_on_close() -> None:
 
     q: BatchQueue[str] = BatchQueue(capacity=10, wake=100, period=0.01)
     assert q.wake == 5  # at most half the capacity
-    assert q.put("a", 4) and q.put("b", 6)
-    assert not q.put("c", 1)  # full
+    assert q.put("a", 4) and q.free == 6 and q.put("b", 6)
+    assert q.free == 0 and not q.put("c", 1)  # full
     started = time.perf_counter()
     assert q.take() == [("a", 4), ("b", 6)]  # enough houses waited: no period to sit out
     assert time.perf_counter() - started < 0.5
@@ -714,7 +714,7 @@ def test_the_batch_queue_is_bounded_until_done_and_drains_on_close() -> None:
     q.done(1)
     q.put("d", 2)
     q.close()
-    assert not q.put("e", 1)
+    assert q.free == 0 and not q.put("e", 1)
     assert q.take() == [("d", 2)]  # what was queued before the close
     assert q.take() is None
 
