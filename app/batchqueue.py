@@ -44,6 +44,11 @@ class BatchQueue(Generic[T]):
         """Houses queued or being worked on."""
         return self._added - self._done
 
+    @property
+    def free(self) -> int:
+        """Houses that fit now (fewer by the time a put comes, if another producer puts)."""
+        return 0 if self.closing else self.capacity - (self._added - self._done)
+
     def put(self, item: T, n: int) -> bool:
         """Queue ``item`` of ``n`` houses; False (nothing queued) when it does not fit."""
         with self._put_lock:

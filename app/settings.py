@@ -124,6 +124,7 @@ class Settings:
     feedback_index_size: int = 20_000
     shadow_model_path: str | None = None
     shadow_queue: int = 10_000
+    shadow_nice: int = 10
     interval_level: float = 0.9
 
     @classmethod
@@ -174,6 +175,7 @@ class Settings:
             feedback_index_size=_int(e, "FEEDBACK_INDEX_SIZE", cls.feedback_index_size, 0),
             shadow_model_path=_optional(e, "SHADOW_MODEL_PATH"),
             shadow_queue=_int(e, "SHADOW_QUEUE", cls.shadow_queue, 1),
+            shadow_nice=_int(e, "SHADOW_NICE", cls.shadow_nice, 0),
             interval_level=_level(e, "INTERVAL_LEVEL", cls.interval_level),
         )
 

@@ -2,27 +2,31 @@
 validated rows in a process of its own, never on the request path and never able to fail a
 request.
 
-``/predict`` hands the shadow a reference to the request's validated table
-(:meth:`Shadow.submit`, one append to a queue bounded in houses, ``SHADOW_QUEUE``,
-``app/batchqueue.py``; when full the houses are dropped and counted). A feeder thread wakes
-every ``Shadow.PERIOD`` seconds (sooner when ``WAKE`` houses wait), takes everything queued and
-sends it in groups to the worker process (:mod:`app.shadowworker`): one ``marshal`` of the
-group's tables (plain floats, ints and strings), then a pipe write that releases the
-interpreter. The worker prices each group
+``/predict`` hands the shadow the request's validated table once the answer is sent
+(:meth:`Shadow.submit`: one ``marshal`` of the table while it is still in the CPU's cache, then
+one append to a queue bounded in houses, ``SHADOW_QUEUE``, ``app/batchqueue.py``; when full
+the houses are dropped and counted). A feeder thread wakes every ``Shadow.PERIOD`` seconds
+(sooner when ``WAKE`` houses wait), takes everything queued and sends it in groups to the
+worker process (:mod:`app.shadowworker`): one ``marshal`` of the group's encoded tables (a
+list of bytes), then a pipe write that releases the interpreter. The worker prices each group
 as one table and keeps the shadow's series: its prediction count and price histogram, its own
 drift window (against its own training reference). A receiver thread reads the replies (a pipe
 read, again without the interpreter) and records, under ``role="shadow"`` and the shadow's
 ``model_version``: the prices in the feedback index's :class:`Served` (so feedback by request id
 scores both models), the latest series for the scrape and, with ``PREDICTION_LOG``, the
 shadow's log lines. So the pricing never holds the lock the event loop needs to answer; the
-server's share is one encoding of the rows and one unpickling of the prices per group
-(docs/PERFORMANCE.md).
+server's share is one encoding of each request's rows and one unmarshalling of the prices per
+group (docs/PERFORMANCE.md).
 
 Houses count against the queue until their reply is read, so a slow or stopped worker fills
 the queue and the rest is dropped and counted (``queue_full``). A failure of the model is
-counted (``model_error``, ``non_finite``) and logged; a worker that exits is logged, and every
-house from then on is counted as ``model_error`` until ``/admin/reload`` loads a shadow again.
-The champion never sees any of it. The worker ends when its input pipe closes: at
+counted (``model_error``, ``non_finite``) and logged. A worker that exits is logged in one
+line and started again by the receiver thread after a backoff (``Shadow.BACKOFF`` seconds,
+doubling at each failed start up to ``BACKOFF_MAX``), its counters going on from the last
+series it sent; every restart is counted (``houseprice_shadow_restarts_total``) and the houses
+submitted meanwhile are counted as ``model_error``. The worker runs ``SHADOW_NICE`` below the
+server, so under load the served answers get the cores and the shadow drops rather than
+delays them. The champion never sees any of it. The worker ends when its input pipe closes: at
 :meth:`Shadow.close`, or when the server exits or dies.
 
 The shadow must validate no feature the champion does not: it prices the champion's rows.
@@ -38,6 +42,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
@@ -51,7 +56,7 @@ from app.batchqueue import BatchQueue
 from app.metrics import PRICE_BUCKETS, DriftRows, Histogram
 from app.predlog import Entry, PredictionLog
 from app.settings import Settings
-from app.shadowworker import Reply, Start, Stats, encode
+from app.shadowworker import Reply, Start, Stats, decode_reply, encode, encode_group
 from app.state import LoadedModel, ModelLoadError, ReloadConflictError, Service, Table, load_model
 from app.traffic import Served
 
@@ -72,6 +77,7 @@ class _Job(NamedTuple):
     request_id: str
     table: Table
     served: Served | None
+    blob: bytes  # the table as the worker reads it (app.shadowworker.encode)
 
 
 def groups(batch: list[tuple[_Job, int]], size: int) -> Iterator[tuple[list[_Job], int]]:
@@ -158,12 +164,18 @@ class Shadow:
     """A loaded shadow model, its queue, its worker process and the two threads that talk to it."""
 
     #: The feeder wakes when this many houses wait, or ``PERIOD`` seconds after the first:
-    #: fewer, larger messages, and fewer thread switches against the event loop.
-    WAKE = 256
-    PERIOD = 0.05
+    #: fewer, larger messages, and fewer thread switches against the event loop (each wake
+    #: and message costs the server's threads more than a house does: docs/PERFORMANCE.md).
+    WAKE = 512
+    PERIOD = 0.2
     #: Houses in one message: each costs the server one encoding of its tables under the
-    #: interpreter lock, kept short so a waiting request is not held back by it.
-    GROUP = 64
+    #: interpreter lock (about 0.2 ms for 256), kept short so a waiting request is not held
+    #: back long by it.
+    GROUP = 256
+    #: Seconds before the first restart of a worker that exited, doubling at each failed
+    #: start up to ``BACKOFF_MAX``.
+    BACKOFF = 1.0
+    BACKOFF_MAX = 60.0
 
     def __init__(
         self,
@@ -172,6 +184,7 @@ class Shadow:
         dropped: Counter,
         predlog: PredictionLog | None,
         monitoring: bool,
+        restarts: Counter,
     ) -> None:
         self.model = model
         self.capacity = settings.shadow_queue
@@ -181,12 +194,18 @@ class Shadow:
         start = Start(
             model.pipeline, model.metadata, model.sha256, model.path, settings, monitoring
         )
-        self._proc, self._send, self._receive = start_worker(start, settings.reload_timeout)
+        self.restarts = restarts
+        self._start = start
+        self._timeout = settings.reload_timeout
+        self._proc, self._send, self._receive = start_worker(start, self._timeout)
+        self._started_at = time.monotonic()
         self.queue: BatchQueue[_Job] = BatchQueue(self.capacity, self.WAKE, self.PERIOD)
-        self._lock = threading.Lock()  # the in-flight groups and whether the worker is lost
+        # the in-flight groups, whether the worker is lost, the worker's process and pipes
+        self._lock = threading.Lock()
         self._in_flight: deque[tuple[list[_Job], int]] = deque()
         self._lost = False
         self._closing = False
+        self._stop = threading.Event()  # set by close(): no more restarts, end a backoff
         self._stats: Stats | None = None
         self._drift_stale = False  # the worker has rows not yet in the drift rows it sent
         self._drift: DriftRows | None = None
@@ -207,40 +226,110 @@ class Shadow:
         return self._proc.pid
 
     def submit(self, when: float, rid: str, table: Table, served: Served | None) -> None:
-        """Queue a request's validated table (by reference), or drop and count it."""
+        """Queue a request's validated table (encoded, and by reference for the log), or drop
+        and count it (not encoded for nothing when the queue is full)."""
         n = len(next(iter(table.values())))
-        if not self.queue.put(_Job(when, rid, table, served), n):
+        job = None if self.queue.free < n else _Job(when, rid, table, served, encode(table))
+        if job is None or not self.queue.put(job, n):
             self.dropped.labels("queue_full").inc(n)
 
     def _feed(self) -> None:
+        current: Connection | None = None  # the pipe last written to, closed once replaced
         try:
             while (batch := self.queue.take()) is not None:
                 if self.queue.closing:
                     return  # what is left is not priced: the shadow is only an experiment
                 for group, n in groups(batch, self.GROUP):
-                    message = encode([j.table for j in group])
+                    message = encode_group([j.blob for j in group])
                     with self._lock:
-                        lost = self._lost
+                        lost, send = self._lost, self._send
                         if not lost:
                             self._in_flight.append((group, n))
                     if lost:
                         self._forget(n, "model_error")
                         continue
+                    if send is not current:  # a restarted worker: the old pipe is done with
+                        if current is not None:
+                            current.close()
+                        current = send
                     # a worker gone (OSError): the receiver counts what was in flight
                     with contextlib.suppress(OSError):
-                        self._send.send_bytes(message)
+                        send.send_bytes(message)
         finally:
-            self._send.close()  # the worker's end of input: it exits
+            with self._lock:  # closing is set: no restart replaces the pipe from now on
+                self._send.close()  # the worker's end of input: it exits
+            if current is not None:
+                current.close()
 
     def _receive_replies(self) -> None:
+        """Read the worker's replies; when its output ends (it exited or was killed), restart
+        it after a backoff that doubles from ``BACKOFF`` up to ``BACKOFF_MAX`` seconds and
+        starts over once a worker has lived ``BACKOFF_MAX`` seconds. Houses submitted
+        meanwhile are dropped and counted (``model_error``); requests never wait for it."""
+        backoff: float | None = None
+        while True:
+            code = self._read_replies()
+            if self._stop.is_set():
+                return
+            if backoff is None or time.monotonic() - self._started_at >= self.BACKOFF_MAX:
+                backoff = self.BACKOFF  # a first exit, or it had been working: not a crash loop
+            log.error(
+                "shadow model %s: its process exited (code %s); restarting it in %g s, "
+                "houses are dropped until then",
+                self.version,
+                code,
+                backoff,
+            )
+            while True:
+                if self._stop.wait(backoff):
+                    return
+                backoff = min(2 * backoff, self.BACKOFF_MAX)
+                why = self._restart()
+                if why is None:
+                    break
+                log.error(
+                    "shadow model %s: restarting its process failed (%s); next try in %g s",
+                    self.version,
+                    why,
+                    backoff,
+                )
+            if self._stop.is_set():
+                return
+
+    def _restart(self) -> str | None:
+        """Start a new worker with the series so far and put it in place of the lost one;
+        why it could not start, or None."""
+        start = self._start._replace(stats=self._stats)  # its counters go on from these
+        try:
+            proc, send, receive = start_worker(start, self._timeout)
+        except Exception as e:
+            return f"{type(e).__name__}: {e}"
+        with self._lock:
+            closing = self._closing
+            if not closing:
+                old = self._receive
+                self._proc, self._send, self._receive = proc, send, receive
+                self._lost = False
+                self._started_at = time.monotonic()
+        if closing:
+            stop_worker(proc, send, receive)
+            return None
+        old.close()
+        self.restarts.inc()
+        return None
+
+    def _read_replies(self) -> int | None:
+        """Record the current worker's replies until its output ends; count what was in flight
+        as dropped; the worker's exit code (None: still running after 5 s)."""
+        receive, proc = self._receive, self._proc
         while True:
             try:
-                reply: Reply | Stats = pickle.loads(self._receive.recv_bytes())
+                reply = decode_reply(receive.recv_bytes())
             except (EOFError, OSError):
                 break
             except Exception:  # a reply this side cannot read: the worker is of no more use
                 log.exception("shadow model %s: unreadable reply", self.version)
-                self._proc.kill()
+                proc.kill()
                 break
             if isinstance(reply, Stats):  # the drift rows, read once the traffic paused
                 self._take(reply)
@@ -257,19 +346,12 @@ class Shadow:
             lost = sum(n for _, n in self._in_flight)
             self._in_flight.clear()
         self._drift_stale = False  # no more rows will be read
-        if not self._closing:
-            try:  # its output ended: it is exiting
-                code: int | None = self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                code = None
-            log.error(
-                "shadow model %s: its process exited (code %s); houses are dropped until "
-                "/admin/reload loads a shadow again",
-                self.version,
-                code,
-            )
         if lost:
             self._forget(lost, "model_error")
+        try:  # its output ended: it is exiting
+            return proc.wait(5)
+        except subprocess.TimeoutExpired:
+            return None
 
     def _forget(self, n: int, reason: str) -> None:
         self.dropped.labels(reason).inc(n)
@@ -325,7 +407,9 @@ class Shadow:
     def close(self, timeout: float = 5.0) -> None:
         """Stop the feeder and the worker process; what is queued is not priced (the shadow
         is only an experiment). A worker still busy after ``timeout`` seconds is killed."""
-        self._closing = True
+        with self._lock:
+            self._closing = True
+        self._stop.set()
         self.queue.close()
         self._feeder.join(timeout)
         if self._feeder.is_alive():  # stuck writing to a worker that no longer reads
@@ -336,7 +420,7 @@ class Shadow:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        self._receiver.join()  # the worker is gone: its replies end
+        self._receiver.join()  # the worker is gone: its replies end (a restart is undone)
         self._receive.close()
 
 
@@ -359,6 +443,7 @@ def load_shadow(service: Service, path: str) -> Shadow:
         traffic.shadow_dropped,
         traffic.log,
         service.monitoring,
+        traffic.shadow_restarts,
     )
 
 

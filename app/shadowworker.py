@@ -6,15 +6,17 @@ Why a process: in one CPython process the shadow's pricing (the pipeline's NumPy
 histogram, the drift window) holds the interpreter lock the event loop needs to answer, which
 showed as a longer p99 of the served answer (docs/PERFORMANCE.md). Here it holds its own.
 
-The protocol, one pickled message per ``Connection.send_bytes`` frame, in order on two pipes:
+The protocol, one message per ``Connection.send_bytes`` frame, in order on two pipes:
 
-- server -> worker: first :class:`Start` (the verified pipeline, already unpickled and checked
-  by the server, so the worker never reads the artifact file); the worker answers
-  ``("ready", sha256)`` or ``("error", why)``. Then one ``list[Table]`` per group of requests,
-  :func:`encode`d: ``marshal`` (about half the CPU of ``pickle`` for these plain values, paid
-  on the server's side), ``pickle`` for a table holding anything else.
+- server -> worker: first :class:`Start`, pickled (the verified pipeline, already unpickled
+  and checked by the server, so the worker never reads the artifact file); the worker answers
+  ``("ready", sha256)`` or ``("error", why)``, pickled. Then one message per group of
+  requests (:func:`encode_group`): the list of each request's table as :func:`encode` made
+  it when the request was answered, ``marshal`` (about half the CPU of ``pickle`` for these
+  plain values, paid on the server's side), ``pickle`` for a table holding anything else.
 - worker -> server: one :class:`Reply` per group, in the order the groups came, and between
-  them a :class:`Stats` alone when the drift rows are re-read while no group waits.
+  them a :class:`Stats` alone when the drift rows are re-read while no group waits; both as
+  plain tuples in ``marshal`` (:func:`encode_reply`).
 
 Reading the drift rows buckets the whole window (a millisecond or so), so it happens at most
 once per :attr:`Pricer.DRIFT_EVERY` seconds: in a reply under steady traffic, or on its own
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import marshal
 import math
+import os
 import pickle
 import signal
 import sys
@@ -44,17 +47,6 @@ from app.settings import Settings
 from app.state import LoadedModel, Table, build_model
 
 
-class Start(NamedTuple):
-    """What the worker needs to build the shadow model as the server built it."""
-
-    pipeline: Any
-    metadata: dict[str, Any]
-    sha256: str
-    path: str
-    settings: Settings
-    monitoring: bool
-
-
 class Stats(NamedTuple):
     """The shadow's series so far: priced houses, price histogram (counts, sum), drift rows
     (``None``: not re-read this time, the previous rows stand) and whether priced rows are
@@ -67,6 +59,19 @@ class Stats(NamedTuple):
     drift_stale: bool = False
 
 
+class Start(NamedTuple):
+    """What the worker needs to build the shadow model as the server built it."""
+
+    pipeline: Any
+    metadata: dict[str, Any]
+    sha256: str
+    path: str
+    settings: Settings
+    monitoring: bool
+    #: the series of the worker this one replaces (a restart), which its counters go on from
+    stats: Stats | None = None
+
+
 class Reply(NamedTuple):
     """The answer to one group: each request's prices (``None`` when not priced), the houses
     dropped by reason, the error to log, and the series (``None`` with monitoring off)."""
@@ -77,18 +82,49 @@ class Reply(NamedTuple):
     stats: Stats | None
 
 
-def encode(tables: list[Table]) -> bytes:
-    """``tables`` as one message: ``marshal`` when its values allow, else ``pickle``."""
+def encode(table: Table) -> bytes:
+    """One request's table as bytes: ``marshal`` when its values allow, else ``pickle``.
+
+    Called by the server's event loop once the answer is sent, while the table is still in
+    the CPU's cache: the feeder thread, a fraction of a second later, found it cold and paid
+    several times as much to walk it (docs/PERFORMANCE.md)."""
     try:
-        return b"m" + marshal.dumps(tables)
+        return b"m" + marshal.dumps(table)
     except ValueError:  # a value marshal does not know
-        return b"p" + pickle.dumps(tables, pickle.HIGHEST_PROTOCOL)
+        return b"p" + pickle.dumps(table, pickle.HIGHEST_PROTOCOL)
 
 
-def decode(message: bytes) -> list[Table]:
-    body = memoryview(message)[1:]
-    tables: list[Table] = marshal.loads(body) if message[:1] == b"m" else pickle.loads(body)
-    return tables
+def decode(blob: bytes) -> Table:
+    body = memoryview(blob)[1:]
+    table: Table = marshal.loads(body) if blob[:1] == b"m" else pickle.loads(body)
+    return table
+
+
+def encode_group(blobs: list[bytes]) -> bytes:
+    """A group of tables :func:`encode` made as one message (a list of bytes: nothing to walk
+    but the list)."""
+    return marshal.dumps(blobs)
+
+
+def decode_group(message: bytes) -> list[Table]:
+    return [decode(blob) for blob in marshal.loads(message)]
+
+
+def encode_reply(reply: Reply | Stats) -> bytes:
+    """A reply or the series alone as one ``marshal`` message of plain tuples (a third of the
+    CPU ``pickle.loads`` takes for the named tuples, paid on the server's side)."""
+    if isinstance(reply, Stats):
+        return marshal.dumps((False, tuple(reply)))
+    stats = None if reply.stats is None else tuple(reply.stats)
+    return marshal.dumps((True, (reply.prices, reply.dropped, reply.error, stats)))
+
+
+def decode_reply(message: bytes) -> Reply | Stats:
+    is_reply, fields = marshal.loads(message)
+    if not is_reply:
+        return Stats(*fields)
+    prices, dropped, error, stats = fields
+    return Reply(prices, dropped, error, None if stats is None else Stats(*stats))
 
 
 def houses(table: Table) -> int:
@@ -101,12 +137,16 @@ class Pricer:
     #: Seconds between two readings of the drift rows (see the module docstring).
     DRIFT_EVERY = 1.0
 
-    def __init__(self, model: LoadedModel, monitoring: bool) -> None:
+    def __init__(self, model: LoadedModel, monitoring: bool, since: Stats | None = None) -> None:
         self.model = model
         self.monitoring = monitoring
         self.names = [s.name for s in model.features]
         self.predictions = 0
         self.price = Histogram(PRICE_BUCKETS)
+        if since is not None:  # a restarted worker: the counters go on
+            self.predictions = since.predictions
+            self.price.counts = list(since.counts)
+            self.price.total = since.total
         self._drift_at = -math.inf
         self._unread = False  # rows priced and not yet read into the drift rows
 
@@ -180,14 +220,19 @@ def serve(inbox: Connection, outbox: Connection) -> int:
         outbox.send_bytes(pickle.dumps(("error", f"{type(e).__name__}: {e}")))
         return 1
     outbox.send_bytes(pickle.dumps(("ready", model.sha256)))
-    pricer = Pricer(model, start.monitoring)
+    # loaded at the server's priority (a reload waits for it), priced below it: the cores go
+    # to the serving process first
+    os.nice(start.settings.shadow_nice)
+    pricer = Pricer(model, start.monitoring, start.stats)
     while True:
         try:
             if pricer.drift_stale and not inbox.poll(pricer.drift_due_in()):
-                outbox.send_bytes(pickle.dumps(pricer.stats(drift=True), pickle.HIGHEST_PROTOCOL))
+                stats = pricer.stats(drift=True)  # never None: drift_stale needs monitoring
+                if stats is not None:
+                    outbox.send_bytes(encode_reply(stats))
                 continue  # the traffic paused: the drift rows are now current
-            reply = pricer.price_group(decode(inbox.recv_bytes()))
-            outbox.send_bytes(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
+            reply = pricer.price_group(decode_group(inbox.recv_bytes()))
+            outbox.send_bytes(encode_reply(reply))
         except (EOFError, BrokenPipeError):  # the server closed its end, exited or died
             return 0
 

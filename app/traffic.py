@@ -91,6 +91,11 @@ class Traffic:
         )
         for reason in ("queue_full", "model_error", "non_finite", "incompatible"):
             self.shadow_dropped.labels(reason)
+        self.shadow_restarts = Counter(
+            "houseprice_shadow_restarts",
+            "Times the shadow model's worker process exited and was started again",
+            registry=registry,
+        )
         self.shadow_info = Gauge(
             "houseprice_shadow_model_info",
             "The shadow model, while one is loaded (always 1)",

@@ -3,8 +3,13 @@
 wrk's own summary is text meant for people; the Lua script below makes it print, at the end,
 one ``WRK_JSON {...}`` line with the counts and the latency percentiles (microseconds), which
 is parsed instead. It POSTs the file named by ``WRK_BODY`` as JSON and, when ``WRK_DELAY_MS``
-is positive, waits that long before each request on a connection: wrk is closed-loop, so a
-delay and a connection count together pace the rate (``benchmarks/soak.py``).
+is positive, waits that long (a mean, in milliseconds) before each request on a connection,
+the first one included: wrk is closed-loop, so a delay and a connection count together pace
+the rate (``benchmarks/soak.py``). With ``poisson`` each pause is drawn from an exponential
+distribution of that mean, so the connections' requests do not go out together but as the
+arrivals of independent clients would (``bench_service.py --shadow``'s paced comparison: a
+fixed pause starts every connection at the same instant and keeps them bunched). wrk times a
+request from its write, so the pause is not in the latencies.
 
 Errors are everything that is not a 2xx answer: socket errors (connect, read, write),
 timeouts, and answers with status >= 400 (``non_2xx``, counted apart too).
@@ -37,8 +42,25 @@ wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
 local pause = tonumber(os.getenv("WRK_DELAY_MS") or "0")
+local poisson = os.getenv("WRK_POISSON") == "1"
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
+init = function(args)
+  math.randomseed(os.time() * 1000 + id)  -- each thread its own draws
+end
 if pause > 0 then
-  delay = function() return pause end
+  delay = function()
+    local d = pause
+    if poisson then d = -pause * math.log(1 - math.random()) end
+    -- wrk's timers are whole milliseconds: the floor or the ceiling at random, in the
+    -- proportion that keeps the mean
+    local whole = math.floor(d)
+    if math.random() < d - whole then return whole + 1 end
+    return whole
+  end
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -98,7 +120,8 @@ def run_wrk(
     seconds: float,
     *,
     threads: int = 1,
-    delay_ms: int = 0,
+    delay_ms: float = 0,
+    poisson: bool = False,
     timeout_s: int = 5,
 ) -> WrkResult:
     """POST ``body_path`` to ``url`` with ``wrk -t<threads> -c<connections> -d<seconds>s``."""
@@ -106,6 +129,7 @@ def run_wrk(
     if wrk is None:
         raise SystemExit("wrk is not installed (make tools)")
     env = {**os.environ, "WRK_BODY": str(body_path), "WRK_DELAY_MS": str(delay_ms)}
+    env["WRK_POISSON"] = "1" if poisson else "0"
     with tempfile.TemporaryDirectory(prefix="houseprice-wrk-") as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(LUA)
@@ -125,7 +149,10 @@ def interleaved(
     connections: int,
     *,
     threads: int = 1,
+    delay_ms: float = 0,
+    poisson: bool = False,
     routes: Mapping[str, tuple[str, Path]] | None = None,
+    before: Callable[[str, str], None] | None = None,
     after: Callable[[str, str], None] | None = None,
 ) -> dict[str, list[WrkResult]]:
     """``rounds`` rounds of one wrk run per server, in the order of ``urls``: the runs of a
@@ -136,14 +163,21 @@ def interleaved(
     for whatever else the server still does (a shadow model's backlog). wrk's errors are in the
     results; a failed draining request raises. Each run POSTs ``body_path`` to ``/predict``, or,
     for a name in ``routes``, its own ``(path, body_path)`` (another route of a server, as one
-    more "server").
+    more "server"). ``delay_ms`` (and ``poisson``) pace every connection (see the module
+    docstring);
+    ``before(name, url)`` runs just before each run.
     """
     routes = routes or {}
     runs: dict[str, list[WrkResult]] = {name: [] for name in urls}
     for _ in range(rounds):
         for name, url in urls.items():
             path, body = routes.get(name, ("/predict", body_path))
-            runs[name].append(run_wrk(url + path, body, connections, seconds, threads=threads))
+            if before is not None:
+                before(name, url)
+            pacing = {"delay_ms": delay_ms, "poisson": poisson}
+            runs[name].append(
+                run_wrk(url + path, body, connections, seconds, threads=threads, **pacing)
+            )
             drain = httpx.post(url + path, content=body.read_bytes(), timeout=60,
                                headers={"Content-Type": "application/json"})  # fmt: skip
             drain.raise_for_status()

@@ -7,6 +7,7 @@ against small real artifacts. The same parts over real HTTP: tests/e2e/test_traf
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -50,6 +51,7 @@ def test_settings_read_and_name_the_bad_variable(tmp_path: Path) -> None:
     s = Settings.from_env({})
     assert s.prediction_log is None and s.shadow_model_path is None
     assert s.feedback_index_size == 20_000 and s.prediction_log_queue == 10_000
+    assert s.shadow_nice == 10 and Settings.from_env({"SHADOW_NICE": "0"}).shadow_nice == 0
     assert Settings.from_env({"PREDICTION_LOG": "off"}).prediction_log is None
     assert Settings.from_env({"PREDICTION_LOG": "stdout"}).prediction_log == "stdout"
     target = str(tmp_path / "p.jsonl")
@@ -63,6 +65,7 @@ def test_settings_read_and_name_the_bad_variable(tmp_path: Path) -> None:
         ({"PREDICTION_LOG_QUEUE": "0"}, "PREDICTION_LOG_QUEUE"),
         ({"FEEDBACK_INDEX_SIZE": "lots"}, "FEEDBACK_INDEX_SIZE"),
         ({"SHADOW_QUEUE": "0"}, "SHADOW_QUEUE"),
+        ({"SHADOW_NICE": "-5"}, "SHADOW_NICE"),
     ]:
         with pytest.raises(SettingsError, match=f"^{name}:"):
             Settings.from_env(env)
@@ -408,6 +411,9 @@ def test_the_shadow_prices_in_its_own_process_and_leaves_none_behind(models: Pat
         assert shadow.pid != os.getpid() and proc.poll() is None
         assert c.post("/predict", json=HOUSE).status_code == 200
         wait_for(shadow.idle)
+        # it prices at SHADOW_NICE (10) below the server: the cores go to the answers first
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, shadow.pid) == min(19, mine + 10)
         assert c.post("/admin/reload", json={"drop_shadow": True}, headers=AUTH).status_code == 200
         assert proc.poll() == 0  # dropping the shadow ends its process
         r = c.post("/admin/reload", json={"shadow_path": "shadow.joblib"}, headers=AUTH)
@@ -442,6 +448,22 @@ def test_the_worker_prices_groups_and_survives_a_failing_model(models: Path) -> 
     assert pricer.stats() == reply.stats  # nothing priced since: the same series
 
 
+def test_a_restarted_worker_goes_on_from_the_series_it_is_given(models: Path) -> None:
+    from app.shadowworker import Pricer, Stats
+    from app.state import load_model
+
+    model = load_model(str(models / "shadow.joblib"), Settings(str(models / "model.joblib")))
+    before = Pricer(model, monitoring=True)
+    one = {k: (v,) for k, v in HOUSE.items()}
+    sent = before.price_group([one, one]).stats
+    assert sent is not None
+    since = Stats(sent.predictions, sent.counts, sent.total, None)
+    after = Pricer(model, monitoring=True, since=since)
+    now = after.price_group([one]).stats
+    assert now is not None and now.predictions == 3 and sum(now.counts) == 3
+    assert now.total == pytest.approx(sent.total * 1.5)
+
+
 def test_the_worker_reads_the_drift_rows_at_most_once_a_period(models: Path) -> None:
     from app.shadowworker import Pricer
     from app.state import load_model
@@ -463,38 +485,145 @@ def test_the_worker_reads_the_drift_rows_at_most_once_a_period(models: Path) -> 
 def test_groups_travel_to_the_worker_as_they_were() -> None:
     from fractions import Fraction
 
-    from app.shadowworker import decode, encode
+    from app.shadowworker import decode_group, encode, encode_group
 
     plain = [{"a": (1.5, None, 3), "b": ("x", "y", None)}, {"a": (2.0,), "b": ("z",)}]
-    assert encode(plain)[:1] == b"m" and decode(encode(plain)) == plain
-    odd = [{"a": (Fraction(1, 3),)}]  # not a value marshal knows: pickled
-    assert encode(odd)[:1] == b"p" and decode(encode(odd)) == odd
+    assert all(encode(t)[:1] == b"m" for t in plain)
+    assert decode_group(encode_group([encode(t) for t in plain])) == plain
+    odd = {"a": (Fraction(1, 3),)}  # not a value marshal knows: pickled
+    assert encode(odd)[:1] == b"p"
+    assert decode_group(encode_group([encode(odd), encode(plain[1])])) == [odd, plain[1]]
 
 
-def test_a_shadow_whose_process_dies_never_fails_a_request(
-    app_client: TestClient, caplog: pytest.LogCaptureFixture
+def test_replies_travel_back_as_they_were() -> None:
+    from app.shadowworker import Reply, Stats, decode_reply, encode_reply
+
+    rows = [("living_area", 0.12, False, 40), ("prediction", 0.3, True, 40)]
+    stats = Stats(3, [1, 2, 0], 450_000.0, rows, True)
+    replies = [
+        Reply([[150_000.0], None, [1.0, 2.0]], {"incompatible": 1}, None, stats),
+        Reply([None], {"model_error": 1}, "Traceback ...", None),  # monitoring off
+        stats,  # the drift rows alone, once the traffic paused
+        Stats(0, [0, 0, 0], 0.0, None),
+    ]
+    for reply in replies:
+        back = decode_reply(encode_reply(reply))
+        assert back == reply and type(back) is type(reply)
+        if isinstance(back, Reply) and back.stats is not None:
+            assert type(back.stats) is Stats
+
+
+def test_a_killed_shadow_worker_is_restarted_and_no_request_fails(
+    app_client: TestClient, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from app.shadow import Shadow
+
+    monkeypatch.setattr(Shadow, "BACKOFF", 0.5)
     shadow = app_client.app.state.service.traffic.shadow  # type: ignore[attr-defined]
-    os.kill(shadow.pid, signal.SIGKILL)
-    shadow._proc.wait(10)
-    for _ in range(3):
+    assert app_client.post("/predict", json=HOUSE).status_code == 200
+    wait_for(shadow.idle)
+    first = shadow.pid
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: shadow._lost)  # the receiver saw its output end
+    for _ in range(3):  # while it is down: answered, and the shadow's houses counted
         r = app_client.post("/predict", json=HOUSE)
         assert r.status_code == 200
+    wait_for(
+        lambda: metric(app_client.get("/metrics").text, "houseprice_shadow_restarts_total") == 1
+    )
+    assert shadow.pid != first and shadow._proc.poll() is None
+    assert "its process exited (code -9); restarting it in 0.5 s" in caplog.text
+    assert app_client.post("/predict", json=HOUSE).status_code == 200  # priced by the new one
     wait_for(shadow.idle)
     text = app_client.get("/metrics").text
     assert metric(text, "houseprice_shadow_dropped_total", reason="model_error") == 3
     assert (
-        metric(text, "houseprice_predictions_total", model_version="champ-1", role="champion") == 3
+        metric(text, "houseprice_predictions_total", model_version="champ-1", role="champion") == 5
     )
-    assert "its process exited (code -9)" in caplog.text
-    r = app_client.post("/admin/reload", json={"shadow_path": "shadow.joblib"}, headers=AUTH)
-    assert r.status_code == 200  # a reload brings the shadow back
-    assert app_client.post("/predict", json=HOUSE).status_code == 200
-    wait_for(lambda: shadow_idle(app_client))
-    text = app_client.get("/metrics").text
+    # the restarted worker's counters go on from the first one's
     assert (
-        metric(text, "houseprice_predictions_total", model_version="shadow-1", role="shadow") == 1
+        metric(text, "houseprice_predictions_total", model_version="shadow-1", role="shadow") == 2
     )
+    assert metric(text, "houseprice_predicted_price_dollars_count", role="shadow") == 2
+
+
+def test_failed_restarts_back_off_doubling_up_to_a_bound(
+    models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    import app.shadow
+    from app.shadow import Shadow
+    from app.state import ModelLoadError
+
+    monkeypatch.setattr(Shadow, "BACKOFF", 0.05)
+    monkeypatch.setattr(Shadow, "BACKOFF_MAX", 0.2)
+    real = app.shadow.start_worker
+    tries: list[float] = []
+
+    def flaky(*args: Any) -> Any:
+        tries.append(time.monotonic())
+        if len(tries) <= 4:
+            raise ModelLoadError("no room for another process")
+        return real(*args)
+
+    class Lines(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lines: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.lines.append(record.getMessage())
+
+    with make_client(
+        str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib")
+    ) as c:
+        lines = Lines()
+        logging.getLogger("houseprice").addHandler(lines)  # the app set up its logging
+        try:
+            shadow = c.app.state.service.traffic.shadow  # type: ignore[attr-defined]
+            monkeypatch.setattr(app.shadow, "start_worker", flaky)
+            os.kill(shadow.pid, signal.SIGKILL)
+            wait_for(
+                lambda: metric(c.get("/metrics").text, "houseprice_shadow_restarts_total") == 1
+            )
+        finally:
+            logging.getLogger("houseprice").removeHandler(lines)
+        assert len(tries) == 5
+        gaps = [b - a for a, b in itertools.pairwise(tries)]
+        assert all(g >= 0.95 * w for g, w in zip(gaps, (0.1, 0.2, 0.2, 0.2), strict=True)), gaps
+        assert all(g < 2.0 for g in gaps)  # bounded by BACKOFF_MAX (and a busy machine)
+        said = "shadow model shadow-1: restarting its process failed"
+        why = "ModelLoadError: no room for another process"
+        assert lines.lines == [  # one line each: the exit, then each failed start
+            "shadow model shadow-1: its process exited (code -9); restarting it in 0.05 s, "
+            "houses are dropped until then",
+            *(f"{said} ({why}); next try in {n:g} s" for n in (0.1, 0.2, 0.2, 0.2)),
+        ]
+        assert c.post("/predict", json=HOUSE).status_code == 200
+        wait_for(shadow.idle)
+        text = c.get("/metrics").text
+        assert metric(text, "houseprice_predictions_total", role="shadow") == 1
+
+
+def test_closing_during_a_restart_backoff_ends_it_without_a_restart(
+    models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.shadow import Shadow
+
+    monkeypatch.setattr(Shadow, "BACKOFF", 60.0)
+    with make_client(
+        str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib")
+    ) as c:
+        shadow = c.app.state.service.traffic.shadow  # type: ignore[attr-defined]
+        first = shadow._proc
+        os.kill(shadow.pid, signal.SIGKILL)
+        wait_for(lambda: shadow._lost)
+        started = time.perf_counter()
+        shadow.close()
+        assert time.perf_counter() - started < 5  # not the 60 s backoff
+        assert shadow._proc is first and not shadow._receiver.is_alive()
+        assert shadow.restarts._value.get() == 0
 
 
 def test_a_shadow_that_cannot_load_leaves_the_champion_serving(models: Path) -> None:
@@ -572,8 +701,8 @@ def test_the_batch_queue_is_bounded_until_done_and_drains_on_close() -> None:
 
     q: BatchQueue[str] = BatchQueue(capacity=10, wake=100, period=0.01)
     assert q.wake == 5  # at most half the capacity
-    assert q.put("a", 4) and q.put("b", 6)
-    assert not q.put("c", 1)  # full
+    assert q.put("a", 4) and q.free == 6 and q.put("b", 6)
+    assert q.free == 0 and not q.put("c", 1)  # full
     started = time.perf_counter()
     assert q.take() == [("a", 4), ("b", 6)]  # enough houses waited: no period to sit out
     assert time.perf_counter() - started < 0.5
@@ -585,7 +714,7 @@ def test_the_batch_queue_is_bounded_until_done_and_drains_on_close() -> None:
     q.done(1)
     q.put("d", 2)
     q.close()
-    assert not q.put("e", 1)
+    assert q.free == 0 and not q.put("e", 1)
     assert q.take() == [("d", 2)]  # what was queued before the close
     assert q.take() is None
 
