@@ -322,12 +322,15 @@ class TreeGrower:
         H: FloatArray,
         p: SplitParams,
         features: list[NDArray[np.bool_] | None],
+        sums: list[tuple[float, float]] | None = None,
     ) -> list[_Split | None]:
         """For each node's histograms (a row of ``G`` and ``H`` a node), the split of highest
         positive gain (see the module docstring) among its allowed ``features`` (``None``:
-        all), or ``None``. Each search runs over all the nodes at once."""
+        all), or ``None``. Each search runs over all the nodes at once. ``sums``: the nodes'
+        :meth:`totals`, when the caller has them."""
         lam, msl = p.l2_regularization, p.min_samples_leaf
-        sums = [self.totals(Gi, Hi) for Gi, Hi in zip(G, H, strict=True)]
+        if sums is None:
+            sums = [self.totals(Gi, Hi) for Gi, Hi in zip(G, H, strict=True)]
         best: list[_Split | None] = [None] * G.shape[0]
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.num.size:
@@ -361,10 +364,13 @@ class TreeGrower:
     def _segment_cumsum(v: FloatArray, starts: IntArray, lengths: IntArray) -> FloatArray:
         """Cumulative sums along the last axis, restarted at each of ``starts`` (segments
         of ``lengths``)."""
-        c = np.cumsum(v, axis=-1)
-        before = np.concatenate((np.zeros((*c.shape[:-1], 1)), c), axis=-1)
-        # np.take and np.repeat: much faster than fancy indexing along the last axis
-        return c - np.repeat(np.take(before, starts, axis=-1), lengths, axis=-1)
+        c = v.cumsum(axis=-1)
+        before = np.zeros((*c.shape[:-1], starts.size))
+        # take and repeat: much faster than fancy indexing along the last axis (every
+        # segment has a slot, so each start but the first has a slot before it)
+        before[..., 1:] = c.take(starts[1:] - 1, axis=-1)
+        c -= before.repeat(lengths, axis=-1)
+        return c
 
     def _best_numeric(
         self,
@@ -380,8 +386,8 @@ class TreeGrower:
         A = self.num_size
         Gt = np.array([t[0] for t in sums])[:, None]
         Ht = np.array([t[1] for t in sums])[:, None]
-        Gm = np.take(G, self.num_missing_slot, axis=1)
-        Hm = np.take(H, self.num_missing_slot, axis=1)
+        Gm = G.take(self.num_missing_slot, axis=1)
+        Hm = H.take(self.num_missing_slot, axis=1)
         # left = bins 0..b of the feature (the numeric bins are the first A slots); missing
         # right (direction 0) or left (direction 1, tried only on the slots of features that
         # had missing values at fit)
@@ -391,7 +397,7 @@ class TreeGrower:
         allowed = None
         if any(f is not None for f in features):
             mask = np.stack([np.ones(self.d, dtype=bool) if f is None else f for f in features])
-            allowed = np.take(mask[:, self.num], seg, axis=1)
+            allowed = mask[:, self.num].take(seg, axis=1)
         where = self.num_with_missing
         every = where.size == A
         found = []
@@ -403,17 +409,17 @@ class TreeGrower:
             else:
                 s = seg if every else seg[where]
                 if every:
-                    Gms, Hms = np.repeat(Gm, lengths, axis=1), np.repeat(Hm, lengths, axis=1)
+                    Gms, Hms = Gm.repeat(lengths, axis=1), Hm.repeat(lengths, axis=1)
                     GLd, HLd = GL + Gms, HL + Hms
                 else:
-                    Gms, Hms = np.take(Gm, s, axis=1), np.take(Hm, s, axis=1)
-                    GLd = np.take(GL, where, axis=1) + Gms
-                    HLd = np.take(HL, where, axis=1) + Hms
+                    Gms, Hms = Gm.take(s, axis=1), Hm.take(s, axis=1)
+                    GLd = GL.take(where, axis=1) + Gms
+                    HLd = HL.take(where, axis=1) + Hms
             HRd = Ht - HLd
             score = _half_gains(GLd, HLd, Gt - GLd, HRd, lam)
             ok = (msl <= HLd) & (msl <= HRd)
             if allowed is not None:
-                ok &= allowed if direction == 0 or every else np.take(allowed, where, axis=1)
+                ok &= allowed if direction == 0 or every else allowed.take(where, axis=1)
             if direction == 1:
                 ok &= Hms > 0
             score = np.where(ok, score, -np.inf)
@@ -455,24 +461,24 @@ class TreeGrower:
         k, S, F = G.shape[0], slot.size, self.cat.size
         Gt = np.array([t[0] for t in sums])[:, None]
         Ht = np.array([t[1] for t in sums])[:, None]
-        V = np.take(np.stack((G, H)), slot, axis=2)  # (G or H, node, slot)
+        V = np.stack((G, H)).take(slot, axis=2)  # (G or H, node, slot)
         Gc, Hc = V[0], V[1]
         supported = Hc >= MIN_CAT_SUPPORT
         n_sup = np.add.reduceat(supported, starts, axis=1, dtype=np.intp)
-        n_sup = np.repeat(n_sup, lengths, axis=1)
+        n_sup = n_sup.repeat(lengths, axis=1)
         # a left set holds at most half of the supported categories (and MAX_CAT_THRESHOLD),
         # taken from either end of the order; the unsupported ones always go right
         longest = np.minimum(MAX_CAT_THRESHOLD, (n_sup + 1) // 2)
         ok_base = (within < longest) & (within < n_sup - 1)
         if any(f is not None for f in features):
             mask = np.stack([np.ones(self.d, dtype=bool) if f is None else f for f in features])
-            ok_base &= np.take(mask[:, self.cat], seg, axis=1)
+            ok_base &= mask[:, self.cat].take(seg, axis=1)
         ratio = Gc / (Hc + MIN_CAT_SUPPORT)
         key = np.where(supported, np.stack((ratio, -ratio)), np.inf)  # (order, node, slot)
         group = (np.arange(2 * k) * F)[:, None] + seg  # (order, node, feature) of a slot
         # by (order, node, feature), then by the key; as indices into a node's (node, slot)
         order = np.lexsort((key.ravel(), group.ravel())).reshape(2, k, S) % (k * S)
-        LR = self._segment_cumsum(np.take(V.reshape(2, k * S), order, axis=1), starts, lengths)
+        LR = self._segment_cumsum(V.reshape(2, k * S).take(order, axis=1), starts, lengths)
         GL, HL = LR[0], LR[1]  # (order, node, slot)
         HR = Ht - HL
         score = GL * GL / (HL + lam) + (Gt - GL) ** 2 / (HR + lam)
@@ -559,7 +565,7 @@ class TreeGrower:
             if len(keep) < len(nodes):
                 G, H = G[keep], H[keep]
             drawn = [features() for _ in keep]
-            found = self.best_splits(G, H, p, drawn)
+            found = self.best_splits(G, H, p, drawn, [sums[nodes[i]] for i in keep])
             for row, (i, s) in enumerate(zip(keep, found, strict=True)):
                 if s is not None:
                     hists[nodes[i]] = (G[row], H[row])
