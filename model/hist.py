@@ -280,6 +280,7 @@ class TreeGrower:
         had_missing = missing[:, self.num].any(axis=0)
         self.num_with_missing = np.flatnonzero(had_missing[self.num_layout[1]])
         self.cat_layout = self._layout(self.cat, with_missing=True)
+        self._cat_groups: dict[int, IntArray] = {}
         self._root_counts: FloatArray | None = None
 
     def _layout(self, features: IntArray, with_missing: bool) -> tuple[IntArray, ...]:
@@ -364,7 +365,12 @@ class TreeGrower:
     def _segment_cumsum(v: FloatArray, starts: IntArray, lengths: IntArray) -> FloatArray:
         """Cumulative sums along the last axis, restarted at each of ``starts`` (segments
         of ``lengths``)."""
-        c = v.cumsum(axis=-1)
+        return TreeGrower._restart(v.cumsum(axis=-1), starts, lengths)
+
+    @staticmethod
+    def _restart(c: FloatArray, starts: IntArray, lengths: IntArray) -> FloatArray:
+        """Running sums ``c`` along the last axis made to restart at each of ``starts``, in
+        place: each segment less the running sum before it."""
         before = np.zeros((*c.shape[:-1], starts.size))
         # take and repeat: much faster than fancy indexing along the last axis (every
         # segment has a slot, so each start but the first has a slot before it)
@@ -392,8 +398,10 @@ class TreeGrower:
         # right (direction 0) or left (direction 1, tried only on the slots of features that
         # had missing values at fit)
         lengths = self.n_bins[self.num]
-        GL = self._segment_cumsum(G[:, :A], starts, lengths)
-        HL = self._segment_cumsum(H[:, :A], starts, lengths)
+        LH = np.empty((2, k, A))
+        np.cumsum(G[:, :A], axis=-1, out=LH[0])
+        np.cumsum(H[:, :A], axis=-1, out=LH[1])
+        GL, HL = self._restart(LH, starts, lengths)
         allowed = None
         if any(f is not None for f in features):
             mask = np.stack([np.ones(self.d, dtype=bool) if f is None else f for f in features])
@@ -461,7 +469,9 @@ class TreeGrower:
         k, S, F = G.shape[0], slot.size, self.cat.size
         Gt = np.array([t[0] for t in sums])[:, None]
         Ht = np.array([t[1] for t in sums])[:, None]
-        V = np.stack((G, H)).take(slot, axis=2)  # (G or H, node, slot)
+        V = np.empty((2, k, S))  # (G or H, node, slot)
+        G.take(slot, axis=1, out=V[0])
+        H.take(slot, axis=1, out=V[1])
         Gc, Hc = V[0], V[1]
         supported = Hc >= MIN_CAT_SUPPORT
         n_sup = np.add.reduceat(supported, starts, axis=1, dtype=np.intp)
@@ -473,11 +483,15 @@ class TreeGrower:
         if any(f is not None for f in features):
             mask = np.stack([np.ones(self.d, dtype=bool) if f is None else f for f in features])
             ok_base &= mask[:, self.cat].take(seg, axis=1)
-        ratio = Gc / (Hc + MIN_CAT_SUPPORT)
-        key = np.where(supported, np.stack((ratio, -ratio)), np.inf)  # (order, node, slot)
-        group = (np.arange(2 * k) * F)[:, None] + seg  # (order, node, feature) of a slot
+        key = np.empty((2, k, S))  # (order, node, slot): +ratio, -ratio; inf if unsupported
+        np.divide(Gc, Hc + MIN_CAT_SUPPORT, out=key[0])
+        np.negative(key[0], out=key[1])
+        np.copyto(key, np.inf, where=~supported)
+        group = self._cat_groups.get(k)
+        if group is None:  # (order, node, feature) of a slot
+            group = self._cat_groups[k] = ((np.arange(2 * k) * F)[:, None] + seg).ravel()
         # by (order, node, feature), then by the key; as indices into a node's (node, slot)
-        order = np.lexsort((key.ravel(), group.ravel())).reshape(2, k, S) % (k * S)
+        order = np.lexsort((key.ravel(), group)).reshape(2, k, S) % (k * S)
         LR = self._segment_cumsum(V.reshape(2, k * S).take(order, axis=1), starts, lengths)
         GL, HL = LR[0], LR[1]  # (order, node, slot)
         HR = Ht - HL
