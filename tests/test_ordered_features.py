@@ -119,6 +119,8 @@ def test_a_run_with_an_ordered_feature_trains_and_serves(tmp_path: Path) -> None
     cfg = load_config(_config(tmp_path, KITCHEN, data))
     result = train(cfg, tmp_path / "model.joblib", tmp_path / "runs", plots=False)
     assert result.metadata["cv"]["rmse_log"]["mean"] < 0.3
+    card = (result.run_dir / "MODEL_CARD.md").read_text()
+    assert "- `kitchen_quality` are scales: the linear models also read each one's rank" in card
     art = load_artifact(tmp_path / "model.joblib")
     names = art.pipeline.named_steps["features"].get_feature_names_out()
     assert sum("kitchen_quality" in n for n in names) >= 4  # one-hot columns and the rank
