@@ -252,8 +252,8 @@ def build_pipeline(cfg: Config) -> Any:
 def ordered_block(cfg: Config) -> list[tuple[str, Any, list[str]]]:
     """The ``ColumnTransformer`` block of the categorical features that declare an ``order``
     (none without them), for the linear models: each one's rank on its scale (lowest 0), a
-    missing or undeclared category one below the lowest (on Ames-like data a missing grade
-    means "no basement", "no garage"), standardised. It comes in addition to the one-hot
+    missing or undeclared category one below the lowest (a missing grade usually means the
+    thing graded is absent), standardised. It comes in addition to the one-hot
     block, which keeps each category's own coefficient; the rank lets a model use the scale
     as a number (and a kernel multiply it with other features).
     """
