@@ -13,11 +13,13 @@
    histograms or sorted row lists) against scikit-learn's ``DecisionTreeRegressor``, on
    continuous features (depth 8 and grown out), few-valued ones and Ames. Target: ours <= 2x.
 
-Prints tables; asserts nothing. Run: ``.venv/bin/python benchmarks/bench_ensemble.py``.
+Prints tables; asserts nothing. Run: ``.venv/bin/python benchmarks/bench_ensemble.py``
+(``--only fit`` for section 1 alone, ``--repeats 5`` for more alternated fits in it).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Callable
@@ -99,10 +101,10 @@ def interleaved_best(fns: list[Callable[[], object]], repeats: int) -> list[floa
     return best
 
 
-def fit_times() -> None:
+def fit_times(repeats: int = 3) -> None:
     print(
         "\n1. Fit time, 200 iterations, lr 0.1, 31 leaves, 20 rows a leaf (ours and sk 1 thread: "
-        "best of 3, interleaved; sk all threads: one run)"
+        f"best of {repeats}, interleaved; sk all threads: one run)"
     )
     header = f"{'data':<22}{'ours s':>9}{'sk 1 thr s':>12}{'sk all s':>10}{'ratio 1thr':>11}"
     header += f"{'ratio all':>10}{'RMSE ours':>11}{'RMSE sk':>9}"
@@ -121,7 +123,7 @@ def fit_times() -> None:
         Xt, yt = X_[tr], y_[tr]
         with threadpool_limits(1):
             t_ours, t_one = interleaved_best(
-                [partial(ours.fit, Xt, yt), partial(ref.fit, Xt, yt)], 3
+                [partial(ours.fit, Xt, yt), partial(ref.fit, Xt, yt)], repeats
             )
         t_all = best_time(partial(ref.fit, Xt, yt), 1)
         e_ours = rmse(ours.predict(X_[te]), y_[te])
@@ -195,10 +197,17 @@ def tree() -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("fit", "predict", "tree"), help="one section only")
+    parser.add_argument("--repeats", type=int, default=3, help="alternated fits in section 1")
+    args = parser.parse_args()
     print(describe("scikit-learn"))
-    fit_times()
-    prediction()
-    tree()
+    if args.only in (None, "fit"):
+        fit_times(args.repeats)
+    if args.only in (None, "predict"):
+        prediction()
+    if args.only in (None, "tree"):
+        tree()
 
 
 if __name__ == "__main__":

@@ -280,6 +280,7 @@ class TreeGrower:
         had_missing = missing[:, self.num].any(axis=0)
         self.num_with_missing = np.flatnonzero(had_missing[self.num_layout[1]])
         self.cat_layout = self._layout(self.cat, with_missing=True)
+        self._cat_groups: dict[int, IntArray] = {}
         self._root_counts: FloatArray | None = None
 
     def _layout(self, features: IntArray, with_missing: bool) -> tuple[IntArray, ...]:
@@ -322,12 +323,15 @@ class TreeGrower:
         H: FloatArray,
         p: SplitParams,
         features: list[NDArray[np.bool_] | None],
+        sums: list[tuple[float, float]] | None = None,
     ) -> list[_Split | None]:
         """For each node's histograms (a row of ``G`` and ``H`` a node), the split of highest
         positive gain (see the module docstring) among its allowed ``features`` (``None``:
-        all), or ``None``. Each search runs over all the nodes at once."""
+        all), or ``None``. Each search runs over all the nodes at once. ``sums``: the nodes'
+        :meth:`totals`, when the caller has them."""
         lam, msl = p.l2_regularization, p.min_samples_leaf
-        sums = [self.totals(Gi, Hi) for Gi, Hi in zip(G, H, strict=True)]
+        if sums is None:
+            sums = [self.totals(Gi, Hi) for Gi, Hi in zip(G, H, strict=True)]
         best: list[_Split | None] = [None] * G.shape[0]
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.num.size:
@@ -361,10 +365,18 @@ class TreeGrower:
     def _segment_cumsum(v: FloatArray, starts: IntArray, lengths: IntArray) -> FloatArray:
         """Cumulative sums along the last axis, restarted at each of ``starts`` (segments
         of ``lengths``)."""
-        c = np.cumsum(v, axis=-1)
-        before = np.concatenate((np.zeros((*c.shape[:-1], 1)), c), axis=-1)
-        # np.take and np.repeat: much faster than fancy indexing along the last axis
-        return c - np.repeat(np.take(before, starts, axis=-1), lengths, axis=-1)
+        return TreeGrower._restart(v.cumsum(axis=-1), starts, lengths)
+
+    @staticmethod
+    def _restart(c: FloatArray, starts: IntArray, lengths: IntArray) -> FloatArray:
+        """Running sums ``c`` along the last axis made to restart at each of ``starts``, in
+        place: each segment less the running sum before it."""
+        before = np.zeros((*c.shape[:-1], starts.size))
+        # take and repeat: much faster than fancy indexing along the last axis (every
+        # segment has a slot, so each start but the first has a slot before it)
+        before[..., 1:] = c.take(starts[1:] - 1, axis=-1)
+        c -= before.repeat(lengths, axis=-1)
+        return c
 
     def _best_numeric(
         self,
@@ -380,18 +392,20 @@ class TreeGrower:
         A = self.num_size
         Gt = np.array([t[0] for t in sums])[:, None]
         Ht = np.array([t[1] for t in sums])[:, None]
-        Gm = np.take(G, self.num_missing_slot, axis=1)
-        Hm = np.take(H, self.num_missing_slot, axis=1)
+        Gm = G.take(self.num_missing_slot, axis=1)
+        Hm = H.take(self.num_missing_slot, axis=1)
         # left = bins 0..b of the feature (the numeric bins are the first A slots); missing
         # right (direction 0) or left (direction 1, tried only on the slots of features that
         # had missing values at fit)
         lengths = self.n_bins[self.num]
-        GL = self._segment_cumsum(G[:, :A], starts, lengths)
-        HL = self._segment_cumsum(H[:, :A], starts, lengths)
+        LH = np.empty((2, k, A))
+        np.cumsum(G[:, :A], axis=-1, out=LH[0])
+        np.cumsum(H[:, :A], axis=-1, out=LH[1])
+        GL, HL = self._restart(LH, starts, lengths)
         allowed = None
         if any(f is not None for f in features):
             mask = np.stack([np.ones(self.d, dtype=bool) if f is None else f for f in features])
-            allowed = np.take(mask[:, self.num], seg, axis=1)
+            allowed = mask[:, self.num].take(seg, axis=1)
         where = self.num_with_missing
         every = where.size == A
         found = []
@@ -403,17 +417,17 @@ class TreeGrower:
             else:
                 s = seg if every else seg[where]
                 if every:
-                    Gms, Hms = np.repeat(Gm, lengths, axis=1), np.repeat(Hm, lengths, axis=1)
+                    Gms, Hms = Gm.repeat(lengths, axis=1), Hm.repeat(lengths, axis=1)
                     GLd, HLd = GL + Gms, HL + Hms
                 else:
-                    Gms, Hms = np.take(Gm, s, axis=1), np.take(Hm, s, axis=1)
-                    GLd = np.take(GL, where, axis=1) + Gms
-                    HLd = np.take(HL, where, axis=1) + Hms
+                    Gms, Hms = Gm.take(s, axis=1), Hm.take(s, axis=1)
+                    GLd = GL.take(where, axis=1) + Gms
+                    HLd = HL.take(where, axis=1) + Hms
             HRd = Ht - HLd
             score = _half_gains(GLd, HLd, Gt - GLd, HRd, lam)
             ok = (msl <= HLd) & (msl <= HRd)
             if allowed is not None:
-                ok &= allowed if direction == 0 or every else np.take(allowed, where, axis=1)
+                ok &= allowed if direction == 0 or every else allowed.take(where, axis=1)
             if direction == 1:
                 ok &= Hms > 0
             score = np.where(ok, score, -np.inf)
@@ -455,24 +469,30 @@ class TreeGrower:
         k, S, F = G.shape[0], slot.size, self.cat.size
         Gt = np.array([t[0] for t in sums])[:, None]
         Ht = np.array([t[1] for t in sums])[:, None]
-        V = np.take(np.stack((G, H)), slot, axis=2)  # (G or H, node, slot)
+        V = np.empty((2, k, S))  # (G or H, node, slot)
+        G.take(slot, axis=1, out=V[0])
+        H.take(slot, axis=1, out=V[1])
         Gc, Hc = V[0], V[1]
         supported = Hc >= MIN_CAT_SUPPORT
         n_sup = np.add.reduceat(supported, starts, axis=1, dtype=np.intp)
-        n_sup = np.repeat(n_sup, lengths, axis=1)
+        n_sup = n_sup.repeat(lengths, axis=1)
         # a left set holds at most half of the supported categories (and MAX_CAT_THRESHOLD),
         # taken from either end of the order; the unsupported ones always go right
         longest = np.minimum(MAX_CAT_THRESHOLD, (n_sup + 1) // 2)
         ok_base = (within < longest) & (within < n_sup - 1)
         if any(f is not None for f in features):
             mask = np.stack([np.ones(self.d, dtype=bool) if f is None else f for f in features])
-            ok_base &= np.take(mask[:, self.cat], seg, axis=1)
-        ratio = Gc / (Hc + MIN_CAT_SUPPORT)
-        key = np.where(supported, np.stack((ratio, -ratio)), np.inf)  # (order, node, slot)
-        group = (np.arange(2 * k) * F)[:, None] + seg  # (order, node, feature) of a slot
+            ok_base &= mask[:, self.cat].take(seg, axis=1)
+        key = np.empty((2, k, S))  # (order, node, slot): +ratio, -ratio; inf if unsupported
+        np.divide(Gc, Hc + MIN_CAT_SUPPORT, out=key[0])
+        np.negative(key[0], out=key[1])
+        np.copyto(key, np.inf, where=~supported)
+        group = self._cat_groups.get(k)
+        if group is None:  # (order, node, feature) of a slot
+            group = self._cat_groups[k] = ((np.arange(2 * k) * F)[:, None] + seg).ravel()
         # by (order, node, feature), then by the key; as indices into a node's (node, slot)
-        order = np.lexsort((key.ravel(), group.ravel())).reshape(2, k, S) % (k * S)
-        LR = self._segment_cumsum(np.take(V.reshape(2, k * S), order, axis=1), starts, lengths)
+        order = np.lexsort((key.ravel(), group)).reshape(2, k, S) % (k * S)
+        LR = self._segment_cumsum(V.reshape(2, k * S).take(order, axis=1), starts, lengths)
         GL, HL = LR[0], LR[1]  # (order, node, slot)
         HR = Ht - HL
         score = GL * GL / (HL + lam) + (Gt - GL) ** 2 / (HR + lam)
@@ -559,7 +579,7 @@ class TreeGrower:
             if len(keep) < len(nodes):
                 G, H = G[keep], H[keep]
             drawn = [features() for _ in keep]
-            found = self.best_splits(G, H, p, drawn)
+            found = self.best_splits(G, H, p, drawn, [sums[nodes[i]] for i in keep])
             for row, (i, s) in enumerate(zip(keep, found, strict=True)):
                 if s is not None:
                     hists[nodes[i]] = (G[row], H[row])

@@ -552,6 +552,12 @@ def _assumptions(cfg: Config, meta: dict[str, Any]) -> list[str]:
     logged = [f"`{f.name}`" for f in cfg.features if f.transform == "log"]
     if logged:
         lines.append(f"- {', '.join(logged)} are log1p-transformed before scaling.")
+    ordered = [f"`{f.name}`" for f in cfg.features if f.order is not None]
+    if ordered:
+        lines.append(
+            f"- {', '.join(ordered)} are scales: the linear models also read each one's rank on it "
+            "(a missing or undeclared category one below the lowest)."
+        )
     lines += [
         "- Numeric inputs are standardised, so a single penalty treats them alike.",
         "- Hyperparameters were chosen by CV on the training part only; the test part was used",

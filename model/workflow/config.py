@@ -50,6 +50,8 @@ its data can move together. The file looks like::
     bounds = [1, 20000]         # hard limits the API enforces; every training row must be inside
     example = 1500
     transform = "log"           # optional: log1p before scaling (skewed, positive sizes)
+    # a categorical feature may declare its categories as a scale, lowest first:
+    # order = ["Po", "Fa", "TA", "Gd", "Ex"]  (the linear models then also get its rank)
     [[derived]]                 # optional: a numeric model input computed from the features
     name = "total_area"         # snake_case, distinct from the features' names
     expr = "basement_area + first_floor_area + second_floor_area"
@@ -133,6 +135,8 @@ class Feature:
     bounds: tuple[float, float] | None = None
     example: Any = None
     transform: str | None = None
+    #: A categorical feature's categories from lowest to highest, when they are a scale
+    order: tuple[str, ...] | None = None
 
     @property
     def numeric(self) -> bool:
@@ -267,7 +271,7 @@ def _parse_feature(where: str, raw: Any) -> Feature:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a table, got {type(raw).__name__}")
     allowed = ("name", "column", "kind", "unit", "description", "required", "bounds")
-    _unknown_keys(where, raw, (*allowed, "example", "transform"))
+    _unknown_keys(where, raw, (*allowed, "example", "transform", "order"))
     name = _get(where, raw, "name", str)
     if not _SNAKE.fullmatch(name):
         raise ConfigError(f"{where}.name: API names are snake_case ([a-z][a-z0-9_]*), got {name!r}")
@@ -290,6 +294,21 @@ def _parse_feature(where: str, raw: Any) -> Feature:
     transform = _get(where, raw, "transform", str, None)
     if transform is not None and (not numeric or transform != "log"):
         raise ConfigError(f"{where}.transform: only 'log' on a numeric feature, got {transform!r}")
+    order_raw = _get(where, raw, "order", list, None)
+    order: tuple[str, ...] | None = None
+    if order_raw is not None:
+        if numeric:
+            raise ConfigError(f"{where}.order: only a categorical feature has an order")
+        if (
+            len(order_raw) < 2
+            or any(not isinstance(c, str) for c in order_raw)
+            or len(set(order_raw)) != len(order_raw)
+        ):
+            raise ConfigError(
+                f"{where}.order: expected two or more distinct category strings, lowest "
+                f"first, got {order_raw!r}"
+            )
+        order = tuple(order_raw)
     example = _get(where, raw, "example", (int, float, str), None)
     if example is not None:
         if numeric and not isinstance(example, int | float):
@@ -310,6 +329,7 @@ def _parse_feature(where: str, raw: Any) -> Feature:
         bounds=bounds,
         example=example,
         transform=transform,
+        order=order,
     )
 
 

@@ -243,9 +243,30 @@ def build_pipeline(cfg: Config) -> Any:
     blocks += derived_block(cfg, scaled=True)
     if cats:
         blocks.append(("categorical", OneHotEncoder(), cats))
+    blocks += ordered_block(cfg)
     func: Literal["log"] | None = "log" if cfg.target_transform == "log" else None
     regressor = TransformedTargetRegressor(make_estimator(cfg), func=func)
     return Pipeline([("features", ColumnTransformer(blocks)), ("regressor", regressor)])
+
+
+def ordered_block(cfg: Config) -> list[tuple[str, Any, list[str]]]:
+    """The ``ColumnTransformer`` block of the categorical features that declare an ``order``
+    (none without them), for the linear models: each one's rank on its scale (lowest 0), a
+    missing or undeclared category one below the lowest (a missing grade usually means the
+    thing graded is absent), standardised. It comes in addition to the one-hot
+    block, which keeps each category's own coefficient; the rank lets a model use the scale
+    as a number (and a kernel multiply it with other features).
+    """
+
+    ordered = [f for f in cfg.features if f.order is not None]
+    if not ordered:
+        return []
+    steps = [
+        ("encode", OrdinalEncoder(categories=[list(f.order or ()) for f in ordered])),
+        ("impute", SimpleImputer(strategy="constant", fill_value=-1.0)),
+        ("scale", StandardScaler()),
+    ]
+    return [("ordered", Pipeline(steps), [f.name for f in ordered])]
 
 
 def derived_block(cfg: Config, scaled: bool) -> list[tuple[str, Any, list[str]]]:

@@ -51,6 +51,13 @@ def check_engine(cfg: Config, engine: str) -> None:
             f"{cfg.source}: [[derived]] features cannot train with --engine {engine}: its "
             "sums are accumulated over the declared features only (supported: --engine memory)"
         )
+    ordered = [f.name for f in cfg.features if f.order is not None]
+    if engine != "memory" and ordered:
+        raise ConfigError(
+            f"{cfg.source}: features with an order ({', '.join(ordered)}) cannot train with "
+            f"--engine {engine}: its sums are accumulated over one-hot categories only "
+            "(supported: --engine memory)"
+        )
     solvers = [cfg.params.get("solver"), *cfg.grid.get("solver", [])]
     if engine != "memory" and "sgd" in solvers:
         raise ConfigError(
