@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model._huber import _huber_loss_and_gradient
 
-from model.robust import HuberRegressor, huber_objective
+from model.robust import HuberRegressor, _newton_step, huber_objective
 
 
 def data(n: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -57,3 +57,83 @@ def test_the_ends_of_each_range_are_accepted() -> None:
     model = HuberRegressor(epsilon=1.0, alpha=0.0, tol=0.0, max_iter=1).fit(X, y)
     assert model.n_iter_ == 1
     assert model.coef_.shape == (3,)
+
+
+def sklearn_gradient(theta: np.ndarray, X: np.ndarray, y: np.ndarray, eps: float, alpha: float):  # type: ignore[no-untyped-def]
+    return _huber_loss_and_gradient(theta, X, y, eps, alpha, np.ones(y.size))[1]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("intercept", [True, False])
+def test_the_newton_step_uses_sklearns_gradient_and_the_true_hessian(
+    seed: int, intercept: bool
+) -> None:
+    X, y = data(seed=seed)
+    rng = np.random.default_rng(200 + seed)
+    theta = np.concatenate([rng.normal(size=3), [rng.normal() if intercept else 0.0], [1.7]])
+    eps, alpha = 1.35, 0.3
+    grad, step = _newton_step(theta, X, y, eps, alpha, intercept)
+    sk_theta = theta if intercept else np.delete(theta, 3)
+    ref = sklearn_gradient(sk_theta, X, y, eps, alpha)
+    np.testing.assert_allclose(grad if intercept else np.delete(grad, 3), ref, rtol=1e-10)
+    if not intercept:
+        assert grad[3] == 0.0 and step[3] == 0.0  # b stays 0
+    # The Hessian by central differences of the gradient; no residual sits near ±εσ here.
+    h = 1e-6
+    free = [i for i in range(5) if intercept or i != 3]
+    H = np.zeros((5, 5))
+    for i in free:
+        e = np.zeros(5)
+        e[i] = h
+        H[:, i] = (
+            _newton_step(theta + e, X, y, eps, alpha, intercept)[0]
+            - _newton_step(theta - e, X, y, eps, alpha, intercept)[0]
+        ) / (2 * h)
+    np.testing.assert_allclose((H @ step)[free], -grad[free], rtol=1e-5, atol=1e-6)
+
+
+def test_n_iter_counts_newton_steps_and_max_iter_bounds_them() -> None:
+    X, y = data()
+    full = HuberRegressor(tol=0.0, max_iter=100).fit(X, y)
+    assert 2 <= full.n_iter_ < 100
+    for k in (1, 2):
+        part = HuberRegressor(tol=0.0, max_iter=k).fit(X, y)
+        assert part.n_iter_ == k
+        assert huber_objective(
+            np.r_[part.coef_, part.intercept_, part.scale_], X, y, 1.35, 1e-4
+        ) > huber_objective(np.r_[full.coef_, full.intercept_, full.scale_], X, y, 1.35, 1e-4)
+
+
+def test_tol_stops_on_the_largest_gradient_entry_per_row() -> None:
+    X, y = data(200, seed=1)
+    loose = HuberRegressor(tol=1e-1).fit(X, y)
+    theta = np.r_[loose.coef_, loose.intercept_, loose.scale_]
+    grad, _ = _newton_step(theta, X, y, 1.35, 1e-4, True)
+    tight = HuberRegressor(tol=0.0).fit(X, y)
+    assert loose.n_iter_ < tight.n_iter_
+    # it stops at the first iterate whose gradient is within tol·n (the check that stops it is
+    # counted as an iteration): the iterate after n_iter_ - 1 steps, not the one before
+    assert np.max(np.abs(grad)) <= 1e-1 * 200
+    same = HuberRegressor(tol=0.0, max_iter=loose.n_iter_ - 1).fit(X, y)
+    np.testing.assert_array_equal(same.coef_, loose.coef_)
+    before = HuberRegressor(tol=0.0, max_iter=loose.n_iter_ - 2).fit(X, y)
+    grad_before, _ = _newton_step(
+        np.r_[before.coef_, before.intercept_, before.scale_], X, y, 1.35, 1e-4, True
+    )
+    assert np.max(np.abs(grad_before)) > 1e-1 * 200
+
+
+def test_outliers_are_the_rows_beyond_epsilon_scales() -> None:
+    X, y = data(100, seed=2)
+    model = HuberRegressor().fit(X, y)
+    r = np.abs(y - model.predict(X))
+    np.testing.assert_array_equal(model.outliers_, r > 1.35 * model.scale_)
+    assert 0 < model.outliers_.sum() < 100
+
+
+def test_a_constant_target_is_fitted_exactly() -> None:
+    X, _ = data(30, seed=3)
+    model = HuberRegressor().fit(X, np.full(30, 7.0))
+    assert model.intercept_ == pytest.approx(7.0, abs=1e-6)
+    np.testing.assert_allclose(model.coef_, 0.0, atol=1e-6)
+    assert 0 < model.scale_ < 1e-2 and not model.outliers_.any()
