@@ -117,3 +117,15 @@ def test_memory_is_the_machines_or_a_lower_container_limit(tmp_path: Path) -> No
     assert memory_bytes((missing, str(unlimited))) == machine
     assert memory_bytes((str(high),)) == machine
     assert memory_bytes((str(unlimited), str(high), str(low), missing)) == 1048576
+
+
+def test_a_singular_kernel_matrix_falls_back_to_least_squares() -> None:
+    X, y = data(30, seed=7)  # linear kernel, alpha 0: K = XXᵀ has rank 3 < 30
+    Xn, _ = data(10, seed=8)
+    with pytest.warns(Warning):  # sklearn warns that it falls back to least squares
+        ref = sk_kernel.KernelRidge(alpha=0.0).fit(X, y)
+    ours = KernelRidge(alpha=0.0).fit(X, y)
+    np.testing.assert_allclose(ours.predict(Xn), ref.predict(Xn), rtol=1e-6, atol=1e-8)
+    w = np.linalg.lstsq(X, y, rcond=None)[0]  # least squares without intercept
+    np.testing.assert_allclose(ours.predict(Xn), Xn @ w, rtol=1e-6, atol=1e-8)
+    assert ours.dual_coef_.dtype == np.float64
