@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy.special import logsumexp, softmax
 from sklearn.datasets import load_breast_cancer, load_iris
 
 from model.linear import ConvergenceWarning
@@ -108,19 +109,23 @@ def test_newton_stops_at_the_first_step_that_lowers_j_by_rounding_only(loader: A
 
 class Scripted(LogisticRegression):
     """J at the line search's trial points is ``script(trial, t, bound)``, where ``bound`` is
-    Armijo's J₀ + 10⁻⁴·t·∇J₀·δ; the gradient and P stay the real ones. Starts from Θ = 0, so a
-    trial point is exactly t·δ."""
+    Armijo's J₀ + 10⁻⁴·t·∇J₀·δ; P stays the real one. Starts from Θ = 0, so a trial point of the
+    first step is exactly t·δ. ``start`` replaces J at Θ = 0 and ``g_scale`` scales every
+    gradient (and so δ)."""
 
-    def __init__(self, script: Any) -> None:
-        super().__init__(max_iter=1, tol=0.0)
-        self.script = script
+    def __init__(
+        self, script: Any, max_iter: int = 1, start: float | None = None, g_scale: float = 1.0
+    ) -> None:
+        super().__init__(max_iter=max_iter, tol=0.0)
+        self.script, self.start_J, self.g_scale = script, start, g_scale
         self.trials: list[float] = []
 
     def _objective(self, theta: Any, X1: Any, Y: Any, mask: Any) -> Any:
         J, g, P = super()._objective(theta, X1, Y, mask)
+        g = g * self.g_scale
         if not np.any(theta):  # the start
-            self.start = J, g
-            return J, g, P
+            self.start = (J if self.start_J is None else self.start_J), g
+            return self.start[0], g, P
         if not self.trials:
             self.delta = theta.copy()  # t = 1
         i = int(np.argmax(np.abs(self.delta)))
@@ -185,3 +190,83 @@ def test_the_convergence_warning_is_whole_and_points_at_the_caller() -> None:
         LogisticRegression(max_iter=1, tol=0.0).fit(X, Y)
     if "MUTANT_UNDER_TEST" not in os.environ:  # mutmut's trampoline adds frames
         assert [w.filename for w in caught] == [__file__]
+
+
+def test_a_step_that_lowers_j_by_more_than_rounding_does_not_stop_newton() -> None:
+    # J₀ = 1/2 and a step that lowers it by 10⁻¹⁵ > 10⁻¹⁵·|J₀|: not a stall, so Newton goes on
+    # (and its second line search, refused throughout, ends the fit). A tiny gradient keeps
+    # Armijo's bound below such a small decrease.
+    def script(trial: int, t: float, bound: float) -> float:
+        return 0.5 - 1e-15 if trial == 1 else 1e9
+
+    model = Scripted(script, max_iter=3, start=0.5, g_scale=1e-20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, Y)
+    assert model.n_iter_ == 1 and len(model.trials) == 1 + 50
+
+
+def test_defaults() -> None:
+    assert LogisticRegression().get_params() == {
+        "C": 1.0,
+        "solver": "newton",
+        "learning_rate": 0.1,
+        "max_iter": 1000,
+        "tol": 1e-6,
+        "fit_intercept": True,
+        "multi_class": "auto",
+    }
+
+
+@pytest.mark.parametrize("K", [1, 3])
+def test_the_objective_and_its_gradient_far_from_zero(K: int) -> None:
+    rng = np.random.default_rng(K)
+    n, d = 40, 3
+    X1 = np.column_stack([rng.normal(size=(n, d)), np.ones(n)])
+    theta = rng.normal(size=(d + 1, K)) * 300.0  # |z| in the hundreds: exp would overflow
+    mask = np.ones_like(theta)
+    mask[-1] = 0.0
+    code = rng.integers(0, max(K, 2), size=n)
+    model = LogisticRegression(C=0.7)
+    Z = X1 @ theta
+    if K == 1:
+        Y = (code == 1).astype(np.float64)[:, None]
+        Zfull, Yfull = np.column_stack([np.zeros(n), Z]), np.column_stack([1 - Y, Y])
+    else:
+        Y = np.eye(K)[code]
+        Zfull, Yfull = Z, Y
+    loss = logsumexp(Zfull, axis=1) - np.sum(Zfull * Yfull, axis=1)
+    penalty = float(np.sum(mask * theta**2)) / (2 * 0.7 * n)
+    P = softmax(Zfull, axis=1)[:, 1:] if K == 1 else softmax(Zfull, axis=1)
+    J, g, P_got = model._objective(theta, X1, Y, mask)
+    assert np.isfinite(J) and pytest.approx(loss.mean() + penalty, rel=1e-12) == J
+    np.testing.assert_allclose(P_got, P, rtol=1e-12, atol=1e-300)
+    grad = X1.T @ (P - Y) / n + mask * theta / (0.7 * n)
+    np.testing.assert_allclose(g, grad, rtol=1e-10, atol=1e-12)
+
+
+def test_probabilities_of_rows_far_apart() -> None:
+    model = LogisticRegression(multi_class="multinomial").fit(X, Y)
+    far = np.array([[1e4], [-1e4], [0.0]])  # decision values of opposite signs in the thousands
+    P = model.predict_proba(far)
+    assert np.all(np.isfinite(P))
+    np.testing.assert_allclose(P.sum(axis=1), 1.0)
+    np.testing.assert_allclose(P, softmax(model.decision_function(far), axis=1), rtol=1e-12)
+    assert model.predict(far).tolist() == [1, 0, model.predict(far[2:])[0]]
+
+
+def test_labels_that_cannot_be_sorted_are_refused() -> None:
+    y = np.array([1, "a", 1, "a", 1, "a"], dtype=object)
+    message = "y: labels cannot be sorted: '<' not supported between instances of 'str' and 'int'"
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        LogisticRegression().fit(X, y)
+
+
+def test_a_gradient_exactly_at_tol_has_converged() -> None:
+    model = LogisticRegression()
+    X1 = np.column_stack([X, np.ones(len(X))])
+    mask = np.array([[1.0], [0.0]])
+    _, g, _ = model._objective(np.zeros((2, 1)), X1, Y[:, None].astype(float), mask)
+    at_start = LogisticRegression(tol=float(np.max(np.abs(g)))).fit(X, Y)
+    assert at_start.n_iter_ == 0
+    np.testing.assert_array_equal(at_start.coef_, 0.0)
