@@ -14,6 +14,7 @@ import pytest
 from sklearn import cluster as sk_cluster
 from sklearn import datasets
 
+from model.base import NotFittedError
 from model.cluster import KMeans, kmeans_plus_plus, lloyd, squared_distances
 
 X = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
@@ -162,3 +163,18 @@ def test_squared_distances_are_clipped_at_zero() -> None:
     if raw.min() >= 0.0:
         pytest.skip("the expansion did not go below 0 with this BLAS")
     assert squared_distances(X, X).min() == 0.0
+
+
+def test_a_centre_with_one_point_stays_on_it() -> None:
+    X = np.array([[0.0], [10.0], [11.0]])
+    km = KMeans(n_clusters=2, init=np.array([[0.0], [10.5]]), max_iter=1).fit(X)
+    np.testing.assert_array_equal(km.cluster_centers_, [[0.0], [10.5]])
+    assert km.labels_.tolist() == [0, 1, 1]
+
+
+def test_fitted_means_the_centres_exist() -> None:
+    km = KMeans(n_clusters=2)
+    km.feature_names_in_ = np.array(["a", "b"])  # type: ignore[attr-defined]  # a wrapper's
+    for method in (km.predict, km.transform, km.score):
+        with pytest.raises(NotFittedError, match=r"^this KMeans instance is not fitted yet"):
+            method(X)
