@@ -178,3 +178,29 @@ def test_fitted_means_the_centres_exist() -> None:
     for method in (km.predict, km.transform, km.score):
         with pytest.raises(NotFittedError, match=r"^this KMeans instance is not fitted yet"):
             method(X)
+
+
+def test_defaults() -> None:
+    assert KMeans().get_params() == {
+        "n_clusters": 8,
+        "init": "k-means++",
+        "n_init": 10,
+        "max_iter": 300,
+        "tol": 1e-4,
+        "random_state": None,
+    }
+
+
+def test_random_init_starts_from_distinct_rows() -> None:
+    rows = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [9.0, 9.0]])
+    for seed in range(10):  # five draws out of five: a repeat would show within a few seeds
+        km = KMeans(n_clusters=5, init="random", n_init=1, max_iter=1, random_state=seed)
+        centres = km.fit(rows).cluster_centers_
+        assert sorted(map(tuple, centres.tolist())) == sorted(map(tuple, rows.tolist()))
+
+
+def test_a_given_start_is_checked_as_init() -> None:
+    start = np.array([[np.nan, 0.0], [1.0, 1.0]])
+    message = "init: column 0 holds missing or infinite values (1 of 2); impute them first"
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        KMeans(n_clusters=2, init=start).fit(X)
