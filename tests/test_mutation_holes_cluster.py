@@ -47,12 +47,22 @@ def test_the_limits_are_accepted() -> None:
     assert numpy_ints.fit(X).cluster_centers_.shape == (1, 2)
 
 
+SEPARATED = datasets.make_blobs(
+    90,
+    n_features=2,
+    centers=[[0.0, 0.0], [50.0, 0.0], [0.0, 50.0]],
+    cluster_std=0.5,
+    random_state=1,
+)[0]
 BLOBS = datasets.make_blobs(300, n_features=2, centers=5, cluster_std=3.0, random_state=3)[0]
 
 
+@pytest.mark.parametrize("offset", [0.0, 1e5], ids=["centred", "offset"])
 @pytest.mark.parametrize("tol", [0.0, 1e-3, 1e-2, 1e-1])
-def test_tol_is_relative_to_the_mean_variance_as_in_sklearn(tol: float) -> None:
-    X = BLOBS * 1000.0  # a unit that would stop an absolute tol at once
+def test_tol_is_relative_to_the_mean_variance_as_in_sklearn(tol: float, offset: float) -> None:
+    # a unit that would stop an absolute tol at once; columns far apart, whose pooled variance
+    # would be far above the mean of their variances
+    X = BLOBS * 1000.0 + np.array([offset, -offset])
     start = X[:5]
     ours = KMeans(n_clusters=5, init=start, tol=tol).fit(X)
     ref = sk_cluster.KMeans(n_clusters=5, init=start, n_init=1, tol=tol, algorithm="lloyd")
@@ -204,3 +214,14 @@ def test_a_given_start_is_checked_as_init() -> None:
     message = "init: column 0 holds missing or infinite values (1 of 2); impute them first"
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         KMeans(n_clusters=2, init=start).fit(X)
+
+
+def test_of_runs_with_the_same_inertia_the_first_is_kept() -> None:
+    X = SEPARATED  # one partition, reached by every run, with its clusters numbered differently
+    rng = np.random.default_rng(5)
+    tol = 1e-4 * float(X.var(axis=0).mean())
+    runs = [lloyd(X, kmeans_plus_plus(X, 3, rng), 300, tol) for _ in range(6)]
+    assert len({run[2] for run in runs}) == 1
+    assert len({tuple(run[1][:3].tolist()) for run in runs}) > 1  # numbered differently
+    km = KMeans(n_clusters=3, n_init=6, random_state=5).fit(X)
+    np.testing.assert_array_equal(km.labels_, runs[0][1])
