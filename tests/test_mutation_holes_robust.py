@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sklearn import linear_model as sk_linear
 from sklearn.linear_model._huber import _huber_loss_and_gradient
 
 from model.robust import HuberRegressor, _newton_step, huber_objective
@@ -137,3 +138,10 @@ def test_a_constant_target_is_fitted_exactly() -> None:
     assert model.intercept_ == pytest.approx(7.0, abs=1e-6)
     np.testing.assert_allclose(model.coef_, 0.0, atol=1e-6)
     assert 0 < model.scale_ < 1e-2 and not model.outliers_.any()
+
+
+def test_defaults_are_sklearns() -> None:
+    ours = HuberRegressor().get_params()
+    ref = sk_linear.HuberRegressor().get_params()
+    assert ours == {name: ref[name] for name in ours}
+    assert set(ours) == {"epsilon", "max_iter", "alpha", "fit_intercept", "tol"}
