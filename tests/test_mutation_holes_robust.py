@@ -15,6 +15,7 @@ import pytest
 from sklearn import linear_model as sk_linear
 from sklearn.linear_model._huber import _huber_loss_and_gradient
 
+import model.robust as robust
 from model.robust import HuberRegressor, _newton_step, huber_objective
 
 
@@ -145,3 +146,92 @@ def test_defaults_are_sklearns() -> None:
     ref = sk_linear.HuberRegressor().get_params()
     assert ours == {name: ref[name] for name in ours}
     assert set(ours) == {"epsilon", "max_iter", "alpha", "fit_intercept", "tol"}
+
+
+def start(X: np.ndarray, y: np.ndarray, intercept: bool = True) -> np.ndarray:
+    """The documented start: w = 0, b the median, σ the mean absolute deviation from b (at
+    least 10⁻³·(1 + |b|))."""
+    b = float(np.median(y)) if intercept else 0.0
+    return np.r_[np.zeros(X.shape[1]), b, max(float(np.mean(np.abs(y - b))), 1e-3 * (1 + abs(b)))]
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+def test_the_start_is_the_median_and_the_mean_absolute_deviation(intercept: bool) -> None:
+    X, y = data(41, seed=4)
+    y = y + 10.0  # far from 0: b and σ differ from their no-intercept values
+    at_start = HuberRegressor(tol=1e300, fit_intercept=intercept).fit(X, y)  # stops at once
+    theta = start(X, y, intercept)
+    np.testing.assert_array_equal(at_start.coef_, 0.0)
+    assert (at_start.intercept_, at_start.scale_) == (theta[3], theta[4])
+    assert at_start.n_iter_ == 1
+    flat = HuberRegressor(tol=1e300).fit(X, np.full(41, 7.0))  # no spread: the floor
+    assert flat.scale_ == 1e-3 * 8.0
+
+
+def test_a_gradient_exactly_at_tol_stops_the_fit() -> None:
+    X, y = data(32, seed=5)
+    grad, _ = _newton_step(start(X, y), X, y, 1.35, 1e-4, True)
+    tol = float(np.max(np.abs(grad))) / 32  # exact: 32 is a power of 2
+    model = HuberRegressor(tol=tol).fit(X, y)
+    assert model.n_iter_ == 1 and model.intercept_ == start(X, y)[3]
+
+
+def scripted_fit(
+    monkeypatch: pytest.MonkeyPatch, script: Any
+) -> tuple[HuberRegressor, np.ndarray, np.ndarray, list[float]]:
+    """One Newton step from the start, with L at the line search's trial points given by
+    ``script(t, bound, L0)``, ``bound`` being Armijo's L₀ + 10⁻⁴·t·∇L₀·δ; returns the model,
+    the start, the Newton direction δ and the trial t's."""
+    X, y = data(40, seed=6)
+    theta0 = start(X, y)
+    grad, step = _newton_step(theta0, X, y, 1.35, 1e-4, True)
+    L0 = huber_objective(theta0, X, y, 1.35, 1e-4)
+    i = int(np.argmax(np.abs(step)))
+    trials: list[float] = []
+
+    def objective(theta: np.ndarray, *args: Any) -> float:
+        if np.array_equal(theta, theta0):
+            return L0
+        t = float(2.0 ** np.round(np.log2((theta[i] - theta0[i]) / step[i])))  # a power of 2
+        trials.append(t)
+        return float(script(t, L0 + 1e-4 * t * float(grad @ step), L0))
+
+    monkeypatch.setattr(robust, "huber_objective", objective)
+    model = HuberRegressor(max_iter=1, tol=0.0).fit(X, y)
+    return model, theta0, step, trials
+
+
+def fitted(model: HuberRegressor) -> np.ndarray:
+    return np.r_[model.coef_, model.intercept_, model.scale_]
+
+
+def first_t(theta0: np.ndarray, step: np.ndarray) -> float:
+    """The largest t = 2⁻ᵏ that keeps the scale positive."""
+    t = 1.0
+    while theta0[-1] + t * step[-1] <= 0:
+        t /= 2
+    return t
+
+
+def test_the_first_trial_is_the_longest_step_that_keeps_the_scale_positive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model, theta0, step, trials = scripted_fit(monkeypatch, lambda t, bound, L0: L0 - 1.0)
+    t0 = first_t(theta0, step)
+    assert trials == [t0] and t0 < 1.0  # from the start, Newton's σ step overshoots below 0
+    np.testing.assert_allclose(fitted(model), theta0 + t0 * step, rtol=1e-12)
+
+
+def test_armijos_rule_refuses_no_decrease_and_takes_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    X, y = data(40, seed=6)
+    theta0 = start(X, y)
+    t0 = first_t(theta0, _newton_step(theta0, X, y, 1.35, 1e-4, True)[1])
+
+    def script(t: float, bound: float, L0: float) -> float:
+        return {t0 / 2: L0, t0 / 4: bound}.get(t, 1e9)  # no decrease, then the bound exactly
+
+    model, theta0, step, trials = scripted_fit(monkeypatch, script)
+    assert trials == [t0, t0 / 2, t0 / 4]
+    np.testing.assert_allclose(fitted(model), theta0 + t0 / 4 * step, rtol=1e-12)
