@@ -7,6 +7,7 @@ are accepted.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -235,3 +236,19 @@ def test_armijos_rule_refuses_no_decrease_and_takes_the_bound(
     model, theta0, step, trials = scripted_fit(monkeypatch, script)
     assert trials == [t0, t0 / 2, t0 / 4]
     np.testing.assert_allclose(fitted(model), theta0 + t0 / 4 * step, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shift", [0.0, 1e3])  # |L| below 1 per row, and far above
+def test_newton_stops_at_the_first_step_that_lowers_l_by_rounding_only(shift: float) -> None:
+    X, y = data(300, seed=7)
+    y = y + shift
+    n_iter = HuberRegressor(tol=0.0).fit(X, y).n_iter_  # tol 0: the gradient never stops it
+    L = []
+    for k in range(1, n_iter + 1):
+        model = HuberRegressor(tol=0.0, max_iter=k).fit(X, y)
+        L.append(huber_objective(fitted(model), X, y, 1.35, 1e-4))
+    L0 = huber_objective(start(X, y), X, y, 1.35, 1e-4)
+    L = [L0, *L]
+    drops = [(a - b) / max(1.0, abs(a)) for a, b in itertools.pairwise(L)]
+    assert drops[-1] <= 1e-12
+    assert all(drop > 1e-12 for drop in drops[:-1])
