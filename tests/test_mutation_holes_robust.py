@@ -252,3 +252,18 @@ def test_newton_stops_at_the_first_step_that_lowers_l_by_rounding_only(shift: fl
     drops = [(a - b) / max(1.0, abs(a)) for a, b in itertools.pairwise(L)]
     assert drops[-1] <= 1e-12
     assert all(drop > 1e-12 for drop in drops[:-1])
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+def test_a_singular_newton_system_falls_back_to_least_squares(
+    monkeypatch: pytest.MonkeyPatch, intercept: bool
+) -> None:
+    X, y = data(60, seed=8)
+    expected = HuberRegressor(fit_intercept=intercept).fit(X, y)
+
+    def singular(*args: Any, **kwargs: Any) -> None:
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(np.linalg, "solve", singular)
+    got = HuberRegressor(fit_intercept=intercept).fit(X, y)
+    np.testing.assert_allclose(fitted(got), fitted(expected), rtol=1e-7, atol=1e-9)
