@@ -19,6 +19,7 @@ from sklearn import kernel_ridge as sk_kernel
 from sklearn.metrics.pairwise import pairwise_kernels
 
 import model.kernel
+from model.base import NotFittedError
 from model.kernel import KernelRidge, kernel_matrix, memory_bytes
 
 
@@ -129,3 +130,26 @@ def test_a_singular_kernel_matrix_falls_back_to_least_squares() -> None:
     w = np.linalg.lstsq(X, y, rcond=None)[0]  # least squares without intercept
     np.testing.assert_allclose(ours.predict(Xn), Xn @ w, rtol=1e-6, atol=1e-8)
     assert ours.dual_coef_.dtype == np.float64
+
+
+@pytest.mark.parametrize("error", [AttributeError, OSError, ValueError])
+def test_memory_without_sysconf_is_the_container_limit_or_unknown(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, error: type[Exception]
+) -> None:
+    def unavailable(name: str) -> int:  # no sysconf (Windows), or it cannot answer
+        raise error(name)
+
+    monkeypatch.setattr(os, "sysconf", unavailable)
+    assert memory_bytes(()) is None
+    limit = tmp_path / "memory.max"
+    limit.write_text("2147483648\n")
+    assert memory_bytes((str(limit),)) == 2147483648
+    X, y = data(20, seed=9)
+    assert KernelRidge().fit(X, y).dual_coef_.shape == (20,)  # memory unknown: not refused
+
+
+def test_fitted_means_the_dual_coefficients_exist() -> None:
+    model = KernelRidge()
+    model.feature_names_in_ = np.array(["a", "b", "c"])  # type: ignore[attr-defined]  # a wrapper's
+    with pytest.raises(NotFittedError, match=r"^this KernelRidge instance is not fitted yet"):
+        model.predict(data(3, seed=10)[0])
