@@ -153,3 +153,14 @@ def test_fitted_means_the_dual_coefficients_exist() -> None:
     model.feature_names_in_ = np.array(["a", "b", "c"])  # type: ignore[attr-defined]  # a wrapper's
     with pytest.raises(NotFittedError, match=r"^this KernelRidge instance is not fitted yet"):
         model.predict(data(3, seed=10)[0])
+
+
+def test_the_refusal_names_the_memory_there_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(model.kernel, "memory_bytes", lambda: 3 * 2**30 + 2**28)  # 3.25 GiB
+    X, y = data(20_000, seed=11)  # 6.0 GiB for the matrix and its factor
+    message = (
+        "KernelRidge: n_samples=20000 needs a 20000 x 20000 kernel matrix and its Cholesky "
+        "factor, 6.0 GiB, more than the 3.2 GiB of memory here; fit on a sample of the rows"
+    )
+    with pytest.raises(MemoryError, match="^" + re.escape(message) + "$"):
+        KernelRidge().fit(X, y)
