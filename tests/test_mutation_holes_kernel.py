@@ -164,3 +164,10 @@ def test_the_refusal_names_the_memory_there_is(monkeypatch: pytest.MonkeyPatch) 
     )
     with pytest.raises(MemoryError, match="^" + re.escape(message) + "$"):
         KernelRidge().fit(X, y)
+
+
+def test_defaults_are_sklearns() -> None:
+    ours = KernelRidge().get_params()
+    ref = sk_kernel.KernelRidge().get_params()
+    assert ours == {name: ref[name] for name in ours}
+    assert set(ours) == {"alpha", "kernel", "gamma", "degree", "coef0"}
