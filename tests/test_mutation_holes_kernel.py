@@ -171,3 +171,15 @@ def test_defaults_are_sklearns() -> None:
     ref = sk_kernel.KernelRidge().get_params()
     assert ours == {name: ref[name] for name in ours}
     assert set(ours) == {"alpha", "kernel", "gamma", "degree", "coef0"}
+
+
+def test_least_squares_is_not_used_when_cholesky_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    X, y = data(30, seed=12)
+    expected = KernelRidge(alpha=0.5, kernel="rbf").fit(X, y).dual_coef_
+
+    def unused(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("lstsq called on a positive definite K + alpha I")
+
+    monkeypatch.setattr(np.linalg, "lstsq", unused)
+    got = KernelRidge(alpha=0.5, kernel="rbf").fit(X, y).dual_coef_
+    np.testing.assert_array_equal(got, expected)
