@@ -18,6 +18,9 @@ prediction keeps the training rows (``X_fit_``) and costs O(n) kernel values per
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import Literal, Self
 
 import numpy as np
@@ -50,6 +53,37 @@ def kernel_matrix(
         return (gamma * dot + coef0) ** degree
     sq = np.einsum("ij,ij->i", A, A)[:, None] - 2.0 * dot + np.einsum("ij,ij->i", B, B)[None]
     return np.exp(-gamma * np.maximum(sq, 0.0))
+
+
+# A container's memory limit: cgroup v2, then v1.
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def memory_bytes(limits: tuple[str, ...] = CGROUP_LIMITS) -> int | None:
+    """The memory this process may use: the machine's, or its cgroup's limit if lower (a
+    container's); ``None`` where neither can be read."""
+    sizes = []
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # not POSIX
+        sizes.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    for limit in limits:
+        try:
+            sizes.append(int(Path(limit).read_text(encoding="ascii").strip()))
+        except (OSError, ValueError):  # absent, or "max" (no limit)
+            continue
+    return min(sizes) if sizes else None
+
+
+def check_kernel_memory(n_samples: int) -> None:
+    """Raise ``MemoryError`` naming ``n_samples`` before a fit that cannot fit in memory: it
+    holds the n × n kernel matrix and its Cholesky factor, 2·n²·8 bytes."""
+    need = 2 * 8 * n_samples**2
+    have = memory_bytes()
+    if have is not None and need > have:
+        raise MemoryError(
+            f"KernelRidge: n_samples={n_samples} needs a {n_samples} x {n_samples} kernel matrix "
+            f"and its Cholesky factor, {need / 2**30:.1f} GiB, more than the "
+            f"{have / 2**30:.1f} GiB of memory here; fit on a sample of the rows"
+        )
 
 
 class KernelRidge(RegressorMixin, BaseEstimator):
@@ -91,6 +125,7 @@ class KernelRidge(RegressorMixin, BaseEstimator):
         """``c = (K + αI)⁻¹ y`` by Cholesky (least squares if ``K + αI`` is singular)."""
         self._check_params()
         Xa, ya = check_X_y(X, y)
+        check_kernel_memory(Xa.shape[0])
         K = self._kernel(Xa, Xa)
         K[np.diag_indices_from(K)] += float(self.alpha)
         try:

@@ -64,6 +64,7 @@ from model.base import (
     FloatArray,
     RegressorMixin,
     check_array,
+    check_int,
     check_is_fitted,
     check_n_features,
     check_target,
@@ -415,11 +416,6 @@ def _preorder(left: IntArray, right: IntArray, levels: list[IntArray]) -> IntArr
     return order
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
 class _BaseTree(BaseEstimator):
     """Shared growth and traversal; subclasses say what ``Y`` and a leaf's value are."""
 
@@ -436,10 +432,9 @@ class _BaseTree(BaseEstimator):
         self.random_state = random_state
 
     def _check_params(self) -> None:
-        if self.max_depth is not None:
-            _check_int("max_depth", self.max_depth, 0)
-        _check_int("min_samples_split", self.min_samples_split, 2)
-        _check_int("min_samples_leaf", self.min_samples_leaf, 1)
+        check_int("max_depth", self.max_depth, 0, none=True)
+        check_int("min_samples_split", self.min_samples_split, 2)
+        check_int("min_samples_leaf", self.min_samples_leaf, 1)
 
     # Subclass hooks ---------------------------------------------------------------------------
 
