@@ -60,6 +60,8 @@ class SufficientStats(NamedTuple):
 def sufficient_stats(X: FloatArray, y: FloatArray, fit_intercept: bool) -> SufficientStats:
     """One blocked pass over X; without an intercept the "means" are zero (no centring)."""
     n, d = X.shape
+    if d == 0:
+        raise ValueError(f"X: expected at least one feature, got shape {X.shape}")
     x_mean = X.mean(axis=0) if fit_intercept else np.zeros(d)
     y_mean = float(y.mean()) if fit_intercept else 0.0
     G = np.zeros((d, d))

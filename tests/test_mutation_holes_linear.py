@@ -259,3 +259,41 @@ def test_a_constant_column_between_others_is_skipped_not_the_sweep() -> None:
     ref = sl.Lasso(alpha=0.1, tol=1e-10, max_iter=10_000).fit(X, y)
     assert ours.coef_[1] == 0.0
     np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-6, atol=1e-9)
+
+
+def direct_stats(X: FloatArray, y: FloatArray, fit_intercept: bool) -> tuple[Any, ...]:
+    """The statistics written out in one pass, no blocks."""
+    x_mean = X.mean(axis=0) if fit_intercept else np.zeros(X.shape[1])
+    y_mean = float(y.mean()) if fit_intercept else 0.0
+    Xc, yc = X - x_mean, y - y_mean
+    return len(y), x_mean, y_mean, Xc.T @ Xc, Xc.T @ yc, float(yc @ yc)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("block", [6, 7, 2, 2**20])  # rows per block: 2, 2, 1 (floor), all
+def test_sufficient_stats_in_blocks_are_the_one_pass_statistics(
+    fit_intercept: bool, block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any block size, the last block short or not: every row counted exactly once."""
+    monkeypatch.setattr(linear, "_BLOCK_ELEMENTS", block)
+    rng = np.random.default_rng(12)
+    X = rng.normal(loc=[5.0, -3.0, 40.0], size=(7, 3))
+    y = rng.normal(loc=100.0, size=7)
+    s = sufficient_stats(X, y, fit_intercept)
+    n, x_mean, y_mean, G, q, yy = direct_stats(X, y, fit_intercept)
+    assert s.n == n and isinstance(s.n, int)
+    np.testing.assert_allclose(s.x_mean, x_mean, rtol=1e-12)
+    assert s.y_mean == pytest.approx(y_mean, rel=1e-12) and isinstance(s.y_mean, float)
+    np.testing.assert_allclose(s.G, G, rtol=1e-10)
+    np.testing.assert_allclose(s.q, q, rtol=1e-10)
+    assert s.yy == pytest.approx(yy, rel=1e-10) and isinstance(s.yy, float)
+    assert s.G.shape == (3, 3) and s.q.shape == (3,) and s.x_mean.shape == (3,)
+
+
+def test_sufficient_stats_refuse_x_with_no_columns_by_name() -> None:
+    """Zero columns would divide the block size by zero: say what is wrong with X instead."""
+    for fit_intercept in (True, False):
+        with pytest.raises(
+            ValueError, match=r"^X: expected at least one feature, got shape \(4, 0\)$"
+        ):
+            sufficient_stats(np.zeros((4, 0)), np.ones(4), fit_intercept)
