@@ -54,7 +54,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_mutation_holes_schemas.py",
     ),
     "app/body.py": ("tests/test_mutation_holes_body.py",),
-    "model/workflow/data.py": ("tests/test_data.py",),
+    "model/workflow/data.py": ("tests/test_data.py", "tests/test_mutation_holes_data.py"),
     "model/base.py": ("tests/test_base.py",),
     "model/logistic.py": ("tests/test_logistic.py",),
     "model/cluster.py": ("tests/test_cluster.py",),
@@ -74,6 +74,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_derived.py::test_config_mistakes_in_derived_are_named",
         "tests/test_derived.py::test_the_streamed_engines_refuse_derived_features",
         "tests/test_derived.py::test_derived_features_train_and_serve_from_the_declared_inputs[ridge]",
+        "tests/test_mutation_holes_derived.py",
     ),
     "model/fold.py": (  # and the compiled contributions, held to the compiled sums
         "tests/test_fold.py",
