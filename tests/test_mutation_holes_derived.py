@@ -81,24 +81,29 @@ def test_names_are_in_order_of_first_use_across_lines_and_columns() -> None:
 def test_unary_plus_and_minus_and_integer_constants_evaluate() -> None:
     X = np.array([[1.5, -2.0], [0.0, 4.0]])
     d = DerivedFeatures(
-        ["a", "b"], [("p", "+a"), ("m", "-b"), ("k", "3"), ("mix", "+(-a) - -b * 2")]
+        ["a", "b"],
+        [("p", "+a"), ("m", "-b"), ("k", "3"), ("mix", "+(-a) - -b * 2"), ("n", "-2")],
     ).fit(X)
     out = d.transform(X)
-    expected = np.array([[1.5, 2.0, 3.0, -5.5], [0.0, -4.0, 3.0, 8.0]])
+    expected = np.array([[1.5, 2.0, 3.0, -5.5, -2.0], [0.0, -4.0, 3.0, 8.0, -2.0]])
     np.testing.assert_array_equal(out, expected)
-    assert out.dtype == np.float64 and out.shape == (2, 4)
+    assert out.dtype == np.float64 and out.shape == (2, 5)
 
 
 def test_ieee_arithmetic_without_warnings_and_division_by_zero_missing() -> None:
-    """Overflow is an infinity, 0/0 and x/0 are missing, NaN spreads: and NumPy stays quiet."""
-    X = np.array([[1e308, 0.0, 2.0], [-1e308, 5.0, 0.0], [np.nan, 1.0, -0.0]])
-    d = DerivedFeatures(["a", "b", "c"], [("big", "a * 10"), ("q", "b / c"), ("z", "c / b")])
+    """Overflow is an infinity; 0/0, x/0 and inf - inf are missing: and NumPy stays quiet."""
+    X = np.array([[1e308, 0.0, 2.0], [-1e308, 5.0, 0.0], [np.nan, 1.0, -0.0], [1.0, 0.0, 0.0]])
+    d = DerivedFeatures(
+        ["a", "b", "c"],
+        [("big", "a * 10"), ("q", "b / c"), ("z", "c / b"), ("d", "big - big")],
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         out = d.fit_transform(X)
-    np.testing.assert_array_equal(out[:, 0], [np.inf, -np.inf, np.nan])
-    np.testing.assert_array_equal(out[:, 1], [0.0, np.nan, np.nan])  # 0/2; 5/0; 1/-0
-    np.testing.assert_array_equal(out[:, 2], [np.nan, 0.0, -0.0])  # 2/0; 0/5; -0/1
+    np.testing.assert_array_equal(out[:, 0], [np.inf, -np.inf, np.nan, 10.0])
+    np.testing.assert_array_equal(out[:, 1], [0.0, np.nan, np.nan, np.nan])  # 0/2; 5/0; 1/-0; 0/0
+    np.testing.assert_array_equal(out[:, 2], [np.nan, 0.0, -0.0, np.nan])  # 2/0; 0/5; -0/1; 0/0
+    np.testing.assert_array_equal(out[:, 3], [np.nan, np.nan, np.nan, 0.0])  # inf - inf
     assert np.signbit(out[2, 2]) and not np.signbit(out[1, 2])
 
 
