@@ -464,7 +464,7 @@ class ElasticNet(RegressorMixin, BaseEstimator):
                 dw_max = max(dw_max, abs(new - old))
                 w_max = max(w_max, abs(new))
             self.n_iter_ = it + 1
-            if w_max == 0.0 or dw_max / w_max < self.tol or it == self.max_iter - 1:
+            if w_max == 0.0 or dw_max / w_max <= self.tol or it == self.max_iter - 1:
                 self.dual_gap_ = _duality_gap(w, Gw, q, s.yy, l1, l2)
                 if self.dual_gap_ <= tol_gap:
                     break

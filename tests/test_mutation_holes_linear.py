@@ -7,6 +7,7 @@ not fitted.
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -297,3 +298,85 @@ def test_sufficient_stats_refuse_x_with_no_columns_by_name() -> None:
             ValueError, match=r"^X: expected at least one feature, got shape \(4, 0\)$"
         ):
             sufficient_stats(np.zeros((4, 0)), np.ones(4), fit_intercept)
+
+
+@pytest.mark.parametrize(
+    ("est", "message"),
+    [
+        (ElasticNet(alpha=-0.5), "alpha must be >= 0, got -0.5"),
+        (Lasso(alpha=float("nan")), "alpha must be >= 0, got nan"),
+        (ElasticNet(l1_ratio=-0.25), "l1_ratio must be in [0, 1], got -0.25"),
+        (ElasticNet(l1_ratio=1.5), "l1_ratio must be in [0, 1], got 1.5"),
+        (ElasticNet(max_iter=2.5), "max_iter must be a positive integer, got 2.5"),  # type: ignore[arg-type]
+        (Lasso(max_iter=0), "max_iter must be a positive integer, got 0"),
+        (ElasticNet(tol=-1e-3), "tol must be >= 0, got -0.001"),
+        (Lasso(tol=float("nan")), "tol must be >= 0, got nan"),
+    ],
+)
+def test_elastic_net_hyperparameters_are_refused_whole(est: ElasticNet, message: str) -> None:
+    X, y = uncentred(20)
+    for fit in (lambda: est.fit(X, y), lambda: est.fit_stats(sufficient_stats(X, y, True))):
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            fit()
+
+
+def test_elastic_net_bounds_are_inclusive() -> None:
+    """alpha = 0 is least squares, l1_ratio 0 and 1 are allowed, tol = 0 runs to a zero gap."""
+    import sklearn.linear_model as sl
+
+    X, y = uncentred(21)
+    ols = LinearRegression().fit(X, y)
+    est = ElasticNet(alpha=0.0).fit(X, y)
+    np.testing.assert_allclose(est.coef_, ols.coef_, rtol=1e-9)
+    for rho in (0.0, 1.0):
+        ElasticNet(alpha=0.1, l1_ratio=rho).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = Lasso(alpha=0.1, tol=0.0, max_iter=30).fit(X, y)
+        ref = sl.Lasso(alpha=0.1, tol=0.0, max_iter=30).fit(X, y)
+    assert rel_err_max(ours.coef_, ref.coef_) < 1e-8  # sweeps differ: rounding decides 0 gaps
+
+
+def test_a_sweep_that_changes_nothing_checks_the_gap_even_at_tol_zero() -> None:
+    """scikit-learn's rule: the gap is computed when the largest update is <= tol times the
+    largest weight; with tol = 0, a sweep that changes nothing stops on an exact zero gap."""
+    import sklearn.linear_model as sl
+
+    X, y = np.array([[-1.0], [1.0]]), np.array([-3.0, 3.0])  # w = 2, a gap of exactly 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = Lasso(alpha=1.0, tol=0.0, max_iter=50).fit(X, y)
+    ref = sl.Lasso(alpha=1.0, tol=0.0, max_iter=50).fit(X, y)
+    assert ours.n_iter_ == ref.n_iter_ == 2
+    assert ours.dual_gap_ == 0.0 == ref.dual_gap_ and ours.coef_[0] == 2.0
+
+
+def test_all_zero_weights_stop_on_a_zero_gap_even_at_tol_zero() -> None:
+    """An L1 bound that zeroes every weight: the gap is exactly 0 <= 0 after one sweep."""
+    X, y = uncentred(22)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = Lasso(alpha=1e6, tol=0.0, max_iter=20).fit(X, y)
+    assert est.n_iter_ == 1 and est.dual_gap_ == 0.0 and not est.coef_.any()
+
+
+def test_not_converging_warns_whole_at_the_callers_line_with_the_last_gap() -> None:
+    X, y = uncentred(23)
+    X = np.c_[X, X[:, 0] + 1e-3 * X[:, 1]]  # nearly collinear: slow coordinate descent
+    s = sufficient_stats(X, y, True)
+    est = ElasticNet(alpha=1e-4, l1_ratio=0.7, tol=1e-12, max_iter=3)
+    with pytest.warns(ConvergenceWarning) as caught:
+        est.fit_stats(s)
+    assert len(caught) == 1
+    warning = caught[0]
+    assert warning.filename == __file__  # stacklevel 2: the line that called fit_stats
+    l1, l2 = 1e-4 * 0.7 * s.n, 1e-4 * 0.3 * s.n
+    gap = linear._duality_gap(est.coef_, s.G @ est.coef_, s.q, s.yy, l1, l2)
+    assert est.n_iter_ == 3 and est.dual_gap_ == pytest.approx(gap, rel=1e-9, abs=1e-12)
+    assert np.isfinite(est.dual_gap_) and est.dual_gap_ > 1e-12 * s.yy
+    assert str(warning.message) == (
+        f"ElasticNet did not converge in 3 iterations (duality gap {est.dual_gap_:.3g} > "
+        f"{1e-12 * s.yy:.3g}); raise max_iter or standardise X"
+    )
+    with pytest.warns(ConvergenceWarning, match=r"^Lasso did not converge in 2 iterations "):
+        Lasso(alpha=1e-4, tol=1e-12, max_iter=2).fit_stats(s)
