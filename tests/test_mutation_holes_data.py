@@ -317,3 +317,41 @@ def test_the_missing_mask() -> None:
         data_module._missing_mask(np.array([None, "x", None], dtype=object)), [True, False, True]
     )
     np.testing.assert_array_equal(data_module._missing_mask(np.array([1.0, np.nan])), [False, True])
+
+
+def test_a_header_longer_than_the_sniffed_head_is_read_whole(tmp_path: Path) -> None:
+    """Bug found here: the header was parsed from the first 64 KiB only, so a wide file's was
+    cut (a cut name could even repeat a real one: 'column_555' of 'column_5551')."""
+    names = [f"column_{i}" for i in range(8000)]  # a 95 KB header line
+    p = write(tmp_path, ",".join(names) + "\n" + ",".join(map(str, range(8000))) + "\n")
+    assert read_header(p) == (names, ",", "utf-8-sig")
+    [(header, chunk)] = list(iter_chunks(p))
+    assert header == names and chunk.columns["column_7999"] == ["7999"]
+    dup = write(tmp_path, ",".join([*names, "column_3"]) + "\n" + "1," * 8000 + "1\n", "dup.csv")
+    message = f"{dup}: line 1: column 'column_3' appears twice in the header"
+    with pytest.raises(DataError, match="^" + re.escape(message) + "$"):
+        read_header(dup)
+    with pytest.raises(DataError, match="^" + re.escape(message) + "$"):
+        next(iter_chunks(dup))
+
+
+def test_chunks_default_to_ten_thousand_rows(tmp_path: Path) -> None:
+    p = write(tmp_path, "a\n" + "1\n" * 10_001)
+    assert [len(c.lines) for _, c in iter_chunks(p)] == [10_000, 1]
+
+
+def test_chunks_read_with_the_given_format_and_the_sniffed_encoding(tmp_path: Path) -> None:
+    p = write(tmp_path, "a;b,c\n1;2,3\n")
+    [(header, chunk)] = list(iter_chunks(p, CsvFormat(delimiter=";")))
+    assert header == ["a", "b,c"] and chunk.columns["b,c"] == ["2,3"]
+    latin = write(tmp_path, b"a,b\n\xe9,1\n", "latin.csv")  # Windows-1252, not UTF-8
+    [(_, chunk)] = list(iter_chunks(latin))
+    assert chunk.columns["a"] == ["\xe9"]
+
+
+def test_chunks_keep_a_quoted_line_break_as_the_file_has_it(tmp_path: Path) -> None:
+    """newline='' as the csv module asks: a CRLF inside quotes stays CRLF, as in load_csv."""
+    p = write(tmp_path, b'a,b\r\n"two\r\nlines",1\r\nx,2\r\n')
+    [(_, chunk)] = list(iter_chunks(p))
+    assert chunk.columns["a"] == ["two\r\nlines", "x"] and chunk.lines == [3, 4]
+    assert list(load_csv(p).columns["a"]) == ["two\r\nlines", "x"]
