@@ -380,3 +380,33 @@ def test_not_converging_warns_whole_at_the_callers_line_with_the_last_gap() -> N
     )
     with pytest.warns(ConvergenceWarning, match=r"^Lasso did not converge in 2 iterations "):
         Lasso(alpha=1e-4, tol=1e-12, max_iter=2).fit_stats(s)
+
+
+def test_the_normal_solver_ignores_the_descent_settings() -> None:
+    """learning_rate, n_epochs, batch_size, tol and print_every belong to gd/sgd: the normal
+    equations neither use nor check them (a grid may share one setting across solvers)."""
+    X, y = uncentred(24)
+    odd: dict[str, Any] = dict(learning_rate=-1.0, n_epochs=0, batch_size=0, tol=-1.0)
+    est = LinearRegression(solver="normal", print_every=0, **odd).fit(X, y)
+    np.testing.assert_allclose(est.coef_, LinearRegression().fit(X, y).coef_, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"^learning_rate must be > 0, got -1\.0$"):
+        LinearRegression(solver="gd", print_every=0, **odd).fit(X, y)
+
+
+def test_descent_stops_at_the_first_epoch_whose_cost_did_not_fall_by_more_than_tol() -> None:
+    """The rule is relative (the same epochs in any unit of y), inclusive (an unchanged cost
+    stops at tol = 0) and checked from epoch 2 on."""
+    rng = np.random.default_rng(25)
+    X = rng.normal(size=(50, 2))
+    y = X @ [1.0, 2.0] + 5.0 + rng.normal(0, 0.1, 50)
+    runs = [
+        LinearRegression(solver="gd", tol=1e-3, n_epochs=5000, learning_rate=0.1).fit(X, s * y)
+        for s in (1.0, 1e3, 1e-3)
+    ]
+    assert runs[0].n_iter_ == runs[1].n_iter_ == runs[2].n_iter_ == 38
+    assert LinearRegression(solver="gd", tol=1.0, n_epochs=100).fit(X, y).n_iter_ == 2
+    # a constant column and target: epoch 1 already fits exactly, epoch 2 changes nothing
+    est = LinearRegression(solver="gd", tol=0.0, n_epochs=3000, learning_rate=0.25)
+    est.fit(np.ones((5, 1)), np.full(5, 3.0))
+    assert est.n_iter_ == 2 and est.cost_history_ == [0.0, 0.0]
+    np.testing.assert_array_equal(est.predict(np.ones((2, 1))), [3.0, 3.0])
