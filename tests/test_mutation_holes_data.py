@@ -355,3 +355,27 @@ def test_chunks_keep_a_quoted_line_break_as_the_file_has_it(tmp_path: Path) -> N
     [(_, chunk)] = list(iter_chunks(p))
     assert chunk.columns["a"] == ["two\r\nlines", "x"] and chunk.lines == [3, 4]
     assert list(load_csv(p).columns["a"]) == ["two\r\nlines", "x"]
+
+
+def test_the_sniffer_drops_only_a_cut_last_line() -> None:
+    assert sniff_delimiter("a;b,c,d\n1;2\n3;4\n5") == ";"  # not the first line alone
+    assert sniff_delimiter("a;b,c,d\n1;2") == ","  # two lines, the second cut: the first
+    assert sniff_delimiter("a;b,c\r1;2\r1,2\r1;2\r") == ";"  # ends with CR: nothing cut
+
+
+def test_a_file_that_cannot_be_read_names_the_os_reason(tmp_path: Path) -> None:
+    mem = Path("/proc/self/mem")  # opens, then every read at offset 0 fails with EIO
+    if not mem.exists():
+        pytest.skip("no /proc")
+    refused(mem, "cannot read: Input/output error")
+
+
+def test_a_cut_character_at_the_end_of_a_whole_file_is_not_utf8(tmp_path: Path) -> None:
+    p = write(tmp_path, b"a\nx\n" + "\u00e9".encode()[:1])
+    d = load_csv(p)
+    assert d.encoding == "cp1252" and list(d.columns["a"]) == ["x", "\u00c3"]
+
+
+def test_any_other_one_character_delimiter_is_allowed(tmp_path: Path) -> None:
+    d = load_csv(write(tmp_path, "aXb\n1X2\n"), fmt=CsvFormat(delimiter="X"))
+    assert list(d.columns) == ["a", "b"] and d.delimiter == "X"
