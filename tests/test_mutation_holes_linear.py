@@ -410,3 +410,22 @@ def test_descent_stops_at_the_first_epoch_whose_cost_did_not_fall_by_more_than_t
     est.fit(np.ones((5, 1)), np.full(5, 3.0))
     assert est.n_iter_ == 2 and est.cost_history_ == [0.0, 0.0]
     np.testing.assert_array_equal(est.predict(np.ones((2, 1))), [3.0, 3.0])
+
+
+def test_descent_settings_accept_their_smallest_values_and_refuse_below_whole() -> None:
+    X, y = uncentred(26)
+    for solver in ("gd", "sgd"):
+        est = LinearRegression(
+            solver=solver, n_epochs=1, batch_size=1, tol=0.0, print_every=1, random_state=0
+        ).fit(X, y)
+        assert est.n_iter_ == 1
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"n_epochs": 0}, "n_epochs must be a positive integer, got 0"),
+        ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+        ({"tol": -1.0}, "tol must be >= 0 or None, got -1.0"),
+        ({"print_every": 0}, "print_every must be a positive integer, got 0"),
+        ({"print_every": 2.5}, "print_every must be a positive integer, got 2.5"),
+    ]
+    for kwargs, message in bad:
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            LinearRegression(solver="gd", **kwargs).fit(X, y)
