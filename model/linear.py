@@ -60,6 +60,8 @@ class SufficientStats(NamedTuple):
 def sufficient_stats(X: FloatArray, y: FloatArray, fit_intercept: bool) -> SufficientStats:
     """One blocked pass over X; without an intercept the "means" are zero (no centring)."""
     n, d = X.shape
+    if d == 0:
+        raise ValueError(f"X: expected at least one feature, got shape {X.shape}")
     x_mean = X.mean(axis=0) if fit_intercept else np.zeros(d)
     y_mean = float(y.mean()) if fit_intercept else 0.0
     G = np.zeros((d, d))
@@ -462,7 +464,7 @@ class ElasticNet(RegressorMixin, BaseEstimator):
                 dw_max = max(dw_max, abs(new - old))
                 w_max = max(w_max, abs(new))
             self.n_iter_ = it + 1
-            if w_max == 0.0 or dw_max / w_max < self.tol or it == self.max_iter - 1:
+            if w_max == 0.0 or dw_max / w_max <= self.tol or it == self.max_iter - 1:
                 self.dual_gap_ = _duality_gap(w, Gw, q, s.yy, l1, l2)
                 if self.dual_gap_ <= tol_gap:
                     break

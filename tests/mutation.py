@@ -54,7 +54,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_mutation_holes_schemas.py",
     ),
     "app/body.py": ("tests/test_mutation_holes_body.py",),
-    "model/workflow/data.py": ("tests/test_data.py",),
+    "model/workflow/data.py": ("tests/test_data.py", "tests/test_mutation_holes_data.py"),
     "model/base.py": ("tests/test_base.py",),
     "model/logistic.py": ("tests/test_logistic.py", "tests/test_mutation_holes_logistic.py"),
     "model/cluster.py": (  # not the seconds-long inertia comparisons: the holes file checks
@@ -77,6 +77,17 @@ MODULES: dict[str, tuple[str, ...]] = {
     "model/tree.py": ("tests/test_tree.py",),
     "model/hist.py": ("tests/test_ensemble.py",),
     "model/ensemble.py": ("tests/test_ensemble.py",),
+    "model/derived.py": (  # its one training test on the quick estimator, not gbdt/voting
+        "tests/test_derived.py::test_arithmetic_parses_and_names_its_columns",
+        "tests/test_derived.py::test_anything_but_arithmetic_is_refused",
+        "tests/test_derived.py::test_derived_features_compute_in_order_with_missing_as_missing",
+        "tests/test_derived.py::test_derived_features_refuse_bad_specs",
+        "tests/test_derived.py::test_config_reads_derived_features",
+        "tests/test_derived.py::test_config_mistakes_in_derived_are_named",
+        "tests/test_derived.py::test_the_streamed_engines_refuse_derived_features",
+        "tests/test_derived.py::test_derived_features_train_and_serve_from_the_declared_inputs[ridge]",
+        "tests/test_mutation_holes_derived.py",
+    ),
     "model/fold.py": (  # and the compiled contributions, held to the compiled sums
         "tests/test_fold.py",
         "tests/test_explain.py::test_folded_contributions_and_prices_read_the_steps_one_way",

@@ -7,6 +7,7 @@ not fitted.
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -259,3 +260,172 @@ def test_a_constant_column_between_others_is_skipped_not_the_sweep() -> None:
     ref = sl.Lasso(alpha=0.1, tol=1e-10, max_iter=10_000).fit(X, y)
     assert ours.coef_[1] == 0.0
     np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-6, atol=1e-9)
+
+
+def direct_stats(X: FloatArray, y: FloatArray, fit_intercept: bool) -> tuple[Any, ...]:
+    """The statistics written out in one pass, no blocks."""
+    x_mean = X.mean(axis=0) if fit_intercept else np.zeros(X.shape[1])
+    y_mean = float(y.mean()) if fit_intercept else 0.0
+    Xc, yc = X - x_mean, y - y_mean
+    return len(y), x_mean, y_mean, Xc.T @ Xc, Xc.T @ yc, float(yc @ yc)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("block", [6, 7, 2, 2**20])  # rows per block: 2, 2, 1 (floor), all
+def test_sufficient_stats_in_blocks_are_the_one_pass_statistics(
+    fit_intercept: bool, block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any block size, the last block short or not: every row counted exactly once."""
+    monkeypatch.setattr(linear, "_BLOCK_ELEMENTS", block)
+    rng = np.random.default_rng(12)
+    X = rng.normal(loc=[5.0, -3.0, 40.0], size=(7, 3))
+    y = rng.normal(loc=100.0, size=7)
+    s = sufficient_stats(X, y, fit_intercept)
+    n, x_mean, y_mean, G, q, yy = direct_stats(X, y, fit_intercept)
+    assert s.n == n and isinstance(s.n, int)
+    np.testing.assert_allclose(s.x_mean, x_mean, rtol=1e-12)
+    assert s.y_mean == pytest.approx(y_mean, rel=1e-12) and isinstance(s.y_mean, float)
+    np.testing.assert_allclose(s.G, G, rtol=1e-10)
+    np.testing.assert_allclose(s.q, q, rtol=1e-10)
+    assert s.yy == pytest.approx(yy, rel=1e-10) and isinstance(s.yy, float)
+    assert s.G.shape == (3, 3) and s.q.shape == (3,) and s.x_mean.shape == (3,)
+
+
+def test_sufficient_stats_refuse_x_with_no_columns_by_name() -> None:
+    """Zero columns would divide the block size by zero: say what is wrong with X instead."""
+    for fit_intercept in (True, False):
+        with pytest.raises(
+            ValueError, match=r"^X: expected at least one feature, got shape \(4, 0\)$"
+        ):
+            sufficient_stats(np.zeros((4, 0)), np.ones(4), fit_intercept)
+
+
+@pytest.mark.parametrize(
+    ("est", "message"),
+    [
+        (ElasticNet(alpha=-0.5), "alpha must be >= 0, got -0.5"),
+        (Lasso(alpha=float("nan")), "alpha must be >= 0, got nan"),
+        (ElasticNet(l1_ratio=-0.25), "l1_ratio must be in [0, 1], got -0.25"),
+        (ElasticNet(l1_ratio=1.5), "l1_ratio must be in [0, 1], got 1.5"),
+        (ElasticNet(max_iter=2.5), "max_iter must be a positive integer, got 2.5"),  # type: ignore[arg-type]
+        (Lasso(max_iter=0), "max_iter must be a positive integer, got 0"),
+        (ElasticNet(tol=-1e-3), "tol must be >= 0, got -0.001"),
+        (Lasso(tol=float("nan")), "tol must be >= 0, got nan"),
+    ],
+)
+def test_elastic_net_hyperparameters_are_refused_whole(est: ElasticNet, message: str) -> None:
+    X, y = uncentred(20)
+    for fit in (lambda: est.fit(X, y), lambda: est.fit_stats(sufficient_stats(X, y, True))):
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            fit()
+
+
+def test_elastic_net_bounds_are_inclusive() -> None:
+    """alpha = 0 is least squares, l1_ratio 0 and 1 are allowed, tol = 0 runs to a zero gap."""
+    import sklearn.linear_model as sl
+
+    X, y = uncentred(21)
+    ols = LinearRegression().fit(X, y)
+    est = ElasticNet(alpha=0.0).fit(X, y)
+    np.testing.assert_allclose(est.coef_, ols.coef_, rtol=1e-9)
+    for rho in (0.0, 1.0):
+        ElasticNet(alpha=0.1, l1_ratio=rho).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = Lasso(alpha=0.1, tol=0.0, max_iter=30).fit(X, y)
+        ref = sl.Lasso(alpha=0.1, tol=0.0, max_iter=30).fit(X, y)
+    assert rel_err_max(ours.coef_, ref.coef_) < 1e-8  # sweeps differ: rounding decides 0 gaps
+
+
+def test_a_sweep_that_changes_nothing_checks_the_gap_even_at_tol_zero() -> None:
+    """scikit-learn's rule: the gap is computed when the largest update is <= tol times the
+    largest weight; with tol = 0, a sweep that changes nothing stops on an exact zero gap."""
+    import sklearn.linear_model as sl
+
+    X, y = np.array([[-1.0], [1.0]]), np.array([-3.0, 3.0])  # w = 2, a gap of exactly 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = Lasso(alpha=1.0, tol=0.0, max_iter=50).fit(X, y)
+    ref = sl.Lasso(alpha=1.0, tol=0.0, max_iter=50).fit(X, y)
+    assert ours.n_iter_ == ref.n_iter_ == 2
+    assert ours.dual_gap_ == 0.0 == ref.dual_gap_ and ours.coef_[0] == 2.0
+
+
+def test_all_zero_weights_stop_on_a_zero_gap_even_at_tol_zero() -> None:
+    """An L1 bound that zeroes every weight: the gap is exactly 0 <= 0 after one sweep."""
+    X, y = uncentred(22)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = Lasso(alpha=1e6, tol=0.0, max_iter=20).fit(X, y)
+    assert est.n_iter_ == 1 and est.dual_gap_ == 0.0 and not est.coef_.any()
+
+
+def test_not_converging_warns_whole_at_the_callers_line_with_the_last_gap() -> None:
+    X, y = uncentred(23)
+    X = np.c_[X, X[:, 0] + 1e-3 * X[:, 1]]  # nearly collinear: slow coordinate descent
+    s = sufficient_stats(X, y, True)
+    est = ElasticNet(alpha=1e-4, l1_ratio=0.7, tol=1e-12, max_iter=3)
+    with pytest.warns(ConvergenceWarning) as caught:
+        est.fit_stats(s)
+    assert len(caught) == 1
+    warning = caught[0]
+    assert warning.filename != linear.__file__  # stacklevel 2: fit_stats' caller
+    l1, l2 = 1e-4 * 0.7 * s.n, 1e-4 * 0.3 * s.n
+    gap = linear._duality_gap(est.coef_, s.G @ est.coef_, s.q, s.yy, l1, l2)
+    assert est.n_iter_ == 3 and est.dual_gap_ == pytest.approx(gap, rel=1e-9, abs=1e-12)
+    assert np.isfinite(est.dual_gap_) and est.dual_gap_ > 1e-12 * s.yy
+    assert str(warning.message) == (
+        f"ElasticNet did not converge in 3 iterations (duality gap {est.dual_gap_:.3g} > "
+        f"{1e-12 * s.yy:.3g}); raise max_iter or standardise X"
+    )
+    with pytest.warns(ConvergenceWarning, match=r"^Lasso did not converge in 2 iterations "):
+        Lasso(alpha=1e-4, tol=1e-12, max_iter=2).fit_stats(s)
+
+
+def test_the_normal_solver_ignores_the_descent_settings() -> None:
+    """learning_rate, n_epochs, batch_size, tol and print_every belong to gd/sgd: the normal
+    equations neither use nor check them (a grid may share one setting across solvers)."""
+    X, y = uncentred(24)
+    odd: dict[str, Any] = dict(learning_rate=-1.0, n_epochs=0, batch_size=0, tol=-1.0)
+    est = LinearRegression(solver="normal", print_every=0, **odd).fit(X, y)
+    np.testing.assert_allclose(est.coef_, LinearRegression().fit(X, y).coef_, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"^learning_rate must be > 0, got -1\.0$"):
+        LinearRegression(solver="gd", print_every=0, **odd).fit(X, y)
+
+
+def test_descent_stops_at_the_first_epoch_whose_cost_did_not_fall_by_more_than_tol() -> None:
+    """The rule is relative (the same epochs in any unit of y), inclusive (an unchanged cost
+    stops at tol = 0) and checked from epoch 2 on."""
+    rng = np.random.default_rng(25)
+    X = rng.normal(size=(50, 2))
+    y = X @ [1.0, 2.0] + 5.0 + rng.normal(0, 0.1, 50)
+    runs = [
+        LinearRegression(solver="gd", tol=1e-3, n_epochs=5000, learning_rate=0.1).fit(X, s * y)
+        for s in (1.0, 1e3, 1e-3)
+    ]
+    assert runs[0].n_iter_ == runs[1].n_iter_ == runs[2].n_iter_ == 38
+    assert LinearRegression(solver="gd", tol=1.0, n_epochs=100).fit(X, y).n_iter_ == 2
+    # a constant column and target: epoch 1 already fits exactly, epoch 2 changes nothing
+    est = LinearRegression(solver="gd", tol=0.0, n_epochs=3000, learning_rate=0.25)
+    est.fit(np.ones((5, 1)), np.full(5, 3.0))
+    assert est.n_iter_ == 2 and est.cost_history_ == [0.0, 0.0]
+    np.testing.assert_array_equal(est.predict(np.ones((2, 1))), [3.0, 3.0])
+
+
+def test_descent_settings_accept_their_smallest_values_and_refuse_below_whole() -> None:
+    X, y = uncentred(26)
+    for solver in ("gd", "sgd"):
+        est = LinearRegression(
+            solver=solver, n_epochs=1, batch_size=1, tol=0.0, print_every=1, random_state=0
+        ).fit(X, y)
+        assert est.n_iter_ == 1
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"n_epochs": 0}, "n_epochs must be a positive integer, got 0"),
+        ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+        ({"tol": -1.0}, "tol must be >= 0 or None, got -1.0"),
+        ({"print_every": 0}, "print_every must be a positive integer, got 0"),
+        ({"print_every": 2.5}, "print_every must be a positive integer, got 2.5"),
+    ]
+    for kwargs, message in bad:
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            LinearRegression(solver="gd", **kwargs).fit(X, y)

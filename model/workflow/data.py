@@ -296,13 +296,14 @@ def read_header(path: str | Path, fmt: CsvFormat = DEFAULT_FORMAT) -> tuple[list
     p = Path(path)
     with _open_binary(p) as fh:
         head = fh.read(1 << 16)
-    encoding = fmt.encoding or detect_encoding(head, complete=len(head) < 1 << 16)
-    text = head.decode(encoding, errors="replace")
-    delimiter = fmt.delimiter or sniff_delimiter(text)
-    _check_delimiter(p, delimiter)
-    reader = csv.reader(_nul_free(p, io.StringIO(text, newline="")), delimiter=delimiter)
-    with _reading(p, reader):
-        header = _header(p, reader)
+        encoding = fmt.encoding or detect_encoding(head, complete=len(head) < 1 << 16)
+        delimiter = fmt.delimiter or sniff_delimiter(head.decode(encoding, errors="replace"))
+        _check_delimiter(p, delimiter)
+        fh.seek(0)  # the header is read whole: a wide file's may be longer than the head
+        with io.TextIOWrapper(fh, encoding=encoding, errors="replace", newline="") as text:
+            reader = csv.reader(_nul_free(p, text), delimiter=delimiter)
+            with _reading(p, reader):
+                header = _header(p, reader)
     return header, delimiter, encoding
 
 
