@@ -168,9 +168,8 @@ class Shadow:
     #: and message costs the server's threads more than a house does: docs/PERFORMANCE.md).
     WAKE = 512
     PERIOD = 0.2
-    #: Houses in one message: each costs the server one encoding of its tables under the
-    #: interpreter lock (about 0.2 ms for 256), kept short so a waiting request is not held
-    #: back long by it.
+    #: Houses in one message: framing it holds the interpreter lock, so it is kept short
+    #: enough that a waiting request is not held back long by it.
     GROUP = 256
     #: Seconds before the first restart of a worker that exited, doubling at each failed
     #: start up to ``BACKOFF_MAX``.
