@@ -27,8 +27,10 @@ from model.base import (
     FloatArray,
     TransformerMixin,
     check_array,
+    check_int,
     check_is_fitted,
     check_n_features,
+    check_real,
 )
 
 IntArray = NDArray[np.intp]
@@ -137,17 +139,14 @@ class KMeans(TransformerMixin, BaseEstimator):
         return centers.copy()
 
     def fit(self, X: ArrayLike, y: Any = None) -> KMeans:
+        for name in ("n_clusters", "n_init", "max_iter"):
+            check_int(name, getattr(self, name), 1)
+        check_real("tol", self.tol, 0.0, np.inf, low_open=False, high_open=True)
         Xa = check_array(X)
-        for name, low in (("n_clusters", 1), ("n_init", 1), ("max_iter", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if self.n_clusters > Xa.shape[0]:
             raise ValueError(
                 f"n_clusters={self.n_clusters} is greater than the {Xa.shape[0]} samples"
             )
-        if self.tol < 0:
-            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
         rng = np.random.default_rng(self.random_state)
         tol = self.tol * float(Xa.var(axis=0).mean())
         runs = 1 if not isinstance(self.init, str) else self.n_init

@@ -55,6 +55,9 @@ def kernel_matrix(
     return np.exp(-gamma * np.maximum(sq, 0.0))
 
 
+# The kernel block ``KernelRidge.predict`` holds at once: rows x training rows x 8 bytes.
+PREDICT_BLOCK_BYTES = 64 * 2**20
+
 # A container's memory limit: cgroup v2, then v1.
 CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
@@ -138,8 +141,14 @@ class KernelRidge(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X: ArrayLike) -> FloatArray:
-        """``Σ_i c_i·k(x, x_i)`` for every row."""
+        """``Σ_i c_i·k(x, x_i)`` for every row, in blocks of rows so the kernel values held at
+        once stay within ``PREDICT_BLOCK_BYTES`` however many rows ``X`` has."""
         check_is_fitted(self, "dual_coef_")
         Xa = check_array(X)
         check_n_features(self, Xa)
-        return self._kernel(Xa, self.X_fit_) @ self.dual_coef_
+        step = max(1, PREDICT_BLOCK_BYTES // (8 * self.X_fit_.shape[0]))
+        out = np.empty(Xa.shape[0])
+        for start in range(0, Xa.shape[0], step):
+            rows = Xa[start : start + step]
+            out[start : start + len(rows)] = self._kernel(rows, self.X_fit_) @ self.dual_coef_
+        return out

@@ -219,8 +219,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             if self.n_iter_ == self.max_iter:
                 self._warn(g)
                 break
-            theta = theta - self.learning_rate * g
-            J, g, _ = self._objective(theta, X1, Y, mask)
+            # A diverging step overflows on its way to the error below, which says what to do.
+            with np.errstate(over="ignore", invalid="ignore"):
+                theta = theta - self.learning_rate * g
+                J, g, _ = self._objective(theta, X1, Y, mask)
             if not np.isfinite(J):
                 raise ValueError(
                     f"gd diverged at iteration {self.n_iter_ + 1}; lower learning_rate "

@@ -883,8 +883,10 @@ def test_fastapi_telemetry_follows_otel_enabled(
     asked: list[str] = []
 
     class Recording(trace.TracerProvider):  # an SDK's stand-in: FastAPI skips the NoOp one
-        def get_tracer(self, name: str, *args: Any, **kwargs: Any) -> trace.Tracer:
-            asked.append(name)
+        def get_tracer(
+            self, instrumenting_module_name: str, *args: Any, **kwargs: Any
+        ) -> trace.Tracer:
+            asked.append(instrumenting_module_name)
             return trace.NoOpTracer()
 
     monkeypatch.setattr(trace, "_TRACER_PROVIDER", Recording())

@@ -113,7 +113,7 @@ def test_errors() -> None:
         KMeans(init="kmeans").fit(X)
     with pytest.raises(ValueError, match=r"init: expected 3 centres of 4 features"):
         KMeans(n_clusters=3, init=X[:2]).fit(X)
-    with pytest.raises(ValueError, match="n_init must be an integer >= 1"):
+    with pytest.raises(ValueError, match=r"n_init must be an integer in \[1, inf\)"):
         KMeans(n_init=0).fit(X)
     with pytest.raises(ValueError, match="X has 2 features, but KMeans was fitted with 4"):
         KMeans(n_clusters=2, random_state=0).fit(X).predict(X[:, :2])

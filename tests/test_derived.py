@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from test_train import SMALL, _subset  # tests/test_train.py
+from test_train import SMALL, _subset, small_config  # tests/test_train.py
 
 from app.main import create_app
 from app.settings import Settings
@@ -105,14 +105,8 @@ def test_derived_features_refuse_bad_specs(
         DerivedFeatures(columns, expressions).fit(np.ones((3, 2)))
 
 
-def _config(tmp_path: Path, extra: str, data: Path | None = None) -> Path:
-    path = tmp_path / "cfg.toml"
-    path.write_text(SMALL.format(data=data or tmp_path / "none.csv") + extra)
-    return path
-
-
 def test_config_reads_derived_features(tmp_path: Path) -> None:
-    cfg = load_config(_config(tmp_path, DERIVED))
+    cfg = load_config(small_config(tmp_path, DERIVED))
     assert [(d.name, d.transform) for d in cfg.derived] == [
         ("quality_x_area", "log"),
         ("area_per_car", None),
@@ -141,11 +135,11 @@ def test_config_reads_derived_features(tmp_path: Path) -> None:
 )
 def test_config_mistakes_in_derived_are_named(tmp_path: Path, extra: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        load_config(_config(tmp_path, extra))
+        load_config(small_config(tmp_path, extra))
 
 
 def test_the_streamed_engines_refuse_derived_features(tmp_path: Path) -> None:
-    cfg = load_config(_config(tmp_path, DERIVED))
+    cfg = load_config(small_config(tmp_path, DERIVED))
     check_engine(cfg, "memory")
     with pytest.raises(ConfigError, match=r"\[\[derived\]\] features cannot train with"):
         check_engine(cfg, "stream")

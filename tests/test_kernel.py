@@ -70,3 +70,27 @@ def test_invalid_hyperparameters_name_the_parameter(param: str, value: Any, mess
     X, y = curved(20, seed=5)
     with pytest.raises(ValueError, match=message):
         KernelRidge(**{param: value}).fit(X, y)
+
+
+def test_predict_works_in_blocks_of_rows_with_the_same_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Many rows are priced a block at a time (the kernel block held at once stays bounded),
+    with the answer of one block, including a last block that is shorter."""
+    import model.kernel as kernel
+
+    X, y = curved(60, 5)
+    model = KernelRidge(kernel="rbf", alpha=0.2, gamma=0.4).fit(X, y)
+    Xq = curved(23, 6)[0]
+    whole = model.predict(Xq)
+    blocks: list[int] = []
+    real = kernel.kernel_matrix
+
+    def counted(A: Any, B: Any, *args: Any) -> Any:
+        blocks.append(A.shape[0])
+        return real(A, B, *args)
+
+    monkeypatch.setattr(kernel, "kernel_matrix", counted)
+    monkeypatch.setattr(kernel, "PREDICT_BLOCK_BYTES", 8 * 60 * 5)  # five rows a block
+    np.testing.assert_allclose(model.predict(Xq), whole, rtol=1e-12, atol=1e-12)
+    assert blocks == [5, 5, 5, 5, 3]

@@ -23,14 +23,14 @@ X = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"n_clusters": 0}, "n_clusters must be an integer >= 1, got 0"),
-        ({"n_clusters": 2.0}, "n_clusters must be an integer >= 1, got 2.0"),
-        ({"n_clusters": True}, "n_clusters must be an integer >= 1, got True"),
-        ({"n_init": 0}, "n_init must be an integer >= 1, got 0"),
-        ({"max_iter": 0}, "max_iter must be an integer >= 1, got 0"),
-        ({"max_iter": np.int64(-3)}, "max_iter must be an integer >= 1, got np.int64(-3)"),
+        ({"n_clusters": 0}, "n_clusters must be an integer in [1, inf), got 0"),
+        ({"n_clusters": 2.0}, "n_clusters must be an integer in [1, inf), got 2.0"),
+        ({"n_clusters": True}, "n_clusters must be an integer in [1, inf), got True"),
+        ({"n_init": 0}, "n_init must be an integer in [1, inf), got 0"),
+        ({"max_iter": 0}, "max_iter must be an integer in [1, inf), got 0"),
+        ({"max_iter": np.int64(-3)}, "max_iter must be an integer in [1, inf), got np.int64(-3)"),
         ({"n_clusters": 5}, "n_clusters=5 is greater than the 4 samples"),
-        ({"tol": -1e-9}, "tol must be >= 0, got -1e-09"),
+        ({"tol": -1e-9}, "tol must be a number in [0, inf), got -1e-09"),
         ({"init": "kmeans"}, "init must be 'k-means++', 'random' or an array, got 'kmeans'"),
     ],
 )

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from test_train import SMALL, _subset  # tests/test_train.py
+from test_train import _subset, small_config  # tests/test_train.py
 
 from app.main import create_app
 from app.settings import Settings
@@ -34,14 +34,8 @@ order = ["Po", "Fa", "TA", "Gd", "Ex"]
 """
 
 
-def _config(tmp_path: Path, extra: str, data: Path | None = None) -> Path:
-    path = tmp_path / "cfg.toml"
-    path.write_text(SMALL.format(data=data or tmp_path / "none.csv") + extra)
-    return path
-
-
 def test_config_reads_the_order(tmp_path: Path) -> None:
-    cfg = load_config(_config(tmp_path, KITCHEN))
+    cfg = load_config(small_config(tmp_path, KITCHEN))
     orders = {f.name: f.order for f in cfg.features}
     assert orders["kitchen_quality"] == ("Po", "Fa", "TA", "Gd", "Ex")
     assert orders["neighborhood"] is None
@@ -59,41 +53,41 @@ def test_config_reads_the_order(tmp_path: Path) -> None:
 def test_config_refuses_a_bad_order(tmp_path: Path, order: str, message: str) -> None:
     extra = KITCHEN.replace('["Po", "Fa", "TA", "Gd", "Ex"]', order)
     with pytest.raises(ConfigError, match=rf"features\[5\]\.order.*{message}|{message}"):
-        load_config(_config(tmp_path, extra))
+        load_config(small_config(tmp_path, extra))
 
 
 def test_config_refuses_an_order_on_a_numeric_feature(tmp_path: Path) -> None:
     extra = '[[features]]\nname = "cars"\ncolumn = "Garage.Cars"\nkind = "numeric"\n'
     extra += 'required = false\norder = ["a", "b"]\n'
     with pytest.raises(ConfigError, match=r"features\[5\]\.order: only a categorical"):
-        load_config(_config(tmp_path, extra))
+        load_config(small_config(tmp_path, extra))
 
 
 def test_the_streamed_engines_refuse_an_order(tmp_path: Path) -> None:
-    cfg = load_config(_config(tmp_path, KITCHEN))
+    cfg = load_config(small_config(tmp_path, KITCHEN))
     check_engine(cfg, "memory")
     with pytest.raises(ConfigError, match=r"kitchen_quality.*cannot train with --engine stream"):
         check_engine(cfg, "stream")
 
 
 def test_the_rank_is_the_place_on_the_scale_and_missing_is_below_it(tmp_path: Path) -> None:
-    cfg = load_config(_config(tmp_path, KITCHEN))
+    cfg = load_config(small_config(tmp_path, KITCHEN))
     ((name, step, columns),) = ordered_block(cfg)
     assert (name, columns) == ("ordered", ["kitchen_quality"])
     X = np.array([["Gd"], ["Po"], [None], ["Ex"], ["Zz"], [math.nan], ["TA"]], dtype=object)
     out = step.fit_transform(X).ravel()
     raw = np.array([3.0, 0.0, -1.0, 4.0, -1.0, -1.0, 2.0])  # undeclared "Zz" as missing
     np.testing.assert_allclose(out, (raw - raw.mean()) / raw.std(), rtol=1e-12)
-    assert ordered_block(load_config(_config(tmp_path, ""))) == []
+    assert ordered_block(load_config(small_config(tmp_path, ""))) == []
 
 
 def test_only_the_linear_models_get_the_rank(tmp_path: Path) -> None:
     text = KITCHEN
-    linear = build_pipeline(load_config(_config(tmp_path, text))).named_steps["features"]
+    linear = build_pipeline(load_config(small_config(tmp_path, text))).named_steps["features"]
     blocks = {name: cols for name, _, cols in linear.transformers}
     assert blocks["ordered"] == ["kitchen_quality"]
     assert "kitchen_quality" in blocks["categorical"]  # its one-hot columns stay
-    gbdt = load_config(_config(tmp_path, text)).with_overrides(estimator="gbdt", grid={})
+    gbdt = load_config(small_config(tmp_path, text)).with_overrides(estimator="gbdt", grid={})
     native = build_pipeline(gbdt).named_steps["features"]
     assert "ordered" not in {name for name, _, _ in native.transformers}
 
@@ -116,11 +110,14 @@ def _table(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def test_a_run_with_an_ordered_feature_trains_and_serves(tmp_path: Path) -> None:
     data = _subset(tmp_path / "ames_small.csv")
-    cfg = load_config(_config(tmp_path, KITCHEN, data))
+    cfg = load_config(small_config(tmp_path, KITCHEN, data))
     result = train(cfg, tmp_path / "model.joblib", tmp_path / "runs", plots=False)
     assert result.metadata["cv"]["rmse_log"]["mean"] < 0.3
     card = (result.run_dir / "MODEL_CARD.md").read_text()
-    assert "- `kitchen_quality` are scales: the linear models also read each one's rank" in card
+    ordered = (
+        "- Ordered categories (`kitchen_quality`): the linear models also read each one's rank"
+    )
+    assert ordered in card
     art = load_artifact(tmp_path / "model.joblib")
     names = art.pipeline.named_steps["features"].get_feature_names_out()
     assert sum("kitchen_quality" in n for n in names) >= 4  # one-hot columns and the rank

@@ -68,6 +68,13 @@ required = false
 """
 
 
+def small_config(tmp_path: Path, extra: str, data: Path | None = None) -> Path:
+    """``SMALL`` over ``data`` (a file that need not exist) with ``extra`` TOML appended."""
+    path = tmp_path / "cfg.toml"
+    path.write_text(SMALL.format(data=data or tmp_path / "none.csv") + extra)
+    return path
+
+
 def _subset(path: Path, n: int = 400) -> Path:
     """The first ``n`` rows of the Ames file plus the 5 huge houses the filter must drop."""
     with open(AMES, newline="") as fh:

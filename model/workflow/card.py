@@ -555,8 +555,9 @@ def _assumptions(cfg: Config, meta: dict[str, Any]) -> list[str]:
     ordered = [f"`{f.name}`" for f in cfg.features if f.order is not None]
     if ordered:
         lines.append(
-            f"- {', '.join(ordered)} are scales: the linear models also read each one's rank on it "
-            "(a missing or undeclared category one below the lowest)."
+            f"- Ordered categories ({', '.join(ordered)}): the linear models also read each one's "
+            "rank on its declared order (a missing or undeclared category ranks one below the "
+            "lowest)."
         )
     lines += [
         "- Numeric inputs are standardised, so a single penalty treats them alike.",
