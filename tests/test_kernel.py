@@ -72,25 +72,30 @@ def test_invalid_hyperparameters_name_the_parameter(param: str, value: Any, mess
         KernelRidge(**{param: value}).fit(X, y)
 
 
+@pytest.mark.parametrize(
+    ("block_bytes", "blocks"),
+    [(8 * 60 * 5, [5, 5, 5, 5, 3]), (8 * 60 - 1, [1] * 23), (1, [1] * 23)],
+)
 def test_predict_works_in_blocks_of_rows_with_the_same_answer(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, block_bytes: int, blocks: list[int]
 ) -> None:
     """Many rows are priced a block at a time (the kernel block held at once stays bounded),
-    with the answer of one block, including a last block that is shorter."""
+    with the answer of one block, including a last block that is shorter; a budget smaller
+    than one row's kernel values still prices one row at a time."""
     import model.kernel as kernel
 
     X, y = curved(60, 5)
     model = KernelRidge(kernel="rbf", alpha=0.2, gamma=0.4).fit(X, y)
     Xq = curved(23, 6)[0]
     whole = model.predict(Xq)
-    blocks: list[int] = []
+    seen: list[int] = []
     real = kernel.kernel_matrix
 
     def counted(A: Any, B: Any, *args: Any) -> Any:
-        blocks.append(A.shape[0])
+        seen.append(A.shape[0])
         return real(A, B, *args)
 
     monkeypatch.setattr(kernel, "kernel_matrix", counted)
-    monkeypatch.setattr(kernel, "PREDICT_BLOCK_BYTES", 8 * 60 * 5)  # five rows a block
+    monkeypatch.setattr(kernel, "PREDICT_BLOCK_BYTES", block_bytes)
     np.testing.assert_allclose(model.predict(Xq), whole, rtol=1e-12, atol=1e-12)
-    assert blocks == [5, 5, 5, 5, 3]
+    assert seen == blocks
