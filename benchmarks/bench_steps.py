@@ -127,7 +127,7 @@ async def cases(model: str, v2: bool) -> tuple[dict[str, Case], list[Any]]:
     rows, _ = loaded.schema.validate(body)
     table = loaded.table(rows)
     prices = loaded.predict(table)
-    priced = service.price(loaded, rows, "0" * 32)
+    priced = service.price(loaded, table, "0" * 32)
     requests = service.metrics.requests
     content = {
         "price": prices[0],
@@ -147,14 +147,12 @@ async def cases(model: str, v2: bool) -> tuple[dict[str, Case], list[Any]]:
     out["step: the table"] = step(lambda: loaded.table(rows))
     out["step: predict (folded)"] = step(lambda: loaded.predict(table))
     out["step: input quality"] = step(lambda: loaded.quality(table))
-    out["step: observe_prediction"] = step(
-        lambda: requests.observe_prediction(loaded.version, prices, {}, {}, Counter())
+    drift = (loaded.monitor, table) if loaded.monitor is not None else None
+    out["step: observe_prediction (with the drift table)"] = step(
+        lambda: requests.observe_prediction(loaded.version, prices, {}, {}, Counter(), drift)
     )
-    if loaded.monitor is not None:
-        monitor = loaded.monitor
-        out["step: drift update"] = step(lambda: monitor.update(table, prices))
-    out["step: price (all of the above but validation)"] = step(
-        lambda: service.price(loaded, rows, "0" * 32)
+    out["step: price (predict, quality, observe_prediction)"] = step(
+        lambda: service.price(loaded, table, "0" * 32)
     )
     if loaded.interval is not None:
         rule = loaded.interval
