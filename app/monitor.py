@@ -14,12 +14,13 @@ all columns' buckets sit side by side in one counts vector, so a batch costs two
 
 Why bucketing is lazy. Bucketing is a NumPy call per column (about as dear for one value as
 for a hundred) and only the last ``window`` rows matter when a score is read. So ``extend``
-just queues the tables it is given, as one chunk (by reference: callers must not mutate them
-afterwards; the service hands over its served tables in bulk), and drops from the front of the
-queue the chunks that newer rows have already pushed out of the window; the reads (``gauges``
-at each scrape, ``report``) bucket the newest ``window`` queued rows at once per column. The
-queue holds at most ``window`` rows plus one chunk (a table is cut to its last ``window``
-rows), so memory stays bounded whether or not anyone reads.
+only turns the tables it is given into one array per column (the service hands over its
+served tables in bulk, while they are fresh in the cache: a table kept as it is would be freed
+a window later, from cold memory, which costs more than copying its values) and queues them,
+dropping from the front of the queue what newer rows have already pushed out of the window;
+the reads (``gauges`` at each scrape, ``report``) bucket the newest ``window`` queued rows at
+once per column. The queue holds at most ``window`` rows plus one chunk (a chunk is cut to
+its last ``window`` rows), so memory stays bounded whether or not anyone reads.
 
 The maths (bucket layout, ``bin_index``, ``psi`` and its epsilon) live in :mod:`model.drift`,
 shared with training; this module only keeps the window and reads it out.
@@ -36,7 +37,7 @@ import itertools
 import math
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -171,9 +172,8 @@ class DriftMonitor:
             _reference_shares(n, p) for n, p in zip(self._names, self._profiles, strict=True)
         ]
         self._ring = _Ring([s.shape[0] for s in self._shares], window)
-        # ([(table, predictions), ...], rows) per update or extend, bucketed when read
-        self._queue: deque[tuple[list[tuple[Mapping[str, Sequence[Any]], Sequence[float]]], int]]
-        self._queue = deque()
+        # (one array per column, rows) per extend, bucketed when read
+        self._queue: deque[tuple[list[NDArray[Any]], int]] = deque()
         # a column's dtype: None becomes NaN in a float64 column, stays None in an object one
         self._dtypes = [
             object if p["kind"] == "categorical" else np.float64 for p in self._profiles
@@ -204,22 +204,27 @@ class DriftMonitor:
         """:meth:`update` with each ``(columns, predictions)`` of ``tables``, in order, as one
         chunk of the queue, without checking the lengths: for tables whose columns all have
         one value per prediction by construction (the service's)."""
-        chunk = list(tables)
-        window = self.window
-        rows = list(map(len, map(itemgetter(1), chunk)))
-        if max(rows, default=0) > window:  # of a table past the window only its tail can stay
-            chunk = [
-                (_tail(c, window), p[-window:]) if len(p) > window else (c, p) for c, p in chunk
-            ]
-            rows = [min(n, window) for n in rows]
-        n = sum(rows)
-        if n == 0:
+        rows = sum(map(len, map(itemgetter(1), tables)))
+        if rows == 0:
             return
+        keep = min(rows, self.window)  # of more rows only the tail can stay in the window
+        last = len(self._names) - 1
+        chunk = []
+        for j, (name, dtype) in enumerate(zip(self._names, self._dtypes, strict=True)):
+            if j == last:
+                parts: Iterable[Sequence[Any]] = map(itemgetter(1), tables)
+            else:
+                try:
+                    parts = list(map(itemgetter(name), map(itemgetter(0), tables)))
+                except KeyError:  # a table without this feature: missing on each of its rows
+                    parts = [c.get(name, (None,) * len(p)) for c, p in tables]
+            values = np.array(list(itertools.chain.from_iterable(parts)), dtype=dtype)
+            chunk.append(values[rows - keep :])
         with self._lock:
-            self._queue.append((chunk, n))
-            self._queued += n
+            self._queue.append((chunk, keep))
+            self._queued += keep
             # drop the oldest chunks that the newer queued rows already push out
-            while self._queued - self._queue[0][1] >= window:
+            while self._queued - self._queue[0][1] >= self.window:
                 self._queued -= self._queue.popleft()[1]
 
     def _flush(self) -> None:
@@ -228,16 +233,9 @@ class DriftMonitor:
             return
         chunks, self._queue, self._queued = list(self._queue), deque(), 0
         n = min(sum(rows for _, rows in chunks), self.window)  # older rows would be evicted
-        queue = [table for chunk, _ in chunks for table in chunk]
         idx = np.empty((n, len(self._names)), dtype=np.intp)
-        for j, (name, profile, dtype) in enumerate(
-            zip(self._names, self._profiles, self._dtypes, strict=True)
-        ):
-            if j == len(self._names) - 1:
-                parts = [predictions for _, predictions in queue]
-            else:
-                parts = [columns.get(name, (None,) * len(p)) for columns, p in queue]
-            values = np.array(list(itertools.chain.from_iterable(parts)), dtype=dtype)
+        for j, profile in enumerate(self._profiles):
+            values = np.concatenate([columns[j] for columns, _ in chunks])
             idx[:, j] = drift.bin_index(profile, values[len(values) - n :])
         self._ring.push(idx)
 
@@ -305,11 +303,6 @@ class DriftMonitor:
                 score, counts = self._score(j)
                 out.append((name, score, bool(score > self.threshold), int(counts.sum())))
         return out
-
-
-def _tail(columns: Mapping[str, Sequence[Any]], n: int) -> dict[str, list[Any]]:
-    """The last ``n`` rows of a table, copied (the rest of the table is not kept)."""
-    return {name: list(col[-n:]) for name, col in columns.items()}
 
 
 def _reference_shares(name: str, profile: Mapping[str, Any]) -> NDArray[np.float64]:
