@@ -19,7 +19,7 @@ served tables in bulk, while they are fresh in the cache: a table kept as it is 
 a window later, from cold memory, which costs more than copying its values) and queues them,
 dropping from the front of the queue what newer rows have already pushed out of the window;
 the reads (``gauges`` at each scrape, ``report``) bucket the newest ``window`` queued rows at
-once per column. The queue holds at most ``window`` rows plus one chunk (a chunk is cut to
+once per column. The queue holds fewer than ``window`` rows plus one chunk (a chunk is cut to
 its last ``window`` rows), so memory stays bounded whether or not anyone reads.
 
 The maths (bucket layout, ``bin_index``, ``psi`` and its epsilon) live in :mod:`model.drift`,
