@@ -3,9 +3,7 @@
 What a request updates (HTTP, predictions, input quality, refusals) is kept as plain numbers
 in one collector, :class:`RequestMetrics`, under one lock, and turned into metric families
 when Prometheus scrapes; a prometheus_client child would take a lock per update, nine times a
-request. A served prediction's table reaches the serving model's drift monitor the same way,
-with the pending predictions, as one table per flush. The drift gauges are read from that
-monitor at scrape time. What
+request. The drift gauges are read from the serving model's monitor at scrape time too. What
 changes rarely (model loads, feedback) uses prometheus_client's own types. Each app owns a
 ``CollectorRegistry``, so several apps in one process never collide.
 
@@ -16,7 +14,6 @@ legitimately take.
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 from bisect import bisect_left, bisect_right
@@ -24,7 +21,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain, groupby
 from operator import itemgetter
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -57,22 +54,10 @@ PRICE_BUCKETS = (*(float(p) for p in range(50_000, 550_001, 50_000)), 750_000.0,
 #: cannot multiply the series by inventing methods.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
-log = logging.getLogger("houseprice")
-
-
-class DriftSink(Protocol):
-    """Where a served table goes for the drift scores (``app.monitor.DriftMonitor``)."""
-
-    def extend(self, tables: Sequence[Served]) -> None: ...
-
-
 #: One served prediction request, as ``observe_prediction`` takes it.
 PredictionRecord = tuple[str, list[float], Mapping[str, int], Mapping[str, int], Mapping[str, int]]
-#: A served table, ``{feature: values}``, and its prices.
-Served = tuple[Mapping[str, Sequence[Any]], Sequence[float]]
 _METHOD_ROUTE = itemgetter(0, 1)
 _VERSION = itemgetter(0)
-_MONITOR = itemgetter(0)
 
 #: ``(feature, score, drifted, samples)`` rows, as ``DriftMonitor.gauges()`` returns them.
 DriftRows = list[tuple[str, float, bool, int]]
@@ -158,12 +143,9 @@ class _Version:
         self.prices = Histogram(PRICE_BUCKETS)
 
 
-#: Finished requests kept before they are counted in bulk, at a scrape or when this many
-#: wait: a request pays for one append instead of a dozen updates.
+#: Finished requests (and predicted prices) kept before they are counted in bulk, at a scrape
+#: or when this many wait: a request pays for one append instead of a dozen updates.
 PENDING_MAX = 1024
-#: Predicted prices kept before they are counted: fewer, because their tables wait with them,
-#: and objects that pile up between flushes set off the cyclic collector.
-PENDING_ROWS = 256
 
 
 class RequestMetrics(Collector):
@@ -182,7 +164,6 @@ class RequestMetrics(Collector):
         self._requests: list[tuple[str, str, int, float, int, int]] = []  # pending
         self._predictions: list[PredictionRecord] = []  # pending
         self._pending_rows = 0  # prices in the pending predictions
-        self._tables: list[tuple[DriftSink, Served]] = []  # for the drift monitors, pending
         self._routes: dict[tuple[str, str], _Route] = {}
         self._sizes: dict[str, tuple[Histogram, Histogram]] = {}  # request, response by route
         self._versions: dict[str, _Version] = {}
@@ -211,17 +192,12 @@ class RequestMetrics(Collector):
         missing: Mapping[str, int],
         out_of_range: Mapping[str, int],
         unknown: Mapping[str, int],
-        drift: tuple[DriftSink, Mapping[str, Sequence[Any]]] | None = None,
     ) -> None:
-        """One served prediction request: its prices, what its input quality counted and,
-        with ``drift = (monitor, table)``, its table for that drift monitor (the table must
-        not change afterwards)."""
+        """One served prediction request: its prices and what its input quality counted."""
         with self._lock:
             self._predictions.append((version, prices, missing, out_of_range, unknown))
-            if drift is not None:
-                self._tables.append((drift[0], (drift[1], prices)))
             self._pending_rows += len(prices)
-            if self._pending_rows >= PENDING_ROWS:  # rows, not requests: batches bin in time
+            if self._pending_rows >= PENDING_MAX:  # rows, not requests: batches bin in time
                 self._count_predictions()
 
     def _count_requests(self) -> None:
@@ -269,18 +245,6 @@ class RequestMetrics(Collector):
                 for new in filter(None, each):  # most requests count nothing
                     for name, n in new.items():
                         counts[name] = counts.get(name, 0) + n
-        tables, self._tables = self._tables, []
-        for monitor, same in groupby(tables, key=_MONITOR):  # a reload: another monitor
-            try:
-                monitor.extend([table for _, table in same])
-            except Exception:  # never a request's nor a scrape's failure
-                log.exception("updating the drift monitor failed")
-
-    def flush(self) -> None:
-        """Count what is pending now (and hand its tables to the drift monitors)."""
-        with self._lock:
-            self._count_requests()
-            self._count_predictions()
 
     def count_error(self, reason: str) -> None:
         """A prediction request refused or failed (``reason`` is one of a fixed set)."""

@@ -13,13 +13,11 @@ all columns' buckets sit side by side in one counts vector, so a batch costs two
 ``bincount`` calls in total, not two per feature.
 
 Why bucketing is lazy. Bucketing is a NumPy call per column (about as dear for one value as
-for a hundred) and only the last ``window`` rows matter when a score is read. So ``extend``
-only turns the tables it is given into one array per column (the service hands over its
-served tables in bulk, while they are fresh in the cache: a table kept as it is would be freed
-a window later, from cold memory, which costs more than copying its values) and queues them,
-dropping from the front of the queue what newer rows have already pushed out of the window;
+for a hundred) and only the last ``window`` rows matter when a score is read. So ``update``
+just queues the request's columns (by reference: callers must not mutate them afterwards)
+and drops from the front of the queue what newer rows have already pushed out of the window;
 the reads (``gauges`` at each scrape, ``report``) bucket the newest ``window`` queued rows at
-once per column. The queue holds fewer than ``window`` rows plus one chunk (a chunk is cut to
+once per column. The queue holds fewer than ``window`` rows plus one batch (a batch is cut to
 its last ``window`` rows), so memory stays bounded whether or not anyone reads.
 
 The maths (bucket layout, ``bin_index``, ``psi`` and its epsilon) live in :mod:`model.drift`,
@@ -37,8 +35,7 @@ import itertools
 import math
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from operator import itemgetter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -172,8 +169,8 @@ class DriftMonitor:
             _reference_shares(n, p) for n, p in zip(self._names, self._profiles, strict=True)
         ]
         self._ring = _Ring([s.shape[0] for s in self._shares], window)
-        # (one array per column, rows) per extend, bucketed when read
-        self._queue: deque[tuple[list[NDArray[Any]], int]] = deque()
+        # (table, predictions, rows) per update, bucketed when read
+        self._queue: deque[tuple[Mapping[str, Sequence[Any]], Sequence[float], int]] = deque()
         # a column's dtype: None becomes NaN in a float64 column, stays None in an object one
         self._dtypes = [
             object if p["kind"] == "categorical" else np.float64 for p in self._profiles
@@ -187,7 +184,7 @@ class DriftMonitor:
 
     def update(self, columns: Mapping[str, Sequence[Any]], predictions: Sequence[float]) -> None:
         """Add a table, ``{feature: values}`` (API names, ``None`` for missing), and its
-        predictions.
+        predictions. The table is queued as it is: it must not change afterwards.
 
         A reference feature absent from ``columns`` counts as missing on every row, which is
         what the pipeline's imputer sees; columns the reference does not know are ignored.
@@ -198,44 +195,32 @@ class DriftMonitor:
                 raise ValueError(
                     f"column {name!r} has {len(col)} values but there are {n} predictions"
                 )
-        self.extend([(columns, predictions)])
-
-    def extend(self, tables: Sequence[tuple[Mapping[str, Sequence[Any]], Sequence[float]]]) -> None:
-        """:meth:`update` with each ``(columns, predictions)`` of ``tables``, in order, as one
-        chunk of the queue, without checking the lengths: for tables whose columns all have
-        one value per prediction by construction (the service's)."""
-        rows = sum(map(len, map(itemgetter(1), tables)))
-        if rows == 0:
-            return
-        keep = min(rows, self.window)  # of more rows only the tail can stay in the window
-        last = len(self._names) - 1
-        chunk = []
-        for j, (name, dtype) in enumerate(zip(self._names, self._dtypes, strict=True)):
-            if j == last:
-                parts: Iterable[Sequence[Any]] = map(itemgetter(1), tables)
-            else:
-                try:
-                    parts = list(map(itemgetter(name), map(itemgetter(0), tables)))
-                except KeyError:  # a table without this feature: missing on each of its rows
-                    parts = [c.get(name, (None,) * len(p)) for c, p in tables]
-            values = np.array(list(itertools.chain.from_iterable(parts)), dtype=dtype)
-            chunk.append(values[rows - keep :])
+        if n > self.window:  # only the tail can stay in the window; copy it, drop the rest
+            columns = {name: list(col[-self.window :]) for name, col in columns.items()}
+            predictions = list(predictions[-self.window :])
+            n = self.window
         with self._lock:
-            self._queue.append((chunk, keep))
-            self._queued += keep
-            # drop the oldest chunks that the newer queued rows already push out
-            while self._queued - self._queue[0][1] >= self.window:
-                self._queued -= self._queue.popleft()[1]
+            self._queue.append((columns, predictions, n))
+            self._queued += n
+            # drop the oldest items that the newer queued rows already push out
+            while self._queued - self._queue[0][2] >= self.window:
+                self._queued -= self._queue.popleft()[2]
 
     def _flush(self) -> None:
         """Bucket the queued rows, all at once per column, and push them into the ring."""
         if not self._queue:
             return
-        chunks, self._queue, self._queued = list(self._queue), deque(), 0
-        n = min(sum(rows for _, rows in chunks), self.window)  # older rows would be evicted
+        queue, self._queue, self._queued = list(self._queue), deque(), 0
+        n = min(sum(rows for _, _, rows in queue), self.window)  # older rows would be evicted
         idx = np.empty((n, len(self._names)), dtype=np.intp)
-        for j, profile in enumerate(self._profiles):
-            values = np.concatenate([columns[j] for columns, _ in chunks])
+        for j, (name, profile, dtype) in enumerate(
+            zip(self._names, self._profiles, self._dtypes, strict=True)
+        ):
+            if j == len(self._names) - 1:
+                parts = [predictions for _, predictions, _ in queue]
+            else:
+                parts = [columns.get(name, (None,) * rows) for columns, _, rows in queue]
+            values = np.array(list(itertools.chain.from_iterable(parts)), dtype=dtype)
             idx[:, j] = drift.bin_index(profile, values[len(values) - n :])
         self._ring.push(idx)
 

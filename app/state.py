@@ -504,8 +504,9 @@ class Service:
                     quality.missing,
                     quality.out_of_range,
                     Counter(name for _, name, _ in quality.unknown) if quality.unknown else {},
-                    (model.monitor, table) if model.monitor is not None else None,
                 )
+                if model.monitor is not None:
+                    model.monitor.update(table, prices)
             except Exception:
                 log.exception("recording the prediction failed", extra={"request_id": rid})
         return Priced(prices, quality, table)

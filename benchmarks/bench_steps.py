@@ -147,11 +147,13 @@ async def cases(model: str, v2: bool) -> tuple[dict[str, Case], list[Any]]:
     out["step: the table"] = step(lambda: loaded.table(rows))
     out["step: predict (folded)"] = step(lambda: loaded.predict(table))
     out["step: input quality"] = step(lambda: loaded.quality(table))
-    drift = (loaded.monitor, table) if loaded.monitor is not None else None
-    out["step: observe_prediction (with the drift table)"] = step(
-        lambda: requests.observe_prediction(loaded.version, prices, {}, {}, Counter(), drift)
+    out["step: observe_prediction"] = step(
+        lambda: requests.observe_prediction(loaded.version, prices, {}, {}, Counter())
     )
-    out["step: price (predict, quality, observe_prediction)"] = step(
+    if loaded.monitor is not None:
+        monitor = loaded.monitor
+        out["step: drift update"] = step(lambda: monitor.update(table, prices))
+    out["step: price (all of the above but validation and the table)"] = step(
         lambda: service.price(loaded, table, "0" * 32)
     )
     if loaded.interval is not None:

@@ -16,13 +16,11 @@ from app.metrics import (
     BATCH_BUCKETS,
     LATENCY_BUCKETS,
     PENDING_MAX,
-    PENDING_ROWS,
     PRICE_BUCKETS,
     SIZE_BUCKETS,
     Metrics,
     latency_buckets,
 )
-from app.monitor import DriftMonitor
 from app.schemas import FeatureSpec, build_request_schema, error_list
 from app.settings import Settings, SettingsError
 from app.state import Service
@@ -521,35 +519,3 @@ def test_encode_json_writes_what_json_dumps_writes_and_refuses_what_it_refuses()
             encode_json({"price": bad})
     with pytest.raises(TypeError):
         encode_json({"price": object()})
-
-
-def test_served_tables_reach_the_drift_monitor_with_the_counts() -> None:
-    """A prediction's table waits with its counts and reaches the serving model's drift
-    monitor in order, at a scrape, at ``flush`` (``GET /drift``) or when ``PENDING_ROWS``
-    prices wait; every served row is in the window the scrape reads."""
-    reference = {
-        "features": {
-            "x": {"kind": "numeric", "edges": [1.0], "shares": [0.5, 0.5, 0.0], "count": 9}
-        },
-        "prediction": {"kind": "numeric", "edges": [100.0], "shares": [0.5, 0.5, 0.0], "count": 9},
-    }
-    monitor = DriftMonitor(reference, "v1", window=PENDING_ROWS * 4, min_samples=1)
-    m = Metrics()
-    m.requests.read_drift_from(lambda: ("v1", monitor.gauges()))
-    for i in range(5):
-        table = {"x": (0.5 if i % 2 else None,)}
-        m.requests.observe_prediction("v1", [50.0], {}, {}, {}, (monitor, table))
-    assert monitor._queued == 0  # pending, with the counts
-    text = generate_latest(m.registry).decode()
-    assert metric(text, "houseprice_drift_window_samples", feature="x", model_version="v1") == 5
-    assert metric(text, "houseprice_predictions_total", model_version="v1") == 5
-    for _ in range(PENDING_ROWS):  # handed over on the way, without a scrape
-        m.requests.observe_prediction("v1", [150.0], {}, {}, {}, (monitor, {"x": (2.0,)}))
-    assert monitor._queued == PENDING_ROWS
-    m.requests.observe_prediction("v1", [150.0, 50.0], {}, {}, {}, (monitor, {"x": (2.0, 0.5)}))
-    m.requests.flush()
-    x = monitor.report()["features"]["x"]
-    assert x["samples"] == 5 + PENDING_ROWS + 2
-    assert x["live_shares"] == pytest.approx(
-        [3 / x["samples"], (PENDING_ROWS + 1) / x["samples"], 3 / x["samples"]]
-    )

@@ -376,23 +376,3 @@ def test_the_trained_artifact_reference_with_real_predictions(artifact_path: str
     r = m.report()
     assert r["drifted"] == ["living_area"]
     assert r["prediction"]["drifted"]  # bigger houses are predicted dearer (PSI ~0.5)
-
-
-def test_extend_queues_what_update_does_table_by_table() -> None:
-    """Tables handed over in bulk (``extend``, as the service does) give the same window as
-    the same tables one ``update`` each, a table longer than the window included."""
-    rng = np.random.default_rng(5)
-    one, bulk = tiny(window=40, min_samples=1), tiny(window=40, min_samples=1)
-    tables = []
-    for n in [1, 3, 0, 1, 55, 2, 1, 1, 17, 4]:
-        cols, y = _random_batch(rng, n)
-        x = [None if math.isnan(v) else float(v) for v in cols["x"]]
-        table = ({"x": tuple(x), "c": tuple(cols["c"])}, [float(v) for v in y])
-        tables.append(table)
-        one.update(*table)
-    bulk.extend(tables[:4])
-    bulk.extend(tables[4:5])
-    bulk.extend(tables[5:])
-    assert bulk._queued - 25 < 40  # fewer than the window, and the last chunk (25 rows)
-    assert one.report() == bulk.report()
-    assert bulk.report()["features"]["x"]["samples"] == 40

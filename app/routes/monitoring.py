@@ -59,7 +59,6 @@ async def drift(request: Request) -> Response:
         return json_response(
             503, {"detail": "the serving artifact has no reference profile to compare with"}
         )
-    svc.metrics.requests.flush()  # the served tables still pending reach the monitor
     return json_response(200, model.monitor.report())
 
 
