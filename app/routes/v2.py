@@ -8,8 +8,8 @@ orchestrator retries). Model ``houseprice``, optionally at its serving version
 Each feature is one input tensor of shape ``[n]`` (or ``[n, 1]``): ``FP64`` (any numeric
 datatype) for numeric features, ``BYTES`` (JSON strings) for categorical ones. The outputs are
 ``price`` and, when the artifact stores intervals, ``price_low`` and ``price_high`` at
-``INTERVAL_LEVEL``, each ``FP64`` of shape ``[n]``. The tensors are turned into rows and go
-through the same strict validator and pricing as ``/predict``, and a 200 through the same
+``INTERVAL_LEVEL``, each ``FP64`` of shape ``[n]``. The tensors' values are validated as
+strictly as ``/predict``'s houses and priced by the same path, and a 200 goes through the same
 after-answer hook (the prediction log, feedback by the request id, the shadow). The request id
 is the ``X-Request-Id``; without one, the body's ``id`` when it is a plain token (letters,
 digits, ``._:-``, up to 128), else a new one. The answer's ``id`` echoes the body's. Errors
@@ -18,8 +18,10 @@ version, 503 when not ready, 500 when the model fails. Only JSON tensors: the bi
 extension (a body with ``Inference-Header-Content-Length``) is refused with a 400 that says so.
 
 ``infer`` carries traffic, so like ``/predict`` it is a plain ASGI endpoint (a Starlette route
-matched before FastAPI's) that parses the body once, its structure checked by pydantic-core
-(``V2_REQUEST``); FastAPI cannot see it, so :func:`operation` writes its OpenAPI entry.
+matched before FastAPI's) that parses the body once: the common request by the serving model's
+own V2 validator, in one pass, its tensors' columns priced as they are (:func:`_table`); any
+other by the generic one (``V2_REQUEST``, then :func:`_rows`), whose errors name the input and
+element. FastAPI cannot see the route, so :func:`operation` writes its OpenAPI entry.
 """
 
 from __future__ import annotations
