@@ -87,6 +87,7 @@ class LoadedModel:
     answer_examples: dict[str, Any] = field(init=False, default_factory=dict)  # OpenAPI 200s
     interval: IntervalRule | None = field(init=False, default=None)  # INTERVAL_LEVEL's rule
     key_guard: KeyGuard = field(init=False, repr=False)
+    names: list[str] = field(init=False, repr=False)  # the features, in the schema's order
     required: frozenset[str] = field(init=False, repr=False)  # the features a house must give
     _values: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False)
     _names: list[str] = field(init=False, repr=False)
@@ -94,7 +95,7 @@ class LoadedModel:
     _categories: list[tuple[str, frozenset[str]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        names = self._names = [s.name for s in self.features]
+        names = self.names = self._names = [s.name for s in self.features]
         self.required = frozenset(s.name for s in self.features if s.required)
         self.key_guard = KeyGuard(names, extra=["instances"])
         self._ranges = [(s.name, s.lo, s.hi) for s in self.features if s.kind != "categorical"]

@@ -297,6 +297,9 @@ def _variants() -> list[Any]:
     out.append(body(living_area={"shape": [1, 1], "data": [[1500]]}))
     out.append(body(living_area={"shape": [0], "data": []}))
     out.append(body(living_area={"name": "nope"}))
+    backwards = body([HOUSE, OTHER])
+    backwards["inputs"].reverse()
+    out.append(backwards)
     twice = body()
     twice["inputs"].append(dict(twice["inputs"][0]))
     out.append(twice)
@@ -331,6 +334,7 @@ def test_the_one_pass_path_takes_only_what_the_generic_path_takes(client: TestCl
         assert not isinstance(slow, Exception), (req, slow)
         table = {k: list(v) for k, v in fast[0].items()}
         assert table == {k: list(v) for k, v in slow.items()}, req
+        assert list(table) == list(slow), req  # the model's order, whatever the body's
         for k, values in table.items():
             assert list(map(type, values)) == list(map(type, slow[k])), (k, req)
     assert taken >= 15

@@ -312,9 +312,9 @@ def _table(model: LoadedModel, body: bytes) -> tuple[Table, V2InferenceRequest] 
         or not model.required <= columns.keys()
     ):
         return None
-    if len(columns) < len(model.features):  # an optional feature not given: missing
-        missing = (None,) * n
-        columns = {s.name: columns.get(s.name, missing) for s in model.features}
+    if list(columns) != model.names:  # in the model's order, as /predict's table is
+        missing = (None,) * n  # an optional feature not given
+        columns = {name: columns.get(name, missing) for name in model.names}
     return columns, req
 
 
