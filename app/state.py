@@ -506,8 +506,8 @@ class Service:
                     quality.out_of_range,
                     Counter(name for _, name, _ in quality.unknown) if quality.unknown else {},
                 )
-                if model.monitor is not None:
-                    model.monitor.update(table, prices)
+                if model.monitor is not None:  # the table is rectangular by construction
+                    model.monitor.add(table, prices)
             except Exception:
                 log.exception("recording the prediction failed", extra={"request_id": rid})
         return Priced(prices, quality, table)
