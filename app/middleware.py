@@ -17,6 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from fastapi import HTTPException
 from starlette._utils import get_route_path
@@ -33,6 +34,7 @@ log = logging.getLogger("houseprice")
 
 _CLOSE = {"Connection": "close"}  # the server closes the connection after this answer
 _MAX_LENGTH_DIGITS = 19  # a Content-Length past 2**63 is no body anyone sends
+_MATCHED_MAX = 256  # paths remembered by TrafficRoutes: a client inventing paths cannot grow it
 #: What ``Guard`` records of a request for ``Observe``: body bytes let through, the answer's
 #: status and body bytes.
 RECEIVED, STATUS, SENT = "houseprice.received", "houseprice.status", "houseprice.sent"
@@ -180,6 +182,8 @@ class TrafficRoutes:
         # more), the others by matching
         self.fixed = {r.path: r for r in routes if not r.param_convertors}
         self.templated = [r for r in routes if r.param_convertors]
+        # the paths a templated route matched, and its parameters: clients send the same few
+        self.matched: dict[str, tuple[Route, dict[str, Any]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -198,16 +202,26 @@ class TrafficRoutes:
     def route(self, scope: Scope) -> Route | None:
         """The traffic route that takes this request (its scope updated as the router
         would), or ``None``."""
-        route = self.fixed.get(get_route_path(scope))
+        path = get_route_path(scope)
+        route = self.fixed.get(path)
         if route is not None:
             if route.methods and scope["method"] not in route.methods:
                 return None
             scope.update(endpoint=route.endpoint, path_params={}, route=route)
             return route
+        found = self.matched.get(path)
+        if found is not None:
+            route, params = found
+            if scope["method"] not in route.methods:  # type: ignore[operator]
+                return None
+            scope.update(endpoint=route.endpoint, path_params=dict(params), route=route)
+            return route
         for route in self.templated:
             match, child = route.matches(scope)
             if match is Match.FULL:
                 scope.update(child)
+                if len(self.matched) < _MATCHED_MAX:
+                    self.matched[path] = route, dict(child["path_params"])
                 return route
         return None
 

@@ -195,6 +195,12 @@ class DriftMonitor:
                 raise ValueError(
                     f"column {name!r} has {len(col)} values but there are {n} predictions"
                 )
+        self.add(columns, predictions)
+
+    def add(self, columns: Mapping[str, Sequence[Any]], predictions: Sequence[float]) -> None:
+        """:meth:`update` without its length check, for a table whose columns hold one value
+        per prediction by construction (the service's: a request's validated table)."""
+        n = len(predictions)
         if n > self.window:  # only the tail can stay in the window; copy it, drop the rest
             columns = {name: list(col[-self.window :]) for name, col in columns.items()}
             predictions = list(predictions[-self.window :])

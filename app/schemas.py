@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired, Union
 
 from pydantic import (
     AfterValidator,
@@ -98,11 +98,8 @@ def _field(spec: FeatureSpec) -> tuple[Any, Any]:
             extra["x-training-range"] = [spec.lo, spec.hi]
         if spec.unit:
             extra["x-unit"] = spec.unit
-        kwargs: dict[str, Any] = {}
-        if spec.bounds is not None:
-            kwargs = {"ge": spec.bounds[0], "le": spec.bounds[1]}
         if spec.kind == "integer":
-            typ, kwargs = _whole_number(**kwargs), {}
+            typ = _whole_number(**_limits(spec))
         examples = [spec.example] if spec.example is not None else None
     else:
         typ = str
@@ -113,13 +110,13 @@ def _field(spec: FeatureSpec) -> tuple[Any, Any]:
                 " Others are accepted and reported as unknown."
             )
             extra["x-categories"] = list(spec.category_list)
-        kwargs = {"min_length": 1, "max_length": 100}
         examples = list(spec.category_list) or ([spec.example] if spec.example else None)
     if not spec.required:
         typ = typ | None
         sentences.append("Optional: omitted or null is imputed as in training.")
     desc = " ".join(map(_sentence, sentences))
     default: Any = ... if spec.required else None
+    kwargs = _limits(spec) if spec.kind != "integer" else {}
     return typ, Field(
         default,
         description=desc,
@@ -127,6 +124,24 @@ def _field(spec: FeatureSpec) -> tuple[Any, Any]:
         json_schema_extra=extra or None,
         **kwargs,
     )
+
+
+def _limits(spec: FeatureSpec) -> dict[str, Any]:
+    """The constraints of a feature's value: its hard bounds, or a category's length."""
+    if spec.kind == "categorical":
+        return {"min_length": 1, "max_length": 100}
+    return {"ge": spec.bounds[0], "le": spec.bounds[1]} if spec.bounds is not None else {}
+
+
+def _value(spec: FeatureSpec) -> Any:
+    """The type of one value of a feature, its constraints included: what ``_field``
+    validates, for a list of values (a V2 tensor's ``data``)."""
+    base: Any = str if spec.kind == "categorical" else float
+    if spec.kind == "integer":
+        typ: Any = _whole_number(**_limits(spec))
+    else:
+        typ = Annotated[base, Field(**_limits(spec))]
+    return typ if spec.required else typ | None
 
 
 def _whole(x: float) -> float:
@@ -159,6 +174,7 @@ class RequestSchema:
     batch: type[BaseModel]
     body: TypeAdapter[Any]  # one house or {"instances": [...]}
     rows: TypeAdapter[Any]  # a list of houses (the V2 route builds rows from tensors)
+    tensors: TypeAdapter[Any]  # a V2 inference request whose tensors hold valid values
     components: dict[str, Any]  # JSON schemas to merge into components/schemas
     example: dict[str, Any]
     max_batch_size: int
@@ -222,6 +238,7 @@ def build_request_schema(
         batch=batch,
         body=TypeAdapter(union),
         rows=TypeAdapter(list[house]),  # type: ignore[valid-type]
+        tensors=v2_request_of(features),
         components=defs.get("$defs", {}),
         example=example,
         max_batch_size=max_batch_size,
@@ -489,6 +506,47 @@ class V2InferenceRequest(TypedDict):
 
 
 V2_REQUEST: TypeAdapter[V2InferenceRequest] = TypeAdapter(V2InferenceRequest)
+#: The datatypes a numeric feature's tensor may have (its values are validated as numbers).
+V2_NUMERIC_TYPES = (
+    *("FP64", "FP32", "FP16", "INT8", "INT16", "INT32", "INT64"),
+    *("UINT8", "UINT16", "UINT32", "UINT64"),
+)
+
+
+def v2_request_of(features: Sequence[FeatureSpec]) -> TypeAdapter[Any]:
+    """:data:`V2_REQUEST` narrowed to one model: each input tensor is one of its features
+    (told apart by ``name``), of that feature's datatype, its ``data`` a flat list of that
+    feature's values, validated as ``/predict`` validates them.
+
+    What it accepts, the generic request and the house validator accept too; it only takes
+    the common request's path in one pass, and anything it refuses is checked again the
+    generic way, whose errors name the input and element.
+    """
+    strict = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    tensors = []
+    for spec in features:
+        datatype = Literal["BYTES"] if spec.kind == "categorical" else Literal[V2_NUMERIC_TYPES]
+        fields = {
+            "name": Literal[spec.name],
+            "shape": list[int],
+            "datatype": datatype,
+            "parameters": NotRequired[dict[str, Any]],
+            "data": list[_value(spec)],  # type: ignore[misc]
+        }
+        tensor = TypedDict(f"V2Tensor_{len(tensors)}", fields)  # type: ignore[misc]
+        tensor.__pydantic_config__ = strict  # type: ignore[attr-defined]
+        tensors.append(tensor)
+    one_of = Annotated[Union[tuple(tensors)], Discriminator("name")]  # type: ignore[valid-type]  # noqa: UP007
+
+    class Request(TypedDict):
+        __pydantic_config__ = strict  # type: ignore[misc]
+
+        id: NotRequired[Annotated[str, Field(max_length=128)]]
+        parameters: NotRequired[dict[str, Any]]
+        inputs: Annotated[list[one_of], Field(min_length=1)]  # type: ignore[valid-type]
+        outputs: NotRequired[list[V2RequestOutput]]
+
+    return TypeAdapter(Request)
 
 
 class V2OutputTensor(BaseModel):

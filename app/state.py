@@ -17,7 +17,7 @@ import os
 import stat
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -54,8 +54,9 @@ class ModelLoadError(Exception):
     """The artifact was verified but cannot serve (bad schema, warm-up failed)."""
 
 
-#: A request's houses as columns: feature name -> one value per house (``None`` = missing).
-Table = dict[str, tuple[Any, ...]]
+#: A request's houses as columns: feature name -> one value per house (``None`` = missing),
+#: every feature of the model, validated.
+Table = dict[str, Sequence[Any]]
 
 
 class InputQuality:
@@ -86,13 +87,16 @@ class LoadedModel:
     answer_examples: dict[str, Any] = field(init=False, default_factory=dict)  # OpenAPI 200s
     interval: IntervalRule | None = field(init=False, default=None)  # INTERVAL_LEVEL's rule
     key_guard: KeyGuard = field(init=False, repr=False)
+    names: list[str] = field(init=False, repr=False)  # the features, in the schema's order
+    required: frozenset[str] = field(init=False, repr=False)  # the features a house must give
     _values: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False)
     _names: list[str] = field(init=False, repr=False)
     _ranges: list[tuple[str, float, float]] = field(init=False, repr=False)
     _categories: list[tuple[str, frozenset[str]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        names = self._names = [s.name for s in self.features]
+        names = self.names = self._names = [s.name for s in self.features]
+        self.required = frozenset(s.name for s in self.features if s.required)
         self.key_guard = KeyGuard(names, extra=["instances"])
         self._ranges = [(s.name, s.lo, s.hi) for s in self.features if s.kind != "categorical"]
         self._categories = [
@@ -474,14 +478,14 @@ class Service:
             return 403
         return None
 
-    def price(self, model: LoadedModel, rows: list[BaseModel], rid: str) -> Priced:
-        """Price validated houses with ``model`` and record them for monitoring.
+    def price(self, model: LoadedModel, table: Table, rid: str) -> Priced:
+        """Price a table of validated houses with ``model`` and record them for monitoring.
 
-        The one prediction path of ``/predict`` and the V2 ``infer`` route. A failure of the
-        model is counted, logged with the request id and raised as :class:`PredictionError`;
-        a failure of the monitoring is logged and never fails the prediction.
+        The one prediction path of ``/predict`` (its houses' table, ``LoadedModel.table``)
+        and the V2 ``infer`` route (its tensors' columns). A failure of the model is counted,
+        logged with the request id and raised as :class:`PredictionError`; a failure of the
+        monitoring is logged and never fails the prediction.
         """
-        table = model.table(rows)
         try:
             prices = model.predict(table)
         except Exception as e:
@@ -502,8 +506,8 @@ class Service:
                     quality.out_of_range,
                     Counter(name for _, name, _ in quality.unknown) if quality.unknown else {},
                 )
-                if model.monitor is not None:
-                    model.monitor.update(table, prices)
+                if model.monitor is not None:  # the table is rectangular by construction
+                    model.monitor.add(table, prices)
             except Exception:
                 log.exception("recording the prediction failed", extra={"request_id": rid})
         return Priced(prices, quality, table)

@@ -127,7 +127,7 @@ async def cases(model: str, v2: bool) -> tuple[dict[str, Case], list[Any]]:
     rows, _ = loaded.schema.validate(body)
     table = loaded.table(rows)
     prices = loaded.predict(table)
-    priced = service.price(loaded, rows, "0" * 32)
+    priced = service.price(loaded, table, "0" * 32)
     requests = service.metrics.requests
     content = {
         "price": prices[0],
@@ -153,8 +153,8 @@ async def cases(model: str, v2: bool) -> tuple[dict[str, Case], list[Any]]:
     if loaded.monitor is not None:
         monitor = loaded.monitor
         out["step: drift update"] = step(lambda: monitor.update(table, prices))
-    out["step: price (all of the above but validation)"] = step(
-        lambda: service.price(loaded, rows, "0" * 32)
+    out["step: price (all of the above but validation and the table)"] = step(
+        lambda: service.price(loaded, table, "0" * 32)
     )
     if loaded.interval is not None:
         rule = loaded.interval

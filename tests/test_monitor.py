@@ -376,3 +376,17 @@ def test_the_trained_artifact_reference_with_real_predictions(artifact_path: str
     r = m.report()
     assert r["drifted"] == ["living_area"]
     assert r["prediction"]["drifted"]  # bigger houses are predicted dearer (PSI ~0.5)
+
+
+def test_add_queues_what_update_does_without_the_length_check() -> None:
+    """``add`` (the service's call, for its rectangular tables) keeps the same window as
+    ``update``; only ``update`` checks the lengths."""
+    rng = np.random.default_rng(6)
+    checked, trusted = tiny(window=30, min_samples=1), tiny(window=30, min_samples=1)
+    for n in [1, 4, 0, 1, 45, 2, 1, 9]:
+        cols, y = _random_batch(rng, n)
+        checked.update(cols, y)
+        trusted.add(cols, y)
+    assert checked.report() == trusted.report()
+    with pytest.raises(ValueError, match="'x' has 2 values but there are 1"):
+        checked.update({"x": (1.0, 2.0)}, [1.0])

@@ -246,3 +246,118 @@ def test_the_traffic_routes_leave_other_methods_to_the_router(client: TestClient
     metrics = client.get("/metrics").text
     assert 'houseprice_http_requests_total{method="GET",route="/predict",status="4xx"}' in metrics
     assert 'houseprice_http_requests_total{method="POST",route="/predict",status="2xx"}' in metrics
+
+
+def test_the_traffic_routes_remember_a_bounded_number_of_paths(paths: dict[str, str]) -> None:
+    """A V2 path matched once is found by a dict lookup after, its parameters and method
+    checked as the router checks them; made-up paths cannot grow what is remembered."""
+    from app.middleware import TrafficRoutes
+
+    with make_client(paths["linear"]) as c:
+        version = c.get("/v2/models/houseprice").json()["versions"][0]
+        versioned = f"/v2/models/houseprice/versions/{version}/infer"
+        for _ in range(2):  # matched, then remembered
+            assert c.post(INFER, json=v2_request([HOUSE])).status_code == 200
+            assert c.post(versioned, json=v2_request([HOUSE])).status_code == 200
+            r = c.post("/v2/models/other/infer", json=v2_request([HOUSE]))
+            assert r.status_code == 404 and "'other' not found" in r.json()["error"]
+            assert c.get(INFER).status_code == 405
+        for i in range(300):
+            assert c.post(f"/v2/models/m{i}/infer", json={}).status_code == 404
+        node = c.app.middleware_stack  # type: ignore[attr-defined]
+        while not isinstance(node, TrafficRoutes):
+            node = node.app
+        assert len(node.matched) == 256
+        assert node.matched[INFER][1] == {"name": "houseprice"}
+        assert c.post(INFER, json=v2_request([HOUSE])).status_code == 200
+
+
+def _variants() -> list[Any]:
+    """V2 bodies around the common one: valid, invalid, and valid in the less common shapes."""
+    out: list[Any] = []
+
+    def body(rows: list[dict[str, Any]] = [HOUSE], **change: Any) -> dict[str, Any]:  # noqa: B006
+        req = v2_request(rows)
+        for t in req["inputs"]:
+            t.update(change.get(t["name"], {}))
+        return req
+
+    out += [body(), body([HOUSE, OTHER]), body([HOUSE] * 100), body([HOUSE] * 101)]
+    for name in ("living_area", "lot_area", "neighborhood"):
+        for value in (None, "3", True, 0, 0.5, 1e300, 25_000.0, "", "x" * 101, "Zzz", 7, [1]):
+            out.append(body(**{name: {"data": [value]}}))
+        dropped = body()
+        dropped["inputs"] = [t for t in dropped["inputs"] if t["name"] != name]
+        out.append(dropped)
+    for datatype in ("FP32", "INT64", "UINT8", "BYTES", "FP8", "BOOL"):
+        out.append(body(living_area={"datatype": datatype}))
+        out.append(body(neighborhood={"datatype": datatype}))
+    for shape in ([2], [1, 1], [], [-1], [0], [1, 2]):
+        out.append(body(living_area={"shape": shape}))
+    out.append(body(living_area={"shape": [1, 1], "data": [[1500]]}))
+    out.append(body(living_area={"shape": [0], "data": []}))
+    out.append(body(living_area={"name": "nope"}))
+    backwards = body([HOUSE, OTHER])
+    backwards["inputs"].reverse()
+    out.append(backwards)
+    twice = body()
+    twice["inputs"].append(dict(twice["inputs"][0]))
+    out.append(twice)
+    out.append({**body(), "outputs": [{"name": "price"}]})
+    out.append({**body(), "outputs": [{"name": "nope"}]})
+    out.append({**body(), "parameters": {"a": 1}, "id": "x" * 129})
+    out.append(body(living_area={"parameters": {"p": 1}}))
+    out.append(body(living_area={"extra": 1}))
+    out.append({"inputs": []})
+    out += ["[]", "{", '{"inputs": [1]}']
+    return out
+
+
+def test_the_one_pass_path_takes_only_what_the_generic_path_takes(client: TestClient) -> None:
+    """``_table`` (the model's own validator, one pass) answers only requests that the
+    generic parse and the house validator accept, with the same columns; the others go the
+    generic way, which names the error."""
+    from app.routes import v2
+
+    model = client.app.state.service.ready_model()  # type: ignore[attr-defined]
+    taken = 0
+    for req in _variants():
+        body = req.encode() if isinstance(req, str) else json.dumps(req).encode()
+        fast = v2._table(model, body)
+        try:
+            slow: Any = model.table(v2._rows(model, v2._parse(body)["inputs"]))
+        except v2.V2ProtocolError as e:
+            slow = e
+        if fast is None:
+            continue
+        taken += 1
+        assert not isinstance(slow, Exception), (req, slow)
+        table = {k: list(v) for k, v in fast[0].items()}
+        assert table == {k: list(v) for k, v in slow.items()}, req
+        assert list(table) == list(slow), req  # the model's order, whatever the body's
+        for k, values in table.items():
+            assert list(map(type, values)) == list(map(type, slow[k])), (k, req)
+    assert taken >= 15
+    for common in (v2_request([HOUSE]), v2_request([HOUSE, OTHER] * 50)):  # they do take it
+        assert v2._table(model, json.dumps(common).encode()) is not None
+
+
+def test_errors_are_the_same_with_or_without_the_one_pass_path(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every variant gets the same status and body whether or not the one-pass path runs."""
+    from app.routes import v2
+
+    def post(req: Any) -> tuple[int, Any]:
+        if isinstance(req, str):
+            r = client.post(INFER, content=req.encode())
+        else:
+            r = client.post(INFER, json=req, headers={"x-request-id": "fixed"})
+        return r.status_code, r.json()
+
+    variants = _variants()
+    with_fast = [post(req) for req in variants]
+    monkeypatch.setattr(v2, "_table", lambda model, body: None)
+    without = [post(req) for req in variants]
+    assert with_fast == without
+    assert {status for status, _ in with_fast} == {200, 400}

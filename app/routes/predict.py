@@ -55,8 +55,9 @@ class Predict:
             rows, batch = await read_json(
                 scope, receive, model.schema.validate, svc.settings.max_errors, model.key_guard
             )
+            table = model.table(rows)
             # before pricing: a model that cannot explain refuses before anything is recorded
-            explained = explanations(model, model.table(rows)) if explain else None
+            explained = explanations(model, table) if explain else None
         except NotReadyError as e:
             count_error("not_ready")
             return 503, {"detail": str(e)}, [(b"retry-after", b"1")]
@@ -68,7 +69,7 @@ class Predict:
             return 500, {"detail": str(e)}, []
         rid = request_id(scope)
         try:
-            priced = svc.price(model, rows, rid)
+            priced = svc.price(model, table, rid)
         except PredictionError as e:
             return 500, {"detail": str(e)}, []
         scope[PRICED] = model, priced, rid

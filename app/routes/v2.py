@@ -8,8 +8,8 @@ orchestrator retries). Model ``houseprice``, optionally at its serving version
 Each feature is one input tensor of shape ``[n]`` (or ``[n, 1]``): ``FP64`` (any numeric
 datatype) for numeric features, ``BYTES`` (JSON strings) for categorical ones. The outputs are
 ``price`` and, when the artifact stores intervals, ``price_low`` and ``price_high`` at
-``INTERVAL_LEVEL``, each ``FP64`` of shape ``[n]``. The tensors are turned into rows and go
-through the same strict validator and pricing as ``/predict``, and a 200 through the same
+``INTERVAL_LEVEL``, each ``FP64`` of shape ``[n]``. The tensors' values are validated as
+strictly as ``/predict``'s houses and priced by the same path, and a 200 goes through the same
 after-answer hook (the prediction log, feedback by the request id, the shadow). The request id
 is the ``X-Request-Id``; without one, the body's ``id`` when it is a plain token (letters,
 digits, ``._:-``, up to 128), else a new one. The answer's ``id`` echoes the body's. Errors
@@ -18,8 +18,10 @@ version, 503 when not ready, 500 when the model fails. Only JSON tensors: the bi
 extension (a body with ``Inference-Header-Content-Length``) is refused with a 400 that says so.
 
 ``infer`` carries traffic, so like ``/predict`` it is a plain ASGI endpoint (a Starlette route
-matched before FastAPI's) that parses the body once, its structure checked by pydantic-core
-(``V2_REQUEST``); FastAPI cannot see it, so :func:`operation` writes its OpenAPI entry.
+matched before FastAPI's) that parses the body once: the common request by the serving model's
+own V2 validator, in one pass, its tensors' columns priced as they are (:func:`_table`); any
+other by the generic one (``V2_REQUEST``, then :func:`_rows`), whose errors name the input and
+element. FastAPI cannot see the route, so :func:`operation` writes its OpenAPI entry.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from app.routes.common import encode_json, get_service, json_response, request_i
 from app.routes.predict import PRICED, _Route
 from app.schemas import (
     REF_TEMPLATE,
+    V2_NUMERIC_TYPES,
     V2_REQUEST,
     V2Error,
     V2InferenceRequest,
@@ -46,14 +49,11 @@ from app.schemas import (
     V2RequestOutput,
     V2Tensor,
 )
-from app.state import LoadedModel, NotReadyError, PredictionError, Service
+from app.state import LoadedModel, NotReadyError, PredictionError, Service, Table
 
 MODEL_NAME = "houseprice"
 SERVER_VERSION = "0.1.0"
-NUMERIC_TYPES = frozenset(
-    {"FP64", "FP32", "FP16", "INT8", "INT16", "INT32", "INT64"}
-    | {"UINT8", "UINT16", "UINT32", "UINT64"}
-)
+NUMERIC_TYPES = frozenset(V2_NUMERIC_TYPES)
 INFER_PATHS = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
@@ -291,6 +291,33 @@ def _rows(model: LoadedModel, inputs: list[V2Tensor]) -> list[Any]:
     return rows
 
 
+def _table(model: LoadedModel, body: bytes) -> tuple[Table, V2InferenceRequest] | None:
+    """The table of a request whose tensors are each a feature's values, with shape ``[n]``,
+    once, for ``n`` rows within the batch limit, every required feature given: the common
+    request, checked in one pass of the model's own validator (``RequestSchema.tensors``),
+    its columns taken as they are. ``None`` for any other body, which :func:`_parse` and
+    :func:`_rows` then check, naming what is wrong."""
+    try:
+        req = model.schema.tensors.validate_json(body)
+    except ValidationError:
+        return None
+    inputs = req["inputs"]
+    columns = {t["name"]: t["data"] for t in inputs}
+    n = len(inputs[0]["data"])
+    if (
+        len(columns) != len(inputs)  # an input given twice
+        or not 0 < n <= model.schema.max_batch_size
+        or [t["shape"] for t in inputs].count([n]) != len(inputs)
+        or list(map(len, columns.values())).count(n) != len(inputs)
+        or not model.required <= columns.keys()
+    ):
+        return None
+    if list(columns) != model.names:  # in the model's order, as /predict's table is
+        missing = (None,) * n  # an optional feature not given
+        columns = {name: columns.get(name, missing) for name in model.names}
+    return columns, req
+
+
 def _tensor(name: str, data: list[float]) -> dict[str, Any]:
     return {"name": name, "datatype": "FP64", "shape": [len(data)], "data": data}
 
@@ -325,9 +352,14 @@ class Infer:
             content_type = header(scope, b"content-type")
             if content_type is not None and not is_json(content_type):
                 raise V2ProtocolError(415, "Content-Type must be application/json")
-            req = _parse(body)
-            wanted = _wanted(model, req.get("outputs"))
-            rows = _rows(model, req["inputs"])
+            fast = _table(model, body)
+            if fast is not None:
+                table, req = fast
+                wanted = _wanted(model, req.get("outputs"))
+            else:
+                req = _parse(body)
+                wanted = _wanted(model, req.get("outputs"))
+                table = model.table(_rows(model, req["inputs"]))
         except V2ProtocolError as e:
             reason = {503: "not_ready", 415: "unsupported_media_type"}.get(e.status, "validation")
             svc.metrics.requests.count_error(reason)
@@ -335,7 +367,7 @@ class Infer:
         named = req.get("id")
         rid = request_id(scope, named)
         try:
-            priced = svc.price(model, rows, rid)
+            priced = svc.price(model, table, rid)
         except PredictionError as e:
             return 500, {"error": str(e)}
         scope[PRICED] = model, priced, rid
