@@ -140,6 +140,12 @@ def start_worker(
         status, detail = pickle.loads(receive.recv_bytes())
         if status != "ready":
             raise ModelLoadError(f"{start.path}: the shadow's process could not build it: {detail}")
+        log.info(
+            "shadow model %s: its process %d prices at %s",
+            start.metadata.get("model_version"),
+            proc.pid,
+            detail,
+        )
     except (EOFError, OSError) as e:
         code = proc.poll()
         stop_worker(proc, send, receive)

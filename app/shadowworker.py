@@ -207,6 +207,22 @@ class Pricer:
         return max(0.0, self._drift_at + self.DRIFT_EVERY - time.monotonic())
 
 
+def lower_priority(nice: int) -> str:
+    """Run below the server: ``nice`` added to the niceness, and the idle scheduling policy
+    (``SCHED_IDLE``: this process runs only on a core nothing else wants, and waking up it
+    never takes a core from a running task), or, where the policy cannot be set, the nice
+    value alone. What was set, in words, for the server's log line."""
+    os.nice(nice)
+    idle = getattr(os, "SCHED_IDLE", None)
+    if idle is None:  # not Linux
+        return f"nice +{nice} (no SCHED_IDLE on this platform)"
+    try:
+        os.sched_setscheduler(0, idle, os.sched_param(0))
+    except OSError as e:  # a seccomp profile or a kernel that refuses it
+        return f"nice +{nice} (SCHED_IDLE refused: {e})"
+    return "SCHED_IDLE"
+
+
 def serve(inbox: Connection, outbox: Connection) -> int:
     """Build the model from the first message, then price every group until end of input."""
     try:
@@ -219,10 +235,9 @@ def serve(inbox: Connection, outbox: Connection) -> int:
     except Exception as e:
         outbox.send_bytes(pickle.dumps(("error", f"{type(e).__name__}: {e}")))
         return 1
-    outbox.send_bytes(pickle.dumps(("ready", model.sha256)))
     # loaded at the server's priority (a reload waits for it), priced below it: the cores go
     # to the serving process first
-    os.nice(start.settings.shadow_nice)
+    outbox.send_bytes(pickle.dumps(("ready", lower_priority(start.settings.shadow_nice))))
     pricer = Pricer(model, start.monitoring, start.stats)
     while True:
         try:

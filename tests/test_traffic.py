@@ -411,9 +411,11 @@ def test_the_shadow_prices_in_its_own_process_and_leaves_none_behind(models: Pat
         assert shadow.pid != os.getpid() and proc.poll() is None
         assert c.post("/predict", json=HOUSE).status_code == 200
         wait_for(shadow.idle)
-        # it prices at SHADOW_NICE (10) below the server: the cores go to the answers first
+        # it prices at SHADOW_NICE (10) below the server and at the idle scheduling policy:
+        # the cores go to the answers first
         mine = os.getpriority(os.PRIO_PROCESS, 0)
         assert os.getpriority(os.PRIO_PROCESS, shadow.pid) == min(19, mine + 10)
+        assert os.sched_getscheduler(shadow.pid) == os.SCHED_IDLE
         assert c.post("/admin/reload", json={"drop_shadow": True}, headers=AUTH).status_code == 200
         assert proc.poll() == 0  # dropping the shadow ends its process
         r = c.post("/admin/reload", json={"shadow_path": "shadow.joblib"}, headers=AUTH)
@@ -421,6 +423,23 @@ def test_the_shadow_prices_in_its_own_process_and_leaves_none_behind(models: Pat
         second = c.app.state.service.traffic.shadow._proc  # type: ignore[attr-defined]
         assert second.poll() is None
     assert second.poll() == 0  # the app's shutdown ends it too: no orphan
+
+
+def test_the_worker_falls_back_to_nice_where_the_idle_policy_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app import shadowworker
+
+    niced: list[int] = []
+    monkeypatch.setattr(shadowworker.os, "nice", niced.append)  # not this test's process
+
+    def refuse(*args: Any) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(shadowworker.os, "sched_setscheduler", refuse)
+    said = shadowworker.lower_priority(7)
+    assert said == "nice +7 (SCHED_IDLE refused: [Errno 1] Operation not permitted)"
+    assert niced == [7]
 
 
 def test_the_worker_prices_groups_and_survives_a_failing_model(models: Path) -> None:
