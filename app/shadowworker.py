@@ -86,8 +86,8 @@ def encode(table: Table) -> bytes:
     """One request's table as bytes: ``marshal`` when its values allow, else ``pickle``.
 
     Called by the server's event loop once the answer is sent, while the table is still in
-    the CPU's cache: the feeder thread, a fraction of a second later, found it cold and paid
-    several times as much to walk it (docs/PERFORMANCE.md)."""
+    the CPU's cache: encoded when the group is sent, a fraction of a second later, it was
+    found cold and cost several times as much to walk (docs/PERFORMANCE.md)."""
     try:
         return b"m" + marshal.dumps(table)
     except ValueError:  # a value marshal does not know
