@@ -425,6 +425,28 @@ def test_the_shadow_prices_in_its_own_process_and_leaves_none_behind(models: Pat
     assert second.poll() == 0  # the app's shutdown ends it too: no orphan
 
 
+def test_groups_larger_than_the_pipe_holds_reach_the_worker_and_come_back(
+    app_client: TestClient,
+) -> None:
+    # 3,000 houses in one message and 40 requests after it: more than a pipe holds (64 KiB),
+    # so the loop writes them as the worker drains the pipe
+    houses = [{**HOUSE, "living_area": 1000 + i} for i in range(3000)]
+    big = app_client.post("/predict", json={"instances": houses}, headers={"X-Request-Id": "big"})
+    assert big.status_code == 200
+    for i in range(40):
+        one = {**HOUSE, "living_area": 900 + i}
+        r = app_client.post("/predict", json=one, headers={"X-Request-Id": f"one-{i}"})
+        assert r.status_code == 200
+    wait_for(lambda: shadow_idle(app_client))
+    index = app_client.app.state.service.traffic.index  # type: ignore[attr-defined]
+    served = index.get("big")
+    assert served.shadow_version == "shadow-1" and len(served.shadow_prices) == 3000
+    assert all(index.get(f"one-{i}").shadow_prices for i in range(40))
+    text = app_client.get("/metrics").text
+    assert metric(text, "houseprice_predictions_total", role="shadow") == 3040
+    assert metric(text, "houseprice_shadow_dropped_total") == 0
+
+
 def test_the_worker_falls_back_to_nice_where_the_idle_policy_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
