@@ -39,6 +39,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from itertools import chain
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
@@ -141,6 +142,7 @@ class Pricer:
         self.model = model
         self.monitoring = monitoring
         self.names = [s.name for s in model.features]
+        self._needed = frozenset(self.names)
         self.predictions = 0
         self.price = Histogram(PRICE_BUCKETS)
         if since is not None:  # a restarted worker: the counters go on
@@ -153,7 +155,8 @@ class Pricer:
     def price_group(self, tables: Sequence[Table]) -> Reply:
         """The prices of ``tables`` (one per request) priced as one table."""
         out: list[list[float] | None] = [None] * len(tables)
-        usable = [i for i, t in enumerate(tables) if all(name in t for name in self.names)]
+        needed = self._needed
+        usable = [i for i, t in enumerate(tables) if needed <= t.keys()]
         dropped: dict[str, int] = {}
         if len(usable) < len(tables):  # a champion reloaded since with fewer features
             ok = set(usable)
@@ -161,8 +164,9 @@ class Pricer:
         if not usable:
             return Reply(out, dropped, None, self.stats())
         n = sum(houses(tables[i]) for i in usable)
+        rows = [tables[i] for i in usable]
         table: Table = {
-            name: tuple(v for i in usable for v in tables[i][name]) for name in self.names
+            name: tuple(chain.from_iterable(t[name] for t in rows)) for name in self.names
         }
         try:
             prices = self.model.predict(table)
