@@ -452,9 +452,10 @@ def _stop_started(started: asyncio.Future[Any]) -> None:
 
 class _Pipe:
     """The server's ends of a worker's pipes, driven by the event loop: messages framed as
-    :meth:`Connection.send_bytes` frames them (a 4-byte big-endian length, then the bytes),
-    written without blocking (what the pipe does not take waits for it to drain), replies
-    read as they come (``on_message`` for each, ``on_end`` once the worker's output ends)."""
+    :meth:`Connection.send_bytes` frames them (a 4-byte big-endian length, -1 and 8 bytes
+    past 2 GiB, then the bytes), written without blocking (what the pipe does not take waits
+    for it to drain), replies read as they come (``on_message`` for each, ``on_end`` once the
+    worker's output ends)."""
 
     def __init__(
         self,
@@ -476,7 +477,9 @@ class _Pipe:
         loop.add_reader(self._in, self._readable)
 
     def send(self, message: bytes) -> None:
-        frame = len(message).to_bytes(4, "big") + message
+        n = len(message)
+        head = n.to_bytes(4, "big") if n < 1 << 31 else b"\xff\xff\xff\xff" + n.to_bytes(8, "big")
+        frame = head + message
         if self._pending:
             self._pending += frame
             return
