@@ -19,7 +19,8 @@ scrape and, with ``PREDICTION_LOG``, the shadow's log lines.
 So the pricing never holds the lock the event loop needs to answer, and the server has no
 thread of its own for the shadow: a thread that wants the interpreter makes the loop give it
 up (after the switch interval), and waits for a core to take it, while the requests wait
-(docs/PERFORMANCE.md, "s25-shadow"). The server's share is one encoding of each request's
+(what that buys in latency is not yet resolved: docs/PERFORMANCE.md, "s25-shadow"). The
+server's share is one encoding of each request's
 rows, one framing per group and one unmarshalling of the prices per group, all between two
 requests on the loop.
 
