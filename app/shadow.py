@@ -17,12 +17,11 @@ reads the replies as they come (a reader on the reply pipe) and records, under
 scrape and, with ``PREDICTION_LOG``, the shadow's log lines.
 
 So the pricing never holds the lock the event loop needs to answer, and the server has no
-thread of its own for the shadow: a thread that wants the interpreter makes the loop give it
-up (after the switch interval), and waits for a core to take it, while the requests wait
-(what that buys in latency is not yet resolved: docs/PERFORMANCE.md, "s25-shadow"). The
-server's share is one encoding of each request's
-rows, one framing per group and one unmarshalling of the prices per group, all between two
-requests on the loop.
+thread of its own for the shadow: a thread that wants the interpreter makes the loop give it up
+(after the switch interval), and waits for a core to take it, while the requests wait (what
+that buys in latency is not yet resolved: docs/PERFORMANCE.md, "s25-shadow"). The server's
+share is one encoding of each request's rows, one framing per group and one unmarshalling of
+the prices per group, all between two requests on the loop.
 
 Houses count against the queue until their reply is read, so a slow or stopped worker fills
 the queue and the rest is dropped and counted (``queue_full``). A failure of the model is
