@@ -1,5 +1,5 @@
-"""The hand-off between the event loop and one worker thread (the prediction log's writer, the
-shadow model's pricer): a queue bounded in houses, taken in batches.
+"""The hand-off between the event loop and one worker thread (the prediction log's writer): a
+queue bounded in houses, taken in batches.
 
 The request path pays an append and two integer updates under an uncontended lock: no thread
 woken, unless ``wake`` houses wait. The worker wakes by itself every
@@ -9,9 +9,8 @@ worker do its work for many houses in one go. Houses count against ``capacity`` 
 worker says it is done with them (:meth:`done`), so memory stays bounded by it whatever the
 worker's speed: :meth:`put` refuses what does not fit and the caller counts the drop.
 
-``_added`` is written under a lock by the producers (the event loop, and the shadow's worker
-for its log lines), ``_taken`` and ``_done`` by the worker only, so each side reads the
-other's counters without a lock.
+``_added`` is written under a lock by the producers, ``_taken`` and ``_done`` by the worker
+only, so each side reads the other's counters without a lock.
 """
 
 from __future__ import annotations

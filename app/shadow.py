@@ -3,31 +3,38 @@ validated rows in a process of its own, never on the request path and never able
 request.
 
 ``/predict`` hands the shadow the request's validated table once the answer is sent
-(:meth:`Shadow.submit`: one ``marshal`` of the table while it is still in the CPU's cache, then
-one append to a queue bounded in houses, ``SHADOW_QUEUE``, ``app/batchqueue.py``; when full
-the houses are dropped and counted). A feeder thread wakes every ``Shadow.PERIOD`` seconds
-(sooner when ``WAKE`` houses wait), takes everything queued and sends it in groups to the
-worker process (:mod:`app.shadowworker`): one ``marshal`` of the group's encoded tables (a
-list of bytes), then a pipe write that releases the interpreter. The worker prices each group
-as one table and keeps the shadow's series: its prediction count and price histogram, its own
-drift window (against its own training reference). A receiver thread reads the replies (a pipe
-read, again without the interpreter) and records, under ``role="shadow"`` and the shadow's
-``model_version``: the prices in the feedback index's :class:`Served` (so feedback by request id
-scores both models), the latest series for the scrape and, with ``PREDICTION_LOG``, the
-shadow's log lines. So the pricing never holds the lock the event loop needs to answer; the
-server's share is one encoding of each request's rows and one unmarshalling of the prices per
-group (docs/PERFORMANCE.md).
+(:meth:`Shadow.submit`: one ``marshal`` of the table while it is still in the CPU's cache,
+then one append to a list bounded in houses, ``SHADOW_QUEUE``; when full the houses are
+dropped and counted). ``Shadow.PERIOD`` seconds after the first house queued (at once when
+``WAKE`` houses wait), a timer of the event loop sends what is queued in groups to the worker
+process (:mod:`app.shadowworker`): one ``marshal`` of each group's encoded tables (a list of
+bytes) written to a non-blocking pipe, what the pipe does not take written when it drains.
+The worker prices each group as one table and keeps the shadow's series: its prediction count
+and price histogram, its own drift window (against its own training reference). The loop
+reads the replies as they come (a reader on the reply pipe) and records, under
+``role="shadow"`` and the shadow's ``model_version``: the prices in the feedback index's
+:class:`Served` (so feedback by request id scores both models), the latest series for the
+scrape and, with ``PREDICTION_LOG``, the shadow's log lines.
+
+So the pricing never holds the lock the event loop needs to answer, and the server has no
+thread of its own for the shadow: a thread that wants the interpreter makes the loop give it up
+(after the switch interval), and waits for a core to take it, while the requests wait (what
+that buys in latency is not yet resolved: docs/PERFORMANCE.md, "s25-shadow"). The server's
+share is one encoding of each request's rows, one framing per group and one unmarshalling of
+the prices per group, all between two requests on the loop.
 
 Houses count against the queue until their reply is read, so a slow or stopped worker fills
 the queue and the rest is dropped and counted (``queue_full``). A failure of the model is
 counted (``model_error``, ``non_finite``) and logged. A worker that exits is logged in one
-line and started again by the receiver thread after a backoff (``Shadow.BACKOFF`` seconds,
-doubling at each failed start up to ``BACKOFF_MAX``), its counters going on from the last
-series it sent; every restart is counted (``houseprice_shadow_restarts_total``) and the houses
-submitted meanwhile are counted as ``model_error``. The worker runs ``SHADOW_NICE`` below the
-server, so under load the served answers get the cores and the shadow drops rather than
-delays them. The champion never sees any of it. The worker ends when its input pipe closes: at
-:meth:`Shadow.close`, or when the server exits or dies.
+line and started again by a task of the loop after a backoff (``Shadow.BACKOFF`` seconds,
+doubling at each failed start up to ``BACKOFF_MAX``; the start itself in a thread, as it
+waits for the new worker to load), its counters going on from the last series it sent; every
+restart is counted (``houseprice_shadow_restarts_total``) and the houses submitted meanwhile
+are counted as ``model_error``. The worker runs at the idle scheduling policy and
+``SHADOW_NICE`` below the server (:func:`app.shadowworker.lower_priority`), so the served
+answers get the cores and the shadow drops rather than delays them. The champion never sees
+any of it. The worker ends when its input pipe closes: at :meth:`Shadow.close`, or when the
+server exits or dies.
 
 The shadow must validate no feature the champion does not: it prices the champion's rows.
 """
@@ -35,16 +42,14 @@ The shadow must validate no feature the champion does not: it prices the champio
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import pickle
 import subprocess
 import sys
-import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -52,7 +57,6 @@ from typing import Any, NamedTuple
 from prometheus_client import Counter
 
 import app
-from app.batchqueue import BatchQueue
 from app.metrics import PRICE_BUCKETS, DriftRows, Histogram
 from app.predlog import Entry, PredictionLog
 from app.settings import Settings
@@ -75,7 +79,7 @@ class ShadowSeries(NamedTuple):
 class _Job(NamedTuple):
     time: float
     request_id: str
-    table: Table
+    table: Table | None  # kept for the prediction log's line only
     served: Served | None
     blob: bytes  # the table as the worker reads it (app.shadowworker.encode)
 
@@ -140,6 +144,12 @@ def start_worker(
         status, detail = pickle.loads(receive.recv_bytes())
         if status != "ready":
             raise ModelLoadError(f"{start.path}: the shadow's process could not build it: {detail}")
+        log.info(
+            "shadow model %s: its process %d prices at %s",
+            start.metadata.get("model_version"),
+            proc.pid,
+            detail,
+        )
     except (EOFError, OSError) as e:
         code = proc.poll()
         stop_worker(proc, send, receive)
@@ -161,15 +171,15 @@ def stop_worker(proc: subprocess.Popen[bytes], send: Connection, receive: Connec
 
 
 class Shadow:
-    """A loaded shadow model, its queue, its worker process and the two threads that talk to it."""
+    """A loaded shadow model, its worker process and the hand-off to it, all on the event loop
+    ``loop`` (the server's): no thread of the server's takes part (see the module docstring)."""
 
-    #: The feeder wakes when this many houses wait, or ``PERIOD`` seconds after the first:
-    #: fewer, larger messages, and fewer thread switches against the event loop (each wake
-    #: and message costs the server's threads more than a house does: docs/PERFORMANCE.md).
+    #: Houses are sent when this many wait, or ``PERIOD`` seconds after the first: fewer,
+    #: larger messages (each costs the loop more than a house does: docs/PERFORMANCE.md).
     WAKE = 512
     PERIOD = 0.2
-    #: Houses in one message: framing it holds the interpreter lock, so it is kept short
-    #: enough that a waiting request is not held back long by it.
+    #: Houses in one message: framing it holds the loop, so it is kept short enough that a
+    #: waiting request is not held back long by it.
     GROUP = 256
     #: Seconds before the first restart of a worker that exited, doubling at each failed
     #: start up to ``BACKOFF_MAX``.
@@ -184,36 +194,37 @@ class Shadow:
         predlog: PredictionLog | None,
         monitoring: bool,
         restarts: Counter,
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.model = model
         self.capacity = settings.shadow_queue
+        self.wake = max(1, min(self.WAKE, self.capacity // 2))
         self.dropped = dropped
         self.predlog = predlog
         self.monitoring = monitoring
-        start = Start(
+        self.restarts = restarts
+        self._loop = loop
+        self._start = Start(
             model.pipeline, model.metadata, model.sha256, model.path, settings, monitoring
         )
-        self.restarts = restarts
-        self._start = start
         self._timeout = settings.reload_timeout
-        self._proc, self._send, self._receive = start_worker(start, self._timeout)
+        self._proc, send, receive = start_worker(self._start, self._timeout)
         self._started_at = time.monotonic()
-        self.queue: BatchQueue[_Job] = BatchQueue(self.capacity, self.WAKE, self.PERIOD)
-        # the in-flight groups, whether the worker is lost, the worker's process and pipes
-        self._lock = threading.Lock()
+        # everything below is the event loop's (``idle()`` reads two of them from any thread)
+        self._queued: list[tuple[_Job, int]] = []  # not yet sent
+        self._waiting = 0  # houses in ``_queued``
+        self._held = 0  # houses queued or being priced: they count against ``capacity``
+        self._flush_at: asyncio.Handle | None = None
         self._in_flight: deque[tuple[list[_Job], int]] = deque()
+        self._pipe: _Pipe | None = None  # the worker's two pipes, once attached on the loop
         self._lost = False
         self._closing = False
-        self._stop = threading.Event()  # set by close(): no more restarts, end a backoff
+        self._restarting: asyncio.Task[None] | None = None
+        self._backoff: float | None = None  # the next restart's, while crashes repeat
         self._stats: Stats | None = None
         self._drift_stale = False  # the worker has rows not yet in the drift rows it sent
         self._drift: DriftRows | None = None
-        self._feeder = threading.Thread(target=self._feed, name="shadow-feeder", daemon=True)
-        self._receiver = threading.Thread(
-            target=self._receive_replies, name="shadow-receiver", daemon=True
-        )
-        self._feeder.start()
-        self._receiver.start()
+        loop.call_soon_threadsafe(self._attach, self._proc, send, receive)
 
     @property
     def version(self) -> str:
@@ -225,136 +236,120 @@ class Shadow:
         return self._proc.pid
 
     def submit(self, when: float, rid: str, table: Table, served: Served | None) -> None:
-        """Queue a request's validated table (encoded, and by reference for the log), or drop
-        and count it (not encoded for nothing when the queue is full)."""
+        """Queue a request's validated table (encoded; by reference only for the log), or
+        drop and count it (not encoded for nothing when the queue is full). On the loop."""
         n = len(next(iter(table.values())))
-        job = None if self.queue.free < n else _Job(when, rid, table, served, encode(table))
-        if job is None or not self.queue.put(job, n):
+        if self._closing or self._held + n > self.capacity:
             self.dropped.labels("queue_full").inc(n)
+            return
+        kept = table if self.predlog is not None else None  # else let it go with the request
+        self._queued.append((_Job(when, rid, kept, served, encode(table)), n))
+        self._held += n
+        self._waiting += n
+        if self._waiting >= self.wake:
+            if self._flush_at is not None:
+                self._flush_at.cancel()
+            self._flush_at = self._loop.call_soon(self._flush)
+        elif self._flush_at is None:
+            self._flush_at = self._loop.call_later(self.PERIOD, self._flush)
 
-    def _feed(self) -> None:
-        current: Connection | None = None  # the pipe last written to, closed once replaced
-        try:
-            while (batch := self.queue.take()) is not None:
-                if self.queue.closing:
-                    return  # what is left is not priced: the shadow is only an experiment
-                for group, n in groups(batch, self.GROUP):
-                    message = encode_group([j.blob for j in group])
-                    with self._lock:
-                        lost, send = self._lost, self._send
-                        if not lost:
-                            self._in_flight.append((group, n))
-                    if lost:
-                        self._forget(n, "model_error")
-                        continue
-                    if send is not current:  # a restarted worker: the old pipe is done with
-                        if current is not None:
-                            current.close()
-                        current = send
-                    # a worker gone (OSError): the receiver counts what was in flight
-                    with contextlib.suppress(OSError):
-                        send.send_bytes(message)
-        finally:
-            with self._lock:  # closing is set: no restart replaces the pipe from now on
-                self._send.close()  # the worker's end of input: it exits
-            if current is not None:
-                current.close()
-
-    def _receive_replies(self) -> None:
-        """Read the worker's replies; when its output ends (it exited or was killed), restart
-        it after a backoff that doubles from ``BACKOFF`` up to ``BACKOFF_MAX`` seconds and
-        starts over once a worker has lived ``BACKOFF_MAX`` seconds. Houses submitted
-        meanwhile are dropped and counted (``model_error``); requests never wait for it."""
-        backoff: float | None = None
-        while True:
-            code = self._read_replies()
-            if self._stop.is_set():
-                return
-            if backoff is None or time.monotonic() - self._started_at >= self.BACKOFF_MAX:
-                backoff = self.BACKOFF  # a first exit, or it had been working: not a crash loop
-            log.error(
-                "shadow model %s: its process exited (code %s); restarting it in %g s, "
-                "houses are dropped until then",
-                self.version,
-                code,
-                backoff,
-            )
-            while True:
-                if self._stop.wait(backoff):
-                    return
-                backoff = min(2 * backoff, self.BACKOFF_MAX)
-                why = self._restart()
-                if why is None:
-                    break
-                log.error(
-                    "shadow model %s: restarting its process failed (%s); next try in %g s",
-                    self.version,
-                    why,
-                    backoff,
-                )
-            if self._stop.is_set():
-                return
-
-    def _restart(self) -> str | None:
-        """Start a new worker with the series so far and put it in place of the lost one;
-        why it could not start, or None."""
-        start = self._start._replace(stats=self._stats)  # its counters go on from these
-        try:
-            proc, send, receive = start_worker(start, self._timeout)
-        except Exception as e:
-            return f"{type(e).__name__}: {e}"
-        with self._lock:
-            closing = self._closing
-            if not closing:
-                old = self._receive
-                self._proc, self._send, self._receive = proc, send, receive
-                self._lost = False
-                self._started_at = time.monotonic()
-        if closing:
-            stop_worker(proc, send, receive)
-            return None
-        old.close()
-        self.restarts.inc()
-        return None
-
-    def _read_replies(self) -> int | None:
-        """Record the current worker's replies until its output ends; count what was in flight
-        as dropped; the worker's exit code (None: still running after 5 s)."""
-        receive, proc = self._receive, self._proc
-        while True:
-            try:
-                reply = decode_reply(receive.recv_bytes())
-            except (EOFError, OSError):
-                break
-            except Exception:  # a reply this side cannot read: the worker is of no more use
-                log.exception("shadow model %s: unreadable reply", self.version)
-                proc.kill()
-                break
-            if isinstance(reply, Stats):  # the drift rows, read once the traffic paused
-                self._take(reply)
+    def _flush(self) -> None:
+        """Send what is queued to the worker, in groups (or count it lost: no worker)."""
+        self._flush_at = None
+        batch, self._queued, self._waiting = self._queued, [], 0
+        pipe = self._pipe
+        for group, n in groups(batch, self.GROUP):
+            if pipe is None or self._lost:
+                self._forget(n, "model_error")
                 continue
-            with self._lock:
-                group, n = self._in_flight.popleft()
-            try:
-                self._record(group, reply)
-            except Exception:  # a bug here must not stop the replies from being read
-                log.exception("recording the shadow's prices failed")
-            self.queue.done(n)
-        with self._lock:
-            self._lost = True
-            lost = sum(n for _, n in self._in_flight)
-            self._in_flight.clear()
+            self._in_flight.append((group, n))
+            pipe.send(encode_group([j.blob for j in group]))
+
+    def _attach(self, proc: subprocess.Popen[bytes], send: Connection, receive: Connection) -> None:
+        """Start talking to a (new) worker from the loop."""
+        if self._closing:
+            stop_worker(proc, send, receive)
+            return
+        self._proc = proc
+        self._pipe = _Pipe(self._loop, send, receive, self._on_message, self._on_end)
+        self._lost = False
+        self._started_at = time.monotonic()
+
+    def _on_message(self, message: bytes) -> None:
+        try:
+            reply = decode_reply(message)
+        except Exception:  # a reply this side cannot read: the worker is of no more use
+            log.exception("shadow model %s: unreadable reply", self.version)
+            self._proc.kill()  # its output ends: _on_end
+            return
+        if isinstance(reply, Stats):  # the drift rows, read once the traffic paused
+            self._take(reply)
+            return
+        group, n = self._in_flight.popleft()
+        try:
+            self._record(group, reply)
+        except Exception:  # a bug here must not stop the replies from being read
+            log.exception("recording the shadow's prices failed")
+        self._held -= n
+
+    def _on_end(self) -> None:
+        """The worker's output ended (it exited or was killed): count what was in flight as
+        dropped and, unless closing, restart it."""
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
+        self._lost = True
         self._drift_stale = False  # no more rows will be read
+        lost = sum(n for _, n in self._in_flight)
+        self._in_flight.clear()
         if lost:
             self._forget(lost, "model_error")
-        try:  # its output ended: it is exiting
-            return proc.wait(5)
-        except subprocess.TimeoutExpired:
-            return None
+        if not self._closing:
+            self._restarting = self._loop.create_task(self._restart(self._proc))
+
+    async def _restart(self, proc: subprocess.Popen[bytes]) -> None:
+        """Restart the worker after a backoff that doubles from ``BACKOFF`` up to
+        ``BACKOFF_MAX`` seconds and starts over once a worker has lived ``BACKOFF_MAX``
+        seconds. Houses submitted meanwhile are dropped and counted (``model_error``);
+        requests never wait for it."""
+        code = await asyncio.to_thread(exit_code, proc)
+        lived = time.monotonic() - self._started_at
+        if self._backoff is None or lived >= self.BACKOFF_MAX:
+            self._backoff = self.BACKOFF  # a first exit, or it had been working: no crash loop
+        backoff = self._backoff
+        log.error(
+            "shadow model %s: its process exited (code %s); restarting it in %g s, "
+            "houses are dropped until then",
+            self.version,
+            code,
+            backoff,
+        )
+        while True:
+            await asyncio.sleep(backoff)
+            backoff = self._backoff = min(2 * backoff, self.BACKOFF_MAX)
+            start = self._start._replace(stats=self._stats)  # its counters go on from these
+            started = self._loop.run_in_executor(None, start_worker, start, self._timeout)
+            try:
+                proc, send, receive = await asyncio.shield(started)
+            except asyncio.CancelledError:  # closed meanwhile: a worker it starts is stopped
+                started.add_done_callback(_stop_started)
+                raise
+            except Exception as e:
+                log.error(
+                    "shadow model %s: restarting its process failed (%s: %s); next try in %g s",
+                    self.version,
+                    type(e).__name__,
+                    e,
+                    backoff,
+                )
+                continue
+            self._attach(proc, send, receive)
+            self.restarts.inc()
+            return
 
     def _forget(self, n: int, reason: str) -> None:
         self.dropped.labels(reason).inc(n)
-        self.queue.done(n)
+        self._held -= n
 
     def _record(self, group: list[_Job], reply: Reply) -> None:
         for reason, k in reply.dropped.items():
@@ -369,7 +364,7 @@ class Shadow:
             if job.served is not None:
                 job.served.shadow_prices = mine
                 job.served.shadow_version = self.version
-            if self.predlog is not None:
+            if self.predlog is not None and job.table is not None:
                 self.predlog.put(
                     Entry(job.time, job.request_id, self.version, "shadow", job.table, mine, None)
                 )
@@ -395,7 +390,7 @@ class Shadow:
     def idle(self) -> bool:
         """Nothing queued or being priced, and the series current (tests and the benchmark
         wait for it)."""
-        return self.queue.held == 0 and not self._drift_stale
+        return self._held == 0 and not self._drift_stale
 
     def describe(self) -> dict[str, Any]:
         """The shadow's entry in ``GET /model``."""
@@ -404,27 +399,162 @@ class Shadow:
         return meta
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the feeder and the worker process; what is queued is not priced (the shadow
-        is only an experiment). A worker still busy after ``timeout`` seconds is killed."""
-        with self._lock:
-            self._closing = True
-        self._stop.set()
-        self.queue.close()
-        self._feeder.join(timeout)
-        if self._feeder.is_alive():  # stuck writing to a worker that no longer reads
-            self._proc.kill()
-            self._feeder.join()
+        """Stop the worker process; what is queued is not priced (the shadow is only an
+        experiment), the replies it sends before it exits are recorded. A worker still busy
+        after ``timeout`` seconds is killed. Runs on the loop (called from another thread,
+        it waits for the loop to run it)."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop or not self._loop.is_running():
+            self._close(timeout)
+            return
+
+        async def on_loop() -> None:
+            self._close(timeout)
+
+        asyncio.run_coroutine_threadsafe(on_loop(), self._loop).result()
+
+    def _close(self, timeout: float) -> None:
+        self._closing = True
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
+        if self._restarting is not None:
+            self._restarting.cancel()  # a backoff ends at once
+        pipe = self._pipe
+        if pipe is not None:
+            pipe.end_input()  # the worker's end of input: it finishes what it has and exits
         try:
             self._proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        self._receiver.join()  # the worker is gone: its replies end (a restart is undone)
+        if pipe is not None:
+            pipe.drain()  # the replies it wrote before it exited
+            if self._pipe is not None:
+                self._on_end()
+
+
+def exit_code(proc: subprocess.Popen[bytes]) -> int | None:
+    """The exit code of a worker whose output ended (None: still running after 5 s)."""
+    try:
+        return proc.wait(5)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _stop_started(started: asyncio.Future[Any]) -> None:
+    if not started.cancelled() and started.exception() is None:
+        stop_worker(*started.result())
+
+
+class _Pipe:
+    """The server's ends of a worker's pipes, driven by the event loop: messages framed as
+    :meth:`Connection.send_bytes` frames them (a 4-byte big-endian length, -1 and 8 bytes
+    past 2 GiB, then the bytes), written without blocking (what the pipe does not take waits
+    for it to drain), replies read as they come (``on_message`` for each, ``on_end`` once the
+    worker's output ends)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        send: Connection,
+        receive: Connection,
+        on_message: Callable[[bytes], None],
+        on_end: Callable[[], None],
+    ) -> None:
+        self._loop = loop
+        self._send, self._receive = send, receive
+        self._out = send.fileno()
+        self._in = receive.fileno()
+        os.set_blocking(self._out, False)
+        os.set_blocking(self._in, False)
+        self._pending = bytearray()  # what the pipe did not take yet
+        self._read = bytearray()  # a reply not yet whole
+        self._on_message, self._on_end = on_message, on_end
+        loop.add_reader(self._in, self._readable)
+
+    def send(self, message: bytes) -> None:
+        n = len(message)
+        head = n.to_bytes(4, "big") if n < 1 << 31 else b"\xff\xff\xff\xff" + n.to_bytes(8, "big")
+        frame = head + message
+        if self._pending:
+            self._pending += frame
+            return
+        try:
+            n = os.write(self._out, frame)
+        except BlockingIOError:
+            n = 0
+        except OSError:  # the worker is gone: its output ends too, on_end counts the group
+            return
+        if n < len(frame):
+            self._pending += memoryview(frame)[n:]
+            self._loop.add_writer(self._out, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            n = os.write(self._out, self._pending)
+        except BlockingIOError:
+            return
+        except OSError:
+            n = len(self._pending)
+        del self._pending[:n]
+        if not self._pending:
+            self._loop.remove_writer(self._out)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._in, 1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._on_end()
+            return
+        self._take(data)
+
+    def _take(self, data: bytes) -> None:
+        buf = self._read
+        buf += data
+        start = 0
+        while len(buf) - start >= 4:
+            size = int.from_bytes(buf[start : start + 4], "big")
+            if len(buf) - start - 4 < size:
+                break
+            self._on_message(bytes(buf[start + 4 : start + 4 + size]))
+            start += 4 + size
+        del buf[:start]
+
+    def end_input(self) -> None:
+        """No more messages: the worker's input ends (at once; what did not fit is dropped)."""
+        self._loop.remove_writer(self._out)
+        self._pending.clear()
+        self._send.close()
+
+    def drain(self) -> None:
+        """Read the replies already in the pipe (the worker has exited), then end."""
+        while True:
+            try:
+                data = os.read(self._in, 1 << 20)
+            except (BlockingIOError, OSError):
+                break
+            if not data:
+                break
+            self._take(data)
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._in)
+        self._loop.remove_writer(self._out)
+        self._send.close()
         self._receive.close()
 
 
-def load_shadow(service: Service, path: str) -> Shadow:
-    """Load, verify and warm ``path`` as a shadow of the serving champion (not installed).
+def load_shadow(service: Service, path: str, loop: asyncio.AbstractEventLoop) -> Shadow:
+    """Load, verify and warm ``path`` as a shadow of the serving champion (not installed),
+    handing off on ``loop`` (the server's).
 
     Raises what :func:`app.state.load_model` raises, and :class:`ModelLoadError` for an
     artifact that cannot price the champion's rows.
@@ -443,6 +573,7 @@ def load_shadow(service: Service, path: str) -> Shadow:
         traffic.log,
         service.monitoring,
         traffic.shadow_restarts,
+        loop,
     )
 
 
@@ -474,7 +605,7 @@ def load_initial(service: Service) -> None:
     if path is None:
         return
     try:
-        install(service, load_shadow(service, path))
+        install(service, load_shadow(service, path, asyncio.get_running_loop()))
     except Exception as e:
         log.error("shadow model not loaded, serving without it: %s", e)
 
@@ -489,7 +620,8 @@ async def reload(service: Service, path: str | None) -> tuple[Shadow | None, Sha
             timeout = service.settings.reload_timeout
             try:
                 new = await asyncio.wait_for(
-                    asyncio.to_thread(load_shadow, service, path), timeout=timeout
+                    asyncio.to_thread(load_shadow, service, path, asyncio.get_running_loop()),
+                    timeout=timeout,
                 )
             except TimeoutError:
                 raise ReloadConflictError(

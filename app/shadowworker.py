@@ -39,6 +39,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from itertools import chain
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
@@ -86,8 +87,8 @@ def encode(table: Table) -> bytes:
     """One request's table as bytes: ``marshal`` when its values allow, else ``pickle``.
 
     Called by the server's event loop once the answer is sent, while the table is still in
-    the CPU's cache: the feeder thread, a fraction of a second later, found it cold and paid
-    several times as much to walk it (docs/PERFORMANCE.md)."""
+    the CPU's cache: encoded when the group is sent, a fraction of a second later, it was
+    found cold and cost several times as much to walk (docs/PERFORMANCE.md)."""
     try:
         return b"m" + marshal.dumps(table)
     except ValueError:  # a value marshal does not know
@@ -141,6 +142,7 @@ class Pricer:
         self.model = model
         self.monitoring = monitoring
         self.names = [s.name for s in model.features]
+        self._needed = frozenset(self.names)
         self.predictions = 0
         self.price = Histogram(PRICE_BUCKETS)
         if since is not None:  # a restarted worker: the counters go on
@@ -153,7 +155,8 @@ class Pricer:
     def price_group(self, tables: Sequence[Table]) -> Reply:
         """The prices of ``tables`` (one per request) priced as one table."""
         out: list[list[float] | None] = [None] * len(tables)
-        usable = [i for i, t in enumerate(tables) if all(name in t for name in self.names)]
+        needed = self._needed
+        usable = [i for i, t in enumerate(tables) if needed <= t.keys()]
         dropped: dict[str, int] = {}
         if len(usable) < len(tables):  # a champion reloaded since with fewer features
             ok = set(usable)
@@ -161,8 +164,9 @@ class Pricer:
         if not usable:
             return Reply(out, dropped, None, self.stats())
         n = sum(houses(tables[i]) for i in usable)
+        rows = [tables[i] for i in usable]
         table: Table = {
-            name: tuple(v for i in usable for v in tables[i][name]) for name in self.names
+            name: tuple(chain.from_iterable(t[name] for t in rows)) for name in self.names
         }
         try:
             prices = self.model.predict(table)
@@ -207,6 +211,22 @@ class Pricer:
         return max(0.0, self._drift_at + self.DRIFT_EVERY - time.monotonic())
 
 
+def lower_priority(nice: int) -> str:
+    """Run below the server: ``nice`` added to the niceness, and the idle scheduling policy
+    (``SCHED_IDLE``: this process runs only on a core nothing else wants, and waking up it
+    never takes a core from a running task), or, where the policy cannot be set, the nice
+    value alone. What was set, in words, for the server's log line."""
+    os.nice(nice)
+    idle = getattr(os, "SCHED_IDLE", None)
+    if idle is None:  # not Linux
+        return f"nice +{nice} (no SCHED_IDLE on this platform)"
+    try:
+        os.sched_setscheduler(0, idle, os.sched_param(0))
+    except OSError as e:  # a seccomp profile or a kernel that refuses it
+        return f"nice +{nice} (SCHED_IDLE refused: {e})"
+    return "SCHED_IDLE"
+
+
 def serve(inbox: Connection, outbox: Connection) -> int:
     """Build the model from the first message, then price every group until end of input."""
     try:
@@ -219,10 +239,9 @@ def serve(inbox: Connection, outbox: Connection) -> int:
     except Exception as e:
         outbox.send_bytes(pickle.dumps(("error", f"{type(e).__name__}: {e}")))
         return 1
-    outbox.send_bytes(pickle.dumps(("ready", model.sha256)))
     # loaded at the server's priority (a reload waits for it), priced below it: the cores go
     # to the serving process first
-    os.nice(start.settings.shadow_nice)
+    outbox.send_bytes(pickle.dumps(("ready", lower_priority(start.settings.shadow_nice))))
     pricer = Pricer(model, start.monitoring, start.stats)
     while True:
         try:

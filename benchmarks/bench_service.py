@@ -38,9 +38,12 @@ the server's backlog, so no server's leftover work lands on the next one's run:
       ratio is the target's ("met": <= 1.10, the spread two identical servers show in most
       rounds).
 
-    For both, the CPU each request cost the server's event loop, its other threads (the
-    shadow's feeder and receiver) and its children (the shadow's worker), from
-    ``/proc/PID/task/*/schedstat`` around each run and its settling.
+    For both, the CPU each request cost the server's event loop, its other threads (none for
+    the shadow since s25: the loop itself talks to the worker) and its children (the
+    shadow's worker), from ``/proc/PID/task/*/schedstat`` around each run and its settling;
+    and how often the event loop went to sleep per request (its voluntary context switches:
+    waiting for the next request, or for the interpreter lock another thread of the server
+    held).
 
 Then a 1,000-house batch against (b) (median latency, wrk -c1 for 5 s), and in process the
 single-row prediction with validation excluded: our ``pipeline.predict`` on the table the app
@@ -308,10 +311,18 @@ def _ns(task: Path) -> int:
         return 0
 
 
+def loop_sleeps(pid: int) -> int:
+    """How many times ``pid``'s event loop (its main thread) has gone to sleep so far: its
+    voluntary context switches (``/proc/PID/status``)."""
+    for line in Path(f"/proc/{pid}/task/{pid}/status").read_text().splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return 0
+
+
 def cpu_ns(pid: int) -> tuple[int, int, int]:
     """CPU nanoseconds so far of ``pid``'s event loop (its main thread), of its other live
-    threads (the shadow's feeder and receiver, the log writer), and of its live children's
-    threads (the shadow's worker)."""
+    threads (the log writer), and of its live children's threads (the shadow's worker)."""
     loop, others, children = 0, 0, 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         if task.name == str(pid):
@@ -334,15 +345,23 @@ class CpuMeter:
     done, so what the shadow defers past the run is counted too."""
 
     def __init__(self) -> None:
-        self._at: dict[str, tuple[int, int, int]] = {}
+        self._at: dict[str, tuple[int, int, int, int]] = {}
         self.ns: dict[str, list[tuple[int, int, int]]] = {}
+        self.sleeps: dict[str, list[int]] = {}
 
     def before(self, name: str, url: str) -> None:
-        self._at[name] = cpu_ns(SERVER_PIDS[url])
+        pid = SERVER_PIDS[url]
+        self._at[name] = (*cpu_ns(pid), loop_sleeps(pid))
 
     def after(self, name: str, url: str) -> None:
-        now, then = cpu_ns(SERVER_PIDS[url]), self._at.pop(name)
+        pid = SERVER_PIDS[url]
+        now, then = cpu_ns(pid), self._at.pop(name)
         self.ns.setdefault(name, []).append((now[0] - then[0], now[1] - then[1], now[2] - then[2]))
+        self.sleeps.setdefault(name, []).append(loop_sleeps(pid) - then[3])
+
+    def sleeps_per_request(self, name: str, runs: list[WrkResult]) -> float:
+        """The event loop's voluntary context switches per request, over all the runs."""
+        return sum(self.sleeps[name]) / sum(r.requests + 1 for r in runs)
 
     def per_request(self, name: str, runs: list[WrkResult]) -> tuple[float, float, float]:
         """µs per request, over all the runs of ``name``: event loop, other threads, children."""
@@ -387,7 +406,7 @@ def print_shadow(
         "a request)"
     )
     head = f"{'':<24}{'req/s':>7}{'quartiles':>12}{'p50 ms':>8}{'p99 ms':>8}"
-    print(f"{head}   CPU us/request: loop, threads, worker")
+    print(f"{head}   CPU us/request: loop, threads, worker; loop sleeps/request")
     for label, rs, m in (("saturated", runs, meter), ("paced", paced, paced_meter)):
         for name in ("ours", SHADOWED):
             rates = [r.rate for r in rs[name]]
@@ -395,10 +414,11 @@ def print_shadow(
             loop, threads, worker = m.per_request(name, rs[name])
             p50 = statistics.median(r.p50_ms for r in rs[name])
             p99 = statistics.median(r.p99_ms for r in rs[name])
+            sleeps = m.sleeps_per_request(name, rs[name])
             print(
                 f"{label + ', ' + name:<24}{statistics.median(rates):>7.0f}"
                 f"{f'{q1:.0f}-{q3:.0f}':>12}{p50:>8.2f}{p99:>8.2f}"
-                f"   {loop:6.0f} {threads:6.1f} {worker:6.1f}"
+                f"   {loop:6.0f} {threads:6.1f} {worker:6.1f}   {sleeps:6.3f}"
             )
 
 

@@ -411,9 +411,11 @@ def test_the_shadow_prices_in_its_own_process_and_leaves_none_behind(models: Pat
         assert shadow.pid != os.getpid() and proc.poll() is None
         assert c.post("/predict", json=HOUSE).status_code == 200
         wait_for(shadow.idle)
-        # it prices at SHADOW_NICE (10) below the server: the cores go to the answers first
+        # it prices at SHADOW_NICE (10) below the server and at the idle scheduling policy:
+        # the cores go to the answers first
         mine = os.getpriority(os.PRIO_PROCESS, 0)
         assert os.getpriority(os.PRIO_PROCESS, shadow.pid) == min(19, mine + 10)
+        assert os.sched_getscheduler(shadow.pid) == os.SCHED_IDLE
         assert c.post("/admin/reload", json={"drop_shadow": True}, headers=AUTH).status_code == 200
         assert proc.poll() == 0  # dropping the shadow ends its process
         r = c.post("/admin/reload", json={"shadow_path": "shadow.joblib"}, headers=AUTH)
@@ -421,6 +423,45 @@ def test_the_shadow_prices_in_its_own_process_and_leaves_none_behind(models: Pat
         second = c.app.state.service.traffic.shadow._proc  # type: ignore[attr-defined]
         assert second.poll() is None
     assert second.poll() == 0  # the app's shutdown ends it too: no orphan
+
+
+def test_groups_larger_than_the_pipe_holds_reach_the_worker_and_come_back(
+    app_client: TestClient,
+) -> None:
+    # 3,000 houses in one message and 40 requests after it: more than a pipe holds (64 KiB),
+    # so the loop writes them as the worker drains the pipe
+    houses = [{**HOUSE, "living_area": 1000 + i} for i in range(3000)]
+    big = app_client.post("/predict", json={"instances": houses}, headers={"X-Request-Id": "big"})
+    assert big.status_code == 200
+    for i in range(40):
+        one = {**HOUSE, "living_area": 900 + i}
+        r = app_client.post("/predict", json=one, headers={"X-Request-Id": f"one-{i}"})
+        assert r.status_code == 200
+    wait_for(lambda: shadow_idle(app_client))
+    index = app_client.app.state.service.traffic.index  # type: ignore[attr-defined]
+    served = index.get("big")
+    assert served.shadow_version == "shadow-1" and len(served.shadow_prices) == 3000
+    assert all(index.get(f"one-{i}").shadow_prices for i in range(40))
+    text = app_client.get("/metrics").text
+    assert metric(text, "houseprice_predictions_total", role="shadow") == 3040
+    assert metric(text, "houseprice_shadow_dropped_total") == 0
+
+
+def test_the_worker_falls_back_to_nice_where_the_idle_policy_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app import shadowworker
+
+    niced: list[int] = []
+    monkeypatch.setattr(shadowworker.os, "nice", niced.append)  # not this test's process
+
+    def refuse(*args: Any) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(shadowworker.os, "sched_setscheduler", refuse)
+    said = shadowworker.lower_priority(7)
+    assert said == "nice +7 (SCHED_IDLE refused: [Errno 1] Operation not permitted)"
+    assert niced == [7]
 
 
 def test_the_worker_prices_groups_and_survives_a_failing_model(models: Path) -> None:
@@ -595,11 +636,15 @@ def test_failed_restarts_back_off_doubling_up_to_a_bound(
         assert all(g < 2.0 for g in gaps)  # bounded by BACKOFF_MAX (and a busy machine)
         said = "shadow model shadow-1: restarting its process failed"
         why = "ModelLoadError: no room for another process"
-        assert lines.lines == [  # one line each: the exit, then each failed start
+        assert lines.lines[:-1] == [  # one line each: the exit, then each failed start
             "shadow model shadow-1: its process exited (code -9); restarting it in 0.05 s, "
             "houses are dropped until then",
             *(f"{said} ({why}); next try in {n:g} s" for n in (0.1, 0.2, 0.2, 0.2)),
         ]
+        assert (
+            lines.lines[-1]
+            == f"shadow model shadow-1: its process {shadow.pid} prices at SCHED_IDLE"
+        )
         assert c.post("/predict", json=HOUSE).status_code == 200
         wait_for(shadow.idle)
         text = c.get("/metrics").text
@@ -622,7 +667,7 @@ def test_closing_during_a_restart_backoff_ends_it_without_a_restart(
         started = time.perf_counter()
         shadow.close()
         assert time.perf_counter() - started < 5  # not the 60 s backoff
-        assert shadow._proc is first and not shadow._receiver.is_alive()
+        assert shadow._proc is first and shadow._restarting.done()
         assert shadow.restarts._value.get() == 0
 
 
