@@ -23,7 +23,8 @@ and each step is credited to the feature split at ``n_i``: ``b = v(n₀)``, ``c_
 of the steps of splits on ``j``. Boosting sums its trees after ``F₀`` (``b = F₀ + Σ_t
 v_t(n₀)``, ``c = Σ_t c_t``); a forest averages them (both divided by the number of trees).
 
-**Combinations.** A vote ``Σ_k ω_k s_k`` gives ``b = Σ ω_k b_k``, ``c = Σ ω_k c_k``; a stack
+**Combinations.** A vote ``Σ_k ω_k s_k`` gives ``b = Σ ω_k b_k``, ``c = Σ ω_k c_k`` (a chain
+of models on each other's residuals, ``Σ_k s_k``, the same with every ``ω_k = 1``); a stack
 whose final estimator is linear, ``a₀ + Σ_k a_k s_k``, gives ``b = a₀ + Σ a_k b_k`` and
 ``c = Σ a_k c_k``. The method is ``saabas`` as soon as one part is a tree. A stack with a
 non-linear final estimator, or a model of none of these kinds, raises
@@ -50,6 +51,7 @@ from model.ensemble import (
 from model.fold import FoldedLinear
 from model.linear import ElasticNet, LinearRegression
 from model.pipeline import PASSTHROUGH, Pipeline
+from model.residual import ResidualRegressor
 from model.robust import HuberRegressor
 from model.tree import LEAF, DecisionTreeRegressor
 
@@ -208,6 +210,9 @@ def attribute(est: Any, X: Any, names: Sequence[str] | None = None) -> Attributi
     if isinstance(est, VotingRegressor):
         parts = [attribute(e, X, names) for e in est.estimators_]
         return _combine(parts, np.asarray(est.weights_, dtype=np.float64), 0.0)
+    if isinstance(est, ResidualRegressor):
+        parts = [attribute(e, X, names) for e in est.estimators_]
+        return _combine(parts, np.ones(len(parts)), 0.0)
     if isinstance(est, StackingRegressor):
         final = est.final_estimator_
         if not _is_linear(final):

@@ -46,6 +46,7 @@ from model.preprocessing import (
     StandardScaler,
     Transformer,
 )
+from model.residual import ResidualRegressor
 from model.robust import HuberRegressor
 from model.selection import GridSearchCV
 from model.tree import DecisionTreeClassifier, DecisionTreeRegressor, _BaseTree
@@ -200,6 +201,7 @@ CASES = [
             ("RandomForestRegressor", lambda: _forest()),
             ("StackingRegressor", lambda: StackingRegressor(_bases(), cv=3)),
             ("VotingRegressor", lambda: VotingRegressor(_bases(), weights=[1.0, 2.0])),
+            ("ResidualRegressor", lambda: ResidualRegressor([("ridge", Ridge()), *_bases()])),
         )
     ),
 ]
@@ -372,6 +374,9 @@ NATIVE: dict[str, Callable[..., Any]] = {
         [("gbdt", _hgb(**kw)), ("forest", _forest(**kw))], cv=3
     ),
     "VotingRegressor": lambda **kw: VotingRegressor(
+        [("gbdt", _hgb(**kw)), ("forest", _forest(**kw))]
+    ),
+    "ResidualRegressor": lambda **kw: ResidualRegressor(
         [("gbdt", _hgb(**kw)), ("forest", _forest(**kw))]
     ),
 }

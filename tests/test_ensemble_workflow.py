@@ -21,6 +21,7 @@ from test_train import SMALL, _subset  # tests/test_train.py
 from app.main import create_app
 from app.settings import Settings
 from model.ensemble import HistGradientBoostingRegressor, StackingRegressor
+from model.residual import ResidualRegressor
 from model.workflow.artifact import load_artifact
 from model.workflow.config import ConfigError, load_config
 from model.workflow.train import build_pipeline, prepare_data, search_grid, train
@@ -158,6 +159,13 @@ def test_stack_params_and_grid_address_the_base_models(data: Path, tmp_path: Pat
     assert stack.get_params()["ridge__model__alpha"] == 10.0
     assert stack.get_params()["gbdt__model__max_iter"] == 20
     assert search_grid(cfg) == {"regressor__regressor__gbdt__model__learning_rate": [0.1, 0.3]}
+    chained = cfg.with_overrides(
+        base=("kernelridge", "huber+gbdt"), params={"huber+gbdt__gbdt__max_iter": 7}, grid={}
+    )
+    chain = build_pipeline(chained).named_steps["regressor"].regressor.estimators[1][1]
+    assert isinstance(chain, ResidualRegressor)
+    assert [name for name, _ in chain.estimators] == ["huber", "gbdt"]
+    assert chain.get_params()["gbdt__model__max_iter"] == 7
     bad = cfg.with_overrides(grid={"gbdt__bogus": [1]})
     with pytest.raises(ConfigError, match=r"model.grid: invalid parameter\(s\) \['gbdt__bogus'\]"):
         search_grid(bad)
@@ -170,6 +178,8 @@ def test_stack_params_and_grid_address_the_base_models(data: Path, tmp_path: Pat
         ('estimator = "voting"\nbase = ["ridge"]\n', "needs at least two base models"),
         ('estimator = "stack"\nbase = ["ridge", "stack"]\n', "expected names from .*got 'stack'"),
         ('estimator = "stack"\nbase = ["gbdt", "gbdt"]\n', "each base model may appear once"),
+        ('estimator = "voting"\nbase = ["ridge", "huber+bogus"]\n', "got 'huber\\+bogus'"),
+        ('estimator = "voting"\nbase = ["ridge", "gbdt+gbdt"]\n', "names a model twice in one"),
         ('estimator = "gbdt"\nbase = ["ridge", "gbdt"]\n', "only 'stack' and 'voting' combine"),
         ('estimator = "gbdt"\nparams = { learning_rate = -1.0 }\n', None),
     ],
@@ -201,8 +211,10 @@ def _features() -> list[dict[str, Any]]:
         '[model]\nestimator = "voting"\nbase = ["huber", "gbdt", "kernelridge"]\n'
         'params = { huber__epsilon = 1.6, gbdt__loss = "huber", gbdt__max_iter = 20, '
         'kernelridge__kernel = "polynomial", kernelridge__degree = 2 }\n',
+        '[model]\nestimator = "voting"\nbase = ["ridge", "huber+gbdt"]\n'
+        'params = { "huber+gbdt__huber__epsilon" = 1.6, "huber+gbdt__gbdt__max_iter" = 20 }\n',
     ],
-    ids=["forest", "voting", "robust-voting"],
+    ids=["forest", "voting", "robust-voting", "residual-voting"],
 )
 def test_forest_and_voting_configs_fit_and_predict(model: str, data: Path, tmp_path: Path) -> None:
     path = tmp_path / "cfg.toml"

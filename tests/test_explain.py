@@ -36,6 +36,7 @@ from model.preprocessing import (
     SimpleImputer,
     StandardScaler,
 )
+from model.residual import ResidualRegressor
 from model.tree import LEAF, DecisionTreeRegressor
 
 NUMBERS = ["area", "lot", "year", "rooms"]
@@ -116,11 +117,12 @@ def model(name: str) -> Pipeline:
             ("gbdt", Pipeline([("features", native_features()), ("model", hgb())])),
             ("forest", Pipeline([("features", native_features()), ("model", forest())])),
         ]
-        est = (
-            VotingRegressor(bases, weights=[2, 1, 1])
-            if name == "voting"
-            else StackingRegressor(bases)
-        )
+        if name == "voting":
+            est = VotingRegressor(bases, weights=[2, 1, 1])
+        elif name == "residual":  # the trees fitted to the ridge's residuals
+            est = ResidualRegressor(bases[:2])
+        else:
+            est = StackingRegressor(bases)
         features = "passthrough"
     return Pipeline(
         [("features", features), ("regressor", TransformedTargetRegressor(est, func="log"))]
@@ -136,7 +138,7 @@ def data() -> tuple[Columns, np.ndarray, Columns]:
     return train, target(train, rng), new
 
 
-ALL = ["ridge", "lasso", "tree", "gbdt", "forest", "voting", "stacking"]
+ALL = ["ridge", "lasso", "tree", "gbdt", "forest", "voting", "residual", "stacking"]
 _FITTED: dict[str, Pipeline] = {}
 
 

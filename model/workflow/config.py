@@ -35,7 +35,9 @@ its data can move together. The file looks like::
     estimator = "ridge"         # linear | ridge | lasso | elasticnet | huber | kernelridge | tree
                                 # | gbdt | forest | stack | voting (these two combine the
                                 # models in `base`, e.g. base = ["ridge", "gbdt"];
-                                # params ridge__alpha = 10)
+                                # params ridge__alpha = 10; a base "huber+gbdt" is the
+                                # Huber regression plus boosting fitted to its residuals,
+                                # params "huber+gbdt__gbdt__max_iter" = 800)
     target_transform = "log"    # fit on log(price), predict exp(.)
     impute = "median"           # missing numeric values: the training median (or mean)
     params = { alpha = 10.0 }
@@ -380,7 +382,12 @@ def _parse_id_columns(
 
 
 def _parse_base(where: str, model: Mapping[str, Any], estimator: str) -> tuple[str, ...]:
-    """``model.base``: the models a "stack" or "voting" estimator combines, by name."""
+    """``model.base``: the models a "stack" or "voting" estimator combines, by name.
+
+    A name may chain models with ``+`` (``"huber+gbdt"``): the first fitted to the target,
+    each next one to the residuals of those before it, their predictions summed
+    (:class:`model.residual.ResidualRegressor`); each model at most once in a chain.
+    """
     if estimator not in COMBINERS:
         if "base" in model:
             raise ConfigError(f"{where}.base: only 'stack' and 'voting' combine base models")
@@ -390,10 +397,15 @@ def _parse_base(where: str, model: Mapping[str, Any], estimator: str) -> tuple[s
     if len(names) < 2:
         raise ConfigError(f"{where}.base: {estimator!r} needs at least two base models")
     for name in names:
-        if name not in allowed:
-            raise ConfigError(
-                f"{where}.base: expected names from {', '.join(allowed)}, got {name!r}"
-            )
+        parts = name.split("+") if isinstance(name, str) else [name]
+        for part in parts:
+            if part not in allowed:
+                raise ConfigError(
+                    f"{where}.base: expected names from {', '.join(allowed)} (or several "
+                    f"joined by '+'), got {name!r}"
+                )
+        if len(set(parts)) != len(parts):
+            raise ConfigError(f"{where}.base: {name!r} names a model twice in one chain")
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}.base: each base model may appear once, got {names}")
     return tuple(names)

@@ -55,6 +55,7 @@ from model.preprocessing import (
     SimpleImputer,
     StandardScaler,
 )
+from model.residual import ResidualRegressor
 from model.selection import GridSearchCV, KFold, train_test_split
 from model.workflow.atomic import atomic_write_text
 from model.workflow.checks import check_features, check_row_count, grid_edge_warnings
@@ -345,8 +346,11 @@ def native_features(cfg: Config) -> tuple[Any, list[int]]:
 
 
 def _base_pipeline(cfg: Config, name: str) -> Any:
-    """One base model of a stack or a vote: its own features step, then the estimator."""
+    """One base model of a stack or a vote: its own features step, then the estimator. A
+    chain (``"huber+gbdt"``) is a :class:`ResidualRegressor` over one such pipeline a model."""
 
+    if "+" in name:
+        return ResidualRegressor([(part, _base_pipeline(cfg, part)) for part in name.split("+")])
     sub = replace(cfg, estimator=name, params={}, grid={}, base=())
     if name in NATIVE:
         features, cats = native_features(sub)
@@ -357,9 +361,15 @@ def _base_pipeline(cfg: Config, name: str) -> Any:
 
 
 def _combined_key(cfg: Config, key: str) -> str:
-    """``gbdt__max_iter`` in the config -> ``gbdt__model__max_iter`` in the combined model."""
+    """``gbdt__max_iter`` in the config -> ``gbdt__model__max_iter`` in the combined model;
+    in a chain, ``huber+gbdt__gbdt__max_iter`` -> ``huber+gbdt__gbdt__model__max_iter``."""
     name, sep, rest = key.partition("__")
-    return f"{name}__model__{rest}" if sep and name in cfg.base else key
+    if not sep or name not in cfg.base:
+        return key
+    if "+" in name:
+        part, sep, rest = rest.partition("__")
+        return f"{name}__{part}__model__{rest}" if sep else key
+    return f"{name}__model__{rest}"
 
 
 def combined_estimator(cfg: Config) -> Any:
