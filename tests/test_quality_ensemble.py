@@ -76,6 +76,7 @@ def test_boosting_alone_meets_the_floor() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # five fits of three models; the suite's 600 s hang guard is too tight
 def test_best_config_meets_the_floor() -> None:
     cv = cv_rmse_log(_config("ames-best.toml"))
     assert len(cv["folds"]) == 5
