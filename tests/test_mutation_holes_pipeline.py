@@ -1,12 +1,32 @@
-"""model.pipeline: what mutation testing found the other tests let through (issue 20)."""
+"""model.pipeline: what mutation testing found the other tests let through (issue 20).
+
+Which path each step takes (fit_transform or fit then transform; the public transform, which
+validates, or the fast one on input already validated), what each accessor returns, and every
+refusal worded whole (anchored).
+"""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import numpy as np
 import pytest
 
-from model.pipeline import check_names
+from model.base import BaseEstimator, NotFittedError, RegressorMixin
+from model.compose import ColumnTransformer
+from model.pipeline import (
+    NamedEstimatorsMixin,
+    Pipeline,
+    _is_passthrough,
+    check_names,
+    make_pipeline,
+)
+from model.preprocessing import OneHotEncoder, StandardScaler, ValidatedTransform
+
+
+def whole(message: str) -> str:
+    return "^" + re.escape(message) + "$"
 
 
 @pytest.mark.parametrize(
@@ -19,9 +39,291 @@ from model.pipeline import check_names
     ],
 )
 def test_check_names_refusals_are_worded_whole(names: list[object], message: str) -> None:
-    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+    with pytest.raises(ValueError, match=whole(message)):
         check_names(names, "step")  # type: ignore[arg-type]
 
 
 def test_check_names_accepts_single_underscores() -> None:
     check_names(["a_b", "_c", "d_"], "step")
+
+
+def test_passthrough_is_none_or_that_one_string() -> None:
+    assert _is_passthrough(None) and _is_passthrough("passthrough")
+    assert not _is_passthrough("drop") and not _is_passthrough("Passthrough")
+    assert not _is_passthrough(StandardScaler())
+
+
+class Mean(RegressorMixin, BaseEstimator):
+    """Predicts the mean of y; records what it was fitted on."""
+
+    def __init__(self, shift: float = 0.0) -> None:
+        self.shift = shift
+
+    def fit(self, X: Any, y: Any) -> Mean:
+        self.X_, self.y_ = np.asarray(X), np.asarray(y, dtype=float)
+        return self
+
+    def predict(self, X: Any) -> Any:
+        return [float(self.y_.mean()) + self.shift] * len(X)
+
+
+class Plain:
+    """A foreign transformer with fit and transform but no fit_transform; records calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def fit(self, X: Any, y: Any = None) -> Plain:
+        self.calls.append(f"fit y={None if y is None else list(y)}")
+        return self
+
+    def transform(self, X: Any) -> Any:
+        self.calls.append("transform")
+        return np.asarray(X, dtype=float) * 2
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {}
+
+
+class Spy(ValidatedTransform):
+    """One of ours (a ValidatedTransform): records which path a composite took."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def fit(self, X: Any, y: Any = None) -> Spy:
+        return self
+
+    def transform(self, X: Any) -> Any:
+        self.calls.append("public")
+        return np.asarray(X, dtype=float) + 1
+
+    def _transform(self, X: Any) -> Any:
+        self.calls.append("fast")
+        return np.asarray(X, dtype=float) + 1
+
+
+def test_fit_uses_fit_then_transform_when_there_is_no_fit_transform_and_passes_y() -> None:
+    plain = Plain()
+    model = Mean()
+    pipe = Pipeline([("p", plain), ("m", model)])
+    assert pipe.fit([[1.0], [2.0]], [3.0, 5.0]) is pipe
+    assert plain.calls == ["fit y=[3.0, 5.0]", "transform"]
+    assert model.X_.tolist() == [[2.0], [4.0]] and model.y_.tolist() == [3.0, 5.0]
+    plain.calls.clear()
+    out = Pipeline([("p", plain), ("q", Plain())]).fit_transform([[1.0]], [7.0])
+    assert out.tolist() == [[4.0]] and plain.calls == ["fit y=[7.0]", "transform"]
+
+
+def test_the_first_step_validates_and_ours_after_ours_do_not() -> None:
+    first, second, third = Spy(), Spy(), Spy()
+    pipe = Pipeline([("a", first), ("p", Plain()), ("b", second), ("c", third), ("m", Mean())])
+    pipe.fit(np.ones((2, 1)), [1.0, 2.0])
+    for spy in (first, second, third):
+        spy.calls.clear()
+    pipe.predict(np.ones((1, 1)))
+    assert (first.calls, second.calls, third.calls) == (["public"], ["public"], ["fast"])
+    with pytest.raises(
+        ValueError,
+        match=whole("X: column 0 holds infinite values (1 of 1); impute them first"),
+    ):
+        Pipeline([("s", StandardScaler()), ("m", Mean())]).fit([[1.0], [2.0]], [1, 2]).predict(
+            np.array([[np.inf]])
+        )
+
+
+def test_transform_runs_every_step_and_nested_runs_the_fast_path() -> None:
+    spy = Spy()
+    pipe = Pipeline([("a", spy), ("skip", None), ("b", Spy())]).fit(np.zeros((1, 1)))
+    assert pipe.transform(np.zeros((1, 1))).tolist() == [[2.0]]
+    assert pipe._transform(np.zeros((1, 1))).tolist() == [[2.0]]
+    assert spy.calls == ["public", "public", "fast"]  # fit, transform, _transform
+    ct = ColumnTransformer([("n", Pipeline([("s", StandardScaler()), ("p", "passthrough")]), ["a"])])
+    assert ct.fit_transform({"a": [1.0, 3.0]}).tolist() == [[-1.0], [1.0]]
+    assert ct.transform({"a": [5.0]}).tolist() == [[3.0]]
+
+
+def test_fit_and_fit_transform_with_a_passthrough_last_step() -> None:
+    pipe = Pipeline([("s", StandardScaler()), ("end", "passthrough")])
+    assert pipe.fit_transform([[1.0], [3.0]]).tolist() == [[-1.0], [1.0]]
+    assert pipe.fitted_steps_[1] == "passthrough"
+    assert pipe.fit([[1.0], [5.0]]).transform([[3.0]]).tolist() == [[0.0]]
+    assert pipe._estimator_type is None
+    last = Plain()
+    out = Pipeline([("s", StandardScaler()), ("p", last)]).fit_transform([[1.0], [3.0]], [0, 1])
+    assert out.tolist() == [[-2.0], [2.0]] and last.calls == ["fit y=[0, 1]", "transform"]
+
+
+def test_predict_score_and_accessors() -> None:
+    scaler, model = StandardScaler(), Mean(shift=1.0)
+    pipe = Pipeline([("s", scaler), ("m", model)])
+    assert pipe._estimator_type == "regressor" and len(pipe) == 2
+    assert pipe.named_steps == {"s": scaler, "m": model}
+    assert pipe[0] is scaler and pipe["m"] is model and pipe[-1] is model
+    head = pipe[:1]
+    assert isinstance(head, Pipeline) and head.steps == [("s", scaler)]
+    assert not hasattr(head, "fitted_steps_")
+    pipe.fit([[1.0], [3.0]], [2.0, 4.0])
+    pred = pipe.predict([[0.0], [9.0]])
+    assert isinstance(pred, np.ndarray) and pred.tolist() == [4.0, 4.0]
+    assert model.X_.tolist() == [[-1.0], [1.0]]
+    score = pipe.score([[1.0], [3.0]], [3.0, 5.0])
+    assert type(score) is float and score == 1.0 - 2.0 / 2.0
+    head = pipe[:1]
+    assert head.fitted_steps_ == (scaler,)
+    assert head.transform([[3.0]]).tolist() == [[1.0]]
+
+
+def test_a_step_added_or_replaced_after_fit_needs_a_refit() -> None:
+    pipe = Pipeline([("s", StandardScaler()), ("m", Mean())]).fit([[1.0], [3.0]], [1.0, 2.0])
+    message = whole("Pipeline: steps were replaced after fit; call 'fit' again")
+    pipe.steps = [("s", pipe.steps[0][1]), ("t", StandardScaler()), ("m", pipe.steps[1][1])]
+    with pytest.raises(NotFittedError, match=message):
+        pipe.predict([[1.0]])
+    pipe.steps = [pipe.steps[0], pipe.steps[2]]
+    assert pipe.predict([[1.0]]).tolist() == [1.5]
+    pipe.steps = [pipe.steps[0], ("m", Mean())]
+    with pytest.raises(NotFittedError, match=message):
+        pipe.transform([[1.0]])
+    with pytest.raises(NotFittedError, match=message):
+        pipe.score([[1.0]], [1.0])
+    with pytest.raises(NotFittedError, match="this Pipeline instance is not fitted yet"):
+        Pipeline([("m", Mean())]).transform([[1.0]])
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ([], "Pipeline: steps is empty; give at least one (name, estimator)"),
+        (
+            [["s", StandardScaler()]],
+            "Pipeline: each step must be a (name, estimator) pair, got "
+            "['s', StandardScaler(with_mean=True, with_std=True)]",
+        ),
+        (
+            [("s", StandardScaler(), 1)],
+            "Pipeline: each step must be a (name, estimator) pair, got "
+            "('s', StandardScaler(with_mean=True, with_std=True), 1)",
+        ),
+        (
+            [("m", Mean()), ("n", Mean())],
+            "Pipeline: step 'm' (Mean) must have fit and transform, as every step but the last",
+        ),
+        (
+            [("t", ValidatedTransform()), ("n", Mean())],
+            "Pipeline: step 't' (ValidatedTransform) must have fit and transform, as every "
+            "step but the last",
+        ),
+        ([("s", StandardScaler()), ("x", 3)], "Pipeline: final step 'x' has no fit method"),
+        ([("s", StandardScaler()), ("s", Mean())], "Pipeline step names must be unique; 's' appears twice"),
+    ],
+)
+def test_bad_steps_are_refused_whole(steps: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=whole(message)):
+        Pipeline(steps).fit([[1.0], [2.0]], [1.0, 2.0])
+
+
+def test_passthrough_steps_are_skipped_when_checked() -> None:
+    Pipeline([("a", None), ("b", "passthrough"), ("m", Mean())]).fit([[1.0]], [1.0])
+    Pipeline([("a", StandardScaler()), ("m", None)]).fit([[1.0]])
+
+
+def test_feature_names_through_the_steps() -> None:
+    from model.preprocessing import PolynomialFeatures
+
+    pipe = Pipeline([("s", StandardScaler()), ("skip", None), ("p", PolynomialFeatures()), ("m", Mean())])
+    pipe.fit([[1.0, 2.0], [3.0, 5.0]], [1.0, 2.0])
+    assert pipe.get_feature_names_out(["a", "b"]) == ["a", "b", "a^2", "a b", "b^2"]
+    assert pipe.get_feature_names_out() == ["x0", "x1", "x0^2", "x0 x1", "x1^2"]
+    middle = Pipeline([("p", Plain()), ("s", StandardScaler())])
+    with pytest.raises(ValueError, match=whole("Pipeline: step 'p' does not provide feature names")):
+        middle.get_feature_names_out(["a"])
+    with pytest.raises(ValueError, match=whole("Pipeline: no step provides feature names")):
+        Pipeline([("a", None), ("m", Mean())]).get_feature_names_out()
+    assert Pipeline([("a", None), ("m", Mean())]).get_feature_names_out(("q",)) == ["q"]
+    enc = Pipeline([("o", OneHotEncoder())]).fit(np.array([["x"], ["y"]], dtype=object))
+    assert enc.get_feature_names_out(["c"]) == ["c_x", "c_y"]
+
+
+def test_make_pipeline_names_repeat_with_a_count() -> None:
+    pipe = make_pipeline(StandardScaler(), None, StandardScaler(), StandardScaler(), "passthrough", Mean())
+    assert [n for n, _ in pipe.steps] == [
+        "standardscaler",
+        "passthrough",
+        "standardscaler-2",
+        "standardscaler-3",
+        "passthrough-2",
+        "mean",
+    ]
+
+
+# --- parameters by name ------------------------------------------------------------------------
+
+
+def test_get_params_names_each_item_and_goes_inside_only_when_deep() -> None:
+    scaler = StandardScaler()
+    pipe = Pipeline([("s", scaler), ("p", "passthrough"), ("m", Mean())])
+    shallow = pipe.get_params(deep=False)
+    assert set(shallow) == {"steps"} and shallow["steps"] is pipe.steps
+    deep = pipe.get_params()
+    assert deep["s"] is scaler and deep["p"] == "passthrough"
+    assert deep["s__with_mean"] is True and deep["m__shift"] == 0.0
+    assert set(deep) == {"steps", "s", "p", "m", "s__with_mean", "s__with_std", "m__shift"}
+
+
+def test_set_params_replaces_items_in_place_and_sets_nested_ones() -> None:
+    pipe = Pipeline([("s", StandardScaler()), ("m", Mean())])
+    new = Mean(shift=3.0)
+    assert pipe.set_params(m=new, s__with_mean=False) is pipe
+    assert pipe.steps[1] == ("m", new) and pipe.steps[0][1].with_mean is False
+    assert isinstance(pipe.steps, list)
+    other = [("a", StandardScaler()), ("b", Mean())]
+    pipe.set_params(steps=other, b__shift=5.0)
+    assert pipe.steps is other and other[1][1].shift == 5.0
+    ct = ColumnTransformer([("n", StandardScaler(), ["a"])])
+    ct.set_params(remainder="passthrough", n=Mean())
+    assert ct.remainder == "passthrough" and ct.transformers[0][2] == ["a"]
+
+
+class Holder(NamedEstimatorsMixin):
+    """Its own estimator-valued parameter next to a list of named ones."""
+
+    _items_attr = "items"
+
+    def __init__(self, items: Any, helper: Any = None) -> None:
+        self.items = items
+        self.helper = helper
+
+
+def test_set_params_reaches_an_own_estimator_parameter() -> None:
+    holder = Holder([("s", StandardScaler())], helper=Mean())
+    holder.set_params(helper__shift=2.0, s__with_std=False)
+    assert holder.helper.shift == 2.0 and holder.items[0][1].with_std is False
+    with pytest.raises(
+        ValueError,
+        match=whole("invalid parameter 'items2' for Holder: no estimator of that name; valid: ['s']"),
+    ):
+        holder.set_params(items2__x=1)
+
+
+def test_set_params_refusals_are_worded_whole() -> None:
+    pipe = Pipeline([("s", StandardScaler()), ("p", "passthrough"), ("m", Mean())])
+    with pytest.raises(
+        ValueError, match=whole("invalid parameter 'x' for Pipeline; valid: ['m', 'p', 's', 'steps']")
+    ):
+        pipe.set_params(x=1)
+    with pytest.raises(
+        ValueError,
+        match=whole("invalid parameter 'p' for Pipeline: no estimator of that name; valid: ['m', 'p', 's']"),
+    ):
+        pipe.set_params(p__x=1)
+    with pytest.raises(
+        ValueError,
+        match=whole("invalid parameter 'q' for Pipeline: no estimator of that name; valid: ['m', 'p', 's']"),
+    ):
+        pipe.set_params(q__x=1)
+    with pytest.raises(
+        ValueError,
+        match=whole("invalid parameter 'steps' for Pipeline: no estimator of that name; valid: ['m', 'p', 's']"),
+    ):
+        pipe.set_params(steps__x=1)
