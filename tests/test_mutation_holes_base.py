@@ -308,6 +308,8 @@ def test_as_column_anything_else_is_categorical_text_with_none_for_missing() -> 
     assert col.dtype == object
     assert col.tolist() == ["1", "a", None, None, "2.5", "True", None, None]
     assert as_column([True, False], "c").tolist() == ["True", "False"]
+    kept = as_column([np.str_("a"), 1], "c")  # a str (subclass) is kept as given
+    assert type(kept[0]) is np.str_ and type(kept[1]) is str
 
 
 def test_as_columns_keeps_given_arrays_and_converts_the_rest() -> None:
@@ -378,14 +380,16 @@ class Constant(RegressorMixin, ClassifierMixin):
         self.pred = pred
 
     def predict(self, X: Any) -> Any:
-        return np.asarray(self.pred)
+        return np.asarray(self.pred)[: len(X)]
 
 
 def test_regressor_score_is_r2_of_y_against_the_predictions() -> None:
     y = np.array([1.0, 2.0, 3.0, 4.0])
     pred = np.array([1.0, 2.0, 2.0, 2.0])
     # r2(y, pred) = 1 - 5/5 = 0; r2(pred, y) is not (the order matters)
-    assert RegressorMixin.score(Constant(pred), None, y) == pytest.approx(1 - 5 / 5)
+    assert RegressorMixin.score(Constant(pred), np.zeros((4, 1)), y) == pytest.approx(1 - 5 / 5)
     assert RegressorMixin._estimator_type == "regressor"
     assert ClassifierMixin._estimator_type == "classifier"
-    assert ClassifierMixin.score(Constant([0, 1, 1]), None, [0, 1, 0]) == pytest.approx(2 / 3)
+    assert ClassifierMixin.score(Constant([0, 1, 1]), np.zeros((3, 1)), [0, 1, 0]) == pytest.approx(
+        2 / 3
+    )
