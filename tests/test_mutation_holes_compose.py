@@ -409,3 +409,24 @@ def test_target_is_transformed_and_back() -> None:
     with pytest.raises(NotFittedError):
         TransformedTargetRegressor(sk_linear.LinearRegression()).fold_target()
     assert clone(plain).get_params()["func"] is None
+
+
+@pytest.mark.parametrize(
+    ("est", "call"),
+    [
+        (ColumnTransformer([("n", "passthrough", ["a"])]), lambda e: e.transform({"a": [1.0]})),
+        (ColumnTransformer([("n", "passthrough", ["a"])]), lambda e: e.fold_terms()),
+        (ColumnTransformer([("n", "passthrough", ["a"])]), lambda e: e.output_columns()),
+        (ColumnTransformer([("n", "passthrough", ["a"])]), lambda e: e.get_feature_names_out()),
+        (TransformedTargetRegressor(sk_linear.LinearRegression()), lambda e: e.predict([[1.0]])),
+        (TransformedTargetRegressor(sk_linear.LinearRegression()), lambda e: e.fold_target()),
+    ],
+)
+def test_each_method_asks_for_the_attribute_it_reads(est: Any, call: Any) -> None:
+    """An attribute ending in '_' that is not the one a method reads does not make it fitted."""
+    est.other_ = 1
+    with pytest.raises(
+        NotFittedError,
+        match=whole(f"this {type(est).__name__} instance is not fitted yet; call 'fit' first"),
+    ):
+        call(est)

@@ -327,3 +327,21 @@ def test_set_params_refusals_are_worded_whole() -> None:
         match=whole("invalid parameter 'steps' for Pipeline: no estimator of that name; valid: ['m', 'p', 's']"),
     ):
         pipe.set_params(steps__x=1)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: p.predict([[1.0]]),
+        lambda p: p.transform([[1.0]]),
+        lambda p: p.score([[1.0]], [1.0]),
+    ],
+)
+def test_each_method_asks_for_the_fitted_steps(call: Any) -> None:
+    """An attribute ending in '_' that is not fitted_steps_ does not make a pipeline fitted."""
+    pipe = Pipeline([("s", StandardScaler()), ("m", Mean())])
+    pipe.other_ = 1  # type: ignore[attr-defined]
+    with pytest.raises(
+        NotFittedError, match=whole("this Pipeline instance is not fitted yet; call 'fit' first")
+    ):
+        call(pipe)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from sklearn import preprocessing as sk_pre
 
+from model.base import NotFittedError
 from model.preprocessing import (
     AgeFromYear,
     LogTransformer,
@@ -401,3 +402,33 @@ def test_age_from_year_rules() -> None:
     assert learned.reference_year_ == 2001.0
     assert learned.transform([[2001.0, 1950.0]]).tolist() == [[0.0, 51.0]]
     assert learned.get_feature_names_out() == ["age(x0)", "age(x1)"]
+
+
+# --- fitted state -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("est", "call"),
+    [
+        (StandardScaler(), lambda e: e.transform([[1.0]])),
+        (StandardScaler(), lambda e: e.get_feature_names_out()),
+        (StandardScaler(), lambda e: e.fold_columns(1)),
+        (MinMaxScaler(), lambda e: e.fold_columns(1)),
+        (SimpleImputer(), lambda e: e.fold_columns(1)),
+        (OneHotEncoder(), lambda e: e.fold_columns(1)),
+        (OneHotEncoder(), lambda e: e.get_feature_names_out()),
+        (OrdinalEncoder(), lambda e: e.get_feature_names_out()),
+        (PolynomialFeatures(), lambda e: e.get_feature_names_out()),
+        (LogTransformer(), lambda e: e.fold_columns(1)),
+        (LogTransformer(), lambda e: e.get_feature_names_out()),
+        (AgeFromYear(), lambda e: e.fold_columns(1)),
+        (AgeFromYear(), lambda e: e.get_feature_names_out()),
+    ],
+)
+def test_each_method_asks_for_the_attribute_it_reads(est: Any, call: Any) -> None:
+    """An attribute ending in '_' that is not the one a method reads does not make it fitted."""
+    est.other_ = 1
+    with pytest.raises(
+        NotFittedError, match=whole(f"this {type(est).__name__} instance is not fitted yet; call 'fit' first")
+    ):
+        call(est)

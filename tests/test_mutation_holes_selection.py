@@ -459,3 +459,12 @@ def test_search_refit_score_and_refusals() -> None:
         GridSearchCV(Shift(), [{"shift": [0.0]}, {"beta": [1]}]).fit(X, y)
     with pytest.raises(ValueError, match=whole("X and y have different numbers of rows: 6 vs 5")):
         GridSearchCV(Shift(), {"shift": [0.0]}).fit(X, y[:5])
+
+
+def test_an_unfitted_search_is_not_fitted_whatever_else_it_holds() -> None:
+    search = GridSearchCV(Shift(), {"shift": [0.0]})
+    search.other_ = 1  # type: ignore[attr-defined]
+    with pytest.raises(
+        NotFittedError, match=whole("this GridSearchCV instance is not fitted yet; call 'fit' first")
+    ):
+        search.predict(np.zeros((1, 1)))
