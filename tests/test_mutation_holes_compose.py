@@ -430,3 +430,37 @@ def test_each_method_asks_for_the_attribute_it_reads(est: Any, call: Any) -> Non
         match=whole(f"this {type(est).__name__} instance is not fitted yet; call 'fit' first"),
     ):
         call(est)
+
+
+def test_output_columns_refuse_an_index_that_leaves_an_output_unclaimed() -> None:
+    ct = ColumnTransformer.from_fitted(
+        [("p", "passthrough", ["z"]), ("c", Describe([{"x": 0}]), ["a"])],
+        {"z": "numeric", "a": "categorical"},
+        [1, 2],
+    )
+    with pytest.raises(
+        ValueError,
+        match=whole(
+            "block 'c' (Describe): its 2 outputs do not each come from one of its input "
+            "columns ['a']"
+        ),
+    ):
+        ct.output_columns()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda ct: ct.transform({"a": [1.0], "b": [2.0]}),
+        lambda ct: ct.fold_terms(),
+        lambda ct: ct.output_columns(),
+    ],
+)
+def test_a_layout_with_fewer_widths_than_blocks_is_refused_not_cut_short(call: Any) -> None:
+    ct = ColumnTransformer.from_fitted(
+        [("a", "passthrough", ["a"]), ("b", "passthrough", ["b"])],
+        {"a": "numeric", "b": "numeric"},
+        [1],
+    )
+    with pytest.raises(ValueError, match=r"^zip\(\) argument 2 is shorter than argument 1$"):
+        call(ct)
