@@ -432,3 +432,15 @@ def test_each_method_asks_for_the_attribute_it_reads(est: Any, call: Any) -> Non
         NotFittedError, match=whole(f"this {type(est).__name__} instance is not fitted yet; call 'fit' first")
     ):
         call(est)
+
+
+@pytest.mark.parametrize(
+    "est",
+    [AgeFromYear(reference_year=2000), MinMaxScaler(), StandardScaler(with_mean=False, with_std=False)],
+)
+def test_the_validated_path_returns_float64_even_from_an_object_array(est: Any) -> None:
+    """A composite hands _transform a block it has checked; numbers held as objects (a foreign
+    step's output) still come out as float64."""
+    est.fit([[1990.0], [2000.0]])
+    out = est._transform(np.array([[1995.0]], dtype=object))
+    assert out.dtype == np.float64 and out.tolist() == est.transform([[1995.0]]).tolist()
