@@ -464,3 +464,16 @@ def test_a_layout_with_fewer_widths_than_blocks_is_refused_not_cut_short(call: A
     )
     with pytest.raises(ValueError, match=r"^zip\(\) argument 2 is shorter than argument 1$"):
         call(ct)
+
+
+def test_fold_terms_name_the_block_that_cannot_fold() -> None:
+    from model.fold import CannotFoldError
+
+    ct = ColumnTransformer(
+        [("n", "passthrough", ["a"]), ("p", PolynomialFeatures(), ["d"])]
+    ).fit(table())
+    with pytest.raises(
+        CannotFoldError,
+        match=whole("block 'p': PolynomialFeatures does not describe its columns (not elementwise)"),
+    ):
+        ct.fold_terms()

@@ -444,3 +444,10 @@ def test_the_validated_path_returns_float64_even_from_an_object_array(est: Any) 
     est.fit([[1990.0], [2000.0]])
     out = est._transform(np.array([[1995.0]], dtype=object))
     assert out.dtype == np.float64 and out.tolist() == est.transform([[1995.0]]).tolist()
+
+
+def test_log_transformer_with_no_columns_logs_nothing() -> None:
+    t = LogTransformer(columns=[]).fit([[-5.0, 2.0]])
+    assert t.columns_.dtype == np.intp and t.columns_.size == 0
+    assert t.transform([[-7.0, 3.0]]).tolist() == [[-7.0, 3.0]]
+    assert t.get_feature_names_out() == ["x0", "x1"]
