@@ -477,3 +477,13 @@ def test_fold_terms_name_the_block_that_cannot_fold() -> None:
         match=whole("block 'p': PolynomialFeatures does not describe its columns (not elementwise)"),
     ):
         ct.fold_terms()
+
+
+def test_fold_terms_width_message_counts_the_blocks_own_outputs() -> None:
+    ct = ColumnTransformer.from_fitted(
+        [("p", "passthrough", ["z"]), ("c", Describe([{"x": 0}]), ["a"])],
+        {"z": "numeric", "a": "categorical"},
+        [1, 2],
+    )
+    with pytest.raises(ValueError, match=whole("block 'c': its columns fold to 1 outputs, not 2")):
+        ct.fold_terms()

@@ -451,3 +451,13 @@ def test_log_transformer_with_no_columns_logs_nothing() -> None:
     assert t.columns_.dtype == np.intp and t.columns_.size == 0
     assert t.transform([[-7.0, 3.0]]).tolist() == [[-7.0, 3.0]]
     assert t.get_feature_names_out() == ["x0", "x1"]
+
+
+def test_log_transformer_on_some_columns_leaves_the_callers_array_alone() -> None:
+    X = np.array([[1.0, 2.0], [3.0, 4.0]])
+    t = LogTransformer(columns=[0]).fit(X)
+    out = t.transform(X)
+    assert X.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert out.tolist() == [[math.log1p(1.0), 2.0], [math.log1p(3.0), 4.0]]
+    ints = t._transform(np.array([[1, 2]]))  # a foreign step's integers, on the validated path
+    assert ints.dtype == np.float64 and ints.tolist() == [[math.log1p(1.0), 2.0]]
