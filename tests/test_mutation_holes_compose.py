@@ -16,7 +16,7 @@ import pytest
 from sklearn import linear_model as sk_linear
 from sklearn import preprocessing as sk_pre
 
-from model.base import NotFittedError, clone
+from model.base import BaseEstimator, NotFittedError, clone
 from model.compose import (
     ColumnTransformer,
     TransformedTargetRegressor,
@@ -487,3 +487,19 @@ def test_fold_terms_width_message_counts_the_blocks_own_outputs() -> None:
     )
     with pytest.raises(ValueError, match=whole("block 'c': its columns fold to 1 outputs, not 2")):
         ct.fold_terms()
+
+
+class IntegerModel(BaseEstimator):
+    """A regressor whose predictions come back as a list of Python ints."""
+
+    def fit(self, X: Any, y: Any) -> IntegerModel:
+        self.fitted_ = True
+        return self
+
+    def predict(self, X: Any) -> Any:
+        return [1] * len(X)
+
+
+def test_predictions_are_float64_whatever_the_regressor_returns() -> None:
+    pred = TransformedTargetRegressor(IntegerModel()).fit([[0.0]], [1.0]).predict([[0.0], [1.0]])
+    assert isinstance(pred, np.ndarray) and pred.dtype == np.float64 and pred.tolist() == [1.0, 1.0]
