@@ -70,7 +70,10 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "model/robust.py": ("tests/test_robust.py", "tests/test_mutation_holes_robust.py"),
     "model/kernel.py": ("tests/test_kernel.py", "tests/test_mutation_holes_kernel.py"),
-    "model/preprocessing.py": ("tests/test_preprocessing.py", "tests/test_mutation_holes_preprocessing.py"),
+    "model/preprocessing.py": (
+        "tests/test_preprocessing.py",
+        "tests/test_mutation_holes_preprocessing.py",
+    ),
     "model/compose.py": ("tests/test_compose.py", "tests/test_mutation_holes_compose.py"),
     "model/pipeline.py": ("tests/test_pipeline.py", "tests/test_mutation_holes_pipeline.py"),
     "model/selection.py": ("tests/test_selection.py", "tests/test_mutation_holes_selection.py"),

@@ -85,10 +85,14 @@ def test_set_params_returns_self_and_reaches_two_levels_down() -> None:
 
 def test_set_params_refusal_names_the_parameter_and_the_valid_ones() -> None:
     with pytest.raises(
-        ValueError, match=whole("invalid parameter 'beta' for Toy; valid parameters: ['alpha', 'inner']")
+        ValueError,
+        match=whole("invalid parameter 'beta' for Toy; valid parameters: ['alpha', 'inner']"),
     ):
         Toy().set_params(beta=1)
-    with pytest.raises(ValueError, match=whole("invalid parameter 'beta' for Toy; valid parameters: ['alpha', 'inner']")):
+    with pytest.raises(
+        ValueError,
+        match=whole("invalid parameter 'beta' for Toy; valid parameters: ['alpha', 'inner']"),
+    ):
         Toy().set_params(beta__x=1)
 
 
@@ -170,7 +174,12 @@ def test_check_int_accepts_its_ends_and_refuses_past_them() -> None:
 
 @pytest.mark.parametrize(
     ("low_open", "high_open", "interval"),
-    [(False, False, "[0, 1]"), (True, False, "(0, 1]"), (False, True, "[0, 1)"), (True, True, "(0, 1)")],
+    [
+        (False, False, "[0, 1]"),
+        (True, False, "(0, 1]"),
+        (False, True, "[0, 1)"),
+        (True, True, "(0, 1)"),
+    ],
 )
 def test_check_real_keeps_each_end_open_or_closed(
     low_open: bool, high_open: bool, interval: str
@@ -182,13 +191,17 @@ def test_check_real_keeps_each_end_open_or_closed(
     check(np.float32(0.25))
     for end, is_open in ((0.0, low_open), (1.0, high_open)):
         if is_open:
-            with pytest.raises(ValueError, match=whole(f"r must be a number in {interval}, got {end!r}")):
+            with pytest.raises(
+                ValueError, match=whole(f"r must be a number in {interval}, got {end!r}")
+            ):
                 check(end)
         else:
             check(end)
             check(int(end))
     for bad in (-0.5, 1.5, math.nan, math.inf, True, "0.5", None):
-        with pytest.raises(ValueError, match=whole(f"r must be a number in {interval}, got {bad!r}")):
+        with pytest.raises(
+            ValueError, match=whole(f"r must be a number in {interval}, got {bad!r}")
+        ):
             check(bad)
 
 
@@ -210,15 +223,17 @@ def test_check_array_returns_float64() -> None:
 
 def test_check_array_names_the_first_non_numeric_column() -> None:
     with pytest.raises(ValueError, match=whole("X: column 1 holds a non-numeric value 'x'")):
-        check_array([[None, "x"]])
+        check_array([[None, "x"]])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=whole("X: column 0 holds a non-numeric value 'a'")):
-        check_array([[1.0, 2.0], ["a", "b"]])
+        check_array([[1.0, 2.0], ["a", "b"]])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=whole("M: column 'b' holds a non-numeric value 'x'")):
-        check_array([[1.0, "x"]], name="M", feature_names=["a", "b"])
-    with pytest.raises(ValueError, match=whole("X: expected numbers, got values that are not numeric")):
+        check_array([[1.0, "x"]], name="M", feature_names=["a", "b"])  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError, match=whole("X: expected numbers, got values that are not numeric")
+    ):
         check_array(["a", "b"])
     with pytest.raises(ValueError) as info:
-        check_array([[1.0, "x"]])
+        check_array([[1.0, "x"]])  # type: ignore[arg-type]
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
@@ -226,7 +241,8 @@ def test_check_array_shapes() -> None:
     with pytest.raises(
         ValueError,
         match=whole(
-            "X: expected a 2-D array, got shape (2,) (reshape a single feature with x.reshape(-1, 1))"
+            "X: expected a 2-D array, got shape (2,) "
+            "(reshape a single feature with x.reshape(-1, 1))"
         ),
     ):
         check_array([1.0, 2.0])
@@ -234,13 +250,19 @@ def test_check_array_shapes() -> None:
         check_array([[[1.0]]])
     with pytest.raises(ValueError, match=whole("X: expected a 2-D array, got shape ()")):
         check_array(1.0)
-    with pytest.raises(ValueError, match=whole("X: expected at least one feature, got shape (2, 0)")):
+    with pytest.raises(
+        ValueError, match=whole("X: expected at least one feature, got shape (2, 0)")
+    ):
         check_array(np.empty((2, 0)))
     with pytest.raises(ValueError, match=whole("y: expected a 1-D array, got shape (1, 1)")):
         check_array([[1.0]], ensure_2d=False, name="y")
-    with pytest.raises(ValueError, match=whole("X: expected at least 1 sample(s), got shape (0, 2)")):
+    with pytest.raises(
+        ValueError, match=whole("X: expected at least 1 sample(s), got shape (0, 2)")
+    ):
         check_array(np.empty((0, 2)))
-    with pytest.raises(ValueError, match=whole("X: expected at least 3 sample(s), got shape (2, 1)")):
+    with pytest.raises(
+        ValueError, match=whole("X: expected at least 3 sample(s), got shape (2, 1)")
+    ):
         check_array([[1.0], [2.0]], min_samples=3)
     assert check_array([[1.0], [2.0]], min_samples=2).shape == (2, 1)
     assert check_array(np.empty(0), ensure_2d=False, min_samples=0).shape == (0,)

@@ -142,9 +142,7 @@ def test_rename_columns_and_source() -> None:
         ),
     ],
 )
-def test_spec_refusals_are_worded_whole(
-    transformers: Any, remainder: Any, message: str
-) -> None:
+def test_spec_refusals_are_worded_whole(transformers: Any, remainder: Any, message: str) -> None:
     with pytest.raises(ValueError, match=whole(message)):
         ColumnTransformer(transformers, remainder=remainder).fit(table())
 
@@ -280,21 +278,19 @@ class Describe:
 
 
 def test_fold_terms_refuse_a_block_that_folds_as_the_other_kind_or_width() -> None:
-    ct = ColumnTransformer.from_fitted(
-        [("n", Describe([{"x": 0}]), ["a"])], {"a": "numeric"}, [1]
-    )
+    ct = ColumnTransformer.from_fitted([("n", Describe([{"x": 0}]), ["a"])], {"a": "numeric"}, [1])
     with pytest.raises(
         ValueError, match=whole("block 'n': numeric column 'a' folds as the other kind")
     ):
         ct.fold_terms()
-    ct = ColumnTransformer.from_fitted(
-        [("c", Describe([()]), ["a"])], {"a": "categorical"}, [1]
-    )
+    ct = ColumnTransformer.from_fitted([("c", Describe([()]), ["a"])], {"a": "categorical"}, [1])
     with pytest.raises(
         ValueError, match=whole("block 'c': categorical column 'a' folds as the other kind")
     ):
         ct.fold_terms()
-    ct = ColumnTransformer.from_fitted([("c", Describe([{"x": 0}]), ["a"])], {"a": "categorical"}, [2])
+    ct = ColumnTransformer.from_fitted(
+        [("c", Describe([{"x": 0}]), ["a"])], {"a": "categorical"}, [2]
+    )
     with pytest.raises(ValueError, match=whole("block 'c': its columns fold to 1 outputs, not 2")):
         ct.fold_terms()
     ct = ColumnTransformer.from_fitted([("n", Describe([()]), ["a"])], {"a": "numeric"}, [2])
@@ -361,7 +357,13 @@ def test_output_columns_refuse_outputs_from_no_single_input() -> None:
 
 
 def test_feature_names_of_passthrough_and_transformers() -> None:
-    assert fitted_ct().get_feature_names_out() == ["num__a", "num__b", "cat__c_x", "cat__c_y", "p__d"]
+    assert fitted_ct().get_feature_names_out() == [
+        "num__a",
+        "num__b",
+        "cat__c_x",
+        "cat__c_y",
+        "p__d",
+    ]
     with pytest.raises(NotFittedError):
         ColumnTransformer([("n", "passthrough", ["a"])]).get_feature_names_out()
 
@@ -389,7 +391,9 @@ def test_target_domain_ends() -> None:
         )
     TransformedTargetRegressor(sk_linear.LinearRegression(), func="log1p").fit(X, [-0.5, 0.0, 1.0])
     with pytest.raises(ValueError, match=whole("func must be 'log', 'log1p' or None, got 'sqrt'")):
-        TransformedTargetRegressor(sk_linear.LinearRegression(), func="sqrt").fit(X, [1.0, 2.0, 3.0])  # type: ignore[arg-type]
+        TransformedTargetRegressor(sk_linear.LinearRegression(), func="sqrt").fit(  # type: ignore[arg-type]
+            X, [1.0, 2.0, 3.0]
+        )
 
 
 def test_target_is_transformed_and_back() -> None:
@@ -469,12 +473,14 @@ def test_a_layout_with_fewer_widths_than_blocks_is_refused_not_cut_short(call: A
 def test_fold_terms_name_the_block_that_cannot_fold() -> None:
     from model.fold import CannotFoldError
 
-    ct = ColumnTransformer(
-        [("n", "passthrough", ["a"]), ("p", PolynomialFeatures(), ["d"])]
-    ).fit(table())
+    ct = ColumnTransformer([("n", "passthrough", ["a"]), ("p", PolynomialFeatures(), ["d"])]).fit(
+        table()
+    )
     with pytest.raises(
         CannotFoldError,
-        match=whole("block 'p': PolynomialFeatures does not describe its columns (not elementwise)"),
+        match=whole(
+            "block 'p': PolynomialFeatures does not describe its columns (not elementwise)"
+        ),
     ):
         ct.fold_terms()
 

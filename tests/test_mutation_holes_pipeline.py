@@ -138,7 +138,9 @@ def test_transform_runs_every_step_and_nested_runs_the_fast_path() -> None:
     assert pipe.transform(np.zeros((1, 1))).tolist() == [[2.0]]
     assert pipe._transform(np.zeros((1, 1))).tolist() == [[2.0]]
     assert spy.calls == ["public", "public", "fast"]  # fit, transform, _transform
-    ct = ColumnTransformer([("n", Pipeline([("s", StandardScaler()), ("p", "passthrough")]), ["a"])])
+    ct = ColumnTransformer(
+        [("n", Pipeline([("s", StandardScaler()), ("p", "passthrough")]), ["a"])]
+    )
     assert ct.fit_transform({"a": [1.0, 3.0]}).tolist() == [[-1.0], [1.0]]
     assert ct.transform({"a": [5.0]}).tolist() == [[3.0]]
 
@@ -215,7 +217,10 @@ def test_a_step_added_or_replaced_after_fit_needs_a_refit() -> None:
             "step but the last",
         ),
         ([("s", StandardScaler()), ("x", 3)], "Pipeline: final step 'x' has no fit method"),
-        ([("s", StandardScaler()), ("s", Mean())], "Pipeline step names must be unique; 's' appears twice"),
+        (
+            [("s", StandardScaler()), ("s", Mean())],
+            "Pipeline step names must be unique; 's' appears twice",
+        ),
     ],
 )
 def test_bad_steps_are_refused_whole(steps: Any, message: str) -> None:
@@ -231,12 +236,16 @@ def test_passthrough_steps_are_skipped_when_checked() -> None:
 def test_feature_names_through_the_steps() -> None:
     from model.preprocessing import PolynomialFeatures
 
-    pipe = Pipeline([("s", StandardScaler()), ("skip", None), ("p", PolynomialFeatures()), ("m", Mean())])
+    pipe = Pipeline(
+        [("s", StandardScaler()), ("skip", None), ("p", PolynomialFeatures()), ("m", Mean())]
+    )
     pipe.fit([[1.0, 2.0], [3.0, 5.0]], [1.0, 2.0])
     assert pipe.get_feature_names_out(["a", "b"]) == ["a", "b", "a^2", "a b", "b^2"]
     assert pipe.get_feature_names_out() == ["x0", "x1", "x0^2", "x0 x1", "x1^2"]
     middle = Pipeline([("p", Plain()), ("s", StandardScaler())])
-    with pytest.raises(ValueError, match=whole("Pipeline: step 'p' does not provide feature names")):
+    with pytest.raises(
+        ValueError, match=whole("Pipeline: step 'p' does not provide feature names")
+    ):
         middle.get_feature_names_out(["a"])
     with pytest.raises(ValueError, match=whole("Pipeline: no step provides feature names")):
         Pipeline([("a", None), ("m", Mean())]).get_feature_names_out()
@@ -246,7 +255,9 @@ def test_feature_names_through_the_steps() -> None:
 
 
 def test_make_pipeline_names_repeat_with_a_count() -> None:
-    pipe = make_pipeline(StandardScaler(), None, StandardScaler(), StandardScaler(), "passthrough", Mean())
+    pipe = make_pipeline(
+        StandardScaler(), None, StandardScaler(), StandardScaler(), "passthrough", Mean()
+    )
     assert [n for n, _ in pipe.steps] == [
         "standardscaler",
         "passthrough",
@@ -279,7 +290,7 @@ def test_set_params_replaces_items_in_place_and_sets_nested_ones() -> None:
     assert isinstance(pipe.steps, list)
     other = [("a", StandardScaler()), ("b", Mean())]
     pipe.set_params(steps=other, b__shift=5.0)
-    assert pipe.steps is other and other[1][1].shift == 5.0
+    assert pipe.steps is other and other[1][1].shift == 5.0  # type: ignore[attr-defined]
     ct = ColumnTransformer([("n", StandardScaler(), ["a"])])
     ct.set_params(remainder="passthrough", n=Mean())
     assert ct.remainder == "passthrough" and ct.transformers[0][2] == ["a"]
@@ -301,7 +312,9 @@ def test_set_params_reaches_an_own_estimator_parameter() -> None:
     assert holder.helper.shift == 2.0 and holder.items[0][1].with_std is False
     with pytest.raises(
         ValueError,
-        match=whole("invalid parameter 'items2' for Holder: no estimator of that name; valid: ['s']"),
+        match=whole(
+            "invalid parameter 'items2' for Holder: no estimator of that name; valid: ['s']"
+        ),
     ):
         holder.set_params(items2__x=1)
 
@@ -309,22 +322,30 @@ def test_set_params_reaches_an_own_estimator_parameter() -> None:
 def test_set_params_refusals_are_worded_whole() -> None:
     pipe = Pipeline([("s", StandardScaler()), ("p", "passthrough"), ("m", Mean())])
     with pytest.raises(
-        ValueError, match=whole("invalid parameter 'x' for Pipeline; valid: ['m', 'p', 's', 'steps']")
+        ValueError,
+        match=whole("invalid parameter 'x' for Pipeline; valid: ['m', 'p', 's', 'steps']"),
     ):
         pipe.set_params(x=1)
     with pytest.raises(
         ValueError,
-        match=whole("invalid parameter 'p' for Pipeline: no estimator of that name; valid: ['m', 'p', 's']"),
+        match=whole(
+            "invalid parameter 'p' for Pipeline: no estimator of that name; valid: ['m', 'p', 's']"
+        ),
     ):
         pipe.set_params(p__x=1)
     with pytest.raises(
         ValueError,
-        match=whole("invalid parameter 'q' for Pipeline: no estimator of that name; valid: ['m', 'p', 's']"),
+        match=whole(
+            "invalid parameter 'q' for Pipeline: no estimator of that name; valid: ['m', 'p', 's']"
+        ),
     ):
         pipe.set_params(q__x=1)
     with pytest.raises(
         ValueError,
-        match=whole("invalid parameter 'steps' for Pipeline: no estimator of that name; valid: ['m', 'p', 's']"),
+        match=whole(
+            "invalid parameter 'steps' for Pipeline: no estimator of that name; "
+            "valid: ['m', 'p', 's']"
+        ),
     ):
         pipe.set_params(steps__x=1)
 

@@ -39,11 +39,18 @@ from model.preprocessing import (
     [
         (
             ["a", "b"],
-            "X: expected a 2-D array, got shape (2,) (reshape a single feature with x.reshape(-1, 1))",
+            "X: expected a 2-D array, got shape (2,) "
+            "(reshape a single feature with x.reshape(-1, 1))",
         ),
         ([[["a"]]], "X: expected a 2-D array, got shape (1, 1, 1)"),
-        (np.empty((0, 2), dtype=object), "X: expected at least one sample and one feature, got (0, 2)"),
-        (np.empty((2, 0), dtype=object), "X: expected at least one sample and one feature, got (2, 0)"),
+        (
+            np.empty((0, 2), dtype=object),
+            "X: expected at least one sample and one feature, got (0, 2)",
+        ),
+        (
+            np.empty((2, 0), dtype=object),
+            "X: expected at least one sample and one feature, got (2, 0)",
+        ),
     ],
 )
 def test_check_object_array_refusals_are_worded_whole(X: object, message: str) -> None:
@@ -56,14 +63,24 @@ def whole(message: str) -> str:
 
 
 def test_check_object_array_numbers_become_float64_and_text_objects() -> None:
-    for given in (np.array([[True, False]]), np.array([[1, 2]]), np.array([[1, 2]], dtype=np.uint8)):
+    for given in (
+        np.array([[True, False]]),
+        np.array([[1, 2]]),
+        np.array([[1, 2]], dtype=np.uint8),
+    ):
         out = check_object_array(given)
         assert out.dtype == np.float64 and out.tolist() == given.astype(float).tolist()
     text = check_object_array(np.array([["a", "b"]]))
     assert text.dtype == object and text.tolist() == [["a", "b"]]
     mixed = check_object_array([["a", None]])
     assert mixed.dtype == object and mixed[0, 1] is None
-    with pytest.raises(ValueError, match=whole("Z: expected a 2-D array, got shape (0,) (reshape a single feature with x.reshape(-1, 1))")):
+    with pytest.raises(
+        ValueError,
+        match=whole(
+            "Z: expected a 2-D array, got shape (0,) "
+            "(reshape a single feature with x.reshape(-1, 1))"
+        ),
+    ):
         check_object_array([], name="Z")
 
 
@@ -77,8 +94,10 @@ def test_missing_mask_on_numbers_is_isnan() -> None:
 
 def test_default_feature_names() -> None:
     assert default_feature_names(3, None) == ["x0", "x1", "x2"]
-    assert default_feature_names(2, ("a", 5)) == ["a", "5"]
-    with pytest.raises(ValueError, match=whole("input_features has 1 names, but the fit saw 2 columns")):
+    assert default_feature_names(2, ("a", 5)) == ["a", "5"]  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError, match=whole("input_features has 1 names, but the fit saw 2 columns")
+    ):
         default_feature_names(2, ["a"])
 
 
@@ -118,7 +137,9 @@ def test_the_template_records_the_width_and_refuses_another() -> None:
     out = s.fit_transform([[1.0, 2.0], [3.0, 6.0]])
     assert s.n_features_in_ == 2 and out.tolist() == [[-1.0, -1.0], [1.0, 1.0]]
     assert StandardScaler().fit([[1.0, 2.0, 3.0]]).n_features_in_ == 3
-    with pytest.raises(ValueError, match=whole("X has 1 columns, but StandardScaler was fitted on 2")):
+    with pytest.raises(
+        ValueError, match=whole("X has 1 columns, but StandardScaler was fitted on 2")
+    ):
         s.transform([[1.0]])
     assert s.get_feature_names_out() == ["x0", "x1"]
     assert s.get_feature_names_out(["a", "b"]) == ["a", "b"]
@@ -139,10 +160,11 @@ def test_imputer_refusals_are_worded_whole() -> None:
         with pytest.raises(
             ValueError,
             match=whole(
-                f"X: column 1 is entirely missing at fit; strategy={strategy!r} cannot learn from it"
+                f"X: column 1 is entirely missing at fit; strategy={strategy!r} "
+                "cannot learn from it"
             ),
         ):
-            SimpleImputer(strategy=strategy).fit([[1.0, np.nan, np.nan]])  # type: ignore[arg-type]
+            SimpleImputer(strategy=strategy).fit([[1.0, np.nan, np.nan]])
     with pytest.raises(
         ValueError, match=whole("fill_value='a' is not a number but the columns are numeric")
     ):
@@ -165,9 +187,15 @@ def test_imputer_constant_fills_by_kind() -> None:
     assert num.transform([[np.nan]]).tolist() == [[0.0]]
     text = SimpleImputer(strategy="constant").fit(np.array([[None], ["a"]], dtype=object))
     assert text.statistics_.tolist() == ["missing_value"]
-    assert SimpleImputer(strategy="constant", fill_value=np.float32(2)).fit([[1.0]]).statistics_.tolist() == [2.0]
-    assert SimpleImputer(strategy="constant", fill_value=3).fit([[1.0]]).statistics_.tolist() == [3.0]
-    every = SimpleImputer(strategy="constant", fill_value="z").fit(np.array([[None, None]], dtype=object))
+    assert SimpleImputer(strategy="constant", fill_value=np.float32(2)).fit(
+        [[1.0]]
+    ).statistics_.tolist() == [2.0]
+    assert SimpleImputer(strategy="constant", fill_value=3).fit([[1.0]]).statistics_.tolist() == [
+        3.0
+    ]
+    every = SimpleImputer(strategy="constant", fill_value="z").fit(
+        np.array([[None, None]], dtype=object)
+    )
     assert every.transform(np.array([[None, "q"]], dtype=object)).tolist() == [["z", "q"]]
 
 
@@ -195,7 +223,8 @@ def test_imputer_fold_columns_and_from_statistics() -> None:
             imp.fold_columns(bad_width)
     cat = SimpleImputer(strategy="most_frequent").fit(np.array([["a"]], dtype=object))
     with pytest.raises(
-        ValueError, match=whole("SimpleImputer(strategy='most_frequent') holds no number per column")
+        ValueError,
+        match=whole("SimpleImputer(strategy='most_frequent') holds no number per column"),
     ):
         cat.fold_columns(1)
     built = SimpleImputer.from_statistics([1.5, 2.5], "mean")
@@ -337,16 +366,21 @@ def test_ordinal_encoder_matches_sklearn_on_several_columns() -> None:
 
 def test_polynomial_degree_rule() -> None:
     for bad in (-1, 2.0, "2"):
-        with pytest.raises(ValueError, match=whole(f"degree must be a non-negative integer, got {bad!r}")):
+        with pytest.raises(
+            ValueError, match=whole(f"degree must be a non-negative integer, got {bad!r}")
+        ):
             PolynomialFeatures(degree=bad).fit([[1.0, 2.0]])  # type: ignore[arg-type]
     zero = PolynomialFeatures(degree=0, include_bias=True).fit([[1.0, 2.0]])
     assert zero.transform([[3.0, 4.0]]).tolist() == [[1.0]] and zero.n_output_features_ == 1
     assert zero.get_feature_names_out() == ["1"]
-    big = PolynomialFeatures(degree=np.int64(2)).fit([[2.0, 3.0]])
+    big = PolynomialFeatures(degree=np.int64(2)).fit([[2.0, 3.0]])  # type: ignore[arg-type]
     assert big.transform([[2.0, 3.0]]).tolist() == [[2.0, 3.0, 4.0, 6.0, 9.0]]
     assert big.terms_ == [(0,), (1,), (0, 0), (0, 1), (1, 1)]
     assert big.get_feature_names_out(["a", "b"]) == ["a", "b", "a^2", "a b", "b^2"]
-    with pytest.raises(ValueError, match=whole("X: column 0 holds missing or infinite values (1 of 1); impute them first")):
+    with pytest.raises(
+        ValueError,
+        match=whole("X: column 0 holds missing or infinite values (1 of 1); impute them first"),
+    ):
         PolynomialFeatures().fit([[np.nan]])
 
 
@@ -355,7 +389,9 @@ def test_log_transformer_columns_rule() -> None:
     for bad in ([2], [-3], [0, 5]):
         with pytest.raises(
             ValueError,
-            match=whole(f"columns {[c for c in bad if not -2 <= c < 2]} out of range for X with 2 columns"),
+            match=whole(
+                f"columns {[c for c in bad if not -2 <= c < 2]} out of range for X with 2 columns"
+            ),
         ):
             LogTransformer(columns=bad).fit(X)
     t = LogTransformer(columns=[-2, 0, 1.0]).fit(X)  # type: ignore[list-item]
@@ -429,14 +465,19 @@ def test_each_method_asks_for_the_attribute_it_reads(est: Any, call: Any) -> Non
     """An attribute ending in '_' that is not the one a method reads does not make it fitted."""
     est.other_ = 1
     with pytest.raises(
-        NotFittedError, match=whole(f"this {type(est).__name__} instance is not fitted yet; call 'fit' first")
+        NotFittedError,
+        match=whole(f"this {type(est).__name__} instance is not fitted yet; call 'fit' first"),
     ):
         call(est)
 
 
 @pytest.mark.parametrize(
     "est",
-    [AgeFromYear(reference_year=2000), MinMaxScaler(), StandardScaler(with_mean=False, with_std=False)],
+    [
+        AgeFromYear(reference_year=2000),
+        MinMaxScaler(),
+        StandardScaler(with_mean=False, with_std=False),
+    ],
 )
 def test_the_validated_path_returns_float64_even_from_an_object_array(est: Any) -> None:
     """A composite hands _transform a block it has checked; numbers held as objects (a foreign

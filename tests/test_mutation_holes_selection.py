@@ -80,7 +80,9 @@ def test_rows_of_arrays_lists_and_tables() -> None:
     assert _n_rows({"a": [1, 2], "b": np.zeros(2)}) == 2
     with pytest.raises(ValueError, match=whole("table has no columns")):
         _n_rows({})
-    with pytest.raises(ValueError, match=whole("table columns have different lengths: {'a': 2, 'b': 1}")):
+    with pytest.raises(
+        ValueError, match=whole("table columns have different lengths: {'a': 2, 'b': 1}")
+    ):
         _n_rows({"a": [1, 2], "b": [1]})
     with pytest.raises(ValueError, match=whole("expected an array or a table, got a scalar 3")):
         _n_rows(3)
@@ -106,9 +108,9 @@ def test_split_rows_come_from_the_seeded_permutation() -> None:
     assert X_te.tolist() == X[order[7:]].tolist() and X_tr.shape == (7, 2)
     a_tr, a_te = train_test_split(np.arange(10), test_size=0.2, shuffle=False)
     assert a_te.tolist() == [8, 9] and a_tr.tolist() == list(range(8))
-    b_tr, b_te = train_test_split(np.arange(10), test_size=np.int64(3), shuffle=False)
+    _, b_te = train_test_split(np.arange(10), test_size=np.int64(3), shuffle=False)  # type: ignore[arg-type]
     assert b_te.tolist() == [7, 8, 9]
-    c_tr, c_te = train_test_split(np.arange(10), test_size=0.21, shuffle=False)
+    _, c_te = train_test_split(np.arange(10), test_size=0.21, shuffle=False)
     assert len(c_te) == 3  # ceil(2.1)
     d_tr, d_te = train_test_split(np.arange(4), test_size=3, shuffle=False)
     assert d_tr.tolist() == [0] and d_te.tolist() == [1, 2, 3]
@@ -145,7 +147,9 @@ def test_split_refusals_are_worded_whole(test_size: Any, message: str) -> None:
 
 
 def test_split_input_refusals() -> None:
-    with pytest.raises(ValueError, match=whole("train_test_split: at least one array or table is required")):
+    with pytest.raises(
+        ValueError, match=whole("train_test_split: at least one array or table is required")
+    ):
         train_test_split()
     with pytest.raises(
         ValueError, match=whole("train_test_split: inputs have different numbers of rows: [4, 5]")
@@ -157,7 +161,7 @@ def test_split_input_refusals() -> None:
 
 
 def test_kfold_folds_are_the_sorted_slices_of_the_seeded_permutation() -> None:
-    cv = KFold(np.int64(3), shuffle=True, random_state=11)
+    cv = KFold(np.int64(3), shuffle=True, random_state=11)  # type: ignore[arg-type]
     assert type(cv.n_splits) is int and cv.get_n_splits() == 3
     order = np.random.default_rng(11).permutation(8)
     folds = list(cv.split(np.zeros((8, 1))))
@@ -235,7 +239,7 @@ CLASSIFICATION = {
 
 
 def test_every_scorer_name_is_sklearns_metric_with_its_direction() -> None:
-    assert SCORER_NAMES == tuple(sorted([*REGRESSION, *CLASSIFICATION, "rmse_log"]))
+    assert tuple(sorted([*REGRESSION, *CLASSIFICATION, "rmse_log"])) == SCORER_NAMES
     y, p = np.array([3.0, 1.0, 4.0, 1.5, 5.0]), np.array([2.5, 1.5, 3.0, 2.0, 6.0])
     for name, (metric, greater) in REGRESSION.items():
         scorer = get_scorer(name)
@@ -296,7 +300,7 @@ def test_scorers_of_one_or_several() -> None:
 def test_a_scorer_calls_its_metric_as_y_true_then_y_pred() -> None:
     model = Shift(shift=1.0).fit(None, [1.0, 3.0])  # predicts 3.0
     seen: list[Any] = []
-    scorer = Scorer("s", lambda yt, yp: seen.append((list(yt), list(yp))) or 0.5)
+    scorer = Scorer("s", lambda yt, yp: seen.append((list(yt), list(yp))) or 0.5)  # type: ignore[func-returns-value]
     assert scorer(model, np.zeros((2, 1)), [1.0, 2.0]) == 0.5
     assert seen == [([1.0, 2.0], [3.0, 3.0])]
     own = Scorer("own", None)(model, np.zeros((2, 1)), [1.0, 2.0])
@@ -342,21 +346,26 @@ def test_cross_val_predict_is_each_rows_held_out_prediction() -> None:
 
 
 def test_parameter_grid_takes_arrays_and_refuses_text() -> None:
-    assert parameter_grid({"b": np.array([1, 2]), "a": (0,)}) == [{"a": 0, "b": 1}, {"a": 0, "b": 2}]
+    assert parameter_grid({"b": np.array([1, 2]), "a": (0,)}) == [  # type: ignore[dict-item]
+        {"a": 0, "b": 1},
+        {"a": 0, "b": 2},
+    ]
     for bad in ("ab", b"ab", 3, {1, 2}):
         with pytest.raises(
             ValueError, match=whole(f"param_grid['a'] must be a list of values, got {bad!r}")
         ):
-            parameter_grid({"a": bad})
-    with pytest.raises(ValueError, match=whole("param_grid['a'] is empty: give at least one value")):
+            parameter_grid({"a": bad})  # type: ignore[dict-item]
+    with pytest.raises(
+        ValueError, match=whole("param_grid['a'] is empty: give at least one value")
+    ):
         parameter_grid({"a": []})
     with pytest.raises(ValueError, match=whole("param_grid is empty: nothing to search")):
         parameter_grid([])
-    for bad in ({}, [1]):
+    for bad in ({}, [1]):  # type: ignore[assignment]
         with pytest.raises(
             ValueError, match=whole(f"param_grid: each grid must be a non-empty dict, got {bad!r}")
         ):
-            parameter_grid([{"a": [1]}, bad])
+            parameter_grid([{"a": [1]}, bad])  # type: ignore[list-item]
 
 
 # --- GridSearchCV -------------------------------------------------------------------------------
@@ -369,7 +378,7 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 def test_search_results_table() -> None:
     X, y = data()
     grid = [{"shift": [0.0, -9.0]}, {"other": [5]}]
-    search = GridSearchCV(Shift(), grid, scoring=["mae", "mse"], cv=2).fit(X, y)
+    search = GridSearchCV(Shift(), grid, scoring=["mae", "mse"], cv=2).fit(X, y)  # type: ignore[arg-type]
     res = search.cv_results_
     assert res["params"] == [{"shift": 0.0}, {"shift": -9.0}, {"other": 5}]
     assert res["param_shift"].dtype == object and res["param_shift"].tolist() == [0.0, -9.0, None]
@@ -386,7 +395,11 @@ def test_search_results_table() -> None:
         "params",
         "param_shift",
         "param_other",
-        *(f"{k}_test_{s}" for k in ("split0", "split1", "mean", "std", "rank") for s in ("mae", "mse")),
+        *(
+            f"{k}_test_{s}"
+            for k in ("split0", "split1", "mean", "std", "rank")
+            for s in ("mae", "mse")
+        ),
         "mean_fit_time",
     }
     assert search.best_index_ == 0 and search.best_params_ == {"shift": 0.0}
@@ -400,18 +413,18 @@ def test_search_best_is_the_first_of_the_best_and_its_out_of_fold_predictions() 
     tie = Scorer("tie", lambda yt, yp: 0.0)
     search = GridSearchCV(Shift(), {"shift": [1.0, 2.0, 3.0]}, scoring=tie, cv=2).fit(X, y)
     assert search.best_index_ == 0
-    assert search.oof_predictions_.tolist() == [21.0, 21.0, 21.0, 3.0, 3.0, 3.0]
+    assert search.oof_predictions_.tolist() == [21.0, 21.0, 21.0, 3.0, 3.0, 3.0]  # type: ignore[union-attr]
     lower = GridSearchCV(Shift(), {"shift": [5.0, 0.0, -1.0]}, scoring="mae", cv=2).fit(X, y)
     # means: 18 for 5 (|fold0| 13, |fold1| 23), 18 for 0, 18.0 for -1: all tie on mae
-    assert lower.best_index_ == 0 and lower.oof_predictions_[0] == 25.0
+    assert lower.best_index_ == 0 and lower.oof_predictions_[0] == 25.0  # type: ignore[index]
     rmse = GridSearchCV(Shift(), {"shift": [5.0, -9.0, 0.0]}, scoring="rmse", cv=2).fit(X, y)
     best = int(np.argmin(rmse.cv_results_["mean_test_rmse"]))
     assert rmse.best_index_ == best
     expected = cross_val_predict(Shift(shift=[5.0, -9.0, 0.0][best]), X, y, cv=2)
-    assert rmse.oof_predictions_.tolist() == expected.tolist()
+    assert rmse.oof_predictions_.tolist() == expected.tolist()  # type: ignore[union-attr]
     r2 = GridSearchCV(Shift(), {"shift": [9.0, 0.0, 4.0]}, scoring="r2", cv=2).fit(X, y)
     assert r2.best_params_ == {"shift": 0.0}
-    assert r2.oof_predictions_.tolist() == [20.0, 20.0, 20.0, 2.0, 2.0, 2.0]
+    assert r2.oof_predictions_.tolist() == [20.0, 20.0, 20.0, 2.0, 2.0, 2.0]  # type: ignore[union-attr]
     none = GridSearchCV(Shift(), {"shift": [0.0]}, cv=[([0, 1, 2], [3, 4])]).fit(X, y)
     assert none.oof_predictions_ is None
 
@@ -421,13 +434,15 @@ def test_search_with_nan_scores_ranks_them_last() -> None:
     nan_for_zero = Scorer("n", lambda yt, yp: math.nan if yp[0] in (20.0, 2.0) else 1.0)
     search = GridSearchCV(Shift(), {"shift": [0.0, 1.0]}, scoring=nan_for_zero, cv=2).fit(X, y)
     assert search.best_index_ == 1
-    assert search.oof_predictions_.tolist() == [21.0, 21.0, 21.0, 3.0, 3.0, 3.0]
+    assert search.oof_predictions_.tolist() == [21.0, 21.0, 21.0, 3.0, 3.0, 3.0]  # type: ignore[union-attr]
     lower = Scorer("n", lambda yt, yp: math.nan if yp[0] in (20.0, 2.0) else 1.0, False)
     search = GridSearchCV(Shift(), {"shift": [0.0, 1.0]}, scoring=lower, cv=2).fit(X, y)
-    assert search.best_index_ == 1 and search.oof_predictions_[0] == 21.0
+    assert search.best_index_ == 1 and search.oof_predictions_[0] == 21.0  # type: ignore[index]
 
 
-def test_search_prints_one_line_per_candidate_when_verbose(capsys: pytest.CaptureFixture[str]) -> None:
+def test_search_prints_one_line_per_candidate_when_verbose(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     X, y = data()
     GridSearchCV(Shift(), {"shift": [0.0, -9.0]}, scoring="mae", cv=2, verbose=1).fit(X, y)
     err = capsys.readouterr().err
@@ -465,6 +480,7 @@ def test_an_unfitted_search_is_not_fitted_whatever_else_it_holds() -> None:
     search = GridSearchCV(Shift(), {"shift": [0.0]})
     search.other_ = 1  # type: ignore[attr-defined]
     with pytest.raises(
-        NotFittedError, match=whole("this GridSearchCV instance is not fitted yet; call 'fit' first")
+        NotFittedError,
+        match=whole("this GridSearchCV instance is not fitted yet; call 'fit' first"),
     ):
         search.predict(np.zeros((1, 1)))
