@@ -366,3 +366,29 @@ def test_each_method_asks_for_the_fitted_steps(call: Any) -> None:
         NotFittedError, match=whole("this Pipeline instance is not fitted yet; call 'fit' first")
     ):
         call(pipe)
+
+
+class OwnFitTransform:
+    """A last step whose fit_transform is not fit then transform (as t-SNE's is not)."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+
+    def fit(self, X: Any, y: Any = None) -> OwnFitTransform:
+        self.calls.append("fit")
+        return self
+
+    def transform(self, X: Any) -> Any:
+        self.calls.append("transform")
+        return np.asarray(X)
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        self.calls.append(("fit_transform", None if y is None else list(y)))
+        return np.asarray(X) * 10
+
+
+def test_fit_transform_uses_the_last_steps_own_fit_transform_with_y() -> None:
+    last = OwnFitTransform()
+    out = Pipeline([("s", StandardScaler()), ("o", last)]).fit_transform([[1.0], [3.0]], [4, 5])
+    assert out.tolist() == [[-10.0], [10.0]]
+    assert last.calls == [("fit_transform", [4, 5])]

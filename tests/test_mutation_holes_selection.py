@@ -484,3 +484,11 @@ def test_an_unfitted_search_is_not_fitted_whatever_else_it_holds() -> None:
         match=whole("this GridSearchCV instance is not fitted yet; call 'fit' first"),
     ):
         search.predict(np.zeros((1, 1)))
+
+
+def test_rmse_log_reads_numbers_held_as_objects() -> None:
+    """A table's target column may come as an object array of numbers."""
+    yt = np.array([1.0, math.e], dtype=object)
+    yp = np.array([math.e, 1.0], dtype=object)
+    assert rmse_log(yt, [math.e, 1.0]) == pytest.approx(1.0, rel=1e-12)
+    assert rmse_log([1.0, math.e], yp) == pytest.approx(1.0, rel=1e-12)
