@@ -392,3 +392,28 @@ def test_fit_transform_uses_the_last_steps_own_fit_transform_with_y() -> None:
     out = Pipeline([("s", StandardScaler()), ("o", last)]).fit_transform([[1.0], [3.0]], [4, 5])
     assert out.tolist() == [[-10.0], [10.0]]
     assert last.calls == [("fit_transform", [4, 5])]
+
+
+def test_deep_params_list_an_own_estimators_parameters_as_set_params_takes_them() -> None:
+    holder = Holder([("s", StandardScaler())], helper=Mean(shift=1.0))
+    deep = holder.get_params()
+    assert deep["helper__shift"] == 1.0 and deep["s__with_mean"] is True
+    assert set(holder.get_params(deep=False)) == {"items", "helper"}
+    assert "helper__shift" not in holder.get_params(deep=False)
+
+
+def test_a_search_can_tune_a_stacks_final_estimator() -> None:
+    """Found by a surviving mutant: the deep parameters left out final_estimator__alpha, so a
+    grid search refused a name that set_params accepts."""
+    from model.ensemble import StackingRegressor
+    from model.linear import Ridge
+    from model.selection import GridSearchCV
+
+    stack = StackingRegressor([("a", Ridge()), ("b", Ridge(alpha=10.0))], final_estimator=Ridge())
+    assert stack.get_params()["final_estimator__alpha"] == 1.0
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    y = X @ np.array([1.0, -2.0]) + rng.normal(scale=0.1, size=40)
+    search = GridSearchCV(stack, {"final_estimator__alpha": [0.1, 100.0]}, cv=2).fit(X, y)
+    assert search.best_params_ == {"final_estimator__alpha": 0.1}
+    assert search.best_estimator_.final_estimator.alpha == 0.1
