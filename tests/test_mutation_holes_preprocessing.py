@@ -502,3 +502,19 @@ def test_log_transformer_on_some_columns_leaves_the_callers_array_alone() -> Non
     assert out.tolist() == [[math.log1p(1.0), 2.0], [math.log1p(3.0), 4.0]]
     ints = t._transform(np.array([[1, 2]]))  # a foreign step's integers, on the validated path
     assert ints.dtype == np.float64 and ints.tolist() == [[math.log1p(1.0), 2.0]]
+
+
+@pytest.mark.parametrize(
+    ("n", "mean", "var"), [(2**52, 0.0, 4.0), (2**52, 0.0, 0.0), (3, 0.0, 0.0)]
+)
+def test_a_variance_on_the_rounding_bound_counts_as_constant(
+    n: int, mean: float, var: float
+) -> None:
+    """At n = 2**52, n·eps = 1, so the bound n·eps·var + (n·mean·eps)² equals var itself."""
+    from sklearn.preprocessing._data import _is_constant_feature
+
+    s = StandardScaler.from_moments(n, [mean], [var])
+    assert (s.scale_[0] == 1.0) == bool(
+        _is_constant_feature(np.array([var]), np.array([mean]), n)[0]
+    )
+    assert s.scale_.tolist() == [1.0]
