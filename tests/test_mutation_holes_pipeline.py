@@ -417,3 +417,20 @@ def test_a_search_can_tune_a_stacks_final_estimator() -> None:
     search = GridSearchCV(stack, {"final_estimator__alpha": [0.1, 100.0]}, cv=2).fit(X, y)
     assert search.best_params_ == {"final_estimator__alpha": 0.1}
     assert search.best_estimator_.final_estimator.alpha == 0.1
+
+
+class RecordsX:
+    """A last step without fit_transform that records what it was fitted on."""
+
+    def fit(self, X: Any, y: Any = None) -> RecordsX:
+        self.X_ = np.asarray(X)
+        return self
+
+    def transform(self, X: Any) -> Any:
+        return np.asarray(X) + self.X_.sum()
+
+
+def test_fit_transform_fits_a_last_step_without_one_on_the_transformed_rows() -> None:
+    last = RecordsX()
+    out = Pipeline([("s", StandardScaler()), ("r", last)]).fit_transform([[1.0], [3.0]])
+    assert last.X_.tolist() == [[-1.0], [1.0]] and out.tolist() == [[-1.0], [1.0]]

@@ -52,6 +52,8 @@ class Shift(BaseEstimator):
         self.other = other
 
     def fit(self, X: Any, y: Any) -> Shift:
+        if _n_rows(X) != len(y):
+            raise ValueError(f"Shift: X has {_n_rows(X)} rows, y {len(y)}")
         self.mean_ = float(np.mean(y))
         return self
 
@@ -492,3 +494,27 @@ def test_rmse_log_reads_numbers_held_as_objects() -> None:
     yp = np.array([math.e, 1.0], dtype=object)
     assert rmse_log(yt, [math.e, 1.0]) == pytest.approx(1.0, rel=1e-12)
     assert rmse_log([1.0, math.e], yp) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_split_keeps_a_single_test_row() -> None:
+    train, test = train_test_split(np.arange(4), test_size=1, shuffle=False)
+    assert train.tolist() == [0, 1, 2] and test.tolist() == [3]
+    train, test = train_test_split(np.arange(4), test_size=0.25, shuffle=False)
+    assert test.tolist() == [3]
+
+
+class ByLabel:
+    """A splitter that reads y: each fold tests the rows of one label."""
+
+    def split(self, X: Any, y: Any) -> Any:
+        y = np.asarray(y)
+        for label in np.unique(y):
+            yield np.flatnonzero(y != label), np.flatnonzero(y == label)
+
+
+def test_cross_val_predict_hands_y_to_the_splitter_and_fits_on_the_train_rows() -> None:
+    X, y = np.zeros((4, 1)), np.array([1.0, 5.0, 1.0, 5.0])
+    out = cross_val_predict(Shift(), X, y, cv=ByLabel())
+    assert out.tolist() == [5.0, 1.0, 5.0, 1.0]
+    with pytest.raises(ValueError, match=whole("Shift: X has 4 rows, y 3")):
+        Shift().fit(X, y[:3])
