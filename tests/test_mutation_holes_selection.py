@@ -300,7 +300,7 @@ def test_scorers_of_one_or_several() -> None:
 
 
 def test_a_scorer_calls_its_metric_as_y_true_then_y_pred() -> None:
-    model = Shift(shift=1.0).fit(None, [1.0, 3.0])  # predicts 3.0
+    model = Shift(shift=1.0).fit(np.zeros((2, 1)), [1.0, 3.0])  # predicts 3.0
     seen: list[Any] = []
     scorer = Scorer("s", lambda yt, yp: seen.append((list(yt), list(yp))) or 0.5)  # type: ignore[func-returns-value]
     assert scorer(model, np.zeros((2, 1)), [1.0, 2.0]) == 0.5
