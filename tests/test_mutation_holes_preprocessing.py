@@ -518,3 +518,10 @@ def test_a_variance_on_the_rounding_bound_counts_as_constant(
         _is_constant_feature(np.array([var]), np.array([mean]), n)[0]
     )
     assert s.scale_.tolist() == [1.0]
+
+
+def test_a_std_below_ten_eps_counts_as_zero() -> None:
+    """scikit-learn's _handle_zeros_in_scale: a scale under 10·eps (2.22e-16·10) becomes 1."""
+    kept = StandardScaler.from_moments(3, [0.0], [2.3e-15**2])
+    assert kept.scale_[0] == pytest.approx(2.3e-15, rel=1e-12)
+    assert StandardScaler.from_moments(3, [0.0], [2.1e-15**2]).scale_.tolist() == [1.0]
