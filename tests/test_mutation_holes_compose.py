@@ -509,3 +509,48 @@ class IntegerModel(BaseEstimator):
 def test_predictions_are_float64_whatever_the_regressor_returns() -> None:
     pred = TransformedTargetRegressor(IntegerModel()).fit([[0.0]], [1.0]).predict([[0.0], [1.0]])
     assert isinstance(pred, np.ndarray) and pred.dtype == np.float64 and pred.tolist() == [1.0, 1.0]
+
+
+class RecordsY:
+    """A foreign transformer that records the y it was fitted with."""
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        self.y = y
+        return np.zeros((len(X), 1))
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {}
+
+
+def test_fit_hands_y_to_each_transformer() -> None:
+    ct = ColumnTransformer([("r", RecordsY(), ["a"])])
+    assert ct.fit(table(), [7, 8, 9]) is ct
+    assert ct.transformers_[0][1].y == [7, 8, 9]
+
+
+def test_an_object_column_reaches_its_transformer_as_given() -> None:
+    mixed = {"c": np.array(["a", 2.5, "a"], dtype=object)}
+    with pytest.raises(
+        ValueError,
+        match=whole(
+            "ColumnTransformer: transformer 'e': X: column 'c' mixes values that cannot be "
+            "compared (e.g. strings and numbers)"
+        ),
+    ):
+        ColumnTransformer([("e", OneHotEncoder(), ["c"])]).fit(mixed)
+
+
+def test_numeric_blocks_are_checked_at_the_boundary_at_fit() -> None:
+    bad = {"a": np.array([1.0, np.inf]), "c": np.array(["x", "y"], dtype=object)}
+    message = whole("X: column 'a' holds infinite values (1 of 2); impute them first")
+    with pytest.raises(ValueError, match=message):
+        ColumnTransformer([("p", "passthrough", ["a"])]).fit(bad)
+    with pytest.raises(ValueError, match=message):
+        ColumnTransformer([("n", StandardScaler(), ["a"])]).fit(bad)
+
+
+def test_an_empty_table_with_nothing_to_do_is_refused_by_name() -> None:
+    with pytest.raises(
+        ValueError, match=whole("ColumnTransformer: every column was dropped; nothing to output")
+    ):
+        ColumnTransformer([("e", StandardScaler(), [])]).fit({})

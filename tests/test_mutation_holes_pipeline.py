@@ -434,3 +434,20 @@ def test_fit_transform_fits_a_last_step_without_one_on_the_transformed_rows() ->
     last = RecordsX()
     out = Pipeline([("s", StandardScaler()), ("r", last)]).fit_transform([[1.0], [3.0]])
     assert last.X_.tolist() == [[-1.0], [1.0]] and out.tolist() == [[-1.0], [1.0]]
+
+
+def test_every_step_but_the_last_is_checked_and_a_single_estimator_is_a_pipeline() -> None:
+    assert Pipeline([("m", Mean())]).fit([[1.0]], [2.0]).predict([[0.0]]).tolist() == [2.0]
+    message = "Pipeline: step '{}' (Mean) must have fit and transform, as every step but the last"
+    with pytest.raises(ValueError, match=whole(message.format("b"))):
+        Pipeline([("a", StandardScaler()), ("b", Mean()), ("m", Mean())]).fit([[1.0]], [1.0])
+    with pytest.raises(ValueError, match=whole(message.format("b"))):
+        Pipeline([("a", None), ("b", Mean()), ("m", Mean())]).fit([[1.0]], [1.0])
+
+
+def test_fit_uses_each_middle_steps_own_fit_transform_with_y() -> None:
+    middle = OwnFitTransform()
+    last = Mean()
+    Pipeline([("o", middle), ("m", last)]).fit([[1.0], [2.0]], [3.0, 4.0])
+    assert middle.calls == [("fit_transform", [3.0, 4.0])]
+    assert last.X_.tolist() == [[10.0], [20.0]]

@@ -518,3 +518,14 @@ def test_cross_val_predict_hands_y_to_the_splitter_and_fits_on_the_train_rows() 
     assert out.tolist() == [5.0, 1.0, 5.0, 1.0]
     with pytest.raises(ValueError, match=whole("Shift: X has 4 rows, y 3")):
         Shift().fit(X, y[:3])
+
+
+def test_cross_validate_hands_y_to_the_splitter_and_defaults_to_five_folds() -> None:
+    X, y = np.zeros((4, 1)), np.array([1.0, 5.0, 1.0, 5.0])
+    out = cross_validate(Shift(), X, y, cv=ByLabel(), scoring="mae")
+    assert out["mae"]["folds"].tolist() == [4.0, 4.0]
+    ten = np.arange(10.0)
+    assert len(cross_validate(Shift(), ten, ten, scoring="mae")["mae"]["folds"]) == 5
+    search = GridSearchCV(Shift(), {"shift": [0.0]}, scoring="mae").fit(ten, ten)
+    assert search.n_splits_ == 5
+    assert cross_val_predict(Shift(), ten, ten)[:2].tolist() == [5.5, 5.5]  # mean of rows 2-9
