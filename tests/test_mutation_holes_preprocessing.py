@@ -525,3 +525,17 @@ def test_a_std_below_ten_eps_counts_as_zero() -> None:
     kept = StandardScaler.from_moments(3, [0.0], [2.3e-15**2])
     assert kept.scale_[0] == pytest.approx(2.3e-15, rel=1e-12)
     assert StandardScaler.from_moments(3, [0.0], [2.1e-15**2]).scale_.tolist() == [1.0]
+
+
+def test_an_imputer_fitted_on_text_keeps_numbers_as_objects() -> None:
+    imp = SimpleImputer(strategy="most_frequent").fit(np.array([["a"], ["b"], ["a"]], dtype=object))
+    out = imp.transform(np.array([[1.5], [2.0]]))
+    assert out.dtype == object and out.tolist() == [[1.5], [2.0]]
+    filled = imp.transform(np.array([[np.nan], [2.0]]))
+    assert filled.dtype == object and filled.tolist() == [["a"], [2.0]]
+
+
+def test_polynomial_defaults_are_degree_two_without_bias() -> None:
+    poly = PolynomialFeatures()
+    assert (poly.degree, poly.interaction_only, poly.include_bias) == (2, False, False)
+    assert poly.fit([[1.0, 2.0]]).n_output_features_ == 5
