@@ -451,3 +451,9 @@ def test_fit_uses_each_middle_steps_own_fit_transform_with_y() -> None:
     Pipeline([("o", middle), ("m", last)]).fit([[1.0], [2.0]], [3.0, 4.0])
     assert middle.calls == [("fit_transform", [3.0, 4.0])]
     assert last.X_.tolist() == [[10.0], [20.0]]
+
+
+def test_a_middle_step_without_fit_transform_is_fitted_on_its_input() -> None:
+    middle = RecordsX()
+    Pipeline([("r", middle), ("m", Mean())]).fit([[1.0], [2.0]], [0.0, 1.0])
+    assert middle.X_.tolist() == [[1.0], [2.0]]
