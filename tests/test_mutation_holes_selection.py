@@ -529,3 +529,15 @@ def test_cross_validate_hands_y_to_the_splitter_and_defaults_to_five_folds() -> 
     search = GridSearchCV(Shift(), {"shift": [0.0]}, scoring="mae").fit(ten, ten)
     assert search.n_splits_ == 5
     assert cross_val_predict(Shift(), ten, ten)[:2].tolist() == [5.5, 5.5]  # mean of rows 2-9
+
+
+def test_search_hands_y_to_the_splitter_and_reports_each_fold() -> None:
+    X, y = np.zeros((4, 1)), np.array([1.0, 5.0, 1.0, 5.0])
+    events: list[Progress] = []
+    search = GridSearchCV(
+        Shift(), {"shift": [0.0, 1.0]}, scoring="mae", cv=ByLabel(), callback=events.append
+    ).fit(X, y)
+    assert search.n_splits_ == 2
+    assert search.cv_results_["split0_test_mae"].tolist() == [4.0, 5.0]
+    assert events[0] == Progress(1, 4, 0, 0, {"shift": 0.0}, {"mae": 4.0})
+    assert events[3] == Progress(4, 4, 1, 1, {"shift": 1.0}, {"mae": 3.0})
