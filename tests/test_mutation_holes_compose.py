@@ -554,3 +554,9 @@ def test_an_empty_table_with_nothing_to_do_is_refused_by_name() -> None:
         ValueError, match=whole("ColumnTransformer: every column was dropped; nothing to output")
     ):
         ColumnTransformer([("e", StandardScaler(), [])]).fit({})
+
+
+def test_the_output_is_float64_whatever_a_block_returns() -> None:
+    ct = ColumnTransformer([("i", Shape(np.ones((3, 1), dtype=int)), ["a"])])
+    out = ct.fit_transform(table())
+    assert out.dtype == np.float64 and out.tolist() == [[1.0], [1.0], [1.0]]

@@ -528,7 +528,7 @@ def test_cross_validate_hands_y_to_the_splitter_and_defaults_to_five_folds() -> 
     assert len(cross_validate(Shift(), ten, ten, scoring="mae")["mae"]["folds"]) == 5
     search = GridSearchCV(Shift(), {"shift": [0.0]}, scoring="mae").fit(ten, ten)
     assert search.n_splits_ == 5
-    assert cross_val_predict(Shift(), ten, ten)[:2].tolist() == [5.5, 5.5]  # mean of rows 2-9
+    assert cross_val_predict(Shift(), ten, ten)[8:].tolist() == [3.5, 3.5]  # mean of rows 0-7
 
 
 def test_search_hands_y_to_the_splitter_and_reports_each_fold() -> None:
@@ -541,3 +541,15 @@ def test_search_hands_y_to_the_splitter_and_reports_each_fold() -> None:
     assert search.cv_results_["split0_test_mae"].tolist() == [4.0, 5.0]
     assert events[0] == Progress(1, 4, 0, 0, {"shift": 0.0}, {"mae": 4.0})
     assert events[3] == Progress(4, 4, 1, 1, {"shift": 1.0}, {"mae": 3.0})
+
+
+class AddX(Shift):
+    """Predicts the training mean of y plus the row's first feature."""
+
+    def predict(self, X: Any) -> Any:
+        return self.mean_ + np.asarray(X, dtype=float)[:, 0]
+
+
+def test_cross_val_predict_predicts_each_held_out_row_from_its_own_features() -> None:
+    X, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([1.0, 1.0, 3.0, 3.0])
+    assert cross_val_predict(AddX(), X, y, cv=2).tolist() == [3.0, 4.0, 3.0, 4.0]
