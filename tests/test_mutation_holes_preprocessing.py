@@ -539,3 +539,11 @@ def test_polynomial_defaults_are_degree_two_without_bias() -> None:
     poly = PolynomialFeatures()
     assert (poly.degree, poly.interaction_only, poly.include_bias) == (2, False, False)
     assert poly.fit([[1.0, 2.0]]).n_output_features_ == 5
+
+
+def test_given_categories_take_the_columns_dtype() -> None:
+    enc = OneHotEncoder(categories=[[1, 2]]).fit(np.array([[1.0]]))
+    assert enc.categories_[0].dtype == np.float64
+    assert enc.get_feature_names_out() == ["x0_1.0", "x0_2.0"]
+    text = OneHotEncoder(categories=[["a", "b"]]).fit(np.array([["a"]], dtype=object))
+    assert text.categories_[0].dtype == object
