@@ -39,7 +39,9 @@ class NamedEstimatorsMixin(BaseEstimator):
         return list(getattr(self, self._items_attr))
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        out = super().get_params(deep=False)
+        # deep: an own estimator-valued hyperparameter (a stack's final_estimator) lists its
+        # nested parameters too, as set_params accepts them
+        out = super().get_params(deep=deep)
         if not deep:
             return out
         items = self._items()

@@ -55,7 +55,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "app/body.py": ("tests/test_mutation_holes_body.py",),
     "model/workflow/data.py": ("tests/test_data.py", "tests/test_mutation_holes_data.py"),
-    "model/base.py": ("tests/test_base.py",),
+    "model/base.py": ("tests/test_base.py", "tests/test_mutation_holes_base.py"),
     "model/logistic.py": ("tests/test_logistic.py", "tests/test_mutation_holes_logistic.py"),
     "model/cluster.py": (  # not the seconds-long inertia comparisons: the holes file checks
         # k-means++'s draws and Lloyd's iterations exactly
@@ -70,10 +70,13 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "model/robust.py": ("tests/test_robust.py", "tests/test_mutation_holes_robust.py"),
     "model/kernel.py": ("tests/test_kernel.py", "tests/test_mutation_holes_kernel.py"),
-    "model/preprocessing.py": ("tests/test_preprocessing.py",),
-    "model/compose.py": ("tests/test_compose.py",),
-    "model/pipeline.py": ("tests/test_pipeline.py",),
-    "model/selection.py": ("tests/test_selection.py",),
+    "model/preprocessing.py": (
+        "tests/test_preprocessing.py",
+        "tests/test_mutation_holes_preprocessing.py",
+    ),
+    "model/compose.py": ("tests/test_compose.py", "tests/test_mutation_holes_compose.py"),
+    "model/pipeline.py": ("tests/test_pipeline.py", "tests/test_mutation_holes_pipeline.py"),
+    "model/selection.py": ("tests/test_selection.py", "tests/test_mutation_holes_selection.py"),
     "model/tree.py": ("tests/test_tree.py",),
     "model/hist.py": ("tests/test_ensemble.py",),
     "model/ensemble.py": ("tests/test_ensemble.py",),
