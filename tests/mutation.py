@@ -75,8 +75,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     "model/pipeline.py": ("tests/test_pipeline.py",),
     "model/selection.py": ("tests/test_selection.py",),
     "model/tree.py": ("tests/test_tree.py",),
-    "model/hist.py": (  # test_ensemble's fast tests (not its scikit-learn score comparisons)
-        # and the small exact ones of the holes file
+    "model/hist.py": (  # test_ensemble's fast tests (not its scikit-learn score comparisons),
+        # test_quickscorer's small forests and the small exact tests of the holes file
         "tests/test_ensemble.py::test_one_split_has_the_stated_gain_and_leaf_values",
         "tests/test_ensemble.py::test_best_first_growth_respects_the_size_limits",
         "tests/test_ensemble.py::test_predict_on_raw_values_matches_the_binned_training_path",
@@ -88,20 +88,17 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_quickscorer.py::test_boosting_predictions_equal_the_levelwise_path[8-numeric]",
         "tests/test_quickscorer.py::test_boosting_predictions_equal_the_levelwise_path[8-categorical]",
         "tests/test_quickscorer.py::test_trees_too_large_for_a_word_are_walked_level_by_level",
-        "tests/test_quickscorer.py::test_rows_in_several_chunks_and_pickling",
         "tests/test_quickscorer.py::test_trees_without_a_split",
         "tests/test_mutation_holes_hist.py",
     ),
-    "model/ensemble.py": (  # the same, with the loss, parameter and combining tests
+    "model/ensemble.py": (  # the same, with the loss, parameter and combining tests; the
+        # holes file replays early stopping, subsampling and stacking exactly, in less time
         "tests/test_ensemble.py::test_one_split_has_the_stated_gain_and_leaf_values",
         "tests/test_ensemble.py::test_best_first_growth_respects_the_size_limits",
         "tests/test_ensemble.py::test_missing_values_take_the_learned_direction",
         "tests/test_ensemble.py::test_bad_category_codes_at_fit_name_the_column",
-        "tests/test_ensemble.py::test_early_stopping_stops_and_records_scores",
-        "tests/test_ensemble.py::test_subsampling_is_seeded_and_importances_rank_the_signal",
         "tests/test_ensemble.py::test_invalid_hyperparameters_name_the_parameter_and_range",
         "tests/test_ensemble.py::test_forest_without_bootstrap_is_one_tree_repeated",
-        "tests/test_ensemble.py::test_stacking_fits_the_final_model_on_out_of_fold_predictions",
         "tests/test_ensemble.py::test_voting_is_the_weighted_mean",
         "tests/test_ensemble.py::test_report_trees_calls_back_after_each_tree_only_within_its_block",
         "tests/test_boosting_losses.py::test_one_tree_has_the_stated_leaf_values",

@@ -19,6 +19,7 @@ from sklearn import ensemble as sk_ensemble
 from model.ensemble import HistGradientBoostingRegressor
 from model.hist import (
     BinMapper,
+    Forest,
     SplitParams,
     TreeGrower,
     category_bins,
@@ -491,3 +492,62 @@ def test_grown_tree_nodes_hold_their_own_statistics(
     # best-first: a split is never taken before one of higher gain that was available
     inner = np.flatnonzero(~tree.is_leaf)
     assert tree.gain[inner[0]] == tree.gain[inner].max()
+
+
+# --- the forest ---------------------------------------------------------------------------
+
+
+def test_forest_of_no_trees_and_of_mixed_sizes_sums_the_leaves() -> None:
+    X, y = small(200, seed=9)
+    cat = [3]
+    big = HistGradientBoostingRegressor(
+        max_iter=2, max_leaf_nodes=70, min_samples_leaf=1, categorical_features=cat
+    ).fit(X, y)
+    little = HistGradientBoostingRegressor(
+        max_iter=2, max_leaf_nodes=3, categorical_features=cat
+    ).fit(X, y)
+    mapper = big.bin_mapper_
+    assert [int(t.is_leaf.sum()) for t in big.trees_] == [70, 70]
+    trees = [little.trees_[0], big.trees_[0], little.trees_[1], big.trees_[1]]
+    forest = Forest.build(trees, mapper)
+    rows = X.copy()
+    rows[::3, 2] = np.nan
+    rows[::4, 3] = 9.0  # a category never seen
+    rows[::5, 0] = 1e9
+    Xb = mapper.transform(rows)
+    want = sum(t.value[t.apply_binned(Xb, mapper.missing_bin)] for t in trees)
+    np.testing.assert_allclose(forest.predict_sum(rows), want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(forest.predict_sum_levelwise(rows), want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(forest.predict_sum(rows[:1]), want[:1], rtol=1e-12, atol=1e-15)
+    leaves = forest.leaves(rows)
+    assert leaves.shape == (200, 4)
+    np.testing.assert_array_equal(
+        leaves[:, 1] - forest.roots[1], big.trees_[0].apply_binned(Xb, 255)
+    )
+    assert forest.depth == max(t.depth for t in trees) and forest.n_features == 4
+    bits, rest = forest._parts()
+    assert bits is not None and rest is not None and rest.roots.tolist() == [0, 139]
+    state = forest.__getstate__()
+    assert "_parts_cache" not in state and "_parts_cache" in forest.__dict__
+    assert set(state) == {
+        "col",
+        "threshold",
+        "left",
+        "value",
+        "cat_row",
+        "cat_left",
+        "roots",
+        "depth",
+        "n_features",
+        "categorical",
+        "seen",
+    }
+    only_big = Forest.build(big.trees_, mapper)
+    assert only_big._parts()[0] is None
+    np.testing.assert_allclose(
+        only_big.predict_sum(rows), big.predict(rows) - big.baseline_, rtol=1e-12, atol=1e-12
+    )
+    empty = Forest.build([], mapper)
+    assert empty.roots.size == 0 and empty.depth == 0 and empty._parts() == (None, None)
+    np.testing.assert_array_equal(empty.predict_sum(rows), np.zeros(200))
+    np.testing.assert_array_equal(empty.predict_sum_levelwise(rows), np.zeros(200))
