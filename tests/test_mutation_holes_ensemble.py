@@ -573,3 +573,62 @@ def test_stacking_refuses_too_few_folds_whole(cv: Any, shown: str) -> None:
     message = f"cv must be an integer in [2, inf), got {shown}"
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         StackingRegressor([("a", Constant())], cv=cv).fit(X, y)
+
+
+@pytest.mark.parametrize("cls", [VotingRegressor, StackingRegressor])
+def test_combinations_check_y_by_name(cls: Any) -> None:
+    X, y = linear_data()
+    model = cls([("a", Constant())])
+    with pytest.raises(ValueError, match=r"^y: expected a 1-D array, got shape \(40, 1\)$"):
+        model.fit(X, y[:, None])
+    bad = y.copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match=r"^y: "):
+        model.fit(X, bad)
+    assert model.fit(X, y.tolist()).predict(X).shape == (40,)
+
+
+def test_voting_weights_are_read_as_numbers() -> None:
+    from fractions import Fraction
+
+    X, y = linear_data()
+    bases = [("a", Constant(1.0)), ("b", Constant(2.0))]
+    vote = VotingRegressor(bases, weights=[Fraction(1, 3), Fraction(2, 3)]).fit(X, y)
+    assert vote.weights_.dtype == np.float64
+    np.testing.assert_allclose(vote.weights_, [1 / 3, 2 / 3])
+    np.testing.assert_allclose(vote.predict(X), np.full(40, 5 / 3 * y.mean()))
+
+
+class Whole:
+    """A final model that predicts whole numbers (an integer array)."""
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {}
+
+    def set_params(self, **params: Any) -> Whole:
+        return self
+
+    def fit(self, X: Any, y: Any) -> Whole:
+        self.coef_ = np.linalg.lstsq(X, y, rcond=None)[0]
+        return self
+
+    def predict(self, X: Any) -> NDArray[Any]:
+        return np.rint(np.asarray(X) @ self.coef_).astype(np.int64)
+
+
+def test_stacking_takes_a_splitter_and_returns_floats() -> None:
+    from model.linear import LinearRegression
+    from model.selection import KFold
+
+    X, y = linear_data()
+    cv = KFold(3, shuffle=True, random_state=5)
+    bases = [("lin", LinearRegression()), ("mean", Constant(1.0))]
+    stack = StackingRegressor(bases, final_estimator=Whole(), cv=cv).fit(X, y)
+    oof = np.zeros((40, 2))
+    for train, test in cv.split(X):
+        oof[test, 0] = LinearRegression().fit(X[train], y[train]).predict(X[test])
+        oof[test, 1] = y[train].mean()
+    np.testing.assert_allclose(stack.final_estimator_.coef_, Whole().fit(oof, y).coef_, rtol=1e-10)
+    pred = stack.predict(X)
+    assert pred.dtype == np.float64
+    np.testing.assert_array_equal(pred, Whole().fit(oof, y).predict(stack.transform(X)))

@@ -510,6 +510,7 @@ def test_forest_of_no_trees_and_of_mixed_sizes_sums_the_leaves() -> None:
     assert [int(t.is_leaf.sum()) for t in big.trees_] == [70, 70]
     trees = [little.trees_[0], big.trees_[0], little.trees_[1], big.trees_[1]]
     forest = Forest.build(trees, mapper)
+    assert "_parts_cache" not in forest.__getstate__()  # pickled before any prediction
     rows = X.copy()
     rows[::3, 2] = np.nan
     rows[::4, 3] = 9.0  # a category never seen
