@@ -596,6 +596,8 @@ def test_voting_weights_are_read_as_numbers() -> None:
     vote = VotingRegressor(bases, weights=[Fraction(1, 3), Fraction(2, 3)]).fit(X, y)
     assert vote.weights_.dtype == np.float64
     np.testing.assert_allclose(vote.weights_, [1 / 3, 2 / 3])
+    small_sum = VotingRegressor(bases, weights=[0.1, 0.3]).fit(X, y)  # any positive sum
+    np.testing.assert_allclose(small_sum.weights_, [0.25, 0.75])
     np.testing.assert_allclose(vote.predict(X), np.full(40, 5 / 3 * y.mean()))
 
 
@@ -632,3 +634,24 @@ def test_stacking_takes_a_splitter_and_returns_floats() -> None:
     pred = stack.predict(X)
     assert pred.dtype == np.float64
     np.testing.assert_array_equal(pred, Whole().fit(oof, y).predict(stack.transform(X)))
+
+
+class Broken(Constant):
+    """A base model whose fit fails."""
+
+    def fit(self, X: Any, y: Any) -> Constant:
+        raise RuntimeError("no fit")
+
+
+def test_base_predictions_are_floats_and_a_failed_fit_leaves_it_unfitted() -> None:
+    X, y = linear_data()
+    vote = VotingRegressor([("whole", Whole()), ("mean", Constant())]).fit(X, y)
+    out = vote.transform(X)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out[:, 0], Whole().fit(X, y).predict(X))
+    failed = VotingRegressor([("a", Constant()), ("b", Broken())])
+    with pytest.raises(RuntimeError, match="^no fit$"):
+        failed.fit(X, y)
+    assert hasattr(failed, "weights_")  # set before the bases fail
+    with pytest.raises(NotFittedError, match="^this VotingRegressor instance is not fitted yet"):
+        failed.predict(X)

@@ -552,3 +552,19 @@ def test_forest_of_no_trees_and_of_mixed_sizes_sums_the_leaves() -> None:
     assert empty.roots.size == 0 and empty.depth == 0 and empty._parts() == (None, None)
     np.testing.assert_array_equal(empty.predict_sum(rows), np.zeros(200))
     np.testing.assert_array_equal(empty.predict_sum_levelwise(rows), np.zeros(200))
+
+
+def test_forest_with_a_single_categorical_split_walks_it_as_one() -> None:
+    rng = np.random.default_rng(11)
+    X = np.column_stack([rng.integers(0, 5, size=300), rng.normal(size=300)]).astype(float)
+    y = np.where(np.isin(X[:, 0], [1, 3]), 5.0, 0.0) + 0.1 * X[:, 1]
+    model = HistGradientBoostingRegressor(
+        max_iter=1, max_leaf_nodes=2, categorical_features=[0], learning_rate=1.0
+    ).fit(X, y)
+    forest = model.forest_
+    assert forest.cat_left.shape[0] == 1  # one categorical split in the whole forest
+    Xb = model.bin_mapper_.transform(X)
+    tree = model.trees_[0]
+    want = tree.value[tree.apply_binned(Xb, 255)]
+    np.testing.assert_allclose(forest.predict_sum_levelwise(X), want, rtol=1e-12)
+    np.testing.assert_allclose(forest.predict_sum(X), want, rtol=1e-12)
