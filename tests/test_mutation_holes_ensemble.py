@@ -650,8 +650,8 @@ def test_base_predictions_are_floats_and_a_failed_fit_leaves_it_unfitted() -> No
     assert out.dtype == np.float64
     np.testing.assert_array_equal(out[:, 0], Whole().fit(X, y).predict(X))
     failed = VotingRegressor([("a", Constant()), ("b", Broken())])
-    with pytest.raises(RuntimeError, match="^no fit$"):
+    with pytest.raises(RuntimeError, match=r"^no fit$"):
         failed.fit(X, y)
     assert hasattr(failed, "weights_")  # set before the bases fail
-    with pytest.raises(NotFittedError, match="^this VotingRegressor instance is not fitted yet"):
+    with pytest.raises(NotFittedError, match=r"^this VotingRegressor instance is not fitted yet"):
         failed.predict(X)
