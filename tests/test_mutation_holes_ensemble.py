@@ -43,7 +43,7 @@ def small(n: int = 300, seed: int = 0) -> tuple[NDArray[Any], NDArray[Any]]:
 def test_boosting_equals_sklearns(loss: str) -> None:
     X, y = small()
     y = y + np.where(np.arange(y.size) % 23 == 0, 8.0, 0.0)  # a few wild targets
-    params = {
+    params: dict[str, Any] = {
         "loss": loss,
         "max_iter": 5,
         "learning_rate": 0.3,
@@ -115,7 +115,7 @@ def replay_boosting(
 
 @pytest.mark.parametrize("loss", ["squared_error", "absolute_error", "huber"])
 @pytest.mark.parametrize("subsample", [1.0, 0.55, 0.001], ids=["all", "share", "one-row"])
-def test_boosting_is_the_stated_loop(loss: str, subsample: float) -> None:
+def test_boosting_is_the_stated_loop(loss: Any, subsample: float) -> None:
     X, y = small(160, seed=1)
     X = np.nan_to_num(X)
     y = y + np.where(np.arange(y.size) % 17 == 0, 6.0, 0.0)

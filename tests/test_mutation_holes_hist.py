@@ -379,7 +379,7 @@ def test_categorical_split_search_equals_brute_force(lam: float, msl: int) -> No
         cat_gain = None if cat is None else cat[0] - parent
         if cat_gain is not None and not cat_gain > 1e-12 * max(parent, 1e-300):
             cat_gain = None
-        if cat_gain is not None and (num is None or cat_gain > num[0]):
+        if cat is not None and cat_gain is not None and (num is None or cat_gain > num[0]):
             assert found is not None and found.left_bins is not None
             assert found.feature == cat[1] and found.bin == -1
             assert np.flatnonzero(found.left_bins[:255]).tolist() == cat[2]
@@ -516,7 +516,7 @@ def test_forest_of_no_trees_and_of_mixed_sizes_sums_the_leaves() -> None:
     rows[::4, 3] = 9.0  # a category never seen
     rows[::5, 0] = 1e9
     Xb = mapper.transform(rows)
-    want = sum(t.value[t.apply_binned(Xb, mapper.missing_bin)] for t in trees)
+    want = np.sum([t.value[t.apply_binned(Xb, mapper.missing_bin)] for t in trees], axis=0)
     np.testing.assert_allclose(forest.predict_sum(rows), want, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(forest.predict_sum_levelwise(rows), want, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(forest.predict_sum(rows[:1]), want[:1], rtol=1e-12, atol=1e-15)
