@@ -568,3 +568,23 @@ def test_forest_with_a_single_categorical_split_walks_it_as_one() -> None:
     want = tree.value[tree.apply_binned(Xb, 255)]
     np.testing.assert_allclose(forest.predict_sum_levelwise(X), want, rtol=1e-12)
     np.testing.assert_allclose(forest.predict_sum(X), want, rtol=1e-12)
+
+
+def test_a_single_supported_category_is_never_split_off() -> None:
+    """Categories with fewer than 10 rows at the node are not ordered and go right; a left
+    set is a proper subset of the supported ones, so with one supported category there is
+    no categorical split, however different the rare ones are."""
+    codes = np.array([0.0] * 30 + [1.0] * 6 + [2.0] * 6 + [np.nan] * 3)
+    y = np.where(codes == 0, 0.0, 10.0)
+    mapper = BinMapper(255, np.array([True])).fit(codes[:, None])
+    grower = TreeGrower(mapper.transform(codes[:, None]), mapper)
+    G, H = grower.histogram(np.arange(codes.size), y.mean() - y, None)
+    p = SplitParams(None, None, 1, 0.0, 1.0, 1.0)
+    assert grower.best_split(G, H, p, None) is None
+    codes[30:36] = 2.0  # now two supported categories: code 0 (30 rows) and code 2 (12)
+    mapper = BinMapper(255, np.array([True])).fit(codes[:, None])
+    grower = TreeGrower(mapper.transform(codes[:, None]), mapper)
+    G, H = grower.histogram(np.arange(codes.size), y.mean() - y, None)
+    split = grower.best_split(G, H, p, None)
+    assert split is not None and split.left_bins is not None
+    assert np.flatnonzero(split.left_bins).tolist() in ([0], [2, 255])
