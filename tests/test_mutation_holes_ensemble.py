@@ -190,6 +190,7 @@ def test_validation_share_that_leaves_nothing_to_fit_is_refused_whole() -> None:
         ([0.0, 1.0, 1.0, 1.5], 2, 0.49, False),
         ([5.0, 1.0, 2.0], 1, 0.0, False),  # only the last k against the one before them
         ([1.0, 2.0, 1.0], 1, 0.0, True),
+        ([0.0, 5.0, 1.0, 1.0], 1, 0.0, True),  # an earlier best does not count
     ],
 )
 def test_should_stop_rule(scores: list[float], k: int, tol: float, stop: bool) -> None:
@@ -210,6 +211,7 @@ def test_loss_helpers_follow_their_formulas() -> None:
     want = -np.mean([2.5, 0.125, 0.0, 0.03125, 1.5, 6.5])
     assert negative_loss("huber", r, d) == pytest.approx(want, rel=1e-15)
     assert negative_loss("huber", np.array([1.0, -1.0]), 1.0) == -0.5  # the edge is quadratic
+    assert negative_loss("huber", np.array([0.5, -5.0]), 2.0) == -(0.125 + 2.0 * 4.0) / 2
     assert location("absolute_error", r, 1.0) == np.median(r)
     m = np.median(r)
     assert location("huber", r, 1.0) == pytest.approx(m + np.clip(r - m, -1.0, 1.0).mean())
