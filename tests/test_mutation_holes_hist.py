@@ -364,12 +364,14 @@ def test_categorical_split_search_equals_brute_force(lam: float, msl: int) -> No
     g = y.mean() - y
     p = SplitParams(None, None, msl, lam, 1.0, 1.0)
     kinds: set[str] = set()
+    batch: list[tuple[Any, Any, Any, Any]] = []
     for trial in range(14):
         size = int(rng.integers(40, n + 1))
         rows = np.sort(rng.choice(n, size, replace=False))
         allowed = None if trial % 4 == 0 else rng.random(3) < 0.7
         Gh, Hh = grower.histogram(rows, g, None)
         found = grower.best_split(Gh, Hh, p, allowed)
+        batch.append((Gh, Hh, allowed, found))
         num = brute_force_split(Xb, rows, g, lam, msl, allowed, mapper.n_bins, 255)
         cat = brute_force_categorical(
             Xb, rows, g, lam, msl, allowed, categorical, mapper.n_bins, 255
@@ -395,6 +397,18 @@ def test_categorical_split_search_equals_brute_force(lam: float, msl: int) -> No
             assert found is None
             kinds.add("none")
     assert {"categorical", "numeric"} <= kinds, kinds
+    # all the nodes in one search, each with its own features: the same splits
+    together = grower.best_splits(
+        np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch]), p, [b[2] for b in batch]
+    )
+    assert [_fields(s) for s in together] == [_fields(b[3]) for b in batch]
+
+
+def _fields(s: Any) -> tuple[Any, ...] | None:
+    if s is None:
+        return None
+    bins = None if s.left_bins is None else np.flatnonzero(s.left_bins).tolist()
+    return (s.gain, s.feature, s.bin, s.missing_left, bins)
 
 
 @pytest.mark.parametrize(
