@@ -657,3 +657,77 @@ def test_base_predictions_are_floats_and_a_failed_fit_leaves_it_unfitted() -> No
     assert hasattr(failed, "weights_")  # set before the bases fail
     with pytest.raises(NotFittedError, match=r"^this VotingRegressor instance is not fitted yet"):
         failed.predict(X)
+
+
+def test_defaults_and_parameters_are_kept_as_given() -> None:
+    assert HistGradientBoostingRegressor().get_params() == {
+        "loss": "squared_error",
+        "learning_rate": 0.1,
+        "max_iter": 100,
+        "max_leaf_nodes": 31,
+        "max_depth": None,
+        "min_samples_leaf": 20,
+        "l2_regularization": 0.0,
+        "max_features": 1.0,
+        "subsample": 1.0,
+        "max_bins": 255,
+        "categorical_features": None,
+        "early_stopping": "auto",
+        "validation_fraction": 0.1,
+        "n_iter_no_change": 10,
+        "tol": 1e-7,
+        "alpha": 0.9,
+        "random_state": None,
+    }
+    assert RandomForestRegressor().get_params() == {
+        "n_estimators": 100,
+        "max_depth": None,
+        "min_samples_leaf": 1,
+        "max_features": 1.0,
+        "max_leaf_nodes": None,
+        "bootstrap": True,
+        "oob_score": False,
+        "max_bins": 255,
+        "categorical_features": None,
+        "random_state": None,
+    }
+    given: dict[str, Any] = {
+        "n_estimators": 7,
+        "max_depth": 3,
+        "min_samples_leaf": 2,
+        "max_features": 0.5,
+        "max_leaf_nodes": 9,
+        "bootstrap": False,
+        "oob_score": True,
+        "max_bins": 17,
+        "categorical_features": [3],
+        "random_state": 4,
+    }
+    assert RandomForestRegressor(**given).get_params() == given
+    boost: dict[str, Any] = {
+        "loss": "huber",
+        "learning_rate": 0.2,
+        "max_iter": 3,
+        "max_leaf_nodes": 4,
+        "max_depth": 2,
+        "min_samples_leaf": 5,
+        "l2_regularization": 1.0,
+        "max_features": 0.5,
+        "subsample": 0.5,
+        "max_bins": 9,
+        "categorical_features": [1],
+        "early_stopping": True,
+        "validation_fraction": 0.2,
+        "n_iter_no_change": 3,
+        "tol": 0.1,
+        "alpha": 0.5,
+        "random_state": 2,
+    }
+    assert HistGradientBoostingRegressor(**boost).get_params() == boost
+    bases = [("a", Constant())]
+    assert VotingRegressor(bases).get_params(deep=False) == {"estimators": bases, "weights": None}
+    assert StackingRegressor(bases).get_params(deep=False) == {
+        "estimators": bases,
+        "final_estimator": None,
+        "cv": 5,
+    }
