@@ -624,3 +624,34 @@ def test_a_single_supported_category_is_never_split_off() -> None:
     split = grower.best_split(G, H, p, None)
     assert split is not None and split.left_bins is not None
     assert np.flatnonzero(split.left_bins).tolist() in ([0], [2, 255])
+
+
+def _two_category_split(n0: int, g0: float, n1: int, g1: float, msl: int) -> Any:
+    codes = np.array([0.0] * n0 + [1.0] * n1)
+    g = np.array([g0] * n0 + [g1] * n1)  # whole numbers: every sum is exact
+    mapper = BinMapper(255, np.array([True])).fit(codes[:, None])
+    grower = TreeGrower(mapper.transform(codes[:, None]), mapper)
+    G, H = grower.histogram(np.arange(codes.size), g, None)
+    return grower.best_split(G, H, SplitParams(None, None, msl, 0.0, 1.0, 1.0), None)
+
+
+@pytest.mark.parametrize(
+    ("n0", "g0", "n1", "g1", "left", "missing_left"),
+    [
+        # the two orders reach the same partition with the same score: +ratio's wins
+        (12, -3.0, 40, 1.0, [0], False),
+        (12, 3.0, 40, -1.0, [1, 255], True),  # right holds min_samples_leaf rows exactly
+        (20, 2.0, 20, -1.0, [1, 255], True),  # equal children: missing goes left
+        (20, -2.0, 20, 1.0, [0, 255], True),
+    ],
+)
+def test_categorical_split_at_the_limits(
+    n0: int, g0: float, n1: int, g1: float, left: list[int], missing_left: bool
+) -> None:
+    """min_samples_leaf rows on a side are enough; with no missing value at the node the
+    missing bin follows the larger child (the left one on a tie), in ``left_bins`` too."""
+    split = _two_category_split(n0, g0, n1, g1, msl=min(n0, n1))
+    assert split is not None and split.left_bins is not None
+    assert np.flatnonzero(split.left_bins).tolist() == left
+    assert split.missing_left is missing_left
+    assert _two_category_split(n0, g0, n1, g1, msl=min(n0, n1) + 1) is None
