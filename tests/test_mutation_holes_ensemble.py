@@ -731,3 +731,13 @@ def test_defaults_and_parameters_are_kept_as_given() -> None:
         "final_estimator": None,
         "cv": 5,
     }
+
+
+def test_forest_splits_categories_natively() -> None:
+    X, y = small(200, seed=9)
+    model = RandomForestRegressor(
+        n_estimators=3, categorical_features=[3], max_depth=3, random_state=0
+    ).fit(X, y)
+    np.testing.assert_array_equal(model.is_categorical_, [False, False, False, True])
+    np.testing.assert_array_equal(model.forest_.categorical, model.is_categorical_)
+    assert any(t.cat_row.max() >= 0 for t in model.trees_)  # a categorical split was made

@@ -655,3 +655,15 @@ def test_categorical_split_at_the_limits(
     assert np.flatnonzero(split.left_bins).tolist() == left
     assert split.missing_left is missing_left
     assert _two_category_split(n0, g0, n1, g1, msl=min(n0, n1) + 1) is None
+
+
+def test_forest_parts_are_built_once_and_64_leaves_fit_a_word() -> None:
+    X, y = small(300, seed=12)
+    model = HistGradientBoostingRegressor(
+        max_iter=1, max_leaf_nodes=64, min_samples_leaf=1, early_stopping=False
+    ).fit(X, y)
+    assert int(model.trees_[0].is_leaf.sum()) == 64
+    forest = model.forest_
+    parts = forest._parts()
+    assert forest._parts() is parts  # derived once, then reused
+    assert parts[0] is not None and parts[1] is None  # 64 leaves: scored by bit vectors
