@@ -651,6 +651,8 @@ def test_base_predictions_are_floats_and_a_failed_fit_leaves_it_unfitted() -> No
     out = vote.transform(X)
     assert out.dtype == np.float64
     np.testing.assert_array_equal(out[:, 0], Whole().fit(X, y).predict(X))
+    whole = VotingRegressor([("whole", Whole())]).fit(X, y)  # integer predictions only
+    assert whole.transform(X).dtype == np.float64
     failed = VotingRegressor([("a", Constant()), ("b", Broken())])
     with pytest.raises(RuntimeError, match=r"^no fit$"):
         failed.fit(X, y)
