@@ -402,6 +402,7 @@ def test_forest_is_the_stated_mean_of_bootstrap_trees(bootstrap: bool) -> None:
         assert not hasattr(model, "oob_score_") and not hasattr(model, "oob_prediction_")
 
 
+@pytest.mark.filterwarnings("error")  # rows with no out-of-bag tree: NaN without a warning
 def test_oob_score_is_nan_when_r2_is_undefined() -> None:
     X = np.arange(6.0)[:, None]
     few = RandomForestRegressor(n_estimators=1, oob_score=True, random_state=0).fit(X, X[:, 0])
@@ -743,3 +744,12 @@ def test_forest_splits_categories_natively() -> None:
     np.testing.assert_array_equal(model.is_categorical_, [False, False, False, True])
     np.testing.assert_array_equal(model.forest_.categorical, model.is_categorical_)
     assert any(t.cat_row.max() >= 0 for t in model.trees_)  # a categorical split was made
+
+
+def test_forest_importances_are_the_normalised_gain_per_feature() -> None:
+    X, y = small(150, seed=13)
+    model = RandomForestRegressor(n_estimators=3, max_depth=3, random_state=1).fit(X, y)
+    np.testing.assert_allclose(
+        model.feature_importances_, _importances(model.trees_, 4), rtol=1e-12
+    )
+    assert model.feature_importances_.sum() == pytest.approx(1.0)
