@@ -667,3 +667,16 @@ def test_forest_parts_are_built_once_and_64_leaves_fit_a_word() -> None:
     parts = forest._parts()
     assert forest._parts() is parts  # derived once, then reused
     assert parts[0] is not None and parts[1] is None  # 64 leaves: scored by bit vectors
+
+
+def test_a_tree_that_does_not_split_is_one_plain_leaf() -> None:
+    X, _ = small(60, seed=14)
+    mapper = BinMapper(255, np.zeros(4, dtype=bool)).fit(X)
+    grower = TreeGrower(mapper.transform(X), mapper)
+    p = SplitParams(None, None, 5, 0.0, 1.0, 1.0)
+    tree, leaves = grower.grow(np.arange(60), np.zeros(60), None, p, np.random.default_rng(0))
+    assert tree.left.tolist() == [0] and tree.feature.tolist() == [0]
+    assert tree.missing_left.tolist() == [True] and tree.cat_row.tolist() == [-1]
+    assert tree.gain.tolist() == [0.0] and tree.threshold.tolist() == [np.inf]
+    assert tree.bin_threshold.tolist() == [256] and tree.depth == 0
+    assert [(node, r.size) for node, r in leaves] == [(0, 60)]
