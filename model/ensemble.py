@@ -194,7 +194,8 @@ class HistGradientBoostingRegressor(RegressorMixin, BaseEstimator):
         check_real("max_features", self.max_features, 0.0, 1.0, low_open=True, high_open=False)
         check_real("subsample", self.subsample, 0.0, 1.0, low_open=True, high_open=False)
         check_int("max_bins", self.max_bins, 2, 255)
-        if self.early_stopping not in ("auto", True, False):
+        # not ``in ("auto", True, False)``: 1, 0 and 1.0 compare equal to True and False
+        if not (isinstance(self.early_stopping, bool) or self.early_stopping == "auto"):
             raise ValueError(
                 f"early_stopping must be 'auto', True or False, got {self.early_stopping!r}"
             )
