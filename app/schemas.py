@@ -493,13 +493,17 @@ class V2RequestOutput(TypedDict):
     parameters: NotRequired[dict[str, Any]]
 
 
+#: A V2 request's ``id``: it becomes the request id, so it is bounded as one.
+V2Id = Annotated[str, Field(max_length=128)]
+
+
 class V2InferenceRequest(TypedDict):
     """Typed dicts, not models: pydantic-core checks the structure while parsing the JSON and
     hands back plain dicts, with no object built per tensor."""
 
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
 
-    id: NotRequired[Annotated[str, Field(max_length=128)]]
+    id: NotRequired[V2Id]
     parameters: NotRequired[dict[str, Any]]
     inputs: Annotated[list[V2Tensor], Field(min_length=1)]
     outputs: NotRequired[list[V2RequestOutput]]
@@ -541,7 +545,7 @@ def v2_request_of(features: Sequence[FeatureSpec]) -> TypeAdapter[Any]:
     class Request(TypedDict):
         __pydantic_config__ = strict  # type: ignore[misc]
 
-        id: NotRequired[Annotated[str, Field(max_length=128)]]
+        id: NotRequired[V2Id]
         parameters: NotRequired[dict[str, Any]]
         inputs: Annotated[list[one_of], Field(min_length=1)]  # type: ignore[valid-type]
         outputs: NotRequired[list[V2RequestOutput]]

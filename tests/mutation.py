@@ -233,8 +233,8 @@ DECLARATIONS: dict[str, tuple[Declaration, ...]] = {
         ),
         Declaration(
             "v2-id-length",
-            "id: NotRequired[Annotated[str, Field(max_length=128)]]",
-            "id: NotRequired[Annotated[str, Field(max_length=129)]]",
+            "V2Id = Annotated[str, Field(max_length=128)]",
+            "V2Id = Annotated[str, Field(max_length=129)]",
         ),
         Declaration(
             "v2-inputs-min-length",
