@@ -74,7 +74,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "model/compose.py": ("tests/test_compose.py",),
     "model/pipeline.py": ("tests/test_pipeline.py",),
     "model/selection.py": ("tests/test_selection.py",),
-    "model/tree.py": ("tests/test_tree.py",),
+    "model/tree.py": ("tests/test_tree.py", "tests/test_mutation_holes_tree.py"),
     "model/hist.py": ("tests/test_ensemble.py",),
     "model/ensemble.py": ("tests/test_ensemble.py",),
     "model/derived.py": (  # its one training test on the quick estimator, not gbdt/voting
@@ -92,7 +92,13 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_fold.py",
         "tests/test_explain.py::test_folded_contributions_and_prices_read_the_steps_one_way",
         "tests/test_explain.py::test_folded_terms_explain_as_the_general_path",
+        "tests/test_mutation_holes_fold.py",
     ),
+    "model/quickscorer.py": (  # held to the level-by-level walk of the same trees
+        "tests/test_quickscorer.py",
+        "tests/test_mutation_holes_quickscorer.py",
+    ),
+    "model/explain.py": ("tests/test_explain.py", "tests/test_mutation_holes_explain.py"),
 }
 
 
