@@ -7,9 +7,15 @@ splits tie.
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import numpy as np
+import pytest
 from sklearn import tree as sk_tree
 
+from model import tree as tree_module
+from model.base import NotFittedError
 from model.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 
@@ -30,3 +36,61 @@ def test_max_depth_zero_is_one_leaf_predicting_the_mean() -> None:
     assert tree.node_count_ == 1 and tree.max_depth_ == 0
     np.testing.assert_allclose(tree.predict(X[:5]), np.full(5, y.mean()))
     np.testing.assert_allclose(tree.impurity_, [y.var()])
+
+
+def test_a_fit_refused_for_its_parameters_leaves_the_tree_unfitted() -> None:
+    """The classifier learns its classes before the parameters are checked; a refused fit
+    still leaves a tree that refuses to predict as unfitted."""
+    X = np.arange(12.0).reshape(6, 2)
+    tree = DecisionTreeClassifier(min_samples_leaf=0)
+    with pytest.raises(ValueError, match=r"^min_samples_leaf must be an integer"):
+        tree.fit(X, [0, 1, 0, 1, 0, 1])
+    for method in (tree.predict, tree.predict_proba, tree.apply):
+        with pytest.raises(NotFittedError, match=r"^this DecisionTreeClassifier instance is not"):
+            method(X)
+
+
+def test_features_of_at_most_hist_max_bins_values_are_binned_the_others_listed() -> None:
+    n = tree_module.HIST_MAX_BINS + 1
+    base = np.arange(float(n))
+    at_limit = base.copy()
+    at_limit[-1] = at_limit[0]  # exactly HIST_MAX_BINS distinct values
+    Xt = np.vstack([at_limit, base[::-1], np.zeros(n), base])
+    f = tree_module._Features.of(Xt)
+    np.testing.assert_array_equal(f.binned, [0, 2])
+    np.testing.assert_array_equal(f.listed, [1, 3])
+    np.testing.assert_array_equal(f.listed_x, Xt[[1, 3]])
+    np.testing.assert_array_equal(f.order, np.argsort(Xt[[1, 3]], axis=1, kind="stable"))
+    np.testing.assert_array_equal(f.offset, [0, n - 1, n])
+    np.testing.assert_array_equal(f.bin_value, np.append(base[:-1], 0.0))
+
+
+@pytest.mark.parametrize("max_bins", [0, 10**9])
+def test_fit_divides_by_an_empty_side_without_a_warning(monkeypatch: Any, max_bins: int) -> None:
+    """A candidate with no row on one side scores inf or NaN and is masked: silently."""
+    monkeypatch.setattr(tree_module, "HIST_MAX_BINS", max_bins)
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 5, size=(60, 3)).astype(float)
+    y = X[:, 0] - X[:, 1] + rng.normal(size=60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        DecisionTreeRegressor(random_state=0).fit(X, y)
+        DecisionTreeClassifier(random_state=0).fit(X, y > 0)
+
+
+@pytest.mark.parametrize("max_bins", [0, 10**9])
+def test_a_midpoint_rounded_up_to_the_right_value_is_replaced_by_the_left(
+    monkeypatch: Any, max_bins: int
+) -> None:
+    """Between two adjacent floats whose midpoint rounds (half to even) to the right one,
+    the threshold is the left one (scikit-learn's rule, which it applies in float32, where
+    these two values are one): the rows are still split."""
+    monkeypatch.setattr(tree_module, "HIST_MAX_BINS", max_bins)
+    a = 1.0 + 2.0**-52
+    b = np.nextafter(a, 2.0)
+    assert (a + b) / 2.0 == b
+    X = np.array([[a], [b], [a], [b]])
+    y = np.array([0.0, 1.0, 0.0, 1.0])
+    ours = DecisionTreeRegressor().fit(X, y)
+    assert ours.node_count_ == 3 and ours.threshold_[0] == a
+    np.testing.assert_array_equal(ours.predict(X), y)
