@@ -7,15 +7,17 @@ is; a one-hot encoding is only accepted as the last step of a block's chain.
 from __future__ import annotations
 
 import math
+import re
+from typing import Any
 
 import numpy as np
 import pytest
 
 from model.compose import ColumnTransformer
-from model.fold import CannotFoldError, FoldedLinear, NumericTerm, _chain, _fuse, fold
+from model.fold import CannotFoldError, FoldedLinear, NumericTerm, _chain, _fuse, fold, fold_block
 from model.linear import LinearRegression
 from model.pipeline import Pipeline
-from model.preprocessing import OneHotEncoder, StandardScaler
+from model.preprocessing import OneHotEncoder, PolynomialFeatures, SimpleImputer, StandardScaler
 
 
 def test_only_a_sub_then_div_is_fused() -> None:
@@ -106,3 +108,100 @@ def test_an_infinite_value_is_handed_back_even_where_a_later_fill_would_hide_it(
     assert folded.predict({"a": [1.0, None]}) == [1.0, 11.0]
     assert folded.predict({"a": [1.0, inf]}) is None
     assert folded.contributions({"a": [inf]}) is None
+
+
+def mixed_table(n: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    area = rng.uniform(1.0, 5.0, n)
+    hood = np.array(rng.choice(["A", "B", None], n), dtype=object)
+    return {"hood": hood, "area": area, "area2": 2.0 * area + rng.normal(size=n)}
+
+
+def fitted(blocks: list[Any]) -> Pipeline:
+    train = mixed_table(60, seed=1)
+    pipe = Pipeline([("features", ColumnTransformer(blocks)), ("model", LinearRegression())])
+    return pipe.fit(train, train["area"] + train["area2"])
+
+
+def test_passthrough_blocks_and_switched_off_steps_fold_as_the_identity() -> None:
+    pipe = fitted(
+        [
+            ("p", "passthrough", ["area"]),
+            (
+                "n",
+                Pipeline([("off", None), ("skip", "passthrough"), ("s", StandardScaler())]),
+                ["area2"],
+            ),
+        ]
+    )
+    folded = fold(pipe)
+    assert [t.steps for t in folded.numeric] == [(), (("standardize", *_scaler(pipe)),)]
+    rows = mixed_table(20, seed=2)
+    prices = folded.predict({k: v.tolist() for k, v in rows.items()})
+    assert prices is not None
+    np.testing.assert_allclose(prices, pipe.predict(rows), rtol=1e-12, atol=0.0)
+
+
+def _scaler(pipe: Pipeline) -> tuple[float, float]:
+    s = pipe.steps[0][1].transformers_[1][1].steps[2][1]
+    return float(s.mean_[0]), float(s.scale_[0])
+
+
+@pytest.mark.parametrize(
+    ("blocks", "message"),
+    [
+        (
+            [("c", Pipeline([("onehot", OneHotEncoder()), ("scale", StandardScaler())]), ["hood"])],
+            "block 'c/scale': a one-hot encoding must be the last step",
+        ),
+        (
+            [
+                (
+                    "c",
+                    Pipeline(
+                        [
+                            ("impute", SimpleImputer(strategy="constant", fill_value="none")),
+                            ("onehot", OneHotEncoder()),
+                        ]
+                    ),
+                    ["hood"],
+                )
+            ],
+            "block 'c/impute': SimpleImputer(strategy='constant') holds no number per column",
+        ),
+        (
+            [("n", Pipeline([("poly", PolynomialFeatures())]), ["area", "area2"])],
+            "block 'n/poly': PolynomialFeatures does not describe its columns (not elementwise)",
+        ),
+    ],
+)
+def test_a_step_that_cannot_fold_is_named_by_its_block_and_step(
+    blocks: list[Any], message: str
+) -> None:
+    with pytest.raises(CannotFoldError, match=f"^{re.escape(message)}$"):
+        fold(fitted(blocks))
+
+
+class _Describes:
+    def __init__(self, columns: list[Any]) -> None:
+        self.columns = columns
+
+    def fold_columns(self, width: int) -> list[Any]:
+        return self.columns
+
+
+def test_fold_block_refuses_what_it_does_not_know() -> None:
+    with pytest.raises(CannotFoldError, match=r"^block 'b': str does not describe its columns"):
+        fold_block("drop", 1, "b")
+    assert fold_block("passthrough", 2, "b") == [(), ()]
+    message = "block 'b': 1 column folds for 2 inputs"
+    with pytest.raises(CannotFoldError, match=f"^{re.escape(message)}$"):
+        fold_block(_Describes([()]), 2, "b")
+    with pytest.raises(CannotFoldError, match=r"^block 'b': unknown elementwise step \('exp',\)$"):
+        fold_block(_Describes([(("exp",),)]), 1, "b")
+
+
+def test_the_compiled_functions_are_named_sums_and_terms() -> None:
+    folded = fold(one_column_pipeline())
+    assert folded.sums.__name__ == "sums" and folded.terms.__name__ == "terms"
+    assert (folded.terms.__doc__ or "").startswith("def terms(c0):")

@@ -94,3 +94,35 @@ def test_a_midpoint_rounded_up_to_the_right_value_is_replaced_by_the_left(
     ours = DecisionTreeRegressor().fit(X, y)
     assert ours.node_count_ == 3 and ours.threshold_[0] == a
     np.testing.assert_array_equal(ours.predict(X), y)
+
+
+@pytest.mark.parametrize("max_bins", [0, 10**9])
+def test_nodes_of_equal_rows_with_different_targets_stay_leaves(
+    monkeypatch: Any, max_bins: int
+) -> None:
+    """A node whose rows all have the same x but not the same y may split (it is not pure)
+    yet has no threshold: it stays a leaf, whichever place it has in its level, while the
+    other nodes of the level split. Fully grown, the tree predicts each distinct row's mean."""
+    monkeypatch.setattr(tree_module, "HIST_MAX_BINS", max_bins)
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        X = rng.integers(0, 4, size=(80, 2)).astype(float)
+        y = X[:, 0] * 10 + X[:, 1] + rng.normal(size=80)
+        tree = DecisionTreeRegressor(random_state=seed).fit(X, y)
+        keys = X[:, 0] * 4 + X[:, 1]
+        means = {k: y[keys == k].mean() for k in np.unique(keys)}
+        np.testing.assert_allclose(tree.predict(X), [means[k] for k in keys], rtol=1e-12)
+        leaves = tree.feature_ == -1
+        assert leaves.sum() == len(means) and tree.node_count_ == 2 * len(means) - 1
+        assert tree.n_node_samples_.min() >= 1
+
+
+def test_a_split_at_the_first_value_of_a_later_binned_feature() -> None:
+    rng = np.random.default_rng(3)
+    X = np.column_stack([rng.integers(100, 110, 200), rng.integers(0, 3, 200)]).astype(float)
+    y = 10.0 * (X[:, 1] == 0) + 0.01 * rng.normal(size=200)
+    ours = DecisionTreeRegressor(max_depth=1).fit(X, y)
+    ref = sk_tree.DecisionTreeRegressor(max_depth=1).fit(X, y)
+    assert ours.feature_[0] == ref.tree_.feature[0] == 1
+    assert ours.threshold_[0] == ref.tree_.threshold[0] == 0.5
+    np.testing.assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-12)
