@@ -115,6 +115,7 @@ def test_nodes_of_equal_rows_with_different_targets_stay_leaves(
         leaves = tree.feature_ == -1
         assert leaves.sum() == len(means) and tree.node_count_ == 2 * len(means) - 1
         assert tree.n_node_samples_.min() >= 1
+        assert tree.max_depth_ == depths(tree).max()  # the leaves' depth, no empty level
 
 
 def test_a_split_at_the_first_value_of_a_later_binned_feature() -> None:
@@ -126,3 +127,21 @@ def test_a_split_at_the_first_value_of_a_later_binned_feature() -> None:
     assert ours.feature_[0] == ref.tree_.feature[0] == 1
     assert ours.threshold_[0] == ref.tree_.threshold[0] == 0.5
     np.testing.assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-12)
+
+
+def depths(tree: DecisionTreeRegressor) -> np.ndarray:
+    depth = np.zeros(tree.node_count_, dtype=int)
+    for v in range(tree.node_count_):  # pre-order: a parent comes before its children
+        if tree.feature_[v] != -1:
+            depth[[tree.children_left_[v], tree.children_right_[v]]] = depth[v] + 1
+    return depth
+
+
+def test_importances_sum_to_one_whatever_the_scale_of_the_target() -> None:
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(100, 3))
+    y = 1e-3 * (X[:, 0] + 0.5 * X[:, 1])
+    ours = DecisionTreeRegressor(max_depth=3, random_state=0).fit(X, y)
+    ref = sk_tree.DecisionTreeRegressor(max_depth=3, random_state=0).fit(X, y)
+    assert ours.feature_importances_.sum() == pytest.approx(1.0, rel=1e-12)
+    np.testing.assert_allclose(ours.feature_importances_, ref.feature_importances_, atol=1e-9)
