@@ -18,6 +18,7 @@ from model.fold import CannotFoldError, FoldedLinear, NumericTerm, _chain, _fuse
 from model.linear import LinearRegression
 from model.pipeline import Pipeline
 from model.preprocessing import OneHotEncoder, PolynomialFeatures, SimpleImputer, StandardScaler
+from model.tree import DecisionTreeRegressor
 
 
 def test_only_a_sub_then_div_is_fused() -> None:
@@ -205,3 +206,105 @@ def test_the_compiled_functions_are_named_sums_and_terms() -> None:
     folded = fold(one_column_pipeline())
     assert folded.sums.__name__ == "sums" and folded.terms.__name__ == "terms"
     assert (folded.terms.__doc__ or "").startswith("def terms(c0):")
+
+
+class _OwnPredict(LinearRegression):
+    def predict(self, X: Any) -> Any:
+        return super().predict(X) + 1.0
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: Pipeline([("s", StandardScaler()), ("m", LinearRegression())]),
+            "first step is StandardScaler, not a ColumnTransformer",
+        ),
+        (
+            lambda: Pipeline(
+                [("f", ColumnTransformer([("n", "passthrough", ["area"])])), ("m", _OwnPredict())]
+            ),
+            "final estimator _OwnPredict is not a linear model",
+        ),
+        (
+            lambda: Pipeline(
+                [
+                    ("f", ColumnTransformer([("n", "passthrough", ["area"])])),
+                    ("m", DecisionTreeRegressor(max_depth=1)),
+                ]
+            ),
+            "final estimator DecisionTreeRegressor is not a linear model",
+        ),
+    ],
+)
+def test_fold_refuses_other_shapes_saying_why(build: Any, message: str) -> None:
+    train = mixed_table(60, seed=3)
+    X: Any = {"area": train["area"]}
+    pipe = build()
+    if not isinstance(pipe.steps[0][1], ColumnTransformer):
+        X = train["area"][:, None]
+    pipe.fit(X, train["area2"])
+    with pytest.raises(CannotFoldError, match=f"^{re.escape(message)}$"):
+        fold(pipe)
+
+
+class _Features:
+    def __init__(self, terms: list[Any]) -> None:
+        self.terms = terms
+
+    def fold_terms(self) -> list[Any]:
+        return self.terms
+
+
+class _Target:
+    def __init__(self, reg: Any, func: Any) -> None:
+        self.reg, self.func = reg, func
+
+    def fold_target(self) -> tuple[Any, Any]:
+        return self.reg, self.func
+
+
+def assembled(features: Any, last: Any) -> Pipeline:
+    """A fitted two-step Pipeline whose steps are ``features`` and ``last``, as fold reads it."""
+    pipe = fitted([("n", "passthrough", ["area"])])
+    pipe.steps = [("f", features), ("m", last)]
+    pipe.fitted_steps_ = (features, last)
+    return pipe
+
+
+def two_column_linear() -> LinearRegression:
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(30, 2))
+    return LinearRegression().fit(X, X @ [1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    ("features", "last", "message"),
+    [
+        (
+            _Features([("a", (), 0, None), ("b", (), 1, None)]),
+            _Target(two_column_linear(), "sqrt"),
+            "target transform 'sqrt' has no known inverse",
+        ),
+        (
+            _Features([("a", (), 0, None)]),
+            _Target(LinearRegression(), None),
+            "LinearRegression is not fitted",
+        ),
+        (
+            _Features([]),
+            _Target(two_column_linear(), "log"),
+            "the ColumnTransformer passes no input column on",
+        ),
+        (
+            _Features([("a", (), 0, None)]),
+            _Target(two_column_linear(), None),
+            "coef_ has shape (2,), the column terms 1 outputs",
+        ),
+    ],
+)
+def test_fold_refuses_what_its_parts_report_saying_why(
+    features: Any, last: Any, message: str
+) -> None:
+    with pytest.raises(CannotFoldError, match=f"^{re.escape(message)}$"):
+        fold(assembled(features, last))
