@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from model import quickscorer
+from model.ensemble import HistGradientBoostingRegressor
 from model.quickscorer import _lowest_bit, _word_type
 
 
@@ -51,3 +52,25 @@ def test_lowest_bit_of_every_position(word: type[np.unsignedinteger]) -> None:
     np.testing.assert_array_equal(_lowest_bit(above), np.arange(bits))
     assert _lowest_bit(single).dtype == np.intp
     assert re.fullmatch(r"uint\d+", single.dtype.name)
+
+
+def test_a_value_equal_to_a_threshold_goes_left_in_both_row_paths() -> None:
+    """A split sends ``x <= threshold`` left: a row holding a threshold exactly selects the
+    table row of the thresholds strictly below it, in the few-rows path and the other."""
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(400, 3))
+    y = X[:, 0] - 2.0 * X[:, 1] + 0.1 * rng.normal(size=400)
+    model = HistGradientBoostingRegressor(max_iter=10, early_stopping=False).fit(X, y)
+    bits, _ = model.forest_._parts()
+    assert bits is not None
+    rows = np.tile(X[:1], (max(u.size for u in bits.thresholds), 1))
+    for i, j in enumerate(bits.num_features):
+        u = bits.thresholds[i]
+        rows[: u.size, j] = u
+    for batch in (rows[:4], np.repeat(rows, 60, axis=0)):  # few rows, then many
+        np.testing.assert_allclose(
+            model.forest_.predict_sum(batch),
+            model.forest_.predict_sum_levelwise(batch),
+            rtol=0,
+            atol=1e-12,
+        )
