@@ -77,7 +77,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "model/compose.py": ("tests/test_compose.py", "tests/test_mutation_holes_compose.py"),
     "model/pipeline.py": ("tests/test_pipeline.py", "tests/test_mutation_holes_pipeline.py"),
     "model/selection.py": ("tests/test_selection.py", "tests/test_mutation_holes_selection.py"),
-    "model/tree.py": ("tests/test_tree.py",),
+    "model/tree.py": ("tests/test_tree.py", "tests/test_mutation_holes_tree.py"),
     "model/hist.py": (  # test_ensemble's fast tests (not its scikit-learn score comparisons),
         # test_quickscorer's small forests and the small exact tests of the holes file
         "tests/test_ensemble.py::test_one_split_has_the_stated_gain_and_leaf_values",
@@ -123,7 +123,14 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_fold.py",
         "tests/test_explain.py::test_folded_contributions_and_prices_read_the_steps_one_way",
         "tests/test_explain.py::test_folded_terms_explain_as_the_general_path",
+        "tests/test_mutation_holes_fold.py",
     ),
+    "model/quickscorer.py": (  # held to the level-by-level walk of the same trees
+        "tests/test_quickscorer.py",
+        "tests/test_mutation_holes_quickscorer.py",
+    ),
+    "model/explain.py": ("tests/test_explain.py", "tests/test_mutation_holes_explain.py"),
+    "model/residual.py": ("tests/test_residual.py",),
 }
 
 
