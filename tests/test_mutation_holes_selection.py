@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import time
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from scipy.stats import rankdata
 from sklearn import metrics as sk_metrics
 
 from model.base import BaseEstimator, NotFittedError
+from model.linear import Ridge
 from model.selection import (
     SCORER_NAMES,
     GridSearchCV,
@@ -553,3 +555,14 @@ class AddX(Shift):
 def test_cross_val_predict_predicts_each_held_out_row_from_its_own_features() -> None:
     X, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([1.0, 1.0, 3.0, 3.0])
     assert cross_val_predict(AddX(), X, y, cv=2).tolist() == [3.0, 4.0, 3.0, 4.0]
+
+
+def test_fit_times_are_the_seconds_each_fit_took() -> None:
+    """``mean_fit_time`` is the time a fit took (start to end), never more than the search."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), rng.normal(size=40)
+    started = time.perf_counter()
+    search = GridSearchCV(Ridge(), {"alpha": [0.1, 1.0]}, cv=3).fit(X, y)
+    elapsed = time.perf_counter() - started
+    times = search.cv_results_["mean_fit_time"]
+    assert np.all(times >= 0.0) and np.all(times <= elapsed), (times, elapsed)
