@@ -566,3 +566,29 @@ def test_fit_times_are_the_seconds_each_fit_took() -> None:
     elapsed = time.perf_counter() - started
     times = search.cv_results_["mean_fit_time"]
     assert np.all(times >= 0.0) and np.all(times <= elapsed), (times, elapsed)
+
+
+# --- stop 26 (s26-mutx): the fresh run's survivors -----------------------------------------------
+
+
+@pytest.mark.parametrize("greater", [True, False])
+def test_a_nan_mean_ties_with_the_worst_possible_one(greater: bool) -> None:
+    """NaN ranks as an infinitely bad mean (the search's best-key rule), not below it."""
+    worst = -np.inf if greater else np.inf
+    ranks = _ranks(np.array([np.nan, 0.5, worst, np.nan]), greater)
+    assert ranks.tolist() == [2, 1, 2, 2]
+
+
+def test_a_search_is_quiet_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    X, y = data()
+    search = GridSearchCV(Shift(), {"shift": [0.0, 1.0]}, scoring="mae", cv=2)
+    assert search.get_params()["verbose"] == 0
+    search.fit(X, y)
+    assert capsys.readouterr().err == ""
+
+
+def test_folds_come_out_as_intp_whatever_integer_type_they_come_in() -> None:
+    small = [(np.array([0, 1], dtype=np.int32), np.array([2], dtype=np.uint8))]
+    ((train, test),) = _folds(small, np.zeros(3), None)
+    assert train.dtype == np.intp and test.dtype == np.intp
+    assert train.tolist() == [0, 1] and test.tolist() == [2]
