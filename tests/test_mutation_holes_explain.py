@@ -1,7 +1,9 @@
 """model.explain: what mutation testing found the other tests let through (issue 20).
 
 The explanation's records and prices follow their definitions, contributions of columns from
-one input are summed under its name in the order the names first appear.
+one input are summed under its name in the order the names first appear. Saabas is checked by
+hand on one- and two-split trees (rows exactly at a threshold go left), combinations on
+hand-made parts, and every refusal is matched whole.
 """
 
 from __future__ import annotations
