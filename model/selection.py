@@ -174,10 +174,30 @@ def _folds(cv: Any, X: Any, y: Any) -> list[tuple[IntArray, IntArray]]:
     if isinstance(cv, int | np.integer):
         cv = KFold(n_splits=int(cv))
     raw = cv.split(X, y) if hasattr(cv, "split") else cv
-    folds = [(np.asarray(tr, dtype=np.intp), np.asarray(te, dtype=np.intp)) for tr, te in raw]
+    n = _n_rows(X)
+    folds = [
+        (_fold_rows(tr, n, k, "train"), _fold_rows(te, n, k, "test"))
+        for k, (tr, te) in enumerate(raw)
+    ]
     if not folds:
         raise ValueError("cv gave no folds")
     return folds
+
+
+def _fold_rows(part: Any, n: int, k: int, name: str) -> IntArray:
+    """One part of fold ``k`` as row numbers, refused unless each is an integer in ``[0, n)``:
+    a boolean mask or float positions would otherwise be cast to other rows, and a negative
+    number would count from the end."""
+    rows = np.asarray(part)
+    if rows.ndim != 1:
+        raise ValueError(f"fold {k}: {name} rows must be one-dimensional, got shape {rows.shape}")
+    if rows.size and not np.issubdtype(rows.dtype, np.integer):
+        raise ValueError(f"fold {k}: {name} rows must be integer row numbers, got {rows.dtype}")
+    rows = rows.astype(np.intp)
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        bad = int(rows[(rows < 0) | (rows >= n)][0])
+        raise ValueError(f"fold {k}: {name} row {bad} is outside 0..{n - 1}")
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------

@@ -592,3 +592,28 @@ def test_folds_come_out_as_intp_whatever_integer_type_they_come_in() -> None:
     ((train, test),) = _folds(small, np.zeros(3), None)
     assert train.dtype == np.intp and test.dtype == np.intp
     assert train.tolist() == [0, 1] and test.tolist() == [2]
+
+
+@pytest.mark.parametrize(
+    ("fold", "message"),
+    [
+        (([True, False, True], [1]), "fold 0: train rows must be integer row numbers, got bool"),
+        (([0, 1], [2.0]), "fold 0: test rows must be integer row numbers, got float64"),
+        (([0, -1], [2]), "fold 0: train row -1 is outside 0..2"),
+        (([0, 1], [2, 3, 5]), "fold 0: test row 3 is outside 0..2"),
+        (([0, 1, 3], [2]), "fold 0: train row 3 is outside 0..2"),
+        (([[0, 1]], [2]), r"fold 0: train rows must be one-dimensional, got shape \(1, 2\)"),
+    ],
+)
+def test_folds_refuse_anything_but_row_numbers_of_the_data(
+    fold: tuple[Any, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        _folds([fold], np.zeros(3), None)
+
+
+def test_a_later_fold_is_named_by_its_number_and_an_empty_part_is_kept() -> None:
+    with pytest.raises(ValueError, match=r"^fold 1: test row 7 is outside 0\.\.3$"):
+        _folds([([0, 1], [2, 3]), ([2, 3], [7])], np.zeros(4), None)
+    ((train, test),) = _folds([([], [0, 1])], np.zeros(2), None)
+    assert train.dtype == np.intp and train.size == 0 and test.tolist() == [0, 1]
