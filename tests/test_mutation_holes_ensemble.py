@@ -178,6 +178,38 @@ def test_validation_share_that_leaves_nothing_to_fit_is_refused_whole() -> None:
     HistGradientBoostingRegressor(
         early_stopping=True, validation_fraction=0.7, max_iter=1, min_samples_leaf=1
     ).fit(X, y)  # 3 held out, 1 left to fit on
+    one = HistGradientBoostingRegressor(
+        early_stopping=True, validation_fraction=0.1, max_iter=2, min_samples_leaf=1
+    ).fit(X, y)  # ceil(0.4) = 1 held out: enough to score on
+    assert one.n_iter_ == 2 and one.validation_score_.shape == (3,)
+    lone = HistGradientBoostingRegressor(early_stopping=True, validation_fraction=0.5)
+    with pytest.raises(ValueError) as err:
+        lone.fit(X[:1], y[:1])  # the one row is held out
+    assert str(err.value) == "validation_fraction=0.5 leaves no rows to fit on with 1 sample(s)"
+
+
+def test_huber_early_stopping_scores_from_the_training_median() -> None:
+    # before any tree: the held-out rows' Huber loss from the training rows' median, with δ
+    # the alpha quantile of the training rows' absolute residuals from it
+    X, y = small(120, seed=5)
+    y = y + 40.0  # far from 0, so a sign slip in the residuals moves δ
+    model = HistGradientBoostingRegressor(
+        loss="huber",
+        alpha=0.7,
+        early_stopping=True,
+        validation_fraction=0.3,
+        max_iter=1,
+        random_state=6,
+    ).fit(X, y)
+    perm = np.random.default_rng(6).permutation(120)
+    valid, train = np.sort(perm[:36]), np.sort(perm[36:])
+    m = np.median(y[train])
+    delta = np.percentile(np.abs(y[train] - m), 70.0)
+    a = np.abs(y[valid] - m)
+    assert (a > delta).any() and (a <= delta).any()  # both pieces of the loss are used
+    want = -np.mean(np.where(a <= delta, 0.5 * a**2, delta * (a - 0.5 * delta)))
+    assert model.baseline_ == m
+    assert model.validation_score_[0] == pytest.approx(want, rel=1e-12)
 
 
 @pytest.mark.parametrize(
