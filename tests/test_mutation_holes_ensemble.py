@@ -81,7 +81,12 @@ def replay_boosting(
     grower = TreeGrower(Xb, mapper)
     eta, alpha = kw.get("learning_rate", 0.1), kw.get("alpha", 0.9)
     p = SplitParams(
-        kw.get("max_leaf_nodes", 31), None, kw.get("min_samples_leaf", 20), 0.0, 1.0, eta
+        kw.get("max_leaf_nodes", 31),
+        None,
+        kw.get("min_samples_leaf", 20),
+        0.0,
+        kw.get("max_features", 1.0),
+        eta,
     )
     baseline = float(y.mean() if loss == "squared_error" else np.median(y))
     raw = np.full(y.size, baseline)
@@ -131,6 +136,32 @@ def test_boosting_is_the_stated_loop(loss: Any, subsample: float) -> None:
     baseline, trees, raw = replay_boosting(X, y, loss, 4, subsample, 3, **kw)
     assert model.baseline_ == baseline
     assert model.n_iter_ == 4 and model.validation_score_.shape == (0,)
+    for ours, want in zip(model.trees_, trees, strict=True):
+        np.testing.assert_array_equal(ours.feature, want.feature)
+        np.testing.assert_allclose(ours.value, want.value, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(model.predict(X), raw, rtol=1e-12)
+
+
+@pytest.mark.parametrize("subsample", [1.0, 0.55], ids=["all", "share"])
+def test_boosting_loop_draws_features_per_node_and_routes_missing_values(
+    subsample: float,
+) -> None:
+    # missing values kept: the share path updates the predictions by routing every training
+    # row, missing ones by the learned direction; the one random stream serves the row draws
+    # (only when there is a share to draw) and then each node's features
+    X, y = small(160, seed=1)
+    kw: dict[str, Any] = {
+        "learning_rate": 0.4,
+        "max_leaf_nodes": 4,
+        "min_samples_leaf": 8,
+        "max_features": 0.5,
+    }
+    model = HistGradientBoostingRegressor(
+        max_iter=4, subsample=subsample, early_stopping=False, random_state=3, **kw
+    ).fit(X, y)
+    _, trees, raw = replay_boosting(X, y, "squared_error", 4, subsample, 3, **kw)
+    assert np.isnan(X).any()
+    assert any(t.missing_left[~t.is_leaf].any() for t in trees)
     for ours, want in zip(model.trees_, trees, strict=True):
         np.testing.assert_array_equal(ours.feature, want.feature)
         np.testing.assert_allclose(ours.value, want.value, rtol=1e-12, atol=1e-15)
@@ -258,6 +289,10 @@ def test_importances_are_the_normalised_gain_per_feature() -> None:
         for node in np.flatnonzero(~t.is_leaf):
             total[t.feature[node]] += t.gain[node]
     np.testing.assert_allclose(model.feature_importances_, total / total.sum(), rtol=1e-12)
+    # gains far below 1 (targets a thousandth as large): still normalised
+    tiny = HistGradientBoostingRegressor(max_iter=3, max_leaf_nodes=4).fit(X, y / 1000)
+    assert sum(t.gain.sum() for t in tiny.trees_) < 1
+    assert tiny.feature_importances_.sum() == pytest.approx(1.0, rel=1e-12)
     flat = HistGradientBoostingRegressor(max_iter=2).fit(X, np.ones(200))
     np.testing.assert_array_equal(flat.feature_importances_, np.zeros(4))
     assert _importances([], 3).tolist() == [0.0, 0.0, 0.0]
