@@ -130,7 +130,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_mutation_holes_quickscorer.py",
     ),
     "model/explain.py": ("tests/test_explain.py", "tests/test_mutation_holes_explain.py"),
-    "model/residual.py": ("tests/test_residual.py",),
+    "model/residual.py": ("tests/test_residual.py", "tests/test_mutation_holes_residual.py"),
 }
 
 

@@ -81,7 +81,12 @@ def replay_boosting(
     grower = TreeGrower(Xb, mapper)
     eta, alpha = kw.get("learning_rate", 0.1), kw.get("alpha", 0.9)
     p = SplitParams(
-        kw.get("max_leaf_nodes", 31), None, kw.get("min_samples_leaf", 20), 0.0, 1.0, eta
+        kw.get("max_leaf_nodes", 31),
+        None,
+        kw.get("min_samples_leaf", 20),
+        0.0,
+        kw.get("max_features", 1.0),
+        eta,
     )
     baseline = float(y.mean() if loss == "squared_error" else np.median(y))
     raw = np.full(y.size, baseline)
@@ -137,6 +142,32 @@ def test_boosting_is_the_stated_loop(loss: Any, subsample: float) -> None:
     np.testing.assert_allclose(model.predict(X), raw, rtol=1e-12)
 
 
+@pytest.mark.parametrize("subsample", [1.0, 0.55], ids=["all", "share"])
+def test_boosting_loop_draws_features_per_node_and_routes_missing_values(
+    subsample: float,
+) -> None:
+    # missing values kept: the share path updates the predictions by routing every training
+    # row, missing ones by the learned direction; the one random stream serves the row draws
+    # (only when there is a share to draw) and then each node's features
+    X, y = small(160, seed=1)
+    kw: dict[str, Any] = {
+        "learning_rate": 0.4,
+        "max_leaf_nodes": 4,
+        "min_samples_leaf": 8,
+        "max_features": 0.5,
+    }
+    model = HistGradientBoostingRegressor(
+        max_iter=4, subsample=subsample, early_stopping=False, random_state=3, **kw
+    ).fit(X, y)
+    _, trees, raw = replay_boosting(X, y, "squared_error", 4, subsample, 3, **kw)
+    assert np.isnan(X).any()
+    assert any(t.missing_left[~t.is_leaf].any() for t in trees)
+    for ours, want in zip(model.trees_, trees, strict=True):
+        np.testing.assert_array_equal(ours.feature, want.feature)
+        np.testing.assert_allclose(ours.value, want.value, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(model.predict(X), raw, rtol=1e-12)
+
+
 def test_early_stopping_holds_out_the_stated_rows_and_scores_them() -> None:
     X, y = small(200, seed=2)
     kw: dict[str, Any] = {"max_iter": 6, "max_leaf_nodes": 4, "learning_rate": 0.3}
@@ -178,6 +209,38 @@ def test_validation_share_that_leaves_nothing_to_fit_is_refused_whole() -> None:
     HistGradientBoostingRegressor(
         early_stopping=True, validation_fraction=0.7, max_iter=1, min_samples_leaf=1
     ).fit(X, y)  # 3 held out, 1 left to fit on
+    one = HistGradientBoostingRegressor(
+        early_stopping=True, validation_fraction=0.1, max_iter=2, min_samples_leaf=1
+    ).fit(X, y)  # ceil(0.4) = 1 held out: enough to score on
+    assert one.n_iter_ == 2 and one.validation_score_.shape == (3,)
+    lone = HistGradientBoostingRegressor(early_stopping=True, validation_fraction=0.5)
+    with pytest.raises(ValueError) as err:
+        lone.fit(X[:1], y[:1])  # the one row is held out
+    assert str(err.value) == "validation_fraction=0.5 leaves no rows to fit on with 1 sample(s)"
+
+
+def test_huber_early_stopping_scores_from_the_training_median() -> None:
+    # before any tree: the held-out rows' Huber loss from the training rows' median, with δ
+    # the alpha quantile of the training rows' absolute residuals from it
+    X, y = small(120, seed=5)
+    y = y + 40.0  # far from 0, so a sign slip in the residuals moves δ
+    model = HistGradientBoostingRegressor(
+        loss="huber",
+        alpha=0.7,
+        early_stopping=True,
+        validation_fraction=0.3,
+        max_iter=1,
+        random_state=6,
+    ).fit(X, y)
+    perm = np.random.default_rng(6).permutation(120)
+    valid, train = np.sort(perm[:36]), np.sort(perm[36:])
+    m = np.median(y[train])
+    delta = np.percentile(np.abs(y[train] - m), 70.0)
+    a = np.abs(y[valid] - m)
+    assert (a > delta).any() and (a <= delta).any()  # both pieces of the loss are used
+    want = -np.mean(np.where(a <= delta, 0.5 * a**2, delta * (a - 0.5 * delta)))
+    assert model.baseline_ == m
+    assert model.validation_score_[0] == pytest.approx(want, rel=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -226,6 +289,10 @@ def test_importances_are_the_normalised_gain_per_feature() -> None:
         for node in np.flatnonzero(~t.is_leaf):
             total[t.feature[node]] += t.gain[node]
     np.testing.assert_allclose(model.feature_importances_, total / total.sum(), rtol=1e-12)
+    # gains far below 1 (targets a thousandth as large): still normalised
+    tiny = HistGradientBoostingRegressor(max_iter=3, max_leaf_nodes=4).fit(X, y / 1000)
+    assert sum(t.gain.sum() for t in tiny.trees_) < 1
+    assert tiny.feature_importances_.sum() == pytest.approx(1.0, rel=1e-12)
     flat = HistGradientBoostingRegressor(max_iter=2).fit(X, np.ones(200))
     np.testing.assert_array_equal(flat.feature_importances_, np.zeros(4))
     assert _importances([], 3).tolist() == [0.0, 0.0, 0.0]
@@ -380,7 +447,9 @@ def test_forest_is_the_stated_mean_of_bootstrap_trees(bootstrap: bool) -> None:
         )
         tree, _ = grower.grow(np.flatnonzero(w > 0), -w * yc, w, p, rng)
         np.testing.assert_array_equal(ours.feature, tree.feature)
-        np.testing.assert_allclose(ours.value, tree.value, rtol=1e-12, atol=1e-15)
+        # bit for bit: grown on the drawn rows only; rows of weight 0 add nothing to a sum
+        # but change which child's histogram is counted and which subtracted (rounding)
+        np.testing.assert_array_equal(ours.value, tree.value)
         pred = tree.value[tree.apply_binned(Xb, 255)]
         total += pred
         out = w == 0
@@ -409,6 +478,10 @@ def test_oob_score_is_nan_when_r2_is_undefined() -> None:
     seen = ~np.isnan(few.oob_prediction_)
     assert seen.sum() == 2  # two rows left out of the one bootstrap sample
     assert np.isfinite(few.oob_score_)
+    # the same rows left out, their targets less than 1 apart: R² is still defined
+    narrow = RandomForestRegressor(n_estimators=1, oob_score=True, random_state=0)
+    narrow.fit(X, X[:, 0] / 100)
+    assert np.isfinite(narrow.oob_score_)
     flat = np.array([1.0, 5.0, 7.0, 1.0, 7.0, 1.0])  # the rows left out share one target
     assert np.isnan(
         RandomForestRegressor(n_estimators=1, oob_score=True, random_state=0)
