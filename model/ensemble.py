@@ -229,10 +229,10 @@ class HistGradientBoostingRegressor(RegressorMixin, BaseEstimator):
         valid = np.zeros(0, dtype=np.intp)
         if stop_early:
             n_valid = int(np.ceil(self.validation_fraction * n))
-            if n_valid < 1 or n - n_valid < 1:
+            if n_valid >= n:  # at least one row is held out: the fraction is above 0
                 raise ValueError(
                     f"validation_fraction={self.validation_fraction} leaves no rows to "
-                    f"{'fit' if n_valid >= 1 else 'validate'} on with {n} sample(s)"
+                    f"fit on with {n} sample(s)"
                 )
             perm = rng.permutation(n)
             valid, train = np.sort(perm[:n_valid]), np.sort(perm[n_valid:])
