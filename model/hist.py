@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -54,6 +54,8 @@ from model.quickscorer import MAX_LEAVES, BitForest
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
 BinArray = NDArray[np.uint8]
+#: running sums: real, or G and H side by side as the parts of complex numbers
+_Sums = TypeVar("_Sums", NDArray[np.float64], NDArray[np.complex128])
 
 #: Rows a category needs at a node to be ordered by its gradient ratio (sklearn and LightGBM).
 MIN_CAT_SUPPORT = 10.0
@@ -299,8 +301,9 @@ class TreeGrower:
     ) -> tuple[FloatArray, FloatArray]:
         """``G, H`` over ``rows`` (sorted) in the compact layout; ``h=None`` means ``h = 1``."""
         every = rows.size == self.Xb.shape[0]  # sorted and unique: all rows, in order
-        idx = self.flat.ravel() if every else self.flat[rows].ravel()
-        G = np.bincount(idx, weights=np.repeat(g[rows], self.d), minlength=self.size)
+        # take: several times faster than fancy indexing for gathering whole rows
+        idx = self.flat.ravel() if every else self.flat.take(rows, axis=0).ravel()
+        G = np.bincount(idx, weights=np.repeat(g.take(rows), self.d), minlength=self.size)
         if h is None:
             if every:  # the same for every tree
                 if self._root_counts is None:
@@ -308,7 +311,7 @@ class TreeGrower:
                 return np.asarray(G, dtype=np.float64), self._root_counts
             H = np.bincount(idx, minlength=self.size)
         else:
-            H = np.bincount(idx, weights=np.repeat(h[rows], self.d), minlength=self.size)
+            H = np.bincount(idx, weights=np.repeat(h.take(rows), self.d), minlength=self.size)
         return np.asarray(G, dtype=np.float64), np.asarray(H, dtype=np.float64)
 
     def totals(self, G: FloatArray, H: FloatArray) -> tuple[float, float]:
@@ -368,10 +371,10 @@ class TreeGrower:
         return TreeGrower._restart(v.cumsum(axis=-1), starts, lengths)
 
     @staticmethod
-    def _restart(c: FloatArray, starts: IntArray, lengths: IntArray) -> FloatArray:
+    def _restart(c: _Sums, starts: IntArray, lengths: IntArray) -> _Sums:
         """Running sums ``c`` along the last axis made to restart at each of ``starts``, in
         place: each segment less the running sum before it."""
-        before = np.zeros((*c.shape[:-1], starts.size))
+        before = np.zeros((*c.shape[:-1], starts.size), dtype=c.dtype)
         # take and repeat: much faster than fancy indexing along the last axis (every
         # segment has a slot, so each start but the first has a slot before it)
         before[..., 1:] = c.take(starts[1:] - 1, axis=-1)
@@ -398,10 +401,16 @@ class TreeGrower:
         # right (direction 0) or left (direction 1, tried only on the slots of features that
         # had missing values at fit)
         lengths = self.n_bins[self.num]
-        LH = np.empty((2, k, A))
-        np.cumsum(G[:, :A], axis=-1, out=LH[0])
-        np.cumsum(H[:, :A], axis=-1, out=LH[1])
-        GL, HL = self._restart(LH, starts, lengths)
+        # G and H as the real and imaginary parts of complex numbers: one cumulative sum
+        # (NumPy's is sequential and slow) makes the same additions as two, in about half the time
+        LH = np.empty((k, A, 2))
+        LH[..., 0] = G[:, :A]
+        LH[..., 1] = H[:, :A]
+        C = LH.view(np.complex128)[..., 0]
+        np.cumsum(C, axis=-1, out=C)
+        self._restart(C, starts, lengths)
+        # contiguous copies: the dozen operations on them below run faster than on strided views
+        GL, HL = LH[..., 0].copy(), LH[..., 1].copy()
         allowed = None
         if any(f is not None for f in features):
             mask = np.stack([np.ones(self.d, dtype=bool) if f is None else f for f in features])
@@ -425,14 +434,14 @@ class TreeGrower:
                     HLd = HL.take(where, axis=1) + Hms
             HRd = Ht - HLd
             score = _half_gains(GLd, HLd, Gt - GLd, HRd, lam)
-            ok = (msl <= HLd) & (msl <= HRd)
+            bad = np.minimum(HLd, HRd) < msl
             if allowed is not None:
-                ok &= allowed if direction == 0 or every else allowed.take(where, axis=1)
+                bad |= ~(allowed if direction == 0 or every else allowed.take(where, axis=1))
             if direction == 1:
-                ok &= Hms > 0
-            score = np.where(ok, score, -np.inf)
+                bad |= Hms <= 0
+            np.copyto(score, -np.inf, where=bad)
             at = np.argmax(score, axis=1)
-            top = score[np.arange(k), at]
+            top = score.ravel().take(at + np.arange(k) * score.shape[1])
             if direction == 1 and not every:
                 at = where[at]
             found.append((top, at))
@@ -522,7 +531,7 @@ class TreeGrower:
         return out
 
     def _go_left(self, rows: IntArray, s: _Split) -> NDArray[np.bool_]:
-        b = self.columns[s.feature][rows]
+        b = self.columns[s.feature].take(rows)
         if s.left_bins is not None:
             return s.left_bins[b]
         return np.where(b == self.missing_bin, s.missing_left, b <= s.bin)
