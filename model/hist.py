@@ -43,6 +43,7 @@ number of identical vectorised steps.
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -275,7 +276,9 @@ class TreeGrower:
         missing = Xb == self.missing_bin
         self.flat = np.where(missing, missing_slot, self.offset + Xb.astype(np.intp))
         self.total_idx = (
-            np.append(self.offset[0] + np.arange(n_bins[0]), missing_slot[0]) if d else None
+            np.append(self.offset[0] + np.arange(n_bins[0]), missing_slot[0])
+            if d
+            else np.zeros(0, dtype=np.intp)
         )
         self.num_layout = self._layout(self.num, with_missing=False)
         self.num_missing_slot = missing_slot[self.num]
@@ -316,7 +319,7 @@ class TreeGrower:
 
     def totals(self, G: FloatArray, H: FloatArray) -> tuple[float, float]:
         """The node's ``Σg, Σh`` (every feature's slots hold each row once)."""
-        return float(G[self.total_idx].sum()), float(H[self.total_idx].sum())
+        return float(G.take(self.total_idx).sum()), float(H.take(self.total_idx).sum())
 
     # split search ---------------------------------------------------------------------------
 
@@ -350,7 +353,7 @@ class TreeGrower:
                 continue
             parent = Gt * Gt / (Ht + lam)
             s.gain -= parent
-            if not np.isfinite(s.gain) or not s.gain > 1e-12 * max(parent, 1e-300):
+            if not math.isfinite(s.gain) or not s.gain > 1e-12 * max(parent, 1e-300):
                 best[i] = None
         return best
 
@@ -409,48 +412,59 @@ class TreeGrower:
         C = LH.view(np.complex128)[..., 0]
         np.cumsum(C, axis=-1, out=C)
         self._restart(C, starts, lengths)
-        # contiguous copies: the dozen operations on them below run faster than on strided views
-        GL, HL = LH[..., 0].copy(), LH[..., 1].copy()
         allowed = None
         if any(f is not None for f in features):
             mask = np.stack([np.ones(self.d, dtype=bool) if f is None else f for f in features])
             allowed = mask[:, self.num].take(seg, axis=1)
         where = self.num_with_missing
-        every = where.size == A
-        found = []
-        for direction in (0, 1):
-            if direction == 0:
-                GLd, HLd = GL, HL
-            elif not where.size:
-                break
-            else:
-                s = seg if every else seg[where]
-                if every:
-                    Gms, Hms = Gm.repeat(lengths, axis=1), Hm.repeat(lengths, axis=1)
-                    GLd, HLd = GL + Gms, HL + Hms
+        found: list[tuple[FloatArray, IntArray]] = []
+        if where.size == A:
+            # every slot may send missing values left: both directions in one batch of
+            # (G or H, direction, node, slot) arrays: half the NumPy calls of one batch each
+            L = np.empty((2, 2, k, A))
+            L[0, 0], L[1, 0] = LH[..., 0], LH[..., 1]
+            Ms = np.stack((Gm, Hm)).repeat(lengths, axis=2)
+            np.add(L[:, 0], Ms, out=L[:, 1])
+            GL, HL = L[0, 0], L[1, 0]
+            HRd = Ht - L[1]
+            score = _half_gains(L[0], L[1], Gt - L[0], HRd, lam)
+            bad = np.minimum(L[1], HRd) < msl
+            bad[1] |= Ms[1] <= 0
+            if allowed is not None:
+                bad |= ~allowed
+            np.copyto(score, -np.inf, where=bad)
+            at = np.argmax(score, axis=2)
+            top = score.ravel().take(at.ravel() + np.arange(2 * k) * A).reshape(2, k)
+            found = [(top[0], at[0]), (top[1], at[1])]
+        else:
+            # contiguous copies: the operations on them below run faster than on strided views
+            GL, HL = LH[..., 0].copy(), LH[..., 1].copy()
+            for direction in (0, 1):
+                if direction == 0:
+                    GLd, HLd = GL, HL
+                elif not where.size:
+                    break
                 else:
-                    Gms, Hms = Gm.take(s, axis=1), Hm.take(s, axis=1)
+                    Gms, Hms = Gm.take(seg[where], axis=1), Hm.take(seg[where], axis=1)
                     GLd = GL.take(where, axis=1) + Gms
                     HLd = HL.take(where, axis=1) + Hms
-            HRd = Ht - HLd
-            score = _half_gains(GLd, HLd, Gt - GLd, HRd, lam)
-            bad = np.minimum(HLd, HRd) < msl
-            if allowed is not None:
-                bad |= ~(allowed if direction == 0 or every else allowed.take(where, axis=1))
-            if direction == 1:
-                bad |= Hms <= 0
-            np.copyto(score, -np.inf, where=bad)
-            at = np.argmax(score, axis=1)
-            top = score.ravel().take(at + np.arange(k) * score.shape[1])
-            if direction == 1 and not every:
-                at = where[at]
-            found.append((top, at))
+                HRd = Ht - HLd
+                score = _half_gains(GLd, HLd, Gt - GLd, HRd, lam)
+                bad = np.minimum(HLd, HRd) < msl
+                if allowed is not None:
+                    bad |= ~(allowed if direction == 0 else allowed.take(where, axis=1))
+                if direction == 1:
+                    bad |= Hms <= 0
+                np.copyto(score, -np.inf, where=bad)
+                at = np.argmax(score, axis=1)
+                top = score.ravel().take(at + np.arange(k) * score.shape[1])
+                found.append((top, at if direction == 0 else where[at]))
         out: list[_Split | None] = []
         for i in range(k):
             best, at, direction = float(found[0][0][i]), int(found[0][1][i]), 0
             if len(found) > 1 and found[1][0][i] > best:
                 best, at, direction = float(found[1][0][i]), int(found[1][1][i]), 1
-            if not np.isfinite(best):
+            if not math.isfinite(best):
                 out.append(None)
                 continue
             # when none was seen here, missing follows the larger child
@@ -483,15 +497,15 @@ class TreeGrower:
         H.take(slot, axis=1, out=V[1])
         Gc, Hc = V[0], V[1]
         supported = Hc >= MIN_CAT_SUPPORT
-        n_sup = np.add.reduceat(supported, starts, axis=1, dtype=np.intp)
-        n_sup = n_sup.repeat(lengths, axis=1)
+        n_sup = np.add.reduceat(supported, starts, axis=1, dtype=np.intp)  # (node, feature)
         # a left set holds at most half of the supported categories (and MAX_CAT_THRESHOLD),
-        # taken from either end of the order; the unsupported ones always go right
-        longest = np.minimum(MAX_CAT_THRESHOLD, (n_sup + 1) // 2)
-        ok_base = (within < longest) & (within < n_sup - 1)
+        # taken from either end of the order, and leaves one right; the unsupported ones
+        # always go right (limits worked out per feature, then spread over its slots)
+        longest = np.minimum(np.minimum(MAX_CAT_THRESHOLD, (n_sup + 1) // 2), n_sup - 1)
         if any(f is not None for f in features):
             mask = np.stack([np.ones(self.d, dtype=bool) if f is None else f for f in features])
-            ok_base &= mask[:, self.cat].take(seg, axis=1)
+            longest[~mask[:, self.cat]] = 0
+        bad_base = within >= longest.repeat(lengths, axis=1)
         key = np.empty((2, k, S))  # (order, node, slot): +ratio, -ratio; inf if unsupported
         np.divide(Gc, Hc + MIN_CAT_SUPPORT, out=key[0])
         np.negative(key[0], out=key[1])
@@ -500,16 +514,18 @@ class TreeGrower:
         if group is None:  # (order, node, feature) of a slot
             group = self._cat_groups[k] = ((np.arange(2 * k) * F)[:, None] + seg).ravel()
         # by (order, node, feature), then by the key; as indices into a node's (node, slot)
-        order = np.lexsort((key.ravel(), group)).reshape(2, k, S) % (k * S)
+        order = np.lexsort((key.ravel(), group))
+        order[k * S :] -= k * S  # the groups of the -ratio order sort after all others
+        order = order.reshape(2, k, S)
         LR = self._segment_cumsum(V.reshape(2, k * S).take(order, axis=1), starts, lengths)
         GL, HL = LR[0], LR[1]  # (order, node, slot)
         HR = Ht - HL
-        score = GL * GL / (HL + lam) + (Gt - GL) ** 2 / (HR + lam)
-        ok = ok_base & (msl <= HL) & (msl <= HR)
-        score[~ok] = -np.inf
+        score = _half_gains(GL, HL, Gt - GL, HR, lam)
+        bad = np.minimum(HL, HR) < msl
+        bad |= bad_base
+        np.copyto(score, -np.inf, where=bad)
         at = np.argmax(score, axis=2)  # (order, node)
-        nodes = np.arange(k)
-        top = score[np.arange(2)[:, None], nodes, at]
+        top = score.ravel().take(at.ravel() + np.arange(2 * k) * S).reshape(2, k)
         sign = (top[1] > top[0]).astype(np.intp)  # the +ratio order wins ties
         out: list[_Split | None] = []
         for i in range(k):
@@ -637,8 +653,10 @@ class TreeGrower:
             Gk[small], Hk[small] = self.histogram(kids[small], g, h)
             np.subtract(parent_G, Gk[small], out=Gk[1 - small])
             np.subtract(parent_H, Hk[small], out=Hk[1 - small])
-            for k in (0, 1):
-                sums[first + k] = self.totals(Gk[k], Hk[k])
+            # both children's totals at once: each row sums as :meth:`totals` would
+            tg = Gk.take(self.total_idx, axis=1).sum(axis=1).tolist()
+            th = Hk.take(self.total_idx, axis=1).sum(axis=1).tolist()
+            sums[first], sums[first + 1] = (tg[0], th[0]), (tg[1], th[1])
             consider([first, first + 1], Gk, Hk)
 
         S = np.asarray(sums)
