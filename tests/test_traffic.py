@@ -473,7 +473,8 @@ def test_the_worker_prices_groups_and_survives_a_failing_model(models: Path) -> 
     one = {k: (v,) for k, v in HOUSE.items()}
     two = {k: (v, v) for k, v in HOUSE.items()}
     reply = pricer.price_group([one, two, {"living_area": (1.0,)}])
-    assert reply.prices[0] == model.predict(one) and reply.prices[1] == model.predict(two)
+    assert reply.prices[0] == tuple(model.predict(one))
+    assert reply.prices[1] == tuple(model.predict(two))
     assert reply.prices[2] is None and reply.dropped == {"incompatible": 1}
     assert reply.stats is not None and reply.stats.predictions == 3 and reply.stats.drift
 
@@ -733,12 +734,22 @@ def test_a_failure_after_the_answer_is_logged_not_sent(
 
 
 def test_the_shadow_prices_its_batch_in_groups_of_about_a_size() -> None:
-    from app.shadow import groups
+    from app.shadow import _Jobs, cut
 
-    batch: list[tuple[Any, int]] = [(k, n) for k, n in enumerate([1, 1, 3, 100, 2, 2, 1])]
-    got = [([int(j) for j in g], n) for g, n in groups(batch, 4)]
+    queued = _Jobs()
+    for k, n in enumerate([1, 1, 3, 100, 2, 2, 1]):
+        queued.rids.append(str(k))
+        queued.counts.append(n)
+        for name in ("times", "tables", "served", "blobs"):
+            getattr(queued, name).append(None)
+    got = []
+    while queued.counts:
+        k, n = cut(queued.counts, 4)
+        group = queued.take(k)
+        assert len(group.blobs) == len(group.counts) == k  # every field cut alike
+        got.append(([int(r) for r in group.rids], n))
     assert got == [([0, 1], 2), ([2], 3), ([3], 100), ([4, 5], 4), ([6], 1)]
-    assert sum(n for _, n in got) == 110
+    assert cut([], 4) == (0, 0)
 
 
 def test_the_batch_queue_is_bounded_until_done_and_drains_on_close() -> None:
