@@ -48,6 +48,7 @@ import pickle
 import subprocess
 import sys
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -191,9 +192,9 @@ class Shadow:
     #: larger messages (each costs the loop more than a house does: docs/PERFORMANCE.md).
     WAKE = 512
     PERIOD = 0.2
-    #: Houses in one message: framing it holds the loop, so it is kept short enough that a
-    #: waiting request is not held back long by it.
-    GROUP = 256
+    #: Houses in one message: framing it, and recording its reply, each hold the loop for one
+    #: callback, kept about as short as answering a request (docs/PERFORMANCE.md, s26-shadow).
+    GROUP = 64
     #: Seconds before the first restart of a worker that exited, doubling at each failed
     #: start up to ``BACKOFF_MAX``.
     BACKOFF = 1.0
@@ -385,7 +386,9 @@ class Shadow:
         version = self.version
         for served, mine in zip(group.served, reply.prices, strict=True):
             if served is not None and mine is not None:
-                served.shadow_prices = mine
+                # the feedback index keeps it for minutes: an array is no object the collector
+                # tracks, where each tuple would be one more to scan at the next collection
+                served.shadow_prices = array("d", mine)
                 served.shadow_version = version
         if self.predlog is None:
             return
