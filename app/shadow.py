@@ -194,7 +194,7 @@ class Shadow:
     PERIOD = 0.2
     #: Houses in one message: framing it, and recording its reply, each hold the loop for one
     #: callback, kept about as short as answering a request (docs/PERFORMANCE.md, s26-shadow).
-    GROUP = 64
+    GROUP = 128
     #: Seconds before the first restart of a worker that exited, doubling at each failed
     #: start up to ``BACKOFF_MAX``.
     BACKOFF = 1.0
