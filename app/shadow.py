@@ -6,15 +6,18 @@ request.
 (:meth:`Shadow.submit`: one ``marshal`` of the table while it is still in the CPU's cache,
 then one append to a list bounded in houses, ``SHADOW_QUEUE``; when full the houses are
 dropped and counted). ``Shadow.PERIOD`` seconds after the first house queued (at once when
-``WAKE`` houses wait), a timer of the event loop sends what is queued in groups to the worker
-process (:mod:`app.shadowworker`): one ``marshal`` of each group's encoded tables (a list of
-bytes) written to a non-blocking pipe, what the pipe does not take written when it drains.
-The worker prices each group as one table and keeps the shadow's series: its prediction count
-and price histogram, its own drift window (against its own training reference). The loop
-reads the replies as they come (a reader on the reply pipe) and records, under
-``role="shadow"`` and the shadow's ``model_version``: the prices in the feedback index's
-:class:`Served` (so feedback by request id scores both models), the latest series for the
-scrape and, with ``PREDICTION_LOG``, the shadow's log lines.
+``WAKE`` houses wait), a timer of the event loop sends what is queued in groups of about
+``GROUP`` houses to the worker process (:mod:`app.shadowworker`), one group per callback of
+the loop: one ``marshal`` of the group's encoded tables (a list of bytes) written to a
+non-blocking pipe, what the pipe does not take written when it drains. The worker prices each
+group as one table and keeps the shadow's series: its prediction count and price histogram,
+its own drift window (against its own training reference). The loop reads the replies as they
+come (a reader on the reply pipe) and records, one reply per callback, under ``role="shadow"``
+and the shadow's ``model_version``: the prices in the feedback index's :class:`Served` (so
+feedback by request id scores both models), the latest series for the scrape and, with
+``PREDICTION_LOG``, the shadow's log lines. So no callback of the shadow's holds the loop much
+longer than answering a request does, and a request that arrives meanwhile waits for one group,
+not for all that was queued (docs/PERFORMANCE.md, "s26-shadow").
 
 So the pricing never holds the lock the event loop needs to answer, and the server has no
 thread of its own for the shadow: a thread that wants the interpreter makes the loop give it up
