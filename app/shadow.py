@@ -51,7 +51,6 @@ import pickle
 import subprocess
 import sys
 import time
-from array import array
 from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -389,9 +388,7 @@ class Shadow:
         version = self.version
         for served, mine in zip(group.served, reply.prices, strict=True):
             if served is not None and mine is not None:
-                # the feedback index keeps it for minutes: an array is no object the collector
-                # tracks, where each tuple would be one more to scan at the next collection
-                served.shadow_prices = array("d", mine)
+                served.shadow_prices = mine
                 served.shadow_version = version
         if self.predlog is None:
             return

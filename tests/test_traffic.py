@@ -473,7 +473,8 @@ def test_the_worker_prices_groups_and_survives_a_failing_model(models: Path) -> 
     one = {k: (v,) for k, v in HOUSE.items()}
     two = {k: (v, v) for k, v in HOUSE.items()}
     reply = pricer.price_group([one, two, {"living_area": (1.0,)}])
-    assert reply.prices[0] == model.predict(one) and reply.prices[1] == model.predict(two)
+    assert reply.prices[0] == tuple(model.predict(one))
+    assert reply.prices[1] == tuple(model.predict(two))
     assert reply.prices[2] is None and reply.dropped == {"incompatible": 1}
     assert reply.stats is not None and reply.stats.predictions == 3 and reply.stats.drift
 
