@@ -6,15 +6,18 @@ request.
 (:meth:`Shadow.submit`: one ``marshal`` of the table while it is still in the CPU's cache,
 then one append to a list bounded in houses, ``SHADOW_QUEUE``; when full the houses are
 dropped and counted). ``Shadow.PERIOD`` seconds after the first house queued (at once when
-``WAKE`` houses wait), a timer of the event loop sends what is queued in groups to the worker
-process (:mod:`app.shadowworker`): one ``marshal`` of each group's encoded tables (a list of
-bytes) written to a non-blocking pipe, what the pipe does not take written when it drains.
-The worker prices each group as one table and keeps the shadow's series: its prediction count
-and price histogram, its own drift window (against its own training reference). The loop
-reads the replies as they come (a reader on the reply pipe) and records, under
-``role="shadow"`` and the shadow's ``model_version``: the prices in the feedback index's
-:class:`Served` (so feedback by request id scores both models), the latest series for the
-scrape and, with ``PREDICTION_LOG``, the shadow's log lines.
+``WAKE`` houses wait), a timer of the event loop sends what is queued in groups of about
+``GROUP`` houses to the worker process (:mod:`app.shadowworker`), one group per callback of
+the loop: one ``marshal`` of the group's encoded tables (a list of bytes) written to a
+non-blocking pipe, what the pipe does not take written when it drains. The worker prices each
+group as one table and keeps the shadow's series: its prediction count and price histogram,
+its own drift window (against its own training reference). The loop reads the replies as they
+come (a reader on the reply pipe) and records, one reply per callback, under ``role="shadow"``
+and the shadow's ``model_version``: the prices in the feedback index's :class:`Served` (so
+feedback by request id scores both models), the latest series for the scrape and, with
+``PREDICTION_LOG``, the shadow's log lines. So no callback of the shadow's holds the loop much
+longer than answering a request does, and a request that arrives meanwhile waits for one group,
+not for all that was queued (docs/PERFORMANCE.md, "s26-shadow").
 
 So the pricing never holds the lock the event loop needs to answer, and the server has no
 thread of its own for the shadow: a thread that wants the interpreter makes the loop give it up
@@ -49,7 +52,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -76,27 +79,40 @@ class ShadowSeries(NamedTuple):
     drift: DriftRows | None
 
 
-class _Job(NamedTuple):
-    time: float
-    request_id: str
-    table: Table | None  # kept for the prediction log's line only
-    served: Served | None
-    blob: bytes  # the table as the worker reads it (app.shadowworker.encode)
+class _Jobs:
+    """Requests queued or in flight, one list per field (no object per request): what a
+    request leaves here outlives several young collections, and a float, a string or bytes in
+    a list is skipped by the collector where a tuple holding a ``Served`` is traversed."""
+
+    __slots__ = ("blobs", "counts", "rids", "served", "tables", "times")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.rids: list[str] = []
+        self.tables: list[Table | None] = []  # kept for the prediction log's line only
+        self.served: list[Served | None] = []
+        self.blobs: list[bytes] = []  # each table as the worker reads it (shadowworker.encode)
+        self.counts: list[int] = []  # houses of each
+
+    def take(self, k: int) -> _Jobs:
+        """The first ``k`` requests, removed from these."""
+        out = _Jobs()
+        for name in self.__slots__:
+            mine = getattr(self, name)
+            setattr(out, name, mine[:k])
+            del mine[:k]
+        return out
 
 
-def groups(batch: list[tuple[_Job, int]], size: int) -> Iterator[tuple[list[_Job], int]]:
-    """The jobs of ``batch`` in consecutive groups of about ``size`` houses (a larger request
-    is a group of its own), each with its house count."""
-    group: list[_Job] = []
+def cut(counts: list[int], size: int) -> tuple[int, int]:
+    """How many of the first ``counts`` make one group of about ``size`` houses (a larger
+    request is a group of its own), and their houses."""
     n = 0
-    for job, k in batch:
-        if group and n + k > size:
-            yield group, n
-            group, n = [], 0
-        group.append(job)
-        n += k
-    if group:
-        yield group, n
+    for k, c in enumerate(counts):
+        if k and n + c > size:
+            return k, n
+        n += c
+    return len(counts), n
 
 
 def incompatible(shadow: LoadedModel, champion: LoadedModel) -> str | None:
@@ -178,9 +194,9 @@ class Shadow:
     #: larger messages (each costs the loop more than a house does: docs/PERFORMANCE.md).
     WAKE = 512
     PERIOD = 0.2
-    #: Houses in one message: framing it holds the loop, so it is kept short enough that a
-    #: waiting request is not held back long by it.
-    GROUP = 256
+    #: Houses in one message: framing it, and recording its reply, each hold the loop for one
+    #: callback, kept about as short as answering a request (docs/PERFORMANCE.md, s26-shadow).
+    GROUP = 128
     #: Seconds before the first restart of a worker that exited, doubling at each failed
     #: start up to ``BACKOFF_MAX``.
     BACKOFF = 1.0
@@ -211,11 +227,11 @@ class Shadow:
         self._proc, send, receive = start_worker(self._start, self._timeout)
         self._started_at = time.monotonic()
         # everything below is the event loop's (``idle()`` reads two of them from any thread)
-        self._queued: list[tuple[_Job, int]] = []  # not yet sent
+        self._queued = _Jobs()  # not yet sent
         self._waiting = 0  # houses in ``_queued``
         self._held = 0  # houses queued or being priced: they count against ``capacity``
         self._flush_at: asyncio.Handle | None = None
-        self._in_flight: deque[tuple[list[_Job], int]] = deque()
+        self._in_flight: deque[tuple[_Jobs, int]] = deque()
         self._pipe: _Pipe | None = None  # the worker's two pipes, once attached on the loop
         self._lost = False
         self._closing = False
@@ -242,8 +258,13 @@ class Shadow:
         if self._closing or self._held + n > self.capacity:
             self.dropped.labels("queue_full").inc(n)
             return
-        kept = table if self.predlog is not None else None  # else let it go with the request
-        self._queued.append((_Job(when, rid, kept, served, encode(table)), n))
+        q = self._queued
+        q.times.append(when)
+        q.rids.append(rid)
+        q.tables.append(table if self.predlog is not None else None)  # else let it go
+        q.served.append(served)
+        q.blobs.append(encode(table))
+        q.counts.append(n)
         self._held += n
         self._waiting += n
         if self._waiting >= self.wake:
@@ -254,16 +275,22 @@ class Shadow:
             self._flush_at = self._loop.call_later(self.PERIOD, self._flush)
 
     def _flush(self) -> None:
-        """Send what is queued to the worker, in groups (or count it lost: no worker)."""
+        """Send the first group queued to the worker (or count it lost: no worker), and the
+        next one in a callback of its own: each holds the loop for one group only."""
         self._flush_at = None
-        batch, self._queued, self._waiting = self._queued, [], 0
+        k, n = cut(self._queued.counts, self.GROUP)
+        if not k:
+            return
+        group = self._queued.take(k)
+        self._waiting -= n
+        if self._waiting:
+            self._flush_at = self._loop.call_soon(self._flush)
         pipe = self._pipe
-        for group, n in groups(batch, self.GROUP):
-            if pipe is None or self._lost:
-                self._forget(n, "model_error")
-                continue
-            self._in_flight.append((group, n))
-            pipe.send(encode_group([j.blob for j in group]))
+        if pipe is None or self._lost:
+            self._forget(n, "model_error")
+            return
+        self._in_flight.append((group, n))
+        pipe.send(encode_group(group.blobs))
 
     def _attach(self, proc: subprocess.Popen[bytes], send: Connection, receive: Connection) -> None:
         """Start talking to a (new) worker from the loop."""
@@ -351,23 +378,24 @@ class Shadow:
         self.dropped.labels(reason).inc(n)
         self._held -= n
 
-    def _record(self, group: list[_Job], reply: Reply) -> None:
+    def _record(self, group: _Jobs, reply: Reply) -> None:
         for reason, k in reply.dropped.items():
             self.dropped.labels(reason).inc(k)
         if reply.error is not None:
             log.error("shadow model %s failed: %s", self.version, reply.error)
         if reply.stats is not None:
             self._take(reply.stats)
-        for job, mine in zip(group, reply.prices, strict=True):
-            if mine is None:
-                continue
-            if job.served is not None:
-                job.served.shadow_prices = mine
-                job.served.shadow_version = self.version
-            if self.predlog is not None and job.table is not None:
-                self.predlog.put(
-                    Entry(job.time, job.request_id, self.version, "shadow", job.table, mine, None)
-                )
+        version = self.version
+        for served, mine in zip(group.served, reply.prices, strict=True):
+            if served is not None and mine is not None:
+                served.shadow_prices = mine
+                served.shadow_version = version
+        if self.predlog is None:
+            return
+        lines = zip(group.times, group.rids, group.tables, reply.prices, strict=True)
+        for when, rid, table, mine in lines:
+            if mine is not None and table is not None:
+                self.predlog.put(Entry(when, rid, version, "shadow", table, mine, None))
 
     def _take(self, stats: Stats) -> None:
         if stats.drift is not None:
@@ -472,7 +500,8 @@ class _Pipe:
         os.set_blocking(self._out, False)
         os.set_blocking(self._in, False)
         self._pending = bytearray()  # what the pipe did not take yet
-        self._read = bytearray()  # a reply not yet whole
+        self._read = bytearray()  # replies read and not yet handed on
+        self._later: asyncio.Handle | None = None  # handing on the next one
         self._on_message, self._on_end = on_message, on_end
         loop.add_reader(self._in, self._readable)
 
@@ -512,21 +541,37 @@ class _Pipe:
         except OSError:
             data = b""
         if not data:
+            while self._next():  # the replies it wrote before its output ended
+                pass
             self._on_end()
             return
-        self._take(data)
+        self._read += data
+        if not self._later:
+            self._one()
 
-    def _take(self, data: bytes) -> None:
+    def _next(self) -> bool:
+        """Hand on the first whole reply read, if any; whether one was."""
         buf = self._read
-        buf += data
-        start = 0
-        while len(buf) - start >= 4:
-            size = int.from_bytes(buf[start : start + 4], "big")
-            if len(buf) - start - 4 < size:
-                break
-            self._on_message(bytes(buf[start + 4 : start + 4 + size]))
-            start += 4 + size
-        del buf[:start]
+        if len(buf) < 4:
+            return False
+        size = int.from_bytes(buf[:4], "big")
+        if len(buf) - 4 < size:
+            return False
+        message = bytes(buf[4 : 4 + size])
+        del buf[: 4 + size]
+        self._on_message(message)
+        return True
+
+    def _one(self) -> None:
+        """One reply per callback, the next one in a callback of its own: recording a reply
+        holds the loop, and requests that came meanwhile are served between two."""
+        self._later = None
+        if self._next() and self._has_whole():
+            self._later = self._loop.call_soon(self._one)
+
+    def _has_whole(self) -> bool:
+        buf = self._read
+        return len(buf) >= 4 and len(buf) - 4 >= int.from_bytes(buf[:4], "big")
 
     def end_input(self) -> None:
         """No more messages: the worker's input ends (at once; what did not fit is dropped)."""
@@ -543,9 +588,14 @@ class _Pipe:
                 break
             if not data:
                 break
-            self._take(data)
+            self._read += data
+        while self._next():
+            pass
 
     def close(self) -> None:
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
         self._loop.remove_reader(self._in)
         self._loop.remove_writer(self._out)
         self._send.close()

@@ -77,7 +77,7 @@ class Reply(NamedTuple):
     """The answer to one group: each request's prices (``None`` when not priced), the houses
     dropped by reason, the error to log, and the series (``None`` with monitoring off)."""
 
-    prices: list[list[float] | None]
+    prices: list[Sequence[float] | None]
     dropped: dict[str, int]
     error: str | None
     stats: Stats | None
@@ -154,7 +154,7 @@ class Pricer:
 
     def price_group(self, tables: Sequence[Table]) -> Reply:
         """The prices of ``tables`` (one per request) priced as one table."""
-        out: list[list[float] | None] = [None] * len(tables)
+        out: list[Sequence[float] | None] = [None] * len(tables)
         needed = self._needed
         usable = [i for i, t in enumerate(tables) if needed <= t.keys()]
         dropped: dict[str, int] = {}
@@ -185,7 +185,10 @@ class Pricer:
         start = 0
         for i in usable:
             k = houses(tables[i])
-            out[i] = list(prices[start : start + k])
+            # a tuple of floats: the server keeps it in the feedback index for minutes, and the
+            # collector stops tracking such a tuple at its first young collection, where a
+            # list (or an array) it would move to the middle generation and scan there again
+            out[i] = tuple(prices[start : start + k])
             start += k
         return Reply(out, dropped, None, self.stats())
 

@@ -473,7 +473,8 @@ def test_the_worker_prices_groups_and_survives_a_failing_model(models: Path) -> 
     one = {k: (v,) for k, v in HOUSE.items()}
     two = {k: (v, v) for k, v in HOUSE.items()}
     reply = pricer.price_group([one, two, {"living_area": (1.0,)}])
-    assert reply.prices[0] == model.predict(one) and reply.prices[1] == model.predict(two)
+    assert reply.prices[0] == tuple(model.predict(one))
+    assert reply.prices[1] == tuple(model.predict(two))
     assert reply.prices[2] is None and reply.dropped == {"incompatible": 1}
     assert reply.stats is not None and reply.stats.predictions == 3 and reply.stats.drift
 
@@ -733,12 +734,89 @@ def test_a_failure_after_the_answer_is_logged_not_sent(
 
 
 def test_the_shadow_prices_its_batch_in_groups_of_about_a_size() -> None:
-    from app.shadow import groups
+    from app.shadow import _Jobs, cut
 
-    batch: list[tuple[Any, int]] = [(k, n) for k, n in enumerate([1, 1, 3, 100, 2, 2, 1])]
-    got = [([int(j) for j in g], n) for g, n in groups(batch, 4)]
+    queued = _Jobs()
+    for k, n in enumerate([1, 1, 3, 100, 2, 2, 1]):
+        queued.rids.append(str(k))
+        queued.counts.append(n)
+        for name in ("times", "tables", "served", "blobs"):
+            getattr(queued, name).append(None)
+    got = []
+    while queued.counts:
+        k, n = cut(queued.counts, 4)
+        group = queued.take(k)
+        assert len(group.blobs) == len(group.counts) == k  # every field cut alike
+        got.append(([int(r) for r in group.rids], n))
     assert got == [([0, 1], 2), ([2], 3), ([3], 100), ([4, 5], 4), ([6], 1)]
-    assert sum(n for _, n in got) == 110
+    assert cut([], 4) == (0, 0)
+
+
+def test_the_loop_sends_one_group_per_callback_and_hands_on_one_reply_per_callback() -> None:
+    import asyncio
+    from collections import deque
+    from multiprocessing.connection import Connection
+
+    from app.shadow import Shadow, _Jobs, _Pipe
+
+    loop = asyncio.new_event_loop()
+    work_r, work_w = os.pipe()
+    reply_r, reply_w = os.pipe()
+    got: list[bytes] = []
+    ticks: list[int] = []  # the loop's iterations, counted by a callback that renews itself
+    try:
+        pipe = _Pipe(
+            loop, Connection(work_w, readable=False), Connection(reply_r, writable=False),
+            lambda m: got.append(m), lambda: None,
+        )  # fmt: skip
+        shadow = Shadow.__new__(Shadow)  # the hand-off alone: no model, no worker
+        shadow._loop, shadow._pipe, shadow._lost = loop, pipe, False
+        shadow._queued, shadow._waiting, shadow._flush_at = _Jobs(), 0, None
+        shadow._in_flight = deque()
+        q = shadow._queued
+        for i in range(7):  # 7 requests of 30 houses: groups of 60, 60, 60, 30 at GROUP 64
+            q.rids.append(str(i))
+            q.counts.append(30)
+            q.blobs.append(b"m" + bytes(8))
+            q.times.append(0.0)
+            q.tables.append(None)
+            q.served.append(None)
+            shadow._waiting += 30
+        shadow.GROUP = 64
+        shadow._flush()  # called by the timer: one group, the rest left for later callbacks
+        assert [len(g.counts) for g, _ in shadow._in_flight] == [2]
+        assert shadow._waiting == 150 and shadow._flush_at is not None
+        loop.call_soon(lambda: loop.stop())
+        loop.run_forever()  # one iteration of the loop: one more group
+        assert [n for _, n in shadow._in_flight] == [60, 60]
+        for _ in range(3):
+            loop.call_soon(lambda: loop.stop())
+            loop.run_forever()
+        assert [n for _, n in shadow._in_flight] == [60, 60, 60, 30] and shadow._waiting == 0
+        assert [r for g, _ in shadow._in_flight for r in g.rids] == [str(i) for i in range(7)]
+
+        # three replies in one read: the first handed on at once, each next one a loop
+        # iteration later
+        os.write(reply_w, b"".join(len(m).to_bytes(4, "big") + m for m in (b"a", b"bb", b"c")))
+        pipe._readable()
+        assert got == [b"a"]
+
+        def tick() -> None:
+            ticks.append(len(got))
+            if len(ticks) < 3:
+                loop.call_soon(tick)
+            else:
+                loop.stop()
+
+        loop.call_soon(tick)
+        loop.run_forever()
+        # the next reply's callback was queued before the first tick: one more per iteration
+        assert got == [b"a", b"bb", b"c"] and ticks == [2, 3, 3]
+        pipe.close()
+    finally:
+        for fd in (work_r, reply_w):
+            os.close(fd)
+        loop.close()
 
 
 def test_the_batch_queue_is_bounded_until_done_and_drains_on_close() -> None:
