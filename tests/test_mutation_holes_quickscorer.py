@@ -14,7 +14,7 @@ import pytest
 
 from model import quickscorer
 from model.ensemble import HistGradientBoostingRegressor
-from model.quickscorer import _lowest_bit, _word_type
+from model.quickscorer import _one_past_lowest_bit, _word_type
 
 
 @pytest.mark.parametrize(
@@ -46,11 +46,11 @@ def test_lowest_bit_of_every_position(word: type[np.unsignedinteger]) -> None:
     bits = np.iinfo(word).bits
     ones = np.iinfo(word).max
     single = np.array([1 << k for k in range(bits)], dtype=word)
-    np.testing.assert_array_equal(_lowest_bit(single), np.arange(bits))
+    np.testing.assert_array_equal(_one_past_lowest_bit(single), np.arange(1, bits + 1))
     # every bit above the lowest set too: the answer does not change
     above = np.array([(ones >> k) << k for k in range(bits)], dtype=word)
-    np.testing.assert_array_equal(_lowest_bit(above), np.arange(bits))
-    assert _lowest_bit(single).dtype == np.intp
+    np.testing.assert_array_equal(_one_past_lowest_bit(above), np.arange(1, bits + 1))
+    assert _one_past_lowest_bit(single).dtype == np.uint8
     assert re.fullmatch(r"uint\d+", single.dtype.name)
 
 
