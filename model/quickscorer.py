@@ -166,6 +166,7 @@ class BitForest:
     table: NDArray[np.unsignedinteger]
     #: ``(blocks, table rows)``: the row of ``table`` holding each block's slice of each row
     row_of: IntArray
+    row_of_t: IntArray  # the same as ``(table rows, blocks)``, for a few rows
     leaf_value: FloatArray  # (trees, leaves): leaf values, left to right
     num_features: IntArray  # numeric features with splits
     thresholds: list[FloatArray]  # their sorted distinct thresholds
@@ -185,7 +186,7 @@ class BitForest:
     def nbytes(self) -> int:
         return int(
             self.table.nbytes
-            + self.row_of.nbytes
+            + 2 * self.row_of.nbytes
             + self.values.nbytes
             + self.cat_rows.nbytes
             + (self.grid.start.nbytes + self.grid.slots.nbytes if self.grid else 0)
@@ -318,6 +319,7 @@ class BitForest:
         return cls(
             table=np.vstack(tables),
             row_of=row_of,
+            row_of_t=np.ascontiguousarray(row_of.T),
             leaf_value=leaf_value,
             num_features=num_features.astype(np.intp),
             thresholds=thresholds,
@@ -382,12 +384,12 @@ class BitForest:
             for s in range(0, n, step):
                 r = rows[s : s + step]
                 if f == 0:
-                    one = table[self.row_of[:, :1]]
-                    alive = np.broadcast_to(one, (n_blocks, r.shape[0], width))
-                else:  # (block, row, tree)
-                    alive = np.bitwise_and.reduce(table[self.row_of[:, r]], axis=2)
-                leaf = np.add(_one_past_lowest_bit(alive), base[:, None, :])
-                out[s : s + step] = np.take(values, leaf).sum(axis=(0, 2))
+                    one = table[self.row_of_t[:1]]
+                    alive = np.broadcast_to(one, (r.shape[0], n_blocks, width))
+                else:  # (row, block, tree)
+                    alive = np.bitwise_and.reduce(table[self.row_of_t[r]], axis=1)
+                leaf = np.add(_one_past_lowest_bit(alive), base)
+                out[s : s + step] = np.take(values, leaf).sum(axis=(1, 2))
             return out
         step = max(1, CHUNK_WORDS // width)
         by_feature = np.ascontiguousarray(rows.T)
