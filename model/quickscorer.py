@@ -21,9 +21,9 @@ codes, each the AND over the nodes whose category set leaves it out.
 Predicting a row is then, for every tree at once: one gather of a table row per feature,
 an AND across features, the lowest set bit (the leaf: ``popcount(w ^ (w − 1)) − 1``), and a
 sum of leaf values. The trees are stored in blocks; within a block, a table row equal to
-another (the rows of a feature change only at the thresholds of the block's own trees) is
-stored once, so a block's slice of the table is a fraction of ``rows × trees a block`` and
-stays in cache while a large batch runs over it. The words are the smallest unsigned
+the one before it is not stored again (a feature's rows change only at the thresholds of
+the block's own trees), so a block's slice of the table is a fraction of ``rows × trees a
+block`` and stays in cache while a large batch runs over it. The words are the smallest unsigned
 integers that hold the largest tree's leaves (8 to 64 bits); trees with more than 64 leaves
 are left to the caller. The tables take at most ``Σ_features (thresholds + 2) × trees``
 words (the trees padded to whole blocks).
@@ -161,8 +161,8 @@ class BitForest:
     after another from ``roots``; children consecutive, ``left[v] = v`` at a leaf).
     """
 
-    #: the distinct table rows of each block of trees, block after block, ``(rows, trees a
-    #: block)``; the last block is padded with all-ones words
+    #: each block's table rows, less those equal to the row before, block after block,
+    #: ``(rows, trees a block)``; the last block is padded with all-ones words
     table: NDArray[np.unsignedinteger]
     #: ``(blocks, table rows)``: the row of ``table`` holding each block's slice of each row
     row_of: IntArray
@@ -303,22 +303,20 @@ class BitForest:
         n_blocks = -(-T // width)
         padded = np.full((words.shape[0], n_blocks * width), ones, dtype=word)
         padded[:, :T] = words
-        # each block keeps its distinct rows: most rows differ from the one before only in
-        # the trees that split at that threshold, so a block's slice shrinks to fit cache
-        tables, row_of, stored = [], np.empty((n_blocks, words.shape[0]), dtype=np.intp), 0
-        for i in range(n_blocks):
-            distinct, inverse = np.unique(
-                padded[:, i * width : (i + 1) * width], axis=0, return_inverse=True
-            )
-            tables.append(distinct)
-            row_of[i] = stored + inverse.ravel()
-            stored += distinct.shape[0]
+        # each block keeps a row only where it differs from the row before: a feature's rows
+        # change only at the thresholds of the block's own trees, so its slice fits cache
+        by_block = padded.reshape(words.shape[0], n_blocks, width)
+        kept = np.ones((words.shape[0], n_blocks), dtype=bool)
+        kept[1:] = (by_block[1:] != by_block[:-1]).any(axis=2)
+        stored = np.cumsum(kept.sum(axis=0)) - kept.sum(axis=0)
+        row_of = np.cumsum(kept, axis=0).T - 1 + stored[:, None]
+        table = by_block.transpose(1, 0, 2)[kept.T]  # block after block
         # a padding tree's words are all ones (leaf 0): it points at the trailing 0.0
         slot_tree = np.arange(n_blocks * width).reshape(n_blocks, width)
         starts = np.cumsum([0] + [u.size for u in thresholds[:-1]]).astype(np.intp)
         return cls(
-            table=np.vstack(tables),
-            row_of=row_of,
+            table=table,
+            row_of=np.ascontiguousarray(row_of, dtype=np.intp),
             row_of_t=np.ascontiguousarray(row_of.T),
             leaf_value=leaf_value,
             num_features=num_features.astype(np.intp),
