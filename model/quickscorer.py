@@ -23,9 +23,9 @@ an AND across features, the lowest set bit (the leaf: ``popcount(w ^ (w − 1)) 
 sum of leaf values. The trees are stored in blocks; within a block, a table row equal to
 the one before it is not stored again (a feature's rows change only at the thresholds of
 the block's own trees), so a block's slice of the table is a fraction of ``rows × trees a
-block`` and stays in cache while a large batch runs over it. The words are the smallest unsigned
-integers that hold the largest tree's leaves (8 to 64 bits); trees with more than 64 leaves
-are left to the caller. The tables take at most ``Σ_features (thresholds + 2) × trees``
+block`` and stays in cache while a large batch runs over it. The words are the smallest
+unsigned integers that hold the largest tree's leaves (8 to 64 bits); trees with more than
+64 leaves are left to the caller. The tables take at most ``Σ_features (thresholds + 2) × trees``
 words (the trees padded to whole blocks).
 
 A value's rank among a feature's thresholds is read from a grid of equal cells over the
@@ -111,7 +111,7 @@ class RankGrid:
             if hi > lo and not math.isfinite(GRID_CELLS_MAX * u.size / (hi - lo) + (hi - lo)):
                 return None  # a range or a scale past the largest float
             cells = GRID_CELLS * max(1, u.size)
-            while True:
+            while True:  # finer cells until at most two thresholds share one (or the most)
                 scale = cells / (hi - lo) if hi > lo else 0.0
                 c = cls.cell(u, np.float64(lo), np.float64(hi), np.float64(scale))
                 most = int(np.bincount(c).max()) if c.size else 0
@@ -392,9 +392,9 @@ class BitForest:
         step = max(1, CHUNK_WORDS // width)
         by_feature = np.ascontiguousarray(rows.T)
         for row_of, block_base in zip(self.row_of, base, strict=True):
-            # np.take(axis=0) copies each selected row as one block, faster than indexing
             local = np.take(row_of, by_feature)
             for s in range(0, n, step):
+                # np.take(axis=0) copies each selected row as one block, faster than indexing
                 alive = np.take(table, local[0, s : s + step], axis=0)
                 for c in local[1:]:
                     alive &= np.take(table, c[s : s + step], axis=0)
