@@ -56,9 +56,10 @@ LOOP_ROWS = 128
 BLOCK_BYTES = 256
 #: Grid cells per threshold of a feature to start from, and the most tried.
 GRID_CELLS = 4
-GRID_CELLS_MAX = 64
-#: The most thresholds one grid cell may hold (else ranks come from binary searches).
-GRID_SLOTS = 8
+GRID_CELLS_MAX = 32
+#: The most thresholds one grid cell may hold (else the feature's ranks come from binary
+#: searches).
+GRID_SLOTS = 4
 
 
 def _word_type(leaves: int) -> type[np.unsignedinteger]:
@@ -70,12 +71,14 @@ def _word_type(leaves: int) -> type[np.unsignedinteger]:
 
 @dataclass
 class RankGrid:
-    """Every numeric feature's ranks ``#{u < x}`` (plus its first table row) by grid cells.
+    """Numeric features' ranks ``#{u < x}`` (plus their first table row) by grid cells.
 
-    Feature ``i``'s cells are ``0 .. cells_i`` from ``offset[i]``; ``start`` holds the
-    feature's first table row plus the thresholds in lower cells, ``slots`` the thresholds
-    in the cell, padded with ``+inf`` (never below a value)."""
+    The ``i``-th feature of ``features``'s cells are ``0 .. cells_i`` from ``offset[i]``;
+    ``start`` holds the feature's first table row plus the thresholds in lower cells,
+    ``slots`` the thresholds in the cell, padded with ``+inf`` (never below a value)."""
 
+    features: IntArray  # positions among the numeric features with splits
+    searched: IntArray  # the other positions (their ranks by binary search)
     lo: FloatArray
     hi: FloatArray
     scale: FloatArray
@@ -98,18 +101,17 @@ class RankGrid:
 
     @classmethod
     def build(cls, thresholds: list[FloatArray], first_row: IntArray) -> RankGrid | None:
-        """The grid, or ``None`` if a threshold is NaN or −inf or too many share a cell."""
-        if not thresholds:
-            return None
-        los, his, scales, sizes, cells_of = [], [], [], [], []
+        """The grid of the features it ranks exactly, or ``None`` if none: a feature is left
+        out if a threshold is NaN or −inf or too many share a cell."""
+        features, los, his, scales, sizes, cells_of = [], [], [], [], [], []
         width = 1
-        for u in thresholds:
+        for i, u in enumerate(thresholds):
             if np.isnan(u).any() or (u.size and u[0] == -np.inf):
-                return None  # a value of −inf would be ranked above a threshold of −inf
+                continue  # a value of −inf would be ranked above a threshold of −inf
             u = u[u < np.inf]  # +inf is below no value: it never counts
             lo, hi = (float(u[0]), float(u[-1])) if u.size else (0.0, 0.0)
             if hi > lo and not math.isfinite(GRID_CELLS_MAX * u.size / (hi - lo) + (hi - lo)):
-                return None  # a range or a scale past the largest float
+                continue  # a range or a scale past the largest float
             cells = GRID_CELLS * max(1, u.size)
             while True:  # finer cells until at most two thresholds share one (or the most)
                 scale = cells / (hi - lo) if hi > lo else 0.0
@@ -119,21 +121,26 @@ class RankGrid:
                     break
                 cells *= 2
             if most > GRID_SLOTS:
-                return None
+                continue
             width = max(width, most)
+            features.append(i)
             los.append(lo)
             his.append(hi)
             scales.append(scale)
             sizes.append(cells + 1)
             cells_of.append(c)
+        if not features:
+            return None
         offset = np.cumsum([0, *sizes[:-1]]).astype(np.intp)
         start = np.empty(sum(sizes), dtype=np.intp)
         slots = np.full((start.size, width), np.inf)
-        for i, c in enumerate(cells_of):
-            below = np.searchsorted(c, np.arange(sizes[i]), side="left")
-            start[offset[i] : offset[i] + sizes[i]] = first_row[i] + below
-            slots[offset[i] + c, np.arange(c.size) - below[c]] = thresholds[i][: c.size]
+        for k, (i, c) in enumerate(zip(features, cells_of, strict=True)):
+            below = np.searchsorted(c, np.arange(sizes[k]), side="left")
+            start[offset[k] : offset[k] + sizes[k]] = first_row[i] + below
+            slots[offset[k] + c, np.arange(c.size) - below[c]] = thresholds[i][: c.size]
         return cls(
+            features=np.array(features, dtype=np.intp),
+            searched=np.setdiff1d(np.arange(len(thresholds)), features).astype(np.intp),
             lo=np.array(los),
             hi=np.array(his),
             scale=np.array(scales),
@@ -143,8 +150,8 @@ class RankGrid:
         )
 
     def rows(self, X: FloatArray) -> IntArray:
-        """``(n, features)``: the first table row of each feature plus the rank of each
-        value (rows without missing values)."""
+        """``(n, len(features))``: the first table row of each of :attr:`features` plus the
+        rank of each value of ``X`` (those features' columns, without missing values)."""
         idx = self.cell(X, self.lo, self.hi, self.scale)
         idx += self.offset
         rows = self.start[idx]
@@ -349,13 +356,19 @@ class BitForest:
             below = self.all_thresholds < Xn[:, self.threshold_feature]
             rows = np.add.reduceat(below, self.threshold_starts, axis=1, dtype=np.intp)
             rows += self.num_offset
-        elif self.grid is not None:
+        elif self.grid is not None and not self.grid.searched.size:  # all on the grid
             rows = self.grid.rows(np.where(missing, self.grid.lo, Xn) if any_missing else Xn)
         else:
             rows = np.empty(Xn.shape, dtype=np.intp)
-            for i, u in enumerate(self.thresholds):
-                rows[:, i] = np.searchsorted(u, Xn[:, i], side="left")
-            rows += self.num_offset
+            searched = np.arange(Xn.shape[1])
+            if self.grid is not None:
+                on, searched = self.grid.features, self.grid.searched
+                Xg = np.where(missing[:, on], self.grid.lo, Xn[:, on]) if any_missing else Xn[:, on]
+                rows[:, on] = self.grid.rows(Xg)
+            for i in searched:
+                rows[:, i] = self.num_offset[i] + np.searchsorted(
+                    self.thresholds[i], Xn[:, i], side="left"
+                )
         if any_missing:
             last = np.array([u.size + 1 for u in self.thresholds], dtype=np.intp)
             rows = np.where(missing, last + self.num_offset, rows)

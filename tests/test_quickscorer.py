@@ -146,8 +146,8 @@ def grid_cases() -> list[tuple[list[NDArray[Any]], int]]:
     rng = np.random.default_rng(11)
     return [
         ([np.sort(rng.normal(size=200)), np.array([0.5]), np.array([-1.0, 2.0])], 2),
-        # crowded: five thresholds share a cell of the finest grid
-        ([np.unique(np.concatenate((np.linspace(0, 1, 50), 0.5 + np.arange(5) * 1e-6)))], 5),
+        # crowded: four thresholds share a cell of the finest grid
+        ([np.unique(np.concatenate((np.linspace(0, 1, 50), 0.5 + np.arange(4) * 1e-6)))], 4),
         # +inf thresholds (missing values split from the rest) are below no value
         ([np.array([-3.0, 0.0, 4.0, np.inf]), np.array([np.inf])], 1),
     ]
@@ -158,6 +158,7 @@ def test_grid_ranks_equal_binary_searches(thresholds: list[NDArray[Any]], most: 
     first = np.cumsum([0] + [u.size + 2 for u in thresholds[:-1]]).astype(np.intp)
     grid = quickscorer.RankGrid.build(thresholds, first)
     assert grid is not None and grid.slots.shape[1] == most
+    np.testing.assert_array_equal(grid.features, np.arange(len(thresholds)))
     rng = np.random.default_rng(12)
     columns = []
     for u in thresholds:
@@ -180,6 +181,23 @@ def test_no_grid_where_it_cannot_rank_exactly(monkeypatch: pytest.MonkeyPatch) -
         assert quickscorer.RankGrid.build([u], first) is None
     monkeypatch.setattr(quickscorer, "GRID_SLOTS", 1)  # a cell of two thresholds is too many
     assert quickscorer.RankGrid.build([np.array([0.0, 0.5, 0.5 + 1e-12, 1.0])], first) is None
+
+
+def test_a_feature_the_grid_cannot_rank_is_searched() -> None:
+    """A heavy-tailed feature (its thresholds crowd one cell of any grid of at most
+    ``GRID_CELLS_MAX`` cells a threshold) is left to a binary search, the others not."""
+    X, y = data(1500, seed=9)
+    X[:, 3] = np.exp(10 * X[:, 3])
+    y += np.log(X[:, 3]) / 10
+    model = HistGradientBoostingRegressor(max_iter=20, early_stopping=False).fit(X, y)
+    bits, _ = model.forest_._parts()
+    assert bits is not None and bits.grid is not None
+    assert 3 in bits.num_features and 3 not in bits.num_features[bits.grid.features]
+    assert bits.grid.features.size == bits.num_features.size - 1
+    rows = awkward_rows(0)
+    normal = np.abs(rows[:, 3]) < 100  # the ±1e9 rows stay beyond the range
+    rows[normal, 3] = np.exp(10 * rows[normal, 3])
+    assert_same_as_levelwise(model.forest_, rows)
 
 
 def test_batches_ranked_by_binary_searches(monkeypatch: pytest.MonkeyPatch) -> None:
