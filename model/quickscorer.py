@@ -20,15 +20,23 @@ codes, each the AND over the nodes whose category set leaves it out.
 
 Predicting a row is then, for every tree at once: one gather of a table row per feature,
 an AND across features, the lowest set bit (the leaf: ``popcount(w ^ (w − 1)) − 1``), and a
-sum of leaf values. The table is stored in blocks of trees, each block's slice contiguous, so
-that a large batch runs a block at a time over a table slice and an accumulator that stay
-in cache. The words are the smallest unsigned integers that hold the largest tree's leaves
-(8 to 64 bits); trees with more than 64 leaves are left to the caller. The tables take
-``Σ_features (thresholds + 2) × trees`` words (the trees padded to whole blocks).
+sum of leaf values. The trees are stored in blocks; within a block, a table row equal to
+the one before it is not stored again (a feature's rows change only at the thresholds of
+the block's own trees), so a block's slice of the table is a fraction of ``rows × trees a
+block`` and stays in cache while a large batch runs over it. The words are the smallest
+unsigned integers that hold the largest tree's leaves (8 to 64 bits); trees with more than
+64 leaves are left to the caller. The tables take at most ``Σ_features (thresholds + 2) × trees``
+words (the trees padded to whole blocks).
+
+A value's rank among a feature's thresholds is read from a grid of equal cells over the
+thresholds' range instead of a binary search: the cell is ``⌊(clip(x) − lo) × scale⌋``,
+whose every step is rounded monotonically, so a threshold in a lower cell is below ``x``,
+one in a higher cell above it, and only the few in ``x``'s own cell are compared.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,7 +53,13 @@ CHUNK_WORDS = 1 << 17
 #: Rows from which a batch goes a block of trees at a time (fewer: gathered whole, in chunks).
 LOOP_ROWS = 128
 #: Bytes of each table row one block of trees reads (a cache-sized slice of the table).
-BLOCK_BYTES = 512
+BLOCK_BYTES = 256
+#: Grid cells per threshold of a feature to start from, and the most tried.
+GRID_CELLS = 4
+GRID_CELLS_MAX = 32
+#: The most thresholds one grid cell may hold (else the feature's ranks come from binary
+#: searches).
+GRID_SLOTS = 4
 
 
 def _word_type(leaves: int) -> type[np.unsignedinteger]:
@@ -56,6 +70,97 @@ def _word_type(leaves: int) -> type[np.unsignedinteger]:
 
 
 @dataclass
+class RankGrid:
+    """Numeric features' ranks ``#{u < x}`` (plus their first table row) by grid cells.
+
+    The ``i``-th feature of ``features``'s cells are ``0 .. cells_i`` from ``offset[i]``;
+    ``start`` holds the feature's first table row plus the thresholds in lower cells,
+    ``slots`` the thresholds in the cell, padded with ``+inf`` (never below a value)."""
+
+    features: IntArray  # positions among the numeric features with splits
+    searched: IntArray  # the other positions (their ranks by binary search)
+    lo: FloatArray
+    hi: FloatArray
+    scale: FloatArray
+    offset: IntArray
+    start: IntArray
+    slots: FloatArray  # (cells of all features, most thresholds a cell)
+
+    @staticmethod
+    def cell(
+        x: FloatArray,
+        lo: FloatArray | np.float64,
+        hi: FloatArray | np.float64,
+        scale: FloatArray | np.float64,
+    ) -> IntArray:
+        # the same operations on thresholds and values: each rounds monotonically
+        t = np.minimum(np.maximum(x, lo), hi)
+        t -= lo
+        t *= scale
+        return t.astype(np.intp)
+
+    @classmethod
+    def build(cls, thresholds: list[FloatArray], first_row: IntArray) -> RankGrid | None:
+        """The grid of the features it ranks exactly, or ``None`` if none: a feature is left
+        out if a threshold is NaN or −inf or too many share a cell."""
+        features, los, his, scales, sizes, cells_of = [], [], [], [], [], []
+        width = 1
+        for i, u in enumerate(thresholds):
+            if np.isnan(u).any() or (u.size and u[0] == -np.inf):
+                continue  # a value of −inf would be ranked above a threshold of −inf
+            u = u[u < np.inf]  # +inf is below no value: it never counts
+            lo, hi = (float(u[0]), float(u[-1])) if u.size else (0.0, 0.0)
+            if hi > lo and not math.isfinite(GRID_CELLS_MAX * u.size / (hi - lo) + (hi - lo)):
+                continue  # a range or a scale past the largest float
+            cells = GRID_CELLS * max(1, u.size)
+            while True:  # finer cells until at most two thresholds share one (or the most)
+                scale = cells / (hi - lo) if hi > lo else 0.0
+                c = cls.cell(u, np.float64(lo), np.float64(hi), np.float64(scale))
+                most = int(np.bincount(c).max()) if c.size else 0
+                if most <= 2 or cells >= GRID_CELLS_MAX * u.size:
+                    break
+                cells *= 2
+            if most > GRID_SLOTS:
+                continue
+            width = max(width, most)
+            features.append(i)
+            los.append(lo)
+            his.append(hi)
+            scales.append(scale)
+            sizes.append(cells + 1)
+            cells_of.append(c)
+        if not features:
+            return None
+        offset = np.cumsum([0, *sizes[:-1]]).astype(np.intp)
+        start = np.empty(sum(sizes), dtype=np.intp)
+        slots = np.full((start.size, width), np.inf)
+        for k, (i, c) in enumerate(zip(features, cells_of, strict=True)):
+            below = np.searchsorted(c, np.arange(sizes[k]), side="left")
+            start[offset[k] : offset[k] + sizes[k]] = first_row[i] + below
+            slots[offset[k] + c, np.arange(c.size) - below[c]] = thresholds[i][: c.size]
+        return cls(
+            features=np.array(features, dtype=np.intp),
+            searched=np.setdiff1d(np.arange(len(thresholds)), features).astype(np.intp),
+            lo=np.array(los),
+            hi=np.array(his),
+            scale=np.array(scales),
+            offset=offset,
+            start=start,
+            slots=slots,
+        )
+
+    def rows(self, X: FloatArray) -> IntArray:
+        """``(n, len(features))``: the first table row of each of :attr:`features` plus the
+        rank of each value of ``X`` (those features' columns, without missing values)."""
+        idx = self.cell(X, self.lo, self.hi, self.scale)
+        idx += self.offset
+        rows = self.start[idx]
+        for s in range(self.slots.shape[1]):
+            rows += self.slots[idx, s] < X
+        return rows
+
+
+@dataclass
 class BitForest:
     """The tables of the module docstring for trees given as flat node arrays.
 
@@ -63,9 +168,12 @@ class BitForest:
     after another from ``roots``; children consecutive, ``left[v] = v`` at a leaf).
     """
 
-    #: the table in blocks of trees, ``(blocks, table rows, trees a block)``: a block's
-    #: slice of the table is contiguous; the last block is padded with all-ones words
-    blocks: NDArray[np.unsignedinteger]
+    #: each block's table rows, less those equal to the row before, block after block,
+    #: ``(rows, trees a block)``; the last block is padded with all-ones words
+    table: NDArray[np.unsignedinteger]
+    #: ``(blocks, table rows)``: the row of ``table`` holding each block's slice of each row
+    row_of: IntArray
+    row_of_t: IntArray  # the same as ``(table rows, blocks)``, for a few rows
     leaf_value: FloatArray  # (trees, leaves): leaf values, left to right
     num_features: IntArray  # numeric features with splits
     thresholds: list[FloatArray]  # their sorted distinct thresholds
@@ -73,19 +181,33 @@ class BitForest:
     all_thresholds: FloatArray  # every threshold, feature by feature (one-row path)
     threshold_feature: IntArray  # position in ``num_features`` of each
     threshold_starts: IntArray  # where each feature's thresholds begin
+    grid: RankGrid | None  # ranks of a larger batch (``None``: binary searches)
     cat_features: IntArray  # categorical features with splits
     cat_rows: IntArray  # (len(cat_features), max_bins + 1): table row of each bin
-    values: FloatArray  # leaf values tree by tree, then a 0.0 (the leaf of a padding tree)
-    value_base: IntArray  # (blocks, trees a block): where each tree's leaves start in it
+    #: a 0.0, the leaf values tree by tree, then a 0.0 (the leaf of a padding tree)
+    values: FloatArray
+    #: (blocks, trees a block): one before where each tree's leaves start in ``values``
+    value_base: IntArray
 
     @property
     def nbytes(self) -> int:
-        return int(self.blocks.nbytes + self.values.nbytes + self.cat_rows.nbytes)
+        return int(
+            self.table.nbytes
+            + 2 * self.row_of.nbytes
+            + self.values.nbytes
+            + self.cat_rows.nbytes
+            + (self.grid.start.nbytes + self.grid.slots.nbytes if self.grid else 0)
+        )
+
+    @property
+    def blocks(self) -> NDArray[np.unsignedinteger]:
+        """The table as ``(blocks, table rows, trees a block)`` (a copy)."""
+        return self.table[self.row_of]
 
     @property
     def words(self) -> NDArray[np.unsignedinteger]:
         """The table as ``(table rows, trees)`` (a copy)."""
-        b, r, w = self.blocks.shape
+        b, r, w = self.row_of.shape + self.table.shape[1:]
         return self.blocks.transpose(1, 0, 2).reshape(r, b * w)[:, : self.leaf_value.shape[0]]
 
     @classmethod
@@ -188,13 +310,21 @@ class BitForest:
         n_blocks = -(-T // width)
         padded = np.full((words.shape[0], n_blocks * width), ones, dtype=word)
         padded[:, :T] = words
+        # each block keeps a row only where it differs from the row before: a feature's rows
+        # change only at the thresholds of the block's own trees, so its slice fits cache
+        by_block = padded.reshape(words.shape[0], n_blocks, width)
+        kept = np.ones((words.shape[0], n_blocks), dtype=bool)
+        kept[1:] = (by_block[1:] != by_block[:-1]).any(axis=2)
+        stored = np.cumsum(kept.sum(axis=0)) - kept.sum(axis=0)
+        row_of = np.cumsum(kept, axis=0).T - 1 + stored[:, None]
+        table = by_block.transpose(1, 0, 2)[kept.T]  # block after block
         # a padding tree's words are all ones (leaf 0): it points at the trailing 0.0
         slot_tree = np.arange(n_blocks * width).reshape(n_blocks, width)
         starts = np.cumsum([0] + [u.size for u in thresholds[:-1]]).astype(np.intp)
         return cls(
-            blocks=np.ascontiguousarray(
-                padded.reshape(words.shape[0], n_blocks, width).transpose(1, 0, 2)
-            ),
+            table=table,
+            row_of=np.ascontiguousarray(row_of, dtype=np.intp),
+            row_of_t=np.ascontiguousarray(row_of.T),
             leaf_value=leaf_value,
             num_features=num_features.astype(np.intp),
             thresholds=thresholds,
@@ -204,9 +334,10 @@ class BitForest:
                 np.arange(num_features.size), [u.size for u in thresholds]
             ).astype(np.intp),
             threshold_starts=starts,
+            grid=RankGrid.build(thresholds, num_offset),
             cat_features=cat_features.astype(np.intp),
             cat_rows=cat_rows,
-            values=np.append(leaf_value.ravel(), 0.0),
+            values=np.concatenate(([0.0], leaf_value.ravel(), [0.0])),
             value_base=np.where(slot_tree < T, slot_tree * n_max, T * n_max),
         )
 
@@ -218,19 +349,29 @@ class BitForest:
         """
         n = X.shape[0]
         Xn = X[:, self.num_features]
+        missing = np.isnan(Xn)
+        any_missing = bool(missing.any())
         if n * self.all_thresholds.size <= 1 << 14 and self.all_thresholds.size:
             # few rows: every comparison at once, then counted per feature
             below = self.all_thresholds < Xn[:, self.threshold_feature]
-            k = np.add.reduceat(below, self.threshold_starts, axis=1, dtype=np.intp)
+            rows = np.add.reduceat(below, self.threshold_starts, axis=1, dtype=np.intp)
+            rows += self.num_offset
+        elif self.grid is not None and not self.grid.searched.size:  # all on the grid
+            rows = self.grid.rows(np.where(missing, self.grid.lo, Xn) if any_missing else Xn)
         else:
-            k = np.empty(Xn.shape, dtype=np.intp)
-            for i, u in enumerate(self.thresholds):
-                k[:, i] = np.searchsorted(u, Xn[:, i], side="left")
-        missing = np.isnan(Xn)
-        if missing.any():
-            sizes = np.array([u.size + 1 for u in self.thresholds], dtype=np.intp)
-            k = np.where(missing, sizes, k)
-        rows = k + self.num_offset
+            rows = np.empty(Xn.shape, dtype=np.intp)
+            searched = np.arange(Xn.shape[1])
+            if self.grid is not None:
+                on, searched = self.grid.features, self.grid.searched
+                Xg = np.where(missing[:, on], self.grid.lo, Xn[:, on]) if any_missing else Xn[:, on]
+                rows[:, on] = self.grid.rows(Xg)
+            for i in searched:
+                rows[:, i] = self.num_offset[i] + np.searchsorted(
+                    self.thresholds[i], Xn[:, i], side="left"
+                )
+        if any_missing:
+            last = np.array([u.size + 1 for u in self.thresholds], dtype=np.intp)
+            rows = np.where(missing, last + self.num_offset, rows)
         if self.cat_features.size:
             assert cat_bins is not None
             cat = self.cat_rows[np.arange(self.cat_features.size), cat_bins]
@@ -246,35 +387,38 @@ class BitForest:
         at most :data:`CHUNK_WORDS` words, so that the block's table slice and the
         accumulator stay in cache."""
         n, f = rows.shape
-        T = self.leaf_value.shape[0]
-        n_blocks, _, width = self.blocks.shape
-        values, base = self.values, self.value_base
+        n_blocks, width = self.value_base.shape
+        table, values, base = self.table, self.values, self.value_base
         out = np.zeros(n)
         if f == 0 or n < LOOP_ROWS:
-            step = max(1, CHUNK_WORDS // max(1, f * T))
+            step = max(1, CHUNK_WORDS // max(1, f * n_blocks * width))
             for s in range(0, n, step):
                 r = rows[s : s + step]
                 if f == 0:
-                    alive = np.broadcast_to(self.blocks[:, :1], (n_blocks, r.shape[0], width))
-                else:
-                    alive = np.bitwise_and.reduce(self.blocks[:, r], axis=2)  # (block, row, tree)
-                leaf = _lowest_bit(alive) + base[:, None, :]
-                out[s : s + step] = np.take(values, leaf).sum(axis=(0, 2))
+                    one = table[self.row_of_t[:1]]
+                    alive = np.broadcast_to(one, (r.shape[0], n_blocks, width))
+                else:  # (row, block, tree)
+                    alive = np.bitwise_and.reduce(table[self.row_of_t[r]], axis=1)
+                leaf = np.add(_one_past_lowest_bit(alive), base)
+                out[s : s + step] = np.take(values, leaf).sum(axis=(1, 2))
             return out
         step = max(1, CHUNK_WORDS // width)
-        columns = [np.ascontiguousarray(rows[:, j]) for j in range(f)]
-        for words, block_base in zip(self.blocks, base, strict=True):
+        by_feature = np.ascontiguousarray(rows.T)
+        for row_of, block_base in zip(self.row_of, base, strict=True):
+            local = np.take(row_of, by_feature)
             for s in range(0, n, step):
-                alive = words[columns[0][s : s + step]]
-                for c in columns[1:]:
-                    alive &= words[c[s : s + step]]
-                out[s : s + step] += np.take(values, _lowest_bit(alive) + block_base).sum(axis=1)
+                # np.take(axis=0) copies each selected row as one block, faster than indexing
+                alive = np.take(table, local[0, s : s + step], axis=0)
+                for c in local[1:]:
+                    alive &= np.take(table, c[s : s + step], axis=0)
+                leaf = np.add(_one_past_lowest_bit(alive), block_base)
+                out[s : s + step] += np.take(values, leaf).sum(axis=1)
         return out
 
 
-def _lowest_bit(words: NDArray[np.unsignedinteger]) -> IntArray:
-    """The index of the lowest set bit of each word (none is zero): ``w ^ (w − 1)`` sets
-    that bit and every bit below it, so it is one less than their count."""
-    below = np.bitwise_count(words ^ (words - words.dtype.type(1))).astype(np.intp)
-    below -= 1
-    return below
+def _one_past_lowest_bit(words: NDArray[np.unsignedinteger]) -> NDArray[np.uint8]:
+    """One more than the index of the lowest set bit of each word (none is zero):
+    ``w ^ (w − 1)`` sets that bit and every bit below it, so it is their count."""
+    below = words - words.dtype.type(1)
+    below ^= words
+    return np.bitwise_count(below)

@@ -14,7 +14,7 @@ import pytest
 
 from model import quickscorer
 from model.ensemble import HistGradientBoostingRegressor
-from model.quickscorer import _lowest_bit, _word_type
+from model.quickscorer import _one_past_lowest_bit, _word_type
 
 
 @pytest.mark.parametrize(
@@ -46,23 +46,29 @@ def test_lowest_bit_of_every_position(word: type[np.unsignedinteger]) -> None:
     bits = np.iinfo(word).bits
     ones = np.iinfo(word).max
     single = np.array([1 << k for k in range(bits)], dtype=word)
-    np.testing.assert_array_equal(_lowest_bit(single), np.arange(bits))
+    np.testing.assert_array_equal(_one_past_lowest_bit(single), np.arange(1, bits + 1))
     # every bit above the lowest set too: the answer does not change
     above = np.array([(ones >> k) << k for k in range(bits)], dtype=word)
-    np.testing.assert_array_equal(_lowest_bit(above), np.arange(bits))
-    assert _lowest_bit(single).dtype == np.intp
+    np.testing.assert_array_equal(_one_past_lowest_bit(above), np.arange(1, bits + 1))
+    assert _one_past_lowest_bit(single).dtype == np.uint8
     assert re.fullmatch(r"uint\d+", single.dtype.name)
 
 
-def test_a_value_equal_to_a_threshold_goes_left_in_both_row_paths() -> None:
+@pytest.mark.parametrize("grid", [True, False], ids=["grid", "binary-search"])
+def test_a_value_equal_to_a_threshold_goes_left_in_every_row_path(
+    grid: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A split sends ``x <= threshold`` left: a row holding a threshold exactly selects the
-    table row of the thresholds strictly below it, in the few-rows path and the other."""
+    table row of the thresholds strictly below it, in the few-rows path and the others
+    (ranks from the grid, or from binary searches where there is none)."""
+    if not grid:
+        monkeypatch.setattr(quickscorer, "GRID_SLOTS", 0)
     rng = np.random.default_rng(8)
     X = rng.normal(size=(400, 3))
     y = X[:, 0] - 2.0 * X[:, 1] + 0.1 * rng.normal(size=400)
     model = HistGradientBoostingRegressor(max_iter=10, early_stopping=False).fit(X, y)
     bits, _ = model.forest_._parts()
-    assert bits is not None
+    assert bits is not None and (bits.grid is not None) == grid
     rows = np.tile(X[:1], (max(u.size for u in bits.thresholds), 1))
     for i, j in enumerate(bits.num_features):
         u = bits.thresholds[i]

@@ -49,7 +49,7 @@ def assert_same_as_levelwise(forest: Forest, X: NDArray[Any]) -> None:
 
 
 @pytest.mark.parametrize("categories", [0, 12], ids=["numeric", "categorical"])
-@pytest.mark.parametrize("leaves", [2, 8, 31, 64])
+@pytest.mark.parametrize("leaves", [2, 8, 16, 31, 64])
 def test_boosting_predictions_equal_the_levelwise_path(categories: int, leaves: int) -> None:
     X, y = data(1500, seed=leaves, categories=categories)
     model = HistGradientBoostingRegressor(
@@ -61,7 +61,10 @@ def test_boosting_predictions_equal_the_levelwise_path(categories: int, leaves: 
     ).fit(X, y)
     bits, rest = model.forest_._parts()
     assert bits is not None and rest is None
-    assert bits.words.dtype == {2: np.uint8, 8: np.uint8, 31: np.uint32, 64: np.uint64}[leaves]
+    assert (
+        bits.words.dtype
+        == {2: np.uint8, 8: np.uint8, 16: np.uint16, 31: np.uint32, 64: np.uint64}[leaves]
+    )
     assert_same_as_levelwise(model.forest_, awkward_rows(categories))
 
 
@@ -136,3 +139,91 @@ def test_trees_without_a_split() -> None:
     rows = awkward_rows(0)
     assert_same_as_levelwise(model.forest_, rows)
     np.testing.assert_array_equal(model.predict(rows), np.ones(rows.shape[0]))
+
+
+def grid_cases() -> list[tuple[list[NDArray[Any]], int]]:
+    """Thresholds of a few features and the most of them a grid cell holds."""
+    rng = np.random.default_rng(11)
+    return [
+        ([np.sort(rng.normal(size=200)), np.array([0.5]), np.array([-1.0, 2.0])], 2),
+        # crowded: four thresholds share a cell of the finest grid
+        ([np.unique(np.concatenate((np.linspace(0, 1, 50), 0.5 + np.arange(4) * 1e-6)))], 4),
+        # +inf thresholds (missing values split from the rest) are below no value
+        ([np.array([-3.0, 0.0, 4.0, np.inf]), np.array([np.inf])], 1),
+    ]
+
+
+@pytest.mark.parametrize(("thresholds", "most"), grid_cases(), ids=["normal", "crowded", "inf"])
+def test_grid_ranks_equal_binary_searches(thresholds: list[NDArray[Any]], most: int) -> None:
+    first = np.cumsum([0] + [u.size + 2 for u in thresholds[:-1]]).astype(np.intp)
+    grid = quickscorer.RankGrid.build(thresholds, first)
+    assert grid is not None and grid.slots.shape[1] == most
+    np.testing.assert_array_equal(grid.features, np.arange(len(thresholds)))
+    rng = np.random.default_rng(12)
+    columns = []
+    for u in thresholds:
+        finite = u[np.isfinite(u)]
+        near = np.concatenate((finite, np.nextafter(finite, -np.inf), np.nextafter(finite, np.inf)))
+        values = np.concatenate(
+            (near, rng.normal(size=300), rng.normal(scale=1e7, size=30), [np.inf, -np.inf, 0.0])
+        )
+        columns.append(rng.permutation(np.resize(values, 600)))
+    X = np.column_stack(columns)
+    expected = np.column_stack(
+        [np.searchsorted(u, X[:, i], side="left") + first[i] for i, u in enumerate(thresholds)]
+    )
+    np.testing.assert_array_equal(grid.rows(X), expected)
+
+
+def test_no_grid_where_it_cannot_rank_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = np.zeros(1, dtype=np.intp)
+    for u in (np.array([-np.inf, 0.0]), np.array([0.0, np.nan]), np.array([-1e308, 1e308])):
+        assert quickscorer.RankGrid.build([u], first) is None
+    monkeypatch.setattr(quickscorer, "GRID_SLOTS", 1)  # a cell of two thresholds is too many
+    assert quickscorer.RankGrid.build([np.array([0.0, 0.5, 0.5 + 1e-12, 1.0])], first) is None
+
+
+def test_a_feature_the_grid_cannot_rank_is_searched() -> None:
+    """A heavy-tailed feature (its thresholds crowd one cell of any grid of at most
+    ``GRID_CELLS_MAX`` cells a threshold) is left to a binary search, the others not."""
+    X, y = data(1500, seed=9)
+    X[:, 3] = np.exp(10 * X[:, 3])
+    y += np.log(X[:, 3]) / 10
+    model = HistGradientBoostingRegressor(max_iter=20, early_stopping=False).fit(X, y)
+    bits, _ = model.forest_._parts()
+    assert bits is not None and bits.grid is not None
+    assert 3 in bits.num_features and 3 not in bits.num_features[bits.grid.features]
+    assert bits.grid.features.size == bits.num_features.size - 1
+    rows = awkward_rows(0)
+    normal = np.abs(rows[:, 3]) < 100  # the ±1e9 rows stay beyond the range
+    rows[normal, 3] = np.exp(10 * rows[normal, 3])
+    assert_same_as_levelwise(model.forest_, rows)
+
+
+def test_batches_ranked_by_binary_searches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a grid (too many thresholds a cell), a large batch is ranked by searchsorted."""
+    X, y = data(800, seed=7)
+    monkeypatch.setattr(quickscorer, "GRID_SLOTS", 0)
+    model = HistGradientBoostingRegressor(max_iter=20, early_stopping=False).fit(X, y)
+    bits, _ = model.forest_._parts()
+    assert bits is not None and bits.grid is None
+    assert_same_as_levelwise(model.forest_, awkward_rows(0))
+
+
+def test_each_block_stores_a_row_where_it_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    X, y = data(800, seed=8)
+    monkeypatch.setattr(quickscorer, "BLOCK_BYTES", 8)  # blocks of 8 trees of uint8
+    model = HistGradientBoostingRegressor(max_iter=30, max_leaf_nodes=8, early_stopping=False).fit(
+        X, y
+    )
+    bits, _ = model.forest_._parts()
+    assert bits is not None and bits.row_of.shape[0] == 4
+    start = 0
+    for rows in bits.row_of:  # a block's rows in a range of their own, in table order
+        stored = bits.table[start : start + rows[-1] - start + 1]
+        assert rows[0] == start and set(np.diff(rows)) <= {0, 1}
+        assert (stored[1:] != stored[:-1]).any(axis=1).all()  # no row kept twice in a run
+        start = rows[-1] + 1
+    assert start == bits.table.shape[0] < bits.row_of.size
+    np.testing.assert_array_equal(bits.row_of_t, bits.row_of.T)
+    assert_same_as_levelwise(model.forest_, awkward_rows(0))
