@@ -63,7 +63,15 @@ import app
 from app.metrics import PRICE_BUCKETS, DriftRows, Histogram
 from app.predlog import Entry, PredictionLog
 from app.settings import Settings
-from app.shadowworker import Reply, Start, Stats, decode_reply, encode, encode_group
+from app.shadowworker import (
+    Reply,
+    Start,
+    Stats,
+    decode_reply,
+    encode,
+    encode_group,
+    restore_policy,
+)
 from app.state import LoadedModel, ModelLoadError, ReloadConflictError, Service, Table, load_model
 from app.traffic import Served
 
@@ -453,6 +461,7 @@ class Shadow:
             self._restarting.cancel()  # a backoff ends at once
         pipe = self._pipe
         if pipe is not None:
+            restore_policy(self._proc.pid)
             pipe.end_input()  # the worker's end of input: it finishes what it has and exits
         try:
             self._proc.wait(timeout)

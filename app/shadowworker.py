@@ -30,6 +30,7 @@ the server's shutdown closes the pipe).
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import math
 import os
@@ -230,6 +231,17 @@ def lower_priority(nice: int) -> str:
     return "SCHED_IDLE"
 
 
+def restore_policy(pid: int) -> None:
+    """Give worker ``pid`` the normal scheduling policy again (at its nice value), so that,
+    asked to stop, it finishes at once even on a busy machine, where the idle policy leaves it
+    only a sliver of a core; unprivileged servers may not, and then it stops at the idle policy."""
+    normal = getattr(os, "SCHED_OTHER", None)
+    if normal is None:
+        return
+    with contextlib.suppress(OSError):  # not permitted, or the worker has already gone
+        os.sched_setscheduler(pid, normal, os.sched_param(0))
+
+
 def serve(inbox: Connection, outbox: Connection) -> int:
     """Build the model from the first message, then price every group until end of input."""
     try:
@@ -271,4 +283,8 @@ if __name__ == "__main__":
     # run the module's own copy, so replies pickle as app.shadowworker's classes, not __main__'s
     from app import shadowworker
 
-    sys.exit(shadowworker.main())
+    code = shadowworker.main()
+    # no interpreter teardown: at the idle policy it could take seconds of a busy machine
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

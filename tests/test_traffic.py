@@ -11,6 +11,8 @@ import itertools
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -423,6 +425,50 @@ def test_the_shadow_prices_in_its_own_process_and_leaves_none_behind(models: Pat
         second = c.app.state.service.traffic.shadow._proc  # type: ignore[attr-defined]
         assert second.poll() is None
     assert second.poll() == 0  # the app's shutdown ends it too: no orphan
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="lifting the idle policy needs CAP_SYS_NICE")
+def test_a_shadow_dropped_on_a_busy_machine_still_exits_cleanly(models: Path) -> None:
+    # every core busy at normal priority: a worker left at the idle policy gets only a sliver
+    # of one, so unless stopping lifts it, it is killed after the close's timeout
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 1)
+    ]
+    try:
+        with make_client(
+            str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib")
+        ) as c:
+            proc = c.app.state.service.traffic.shadow._proc  # type: ignore[attr-defined]
+            assert os.sched_getscheduler(proc.pid) == os.SCHED_IDLE
+            assert c.post("/predict", json=HOUSE).status_code == 200
+            r = c.post("/admin/reload", json={"drop_shadow": True}, headers=AUTH)
+            assert r.status_code == 200
+            assert proc.poll() == 0
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+
+
+def test_restore_policy_gives_an_idle_process_the_normal_policy_back() -> None:
+    from app.shadowworker import restore_policy
+
+    idle = "import os, time; os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0)); "
+    child = subprocess.Popen(
+        [sys.executable, "-c", idle + "print(1, flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"1\n"
+        assert os.sched_getscheduler(child.pid) == os.SCHED_IDLE
+        restore_policy(child.pid)
+        expected = os.SCHED_OTHER if os.geteuid() == 0 else os.SCHED_IDLE
+        assert os.sched_getscheduler(child.pid) == expected
+    finally:
+        child.kill()
+        child.wait()
+    restore_policy(child.pid)  # a worker that has gone: nothing to do, no error
 
 
 def test_groups_larger_than_the_pipe_holds_reach_the_worker_and_come_back(
