@@ -36,8 +36,9 @@ restart is counted (``houseprice_shadow_restarts_total``) and the houses submitt
 are counted as ``model_error``. The worker runs at the idle scheduling policy and
 ``SHADOW_NICE`` below the server (:func:`app.shadowworker.lower_priority`), so the served
 answers get the cores and the shadow drops rather than delays them. The champion never sees
-any of it. The worker ends when its input pipe closes: at :meth:`Shadow.close`, or when the
-server exits or dies.
+any of it. The worker ends when its input pipe closes: at :meth:`Shadow.close` (which first
+gives it the normal scheduling policy back where the server may, so that a busy machine does
+not starve its last steps), or when the server exits or dies.
 
 The shadow must validate no feature the champion does not: it prices the champion's rows.
 """
