@@ -453,7 +453,7 @@ def test_each_node_splits_on_its_drawn_share_of_the_features(
         mask = None
         if n_pick < 4:
             mask = np.zeros(4, dtype=bool)
-            mask[np.argpartition(replay.random(4), n_pick - 1)[:n_pick]] = True
+            mask[np.argsort(replay.random(4))[:n_pick]] = True  # the n_pick smallest draws
         G, H = grower.histogram(np.arange(200), g, None)
         want = grower.best_split(G, H, p, mask)
         assert want is not None
@@ -680,3 +680,54 @@ def test_a_tree_that_does_not_split_is_one_plain_leaf() -> None:
     assert tree.gain.tolist() == [0.0] and tree.threshold.tolist() == [np.inf]
     assert tree.bin_threshold.tolist() == [256] and tree.depth == 0
     assert [(node, r.size) for node, r in leaves] == [(0, 60)]
+
+
+@pytest.mark.parametrize(("cut", "smaller"), [(10, "left"), (30, "right"), (20, "left")])
+def test_a_split_builds_the_histogram_of_its_smaller_child_the_left_one_at_a_tie(
+    cut: int, smaller: str
+) -> None:
+    # one feature 0..39 and a step at `cut`: the root splits there, into cut and 40 - cut
+    # rows; with three leaves allowed both children are searched, so the grower builds one
+    # child's histogram (the smaller, the left one when they are equal) and subtracts
+    X = np.arange(40, dtype=np.float64)[:, None]
+    y = np.where(X[:, 0] < cut, 0.0, 10.0)
+    mapper = BinMapper(255, np.zeros(1, dtype=bool)).fit(X)
+    grower = TreeGrower(mapper.transform(X), mapper)
+    built: list[list[int]] = []
+    histogram = grower.histogram
+
+    def spy(rows: Any, g: Any, h: Any) -> Any:
+        built.append(sorted(np.asarray(rows).tolist()))
+        return histogram(rows, g, h)
+
+    grower.histogram = spy  # type: ignore[method-assign]
+    tree, _ = grower.grow(
+        np.arange(40),
+        y.mean() - y,
+        None,
+        SplitParams(3, None, 2, 0.0, 1.0, 1.0),
+        np.random.default_rng(0),
+    )
+    assert tree.threshold[0] == pytest.approx(cut - 0.5)
+    child = list(range(cut)) if smaller == "left" else list(range(cut, 40))
+    assert built[:2] == [list(range(40)), child]
+
+
+def test_a_left_set_holds_at_most_half_of_the_supported_categories() -> None:
+    # four supported categories (20 rows each) and one unsupported (5 rows, always right):
+    # the perfect split {0, 1, 2} | {3, 4} needs a left set of three, more than half of four,
+    # so the rule's best is {3} left (the unsupported 4 staying right with 0, 1 and 2)
+    codes = np.repeat([0.0, 1.0, 2.0, 3.0, 4.0], [20, 20, 20, 20, 5])
+    y = np.array([0.0, 0.1, 0.2, 10.0, 10.0])[codes.astype(int)]
+    X = codes[:, None]
+    categorical = np.array([True])
+    mapper = BinMapper(255, categorical).fit(X)
+    Xb = mapper.transform(X)
+    grower = TreeGrower(Xb, mapper)
+    g = y.mean() - y
+    rows = np.arange(codes.size)
+    G, H = grower.histogram(rows, g, None)
+    found = grower.best_split(G, H, SplitParams(None, None, 1, 0.0, 1.0, 1.0), None)
+    want = brute_force_categorical(Xb, rows, g, 0.0, 1, None, categorical, mapper.n_bins, 255)
+    assert found is not None and found.left_bins is not None and want is not None
+    assert np.flatnonzero(found.left_bins[:255]).tolist() == want[2] == [3]
