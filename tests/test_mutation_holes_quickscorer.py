@@ -80,3 +80,49 @@ def test_a_value_equal_to_a_threshold_goes_left_in_every_row_path(
             rtol=0,
             atol=1e-12,
         )
+
+
+def test_two_categorical_features_one_in_column_0_beside_numeric_ones() -> None:
+    # column 0 is categorical (its split columns read 2d + 0 = 2d exactly) and a second
+    # categorical feature's table rows follow the first's
+    rng = np.random.default_rng(3)
+    n = 1200
+    X = rng.normal(size=(n, 4))
+    X[:, 0] = rng.integers(0, 7, size=n)
+    X[:, 3] = rng.integers(0, 5, size=n)
+    y = np.sin(1.7 * X[:, 0]) + np.cos(1.3 * X[:, 3]) + X[:, 1] * X[:, 2]
+    y += 0.1 * rng.normal(size=n)
+    model = HistGradientBoostingRegressor(
+        max_iter=30,
+        max_leaf_nodes=8,
+        min_samples_leaf=5,
+        categorical_features=[0, 3],
+        early_stopping=False,
+    ).fit(X, y)
+    bits, rest = model.forest_._parts()
+    assert bits is not None and rest is None
+    assert bits.cat_features.tolist() == [0, 3] and bits.num_features.tolist() == [1, 2]
+    rows = X[:300].copy()
+    rows[::7, 0] = np.nan
+    rows[::11, 3] = 9.0  # never seen
+    rows[::13, 1] = np.nan
+    for part in (rows, rows[:1], rows[5:7]):
+        np.testing.assert_allclose(
+            model.forest_.predict_sum(part),
+            model.forest_.predict_sum_levelwise(part),
+            rtol=0,
+            atol=1e-12,
+        )
+
+
+def test_a_tree_of_more_than_64_leaves_is_refused_by_name() -> None:
+    X = np.arange(400, dtype=np.float64)[:, None]
+    model = HistGradientBoostingRegressor(
+        max_iter=1, max_leaf_nodes=70, min_samples_leaf=1, early_stopping=False
+    ).fit(X, np.sin(X[:, 0]))
+    f = model.forest_
+    assert (f.left == np.arange(f.left.size)).sum() > 64  # more leaves than a word holds
+    with pytest.raises(ValueError, match=r"^trees must have at most 64 leaves$"):
+        quickscorer.BitForest.build(
+            f.col, f.threshold, f.left, f.value, f.cat_row, f.cat_left, f.roots, 1, f.seen
+        )
