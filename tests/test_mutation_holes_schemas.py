@@ -20,6 +20,7 @@ from app.schemas import (
     ReloadRequest,
     V2InferenceRequest,
     V2Tensor,
+    _reload_kind,
     build_request_schema,
     error_list,
 )
@@ -317,3 +318,19 @@ def test_batch_model_rows_adapter_and_default_title() -> None:
     assert [type(r) for r in rows] == [schema.house, schema.house]
     with pytest.raises(ValidationError):
         schema.rows.validate_python([{"town": "a", "extra": 1}])
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        ({"shadow_path": "s.joblib"}, "load_shadow"),
+        ({"drop_shadow": True}, "drop_shadow"),
+        ({"shadow_path": "s.joblib", "drop_shadow": True}, "load_shadow"),
+        ({"path": "m.joblib"}, "champion"),
+        ({}, "champion"),
+        (["shadow_path"], "champion"),
+        (None, "champion"),
+    ],
+)
+def test_a_reload_body_is_told_apart_by_the_key_it_holds(body: Any, kind: str) -> None:
+    assert _reload_kind(body) == kind

@@ -361,3 +361,17 @@ def test_errors_are_the_same_with_or_without_the_one_pass_path(
     without = [post(req) for req in variants]
     assert with_fast == without
     assert {status for status, _ in with_fast} == {200, 400}
+
+
+@pytest.mark.parametrize("literal", ["Infinity", "-Infinity", "NaN"])
+def test_the_one_pass_path_refuses_what_json_cannot_price(client: TestClient, literal: str) -> None:
+    """pydantic reads ``Infinity`` and ``NaN`` in a JSON body; the model's own validator refuses
+    them (its config forbids them) and the generic path answers 400, naming the field."""
+    from app.routes import v2
+
+    model = client.app.state.service.ready_model()  # type: ignore[attr-defined]
+    body = json.dumps(v2_request([HOUSE])).replace('"data": [1500]', f'"data": [{literal}]')
+    assert literal in body
+    assert v2._table(model, body.encode()) is None
+    r = client.post(INFER, content=body.encode())
+    assert r.status_code == 400 and "living_area" in r.json()["error"]
