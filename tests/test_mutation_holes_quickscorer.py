@@ -8,6 +8,7 @@ position of every word size.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -73,13 +74,7 @@ def test_a_value_equal_to_a_threshold_goes_left_in_every_row_path(
     for i, j in enumerate(bits.num_features):
         u = bits.thresholds[i]
         rows[: u.size, j] = u
-    for batch in (rows[:4], np.repeat(rows, 60, axis=0)):  # few rows, then many
-        np.testing.assert_allclose(
-            model.forest_.predict_sum(batch),
-            model.forest_.predict_sum_levelwise(batch),
-            rtol=0,
-            atol=1e-12,
-        )
+    assert_bits_equal_levelwise(model.forest_, rows[:4], np.repeat(rows, 60, axis=0))
 
 
 def test_two_categorical_features_one_in_column_0_beside_numeric_ones() -> None:
@@ -106,13 +101,7 @@ def test_two_categorical_features_one_in_column_0_beside_numeric_ones() -> None:
     rows[::7, 0] = np.nan
     rows[::11, 3] = 9.0  # never seen
     rows[::13, 1] = np.nan
-    for part in (rows, rows[:1], rows[5:7]):
-        np.testing.assert_allclose(
-            model.forest_.predict_sum(part),
-            model.forest_.predict_sum_levelwise(part),
-            rtol=0,
-            atol=1e-12,
-        )
+    assert_bits_equal_levelwise(model.forest_, rows, rows[:1], rows[5:7])
 
 
 def test_a_tree_of_more_than_64_leaves_is_refused_by_name() -> None:
@@ -125,4 +114,12 @@ def test_a_tree_of_more_than_64_leaves_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match=r"^trees must have at most 64 leaves$"):
         quickscorer.BitForest.build(
             f.col, f.threshold, f.left, f.value, f.cat_row, f.cat_left, f.roots, 1, f.seen
+        )
+
+
+def assert_bits_equal_levelwise(forest: Any, *batches: Any) -> None:
+    """The bit-vector sums of each batch equal the level-by-level walk's."""
+    for batch in batches:
+        np.testing.assert_allclose(
+            forest.predict_sum(batch), forest.predict_sum_levelwise(batch), rtol=0, atol=1e-12
         )
