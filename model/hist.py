@@ -425,7 +425,7 @@ class TreeGrower:
             L[0, 0], L[1, 0] = LH[..., 0], LH[..., 1]
             Ms = np.stack((Gm, Hm)).repeat(lengths, axis=2)
             np.add(L[:, 0], Ms, out=L[:, 1])
-            GL, HL = L[0, 0], L[1, 0]
+            HL = L[1, 0]  # direction 0 (missing right): what the chosen split's default reads
             HRd = Ht - L[1]
             score = _half_gains(L[0], L[1], Gt - L[0], HRd, lam)
             bad = np.minimum(L[1], HRd) < msl
