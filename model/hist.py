@@ -285,7 +285,13 @@ class TreeGrower:
         had_missing = missing[:, self.num].any(axis=0)
         self.num_with_missing = np.flatnonzero(had_missing[self.num_layout[1]])
         self.cat_layout = self._layout(self.cat, with_missing=True)
-        self._cat_groups: dict[int, IntArray] = {}
+        # per-fit index arrays, so that a search gathers (take) instead of repeating per node
+        _, cseg, _, cwithin = self.cat_layout
+        self.cat_lengths = self.n_bins[self.cat] + 1
+        self.cat_bin = np.where(
+            cwithin == self.n_bins[self.cat].take(cseg), self.missing_bin, cwithin
+        ).astype(np.intp)
+        self._cat_sorts: dict[int, tuple[IntArray, IntArray, IntArray, int]] = {}
         self._root_counts: FloatArray | None = None
 
     def _layout(self, features: IntArray, with_missing: bool) -> tuple[IntArray, ...]:
@@ -343,9 +349,9 @@ class TreeGrower:
             if self.num.size:
                 best = self._best_numeric(G, H, sums, lam, msl, features)
             if self.cat.size:
-                for i, c in enumerate(self._best_categorical(G, H, sums, lam, msl, features)):
-                    b = best[i]
-                    if c is not None and (b is None or c.gain > b.gain):
+                beat = [-np.inf if b is None else b.gain for b in best]
+                for i, c in enumerate(self._best_categorical(G, H, sums, lam, msl, features, beat)):
+                    if c is not None:
                         best[i] = c
         for i, (Gt, Ht) in enumerate(sums):
             s = best[i]
@@ -474,6 +480,25 @@ class TreeGrower:
             out.append(_Split(best, int(self.num[seg[at]]), int(within[at]), missing_left, None))
         return out
 
+    def _cat_sort(self, k: int) -> tuple[IntArray, IntArray, IntArray, int]:
+        """Index arrays that sort the categories of every (order, node, feature) of ``k``
+        nodes in one stable ``argsort`` along the rows of a padded table (one row a group,
+        as many columns as the largest feature has slots): where each slot goes in the
+        table, where the real slots are in it, and what to add to a row's sorted positions
+        to get indices into a node's ``(node, slot)`` histograms."""
+        got = self._cat_sorts.get(k)
+        if got is None:
+            _, seg, starts, within = self.cat_layout
+            S, F = seg.size, self.cat.size
+            width = int(self.cat_lengths.max())
+            row = ((np.arange(2 * k) * F)[:, None] + seg).ravel()
+            dest = row * width + np.tile(within, 2 * k)
+            real = np.sort(dest)  # where the slots are, row by row (in their own order)
+            first = np.tile(starts, 2 * k) + np.repeat(np.arange(2 * k) * S, F)
+            first[k * F :] -= k * S  # the -ratio order indexes the same (node, slot) sums
+            got = self._cat_sorts[k] = (dest, real, first.take(row), width)
+        return got
+
     def _best_categorical(
         self,
         G: FloatArray,
@@ -482,14 +507,16 @@ class TreeGrower:
         lam: float,
         msl: float,
         features: list[NDArray[np.bool_] | None],
+        beat: list[float],
     ) -> list[_Split | None]:
-        """The best categorical split of each node (a row of ``G``, ``H``): every categorical
-        feature of every node, in both orders (by ``+ratio`` and ``−ratio``), in one batch
-        of ``(order, node, slot)`` arrays; one ``lexsort`` orders the categories of each
-        (order, node, feature) by ratio, one cumulative sum over slots gives the left sums."""
+        """The best categorical split of each node (a row of ``G``, ``H``) if its gain is
+        above the node's ``beat`` (the best numeric one): every categorical feature of every
+        node, in both orders (by ``+ratio`` and ``−ratio``), in one batch of ``(order, node,
+        slot)`` arrays; one stable ``argsort`` orders the categories of each (order, node,
+        feature) by ratio, one cumulative sum over slots gives the left sums."""
         slot, seg, starts, within = self.cat_layout
-        lengths = self.n_bins[self.cat] + 1
-        k, S, F = G.shape[0], slot.size, self.cat.size
+        lengths = self.cat_lengths
+        k, S = G.shape[0], slot.size
         Gt = np.array([t[0] for t in sums])[:, None]
         Ht = np.array([t[1] for t in sums])[:, None]
         V = np.empty((2, k, S))  # (G or H, node, slot)
@@ -506,16 +533,17 @@ class TreeGrower:
             mask = np.stack([np.ones(self.d, dtype=bool) if f is None else f for f in features])
             longest[~mask[:, self.cat]] = 0
         bad_base = within >= longest.repeat(lengths, axis=1)
-        key = np.empty((2, k, S))  # (order, node, slot): +ratio, -ratio; inf if unsupported
+        dest, real, first, width = self._cat_sort(k)
+        # (order, node, feature) rows of keys +ratio, -ratio (inf if unsupported), padded
+        # with inf: a stable sort keeps the padding after the row's own unsupported slots
+        key = np.empty((2, k, S))
         np.divide(Gc, Hc + MIN_CAT_SUPPORT, out=key[0])
         np.negative(key[0], out=key[1])
         np.copyto(key, np.inf, where=~supported)
-        group = self._cat_groups.get(k)
-        if group is None:  # (order, node, feature) of a slot
-            group = self._cat_groups[k] = ((np.arange(2 * k) * F)[:, None] + seg).ravel()
-        # by (order, node, feature), then by the key; as indices into a node's (node, slot)
-        order = np.lexsort((key.ravel(), group))
-        order[k * S :] -= k * S  # the groups of the -ratio order sort after all others
+        table = np.full(2 * k * self.cat.size * width, np.inf)
+        table[dest] = key.ravel()
+        order = np.argsort(table.reshape(-1, width), axis=1, kind="stable").ravel().take(real)
+        order += first  # as indices into a node's (node, slot)
         order = order.reshape(2, k, S)
         LR = self._segment_cumsum(V.reshape(2, k * S).take(order, axis=1), starts, lengths)
         GL, HL = LR[0], LR[1]  # (order, node, slot)
@@ -530,15 +558,13 @@ class TreeGrower:
         out: list[_Split | None] = []
         for i in range(k):
             s, a = int(sign[i]), int(at[sign[i], i])
-            if not top[s, i] > -np.inf:
+            if not top[s, i] > beat[i]:  # also when every candidate was masked (-inf)
                 out.append(None)
                 continue
             jj = int(seg[a])
             j = int(self.cat[jj])
-            bins = within[order[s, i, starts[jj] : a + 1] - i * S]
-            bins = np.where(bins == self.n_bins[j], self.missing_bin, bins)
             left = np.zeros(self.n_total_bins, dtype=bool)
-            left[bins] = True
+            left[self.cat_bin[order[s, i, starts[jj] : a + 1] - i * S]] = True
             missing_left = bool(left[self.missing_bin])
             if H[i, self.offset[j] + self.n_bins[j]] == 0:  # none seen: follow the larger child
                 missing_left = bool(HL[s, i, a] >= HR[s, i, a])
