@@ -284,6 +284,7 @@ class TreeGrower:
         self.num_missing_slot = missing_slot[self.num]
         had_missing = missing[:, self.num].any(axis=0)
         self.num_with_missing = np.flatnonzero(had_missing[self.num_layout[1]])
+        self.num_seg_missing = self.num_layout[1].take(self.num_with_missing)
         self.cat_layout = self._layout(self.cat, with_missing=True)
         # per-fit index arrays, so that a search gathers (take) instead of repeating per node
         _, cseg, _, cwithin = self.cat_layout
@@ -312,7 +313,8 @@ class TreeGrower:
         every = rows.size == self.Xb.shape[0]  # sorted and unique: all rows, in order
         # take: several times faster than fancy indexing for gathering whole rows
         idx = self.flat.ravel() if every else self.flat.take(rows, axis=0).ravel()
-        G = np.bincount(idx, weights=np.repeat(g.take(rows), self.d), minlength=self.size)
+        weights = np.repeat(g if every else g.take(rows), self.d)
+        G = np.bincount(idx, weights=weights, minlength=self.size)
         if h is None:
             if every:  # the same for every tree
                 if self._root_counts is None:
@@ -443,28 +445,36 @@ class TreeGrower:
             top = score.ravel().take(at.ravel() + np.arange(2 * k) * A).reshape(2, k)
             found = [(top[0], at[0]), (top[1], at[1])]
         else:
-            # contiguous copies: the operations on them below run faster than on strided views
-            GL, HL = LH[..., 0].copy(), LH[..., 1].copy()
-            for direction in (0, 1):
-                if direction == 0:
-                    GLd, HLd = GL, HL
-                elif not where.size:
+            # direction 0 on all A slots, then direction 1 on the W slots of the features that
+            # had missing values at fit, side by side in one batch of (G or H, node, candidate)
+            # arrays: the NumPy calls of one search for both (each searched apart below)
+            W = where.size
+            L = np.empty((2, k, A + W))
+            L[0, :, :A], L[1, :, :A] = LH[..., 0], LH[..., 1]
+            HL = L[1, :, :A]  # direction 0: what the chosen split's default reads
+            if W:
+                Hms = Hm.take(self.num_seg_missing, axis=1)
+                np.add(
+                    L[0, :, :A].take(where, axis=1),
+                    Gm.take(self.num_seg_missing, axis=1),
+                    out=L[0, :, A:],
+                )
+                np.add(L[1, :, :A].take(where, axis=1), Hms, out=L[1, :, A:])
+            HRd = Ht - L[1]
+            score = _half_gains(L[0], L[1], Gt - L[0], HRd, lam)
+            bad = np.minimum(L[1], HRd) < msl
+            if allowed is not None:
+                bad[:, :A] |= ~allowed
+                bad[:, A:] |= ~allowed.take(where, axis=1)
+            if W:
+                bad[:, A:] |= Hms <= 0
+            np.copyto(score, -np.inf, where=bad)
+            rows = np.arange(k)
+            for direction, part in enumerate((score[:, :A], score[:, A:])):
+                if direction == 1 and not W:
                     break
-                else:
-                    Gms, Hms = Gm.take(seg[where], axis=1), Hm.take(seg[where], axis=1)
-                    GLd = GL.take(where, axis=1) + Gms
-                    HLd = HL.take(where, axis=1) + Hms
-                HRd = Ht - HLd
-                score = _half_gains(GLd, HLd, Gt - GLd, HRd, lam)
-                bad = np.minimum(HLd, HRd) < msl
-                if allowed is not None:
-                    bad |= ~(allowed if direction == 0 else allowed.take(where, axis=1))
-                if direction == 1:
-                    bad |= Hms <= 0
-                np.copyto(score, -np.inf, where=bad)
-                at = np.argmax(score, axis=1)
-                top = score.ravel().take(at + np.arange(k) * score.shape[1])
-                found.append((top, at if direction == 0 else where[at]))
+                at = np.argmax(part, axis=1)
+                found.append((part[rows, at], at if direction == 0 else where[at]))
         out: list[_Split | None] = []
         for i in range(k):
             best, at, direction = float(found[0][0][i]), int(found[0][1][i]), 0
@@ -575,8 +585,12 @@ class TreeGrower:
     def _go_left(self, rows: IntArray, s: _Split) -> NDArray[np.bool_]:
         b = self.columns[s.feature].take(rows)
         if s.left_bins is not None:
-            return s.left_bins[b]
-        return np.where(b == self.missing_bin, s.missing_left, b <= s.bin)
+            return s.left_bins.take(b)
+        # a numeric split as a table of the bins sent left: one gather instead of three passes
+        table = np.zeros(self.n_total_bins, dtype=bool)
+        table[: s.bin + 1] = True
+        table[self.missing_bin] = s.missing_left
+        return table.take(b)
 
     # growth -------------------------------------------------------------------------------
 
