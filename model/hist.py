@@ -628,12 +628,12 @@ class TreeGrower:
         node_rows: dict[int, IntArray] = {0: rows}
         G, H = self.histogram(rows, g, h)
         sums = [self.totals(G, H)]
-        hists: dict[int, tuple[FloatArray, FloatArray]] = {}
+        hists: dict[int, FloatArray] = {}  # a queued node's G and H, stacked
         heap: list[tuple[float, int, _Split]] = []
 
-        def consider(nodes: list[int], G: FloatArray, H: FloatArray) -> None:
-            """Search the splits of the ``nodes`` (histograms: rows of ``G``, ``H``) that
-            may split, all at once; queue them."""
+        def consider(nodes: list[int], GH: FloatArray) -> None:
+            """Search the splits of the ``nodes`` (histograms: ``GH[0]``, ``GH[1]``, a row
+            a node) that may split, all at once; queue them."""
             keep = [
                 i
                 for i, node in enumerate(nodes)
@@ -642,22 +642,23 @@ class TreeGrower:
             if not keep:
                 return
             if len(keep) < len(nodes):
-                G, H = G[keep], H[keep]
+                GH = GH[:, keep]
             drawn = [features() for _ in keep]
-            found = self.best_splits(G, H, p, drawn, [sums[nodes[i]] for i in keep])
+            found = self.best_splits(GH[0], GH[1], p, drawn, [sums[nodes[i]] for i in keep])
             for row, (i, s) in enumerate(zip(keep, found, strict=True)):
                 if s is not None:
-                    hists[nodes[i]] = (G[row], H[row])
+                    hists[nodes[i]] = GH[:, row]
                     heapq.heappush(heap, (-s.gain, nodes[i], s))
 
-        consider([0], G[None], H[None])
+        consider([0], np.stack((G, H))[:, None])
         n_leaves = 1
         while heap and n_leaves < max_leaves:
             _, node, s = heapq.heappop(heap)
-            parent_G, parent_H = hists.pop(node)
+            parent = hists.pop(node)
             r = node_rows.pop(node)
             go = self._go_left(r, s)
-            kids = (r[go], r[~go])
+            # compress: faster than a boolean index on large nodes, slower on small ones
+            kids = (r.compress(go), r.compress(~go)) if r.size > 1000 else (r[go], r[~go])
             first = len(feature)
             feature[node], gains[node], miss[node] = s.feature, s.gain, s.missing_left
             left[node] = first
@@ -689,15 +690,13 @@ class TreeGrower:
                 sums[first + small] = (gs, hs)
                 sums[first + 1 - small] = (sums[node][0] - gs, sums[node][1] - hs)
                 continue
-            Gk, Hk = np.empty((2, self.size)), np.empty((2, self.size))
-            Gk[small], Hk[small] = self.histogram(kids[small], g, h)
-            np.subtract(parent_G, Gk[small], out=Gk[1 - small])
-            np.subtract(parent_H, Hk[small], out=Hk[1 - small])
+            GHk = np.empty((2, 2, self.size))  # (G or H, child, slot)
+            GHk[0, small], GHk[1, small] = self.histogram(kids[small], g, h)
+            np.subtract(parent, GHk[:, small], out=GHk[:, 1 - small])
             # both children's totals at once: each row sums as :meth:`totals` would
-            tg = Gk.take(self.total_idx, axis=1).sum(axis=1).tolist()
-            th = Hk.take(self.total_idx, axis=1).sum(axis=1).tolist()
-            sums[first], sums[first + 1] = (tg[0], th[0]), (tg[1], th[1])
-            consider([first, first + 1], Gk, Hk)
+            (g0, g1), (h0, h1) = GHk.take(self.total_idx, axis=2).sum(axis=2).tolist()
+            sums[first], sums[first + 1] = (g0, h0), (g1, h1)
+            consider([first, first + 1], GHk)
 
         S = np.asarray(sums)
         value = -S[:, 0] / (S[:, 1] + lam) * p.shrinkage
