@@ -343,23 +343,36 @@ class TreeGrower:
         positive gain (see the module docstring) among its allowed ``features`` (``None``:
         all), or ``None``. Each search runs over all the nodes at once. ``sums``: the nodes'
         :meth:`totals`, when the caller has them."""
-        lam, msl = p.l2_regularization, p.min_samples_leaf
         if sums is None:
             sums = [self.totals(Gi, Hi) for Gi, Hi in zip(G, H, strict=True)]
-        best: list[_Split | None] = [None] * G.shape[0]
         with np.errstate(divide="ignore", invalid="ignore"):
-            if self.num.size:
-                best = self._best_numeric(G, H, sums, lam, msl, features)
-            if self.cat.size:
-                beat = [-np.inf if b is None else b.gain for b in best]
-                for i, c in enumerate(self._best_categorical(G, H, sums, lam, msl, features, beat)):
-                    if c is not None:
-                        best[i] = c
-        for i, (Gt, Ht) in enumerate(sums):
+            return self._search(np.stack((G, H)), p, features, sums)
+
+    def _search(
+        self,
+        GH: FloatArray,
+        p: SplitParams,
+        features: list[NDArray[np.bool_] | None],
+        sums: list[tuple[float, float]],
+    ) -> list[_Split | None]:
+        """:meth:`best_splits` of ``GH`` (``G`` and ``H`` stacked: G or H, node, slot), under
+        the caller's ``np.errstate`` (empty sides divide by zero)."""
+        lam, msl = p.l2_regularization, p.min_samples_leaf
+        T = np.array(sums)
+        Gt, Ht = T[:, :1], T[:, 1:]  # (node, 1)
+        best: list[_Split | None] = [None] * GH.shape[1]
+        if self.num.size:
+            best = self._best_numeric(GH, Gt, Ht, lam, msl, features)
+        if self.cat.size:
+            beat = [-np.inf if b is None else b.gain for b in best]
+            for i, c in enumerate(self._best_categorical(GH, Gt, Ht, lam, msl, features, beat)):
+                if c is not None:
+                    best[i] = c
+        for i, (gt, ht) in enumerate(sums):
             s = best[i]
             if s is None:
                 continue
-            parent = Gt * Gt / (Ht + lam)
+            parent = gt * gt / (ht + lam)
             s.gain -= parent
             if not math.isfinite(s.gain) or not s.gain > 1e-12 * max(parent, 1e-300):
                 best[i] = None
@@ -394,20 +407,19 @@ class TreeGrower:
 
     def _best_numeric(
         self,
-        G: FloatArray,
-        H: FloatArray,
-        sums: list[tuple[float, float]],
+        GH: FloatArray,
+        Gt: FloatArray,
+        Ht: FloatArray,
         lam: float,
         msl: float,
         features: list[NDArray[np.bool_] | None],
     ) -> list[_Split | None]:
         _, seg, starts, within = self.num_layout
-        k = G.shape[0]
+        k = GH.shape[1]
         A = self.num_size
-        Gt = np.array([t[0] for t in sums])[:, None]
-        Ht = np.array([t[1] for t in sums])[:, None]
-        Gm = G.take(self.num_missing_slot, axis=1)
-        Hm = H.take(self.num_missing_slot, axis=1)
+        G, H = GH[0], GH[1]
+        GHm = GH.take(self.num_missing_slot, axis=2)  # (G or H, node, feature)
+        Hm = GHm[1]
         # left = bins 0..b of the feature (the numeric bins are the first A slots); missing
         # right (direction 0) or left (direction 1, tried only on the slots of features that
         # had missing values at fit)
@@ -431,7 +443,7 @@ class TreeGrower:
             # (G or H, direction, node, slot) arrays: half the NumPy calls of one batch each
             L = np.empty((2, 2, k, A))
             L[0, 0], L[1, 0] = LH[..., 0], LH[..., 1]
-            Ms = np.stack((Gm, Hm)).repeat(lengths, axis=2)
+            Ms = GHm.repeat(lengths, axis=2)
             np.add(L[:, 0], Ms, out=L[:, 1])
             HL = L[1, 0]  # direction 0 (missing right): what the chosen split's default reads
             HRd = Ht - L[1]
@@ -456,7 +468,7 @@ class TreeGrower:
                 Hms = Hm.take(self.num_seg_missing, axis=1)
                 np.add(
                     L[0, :, :A].take(where, axis=1),
-                    Gm.take(self.num_seg_missing, axis=1),
+                    GHm[0].take(self.num_seg_missing, axis=1),
                     out=L[0, :, A:],
                 )
                 np.add(L[1, :, :A].take(where, axis=1), Hms, out=L[1, :, A:])
@@ -511,9 +523,9 @@ class TreeGrower:
 
     def _best_categorical(
         self,
-        G: FloatArray,
-        H: FloatArray,
-        sums: list[tuple[float, float]],
+        GH: FloatArray,
+        Gt: FloatArray,
+        Ht: FloatArray,
         lam: float,
         msl: float,
         features: list[NDArray[np.bool_] | None],
@@ -526,12 +538,8 @@ class TreeGrower:
         feature) by ratio, one cumulative sum over slots gives the left sums."""
         slot, seg, starts, within = self.cat_layout
         lengths = self.cat_lengths
-        k, S = G.shape[0], slot.size
-        Gt = np.array([t[0] for t in sums])[:, None]
-        Ht = np.array([t[1] for t in sums])[:, None]
-        V = np.empty((2, k, S))  # (G or H, node, slot)
-        G.take(slot, axis=1, out=V[0])
-        H.take(slot, axis=1, out=V[1])
+        k, S = GH.shape[1], slot.size
+        V = GH.take(slot, axis=2)  # (G or H, node, slot)
         Gc, Hc = V[0], V[1]
         supported = Hc >= MIN_CAT_SUPPORT
         n_sup = np.add.reduceat(supported, starts, axis=1, dtype=np.intp)  # (node, feature)
@@ -576,7 +584,7 @@ class TreeGrower:
             left = np.zeros(self.n_total_bins, dtype=bool)
             left[self.cat_bin[order[s, i, starts[jj] : a + 1] - i * S]] = True
             missing_left = bool(left[self.missing_bin])
-            if H[i, self.offset[j] + self.n_bins[j]] == 0:  # none seen: follow the larger child
+            if GH[1, i, self.offset[j] + self.n_bins[j]] == 0:  # none seen: follow the larger child
                 missing_left = bool(HL[s, i, a] >= HR[s, i, a])
                 left[self.missing_bin] = missing_left
             out.append(_Split(float(top[s, i]), j, -1, missing_left, left))
@@ -631,6 +639,7 @@ class TreeGrower:
         hists: dict[int, FloatArray] = {}  # a queued node's G and H, stacked
         heap: list[tuple[float, int, _Split]] = []
 
+        @np.errstate(divide="ignore", invalid="ignore")  # a side with no rows divides by 0
         def consider(nodes: list[int], GH: FloatArray) -> None:
             """Search the splits of the ``nodes`` (histograms: ``GH[0]``, ``GH[1]``, a row
             a node) that may split, all at once; queue them."""
@@ -644,7 +653,7 @@ class TreeGrower:
             if len(keep) < len(nodes):
                 GH = GH[:, keep]
             drawn = [features() for _ in keep]
-            found = self.best_splits(GH[0], GH[1], p, drawn, [sums[nodes[i]] for i in keep])
+            found = self._search(GH, p, drawn, [sums[nodes[i]] for i in keep])
             for row, (i, s) in enumerate(zip(keep, found, strict=True)):
                 if s is not None:
                     hists[nodes[i]] = GH[:, row]
