@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -959,3 +960,29 @@ def test_producers_on_two_threads_keep_the_count() -> None:
         t.join()
     assert q.held == 40_000
     assert sum(n for _, n in q.take() or []) == 40_000
+
+
+@pytest.mark.parametrize("shadow", [False, True], ids=["champion", "champion and shadow"])
+def test_a_served_request_leaves_no_tracked_object_alive(models: Path, shadow: bool) -> None:
+    """What a request leaves behind for a while (the drift window, the pending metrics, the
+    feedback index, the shadow's queue and replies) holds no container the cyclic collector
+    tracks: young collections, which scan every tracked object allocated since the last one
+    and still alive, stay short and rare on the request path (docs/PERFORMANCE.md, s27-gc)."""
+    path = str(models / "shadow.joblib") if shadow else None
+    with make_client(str(models / "model.joblib"), shadow_model_path=path) as c:
+        for i in range(300):  # warm-up: caches, the first series and histograms
+            assert c.post("/predict", json={**HOUSE, "living_area": 900 + i}).status_code == 200
+        wait_for(lambda: shadow_idle(c))
+        gc.collect()  # the middle generation is empty now
+        gc.disable()
+        try:
+            for i in range(500):
+                one = {**HOUSE, "living_area": 1000 + i}
+                assert c.post("/predict", json=one).status_code == 200
+            wait_for(lambda: shadow_idle(c))
+            gc.collect(0)  # the test client's cyclic garbage goes, what is alive moves up
+            alive = gc.get_objects(1)
+        finally:
+            gc.enable()
+        kinds = Counter(type(o).__name__ for o in alive).most_common(5)
+        assert len(alive) < 100, f"{len(alive)} tracked objects alive after 500 requests: {kinds}"
