@@ -19,7 +19,7 @@ import threading
 from bisect import bisect_left, bisect_right
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import chain, groupby
+from itertools import groupby
 from operator import itemgetter
 from typing import Protocol
 
@@ -54,10 +54,9 @@ PRICE_BUCKETS = (*(float(p) for p in range(50_000, 550_001, 50_000)), 750_000.0,
 #: cannot multiply the series by inventing methods.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
-#: One served prediction request, as ``observe_prediction`` takes it.
-PredictionRecord = tuple[str, list[float], Mapping[str, int], Mapping[str, int], Mapping[str, int]]
+#: The fields of one finished request in the pending list, which holds them flat.
+_FIELDS = 6
 _METHOD_ROUTE = itemgetter(0, 1)
-_VERSION = itemgetter(0)
 
 #: ``(feature, score, drifted, samples)`` rows, as ``DriftMonitor.gauges()`` returns them.
 DriftRows = list[tuple[str, float, bool, int]]
@@ -74,6 +73,11 @@ class RoleSeries(Protocol):
     def price(self) -> Histogram: ...
     @property
     def drift(self) -> DriftRows | None: ...
+
+
+def _add(counts: dict[str, int], new: Mapping[str, int]) -> None:
+    for name, n in new.items():
+        counts[name] = counts.get(name, 0) + n
 
 
 def latency_buckets(longest: float) -> tuple[float, ...]:
@@ -151,19 +155,24 @@ PENDING_MAX = 1024
 class RequestMetrics(Collector):
     """Every metric a request updates, as plain numbers under one lock; exposed at scrape.
 
-    A request appends its numbers to a pending list (one uncontended lock, one append per
+    A request appends its numbers to pending lists (one uncontended lock, one extend per
     call); they are counted in bulk, grouped per series and binned by
     :meth:`Histogram.observe_many`, before every scrape and whenever ``PENDING_MAX`` requests
-    (or predicted prices) wait.
+    (or predicted prices) wait. The pending lists are made once and hold the numbers flat
+    (no tuple or list per request), so what waits there is nothing the cyclic collector's
+    young collections scan; input quality, rarely non-zero, is counted at once.
     """
 
     def __init__(self, body_timeout: float = LATENCY_BUCKETS[-1]) -> None:
         self._lock = threading.Lock()
         self._latency = latency_buckets(body_timeout)
         self.in_flight = 0
-        self._requests: list[tuple[str, str, int, float, int, int]] = []  # pending
-        self._predictions: list[PredictionRecord] = []  # pending
-        self._pending_rows = 0  # prices in the pending predictions
+        # pending: each request's method, route, status, seconds, got, sent, one after another
+        self._requests: list[str | int | float] = []
+        # pending: each prediction request's version and house count, and all their prices
+        self._versions_pending: list[str] = []
+        self._sizes_pending: list[int] = []
+        self._prices_pending: list[float] = []
         self._routes: dict[tuple[str, str], _Route] = {}
         self._sizes: dict[str, tuple[Histogram, Histogram]] = {}  # request, response by route
         self._versions: dict[str, _Version] = {}
@@ -181,8 +190,8 @@ class RequestMetrics(Collector):
         """One finished HTTP request."""
         with self._lock:
             pending = self._requests
-            pending.append((method, route, status, seconds, got, sent))
-            if len(pending) >= PENDING_MAX:
+            pending += method, route, status, seconds, got, sent
+            if len(pending) >= PENDING_MAX * _FIELDS:
                 self._count_requests()
 
     def observe_prediction(
@@ -195,14 +204,23 @@ class RequestMetrics(Collector):
     ) -> None:
         """One served prediction request: its prices and what its input quality counted."""
         with self._lock:
-            self._predictions.append((version, prices, missing, out_of_range, unknown))
-            self._pending_rows += len(prices)
-            if self._pending_rows >= PENDING_MAX:  # rows, not requests: batches bin in time
+            self._versions_pending.append(version)
+            self._sizes_pending.append(len(prices))
+            self._prices_pending += prices
+            if missing:
+                _add(self._missing, missing)
+            if out_of_range:
+                _add(self._out_of_range, out_of_range)
+            if unknown:
+                _add(self._unknown, unknown)
+            if len(self._prices_pending) >= PENDING_MAX:  # rows, not requests: batches bin in time
                 self._count_predictions()
 
     def _count_requests(self) -> None:
         """The pending requests into their series, one group per (method, route)."""
-        pending, self._requests = self._requests, []
+        flat = self._requests
+        pending = list(zip(*[iter(flat)] * _FIELDS, strict=True))
+        flat.clear()  # the same list again: a new one would be young, and scanned, as it grows
         pending.sort(key=_METHOD_ROUTE)
         for (method, route), group in groupby(pending, key=_METHOD_ROUTE):
             _, _, statuses, seconds, got, sent = zip(*group, strict=True)
@@ -225,26 +243,26 @@ class RequestMetrics(Collector):
         return series
 
     def _count_predictions(self) -> None:
-        """The pending predictions into their series, one group per model version."""
-        pending, self._predictions, self._pending_rows = self._predictions, [], 0
-        pending.sort(key=_VERSION)
-        for version, group in groupby(pending, key=_VERSION):
-            _, prices, missing, out_of_range, unknown = zip(*group, strict=True)
+        """The pending predictions into their series, per model version."""
+        versions, sizes, prices = self._versions_pending, self._sizes_pending, self._prices_pending
+        by_version: dict[str, list[float]] = {}
+        start = 0
+        for version, n in zip(versions, sizes, strict=True):
+            mine = by_version.get(version)
+            if mine is None:
+                mine = by_version[version] = []
+            mine += prices[start : start + n]
+            start += n
+        for version, mine in by_version.items():
             served = self._versions.get(version)
             if served is None:
                 served = self._versions[version] = _Version()
-            sizes = list(map(len, prices))
-            served.count += sum(sizes)
-            served.prices.observe_many(list(chain.from_iterable(prices)))
-            self._batch_size.observe_many(sizes)
-            for counts, each in (
-                (self._missing, missing),
-                (self._out_of_range, out_of_range),
-                (self._unknown, unknown),
-            ):
-                for new in filter(None, each):  # most requests count nothing
-                    for name, n in new.items():
-                        counts[name] = counts.get(name, 0) + n
+            served.count += len(mine)
+            served.prices.observe_many(mine)
+        self._batch_size.observe_many(sizes)
+        versions.clear()  # the same lists again (see ``_count_requests``)
+        sizes.clear()
+        prices.clear()
 
     def count_error(self, reason: str) -> None:
         """A prediction request refused or failed (``reason`` is one of a fixed set)."""

@@ -1,24 +1,14 @@
 """Live drift monitor: the last ``window`` rows of every feature, and of the prediction,
 compared bucket by bucket with the reference profile that training stored in the artifact.
 
-Why buckets and a ring buffer. PSI and a binned Kolmogorov–Smirnov statistic only need the
-count of live rows in each reference bucket, so the state is the bucket index of every row in
-the window, one small-int column per feature (a ``(window, columns)`` ``uint8`` ring, wider
-only for vocabularies over 254 categories) plus the running count per bucket. Writing ``n``
-rows overwrites ``n`` ring rows and moves ``n`` counts per column from the evicted rows'
-buckets to the new rows' ones: O(n) work, O(bins) to read a score, and memory fixed at
-creation. Each column has one extra "empty" bucket that the ring's never-written slots hold,
-so the same ``bincount`` that removes evicted rows also absorbs the slots that held nothing;
-all columns' buckets sit side by side in one counts vector, so a batch costs two
-``bincount`` calls in total, not two per feature.
-
-Why bucketing is lazy. Bucketing is a NumPy call per column (about as dear for one value as
-for a hundred) and only the last ``window`` rows matter when a score is read. So ``update``
-just queues the request's columns (by reference: callers must not mutate them afterwards)
-and drops from the front of the queue what newer rows have already pushed out of the window;
-the reads (``gauges`` at each scrape, ``report``) bucket the newest ``window`` queued rows at
-once per column. The queue holds fewer than ``window`` rows plus one batch (a batch is cut to
-its last ``window`` rows), so memory stays bounded whether or not anyone reads.
+Why raw values in one preallocated list. PSI and a binned Kolmogorov–Smirnov statistic only
+need the count of live rows in each reference bucket, and bucketing is a NumPy call per column
+(about as dear for one value as for a thousand), so a request only writes its rows' values,
+row after row, over the oldest ones of a flat list of ``window x columns`` slots made at
+creation; the reads (``gauges`` at each scrape, ``report``) bucket the window once per column.
+The slots hold plain numbers, strings and ``None``, which the cyclic garbage collector does not
+track: a request leaves no container alive for the young collections to scan. Memory is fixed
+at creation whether or not anyone reads.
 
 The maths (bucket layout, ``bin_index``, ``psi`` and its epsilon) live in :mod:`model.drift`,
 shared with training; this module only keeps the window and reads it out.
@@ -34,8 +24,8 @@ from __future__ import annotations
 import itertools
 import math
 import threading
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -89,49 +79,13 @@ def bin_labels(profile: Mapping[str, Any]) -> list[str]:
     return [*labels, "(missing)"]
 
 
-class _Ring:
-    """The bucket indices of the last ``size`` rows of every column, and the counts.
-
-    Column ``j`` owns ``counts[offset[j] : offset[j] + k_j + 1]``: its ``k_j`` buckets, then
-    its "empty" bucket ``k_j``, which the unwritten ring slots hold.
-    """
-
-    def __init__(self, buckets: list[int], size: int) -> None:
-        self.k = np.asarray(buckets, dtype=np.intp)
-        self.offset = np.concatenate([[0], np.cumsum(self.k + 1)[:-1]]).astype(np.intp)
-        self.ring = np.empty((size, len(buckets)), dtype=np.min_scalar_type(int(self.k.max())))
-        self.ring[:] = self.k  # every slot empty
-        self.counts = np.zeros(int((self.k + 1).sum()), dtype=np.int64)
-        self.counts[self.offset + self.k] = size
-        self.pos = 0
-
-    def push(self, idx: NDArray[np.intp]) -> None:
-        """Write the ``(n, columns)`` bucket indices of ``n`` new rows, evicting the oldest."""
-        size = self.ring.shape[0]
-        idx = idx[-size:]  # of a batch longer than the window only its tail stays
-        n = idx.shape[0]
-        if n == 0:
-            return
-        slots = (self.pos + np.arange(n)) % size
-        total = self.counts.shape[0]
-        self.counts -= np.bincount((self.ring[slots] + self.offset).ravel(), minlength=total)
-        self.counts += np.bincount((idx + self.offset).ravel(), minlength=total)
-        self.ring[slots] = idx
-        self.pos = (self.pos + n) % size
-
-    def column(self, j: int) -> NDArray[np.int64]:
-        """The live bucket counts of column ``j`` (a copy, empty slots excluded)."""
-        lo = int(self.offset[j])
-        return self.counts[lo : lo + int(self.k[j])].copy()
-
-
 class DriftMonitor:
     """PSI of the last ``window`` live rows against the training reference, per feature.
 
     ``reference`` is the artifact's ``metadata["reference"]``: ``{"features": {name:
     profile}, "prediction": profile}`` (docs/ARCHITECTURE.md, Contract 1). A feature is
     flagged when its PSI exceeds ``threshold`` and the window holds at least
-    ``min_samples`` rows. One lock guards the queue and the window, so the monitor can be
+    ``min_samples`` rows. One lock guards the window, so the monitor can be
     shared by the request handlers of one process (threads or one event loop).
     """
 
@@ -168,14 +122,16 @@ class DriftMonitor:
         self._shares = [
             _reference_shares(n, p) for n, p in zip(self._names, self._profiles, strict=True)
         ]
-        self._ring = _Ring([s.shape[0] for s in self._shares], window)
-        # (table, predictions, rows) per update, bucketed when read
-        self._queue: deque[tuple[Mapping[str, Sequence[Any]], Sequence[float], int]] = deque()
         # a column's dtype: None becomes NaN in a float64 column, stays None in an object one
         self._dtypes = [
             object if p["kind"] == "categorical" else np.float64 for p in self._profiles
         ]
-        self._queued = 0  # rows in the queue
+        # the window's values row after row, a row's columns in report order; rows written
+        # over the oldest, the next at ``_pos``; the first ``_filled`` rows hold values
+        self._slots: list[Any] = [None] * (window * len(self._names))
+        self._pos = 0
+        self._filled = 0
+        self._features = _getter(self._names[:-1])
         self._lock = threading.Lock()
 
     @property
@@ -184,7 +140,7 @@ class DriftMonitor:
 
     def update(self, columns: Mapping[str, Sequence[Any]], predictions: Sequence[float]) -> None:
         """Add a table, ``{feature: values}`` (API names, ``None`` for missing), and its
-        predictions. The table is queued as it is: it must not change afterwards.
+        predictions.
 
         A reference feature absent from ``columns`` counts as missing on every row, which is
         what the pipeline's imputer sees; columns the reference does not know are ignored.
@@ -201,43 +157,57 @@ class DriftMonitor:
         """:meth:`update` without its length check, for a table whose columns hold one value
         per prediction by construction (the service's: a request's validated table)."""
         n = len(predictions)
-        if n > self.window:  # only the tail can stay in the window; copy it, drop the rest
-            columns = {name: list(col[-self.window :]) for name, col in columns.items()}
-            predictions = list(predictions[-self.window :])
-            n = self.window
-        with self._lock:
-            self._queue.append((columns, predictions, n))
-            self._queued += n
-            # drop the oldest items that the newer queued rows already push out
-            while self._queued - self._queue[0][2] >= self.window:
-                self._queued -= self._queue.popleft()[2]
-
-    def _flush(self) -> None:
-        """Bucket the queued rows, all at once per column, and push them into the ring."""
-        if not self._queue:
+        if n == 0:
             return
-        queue, self._queue, self._queued = list(self._queue), deque(), 0
-        n = min(sum(rows for _, _, rows in queue), self.window)  # older rows would be evicted
-        idx = np.empty((n, len(self._names)), dtype=np.intp)
-        for j, (name, profile, dtype) in enumerate(
-            zip(self._names, self._profiles, self._dtypes, strict=True)
-        ):
-            if j == len(self._names) - 1:
-                parts = [predictions for _, predictions, _ in queue]
-            else:
-                parts = [columns.get(name, (None,) * rows) for columns, _, rows in queue]
-            values = np.array(list(itertools.chain.from_iterable(parts)), dtype=dtype)
-            idx[:, j] = drift.bin_index(profile, values[len(values) - n :])
-        self._ring.push(idx)
+        try:
+            table = self._features(columns)
+        except KeyError:
+            absent = (None,) * n
+            table = tuple(columns.get(name, absent) for name in self._names[:-1])
+        # row after row; a table of one row is already in that order
+        rows = zip(*table, predictions, strict=True) if n > 1 else (*table, predictions)
+        values = list(itertools.chain.from_iterable(rows))
+        if len(values) != n * len(self._names):
+            raise ValueError(f"every column must hold {n} values, one per prediction")
+        if n > self.window:  # only the tail can stay in the window
+            values = values[len(values) - len(self._slots) :]
+            n = self.window
+        slots = self._slots
+        with self._lock:
+            start = self._pos * len(self._names)
+            end = start + len(values)
+            if end <= len(slots):
+                slots[start:end] = values
+            else:  # past the last slot: the rest wraps round to the first ones
+                split = len(slots) - start
+                slots[start:] = values[:split]
+                slots[: end - len(slots)] = values[split:]
+            self._pos = (self._pos + n) % self.window
+            self._filled = min(self._filled + n, self.window)
 
-    def _score(self, j: int) -> tuple[float, NDArray[np.int64]]:
-        """PSI of column ``j`` (NaN below ``min_samples``) and its live bucket counts."""
-        counts = self._ring.column(j)
+    def _counts(self) -> list[NDArray[np.int64]]:
+        """The live bucket counts of every column: the window's values bucketed at once per
+        column, from a copy taken under the lock (writers never wait for the bucketing)."""
+        width = len(self._names)
+        with self._lock:
+            written = self._slots[: self._filled * width]
+        return [
+            np.bincount(
+                drift.bin_index(profile, np.array(written[j::width], dtype=dtype)),
+                minlength=shares.shape[0],
+            )
+            for j, (profile, dtype, shares) in enumerate(
+                zip(self._profiles, self._dtypes, self._shares, strict=True)
+            )
+        ]
+
+    def _score(self, j: int, counts: NDArray[np.int64]) -> float:
+        """PSI of column ``j`` with these live bucket counts (NaN below ``min_samples``)."""
         ready = counts.sum() >= self.min_samples
-        return (drift.psi(self._shares[j], counts) if ready else math.nan), counts
+        return drift.psi(self._shares[j], counts) if ready else math.nan
 
-    def _entry(self, j: int) -> dict[str, Any]:
-        score, counts = self._score(j)
+    def _entry(self, j: int, counts: NDArray[np.int64]) -> dict[str, Any]:
+        score = self._score(j, counts)
         profile, reference = self._profiles[j], self._shares[j]
         samples = int(counts.sum())
         live = counts / samples if samples else np.zeros(counts.shape[0])
@@ -269,9 +239,8 @@ class DriftMonitor:
     def report(self) -> dict[str, Any]:
         """The JSON of ``GET /drift``: the settings, then one entry per feature and one for
         the prediction, each with its score and the shares per bucket that explain it."""
-        with self._lock:
-            self._flush()
-            entries = {name: self._entry(j) for j, name in enumerate(self._names)}
+        counts = self._counts()
+        entries = {name: self._entry(j, counts[j]) for j, name in enumerate(self._names)}
         prediction = entries.pop(PREDICTION)
         return {
             "model_version": self.model_version,
@@ -287,13 +256,20 @@ class DriftMonitor:
     def gauges(self) -> list[tuple[str, float, bool, int]]:
         """``(feature, score, drifted, samples)`` per feature, then ``"prediction"``, for the
         Prometheus gauges; the score is NaN while the window holds fewer than min_samples."""
+        counts = self._counts()
         out: list[tuple[str, float, bool, int]] = []
-        with self._lock:
-            self._flush()
-            for j, name in enumerate(self._names):
-                score, counts = self._score(j)
-                out.append((name, score, bool(score > self.threshold), int(counts.sum())))
+        for j, name in enumerate(self._names):
+            score = self._score(j, counts[j])
+            out.append((name, score, bool(score > self.threshold), int(counts[j].sum())))
         return out
+
+
+def _getter(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A function giving a mapping's values of ``names``, in order, as a tuple (in C)."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda columns: (columns[name],)
+    return itemgetter(*names) if names else lambda columns: ()
 
 
 def _reference_shares(name: str, profile: Mapping[str, Any]) -> NDArray[np.float64]:

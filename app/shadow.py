@@ -13,7 +13,7 @@ non-blocking pipe, what the pipe does not take written when it drains. The worke
 group as one table and keeps the shadow's series: its prediction count and price histogram,
 its own drift window (against its own training reference). The loop reads the replies as they
 come (a reader on the reply pipe) and records, one reply per callback, under ``role="shadow"``
-and the shadow's ``model_version``: the prices in the feedback index's :class:`Served` (so
+and the shadow's ``model_version``: the prices in the feedback index (so
 feedback by request id scores both models), the latest series for the scrape and, with
 ``PREDICTION_LOG``, the shadow's log lines. So no callback of the shadow's holds the loop much
 longer than answering a request does, and a request that arrives meanwhile waits for one group,
@@ -74,7 +74,7 @@ from app.shadowworker import (
     restore_policy,
 )
 from app.state import LoadedModel, ModelLoadError, ReloadConflictError, Service, Table, load_model
-from app.traffic import Served
+from app.traffic import FeedbackIndex
 
 log = logging.getLogger("houseprice")
 
@@ -91,15 +91,15 @@ class ShadowSeries(NamedTuple):
 class _Jobs:
     """Requests queued or in flight, one list per field (no object per request): what a
     request leaves here outlives several young collections, and a float, a string or bytes in
-    a list is skipped by the collector where a tuple holding a ``Served`` is traversed."""
+    a list is skipped by the collector where a tuple holding them is traversed."""
 
-    __slots__ = ("blobs", "counts", "rids", "served", "tables", "times")
+    __slots__ = ("blobs", "counts", "entries", "rids", "tables", "times")
 
     def __init__(self) -> None:
         self.times: list[float] = []
         self.rids: list[str] = []
         self.tables: list[Table | None] = []  # kept for the prediction log's line only
-        self.served: list[Served | None] = []
+        self.entries: list[int | None] = []  # each request's in the feedback index
         self.blobs: list[bytes] = []  # each table as the worker reads it (shadowworker.encode)
         self.counts: list[int] = []  # houses of each
 
@@ -220,8 +220,10 @@ class Shadow:
         monitoring: bool,
         restarts: Counter,
         loop: asyncio.AbstractEventLoop,
+        index: FeedbackIndex | None = None,
     ) -> None:
         self.model = model
+        self.index = index
         self.capacity = settings.shadow_queue
         self.wake = max(1, min(self.WAKE, self.capacity // 2))
         self.dropped = dropped
@@ -260,7 +262,7 @@ class Shadow:
         """The worker process's id."""
         return self._proc.pid
 
-    def submit(self, when: float, rid: str, table: Table, served: Served | None) -> None:
+    def submit(self, when: float, rid: str, table: Table, entry: int | None) -> None:
         """Queue a request's validated table (encoded; by reference only for the log), or
         drop and count it (not encoded for nothing when the queue is full). On the loop."""
         n = len(next(iter(table.values())))
@@ -271,7 +273,7 @@ class Shadow:
         q.times.append(when)
         q.rids.append(rid)
         q.tables.append(table if self.predlog is not None else None)  # else let it go
-        q.served.append(served)
+        q.entries.append(entry)
         q.blobs.append(encode(table))
         q.counts.append(n)
         self._held += n
@@ -395,10 +397,11 @@ class Shadow:
         if reply.stats is not None:
             self._take(reply.stats)
         version = self.version
-        for served, mine in zip(group.served, reply.prices, strict=True):
-            if served is not None and mine is not None:
-                served.shadow_prices = mine
-                served.shadow_version = version
+        index = self.index
+        if index is not None:
+            for entry, mine in zip(group.entries, reply.prices, strict=True):
+                if entry is not None and mine is not None:
+                    index.add_shadow(entry, version, mine)
         if self.predlog is None:
             return
         lines = zip(group.times, group.rids, group.tables, reply.prices, strict=True)
@@ -634,6 +637,7 @@ def load_shadow(service: Service, path: str, loop: asyncio.AbstractEventLoop) ->
         service.monitoring,
         traffic.shadow_restarts,
         loop,
+        traffic.index,
     )
 
 

@@ -7,14 +7,14 @@ The feedback index remembers the prices of the most recent houses (``FEEDBACK_IN
 houses, oldest requests evicted first; 0 turns it off) by request id, so ``POST /feedback``
 can take ``{"request_id", "actual_price"}`` alone. A batch answer is one request id for all
 its houses: feedback names the house by its position in ``instances`` with ``index`` (0 for a
-single house). A request id sent again by a client (``X-Request-Id``) replaces the older entry.
+single house). A request id sent again by a client (``X-Request-Id``) replaces the older entry
+(whose houses still count against the size until the oldest-first eviction reaches them).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -31,45 +31,129 @@ if TYPE_CHECKING:
 
 
 class Served:
-    """A request's answer as the feedback index keeps it; the shadow fills in its prices."""
+    """A request's answer as :meth:`FeedbackIndex.get` reads it back."""
 
     __slots__ = ("model_version", "prices", "shadow_prices", "shadow_version")
 
-    def __init__(self, model_version: str, prices: Sequence[float]) -> None:
+    def __init__(
+        self,
+        model_version: str,
+        prices: Sequence[float],
+        shadow_version: str | None = None,
+        shadow_prices: Sequence[float] | None = None,
+    ) -> None:
         self.model_version = model_version
         self.prices = prices
-        self.shadow_version: str | None = None
-        self.shadow_prices: Sequence[float] | None = None
+        self.shadow_version = shadow_version
+        self.shadow_prices = shadow_prices
 
 
 class FeedbackIndex:
-    """Request id -> :class:`Served`, bounded in houses; used from the event loop only."""
+    """Request id -> the prices served (and the shadow's), bounded in houses; used from the
+    event loop only.
+
+    Held in lists made once (a ring of ``capacity`` prices, one of the shadow's, and one of
+    ``capacity`` entries per field) and a dict of request id -> entry number: what a request
+    leaves here is strings, ints and floats, nothing the cyclic collector's young collections
+    scan. An entry number is valid until the entry is evicted (:meth:`add_shadow` checks it).
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[str, Served] = OrderedDict()
-        self._houses = 0
+        self._by_rid: dict[str, int] = {}
+        # per entry, at its number modulo ``capacity``
+        self._number = [-1] * capacity
+        self._rid: list[str | None] = [None] * capacity  # None once replaced by a newer entry
+        self._start = [0] * capacity  # its first house's slot in the price rings
+        self._size = [0] * capacity
+        self._version = [""] * capacity
+        self._shadow_version: list[str | None] = [None] * capacity
+        # per house, a ring: the houses of the live entries, oldest first, end at ``_head``
+        self._prices = [0.0] * capacity
+        self._shadow_prices = [0.0] * capacity
+        self._next = 0  # the next entry's number
+        self._oldest = 0  # the oldest entry's number still in the rings
+        self._head = 0
+        self._held = 0  # houses in the rings, replaced entries' included until evicted
+        self._houses = 0  # houses of the entries a request id finds
 
     def __len__(self) -> int:
         return self._houses
 
-    def add(self, rid: str, served: Served) -> bool:
-        """Remember ``served``; False (and nothing kept) for a request larger than the index."""
-        n = len(served.prices)
-        if n > self.capacity:
-            return False
-        old = self._entries.pop(rid, None)
+    def add(self, rid: str, version: str, prices: Sequence[float]) -> int | None:
+        """Remember ``prices`` served by ``version`` for ``rid``: the entry's number, or None
+        (and nothing kept) for a request larger than the index."""
+        n = len(prices)
+        cap = self.capacity
+        if n > cap:
+            return None
+        old = self._by_rid.pop(rid, None)
         if old is not None:
-            self._houses -= len(old.prices)
-        self._entries[rid] = served
+            self._rid[old % cap] = None
+            self._houses -= self._size[old % cap]
+        while self._held + n > cap or self._next - self._oldest >= cap:
+            self._evict()
+        number, slot, start = self._next, self._next % cap, self._head
+        self._next += 1
+        self._number[slot], self._rid[slot], self._start[slot], self._size[slot] = (
+            number, rid, start, n,
+        )  # fmt: skip
+        self._version[slot], self._shadow_version[slot] = version, None
+        _write(self._prices, start, prices)
+        self._head = (start + n) % cap
+        self._held += n
         self._houses += n
-        while self._houses > self.capacity:
-            _, evicted = self._entries.popitem(last=False)
-            self._houses -= len(evicted.prices)
-        return True
+        self._by_rid[rid] = number
+        return number
+
+    def _evict(self) -> None:
+        slot = self._oldest % self.capacity
+        self._oldest += 1
+        rid = self._rid[slot]
+        if rid is not None:
+            del self._by_rid[rid]
+            self._rid[slot] = None
+            self._houses -= self._size[slot]
+        self._held -= self._size[slot]
+
+    def add_shadow(self, number: int, version: str, prices: Sequence[float]) -> None:
+        """The shadow's prices for entry ``number``, unless it was evicted meanwhile."""
+        slot = number % self.capacity
+        if self._number[slot] != number or number < self._oldest or self._rid[slot] is None:
+            return
+        _write(self._shadow_prices, self._start[slot], prices)
+        self._shadow_version[slot] = version
 
     def get(self, rid: str) -> Served | None:
-        return self._entries.get(rid)
+        number = self._by_rid.get(rid)
+        if number is None:
+            return None
+        slot = number % self.capacity
+        start, n = self._start[slot], self._size[slot]
+        shadow_version = self._shadow_version[slot]
+        return Served(
+            self._version[slot],
+            _read(self._prices, start, n),
+            shadow_version,
+            None if shadow_version is None else _read(self._shadow_prices, start, n),
+        )
+
+
+def _write(ring: list[float], start: int, values: Sequence[float]) -> None:
+    """``values`` into ``ring`` from slot ``start`` on, wrapping round past the last slot."""
+    split = len(ring) - start
+    if len(values) <= split:
+        ring[start : start + len(values)] = values
+    else:
+        ring[start:] = values[:split]
+        ring[: len(values) - split] = values[split:]
+
+
+def _read(ring: list[float], start: int, n: int) -> list[float]:
+    end = start + n
+    if end <= len(ring):
+        return ring[start:end]
+    return ring[start:] + ring[: end - len(ring)]
 
 
 class Traffic:
@@ -120,11 +204,9 @@ class Traffic:
             log.exception("recording a served answer failed", extra={"request_id": rid})
 
     def _served(self, model: LoadedModel, priced: Priced, rid: str) -> None:
-        served = None
+        entry = None
         if self.index is not None:
-            served = Served(model.version, priced.prices)
-            if not self.index.add(rid, served):
-                served = None
+            entry = self.index.add(rid, model.version, priced.prices)
         log, shadow = self.log, self.shadow
         if log is None and shadow is None:
             return
@@ -134,7 +216,7 @@ class Traffic:
             bounds = rule.around(priced.prices) if rule is not None else None
             log.put(Entry(now, rid, model.version, "champion", priced.table, priced.prices, bounds))
         if shadow is not None:
-            shadow.submit(now, rid, priced.table, served)
+            shadow.submit(now, rid, priced.table, entry)
 
     def close(self) -> None:
         """Stop the shadow's worker, then write what the log holds and close it."""

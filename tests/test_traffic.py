@@ -7,14 +7,17 @@ against small real artifacts. The same parts over real HTTP: tests/e2e/test_traf
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from test_app_api import HOUSE, TOKEN, build_artifact, make_client
 
 from app.predlog import Entry, LogCounters, PredictionLog, RotatingFile, lines
 from app.settings import Settings, SettingsError
-from app.traffic import FeedbackIndex, Served
+from app.traffic import FeedbackIndex
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -210,16 +213,69 @@ def test_a_failing_sink_counts_write_errors_and_keeps_going() -> None:
 
 def test_the_index_is_bounded_in_houses_and_evicts_the_oldest() -> None:
     index = FeedbackIndex(5)
-    index.add("a", Served("v", [1.0, 2.0]))
-    index.add("b", Served("v", [3.0, 4.0]))
+    a = index.add("a", "v", [1.0, 2.0])
+    index.add("b", "v", [3.0, 4.0])
     assert len(index) == 4
-    index.add("c", Served("v", [5.0, 6.0]))  # 6 > 5: "a" goes
+    index.add("c", "v", [5.0, 6.0])  # 6 > 5: "a" goes
     assert index.get("a") is None and index.get("b") is not None and len(index) == 4
-    assert not index.add("big", Served("v", [1.0] * 6))  # larger than the index: not kept
+    assert a is not None
+    index.add_shadow(a, "s", [9.0, 9.0])  # evicted meanwhile: nothing written
+    assert index.get("c").shadow_prices is None  # type: ignore[union-attr]
+    assert index.add("big", "v", [1.0] * 6) is None  # larger than the index: not kept
     assert index.get("big") is None and index.get("c") is not None
-    index.add("b", Served("w", [7.0]))  # a repeated id replaces its entry
+    index.add("b", "w", [7.0])  # a repeated id replaces its entry
     got = index.get("b")
-    assert got is not None and got.model_version == "w" and len(index) == 3
+    assert got is not None and got.model_version == "w" and got.prices == [7.0]
+    assert len(index) == 3
+    c = index.get("c")
+    assert c is not None and c.model_version == "v" and c.prices == [5.0, 6.0]
+
+
+def test_the_index_wraps_round_its_rings_and_keeps_each_entrys_prices() -> None:
+    """Batches that straddle the end of the rings, replaced ids and shadow prices, checked
+    against a plain list of entries, oldest first (a replaced entry's houses stay counted
+    against the capacity until the oldest-first eviction reaches them)."""
+    rng = random.Random(3)
+    index = FeedbackIndex(7)
+    entries: list[list[Any]] = []  # [rid, prices, shadow prices, still the rid's], newest last
+    numbers: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    for k in range(300):
+        rid = str(rng.randrange(12))
+        prices = [float(k * 10 + i) for i in range(rng.randint(1, 4))]
+        number = index.add(rid, f"v{k}", prices)
+        assert number is not None
+        numbers[rid], sizes[rid] = number, len(prices)
+        for e in entries:
+            e[3] = e[3] and e[0] != rid
+        entries.append([rid, prices, None, True])
+        while sum(len(e[1]) for e in entries) > 7:
+            entries.pop(0)
+        if rng.random() < 0.5:  # the shadow's reply for a random live or evicted entry
+            late = rng.choice(list(numbers))
+            mine = [-float(k)] * sizes[late]
+            index.add_shadow(numbers[late], "s", mine)
+            for e in entries:
+                if e[3] and e[0] == late:
+                    e[2] = mine
+        live = [e for e in entries if e[3]]
+        assert len(index) == sum(len(e[1]) for e in live)
+        for r, p, shadow, _ in live:
+            got = index.get(r)
+            assert got is not None and got.prices == p and got.shadow_prices == shadow
+            assert got.shadow_version == ("s" if shadow is not None else None)
+        names = {e[0] for e in live}
+        assert all(index.get(r) is None for r in map(str, range(12)) if r not in names)
+
+
+def test_a_request_leaves_no_tracked_object_in_the_index() -> None:
+    index = FeedbackIndex(100)
+    before = len(gc.get_objects())
+    for k in range(1000):
+        number = index.add(f"r{k}", "v", [float(k)])
+        assert number is not None
+        index.add_shadow(number, "s", (float(k),))
+    assert len(gc.get_objects()) - before < 10  # nothing per request
 
 
 # --- the service -------------------------------------------------------------------------------
@@ -770,7 +826,7 @@ def test_a_failure_after_the_answer_is_logged_not_sent(
 ) -> None:
     index = app_client.app.state.service.traffic.index  # type: ignore[attr-defined]
 
-    def broken(rid: str, served: Served) -> bool:
+    def broken(rid: str, version: str, prices: list[float]) -> int:
         raise MemoryError("no room")
 
     index.add = broken
@@ -786,7 +842,7 @@ def test_the_shadow_prices_its_batch_in_groups_of_about_a_size() -> None:
     for k, n in enumerate([1, 1, 3, 100, 2, 2, 1]):
         queued.rids.append(str(k))
         queued.counts.append(n)
-        for name in ("times", "tables", "served", "blobs"):
+        for name in ("times", "tables", "entries", "blobs"):
             getattr(queued, name).append(None)
     got = []
     while queued.counts:
@@ -826,7 +882,7 @@ def test_the_loop_sends_one_group_per_callback_and_hands_on_one_reply_per_callba
             q.blobs.append(b"m" + bytes(8))
             q.times.append(0.0)
             q.tables.append(None)
-            q.served.append(None)
+            q.entries.append(None)
             shadow._waiting += 30
         shadow.GROUP = 64
         shadow._flush()  # called by the timer: one group, the rest left for later callbacks
@@ -904,3 +960,29 @@ def test_producers_on_two_threads_keep_the_count() -> None:
         t.join()
     assert q.held == 40_000
     assert sum(n for _, n in q.take() or []) == 40_000
+
+
+@pytest.mark.parametrize("shadow", [False, True], ids=["champion", "champion and shadow"])
+def test_a_served_request_leaves_no_tracked_object_alive(models: Path, shadow: bool) -> None:
+    """What a request leaves behind for a while (the drift window, the pending metrics, the
+    feedback index, the shadow's queue and replies) holds no container the cyclic collector
+    tracks: young collections, which scan every tracked object allocated since the last one
+    and still alive, stay short and rare on the request path (docs/PERFORMANCE.md, s27-gc)."""
+    path = str(models / "shadow.joblib") if shadow else None
+    with make_client(str(models / "model.joblib"), shadow_model_path=path) as c:
+        for i in range(300):  # warm-up: caches, the first series and histograms
+            assert c.post("/predict", json={**HOUSE, "living_area": 900 + i}).status_code == 200
+        wait_for(lambda: shadow_idle(c))
+        gc.collect()  # the middle generation is empty now
+        gc.disable()
+        try:
+            for i in range(500):
+                one = {**HOUSE, "living_area": 1000 + i}
+                assert c.post("/predict", json=one).status_code == 200
+            wait_for(lambda: shadow_idle(c))
+            gc.collect(0)  # the test client's cyclic garbage goes, what is alive moves up
+            alive = gc.get_objects(1)
+        finally:
+            gc.enable()
+        kinds = Counter(type(o).__name__ for o in alive).most_common(5)
+        assert len(alive) < 100, f"{len(alive)} tracked objects alive after 500 requests: {kinds}"
