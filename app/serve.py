@@ -103,12 +103,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         HttpToolsProtocol.data_received(self, data)
 
     def _feed_over_budget(self, data: bytes, budget: int) -> None:
-        """Feed what the budget allows; refuse if the head has not ended within it."""
+        """Feed what the budget allows; refuse if the same head has not ended within it."""
         self._head_bytes += budget
         HttpToolsProtocol.data_received(self, data[:budget])
         if self._refused or self.transport.is_closing():
             return
-        if self._in_head:
+        # a request that ended within those bytes reset the count: a pipelined next head
+        if self._in_head and self._head_bytes >= self.max_head_bytes:
             self._refuse(f"request head over {self.max_head_bytes} bytes")
             return
         self.data_received(data[budget:])
