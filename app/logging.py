@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import time
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 #: Attributes every LogRecord has; anything else was passed with ``extra=`` and is emitted.
@@ -89,58 +90,76 @@ def log_request(
 ) -> None:
     """One access line; ``started`` is a ``time.perf_counter()`` reading.
 
-    The line is formatted here in the formatter's layout: building a LogRecord and running it
+    The line is formatted in the formatter's layout: building a LogRecord and running it
     through the logging machinery costs several times the JSON encoding, on every request.
     Level and handlers are still those of the access logger. Inside an event loop the line is
-    written with the others of the same loop turn (:class:`_TurnBuffer`).
+    kept as its values and formatted, then written, with the others of the same loop turn
+    (:class:`_TurnBuffer`).
     """
     if not _access.isEnabledFor(logging.INFO):
         return
-    latency_ms = (time.perf_counter() - started) * 1000.0
+    _turn.add((time.perf_counter(), method, path, status, started, request_id, client))
+
+
+#: What :func:`log_request` keeps of a request: its end (``perf_counter``), method, path,
+#: status, start, request id and client.
+_Entry = tuple[float, str, str, int, float, str, str | None]
+
+
+def _lines(entries: list[_Entry]) -> str:
+    """The access lines of ``entries``, each ending in a newline."""
+    # The wall clock of a perf_counter reading: one clock read for the whole turn.
+    wall = time.time() - time.perf_counter()
     # An f-string template: the request id is a sanitised token and method a HTTP token, so
-    # only the path and the client address go through the JSON encoder.
-    line = (
-        f'{{"ts":{time.time():.6f},"level":"info","logger":"{ACCESS_LOGGER}","msg":"request",'
-        f'"method":"{method}","path":{_dumps(path)},"status":{status},'
-        f'"latency_ms":{latency_ms:.3f},"request_id":"{request_id}","client":{_dumps(client)}}}\n'
+    # only the path and the client address go through the JSON string encoder.
+    return "".join(
+        f'{{"ts":{wall + end:.6f},"level":"info","logger":"{ACCESS_LOGGER}","msg":"request",'
+        f'"method":"{method}","path":{_string(path)},"status":{status},'
+        f'"latency_ms":{(end - started) * 1000.0:.3f},"request_id":"{rid}",'
+        f'"client":{"null" if client is None else _string(client)}}}\n'
+        for end, method, path, status, started, rid, client in entries
     )
-    _turn.add(line)
 
 
 class _TurnBuffer:
-    """Access lines of one event-loop turn, written (and flushed) together when it ends.
+    """Access lines of one event-loop turn, formatted and written (and flushed) together when
+    it ends.
 
     A line per ``write`` + ``flush`` would be one system call per request, which bare FastAPI
     does not make (docs/PERFORMANCE.md). Requests that finish in the same turn of the loop
     share one call; the first line of a turn schedules the write with ``call_soon``, so a line
-    waits for the rest of its turn only, and process exit writes what is left. Outside an
-    event loop (a script, a test) a line is written at once.
+    waits for the rest of its turn only, and process exit writes what is left. The lines that
+    follow it in the same turn only join the list: looking the running loop up again is a
+    system call on Python 3.11 (``getpid``). Outside an event loop (a script, a test) a line
+    is written at once.
     """
 
     def __init__(self) -> None:
-        self.lines: list[str] = []
+        self.entries: list[_Entry] = []
         self.loop: asyncio.AbstractEventLoop | None = None  # where the write is scheduled
 
-    def add(self, line: str) -> None:
-        self.lines.append(line)
+    def add(self, entry: _Entry) -> None:
+        self.entries.append(entry)
+        pending = self.loop
+        if pending is not None and pending.is_running():  # its write will take this line
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no running loop: write now
             self.write()
             return
-        if self.loop is not loop:  # the first line of this turn (or of a new loop)
-            self.loop = loop
-            loop.call_soon(self.write)
+        self.loop = loop
+        loop.call_soon(self.write)
 
     def write(self) -> None:
-        lines, self.lines, self.loop = self.lines, [], None
-        if not lines:
+        entries, self.entries, self.loop = self.entries, [], None
+        if not entries:
             return
-        text = "".join(lines)
+        text = _lines(entries)
         for handler in _access.handlers:
             stream = getattr(handler, "stream", None)
             if stream is None:  # not a stream handler: take the ordinary path, line by line
-                for line in lines:
+                for line in text.split("\n")[:-1]:
                     record = json.loads(line)
                     _access.info("request", extra={k: record[k] for k in _FIELDS})
                 continue
@@ -156,5 +175,5 @@ _turn = _TurnBuffer()
 atexit.register(_turn.write)
 
 
-_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_string = encode_basestring_ascii  # what json.dumps writes for a str
 _FIELDS = ("method", "path", "status", "latency_ms", "request_id", "client")

@@ -79,7 +79,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a bounded request head; see the module docstring.
 
     The head is fed to the parser only within its byte budget, so an endless header line is
-    refused once the budget is spent, never buffered; the fields are counted as they complete.
+    refused once the budget is spent, never buffered. The fields are counted once the head is
+    parsed: the byte budget already bounds how many the parser can hold. A request costs three
+    parser callbacks more than uvicorn's own, not one per header field.
     ``max_head_bytes``, ``max_headers`` and ``on_refused`` are set by :func:`bounded_protocol`.
     """
 
@@ -88,39 +90,35 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     on_refused: Callable[[int, str], None] = staticmethod(lambda status, reason: None)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._in_head, self._head_bytes, self._fields, self._refused = True, 0, 0, False
+        self._in_head, self._head_bytes, self._refused = True, 0, False
         super().connection_made(transport)  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:
-        if not self._in_head:
-            super().data_received(data)
-            return
-        budget = self.max_head_bytes - self._head_bytes
-        self._head_bytes += min(len(data), budget)
-        if len(data) <= budget:
-            super().data_received(data)
-            return
-        super().data_received(data[:budget])  # the head must end in what the budget allows
+        if self._in_head:
+            budget = self.max_head_bytes - self._head_bytes
+            if len(data) > budget:
+                self._feed_over_budget(data, budget)
+                return
+            self._head_bytes += len(data)
+        HttpToolsProtocol.data_received(self, data)
+
+    def _feed_over_budget(self, data: bytes, budget: int) -> None:
+        """Feed what the budget allows; refuse if the same head has not ended within it."""
+        self._head_bytes += budget
+        HttpToolsProtocol.data_received(self, data[:budget])
         if self._refused or self.transport.is_closing():
             return
-        if self._in_head:
+        # a request that ended within those bytes reset the count: a pipelined next head
+        if self._in_head and self._head_bytes >= self.max_head_bytes:
             self._refuse(f"request head over {self.max_head_bytes} bytes")
             return
         self.data_received(data[budget:])
 
-    def on_message_begin(self) -> None:
-        self._in_head, self._fields = True, 0
-        super().on_message_begin()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields += 1
-        if self._fields > self.max_headers:
-            self._refuse(f"more than {self.max_headers} header fields")
-            raise _RefusedError
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if len(self.headers) > self.max_headers:
+            self._refuse(f"more than {self.max_headers} header fields")
+            raise _RefusedError
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

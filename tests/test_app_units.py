@@ -519,3 +519,121 @@ def test_encode_json_writes_what_json_dumps_writes_and_refuses_what_it_refuses()
             encode_json({"price": bad})
     with pytest.raises(TypeError):
         encode_json({"price": object()})
+
+
+# --- the bounded request head (app/serve.py) ---------------------------------------------------
+
+
+class _Transport:
+    """What the protocol writes, and whether it closed the connection."""
+
+    def __init__(self) -> None:
+        self.written = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 5000)}.get(name, default)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def _feed(
+    chunks: list[bytes], max_head_bytes: int = 1024, max_headers: int = 10
+) -> tuple[_Transport, list[tuple[int, str]], list[dict[str, object]]]:
+    """Feed ``chunks`` to a bounded protocol in turn (the app answers 200 to each request,
+    reading its body); what it wrote, what it refused and the scopes the app saw."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from app.serve import bounded_protocol
+
+    seen: list[dict[str, object]] = []
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        seen.append(scope)
+        while (await receive())["more_body"]:  # type: ignore[operator]
+            pass
+        await send({"type": "http.response.start", "status": 200,  # type: ignore[operator]
+                    "headers": [(b"content-length", b"0")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b""})  # type: ignore[operator]
+
+    refused: list[tuple[int, str]] = []
+    transport = _Transport()
+
+    async def main() -> None:
+        config = uvicorn.Config(app, log_config=None, access_log=False)  # type: ignore[arg-type]
+        config.load()
+        cls = bounded_protocol(max_head_bytes, max_headers, lambda s, r: refused.append((s, r)))
+        protocol = cls(config, ServerState(), {}, asyncio.get_running_loop())
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        for chunk in chunks:
+            if transport.closed:
+                break
+            protocol.data_received(chunk)
+            for _ in range(5):  # let the app's task answer before the next chunk
+                await asyncio.sleep(0)
+
+    asyncio.run(main())
+    return transport, refused, seen
+
+
+def _head(fields: int, path: bytes = b"/x", body: bytes = b"") -> bytes:
+    lines = b"".join(b"X-F%d: v\r\n" % i for i in range(fields - 2))
+    return b"POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        path,
+        len(body),
+        lines,
+        body,
+    )
+
+
+def test_the_head_may_have_max_headers_fields_and_one_more_is_431_and_closed() -> None:
+    transport, refused, seen = _feed([_head(10)])
+    assert len(seen) == 1 and len(seen[0]["headers"]) == 10  # type: ignore[arg-type]
+    assert transport.written.startswith(b"HTTP/1.1 200") and not transport.closed
+    transport, refused, seen = _feed([_head(11)])
+    assert seen == [] and transport.closed
+    assert transport.written.startswith(b"HTTP/1.1 431")
+    assert transport.written.count(b"HTTP/1.1") == 1  # no 400 after the 431
+    assert refused == [(431, "more than 10 header fields")]
+
+
+def test_the_head_may_fill_the_byte_budget_and_one_byte_more_is_431() -> None:
+    base = len(_head(2, b"/"))
+    for extra, allowed in ((0, True), (1, False)):
+        head = _head(2, b"/" + b"p" * (1024 - base + extra))
+        transport, refused, seen = _feed([head])
+        assert (len(seen) == 1) is allowed, extra
+        if not allowed:
+            assert transport.written.startswith(b"HTTP/1.1 431") and transport.closed
+            assert refused == [(431, "request head over 1024 bytes")]
+
+
+def test_an_endless_header_line_in_small_chunks_is_refused_once_the_budget_is_spent() -> None:
+    chunks = [b"GET /x HTTP/1.1\r\nHost: t\r\nX-Endless: "] + [b"a" * 100] * 50
+    transport, refused, seen = _feed(chunks)
+    assert seen == [] and transport.closed and transport.written.startswith(b"HTTP/1.1 431")
+    assert refused == [(431, "request head over 1024 bytes")]
+
+
+def test_a_body_is_not_counted_as_head_and_each_request_has_its_own_budget() -> None:
+    body = b"b" * 5000  # five budgets of body, in one chunk with its head
+    head = _head(10, b"/" + b"p" * 600)  # each head well over half the budget
+    transport, refused, seen = _feed([_head(10, body=body), head, head, head + head])
+    assert refused == [] and not transport.closed
+    assert len(seen) == 5 and transport.written.count(b"HTTP/1.1 200") == 5

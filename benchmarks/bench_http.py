@@ -1,0 +1,193 @@
+"""CPU a ``POST /predict`` request costs the server process over HTTP, code trees A/B.
+
+In process (``bench_asgi.py``) the request path is timed without uvicorn, the socket and the
+kernel; this one puts them back. Each ``--tree NAME=DIR`` (a checkout of this repository, e.g.
+``git archive`` of a commit) is served by its own ``python -m app`` (one uvicorn worker, the
+deployed defaults), beside the bare FastAPI route of ``bench_service.py``; ``wrk -t2 -c16``
+POSTs one house to each in turn, round after round, in alternating order. For each run the
+CPU of the whole server process (every thread: ``/proc/PID/task/*/schedstat``, exact where
+``stat`` counts ticks), from just before wrk starts to after one more request has waited
+for the backlog, is divided by the requests served. CPU time, not req/s, because wrk shares
+the two cores: a server's rate moves with what wrk and the rest of the machine take, its CPU
+per request much less. Reports per server the median CPU per request and req/s, and against
+the first tree (and each tree against bare) the median and quartiles of the per-round ratios
+of both.
+
+Run: ``.venv/bin/python benchmarks/bench_http.py [--model ARTIFACT] [--tree main=/tmp/main
+--tree new=.] [--rounds 20] [--seconds 1]`` (default: this tree against bare). Prints a
+table; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench_service import BARE_APP, CONFIG, free_port  # noqa: E402 (benchmarks/)
+from machine import describe  # noqa: E402
+from wrk import run_wrk  # noqa: E402
+
+BARE = "bare"
+
+
+def process_cpu_ns(pid: int) -> int:
+    """CPU nanoseconds so far of every live thread of ``pid``."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(OSError, ValueError, IndexError):  # a thread that ended meanwhile
+            total += int((task / "schedstat").read_text().split()[0])
+    return total
+
+
+@contextmanager
+def server(
+    cmd: list[str], cwd: Path, env: dict[str, str], log: Path, body: bytes
+) -> Iterator[tuple[int, str]]:
+    """Start ``cmd`` (it takes ``--host``/``--port``), poll until ``POST /predict`` answers 200;
+    yield its PID and URL; stop it by PID."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with log.open("ab") as fh:
+        proc = subprocess.Popen(
+            [*cmd, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=cwd,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        headers = {"Content-Type": "application/json"}
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{cmd} did not start:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.post(url + "/predict", content=body, headers=headers).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)  # poll interval, not a wait for readiness
+        yield proc.pid, url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def quartiles(xs: list[float]) -> str:
+    q1, median, q3 = statistics.quantiles(xs, n=4)
+    return f"{median:.3f} ({q1:.3f}-{q3:.3f})"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--model", help="artifact every tree serves (default: train the default)")
+    ap.add_argument("--tree", action="append", help="NAME=DIR, the first is the base (ours=.)")
+    ap.add_argument("--rounds", type=int, default=20, help="wrk runs per server (20)")
+    ap.add_argument("--seconds", type=float, default=1.0, help="seconds per wrk run (1)")
+    ap.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
+    ap.add_argument("--no-bare", action="store_true", help="leave the bare route out")
+    args = ap.parse_args()
+    trees = [t.split("=", 1) for t in args.tree or [f"ours={ROOT}"]]
+
+    with tempfile.TemporaryDirectory(prefix="houseprice-bench-http-") as tmp, ExitStack() as stack:
+        work = Path(tmp)
+        model = args.model
+        if model is None:
+            from model.workflow.cli import main as houseprice
+
+            model = str(work / "model.joblib")
+            argv = ["train", "--config", str(CONFIG), "--out", model, "--runs-dir"]
+            if houseprice([*argv, str(work / "runs"), "--quiet", "--no-plots"]) != 0:
+                raise SystemExit("training the benchmark model failed")
+        from model.workflow.artifact import load_artifact
+
+        features = load_artifact(model).metadata["features"]
+        house = {f["name"]: f["example"] for f in features if f["example"] is not None}
+        body = work / "house.json"
+        body.write_text(json.dumps(house))
+        (work / "bare_app.py").write_text(textwrap.dedent(BARE_APP))
+
+        servers: dict[str, tuple[int, str]] = {}
+        py = sys.executable
+        for name, tree in trees:
+            where = Path(tree).resolve()
+            env = {"PYTHONPATH": str(where), "MODEL_PATH": str(Path(model).resolve())}
+            cmd = [py, "-m", "app"]
+            servers[name] = stack.enter_context(
+                server(cmd, where, env, work / f"{name}.log", body.read_bytes())
+            )
+        if not args.no_bare:
+            cmd = [py, "-m", "uvicorn", "bare_app:app", "--workers", "1", "--no-access-log"]
+            servers[BARE] = stack.enter_context(
+                server(cmd, work, {}, work / "bare.log", body.read_bytes())
+            )
+        threads = min(2, args.connections)
+        for _, url in servers.values():  # warm-up
+            run_wrk(url + "/predict", body, args.connections, 2, threads=threads)
+
+        cpu: dict[str, list[float]] = {name: [] for name in servers}
+        rate: dict[str, list[float]] = {name: [] for name in servers}
+        loads = [os.getloadavg()[0]]
+        for r in range(args.rounds):
+            names = list(servers) if r % 2 == 0 else list(reversed(servers))
+            for name in names:
+                pid, url = servers[name]
+                before = process_cpu_ns(pid)
+                res = run_wrk(
+                    url + "/predict", body, args.connections, args.seconds, threads=threads
+                )
+                drain = httpx.post(url + "/predict", content=body.read_bytes(), timeout=60,
+                                   headers={"Content-Type": "application/json"})  # fmt: skip
+                drain.raise_for_status()  # it waited for the backlog of the run
+                cpu[name].append((process_cpu_ns(pid) - before) / 1e3 / (res.requests + 1))
+                rate[name].append(res.rate)
+            loads.append(os.getloadavg()[0])
+
+    base = trees[0][0]
+    print(
+        f"{args.rounds} rounds of wrk -t{threads} -c{args.connections} -d{args.seconds:g}s per "
+        f"server; load average {min(loads):.1f}-{max(loads):.1f}"
+    )
+    print(f"machine: {describe('fastapi', 'uvicorn')}")
+    print(f"{'server':10s} {'CPU us/request':>15s} {'req/s':>8s}   per round / {base}: CPU, req/s")
+    for name in cpu:
+        ratios = ""
+        if name != base:
+            c = [a / b for a, b in zip(cpu[name], cpu[base], strict=True)]
+            q = [a / b for a, b in zip(rate[name], rate[base], strict=True) if b > 0]
+            ratios = f"   {quartiles(c)}, {quartiles(q)}"
+        print(
+            f"{name:10s} {statistics.median(cpu[name]):15.1f} "
+            f"{statistics.median(rate[name]):8.0f}{ratios}"
+        )
+    if BARE in cpu:
+        for name, _ in trees:
+            c = [a / b for a, b in zip(cpu[name], cpu[BARE], strict=True)]
+            q = [a / b for a, b in zip(rate[name], rate[BARE], strict=True) if b > 0]
+            print(f"{name} / bare, per round: CPU {quartiles(c)}, req/s {quartiles(q)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
