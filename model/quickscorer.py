@@ -19,11 +19,16 @@ categorical feature has one row per category seen at fit and one for missing and
 codes, each the AND over the nodes whose category set leaves it out.
 
 Predicting a row is then, for every tree at once: one gather of a table row per feature,
-an AND across features, the lowest set bit (the leaf: ``popcount(w ^ (w − 1)) − 1``), and a
-sum of leaf values. The trees are stored in blocks; within a block, a table row equal to
-the one before it is not stored again (a feature's rows change only at the thresholds of
-the block's own trees), so a block's slice of the table is a fraction of ``rows × trees a
-block`` and stays in cache while a large batch runs over it. The words are the smallest
+an AND across features, the lowest set bit (the leaf), and a sum of leaf values. Words of
+up to 32 bits hold the leaves in the other order, leaf 0 in the highest bit, so that the
+leaf is the highest set bit: converting the word to float64 (exact) puts it in the exponent
+field, one pass where counting the lowest bit (``popcount(w ^ (w − 1))``) takes three;
+64-bit words, which float64 would round, keep leaf 0 in the lowest bit.
+
+The trees are stored in blocks; within a block, a table row equal to the one before it is
+not stored again (a feature's rows change only at the thresholds of the block's own
+trees), so a block's slice of the table is a fraction of ``rows × trees a block`` and
+stays in cache while a large batch runs over it. The words are the smallest
 unsigned integers that hold the largest tree's leaves (8 to 64 bits); trees with more than
 64 leaves are left to the caller. The tables take at most ``Σ_features (thresholds + 2) × trees``
 words (the trees padded to whole blocks).
@@ -57,6 +62,11 @@ BLOCK_BYTES = 256
 #: Grid cells per threshold of a feature to start from, and the most tried.
 GRID_CELLS = 4
 GRID_CELLS_MAX = 32
+#: Words of at most this many bits hold leaf 0 in their highest bit (read from a float64's
+#: exponent, exact up to 53 bits); wider words in their lowest.
+TOP_DOWN_BITS = 32
+#: The exponent field of a float64 ``2**k`` is ``EXPONENT_BIAS + k``.
+EXPONENT_BIAS = 1023
 #: The most thresholds one grid cell may hold (else the feature's ranks come from binary
 #: searches).
 GRID_SLOTS = 4
@@ -184,9 +194,11 @@ class BitForest:
     grid: RankGrid | None  # ranks of a larger batch (``None``: binary searches)
     cat_features: IntArray  # categorical features with splits
     cat_rows: IntArray  # (len(cat_features), max_bins + 1): table row of each bin
-    #: a 0.0, the leaf values tree by tree, then a 0.0 (the leaf of a padding tree)
+    #: a 0.0, the leaf values tree by tree (last leaf first in words read by their highest
+    #: bit), then a 0.0 (the leaf of a padding tree)
     values: FloatArray
-    #: (blocks, trees a block): one before where each tree's leaves start in ``values``
+    #: (blocks, trees a block): added to a word's leaf number (:func:`_leaf_places`), the
+    #: place of its value in ``values``
     value_base: IntArray
 
     @property
@@ -260,10 +272,13 @@ class BitForest:
         ones = np.iinfo(word).max
         # mask(v): every bit but those of the left subtree's leaves
         span = count[left[inner]].astype(np.uint64)
-        lo = first[inner].astype(np.uint64)
+        n_max = int(n_leaves.max()) if T else 1
+        bits = np.iinfo(word).bits
+        top_down = bits <= TOP_DOWN_BITS
+        # leaf j is bit j, or bit (bits - 1 - j) in a word read by its highest bit
+        lo = (bits - first[inner] - span if top_down else first[inner]).astype(np.uint64)
         cleared = ((np.uint64(1) << span) - np.uint64(1)) << lo
         mask = (~cleared & np.uint64(ones)).astype(word)
-        n_max = int(n_leaves.max()) if T else 1
         leaf_value = np.zeros((T, n_max))
         leaves = np.flatnonzero(leaf)
         leaf_value[tree[leaves], first[leaves]] = value[leaves]
@@ -320,6 +335,15 @@ class BitForest:
         table = by_block.transpose(1, 0, 2)[kept.T]  # block after block
         # a padding tree's words are all ones (leaf 0): it points at the trailing 0.0
         slot_tree = np.arange(n_blocks * width).reshape(n_blocks, width)
+        if top_down:
+            # a tree's values from its highest bit down, so that the bit's exponent
+            # field (1023 + bit) plus the base is the value's place; a padding tree's
+            # word is all ones, its highest bit ``bits - 1``
+            values = leaf_value[:, ::-1].ravel()
+            shift = 1 + n_max - bits - EXPONENT_BIAS
+            pad_shift = 1 - (bits - 1) - EXPONENT_BIAS
+        else:
+            values, shift, pad_shift = leaf_value.ravel(), 0, 0
         starts = np.cumsum([0] + [u.size for u in thresholds[:-1]]).astype(np.intp)
         return cls(
             table=table,
@@ -337,8 +361,8 @@ class BitForest:
             grid=RankGrid.build(thresholds, num_offset),
             cat_features=cat_features.astype(np.intp),
             cat_rows=cat_rows,
-            values=np.concatenate(([0.0], leaf_value.ravel(), [0.0])),
-            value_base=np.where(slot_tree < T, slot_tree * n_max, T * n_max),
+            values=np.concatenate(([0.0], values, [0.0])),
+            value_base=np.where(slot_tree < T, slot_tree * n_max + shift, T * n_max + pad_shift),
         )
 
     def table_rows(self, X: FloatArray, cat_bins: IntArray | None) -> IntArray:
@@ -399,21 +423,42 @@ class BitForest:
                     alive = np.broadcast_to(one, (r.shape[0], n_blocks, width))
                 else:  # (row, block, tree)
                     alive = np.bitwise_and.reduce(table[self.row_of_t[r]], axis=1)
-                leaf = np.add(_one_past_lowest_bit(alive), base)
-                out[s : s + step] = np.take(values, leaf).sum(axis=(1, 2))
+                out[s : s + step] = np.take(values, _leaf_places(alive, base)).sum(axis=(1, 2))
             return out
         step = max(1, CHUNK_WORDS // width)
-        by_feature = np.ascontiguousarray(rows.T)
-        for row_of, block_base in zip(self.row_of, base, strict=True):
-            local = np.take(row_of, by_feature)
-            for s in range(0, n, step):
+        for s in range(0, n, step):
+            by_feature = np.ascontiguousarray(rows[s : s + step].T)
+            # each tree slot's values summed over the blocks first: one sum over the slots
+            acc: FloatArray | None = None
+            for row_of, block_base in zip(self.row_of, base, strict=True):
+                local = np.take(row_of, by_feature)
                 # np.take(axis=0) copies each selected row as one block, faster than indexing
-                alive = np.take(table, local[0, s : s + step], axis=0)
+                alive = np.take(table, local[0], axis=0)
                 for c in local[1:]:
-                    alive &= np.take(table, c[s : s + step], axis=0)
-                leaf = np.add(_one_past_lowest_bit(alive), block_base)
-                out[s : s + step] += np.take(values, leaf).sum(axis=1)
+                    alive &= np.take(table, c, axis=0)
+                value = np.take(values, _leaf_places(alive, block_base))
+                if acc is None:
+                    acc = value
+                else:
+                    acc += value
+            assert acc is not None
+            out[s : s + step] = acc.sum(axis=1)
         return out
+
+
+def _leaf_places(words: NDArray[np.unsignedinteger], base: IntArray) -> NDArray[np.int64]:
+    """Where in :attr:`BitForest.values` the leaf of each word is (``base`` broadcast on it).
+
+    A word of at most :data:`TOP_DOWN_BITS` bits holds leaf 0 in its highest bit, so the
+    leaf is its highest set bit: converted to float64 (exact), that bit is the exponent
+    field, ``1023 + bit``. A 64-bit word (which float64 would round) holds leaf 0 in its
+    lowest bit, counted by :func:`_one_past_lowest_bit`."""
+    if words.dtype.itemsize * 8 > TOP_DOWN_BITS:
+        return np.add(_one_past_lowest_bit(words), base, dtype=np.int64)
+    exponent = words.astype(np.float64).view(np.int64)
+    exponent >>= 52
+    exponent += base
+    return exponent
 
 
 def _one_past_lowest_bit(words: NDArray[np.unsignedinteger]) -> NDArray[np.uint8]:

@@ -49,7 +49,7 @@ def assert_same_as_levelwise(forest: Forest, X: NDArray[Any]) -> None:
 
 
 @pytest.mark.parametrize("categories", [0, 12], ids=["numeric", "categorical"])
-@pytest.mark.parametrize("leaves", [2, 8, 16, 31, 64])
+@pytest.mark.parametrize("leaves", [2, 8, 16, 31, 32, 33, 64])
 def test_boosting_predictions_equal_the_levelwise_path(categories: int, leaves: int) -> None:
     X, y = data(1500, seed=leaves, categories=categories)
     model = HistGradientBoostingRegressor(
@@ -61,10 +61,13 @@ def test_boosting_predictions_equal_the_levelwise_path(categories: int, leaves: 
     ).fit(X, y)
     bits, rest = model.forest_._parts()
     assert bits is not None and rest is None
-    assert (
-        bits.words.dtype
-        == {2: np.uint8, 8: np.uint8, 16: np.uint16, 31: np.uint32, 64: np.uint64}[leaves]
-    )
+    assert bits.words.dtype == {
+        2: np.uint8,
+        8: np.uint8,
+        16: np.uint16,
+        31: np.uint32,
+        32: np.uint32,
+    }.get(leaves, np.uint64)
     assert_same_as_levelwise(model.forest_, awkward_rows(categories))
 
 
