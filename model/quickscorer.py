@@ -103,8 +103,9 @@ class RankGrid:
         hi: FloatArray | np.float64,
         scale: FloatArray | np.float64,
     ) -> IntArray:
-        # the same operations on thresholds and values: each rounds monotonically
-        t = np.minimum(np.maximum(x, lo), hi)
+        # the same operations on thresholds and values: each rounds monotonically; fmax
+        # and fmin put a missing value in cell 0, a row its caller replaces
+        t = np.fmin(np.fmax(x, lo), hi)
         t -= lo
         t *= scale
         return t.astype(np.intp)
@@ -123,11 +124,11 @@ class RankGrid:
             if hi > lo and not math.isfinite(GRID_CELLS_MAX * u.size / (hi - lo) + (hi - lo)):
                 continue  # a range or a scale past the largest float
             cells = GRID_CELLS * max(1, u.size)
-            while True:  # finer cells until at most two thresholds share one (or the most)
+            while True:  # finer cells until no two thresholds share one (or the most)
                 scale = cells / (hi - lo) if hi > lo else 0.0
                 c = cls.cell(u, np.float64(lo), np.float64(hi), np.float64(scale))
                 most = int(np.bincount(c).max()) if c.size else 0
-                if most <= 2 or cells >= GRID_CELLS_MAX * u.size:
+                if most <= 1 or cells >= GRID_CELLS_MAX * u.size:
                     break
                 cells *= 2
             if most > GRID_SLOTS:
@@ -161,7 +162,8 @@ class RankGrid:
 
     def rows(self, X: FloatArray) -> IntArray:
         """``(n, len(features))``: the first table row of each of :attr:`features` plus the
-        rank of each value of ``X`` (those features' columns, without missing values)."""
+        rank of each value of ``X`` (those features' columns; a missing value gets some row of
+        its feature, for the caller to replace)."""
         idx = self.cell(X, self.lo, self.hi, self.scale)
         idx += self.offset
         rows = self.start[idx]
@@ -381,14 +383,13 @@ class BitForest:
             rows = np.add.reduceat(below, self.threshold_starts, axis=1, dtype=np.intp)
             rows += self.num_offset
         elif self.grid is not None and not self.grid.searched.size:  # all on the grid
-            rows = self.grid.rows(np.where(missing, self.grid.lo, Xn) if any_missing else Xn)
+            rows = self.grid.rows(Xn)
         else:
             rows = np.empty(Xn.shape, dtype=np.intp)
             searched = np.arange(Xn.shape[1])
             if self.grid is not None:
                 on, searched = self.grid.features, self.grid.searched
-                Xg = np.where(missing[:, on], self.grid.lo, Xn[:, on]) if any_missing else Xn[:, on]
-                rows[:, on] = self.grid.rows(Xg)
+                rows[:, on] = self.grid.rows(Xn[:, on])
             for i in searched:
                 rows[:, i] = self.num_offset[i] + np.searchsorted(
                     self.thresholds[i], Xn[:, i], side="left"

@@ -176,6 +176,12 @@ def test_grid_ranks_equal_binary_searches(thresholds: list[NDArray[Any]], most: 
         [np.searchsorted(u, X[:, i], side="left") + first[i] for i, u in enumerate(thresholds)]
     )
     np.testing.assert_array_equal(grid.rows(X), expected)
+    # a missing value gets some row of its own feature (table_rows replaces it)
+    X[::3] = np.nan
+    rows = grid.rows(X)
+    np.testing.assert_array_equal(rows[1::3], expected[1::3])
+    sizes = np.array([u.size for u in thresholds])
+    assert ((rows[::3] >= first) & (rows[::3] <= first + sizes)).all()
 
 
 def test_no_grid_where_it_cannot_rank_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
