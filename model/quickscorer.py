@@ -190,6 +190,8 @@ class BitForest:
     num_features: IntArray  # numeric features with splits
     thresholds: list[FloatArray]  # their sorted distinct thresholds
     num_offset: IntArray  # first table row of each (row m + 1 = missing)
+    missing_row: IntArray  # the missing values' table row of each
+    all_columns: bool  # every column is a numeric feature with splits (no copy to select)
     all_thresholds: FloatArray  # every threshold, feature by feature (one-row path)
     threshold_feature: IntArray  # position in ``num_features`` of each
     threshold_starts: IntArray  # where each feature's thresholds begin
@@ -355,6 +357,8 @@ class BitForest:
             num_features=num_features.astype(np.intp),
             thresholds=thresholds,
             num_offset=num_offset,
+            missing_row=num_offset + np.array([u.size + 1 for u in thresholds], dtype=np.intp),
+            all_columns=num_features.size == d,
             all_thresholds=np.concatenate(thresholds) if thresholds else np.zeros(0),
             threshold_feature=np.repeat(
                 np.arange(num_features.size), [u.size for u in thresholds]
@@ -374,7 +378,7 @@ class BitForest:
         unknown codes in the last bin), from :func:`model.hist.category_bins`.
         """
         n = X.shape[0]
-        Xn = X[:, self.num_features]
+        Xn = X if self.all_columns else X[:, self.num_features]
         missing = np.isnan(Xn)
         any_missing = bool(missing.any())
         if n * self.all_thresholds.size <= 1 << 14 and self.all_thresholds.size:
@@ -395,8 +399,7 @@ class BitForest:
                     self.thresholds[i], Xn[:, i], side="left"
                 )
         if any_missing:
-            last = np.array([u.size + 1 for u in self.thresholds], dtype=np.intp)
-            rows = np.where(missing, last + self.num_offset, rows)
+            np.copyto(rows, self.missing_row, where=missing)
         if self.cat_features.size:
             assert cat_bins is not None
             cat = self.cat_rows[np.arange(self.cat_features.size), cat_bins]
