@@ -28,10 +28,13 @@ field, one pass where counting the lowest bit (``popcount(w ^ (w − 1))``) take
 The trees are stored in blocks; within a block, a table row equal to the one before it is
 not stored again (a feature's rows change only at the thresholds of the block's own
 trees), so a block's slice of the table is a fraction of ``rows × trees a block`` and
-stays in cache while a large batch runs over it. The words are the smallest
-unsigned integers that hold the largest tree's leaves (8 to 64 bits); trees with more than
-64 leaves are left to the caller. The tables take at most ``Σ_features (thresholds + 2) × trees``
-words (the trees padded to whole blocks).
+stays in cache while a large batch runs over it. A tree's words are all ones in the rows
+of a feature it does not split on, so the trees are ordered (greedily) into blocks that
+share such features, and a large batch skips, block by block, the features none of the
+block's trees splits on. The words are the smallest unsigned integers that hold the largest
+tree's leaves (8 to 64 bits); trees with more than 64 leaves are left to the caller. The
+tables take at most ``Σ_features (thresholds + 2) × trees`` words (the trees padded to
+whole blocks).
 
 A value's rank among a feature's thresholds is read from a grid of equal cells over the
 thresholds' range instead of a binary search: the cell is ``⌊(clip(x) − lo) × scale⌋``,
@@ -67,6 +70,9 @@ GRID_CELLS_MAX = 32
 TOP_DOWN_BITS = 32
 #: The exponent field of a float64 ``2**k`` is ``EXPONENT_BIAS + k``.
 EXPONENT_BIAS = 1023
+#: The most (feature, tree, block) triples the trees' ordering by unused features may weigh
+#: (its time at build grows with them; a larger forest keeps its own order).
+ORDER_WORK = 1 << 23
 #: The most thresholds one grid cell may hold (else the feature's ranks come from binary
 #: searches).
 GRID_SLOTS = 4
@@ -186,6 +192,9 @@ class BitForest:
     #: ``(blocks, table rows)``: the row of ``table`` holding each block's slice of each row
     row_of: IntArray
     row_of_t: IntArray  # the same as ``(table rows, blocks)``, for a few rows
+    #: per block, the features (columns of :meth:`table_rows`) some of its trees split on
+    used: list[IntArray]
+    tree_of_slot: IntArray  # the tree in each slot of the blocks, block after block
     leaf_value: FloatArray  # (trees, leaves): leaf values, left to right
     num_features: IntArray  # numeric features with splits
     thresholds: list[FloatArray]  # their sorted distinct thresholds
@@ -224,7 +233,8 @@ class BitForest:
     def words(self) -> NDArray[np.unsignedinteger]:
         """The table as ``(table rows, trees)`` (a copy)."""
         b, r, w = self.row_of.shape + self.table.shape[1:]
-        return self.blocks.transpose(1, 0, 2).reshape(r, b * w)[:, : self.leaf_value.shape[0]]
+        slot_of_tree = np.argsort(self.tree_of_slot, kind="stable")[: self.leaf_value.shape[0]]
+        return self.blocks.transpose(1, 0, 2).reshape(r, b * w)[:, slot_of_tree]
 
     @classmethod
     def build(
@@ -326,7 +336,19 @@ class BitForest:
             n_rows += block.shape[0]
         words = np.vstack(blocks) if blocks else np.full((1, T), ones, dtype=word)
         width = max(1, min(T, BLOCK_BYTES // words.itemsize))
+        # the trees each feature's rows change (the others' words are all ones in them),
+        # and the trees ordered so that a block's trees share features none splits on
+        starts_of = np.cumsum([0] + [b.shape[0] for b in blocks[:-1]]).astype(np.intp)
+        changes = (
+            np.logical_or.reduceat(words != ones, starts_of, axis=0)
+            if blocks
+            else np.zeros((0, T), dtype=bool)
+        )
         n_blocks = -(-T // width)
+        ordered = changes.size * n_blocks <= ORDER_WORK
+        order = _order_by_unused(changes, width) if ordered else np.arange(T, dtype=np.intp)
+        words = words[:, order]
+        changes = changes[:, order]
         padded = np.full((words.shape[0], n_blocks * width), ones, dtype=word)
         padded[:, :T] = words
         # each block keeps a row only where it differs from the row before: a feature's rows
@@ -339,6 +361,10 @@ class BitForest:
         table = by_block.transpose(1, 0, 2)[kept.T]  # block after block
         # a padding tree's words are all ones (leaf 0): it points at the trailing 0.0
         slot_tree = np.arange(n_blocks * width).reshape(n_blocks, width)
+        slot_tree = np.where(slot_tree < T, np.append(order, T)[np.minimum(slot_tree, T)], T)
+        padded_changes = np.zeros((changes.shape[0], n_blocks * width), dtype=bool)
+        padded_changes[:, :T] = changes
+        by_slots = np.logical_or.reduce(padded_changes.reshape(-1, n_blocks, width), axis=2)
         if top_down:
             # a tree's values from its highest bit down, so that the bit's exponent
             # field (1023 + bit) plus the base is the value's place; a padding tree's
@@ -353,6 +379,8 @@ class BitForest:
             table=table,
             row_of=np.ascontiguousarray(row_of, dtype=np.intp),
             row_of_t=np.ascontiguousarray(row_of.T),
+            used=[np.flatnonzero(by_slots[:, k]) for k in range(n_blocks)],
+            tree_of_slot=slot_tree.ravel(),
             leaf_value=leaf_value,
             num_features=num_features.astype(np.intp),
             thresholds=thresholds,
@@ -430,16 +458,20 @@ class BitForest:
                 out[s : s + step] = np.take(values, _leaf_places(alive, base)).sum(axis=(1, 2))
             return out
         step = max(1, CHUNK_WORDS // width)
+        ones = np.iinfo(table.dtype).max
         for s in range(0, n, step):
             by_feature = np.ascontiguousarray(rows[s : s + step].T)
             # each tree slot's values summed over the blocks first: one sum over the slots
             acc: FloatArray | None = None
-            for row_of, block_base in zip(self.row_of, base, strict=True):
+            for row_of, used, block_base in zip(self.row_of, self.used, base, strict=True):
                 local = np.take(row_of, by_feature)
                 # np.take(axis=0) copies each selected row as one block, faster than indexing
-                alive = np.take(table, local[0], axis=0)
-                for c in local[1:]:
-                    alive &= np.take(table, c, axis=0)
+                if used.size:
+                    alive = np.take(table, local[used[0]], axis=0)
+                else:
+                    alive = np.full((local.shape[1], width), ones, dtype=table.dtype)
+                for g in used[1:]:
+                    alive &= np.take(table, local[g], axis=0)
                 value = np.take(values, _leaf_places(alive, block_base))
                 if acc is None:
                     acc = value
@@ -448,6 +480,30 @@ class BitForest:
             assert acc is not None
             out[s : s + step] = acc.sum(axis=1)
         return out
+
+
+def _order_by_unused(changes: NDArray[np.bool_], width: int) -> IntArray:
+    """The trees in an order whose blocks of ``width`` share features none of their trees
+    splits on (``changes``: features × trees), greedily: a block takes the trees left
+    that avoid the feature most of them avoid, then the next such feature while at
+    least ``width`` trees remain, and of those the ones splitting on the fewest."""
+    n_trees = changes.shape[1]
+    left = np.ones(n_trees, dtype=bool)
+    order: list[IntArray] = []
+    while left.sum() > width:
+        chosen = np.flatnonzero(left)
+        while True:
+            avoid = (~changes[:, chosen]).sum(axis=1)
+            avoid[(avoid < width) | (avoid == chosen.size)] = -1
+            j = int(np.argmax(avoid)) if avoid.size else 0
+            if not avoid.size or avoid[j] < 0:
+                break
+            chosen = chosen[~changes[j, chosen]]
+        pick = chosen[np.argsort(changes[:, chosen].sum(axis=0), kind="stable")[:width]]
+        order.append(np.sort(pick))
+        left[pick] = False
+    order.append(np.flatnonzero(left))
+    return np.concatenate(order).astype(np.intp)
 
 
 def _leaf_places(words: NDArray[np.unsignedinteger], base: IntArray) -> NDArray[np.int64]:
