@@ -439,9 +439,9 @@ class BitForest:
 
         A small batch gathers every table row it needs at once and ANDs across features;
         a larger one goes a block of trees at a time (:data:`BLOCK_BYTES` of each table
-        row), AND-ing one feature's gathered rows after another into an accumulator of
-        at most :data:`CHUNK_WORDS` words, so that the block's table slice and the
-        accumulator stay in cache."""
+        row), AND-ing the gathered rows of one feature its trees split on after another
+        (:attr:`used`) into an accumulator of at most :data:`CHUNK_WORDS` words, so that
+        the block's table slice and the accumulator stay in cache."""
         n, f = rows.shape
         n_blocks, width = self.value_base.shape
         table, values, base = self.table, self.values, self.value_base
