@@ -19,14 +19,22 @@ categorical feature has one row per category seen at fit and one for missing and
 codes, each the AND over the nodes whose category set leaves it out.
 
 Predicting a row is then, for every tree at once: one gather of a table row per feature,
-an AND across features, the lowest set bit (the leaf: ``popcount(w ^ (w − 1)) − 1``), and a
-sum of leaf values. The trees are stored in blocks; within a block, a table row equal to
-the one before it is not stored again (a feature's rows change only at the thresholds of
-the block's own trees), so a block's slice of the table is a fraction of ``rows × trees a
-block`` and stays in cache while a large batch runs over it. The words are the smallest
-unsigned integers that hold the largest tree's leaves (8 to 64 bits); trees with more than
-64 leaves are left to the caller. The tables take at most ``Σ_features (thresholds + 2) × trees``
-words (the trees padded to whole blocks).
+an AND across features, the lowest set bit (the leaf), and a sum of leaf values. Words of
+up to 32 bits hold the leaves in the other order, leaf 0 in the highest bit, so that the
+leaf is the highest set bit: converting the word to float64 (exact) puts it in the exponent
+field, one pass where counting the lowest bit (``popcount(w ^ (w − 1))``) takes three;
+64-bit words, which float64 would round, keep leaf 0 in the lowest bit.
+
+The trees are stored in blocks; within a block, a table row equal to the one before it is
+not stored again (a feature's rows change only at the thresholds of the block's own
+trees), so a block's slice of the table is a fraction of ``rows × trees a block`` and
+stays in cache while a large batch runs over it. A tree's words are all ones in the rows
+of a feature it does not split on, so the trees are ordered (greedily) into blocks that
+share such features, and a large batch skips, block by block, the features none of the
+block's trees splits on. The words are the smallest unsigned integers that hold the largest
+tree's leaves (8 to 64 bits); trees with more than 64 leaves are left to the caller. The
+tables take at most ``Σ_features (thresholds + 2) × trees`` words (the trees padded to
+whole blocks).
 
 A value's rank among a feature's thresholds is read from a grid of equal cells over the
 thresholds' range instead of a binary search: the cell is ``⌊(clip(x) − lo) × scale⌋``,
@@ -57,6 +65,14 @@ BLOCK_BYTES = 256
 #: Grid cells per threshold of a feature to start from, and the most tried.
 GRID_CELLS = 4
 GRID_CELLS_MAX = 32
+#: Words of at most this many bits hold leaf 0 in their highest bit (read from a float64's
+#: exponent, exact up to 53 bits); wider words in their lowest.
+TOP_DOWN_BITS = 32
+#: The exponent field of a float64 ``2**k`` is ``EXPONENT_BIAS + k``.
+EXPONENT_BIAS = 1023
+#: The most (feature, tree, block) triples the trees' ordering by unused features may weigh
+#: (its time at build grows with them; a larger forest keeps its own order).
+ORDER_WORK = 1 << 23
 #: The most thresholds one grid cell may hold (else the feature's ranks come from binary
 #: searches).
 GRID_SLOTS = 4
@@ -93,8 +109,9 @@ class RankGrid:
         hi: FloatArray | np.float64,
         scale: FloatArray | np.float64,
     ) -> IntArray:
-        # the same operations on thresholds and values: each rounds monotonically
-        t = np.minimum(np.maximum(x, lo), hi)
+        # the same operations on thresholds and values: each rounds monotonically; fmax
+        # and fmin put a missing value in cell 0, a row its caller replaces
+        t = np.fmin(np.fmax(x, lo), hi)
         t -= lo
         t *= scale
         return t.astype(np.intp)
@@ -113,11 +130,11 @@ class RankGrid:
             if hi > lo and not math.isfinite(GRID_CELLS_MAX * u.size / (hi - lo) + (hi - lo)):
                 continue  # a range or a scale past the largest float
             cells = GRID_CELLS * max(1, u.size)
-            while True:  # finer cells until at most two thresholds share one (or the most)
+            while True:  # finer cells until no two thresholds share one (or the most)
                 scale = cells / (hi - lo) if hi > lo else 0.0
                 c = cls.cell(u, np.float64(lo), np.float64(hi), np.float64(scale))
                 most = int(np.bincount(c).max()) if c.size else 0
-                if most <= 2 or cells >= GRID_CELLS_MAX * u.size:
+                if most <= 1 or cells >= GRID_CELLS_MAX * u.size:
                     break
                 cells *= 2
             if most > GRID_SLOTS:
@@ -151,7 +168,8 @@ class RankGrid:
 
     def rows(self, X: FloatArray) -> IntArray:
         """``(n, len(features))``: the first table row of each of :attr:`features` plus the
-        rank of each value of ``X`` (those features' columns, without missing values)."""
+        rank of each value of ``X`` (those features' columns; a missing value gets some row of
+        its feature, for the caller to replace)."""
         idx = self.cell(X, self.lo, self.hi, self.scale)
         idx += self.offset
         rows = self.start[idx]
@@ -174,19 +192,26 @@ class BitForest:
     #: ``(blocks, table rows)``: the row of ``table`` holding each block's slice of each row
     row_of: IntArray
     row_of_t: IntArray  # the same as ``(table rows, blocks)``, for a few rows
+    #: per block, the features (columns of :meth:`table_rows`) some of its trees split on
+    used: list[IntArray]
+    tree_of_slot: IntArray  # the tree in each slot of the blocks, block after block
     leaf_value: FloatArray  # (trees, leaves): leaf values, left to right
     num_features: IntArray  # numeric features with splits
     thresholds: list[FloatArray]  # their sorted distinct thresholds
     num_offset: IntArray  # first table row of each (row m + 1 = missing)
+    missing_row: IntArray  # the missing values' table row of each
+    all_columns: bool  # every column is a numeric feature with splits (no copy to select)
     all_thresholds: FloatArray  # every threshold, feature by feature (one-row path)
     threshold_feature: IntArray  # position in ``num_features`` of each
     threshold_starts: IntArray  # where each feature's thresholds begin
     grid: RankGrid | None  # ranks of a larger batch (``None``: binary searches)
     cat_features: IntArray  # categorical features with splits
     cat_rows: IntArray  # (len(cat_features), max_bins + 1): table row of each bin
-    #: a 0.0, the leaf values tree by tree, then a 0.0 (the leaf of a padding tree)
+    #: a 0.0, the leaf values tree by tree (last leaf first in words read by their highest
+    #: bit), then a 0.0 (the leaf of a padding tree)
     values: FloatArray
-    #: (blocks, trees a block): one before where each tree's leaves start in ``values``
+    #: (blocks, trees a block): added to a word's leaf number (:func:`_leaf_places`), the
+    #: place of its value in ``values``
     value_base: IntArray
 
     @property
@@ -208,7 +233,8 @@ class BitForest:
     def words(self) -> NDArray[np.unsignedinteger]:
         """The table as ``(table rows, trees)`` (a copy)."""
         b, r, w = self.row_of.shape + self.table.shape[1:]
-        return self.blocks.transpose(1, 0, 2).reshape(r, b * w)[:, : self.leaf_value.shape[0]]
+        slot_of_tree = np.argsort(self.tree_of_slot, kind="stable")[: self.leaf_value.shape[0]]
+        return self.blocks.transpose(1, 0, 2).reshape(r, b * w)[:, slot_of_tree]
 
     @classmethod
     def build(
@@ -260,10 +286,13 @@ class BitForest:
         ones = np.iinfo(word).max
         # mask(v): every bit but those of the left subtree's leaves
         span = count[left[inner]].astype(np.uint64)
-        lo = first[inner].astype(np.uint64)
+        n_max = int(n_leaves.max()) if T else 1
+        bits = np.iinfo(word).bits
+        top_down = bits <= TOP_DOWN_BITS
+        # leaf j is bit j, or bit (bits - 1 - j) in a word read by its highest bit
+        lo = (bits - first[inner] - span if top_down else first[inner]).astype(np.uint64)
         cleared = ((np.uint64(1) << span) - np.uint64(1)) << lo
         mask = (~cleared & np.uint64(ones)).astype(word)
-        n_max = int(n_leaves.max()) if T else 1
         leaf_value = np.zeros((T, n_max))
         leaves = np.flatnonzero(leaf)
         leaf_value[tree[leaves], first[leaves]] = value[leaves]
@@ -307,7 +336,19 @@ class BitForest:
             n_rows += block.shape[0]
         words = np.vstack(blocks) if blocks else np.full((1, T), ones, dtype=word)
         width = max(1, min(T, BLOCK_BYTES // words.itemsize))
+        # the trees each feature's rows change (the others' words are all ones in them),
+        # and the trees ordered so that a block's trees share features none splits on
+        starts_of = np.cumsum([0] + [b.shape[0] for b in blocks[:-1]]).astype(np.intp)
+        changes = (
+            np.logical_or.reduceat(words != ones, starts_of, axis=0)
+            if blocks
+            else np.zeros((0, T), dtype=bool)
+        )
         n_blocks = -(-T // width)
+        ordered = changes.size * n_blocks <= ORDER_WORK
+        order = _order_by_unused(changes, width) if ordered else np.arange(T, dtype=np.intp)
+        words = words[:, order]
+        changes = changes[:, order]
         padded = np.full((words.shape[0], n_blocks * width), ones, dtype=word)
         padded[:, :T] = words
         # each block keeps a row only where it differs from the row before: a feature's rows
@@ -320,15 +361,32 @@ class BitForest:
         table = by_block.transpose(1, 0, 2)[kept.T]  # block after block
         # a padding tree's words are all ones (leaf 0): it points at the trailing 0.0
         slot_tree = np.arange(n_blocks * width).reshape(n_blocks, width)
+        slot_tree = np.where(slot_tree < T, np.append(order, T)[np.minimum(slot_tree, T)], T)
+        padded_changes = np.zeros((changes.shape[0], n_blocks * width), dtype=bool)
+        padded_changes[:, :T] = changes
+        by_slots = np.logical_or.reduce(padded_changes.reshape(-1, n_blocks, width), axis=2)
+        if top_down:
+            # a tree's values from its highest bit down, so that the bit's exponent
+            # field (1023 + bit) plus the base is the value's place; a padding tree's
+            # word is all ones, its highest bit ``bits - 1``
+            values = leaf_value[:, ::-1].ravel()
+            shift = 1 + n_max - bits - EXPONENT_BIAS
+            pad_shift = 1 - (bits - 1) - EXPONENT_BIAS
+        else:
+            values, shift, pad_shift = leaf_value.ravel(), 0, 0
         starts = np.cumsum([0] + [u.size for u in thresholds[:-1]]).astype(np.intp)
         return cls(
             table=table,
             row_of=np.ascontiguousarray(row_of, dtype=np.intp),
             row_of_t=np.ascontiguousarray(row_of.T),
+            used=[np.flatnonzero(by_slots[:, k]) for k in range(n_blocks)],
+            tree_of_slot=slot_tree.ravel(),
             leaf_value=leaf_value,
             num_features=num_features.astype(np.intp),
             thresholds=thresholds,
             num_offset=num_offset,
+            missing_row=num_offset + np.array([u.size + 1 for u in thresholds], dtype=np.intp),
+            all_columns=num_features.size == d,
             all_thresholds=np.concatenate(thresholds) if thresholds else np.zeros(0),
             threshold_feature=np.repeat(
                 np.arange(num_features.size), [u.size for u in thresholds]
@@ -337,8 +395,8 @@ class BitForest:
             grid=RankGrid.build(thresholds, num_offset),
             cat_features=cat_features.astype(np.intp),
             cat_rows=cat_rows,
-            values=np.concatenate(([0.0], leaf_value.ravel(), [0.0])),
-            value_base=np.where(slot_tree < T, slot_tree * n_max, T * n_max),
+            values=np.concatenate(([0.0], values, [0.0])),
+            value_base=np.where(slot_tree < T, slot_tree * n_max + shift, T * n_max + pad_shift),
         )
 
     def table_rows(self, X: FloatArray, cat_bins: IntArray | None) -> IntArray:
@@ -348,7 +406,7 @@ class BitForest:
         unknown codes in the last bin), from :func:`model.hist.category_bins`.
         """
         n = X.shape[0]
-        Xn = X[:, self.num_features]
+        Xn = X if self.all_columns else X[:, self.num_features]
         missing = np.isnan(Xn)
         any_missing = bool(missing.any())
         if n * self.all_thresholds.size <= 1 << 14 and self.all_thresholds.size:
@@ -357,21 +415,19 @@ class BitForest:
             rows = np.add.reduceat(below, self.threshold_starts, axis=1, dtype=np.intp)
             rows += self.num_offset
         elif self.grid is not None and not self.grid.searched.size:  # all on the grid
-            rows = self.grid.rows(np.where(missing, self.grid.lo, Xn) if any_missing else Xn)
+            rows = self.grid.rows(Xn)
         else:
             rows = np.empty(Xn.shape, dtype=np.intp)
             searched = np.arange(Xn.shape[1])
             if self.grid is not None:
                 on, searched = self.grid.features, self.grid.searched
-                Xg = np.where(missing[:, on], self.grid.lo, Xn[:, on]) if any_missing else Xn[:, on]
-                rows[:, on] = self.grid.rows(Xg)
+                rows[:, on] = self.grid.rows(Xn[:, on])
             for i in searched:
                 rows[:, i] = self.num_offset[i] + np.searchsorted(
                     self.thresholds[i], Xn[:, i], side="left"
                 )
         if any_missing:
-            last = np.array([u.size + 1 for u in self.thresholds], dtype=np.intp)
-            rows = np.where(missing, last + self.num_offset, rows)
+            np.copyto(rows, self.missing_row, where=missing)
         if self.cat_features.size:
             assert cat_bins is not None
             cat = self.cat_rows[np.arange(self.cat_features.size), cat_bins]
@@ -383,9 +439,9 @@ class BitForest:
 
         A small batch gathers every table row it needs at once and ANDs across features;
         a larger one goes a block of trees at a time (:data:`BLOCK_BYTES` of each table
-        row), AND-ing one feature's gathered rows after another into an accumulator of
-        at most :data:`CHUNK_WORDS` words, so that the block's table slice and the
-        accumulator stay in cache."""
+        row), AND-ing the gathered rows of one feature its trees split on after another
+        (:attr:`used`) into an accumulator of at most :data:`CHUNK_WORDS` words, so that
+        the block's table slice and the accumulator stay in cache."""
         n, f = rows.shape
         n_blocks, width = self.value_base.shape
         table, values, base = self.table, self.values, self.value_base
@@ -399,21 +455,70 @@ class BitForest:
                     alive = np.broadcast_to(one, (r.shape[0], n_blocks, width))
                 else:  # (row, block, tree)
                     alive = np.bitwise_and.reduce(table[self.row_of_t[r]], axis=1)
-                leaf = np.add(_one_past_lowest_bit(alive), base)
-                out[s : s + step] = np.take(values, leaf).sum(axis=(1, 2))
+                out[s : s + step] = np.take(values, _leaf_places(alive, base)).sum(axis=(1, 2))
             return out
         step = max(1, CHUNK_WORDS // width)
-        by_feature = np.ascontiguousarray(rows.T)
-        for row_of, block_base in zip(self.row_of, base, strict=True):
-            local = np.take(row_of, by_feature)
-            for s in range(0, n, step):
+        ones = np.iinfo(table.dtype).max
+        for s in range(0, n, step):
+            by_feature = np.ascontiguousarray(rows[s : s + step].T)
+            # each tree slot's values summed over the blocks first: one sum over the slots
+            acc: FloatArray | None = None
+            for row_of, used, block_base in zip(self.row_of, self.used, base, strict=True):
+                local = np.take(row_of, by_feature)
                 # np.take(axis=0) copies each selected row as one block, faster than indexing
-                alive = np.take(table, local[0, s : s + step], axis=0)
-                for c in local[1:]:
-                    alive &= np.take(table, c[s : s + step], axis=0)
-                leaf = np.add(_one_past_lowest_bit(alive), block_base)
-                out[s : s + step] += np.take(values, leaf).sum(axis=1)
+                if used.size:
+                    alive = np.take(table, local[used[0]], axis=0)
+                else:
+                    alive = np.full((local.shape[1], width), ones, dtype=table.dtype)
+                for g in used[1:]:
+                    alive &= np.take(table, local[g], axis=0)
+                value = np.take(values, _leaf_places(alive, block_base))
+                if acc is None:
+                    acc = value
+                else:
+                    acc += value
+            assert acc is not None
+            out[s : s + step] = acc.sum(axis=1)
         return out
+
+
+def _order_by_unused(changes: NDArray[np.bool_], width: int) -> IntArray:
+    """The trees in an order whose blocks of ``width`` share features none of their trees
+    splits on (``changes``: features × trees), greedily: a block takes the trees left
+    that avoid the feature most of them avoid, then the next such feature while at
+    least ``width`` trees remain, and of those the ones splitting on the fewest."""
+    n_trees = changes.shape[1]
+    left = np.ones(n_trees, dtype=bool)
+    order: list[IntArray] = []
+    while left.sum() > width:
+        chosen = np.flatnonzero(left)
+        while True:
+            avoid = (~changes[:, chosen]).sum(axis=1)
+            avoid[(avoid < width) | (avoid == chosen.size)] = -1
+            j = int(np.argmax(avoid)) if avoid.size else 0
+            if not avoid.size or avoid[j] < 0:
+                break
+            chosen = chosen[~changes[j, chosen]]
+        pick = chosen[np.argsort(changes[:, chosen].sum(axis=0), kind="stable")[:width]]
+        order.append(np.sort(pick))
+        left[pick] = False
+    order.append(np.flatnonzero(left))
+    return np.concatenate(order).astype(np.intp)
+
+
+def _leaf_places(words: NDArray[np.unsignedinteger], base: IntArray) -> NDArray[np.int64]:
+    """Where in :attr:`BitForest.values` the leaf of each word is (``base`` broadcast on it).
+
+    A word of at most :data:`TOP_DOWN_BITS` bits holds leaf 0 in its highest bit, so the
+    leaf is its highest set bit: converted to float64 (exact), that bit is the exponent
+    field, ``1023 + bit``. A 64-bit word (which float64 would round) holds leaf 0 in its
+    lowest bit, counted by :func:`_one_past_lowest_bit`."""
+    if words.dtype.itemsize * 8 > TOP_DOWN_BITS:
+        return np.add(_one_past_lowest_bit(words), base, dtype=np.int64)
+    exponent = words.astype(np.float64).view(np.int64)
+    exponent >>= 52
+    exponent += base
+    return exponent
 
 
 def _one_past_lowest_bit(words: NDArray[np.unsignedinteger]) -> NDArray[np.uint8]:

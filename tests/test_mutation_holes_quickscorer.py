@@ -15,7 +15,7 @@ import pytest
 
 from model import quickscorer
 from model.ensemble import HistGradientBoostingRegressor
-from model.quickscorer import _one_past_lowest_bit, _word_type
+from model.quickscorer import _leaf_places, _one_past_lowest_bit, _word_type
 
 
 @pytest.mark.parametrize(
@@ -53,6 +53,30 @@ def test_lowest_bit_of_every_position(word: type[np.unsignedinteger]) -> None:
     np.testing.assert_array_equal(_one_past_lowest_bit(above), np.arange(1, bits + 1))
     assert _one_past_lowest_bit(single).dtype == np.uint8
     assert re.fullmatch(r"uint\d+", single.dtype.name)
+
+
+@pytest.mark.parametrize("word", [np.uint8, np.uint16, np.uint32, np.uint64])
+def test_leaf_place_of_every_bit_position(word: type[np.unsignedinteger]) -> None:
+    bits = np.iinfo(word).bits
+    ones = np.iinfo(word).max
+    base = np.arange(bits, dtype=np.intp) * 100  # one base a word, broadcast
+    k = np.arange(bits)
+    single = np.array([1 << b for b in range(bits)], dtype=word)
+    if bits <= quickscorer.TOP_DOWN_BITS:
+        # read by the highest set bit, whatever lies below it
+        place = quickscorer.EXPONENT_BIAS + k + base
+        others = np.array([ones >> (bits - 1 - b) for b in range(bits)], dtype=word)
+    else:
+        # read by the lowest set bit, whatever lies above it (float64 would round these)
+        place = k + 1 + base
+        others = np.array([(ones >> b) << b for b in range(bits)], dtype=word)
+    for words in (single, others):
+        got = _leaf_places(words, base)
+        np.testing.assert_array_equal(got, place)
+        assert got.dtype == np.int64
+    # a 2-D block of words (rows x trees) with one base a column
+    block = np.tile(others, (3, 1))
+    np.testing.assert_array_equal(_leaf_places(block, base), np.tile(place, (3, 1)))
 
 
 @pytest.mark.parametrize("grid", [True, False], ids=["grid", "binary-search"])

@@ -49,7 +49,7 @@ def assert_same_as_levelwise(forest: Forest, X: NDArray[Any]) -> None:
 
 
 @pytest.mark.parametrize("categories", [0, 12], ids=["numeric", "categorical"])
-@pytest.mark.parametrize("leaves", [2, 8, 16, 31, 64])
+@pytest.mark.parametrize("leaves", [2, 8, 16, 31, 32, 33, 64])
 def test_boosting_predictions_equal_the_levelwise_path(categories: int, leaves: int) -> None:
     X, y = data(1500, seed=leaves, categories=categories)
     model = HistGradientBoostingRegressor(
@@ -61,10 +61,13 @@ def test_boosting_predictions_equal_the_levelwise_path(categories: int, leaves: 
     ).fit(X, y)
     bits, rest = model.forest_._parts()
     assert bits is not None and rest is None
-    assert (
-        bits.words.dtype
-        == {2: np.uint8, 8: np.uint8, 16: np.uint16, 31: np.uint32, 64: np.uint64}[leaves]
-    )
+    assert bits.words.dtype == {
+        2: np.uint8,
+        8: np.uint8,
+        16: np.uint16,
+        31: np.uint32,
+        32: np.uint32,
+    }.get(leaves, np.uint64)
     assert_same_as_levelwise(model.forest_, awkward_rows(categories))
 
 
@@ -173,6 +176,12 @@ def test_grid_ranks_equal_binary_searches(thresholds: list[NDArray[Any]], most: 
         [np.searchsorted(u, X[:, i], side="left") + first[i] for i, u in enumerate(thresholds)]
     )
     np.testing.assert_array_equal(grid.rows(X), expected)
+    # a missing value gets some row of its own feature (table_rows replaces it)
+    X[::3] = np.nan
+    rows = grid.rows(X)
+    np.testing.assert_array_equal(rows[1::3], expected[1::3])
+    sizes = np.array([u.size for u in thresholds])
+    assert ((rows[::3] >= first) & (rows[::3] <= first + sizes)).all()
 
 
 def test_no_grid_where_it_cannot_rank_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -227,3 +236,56 @@ def test_each_block_stores_a_row_where_it_changes(monkeypatch: pytest.MonkeyPatc
     assert start == bits.table.shape[0] < bits.row_of.size
     np.testing.assert_array_equal(bits.row_of_t, bits.row_of.T)
     assert_same_as_levelwise(model.forest_, awkward_rows(0))
+
+
+def test_blocks_skip_the_features_none_of_their_trees_splits_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Small trees in small blocks: the trees are ordered so that blocks share unused
+    features, which a large batch then skips; the table reads the same in tree order."""
+    X, y = data(800, seed=21, categories=5)
+    monkeypatch.setattr(quickscorer, "BLOCK_BYTES", 4)  # blocks of 4 trees of uint8
+    model = HistGradientBoostingRegressor(
+        max_iter=40, max_leaf_nodes=3, categorical_features=[4], early_stopping=False
+    ).fit(X, y)
+    bits, _ = model.forest_._parts()
+    assert bits is not None
+    n_features = bits.num_features.size + bits.cat_features.size
+    assert any(used.size < n_features for used in bits.used)
+    assert sorted(bits.tree_of_slot[:40]) == list(range(40))
+    assert_same_as_levelwise(model.forest_, awkward_rows(5))
+    # past the work the ordering may take, the trees keep their order: the same table
+    monkeypatch.setattr(quickscorer, "ORDER_WORK", 40 * n_features * 10 - 1)
+    plain, _ = model.forest_._split_by_size()
+    assert plain is not None and (plain.tree_of_slot[:40] == np.arange(40)).all()
+    assert not (bits.tree_of_slot[:40] == np.arange(40)).all()
+    np.testing.assert_array_equal(bits.words, plain.words)
+    model.forest_.__dict__["_parts_cache"] = (plain, None)
+    assert_same_as_levelwise(model.forest_, awkward_rows(5))
+
+
+def test_a_block_of_trees_without_splits_beside_one_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A block whose trees split on nothing starts from all-ones words (its leaf 0)."""
+    monkeypatch.setattr(quickscorer, "BLOCK_BYTES", 1)  # a block a tree
+    seen = np.zeros((1, 256), dtype=bool)
+    seen[:, -1] = True
+    forest = Forest(
+        col=np.array([0, 3, 3, 3]),  # a stump on feature 0, then a single leaf
+        threshold=np.array([0.5, np.inf, np.inf, np.inf]),
+        left=np.array([1, 1, 2, 3]),
+        value=np.array([0.0, -1.0, 2.0, 0.25]),
+        cat_row=np.full(4, -1),
+        cat_left=np.zeros((0, 256), dtype=bool),
+        roots=np.array([0, 3]),
+        depth=1,
+        n_features=1,
+        categorical=np.zeros(1, dtype=bool),
+        seen=seen,
+    )
+    bits, _ = forest._parts()
+    assert bits is not None and sorted(u.tolist() for u in bits.used) == [[], [0]]
+    X = np.linspace(-1, 2, 300)[:, None]
+    X[::7] = np.nan
+    assert_same_as_levelwise(forest, X)
+    expected = np.where(np.isnan(X[:, 0]) | (X[:, 0] > 0.5), 2.0, -1.0) + 0.25
+    np.testing.assert_array_equal(forest.predict_sum(X), expected)
