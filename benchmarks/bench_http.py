@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_service import BARE_APP, CONFIG, free_port  # noqa: E402 (benchmarks/)
+from bench_service import BARE_APP, CONFIG, free_port, stop  # noqa: E402 (benchmarks/)
 from machine import describe  # noqa: E402
 from wrk import run_wrk  # noqa: E402
 
@@ -85,13 +84,7 @@ def server(
             time.sleep(0.1)  # poll interval, not a wait for readiness
         yield proc.pid, url
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop(proc)
 
 
 def quartiles(xs: list[float]) -> str:

@@ -148,6 +148,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM ``proc`` (a graceful shutdown), then SIGKILL if it has not exited in 10 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 @contextmanager
 def uvicorn_server(
     app: str, env: Mapping[str, str], log_path: Path, app_dir: Path = ROOT, ready: str = ""
@@ -187,13 +198,7 @@ def uvicorn_server(
                 time.sleep(0.05)  # poll interval, not a wait for readiness
         yield url
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop(proc)
 
 
 # --- the scikit-learn baseline ----------------------------------------------------------------
