@@ -5,7 +5,7 @@ request.
 ``/predict`` hands the shadow the request's validated table once the answer is sent
 (:meth:`Shadow.submit`: one ``marshal`` of the table's values, without their names, while
 they are still in the CPU's cache, then appends to lists bounded in houses, ``SHADOW_QUEUE``;
-the names travel once a group, by reference to one tuple; when full the houses are
+the names travel once a group, by reference to the model's list of them; when full the houses are
 dropped and counted). ``Shadow.PERIOD`` seconds after the first house queued (at once when
 ``WAKE`` houses wait), a timer of the event loop sends what is queued in groups of about
 ``GROUP`` houses to the worker process (:mod:`app.shadowworker`), one group per callback of
@@ -54,7 +54,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -102,7 +102,7 @@ class _Jobs:
         self.tables: list[Table | None] = []  # kept for the prediction log's line only
         self.entries: list[int | None] = []  # each request's in the feedback index
         self.blobs: list[bytes] = []  # each table's values as the worker reads them (encode)
-        self.names: list[tuple[str, ...]] = []  # each table's columns (one shared tuple)
+        self.names: list[Sequence[str]] = []  # each table's columns (the model's one list)
         self.counts: list[int] = []  # houses of each
 
     def take(self, k: int) -> _Jobs:
@@ -241,7 +241,6 @@ class Shadow:
         self._started_at = time.monotonic()
         # everything below is the event loop's (``idle()`` reads two of them from any thread)
         self._queued = _Jobs()  # not yet sent
-        self._names: tuple[str, ...] = ()  # the columns of the last table queued
         self._waiting = 0  # houses in ``_queued``
         self._held = 0  # houses queued or being priced: they count against ``capacity``
         self._flush_at: asyncio.Handle | None = None
@@ -265,10 +264,13 @@ class Shadow:
         """The worker process's id."""
         return self._proc.pid
 
-    def submit(self, when: float, rid: str, table: Table, entry: int | None) -> None:
-        """Queue a request's validated table (encoded; by reference only for the log), or
-        drop and count it (not encoded for nothing when the queue is full). On the loop."""
-        n = len(next(iter(table.values())))
+    def submit(
+        self, when: float, rid: str, names: Sequence[str], table: Table, n: int, entry: int | None
+    ) -> None:
+        """Queue a request's validated table of ``n`` houses, keyed by ``names`` in their
+        order (the serving model's ``names``: /predict's and V2's tables are built in it), its
+        values encoded (the table by reference only for the log), or drop and count it (not
+        encoded for nothing when the queue is full). On the loop."""
         if self._closing or self._held + n > self.capacity:
             self.dropped.labels("queue_full").inc(n)
             return
@@ -278,10 +280,7 @@ class Shadow:
         q.tables.append(table if self.predlog is not None else None)  # else let it go
         q.entries.append(entry)
         q.blobs.append(encode(table))
-        names = tuple(table)
-        if names != self._names:  # a champion with other features: its tuple kept from now on
-            self._names = names
-        q.names.append(self._names)
+        q.names.append(names)  # the model's one list: marshal writes it once a group
         q.counts.append(n)
         self._held += n
         self._waiting += n

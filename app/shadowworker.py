@@ -108,9 +108,9 @@ def decode(names: Sequence[str], blob: bytes) -> Table:
     return dict(zip(names, values, strict=True))
 
 
-def encode_group(names: list[tuple[str, ...]], blobs: list[bytes]) -> bytes:
+def encode_group(names: list[Sequence[str]], blobs: list[bytes]) -> bytes:
     """A group of tables :func:`encode` made as one message, with each one's column names
-    (``names[i]`` for ``blobs[i]``; the same tuple each time is written once: ``marshal``
+    (``names[i]`` for ``blobs[i]``; the same list each time is written once: ``marshal``
     refers back to it)."""
     return marshal.dumps((names, blobs))
 
