@@ -334,6 +334,36 @@ def test_feedback_by_request_id_scores_the_champion_and_the_shadow(app_client: T
     ) == pytest.approx(abs(200_000.0 - s_price))
 
 
+def test_the_shadow_reads_v2_inputs_in_any_order_as_predict_s(app_client: TestClient) -> None:
+    # the shadow gets a table's values without their names, named by the model's feature
+    # order: a V2 request giving its inputs in another order must still be priced alike
+    p = app_client.post("/predict", json=HOUSE, headers={"X-Request-Id": "as-predict"})
+    assert p.status_code == 200
+    inputs = [
+        {
+            "name": k,
+            "shape": [1],
+            "datatype": "BYTES" if isinstance(v, str) else "FP64",
+            "data": [v],
+        }
+        for k, v in reversed(HOUSE.items())
+    ]
+    v2 = app_client.post(
+        "/v2/models/houseprice/infer",
+        json={"inputs": inputs},
+        headers={"X-Request-Id": "as-v2"},
+    )
+    assert v2.status_code == 200, v2.text
+    wait_for(lambda: shadow_idle(app_client))
+    got = [
+        app_client.post("/feedback", json={"request_id": rid, "actual_price": 1.0}).json()
+        for rid in ("as-predict", "as-v2")
+    ]
+    assert got[0]["predicted_price"] == pytest.approx(got[1]["predicted_price"])
+    assert got[0]["shadow"]["predicted_price"] == got[1]["shadow"]["predicted_price"]
+    assert got[0]["shadow"]["predicted_price"] != got[0]["predicted_price"]  # two models
+
+
 def test_feedback_addresses_a_house_of_a_batch_by_index(app_client: TestClient) -> None:
     houses = [HOUSE, {**HOUSE, "living_area": 2500}, {**HOUSE, "neighborhood": "OldTown"}]
     r = app_client.post("/predict", json={"instances": houses}, headers={"X-Request-Id": "b-1"})
