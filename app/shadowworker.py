@@ -88,9 +88,9 @@ class Reply(NamedTuple):
 def encode(table: Table) -> bytes:
     """One request's columns, in the table's order and without their names (which travel once
     a group, :func:`encode_group`), as bytes: ``marshal`` version 2 when the values allow, else
-    ``pickle``. Without the names, and without the reference table of versions 3 and up (these
-    values are never shared within a table), it costs the loop about half of a ``marshal`` of
-    the table (docs/PERFORMANCE.md, "s27-shadow2").
+    ``pickle``. Without the names, and without the reference table of versions 3 and up (a
+    value repeated within one table is only written twice), it costs the loop less than a
+    ``marshal`` of the table (docs/PERFORMANCE.md, "s27-shadow2").
 
     Called by the server's event loop once the answer is sent, while the table is still in
     the CPU's cache: encoded when the group is sent, a fraction of a second later, it was
