@@ -3,17 +3,18 @@ validated rows in a process of its own, never on the request path and never able
 request.
 
 ``/predict`` hands the shadow the request's validated table once the answer is sent
-(:meth:`Shadow.submit`: one ``marshal`` of the table while it is still in the CPU's cache,
-then one append to a list bounded in houses, ``SHADOW_QUEUE``; when full the houses are
+(:meth:`Shadow.submit`: one ``marshal`` of the table's values, without their names, while
+they are still in the CPU's cache, then appends to lists bounded in houses, ``SHADOW_QUEUE``;
+the names travel once a group, by reference to the model's list of them; when full the houses are
 dropped and counted). ``Shadow.PERIOD`` seconds after the first house queued (at once when
 ``WAKE`` houses wait), a timer of the event loop sends what is queued in groups of about
 ``GROUP`` houses to the worker process (:mod:`app.shadowworker`), one group per callback of
-the loop: one ``marshal`` of the group's encoded tables (a list of bytes) written to a
-non-blocking pipe, what the pipe does not take written when it drains. The worker prices each
-group as one table and keeps the shadow's series: its prediction count and price histogram,
-its own drift window (against its own training reference). The loop reads the replies as they
-come (a reader on the reply pipe) and records, one reply per callback, under ``role="shadow"``
-and the shadow's ``model_version``: the prices in the feedback index (so
+the loop: one ``marshal`` of the group's encoded tables (a list of bytes, and their names)
+written to a non-blocking pipe, what the pipe does not take written when it drains. The worker
+prices each group as one table and keeps the shadow's series: its prediction count and price
+histogram, its own drift window (against its own training reference). The loop reads the
+replies as they come (a reader on the reply pipe) and records, one reply per callback, under
+``role="shadow"`` and the shadow's ``model_version``: the prices in the feedback index (so
 feedback by request id scores both models), the latest series for the scrape and, with
 ``PREDICTION_LOG``, the shadow's log lines. So no callback of the shadow's holds the loop much
 longer than answering a request does, and a request that arrives meanwhile waits for one group,
@@ -53,7 +54,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -93,14 +94,15 @@ class _Jobs:
     request leaves here outlives several young collections, and a float, a string or bytes in
     a list is skipped by the collector where a tuple holding them is traversed."""
 
-    __slots__ = ("blobs", "counts", "entries", "rids", "tables", "times")
+    __slots__ = ("blobs", "counts", "entries", "names", "rids", "tables", "times")
 
     def __init__(self) -> None:
         self.times: list[float] = []
         self.rids: list[str] = []
         self.tables: list[Table | None] = []  # kept for the prediction log's line only
         self.entries: list[int | None] = []  # each request's in the feedback index
-        self.blobs: list[bytes] = []  # each table as the worker reads it (shadowworker.encode)
+        self.blobs: list[bytes] = []  # each table's values as the worker reads them (encode)
+        self.names: list[Sequence[str]] = []  # each table's columns (the model's one list)
         self.counts: list[int] = []  # houses of each
 
     def take(self, k: int) -> _Jobs:
@@ -262,10 +264,13 @@ class Shadow:
         """The worker process's id."""
         return self._proc.pid
 
-    def submit(self, when: float, rid: str, table: Table, entry: int | None) -> None:
-        """Queue a request's validated table (encoded; by reference only for the log), or
-        drop and count it (not encoded for nothing when the queue is full). On the loop."""
-        n = len(next(iter(table.values())))
+    def submit(
+        self, when: float, rid: str, names: Sequence[str], table: Table, n: int, entry: int | None
+    ) -> None:
+        """Queue a request's validated table of ``n`` houses, keyed by ``names`` in their
+        order (the serving model's ``names``: /predict's and V2's tables are built in it), its
+        values encoded (the table by reference only for the log), or drop and count it (not
+        encoded for nothing when the queue is full). On the loop."""
         if self._closing or self._held + n > self.capacity:
             self.dropped.labels("queue_full").inc(n)
             return
@@ -275,6 +280,7 @@ class Shadow:
         q.tables.append(table if self.predlog is not None else None)  # else let it go
         q.entries.append(entry)
         q.blobs.append(encode(table))
+        q.names.append(names)  # the model's one list: marshal writes it once a group
         q.counts.append(n)
         self._held += n
         self._waiting += n
@@ -301,7 +307,7 @@ class Shadow:
             self._forget(n, "model_error")
             return
         self._in_flight.append((group, n))
-        pipe.send(encode_group(group.blobs))
+        pipe.send(encode_group(group.names, group.blobs))
 
     def _attach(self, proc: subprocess.Popen[bytes], send: Connection, receive: Connection) -> None:
         """Start talking to a (new) worker from the loop."""

@@ -11,9 +11,10 @@ The protocol, one message per ``Connection.send_bytes`` frame, in order on two p
 - server -> worker: first :class:`Start`, pickled (the verified pipeline, already unpickled
   and checked by the server, so the worker never reads the artifact file); the worker answers
   ``("ready", sha256)`` or ``("error", why)``, pickled. Then one message per group of
-  requests (:func:`encode_group`): the list of each request's table as :func:`encode` made
-  it when the request was answered, ``marshal`` (about half the CPU of ``pickle`` for these
-  plain values, paid on the server's side), ``pickle`` for a table holding anything else.
+  requests (:func:`encode_group`): each request's column values as :func:`encode` made them
+  when the request was answered (``marshal``, about half the CPU of ``pickle`` for these
+  plain values, paid on the server's side; ``pickle`` for values marshal does not know), with
+  each one's column names.
 - worker -> server: one :class:`Reply` per group, in the order the groups came, and between
   them a :class:`Stats` alone when the drift rows are re-read while no group waits; both as
   plain tuples in ``marshal`` (:func:`encode_reply`).
@@ -85,31 +86,38 @@ class Reply(NamedTuple):
 
 
 def encode(table: Table) -> bytes:
-    """One request's table as bytes: ``marshal`` when its values allow, else ``pickle``.
+    """One request's columns, in the table's order and without their names (which travel once
+    a group, :func:`encode_group`), as bytes: ``marshal`` version 2 when the values allow, else
+    ``pickle``. Without the names, and without the reference table of versions 3 and up (a
+    value repeated within one table is only written twice), it costs the loop less than a
+    ``marshal`` of the table (docs/PERFORMANCE.md, "s27-shadow2").
 
     Called by the server's event loop once the answer is sent, while the table is still in
     the CPU's cache: encoded when the group is sent, a fraction of a second later, it was
     found cold and cost several times as much to walk (docs/PERFORMANCE.md)."""
+    values: tuple[Any, ...] = tuple(table.values())
     try:
-        return b"m" + marshal.dumps(table)
+        return b"m" + marshal.dumps(values, 2)
     except ValueError:  # a value marshal does not know
-        return b"p" + pickle.dumps(table, pickle.HIGHEST_PROTOCOL)
+        return b"p" + pickle.dumps(values, pickle.HIGHEST_PROTOCOL)
 
 
-def decode(blob: bytes) -> Table:
+def decode(names: Sequence[str], blob: bytes) -> Table:
     body = memoryview(blob)[1:]
-    table: Table = marshal.loads(body) if blob[:1] == b"m" else pickle.loads(body)
-    return table
+    values = marshal.loads(body) if blob[:1] == b"m" else pickle.loads(body)
+    return dict(zip(names, values, strict=True))
 
 
-def encode_group(blobs: list[bytes]) -> bytes:
-    """A group of tables :func:`encode` made as one message (a list of bytes: nothing to walk
-    but the list)."""
-    return marshal.dumps(blobs)
+def encode_group(names: list[Sequence[str]], blobs: list[bytes]) -> bytes:
+    """A group of tables :func:`encode` made as one message, with each one's column names
+    (``names[i]`` for ``blobs[i]``; the same list each time is written once: ``marshal``
+    refers back to it)."""
+    return marshal.dumps((names, blobs))
 
 
 def decode_group(message: bytes) -> list[Table]:
-    return [decode(blob) for blob in marshal.loads(message)]
+    names, blobs = marshal.loads(message)
+    return [decode(n, blob) for n, blob in zip(names, blobs, strict=True)]
 
 
 def encode_reply(reply: Reply | Stats) -> bytes:

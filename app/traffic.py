@@ -216,7 +216,7 @@ class Traffic:
             bounds = rule.around(priced.prices) if rule is not None else None
             log.put(Entry(now, rid, model.version, "champion", priced.table, priced.prices, bounds))
         if shadow is not None:
-            shadow.submit(now, rid, priced.table, entry)
+            shadow.submit(now, rid, model.names, priced.table, len(priced.prices), entry)
 
     def close(self) -> None:
         """Stop the shadow's worker, then write what the log holds and close it."""

@@ -334,6 +334,36 @@ def test_feedback_by_request_id_scores_the_champion_and_the_shadow(app_client: T
     ) == pytest.approx(abs(200_000.0 - s_price))
 
 
+def test_the_shadow_reads_v2_inputs_in_any_order_as_predict_s(app_client: TestClient) -> None:
+    # the shadow gets a table's values without their names, named by the model's feature
+    # order: a V2 request giving its inputs in another order must still be priced alike
+    p = app_client.post("/predict", json=HOUSE, headers={"X-Request-Id": "as-predict"})
+    assert p.status_code == 200
+    inputs = [
+        {
+            "name": k,
+            "shape": [1],
+            "datatype": "BYTES" if isinstance(v, str) else "FP64",
+            "data": [v],
+        }
+        for k, v in reversed(HOUSE.items())
+    ]
+    v2 = app_client.post(
+        "/v2/models/houseprice/infer",
+        json={"inputs": inputs},
+        headers={"X-Request-Id": "as-v2"},
+    )
+    assert v2.status_code == 200, v2.text
+    wait_for(lambda: shadow_idle(app_client))
+    got = [
+        app_client.post("/feedback", json={"request_id": rid, "actual_price": 1.0}).json()
+        for rid in ("as-predict", "as-v2")
+    ]
+    assert got[0]["predicted_price"] == pytest.approx(got[1]["predicted_price"])
+    assert got[0]["shadow"]["predicted_price"] == got[1]["shadow"]["predicted_price"]
+    assert got[0]["shadow"]["predicted_price"] != got[0]["predicted_price"]  # two models
+
+
 def test_feedback_addresses_a_house_of_a_batch_by_index(app_client: TestClient) -> None:
     houses = [HOUSE, {**HOUSE, "living_area": 2500}, {**HOUSE, "neighborhood": "OldTown"}]
     r = app_client.post("/predict", json={"instances": houses}, headers={"X-Request-Id": "b-1"})
@@ -627,16 +657,25 @@ def test_the_worker_reads_the_drift_rows_at_most_once_a_period(models: Path) -> 
 
 
 def test_groups_travel_to_the_worker_as_they_were() -> None:
+    import marshal
     from fractions import Fraction
 
     from app.shadowworker import decode_group, encode, encode_group
 
     plain = [{"a": (1.5, None, 3), "b": ("x", "y", None)}, {"a": (2.0,), "b": ("z",)}]
     assert all(encode(t)[:1] == b"m" for t in plain)
-    assert decode_group(encode_group([encode(t) for t in plain])) == plain
+    assert b"a" not in encode(plain[1])  # the values alone: the names travel once a group
+    ab = ("a", "b")
+    message = encode_group([ab, ab], [encode(t) for t in plain])
+    assert decode_group(message) == plain
+    assert decode_group(encode_group([ab, ab], [encode(plain[0])] * 2)) == [plain[0]] * 2
+    names, _ = marshal.loads(message)
+    assert names[0] is names[1]  # one tuple of names written once, not once a request
     odd = {"a": (Fraction(1, 3),)}  # not a value marshal knows: pickled
     assert encode(odd)[:1] == b"p"
-    assert decode_group(encode_group([encode(odd), encode(plain[1])])) == [odd, plain[1]]
+    other = {"b": ("z",), "a": (2.0,)}  # another champion's order: its own names
+    got = decode_group(encode_group([("a",), ("b", "a")], [encode(odd), encode(other)]))
+    assert got == [odd, other] and list(got[1]) == ["b", "a"]
 
 
 def test_replies_travel_back_as_they_were() -> None:
@@ -842,13 +881,13 @@ def test_the_shadow_prices_its_batch_in_groups_of_about_a_size() -> None:
     for k, n in enumerate([1, 1, 3, 100, 2, 2, 1]):
         queued.rids.append(str(k))
         queued.counts.append(n)
-        for name in ("times", "tables", "entries", "blobs"):
+        for name in ("times", "tables", "entries", "blobs", "names"):
             getattr(queued, name).append(None)
     got = []
     while queued.counts:
         k, n = cut(queued.counts, 4)
         group = queued.take(k)
-        assert len(group.blobs) == len(group.counts) == k  # every field cut alike
+        assert len(group.blobs) == len(group.names) == len(group.counts) == k  # cut alike
         got.append(([int(r) for r in group.rids], n))
     assert got == [([0, 1], 2), ([2], 3), ([3], 100), ([4, 5], 4), ([6], 1)]
     assert cut([], 4) == (0, 0)
@@ -880,6 +919,7 @@ def test_the_loop_sends_one_group_per_callback_and_hands_on_one_reply_per_callba
             q.rids.append(str(i))
             q.counts.append(30)
             q.blobs.append(b"m" + bytes(8))
+            q.names.append(("a",))
             q.times.append(0.0)
             q.tables.append(None)
             q.entries.append(None)
