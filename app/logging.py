@@ -159,9 +159,10 @@ class _TurnBuffer:
         for handler in _access.handlers:
             stream = getattr(handler, "stream", None)
             if stream is None:  # not a stream handler: take the ordinary path, line by line
-                for line in text.split("\n")[:-1]:
-                    record = json.loads(line)
-                    _access.info("request", extra={k: record[k] for k in _FIELDS})
+                for end, method, path, status, started, rid, client in entries:
+                    latency_ms = float(f"{(end - started) * 1000.0:.3f}")  # as the line has it
+                    fields = (method, path, status, latency_ms, rid, client)
+                    _access.info("request", extra=dict(zip(_FIELDS, fields, strict=True)))
                 continue
             handler.acquire()  # the handler's lock: no interleaving with other threads' lines
             try:
