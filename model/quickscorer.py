@@ -360,8 +360,9 @@ class BitForest:
         row_of = np.cumsum(kept, axis=0).T - 1 + stored[:, None]
         table = by_block.transpose(1, 0, 2)[kept.T]  # block after block
         # a padding tree's words are all ones (leaf 0): it points at the trailing 0.0
-        slot_tree = np.arange(n_blocks * width).reshape(n_blocks, width)
-        slot_tree = np.where(slot_tree < T, np.append(order, T)[np.minimum(slot_tree, T)], T)
+        tree_of = np.full(n_blocks * width, T, dtype=np.intp)  # T: a padding slot
+        tree_of[:T] = order
+        slot_tree = tree_of.reshape(n_blocks, width)
         padded_changes = np.zeros((changes.shape[0], n_blocks * width), dtype=bool)
         padded_changes[:, :T] = changes
         by_slots = np.logical_or.reduce(padded_changes.reshape(-1, n_blocks, width), axis=2)
