@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from app import rings
 from model import drift
 
 #: The name under which the prediction's window is reported, beside the features.
@@ -174,14 +175,7 @@ class DriftMonitor:
             n = self.window
         slots = self._slots
         with self._lock:
-            start = self._pos * len(self._names)
-            end = start + len(values)
-            if end <= len(slots):
-                slots[start:end] = values
-            else:  # past the last slot: the rest wraps round to the first ones
-                split = len(slots) - start
-                slots[start:] = values[:split]
-                slots[: end - len(slots)] = values[split:]
+            rings.write(slots, self._pos * len(self._names), values)
             self._pos = (self._pos + n) % self.window
             self._filled = min(self._filled + n, self.window)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from app import rings
 from app.predlog import Entry, LogCounters, PredictionLog, open_sink
 from app.settings import Settings
 
@@ -99,7 +100,7 @@ class FeedbackIndex:
             number, rid, start, n,
         )  # fmt: skip
         self._version[slot], self._shadow_version[slot] = version, None
-        _write(self._prices, start, prices)
+        rings.write(self._prices, start, prices)
         self._head = (start + n) % cap
         self._held += n
         self._houses += n
@@ -121,7 +122,7 @@ class FeedbackIndex:
         slot = number % self.capacity
         if self._number[slot] != number or number < self._oldest or self._rid[slot] is None:
             return
-        _write(self._shadow_prices, self._start[slot], prices)
+        rings.write(self._shadow_prices, self._start[slot], prices)
         self._shadow_version[slot] = version
 
     def get(self, rid: str) -> Served | None:
@@ -133,27 +134,10 @@ class FeedbackIndex:
         shadow_version = self._shadow_version[slot]
         return Served(
             self._version[slot],
-            _read(self._prices, start, n),
+            rings.read(self._prices, start, n),
             shadow_version,
-            None if shadow_version is None else _read(self._shadow_prices, start, n),
+            None if shadow_version is None else rings.read(self._shadow_prices, start, n),
         )
-
-
-def _write(ring: list[float], start: int, values: Sequence[float]) -> None:
-    """``values`` into ``ring`` from slot ``start`` on, wrapping round past the last slot."""
-    split = len(ring) - start
-    if len(values) <= split:
-        ring[start : start + len(values)] = values
-    else:
-        ring[start:] = values[:split]
-        ring[: len(values) - split] = values[split:]
-
-
-def _read(ring: list[float], start: int, n: int) -> list[float]:
-    end = start + n
-    if end <= len(ring):
-        return ring[start:end]
-    return ring[start:] + ring[: end - len(ring)]
 
 
 class Traffic:
