@@ -8,7 +8,10 @@
    Targets: one row < 100 us, 1,000 rows < 5 ms. Ours by leaf bit vectors (what ``predict``
    uses, :mod:`model.quickscorer`) and level by level (``Forest.predict_sum_levelwise``, the
    path before them) with the bit tables' size; scikit-learn's times on the same model
-   settings beside.
+   settings beside, each column timed in turn in every round (``--rounds``), and ours over
+   scikit-learn's one-thread time per round: the machine has slow phases of seconds to
+   minutes in which all code runs up to ~1.7x slower (docs/PERFORMANCE.md, "stop 28"), which
+   the ratio sees through and an absolute time does not.
 3. The CART tree (``model.tree``: exact thresholds, each feature sorted once, per-node
    histograms or sorted row lists) against scikit-learn's ``DecisionTreeRegressor``, on
    continuous features (depth 8 and grown out), few-valued ones and Ames. Target: ours <= 2x.
@@ -148,7 +151,7 @@ def fit_times(repeats: int = 3) -> None:
     print("target: ours <= 3x scikit-learn's fit time")
 
 
-def prediction() -> None:
+def prediction(rounds: int) -> None:
     X, y = synthetic(3_000, 20, seed=1)
     kw = {**SAME, "max_iter": 500}
     ours = HistGradientBoostingRegressor(**kw).fit(X, y)
@@ -160,26 +163,42 @@ def prediction() -> None:
     bits, _ = forest._split_by_size()  # what the first predict builds
     build = time.perf_counter() - start
     assert bits is not None
-    print(f"\n2. Prediction, 500 trees of 31 leaves (deepest {depth} levels), median of runs")
+    print(
+        f"\n2. Prediction, 500 trees of 31 leaves (deepest {depth} levels): medians over {rounds}"
+        " rounds, each timing every column in turn"
+    )
     print(
         f"bit tables: {bits.nbytes / 1e6:.1f} MB ({bits.words.shape[0]:,} rows x "
         f"{bits.words.shape[1]} trees of {bits.words.dtype}), built in {build * 1e3:.0f} ms"
     )
     header = f"{'rows':<8}{'ours':>12}{'level-wise':>13}{'sk 1 thread':>14}{'sk all':>12}"
-    print(header + f"{'target':>9}")
-    print("-" * (len(header) + 9))
+    header += f"{'target':>9}   ours / sk 1 thread (quartiles); ours' rounds"
+    print(header)
+    print("-" * len(header))
     one, batch = X[:1], X[:1000]
-    for label, rows, repeats, target in (("1", one, 300, "100 us"), ("1,000", batch, 30, "5 ms")):
-        t_ours = median_time(partial(ours.predict, rows), repeats)
-        t_level = median_time(partial(forest.predict_sum_levelwise, rows), max(5, repeats // 10))
-        with threadpool_limits(1):
-            t_one = median_time(partial(ref.predict, rows), repeats)
-        t_all = median_time(partial(ref.predict, rows), repeats)
+    for label, rows, calls, target in (("1", one, 100, "100 us"), ("1,000", batch, 10, "5 ms")):
+        columns: list[list[float]] = [[], [], [], []]
+        for _ in range(rounds):
+            columns[0].append(median_time(partial(ours.predict, rows), calls))
+            level = partial(forest.predict_sum_levelwise, rows)
+            columns[1].append(median_time(level, max(3, calls // 10)))
+            with threadpool_limits(1):
+                columns[2].append(median_time(partial(ref.predict, rows), calls))
+            columns[3].append(median_time(partial(ref.predict, rows), calls))
+        t_ours, t_level, t_one, t_all = (float(np.median(c)) for c in columns)
+        ratios = np.array(columns[0]) / np.array(columns[2])
+        q1, q3 = np.percentile(ratios, [25, 75])
         unit, scale = ("us", 1e6) if rows.shape[0] == 1 else ("ms", 1e3)
+        spread = f"{min(columns[0]) * scale:.1f}-{max(columns[0]) * scale:.1f} {unit}"
         print(
             f"{label:<8}{t_ours * scale:>9.1f} {unit}{t_level * scale:>10.1f} {unit}"
             f"{t_one * scale:>11.1f} {unit}{t_all * scale:>9.1f} {unit}{target:>9}"
+            f"   {np.median(ratios):.3f} ({q1:.3f}-{q3:.3f}); {spread}"
         )
+    print(
+        "(a slow phase of the machine slows every column alike: the ratio holds where the "
+        "absolute times do not)"
+    )
 
 
 def tree() -> None:
@@ -213,12 +232,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("fit", "predict", "tree"), help="one section only")
     parser.add_argument("--repeats", type=int, default=3, help="alternated fits in section 1")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of section 2")
     args = parser.parse_args()
     print(describe("scikit-learn"))
     if args.only in (None, "fit"):
         fit_times(args.repeats)
     if args.only in (None, "predict"):
-        prediction()
+        prediction(args.rounds)
     if args.only in (None, "tree"):
         tree()
 
