@@ -106,10 +106,13 @@ def log_request(
 _Entry = tuple[float, str, str, int, float, str, str | None]
 
 
-def _lines(entries: list[_Entry]) -> str:
+def _wall() -> float:
+    """What to add to a ``perf_counter`` reading to get the wall clock (one read a turn)."""
+    return time.time() - time.perf_counter()
+
+
+def _lines(entries: list[_Entry], wall: float) -> str:
     """The access lines of ``entries``, each ending in a newline."""
-    # The wall clock of a perf_counter reading: one clock read for the whole turn.
-    wall = time.time() - time.perf_counter()
     # An f-string template: the request id is a sanitised token and method a HTTP token, so
     # only the path and the client address go through the JSON string encoder.
     return "".join(
@@ -155,14 +158,14 @@ class _TurnBuffer:
         entries, self.entries, self.loop = self.entries, [], None
         if not entries:
             return
-        text = _lines(entries)
+        wall = _wall()
+        text = _lines(entries, wall)
         for handler in _access.handlers:
             stream = getattr(handler, "stream", None)
-            if stream is None:  # not a stream handler: take the ordinary path, line by line
-                for end, method, path, status, started, rid, client in entries:
-                    latency_ms = float(f"{(end - started) * 1000.0:.3f}")  # as the line has it
-                    fields = (method, path, status, latency_ms, rid, client)
-                    _access.info("request", extra=dict(zip(_FIELDS, fields, strict=True)))
+            if stream is None:  # not a stream handler: a record for this handler alone
+                if handler.level <= logging.INFO:
+                    for record in _records(entries, wall):
+                        handler.handle(record)
                 continue
             handler.acquire()  # the handler's lock: no interleaving with other threads' lines
             try:
@@ -170,6 +173,28 @@ class _TurnBuffer:
                 stream.flush()
             finally:
                 handler.release()
+
+
+def _records(entries: list[_Entry], wall: float) -> list[logging.LogRecord]:
+    """``entries`` as the access logger's records, with the fields the line has as attributes."""
+    records = []
+    for end, method, path, status, started, rid, client in entries:
+        latency_ms = float(f"{(end - started) * 1000.0:.3f}")  # as the line has it
+        fields = (method, path, status, latency_ms, rid, client)
+        record = _access.makeRecord(
+            ACCESS_LOGGER,
+            logging.INFO,
+            "",
+            0,
+            "request",
+            (),
+            None,
+            extra=dict(zip(_FIELDS, fields, strict=True)),
+        )
+        record.created = wall + end
+        record.msecs = (record.created % 1) * 1000.0
+        records.append(record)
+    return records
 
 
 _turn = _TurnBuffer()

@@ -454,6 +454,39 @@ def test_access_line_is_valid_json_for_awkward_paths(capfd: pytest.CaptureFixtur
     assert (rec.path, rec.status, rec.request_id, rec.client) == ("/x", 200, "rid", "10.0.0.1")  # type: ignore[attr-defined]
 
 
+def test_access_line_reaches_each_handler_once_whatever_its_kind() -> None:
+    """A stream handler beside other handlers: each gets one line (or record) per request,
+    at the same time, and a handler above INFO none."""
+    import io
+    import json
+    import logging
+    import time
+
+    from app.logging import ACCESS_LOGGER, configure_logging, log_request
+
+    class Collect(logging.Handler):
+        def __init__(self, level: int = logging.NOTSET) -> None:
+            super().__init__(level)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    text = io.StringIO()
+    stream = logging.StreamHandler(text)
+    first, second, quiet = Collect(), Collect(), Collect(logging.WARNING)
+    logging.getLogger(ACCESS_LOGGER).handlers[:] = [first, stream, second, quiet]
+    try:
+        log_request("GET", "/y", 201, time.perf_counter(), "one", None)
+    finally:
+        configure_logging("info")
+    (line,) = text.getvalue().splitlines()
+    assert json.loads(line)["request_id"] == "one"
+    assert [len(first.records), len(second.records), len(quiet.records)] == [1, 1, 0]
+    assert first.records[0].getMessage() == "request"
+    assert abs(first.records[0].created - json.loads(line)["ts"]) < 1e-5
+
+
 def test_access_lines_of_one_loop_turn_share_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
     import json
