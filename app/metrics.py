@@ -17,10 +17,7 @@ from __future__ import annotations
 import math
 import threading
 from bisect import bisect_left, bisect_right
-from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import groupby
-from operator import itemgetter
 from typing import Protocol
 
 from prometheus_client import (
@@ -53,10 +50,6 @@ PRICE_BUCKETS = (*(float(p) for p in range(50_000, 550_001, 50_000)), 750_000.0,
 #: The methods that get their own label value; any other folds into ``"other"``, so a client
 #: cannot multiply the series by inventing methods.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-#: The fields of one finished request in the pending list, which holds them flat.
-_FIELDS = 6
-_METHOD_ROUTE = itemgetter(0, 1)
 
 #: ``(feature, score, drifted, samples)`` rows, as ``DriftMonitor.gauges()`` returns them.
 DriftRows = list[tuple[str, float, bool, int]]
@@ -147,32 +140,18 @@ class _Version:
         self.prices = Histogram(PRICE_BUCKETS)
 
 
-#: Finished requests (and predicted prices) kept before they are counted in bulk, at a scrape
-#: or when this many wait: a request pays for one append instead of a dozen updates.
-PENDING_MAX = 1024
-
-
 class RequestMetrics(Collector):
     """Every metric a request updates, as plain numbers under one lock; exposed at scrape.
 
-    A request appends its numbers to pending lists (one uncontended lock, one extend per
-    call); they are counted in bulk, grouped per series and binned by
-    :meth:`Histogram.observe_many`, before every scrape and whenever ``PENDING_MAX`` requests
-    (or predicted prices) wait. The pending lists are made once and hold the numbers flat
-    (no tuple or list per request), so what waits there is nothing the cyclic collector's
-    young collections scan; input quality, rarely non-zero, is counted at once.
+    A request's numbers are counted at once, each into its bucket: what a request leaves
+    behind is a few integers incremented in place, nothing for the cyclic collector to scan
+    and no object kept alive. Input quality, rarely non-zero, is added per feature.
     """
 
     def __init__(self, body_timeout: float = LATENCY_BUCKETS[-1]) -> None:
         self._lock = threading.Lock()
         self._latency = latency_buckets(body_timeout)
         self.in_flight = 0
-        # pending: each request's method, route, status, seconds, got, sent, one after another
-        self._requests: list[str | int | float] = []
-        # pending: each prediction request's version and house count, and all their prices
-        self._versions_pending: list[str] = []
-        self._sizes_pending: list[int] = []
-        self._prices_pending: list[float] = []
         self._routes: dict[tuple[str, str], _Route] = {}
         self._sizes: dict[str, tuple[Histogram, Histogram]] = {}  # request, response by route
         self._versions: dict[str, _Version] = {}
@@ -187,12 +166,25 @@ class RequestMetrics(Collector):
     def observe_request(
         self, method: str, route: str, status: int, seconds: float, got: int, sent: int
     ) -> None:
-        """One finished HTTP request."""
+        """One finished HTTP request, counted at once."""
+        if method not in METHODS:
+            method = "other"
         with self._lock:
-            pending = self._requests
-            pending += method, route, status, seconds, got, sent
-            if len(pending) >= PENDING_MAX * _FIELDS:
-                self._count_requests()
+            series = self._routes.get((method, route))
+            if series is None:
+                series = self._add_route(method, route)
+            statuses = series.statuses
+            statuses[status] = statuses.get(status, 0) + 1
+            # Histogram.observe written out: a method call each costs as much as its bisect
+            h = series.duration
+            h.counts[bisect_left(h.bounds, seconds)] += 1
+            h.total += seconds
+            h = series.request_size
+            h.counts[bisect_left(h.bounds, got)] += 1
+            h.total += got
+            h = series.response_size
+            h.counts[bisect_left(h.bounds, sent)] += 1
+            h.total += sent
 
     def observe_prediction(
         self,
@@ -203,37 +195,27 @@ class RequestMetrics(Collector):
         unknown: Mapping[str, int],
     ) -> None:
         """One served prediction request: its prices and what its input quality counted."""
+        n = len(prices)
         with self._lock:
-            self._versions_pending.append(version)
-            self._sizes_pending.append(len(prices))
-            self._prices_pending += prices
+            served = self._versions.get(version)
+            if served is None:
+                served = self._versions[version] = _Version()
+            served.count += n
+            h = served.prices
+            if n == 1:  # Histogram.observe written out, as in observe_request
+                h.counts[bisect_left(h.bounds, prices[0])] += 1
+                h.total += prices[0]
+            else:
+                h.observe_many(prices)
+            h = self._batch_size
+            h.counts[bisect_left(h.bounds, n)] += 1
+            h.total += n
             if missing:
                 _add(self._missing, missing)
             if out_of_range:
                 _add(self._out_of_range, out_of_range)
             if unknown:
                 _add(self._unknown, unknown)
-            if len(self._prices_pending) >= PENDING_MAX:  # rows, not requests: batches bin in time
-                self._count_predictions()
-
-    def _count_requests(self) -> None:
-        """The pending requests into their series, one group per (method, route)."""
-        flat = self._requests
-        pending = list(zip(*[iter(flat)] * _FIELDS, strict=True))
-        flat.clear()  # the same list again: a new one would be young, and scanned, as it grows
-        pending.sort(key=_METHOD_ROUTE)
-        for (method, route), group in groupby(pending, key=_METHOD_ROUTE):
-            _, _, statuses, seconds, got, sent = zip(*group, strict=True)
-            if method not in METHODS:
-                method = "other"
-            series = self._routes.get((method, route))
-            if series is None:
-                series = self._add_route(method, route)
-            for status, n in Tally(statuses).items():
-                series.statuses[status] = series.statuses.get(status, 0) + n
-            series.duration.observe_many(seconds)
-            series.request_size.observe_many(got)
-            series.response_size.observe_many(sent)
 
     def _add_route(self, method: str, route: str) -> _Route:
         sizes = self._sizes.get(route)
@@ -241,28 +223,6 @@ class RequestMetrics(Collector):
             sizes = self._sizes[route] = (Histogram(SIZE_BUCKETS), Histogram(SIZE_BUCKETS))
         series = self._routes[method, route] = _Route(Histogram(self._latency), *sizes)
         return series
-
-    def _count_predictions(self) -> None:
-        """The pending predictions into their series, per model version."""
-        versions, sizes, prices = self._versions_pending, self._sizes_pending, self._prices_pending
-        by_version: dict[str, list[float]] = {}
-        start = 0
-        for version, n in zip(versions, sizes, strict=True):
-            mine = by_version.get(version)
-            if mine is None:
-                mine = by_version[version] = []
-            mine += prices[start : start + n]
-            start += n
-        for version, mine in by_version.items():
-            served = self._versions.get(version)
-            if served is None:
-                served = self._versions[version] = _Version()
-            served.count += len(mine)
-            served.prices.observe_many(mine)
-        self._batch_size.observe_many(sizes)
-        versions.clear()  # the same lists again (see ``_count_requests``)
-        sizes.clear()
-        prices.clear()
 
     def count_error(self, reason: str) -> None:
         """A prediction request refused or failed (``reason`` is one of a fixed set)."""
@@ -283,8 +243,6 @@ class RequestMetrics(Collector):
     def collect(self) -> Iterator[Metric]:
         shadow = self._shadow()
         with self._lock:
-            self._count_requests()
-            self._count_predictions()
             families = self._families(shadow)
         yield from families
         yield from self._drift_families(shadow)

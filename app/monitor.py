@@ -99,6 +99,7 @@ class DriftMonitor:
         window: int = 1000,
         min_samples: int = 200,
         threshold: float = 0.25,
+        order: Sequence[str] | None = None,
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1, got {window}")
@@ -133,6 +134,8 @@ class DriftMonitor:
         self._pos = 0
         self._filled = 0
         self._features = _getter(self._names[:-1])
+        # a row of ``order`` (the model's features) into report order; None when they agree
+        self._pick = _picker(order, self._names[:-1])
         self._lock = threading.Lock()
 
     @property
@@ -167,7 +170,36 @@ class DriftMonitor:
             table = tuple(columns.get(name, absent) for name in self._names[:-1])
         # row after row; a table of one row is already in that order
         rows = zip(*table, predictions, strict=True) if n > 1 else (*table, predictions)
-        values = list(itertools.chain.from_iterable(rows))
+        self._write(list(itertools.chain.from_iterable(rows)), n)
+
+    def add_rows(self, rows: Sequence[Sequence[Any]], predictions: Sequence[float]) -> None:
+        """:meth:`add` for a table given row by row, each row's values in the ``order`` the
+        monitor was made with (the service's: ``LoadedModel.tabulate``), one row per prediction."""
+        n = len(predictions)
+        pick = self._pick
+        if n == 1:  # one house, the usual request: its row is the window's row but the price
+            row = rows[0] if pick is None else pick(rows[0])
+            width = len(self._names)
+            if len(row) != width - 1 or len(rows) != 1:
+                raise ValueError(f"every row must hold {width - 1} values, one per prediction")
+            slots = self._slots
+            with self._lock:
+                start = self._pos * width
+                slots[start : start + width - 1] = row
+                slots[start + width - 1] = predictions[0]
+                self._pos = (self._pos + 1) % self.window
+                if self._filled < self.window:
+                    self._filled += 1
+            return
+        if n == 0:
+            return
+        if pick is not None:
+            rows = list(map(pick, rows))
+        flat = itertools.chain.from_iterable
+        self._write(list(flat(flat(zip(rows, zip(predictions), strict=True)))), n)
+
+    def _write(self, values: list[Any], n: int) -> None:
+        """``n`` rows' values, row after row, over the oldest in the window."""
         if len(values) != n * len(self._names):
             raise ValueError(f"every column must hold {n} values, one per prediction")
         if n > self.window:  # only the tail can stay in the window
@@ -264,6 +296,18 @@ def _getter(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
         name = names[0]
         return lambda columns: (columns[name],)
     return itemgetter(*names) if names else lambda columns: ()
+
+
+def _picker(
+    order: Sequence[str] | None, names: list[str]
+) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
+    """A function taking a row of ``order`` to a row of ``names`` (``None`` for a name not in
+    ``order``), or ``None`` when the two orders are the same."""
+    if order is None or list(order) == names:
+        return None
+    where = {name: i for i, name in enumerate(order)}
+    positions = [where.get(name, len(order)) for name in names]  # past the end: the None
+    return lambda row: tuple(map((*row, None).__getitem__, positions))
 
 
 def _reference_shares(name: str, profile: Mapping[str, Any]) -> NDArray[np.float64]:

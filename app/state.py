@@ -109,10 +109,15 @@ class LoadedModel:
         except CannotFoldError as e:
             self.price_path = f"general pipeline ({e})"
 
-    def table(self, rows: list[BaseModel]) -> Table:
+    def table(self, houses: list[BaseModel]) -> Table:
         """Validated houses -> their columns, transposed in C (one ``itemgetter`` per row)."""
-        by_feature = zip(*map(self._values, map(vars, rows)), strict=True)
-        return dict(zip(self._names, by_feature, strict=True))
+        return self.tabulate(houses)[0]
+
+    def tabulate(self, houses: list[BaseModel]) -> tuple[Table, list[tuple[Any, ...]]]:
+        """:meth:`table`, and the rows it was transposed from (each house's values in the
+        model's order), which the drift window takes as they are."""
+        rows = list(map(self._values, map(vars, houses)))
+        return dict(zip(self._names, zip(*rows, strict=True), strict=True)), rows
 
     def quality(self, table: Table) -> InputQuality:
         """Missing values, values outside the training range and unknown categories."""
@@ -185,6 +190,7 @@ def build_model(
                 window=settings.drift_window,
                 min_samples=min(settings.drift_min_samples, settings.drift_window),
                 threshold=settings.drift_psi_threshold,
+                order=[s.name for s in features],
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ModelLoadError(f"{path}: unusable drift reference: {e}") from None
@@ -478,13 +484,20 @@ class Service:
             return 403
         return None
 
-    def price(self, model: LoadedModel, table: Table, rid: str) -> Priced:
+    def price(
+        self,
+        model: LoadedModel,
+        table: Table,
+        rid: str,
+        rows: Sequence[tuple[Any, ...]] | None = None,
+    ) -> Priced:
         """Price a table of validated houses with ``model`` and record them for monitoring.
 
-        The one prediction path of ``/predict`` (its houses' table, ``LoadedModel.table``)
-        and the V2 ``infer`` route (its tensors' columns). A failure of the model is counted,
-        logged with the request id and raised as :class:`PredictionError`; a failure of the
-        monitoring is logged and never fails the prediction.
+        The one prediction path of ``/predict`` (its houses' table and rows,
+        ``LoadedModel.tabulate``) and the V2 ``infer`` route (its tensors' columns). A failure
+        of the model is counted, logged with the request id and raised as
+        :class:`PredictionError`; a failure of the monitoring is logged and never fails the
+        prediction.
         """
         try:
             prices = model.predict(table)
@@ -506,8 +519,11 @@ class Service:
                     quality.out_of_range,
                     Counter(name for _, name, _ in quality.unknown) if quality.unknown else {},
                 )
-                if model.monitor is not None:  # the table is rectangular by construction
-                    model.monitor.add(table, prices)
+                monitor = model.monitor
+                if monitor is not None and rows is not None:  # as LoadedModel.tabulate gave them
+                    monitor.add_rows(rows, prices)
+                elif monitor is not None:  # the table is rectangular by construction
+                    monitor.add(table, prices)
             except Exception:
                 log.exception("recording the prediction failed", extra={"request_id": rid})
         return Priced(prices, quality, table)

@@ -380,3 +380,41 @@ def test_add_queues_what_update_does_without_the_length_check() -> None:
     assert checked.report() == trusted.report()
     with pytest.raises(ValueError, match="'x' has 2 values but there are 1"):
         checked.update({"x": (1.0, 2.0)}, [1.0])
+
+
+@pytest.mark.parametrize(
+    "order",
+    [["x", "c"], ["c", "x"], ["c", "extra", "x"], ["extra", "x"]],
+    ids=["the reference's", "permuted", "with a feature the reference lacks", "without 'c'"],
+)
+def test_add_rows_keeps_the_window_add_keeps(order: list[str]) -> None:
+    """The oracle of the row path: the same tables, given as columns to ``add`` and as rows
+    in the model's ``order`` to ``add_rows``, leave the same slots after every table, across
+    the wrap, for tables of one row, of none and longer than the window."""
+    rng = np.random.default_rng(28)
+    old, new = tiny(window=7, min_samples=1), tiny(window=7, min_samples=1, order=order)
+    sizes = [1, 0, *[1] * 9, 7, 1, 8, 15, 2, *rng.integers(0, 12, 200).tolist()]
+    for n in sizes:
+        cols, y = _random_batch(rng, n)
+        values = {
+            "x": [None if math.isnan(v) else v for v in cols["x"].tolist()],
+            "c": cols["c"].tolist(),
+            "extra": rng.integers(0, 9, n).tolist(),
+        }
+        prices = y.tolist()
+        old.add({name: tuple(values[name]) for name in order}, prices)
+        new.add_rows(list(zip(*(values[name] for name in order), strict=True)), prices)
+        assert (new._slots, new._pos, new._filled) == (old._slots, old._pos, old._filled)
+    assert new.report() == old.report()
+
+
+def test_add_rows_refuses_a_row_of_another_width_and_leaves_the_window() -> None:
+    m = tiny(window=3, min_samples=1)
+    m.add_rows([(1.0, "a")], [100.0])
+    before = list(m._slots), m._pos, m._filled
+    for rows, prices in [([(1.0,)], [1.0]), ([(1.0, "a", 2)], [1.0]), ([(1.0, "a")] * 2, [1.0])]:
+        with pytest.raises(ValueError, match="one per prediction"):
+            m.add_rows(rows, prices)
+    with pytest.raises(ValueError):
+        m.add_rows([(1.0, "a"), (2.0,)], [1.0, 2.0])
+    assert (m._slots, m._pos, m._filled) == before

@@ -55,7 +55,7 @@ class Predict:
             rows, batch = await read_json(
                 scope, receive, model.schema.validate, svc.settings.max_errors, model.key_guard
             )
-            table = model.table(rows)
+            table, values = model.tabulate(rows)
             # before pricing: a model that cannot explain refuses before anything is recorded
             explained = explanations(model, table) if explain else None
         except NotReadyError as e:
@@ -69,7 +69,7 @@ class Predict:
             return 500, {"detail": str(e)}, []
         rid = request_id(scope)
         try:
-            priced = svc.price(model, table, rid)
+            priced = svc.price(model, table, rid, values)
         except PredictionError as e:
             return 500, {"detail": str(e)}, []
         scope[PRICED] = model, priced, rid
