@@ -175,16 +175,9 @@ class RequestMetrics(Collector):
                 series = self._add_route(method, route)
             statuses = series.statuses
             statuses[status] = statuses.get(status, 0) + 1
-            # Histogram.observe written out: a method call each costs as much as its bisect
-            h = series.duration
-            h.counts[bisect_left(h.bounds, seconds)] += 1
-            h.total += seconds
-            h = series.request_size
-            h.counts[bisect_left(h.bounds, got)] += 1
-            h.total += got
-            h = series.response_size
-            h.counts[bisect_left(h.bounds, sent)] += 1
-            h.total += sent
+            series.duration.observe(seconds)
+            series.request_size.observe(got)
+            series.response_size.observe(sent)
 
     def observe_prediction(
         self,
@@ -195,21 +188,13 @@ class RequestMetrics(Collector):
         unknown: Mapping[str, int],
     ) -> None:
         """One served prediction request: its prices and what its input quality counted."""
-        n = len(prices)
         with self._lock:
             served = self._versions.get(version)
             if served is None:
                 served = self._versions[version] = _Version()
-            served.count += n
-            h = served.prices
-            if n == 1:  # Histogram.observe written out, as in observe_request
-                h.counts[bisect_left(h.bounds, prices[0])] += 1
-                h.total += prices[0]
-            else:
-                h.observe_many(prices)
-            h = self._batch_size
-            h.counts[bisect_left(h.bounds, n)] += 1
-            h.total += n
+            served.count += len(prices)
+            served.prices.observe_many(prices)
+            self._batch_size.observe(len(prices))
             if missing:
                 _add(self._missing, missing)
             if out_of_range:
