@@ -69,6 +69,7 @@ from app.shadowworker import (
     Reply,
     Start,
     Stats,
+    columns_of,
     decode_reply,
     encode,
     encode_group,
@@ -97,9 +98,10 @@ class _Jobs:
     __slots__ = ("blobs", "counts", "entries", "names", "rids", "tables", "times")
 
     def __init__(self) -> None:
+        # the time, id and table of each request: kept for the prediction log's lines only
         self.times: list[float] = []
         self.rids: list[str] = []
-        self.tables: list[Table | None] = []  # kept for the prediction log's line only
+        self.tables: list[Table] = []
         self.entries: list[int | None] = []  # each request's in the feedback index
         self.blobs: list[bytes] = []  # each table's values as the worker reads them (encode)
         self.names: list[Sequence[str]] = []  # each table's columns (the model's one list)
@@ -253,6 +255,8 @@ class Shadow:
         self._stats: Stats | None = None
         self._drift_stale = False  # the worker has rows not yet in the drift rows it sent
         self._drift: DriftRows | None = None
+        self._names: list[str] | None = None  # the champion's whose columns ``encode`` takes
+        self._columns: Callable[[Table], tuple[Any, ...]] = columns_of([])
         loop.call_soon_threadsafe(self._attach, self._proc, send, receive)
 
     @property
@@ -264,23 +268,53 @@ class Shadow:
         """The worker process's id."""
         return self._proc.pid
 
+    def encode(self, model: LoadedModel, table: Table) -> bytes | None:
+        """The values of ``table`` (validated for ``model``, which priced it) as the worker
+        reads them: its columns taken by ``model.names`` (the worker reads them back under
+        the same names, so the table's own order does not matter), then
+        :func:`app.shadowworker.encode`; None for a table without one of them (or that
+        cannot be encoded: this runs before the answer is sent, and must not fail it). Called by
+        ``Service.price`` right after pricing and recording, which walked the same values:
+        they are in the CPU's cache then, and no longer once the answer is sent
+        (docs/PERFORMANCE.md, "s28-shadow")."""
+        names = model.names
+        if names is not self._names:  # a reload: another champion's list
+            self._names, self._columns = names, columns_of(names)
+        try:
+            return encode(self._columns(table))
+        except Exception:
+            return None
+
     def submit(
-        self, when: float, rid: str, names: Sequence[str], table: Table, n: int, entry: int | None
+        self,
+        when: float,
+        rid: str,
+        model: LoadedModel,
+        table: Table,
+        n: int,
+        entry: int | None,
+        rows: bytes | None = None,
     ) -> None:
-        """Queue a request's validated table of ``n`` houses, keyed by ``names`` in their
-        order (the serving model's ``names``: /predict's and V2's tables are built in it), its
-        values encoded (the table by reference only for the log), or drop and count it (not
-        encoded for nothing when the queue is full). On the loop."""
+        """Queue a request's validated table of ``n`` houses, priced by ``model``, with its
+        values as :meth:`encode` made them (``rows``; encoded here when not given: a shadow
+        installed since), or drop and count it. The table is kept by reference for the log
+        alone, and the request's time and id too. On the loop."""
         if self._closing or self._held + n > self.capacity:
             self.dropped.labels("queue_full").inc(n)
             return
+        if rows is None:
+            rows = self.encode(model, table)
+            if rows is None:  # a table without one of its model's columns (none is built so)
+                self.dropped.labels("incompatible").inc(n)
+                return
         q = self._queued
-        q.times.append(when)
-        q.rids.append(rid)
-        q.tables.append(table if self.predlog is not None else None)  # else let it go
+        if self.predlog is not None:  # what the log's lines alone need
+            q.times.append(when)
+            q.rids.append(rid)
+            q.tables.append(table)
         q.entries.append(entry)
-        q.blobs.append(encode(table))
-        q.names.append(names)  # the model's one list: marshal writes it once a group
+        q.blobs.append(rows)
+        q.names.append(model.names)  # the model's one list: marshal writes it once a group
         q.counts.append(n)
         self._held += n
         self._waiting += n
@@ -412,7 +446,7 @@ class Shadow:
             return
         lines = zip(group.times, group.rids, group.tables, reply.prices, strict=True)
         for when, rid, table, mine in lines:
-            if mine is not None and table is not None:
+            if mine is not None:
                 self.predlog.put(Entry(when, rid, version, "shadow", table, mine, None))
 
     def _take(self, stats: Stats) -> None:

@@ -40,9 +40,10 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
 from multiprocessing.connection import Connection
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from app.metrics import PRICE_BUCKETS, DriftRows, Histogram
@@ -85,21 +86,28 @@ class Reply(NamedTuple):
     stats: Stats | None
 
 
-def encode(table: Table) -> bytes:
-    """One request's columns, in the table's order and without their names (which travel once
-    a group, :func:`encode_group`), as bytes: ``marshal`` version 2 when the values allow, else
+def columns_of(names: Sequence[str]) -> Callable[[Table], tuple[Any, ...]]:
+    """What takes a table's columns in the order of ``names`` (a ``KeyError`` for a table
+    without one): the values :func:`encode` writes, read back under ``names``."""
+    if len(names) > 1:
+        return itemgetter(*names)
+    return lambda table: tuple(table[name] for name in names)  # itemgetter's result: no tuple
+
+
+def encode(columns: tuple[Any, ...]) -> bytes:
+    """One request's columns (:func:`columns_of`), without their names (which travel once a
+    group, :func:`encode_group`), as bytes: ``marshal`` version 2 when the values allow, else
     ``pickle``. Without the names, and without the reference table of versions 3 and up (a
     value repeated within one table is only written twice), it costs the loop less than a
     ``marshal`` of the table (docs/PERFORMANCE.md, "s27-shadow2").
 
-    Called by the server's event loop once the answer is sent, while the table is still in
-    the CPU's cache: encoded when the group is sent, a fraction of a second later, it was
-    found cold and cost several times as much to walk (docs/PERFORMANCE.md)."""
-    values: tuple[Any, ...] = tuple(table.values())
+    Called on the server's event loop while the request's values are still in the CPU's
+    cache (``Shadow.encode``, at pricing): walked later, they were found cold and cost
+    several times as much (docs/PERFORMANCE.md, "s27-shadow2", "s28-shadow")."""
     try:
-        return b"m" + marshal.dumps(values, 2)
+        return b"m" + marshal.dumps(columns, 2)
     except ValueError:  # a value marshal does not know
-        return b"p" + pickle.dumps(values, pickle.HIGHEST_PROTOCOL)
+        return b"p" + pickle.dumps(columns, pickle.HIGHEST_PROTOCOL)
 
 
 def decode(names: Sequence[str], blob: bytes) -> Table:

@@ -200,7 +200,8 @@ class Traffic:
             bounds = rule.around(priced.prices) if rule is not None else None
             log.put(Entry(now, rid, model.version, "champion", priced.table, priced.prices, bounds))
         if shadow is not None:
-            shadow.submit(now, rid, model.names, priced.table, len(priced.prices), entry)
+            n = len(priced.prices)
+            shadow.submit(now, rid, model, priced.table, n, entry, priced.shadow_rows)
 
     def close(self) -> None:
         """Stop the shadow's worker, then write what the log holds and close it."""

@@ -660,7 +660,11 @@ def test_groups_travel_to_the_worker_as_they_were() -> None:
     import marshal
     from fractions import Fraction
 
-    from app.shadowworker import decode_group, encode, encode_group
+    from app.shadowworker import decode_group, encode_group
+    from app.shadowworker import encode as encode_columns
+
+    def encode(table: dict[str, Any]) -> bytes:
+        return encode_columns(tuple(table.values()))
 
     plain = [{"a": (1.5, None, 3), "b": ("x", "y", None)}, {"a": (2.0,), "b": ("z",)}]
     assert all(encode(t)[:1] == b"m" for t in plain)
@@ -676,6 +680,26 @@ def test_groups_travel_to_the_worker_as_they_were() -> None:
     other = {"b": ("z",), "a": (2.0,)}  # another champion's order: its own names
     got = decode_group(encode_group([("a",), ("b", "a")], [encode(odd), encode(other)]))
     assert got == [odd, other] and list(got[1]) == ["b", "a"]
+
+
+def test_the_shadow_takes_each_column_by_its_name_whatever_the_tables_order() -> None:
+    from types import SimpleNamespace
+
+    from app.shadow import Shadow
+    from app.shadowworker import columns_of, decode_group, encode_group
+
+    shadow = Shadow.__new__(Shadow)  # the encoding alone: no model, no worker
+    shadow._names, shadow._columns = None, columns_of([])
+    champion = SimpleNamespace(names=["a", "b"])
+    shuffled = {"b": ("x", "y"), "a": (1.0, 2.0)}  # not in the model's order
+    rows = shadow.encode(champion, shuffled)  # type: ignore[arg-type]
+    assert rows is not None
+    assert decode_group(encode_group([champion.names], [rows])) == [shuffled]
+    assert shadow.encode(champion, {"a": (1.0,)}) is None  # type: ignore[arg-type]
+    one = SimpleNamespace(names=["b"])  # a reload: another champion's names
+    rows = shadow.encode(one, shuffled)  # type: ignore[arg-type]
+    assert rows is not None
+    assert decode_group(encode_group([one.names], [rows])) == [{"b": ("x", "y")}]
 
 
 def test_replies_travel_back_as_they_were() -> None:
