@@ -437,11 +437,8 @@ class Shadow:
         if reply.stats is not None:
             self._take(reply.stats)
         version = self.version
-        index = self.index
-        if index is not None:
-            for entry, mine in zip(group.entries, reply.prices, strict=True):
-                if entry is not None and mine is not None:
-                    index.add_shadow(entry, version, mine)
+        if self.index is not None:
+            self.index.add_shadow_many(group.entries, version, reply.prices)
         if self.predlog is None:
             return
         lines = zip(group.times, group.rids, group.tables, reply.prices, strict=True)

@@ -268,6 +268,42 @@ def test_the_index_wraps_round_its_rings_and_keeps_each_entrys_prices() -> None:
         assert all(index.get(r) is None for r in map(str, range(12)) if r not in names)
 
 
+def test_a_group_of_shadow_prices_lands_as_one_add_shadow_each_would() -> None:
+    """Groups of the latest entries (some evicted meanwhile, some not indexed or not priced,
+    some with a gap), written at once into one index and entry by entry into its twin."""
+    rng = random.Random(5)
+    one, each = FeedbackIndex(9), FeedbackIndex(9)
+    rids = [str(k) for k in range(15)]
+    numbers: list[int | None] = []
+    for k in range(400):
+        rid = rng.choice(rids)
+        prices = [float(k * 10 + i) for i in range(rng.choice([1, 1, 2, 4, 10]))]
+        number = one.add(rid, "v", prices)
+        assert each.add(rid, "v", prices) == number
+        numbers.append(number)
+        if rng.random() < 0.3:
+            size = rng.randint(1, 6)
+            group = numbers[-size - rng.randint(0, 4) :][:size]  # some evicted by now
+            if rng.random() < 0.2 and len(group) > 2:
+                del group[1]  # a gap: a request the shadow dropped
+            mine = [
+                None if n is None or rng.random() < 0.1 else [-float(k)] * one._size[n % 9]
+                for n in group
+            ]
+            one.add_shadow_many(group, f"s{k}", mine)
+            for n, m in zip(group, mine, strict=True):
+                if n is not None and m is not None:
+                    each.add_shadow(n, f"s{k}", m)
+        for rid in rids:
+            a, b = one.get(rid), each.get(rid)
+            assert (a is None) == (b is None)
+            if a is not None and b is not None:
+                assert (a.prices, a.shadow_version, a.shadow_prices) == (
+                    b.prices, b.shadow_version, b.shadow_prices,
+                )  # fmt: skip
+    one.add_shadow_many([], "s", [])  # an empty group: nothing
+
+
 def test_a_request_leaves_no_tracked_object_in_the_index() -> None:
     index = FeedbackIndex(100)
     before = len(gc.get_objects())
