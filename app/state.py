@@ -510,17 +510,13 @@ class Service:
                     model.monitor.add(table, prices)
             except Exception:
                 log.exception("recording the prediction failed", extra={"request_id": rid})
-        shadow = self.traffic.shadow  # its copy of the rows, taken while they are in the cache
-        rows = shadow.encode(model, table) if shadow is not None else None
-        return Priced(prices, quality, table, rows)
+        return Priced(prices, quality, table)
 
 
 class Priced(NamedTuple):
-    """The prices of a request's houses, in order, what their inputs' quality counted, the
-    validated table they were priced from (it must not change afterwards) and, with a shadow
-    model, the table's values as its worker reads them (``Shadow.encode``)."""
+    """The prices of a request's houses, in order, what their inputs' quality counted, and
+    the validated table they were priced from (it must not change afterwards)."""
 
     prices: list[float]
     quality: InputQuality
     table: Table
-    shadow_rows: bytes | None = None

@@ -696,46 +696,57 @@ def test_groups_travel_to_the_worker_as_they_were() -> None:
     import marshal
     from fractions import Fraction
 
-    from app.shadowworker import decode_group, encode_group
-    from app.shadowworker import encode as encode_columns
+    from app.shadowworker import columns_of, decode_group, encode_group
 
-    def encode(table: dict[str, Any]) -> bytes:
-        return encode_columns(tuple(table.values()))
+    def flat(names: list[str], tables: list[dict[str, Any]]) -> list[Any]:
+        take = columns_of(names)
+        return [v for t in tables for column in take(t) for v in column]
 
+    ab = ["a", "b"]
     plain = [{"a": (1.5, None, 3), "b": ("x", "y", None)}, {"a": (2.0,), "b": ("z",)}]
-    assert all(encode(t)[:1] == b"m" for t in plain)
-    assert b"a" not in encode(plain[1])  # the values alone: the names travel once a group
-    ab = ("a", "b")
-    message = encode_group([ab, ab], [encode(t) for t in plain])
+    message = encode_group([ab, ab], [3, 1], flat(ab, plain))
     assert decode_group(message) == plain
-    assert decode_group(encode_group([ab, ab], [encode(plain[0])] * 2)) == [plain[0]] * 2
-    names, _ = marshal.loads(message)
-    assert names[0] is names[1]  # one tuple of names written once, not once a request
-    odd = {"a": (Fraction(1, 3),)}  # not a value marshal knows: pickled
-    assert encode(odd)[:1] == b"p"
-    other = {"b": ("z",), "a": (2.0,)}  # another champion's order: its own names
-    got = decode_group(encode_group([("a",), ("b", "a")], [encode(odd), encode(other)]))
-    assert got == [odd, other] and list(got[1]) == ["b", "a"]
+    names, counts = marshal.loads(message[4:])
+    assert names[0] is names[1] and counts == [3, 1]  # one list of names written once
+    assert message.count(b"b") == 1  # the names once, the values alone after them
+    odd = {"a": (Fraction(1, 3),)}  # not a value marshal knows: the group is pickled
+    other = {"b": ("z",), "a": (2.0,)}
+    ba = ["b", "a"]  # another champion's order: its own names
+    got = decode_group(encode_group([["a"], ba], [1, 1], flat(["a"], [odd]) + flat(ba, [other])))
+    assert got == [odd, other] and list(got[1]) == ba
+    with pytest.raises(ValueError, match="a group of 3 values"):
+        decode_group(encode_group([["a"]], [1], [1.0, 2.0, 3.0]))
 
 
 def test_the_shadow_takes_each_column_by_its_name_whatever_the_tables_order() -> None:
     from types import SimpleNamespace
 
-    from app.shadow import Shadow
+    from app.shadow import Shadow, _Jobs
     from app.shadowworker import columns_of, decode_group, encode_group
 
-    shadow = Shadow.__new__(Shadow)  # the encoding alone: no model, no worker
+    shadow = Shadow.__new__(Shadow)  # the queue alone: no model, no worker
+    shadow._closing, shadow._held, shadow.capacity, shadow.predlog = False, 0, 100, None
     shadow._names, shadow._columns = None, columns_of([])
+    shadow._queued, shadow._waiting, shadow.wake = _Jobs(), 0, 100
+    shadow._flush_at = object()  # as if the timer were set
+    from prometheus_client import Counter as Metric
+
+    dropped = Metric("dropped", "", ["reason"], registry=CollectorRegistry())
+    shadow.dropped = dropped
     champion = SimpleNamespace(names=["a", "b"])
     shuffled = {"b": ("x", "y"), "a": (1.0, 2.0)}  # not in the model's order
-    rows = shadow.encode(champion, shuffled)  # type: ignore[arg-type]
-    assert rows is not None
-    assert decode_group(encode_group([champion.names], [rows])) == [shuffled]
-    assert shadow.encode(champion, {"a": (1.0,)}) is None  # type: ignore[arg-type]
+    shadow.submit(0.0, "r1", champion, shuffled, 2, None)  # type: ignore[arg-type]
+    shadow.submit(0.0, "r2", champion, {"a": (1.0,)}, 1, None)  # type: ignore[arg-type]
+    assert dropped.labels("incompatible")._value.get() == 1
     one = SimpleNamespace(names=["b"])  # a reload: another champion's names
-    rows = shadow.encode(one, shuffled)  # type: ignore[arg-type]
-    assert rows is not None
-    assert decode_group(encode_group([one.names], [rows])) == [{"b": ("x", "y")}]
+    shadow.submit(0.0, "r3", one, shuffled, 2, None)  # type: ignore[arg-type]
+    q = shadow._queued
+    assert q.values == [1.0, 2.0, "x", "y", "x", "y"] and q.counts == [2, 2]
+    assert q.rids == [] and q.tables == []  # kept for the prediction log alone
+    group = q.take(2)
+    message = encode_group(group.names, group.counts, group.values)
+    assert decode_group(message) == [shuffled, {"b": ("x", "y")}]
+    assert q.values == [] and shadow._held == 4
 
 
 def test_replies_travel_back_as_they_were() -> None:
@@ -941,13 +952,17 @@ def test_the_shadow_prices_its_batch_in_groups_of_about_a_size() -> None:
     for k, n in enumerate([1, 1, 3, 100, 2, 2, 1]):
         queued.rids.append(str(k))
         queued.counts.append(n)
-        for name in ("times", "tables", "entries", "blobs", "names"):
+        for name in ("times", "tables", "entries"):
             getattr(queued, name).append(None)
+        queued.names.append(["a", "b"])
+        queued.values += [k] * 2 * n
     got = []
     while queued.counts:
         k, n = cut(queued.counts, 4)
         group = queued.take(k)
-        assert len(group.blobs) == len(group.names) == len(group.counts) == k  # cut alike
+        assert len(group.names) == len(group.counts) == k  # cut alike
+        pairs = zip(group.rids, group.counts, strict=True)
+        assert group.values == [int(r) for r, c in pairs for _ in range(2 * c)]
         got.append(([int(r) for r in group.rids], n))
     assert got == [([0, 1], 2), ([2], 3), ([3], 100), ([4, 5], 4), ([6], 1)]
     assert cut([], 4) == (0, 0)
@@ -978,7 +993,7 @@ def test_the_loop_sends_one_group_per_callback_and_hands_on_one_reply_per_callba
         for i in range(7):  # 7 requests of 30 houses: groups of 60, 60, 60, 30 at GROUP 64
             q.rids.append(str(i))
             q.counts.append(30)
-            q.blobs.append(b"m" + bytes(8))
+            q.values += [0.0] * 30
             q.names.append(("a",))
             q.times.append(0.0)
             q.tables.append(None)
