@@ -118,11 +118,10 @@ def decode_group(message: bytes) -> list[Table]:
     tables: list[Table] = []
     at = 0
     for columns, n in zip(names, counts, strict=True):
-        table: Table = {}
-        for name in columns:
-            table[name] = tuple(values[at : at + n])
-            at += n
-        tables.append(table)
+        end = at + len(columns) * n
+        each = iter(values[at:end])
+        tables.append(dict(zip(columns, zip(*[each] * n), strict=True)))  # n values a column
+        at = end
     if at != len(values):
         raise ValueError(f"a group of {len(values)} values for tables of {at}")
     return tables

@@ -73,10 +73,10 @@ def process_cpu_ns(pid: int) -> tuple[int, int]:
 
 @contextmanager
 def server(
-    cmd: list[str], cwd: Path, env: dict[str, str], log: Path, body: bytes
+    cmd: list[str], cwd: Path, env: dict[str, str], log: Path, body: bytes, cpu: int | None = None
 ) -> Iterator[tuple[int, str]]:
-    """Start ``cmd`` (it takes ``--host``/``--port``), poll until ``POST /predict`` answers 200;
-    yield its PID and URL; stop it by PID."""
+    """Start ``cmd`` (it takes ``--host``/``--port``), on core ``cpu`` alone when given, poll
+    until ``POST /predict`` answers 200; yield its PID and URL; stop it by PID."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with log.open("ab") as fh:
@@ -86,6 +86,7 @@ def server(
             env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
             stdout=fh,
             stderr=subprocess.STDOUT,
+            preexec_fn=None if cpu is None else lambda: os.sched_setaffinity(0, {cpu}),
         )
     try:
         deadline = time.monotonic() + 90
@@ -124,6 +125,12 @@ def main() -> int:
         help="with --shadow: serve the trees after the first only with the shadow",
     )
     ap.add_argument(
+        "--pin",
+        action="store_true",
+        help="the servers (and their shadows' workers) on the first core, wrk on the others: "
+        "less spread between rounds than where the loop and wrk trade cores",
+    )
+    ap.add_argument(
         "--rate", type=float, default=0.0, help="pace each run at about this many req/s (0: no)"
     )
     args = ap.parse_args()
@@ -149,23 +156,27 @@ def main() -> int:
 
         servers: dict[str, tuple[int, str]] = {}
         py = sys.executable
+        pin = None
+        if args.pin:
+            pin, *others = sorted(os.sched_getaffinity(0))
+            os.sched_setaffinity(0, others)  # this process and wrk, which it starts
         for name, tree in trees:
             where = Path(tree).resolve()
             env = {"PYTHONPATH": str(where), "MODEL_PATH": str(Path(model).resolve())}
             cmd = [py, "-m", "app"]
             if not (args.shadow_only and servers):
                 servers[name] = stack.enter_context(
-                    server(cmd, where, env, work / f"{name}.log", body.read_bytes())
+                    server(cmd, where, env, work / f"{name}.log", body.read_bytes(), pin)
                 )
             if args.shadow:
                 env = {**env, "SHADOW_MODEL_PATH": str(Path(args.shadow).resolve())}
                 servers[name + SHADOWED] = stack.enter_context(
-                    server(cmd, where, env, work / f"{name}+shadow.log", body.read_bytes())
+                    server(cmd, where, env, work / f"{name}+shadow.log", body.read_bytes(), pin)
                 )
         if not args.no_bare:
             cmd = [py, "-m", "uvicorn", "bare_app:app", "--workers", "1", "--no-access-log"]
             servers[BARE] = stack.enter_context(
-                server(cmd, work, {}, work / "bare.log", body.read_bytes())
+                server(cmd, work, {}, work / "bare.log", body.read_bytes(), pin)
             )
         threads = min(2, args.connections)
         for _, url in servers.values():  # warm-up
