@@ -119,8 +119,8 @@ def decode_group(message: bytes) -> list[Table]:
     at = 0
     for columns, n in zip(names, counts, strict=True):
         end = at + len(columns) * n
-        each = iter(values[at:end])
-        tables.append(dict(zip(columns, zip(*[each] * n), strict=True)))  # n values a column
+        each = iter(values[at:end])  # its columns: the next n values, len(columns) times
+        tables.append(dict(zip(columns, zip(*[each] * n, strict=True), strict=True)))
         at = end
     if at != len(values):
         raise ValueError(f"a group of {len(values)} values for tables of {at}")

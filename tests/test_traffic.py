@@ -715,7 +715,9 @@ def test_groups_travel_to_the_worker_as_they_were() -> None:
     got = decode_group(encode_group([["a"], ba], [1, 1], flat(["a"], [odd]) + flat(ba, [other])))
     assert got == [odd, other] and list(got[1]) == ba
     with pytest.raises(ValueError, match="a group of 3 values"):
-        decode_group(encode_group([["a"]], [1], [1.0, 2.0, 3.0]))
+        decode_group(encode_group([["a"]], [1], [1.0, 2.0, 3.0]))  # values left over
+    with pytest.raises(ValueError):
+        decode_group(encode_group([ab], [2], [1.0, 2.0, 3.0]))  # too few for its tables
 
 
 def test_the_shadow_takes_each_column_by_its_name_whatever_the_tables_order() -> None:
