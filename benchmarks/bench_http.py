@@ -20,7 +20,10 @@ server is scraped alike), so the replies' CPU is in the run.
 ``--rate R`` paces the runs at about ``R`` requests a second (each connection pauses between
 requests, Poisson-drawn: wrk's Lua ``delay()``) instead of saturating the server: the loop then
 wakes for every request or few, as in ``bench_service.py --shadow``'s paced comparison. Beside
-the whole process's CPU a request, the event loop's (the main thread's) is reported.
+the whole process's CPU a request, the event loop's (the main thread's) is reported; each
+``NAME+shadow`` is compared with ``NAME``, and with the first tree's ``+shadow``.
+``--shadow-only`` serves the trees after the first with the shadow alone; ``--pin`` runs the
+servers (and their shadows' workers) on the first core and wrk on the others.
 
 Run: ``.venv/bin/python benchmarks/bench_http.py [--model ARTIFACT] [--tree main=/tmp/main
 --tree new=.] [--rounds 20] [--seconds 1] [--shadow ARTIFACT] [--rate 1500]`` (default: this
@@ -127,8 +130,7 @@ def main() -> int:
     ap.add_argument(
         "--pin",
         action="store_true",
-        help="the servers (and their shadows' workers) on the first core, wrk on the others: "
-        "less spread between rounds than where the loop and wrk trade cores",
+        help="the servers (and their shadows' workers) on the first core, wrk on the others",
     )
     ap.add_argument(
         "--rate", type=float, default=0.0, help="pace each run at about this many req/s (0: no)"
