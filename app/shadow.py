@@ -3,16 +3,16 @@ validated rows in a process of its own, never on the request path and never able
 request.
 
 ``/predict`` hands the shadow the request's validated table once the answer is sent
-(:meth:`Shadow.submit`: one ``marshal`` of the table's values, without their names, while
-they are still in the CPU's cache, then appends to lists bounded in houses, ``SHADOW_QUEUE``;
-the names travel once a group, by reference to the model's list of them; when full the houses are
-dropped and counted). ``Shadow.PERIOD`` seconds after the first house queued (at once when
-``WAKE`` houses wait), a timer of the event loop sends what is queued in groups of about
-``GROUP`` houses to the worker process (:mod:`app.shadowworker`), one group per callback of
-the loop: one ``marshal`` of the group's encoded tables (a list of bytes, and their names)
-written to a non-blocking pipe, what the pipe does not take written when it drains. The worker
-prices each group as one table and keeps the shadow's series: its prediction count and price
-histogram, its own drift window (against its own training reference). The loop reads the
+(:meth:`Shadow.submit`: the table's values appended to one flat list, column after column in
+the order of the model's names, and a few appends to lists bounded in houses,
+``SHADOW_QUEUE``; the names travel once a group, by reference to the model's list of them;
+when full the houses are dropped and counted). ``Shadow.PERIOD`` seconds after the first house
+queued (at once when ``WAKE`` houses wait), a timer of the event loop sends what is queued in
+groups of about ``GROUP`` houses to the worker process (:mod:`app.shadowworker`), one group
+per callback of the loop: one ``marshal`` of the group's values (and of their names and house
+counts) written to a non-blocking pipe, what the pipe does not take written when it drains.
+The worker prices each group as one table and keeps the shadow's series: its prediction count
+and price histogram, its own drift window (against its own training reference). The loop reads the
 replies as they come (a reader on the reply pipe) and records, one reply per callback, under
 ``role="shadow"`` and the shadow's ``model_version``: the prices in the feedback index (so
 feedback by request id scores both models), the latest series for the scrape and, with
@@ -24,7 +24,7 @@ So the pricing never holds the lock the event loop needs to answer, and the serv
 thread of its own for the shadow: a thread that wants the interpreter makes the loop give it up
 (after the switch interval), and waits for a core to take it, while the requests wait (what
 that buys in latency is not yet resolved: docs/PERFORMANCE.md, "s25-shadow"). The server's
-share is one encoding of each request's rows, one framing per group and one unmarshalling of
+share is one copy of each request's values, one encoding per group and one unmarshalling of
 the prices per group, all between two requests on the loop.
 
 Houses count against the queue until their reply is read, so a slow or stopped worker fills
@@ -55,6 +55,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import chain
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -69,8 +70,8 @@ from app.shadowworker import (
     Reply,
     Start,
     Stats,
+    columns_of,
     decode_reply,
-    encode,
     encode_group,
     restore_policy,
 )
@@ -94,24 +95,30 @@ class _Jobs:
     request leaves here outlives several young collections, and a float, a string or bytes in
     a list is skipped by the collector where a tuple holding them is traversed."""
 
-    __slots__ = ("blobs", "counts", "entries", "names", "rids", "tables", "times")
+    __slots__ = ("counts", "entries", "names", "rids", "tables", "times", "values")
 
     def __init__(self) -> None:
+        # the time, id and table of each request: kept for the prediction log's lines only
         self.times: list[float] = []
         self.rids: list[str] = []
-        self.tables: list[Table | None] = []  # kept for the prediction log's line only
+        self.tables: list[Table] = []
         self.entries: list[int | None] = []  # each request's in the feedback index
-        self.blobs: list[bytes] = []  # each table's values as the worker reads them (encode)
         self.names: list[Sequence[str]] = []  # each table's columns (the model's one list)
         self.counts: list[int] = []  # houses of each
+        # every table's values, one after the other, column after column (plain values: the
+        # list is the one object here the collector tracks)
+        self.values: list[Any] = []
 
     def take(self, k: int) -> _Jobs:
         """The first ``k`` requests, removed from these."""
         out = _Jobs()
-        for name in self.__slots__:
+        for name in ("counts", "entries", "names", "rids", "tables", "times"):
             mine = getattr(self, name)
             setattr(out, name, mine[:k])
             del mine[:k]
+        m = sum(c * len(n) for c, n in zip(out.counts, out.names, strict=True))
+        out.values = self.values[:m]
+        del self.values[:m]
         return out
 
 
@@ -253,6 +260,8 @@ class Shadow:
         self._stats: Stats | None = None
         self._drift_stale = False  # the worker has rows not yet in the drift rows it sent
         self._drift: DriftRows | None = None
+        self._names: list[str] | None = None  # the champion's whose columns ``submit`` takes
+        self._columns: Callable[[Table], tuple[Any, ...]] = columns_of([])
         loop.call_soon_threadsafe(self._attach, self._proc, send, receive)
 
     @property
@@ -265,21 +274,34 @@ class Shadow:
         return self._proc.pid
 
     def submit(
-        self, when: float, rid: str, names: Sequence[str], table: Table, n: int, entry: int | None
+        self, when: float, rid: str, model: LoadedModel, table: Table, n: int, entry: int | None
     ) -> None:
-        """Queue a request's validated table of ``n`` houses, keyed by ``names`` in their
-        order (the serving model's ``names``: /predict's and V2's tables are built in it), its
-        values encoded (the table by reference only for the log), or drop and count it (not
-        encoded for nothing when the queue is full). On the loop."""
+        """Queue a request's validated table of ``n`` houses, priced by ``model``, or drop and
+        count it. Its values are appended to one flat list, taken column by column in the
+        order of ``model.names`` (the worker reads them back under those names, whatever the
+        table's own order); they are encoded once a group (:meth:`_flush`), not once a
+        request: a ``marshal`` per request cost the loop about as much as the request's
+        other shadow work put together, its code cold each time (docs/PERFORMANCE.md,
+        "s28-shadow"). The table is kept by reference for the log alone, and the request's
+        time and id too. On the loop."""
         if self._closing or self._held + n > self.capacity:
             self.dropped.labels("queue_full").inc(n)
             return
+        names = model.names
+        if names is not self._names:  # a reload: another champion's list
+            self._names, self._columns = names, columns_of(names)
+        try:
+            columns = self._columns(table)
+        except KeyError:  # a table without one of its model's columns (none is built so)
+            self.dropped.labels("incompatible").inc(n)
+            return
         q = self._queued
-        q.times.append(when)
-        q.rids.append(rid)
-        q.tables.append(table if self.predlog is not None else None)  # else let it go
+        if self.predlog is not None:  # what the log's lines alone need
+            q.times.append(when)
+            q.rids.append(rid)
+            q.tables.append(table)
         q.entries.append(entry)
-        q.blobs.append(encode(table))
+        q.values += chain.from_iterable(columns)
         q.names.append(names)  # the model's one list: marshal writes it once a group
         q.counts.append(n)
         self._held += n
@@ -307,7 +329,7 @@ class Shadow:
             self._forget(n, "model_error")
             return
         self._in_flight.append((group, n))
-        pipe.send(encode_group(group.names, group.blobs))
+        pipe.send(encode_group(group.names, group.counts, group.values))
 
     def _attach(self, proc: subprocess.Popen[bytes], send: Connection, receive: Connection) -> None:
         """Start talking to a (new) worker from the loop."""
@@ -403,16 +425,13 @@ class Shadow:
         if reply.stats is not None:
             self._take(reply.stats)
         version = self.version
-        index = self.index
-        if index is not None:
-            for entry, mine in zip(group.entries, reply.prices, strict=True):
-                if entry is not None and mine is not None:
-                    index.add_shadow(entry, version, mine)
+        if self.index is not None:
+            self.index.add_shadow_many(group.entries, version, reply.prices)
         if self.predlog is None:
             return
         lines = zip(group.times, group.rids, group.tables, reply.prices, strict=True)
         for when, rid, table, mine in lines:
-            if mine is not None and table is not None:
+            if mine is not None:
                 self.predlog.put(Entry(when, rid, version, "shadow", table, mine, None))
 
     def _take(self, stats: Stats) -> None:
@@ -504,6 +523,10 @@ class _Pipe:
     for it to drain), replies read as they come (``on_message`` for each, ``on_end`` once the
     worker's output ends)."""
 
+    #: Bytes read at most at once: a reply is a few kB a group; a read of 1 MiB allocated (and
+    #: freed) 1 MiB each time, a dozen times the CPU (docs/PERFORMANCE.md, "s28-shadow").
+    READ = 1 << 16
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -554,7 +577,7 @@ class _Pipe:
 
     def _readable(self) -> None:
         try:
-            data = os.read(self._in, 1 << 20)
+            data = os.read(self._in, self.READ)
         except BlockingIOError:
             return
         except OSError:
@@ -602,7 +625,7 @@ class _Pipe:
         """Read the replies already in the pipe (the worker has exited), then end."""
         while True:
             try:
-                data = os.read(self._in, 1 << 20)
+                data = os.read(self._in, self.READ)
             except (BlockingIOError, OSError):
                 break
             if not data:

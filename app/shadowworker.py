@@ -11,10 +11,9 @@ The protocol, one message per ``Connection.send_bytes`` frame, in order on two p
 - server -> worker: first :class:`Start`, pickled (the verified pipeline, already unpickled
   and checked by the server, so the worker never reads the artifact file); the worker answers
   ``("ready", sha256)`` or ``("error", why)``, pickled. Then one message per group of
-  requests (:func:`encode_group`): each request's column values as :func:`encode` made them
-  when the request was answered (``marshal``, about half the CPU of ``pickle`` for these
-  plain values, paid on the server's side; ``pickle`` for values marshal does not know), with
-  each one's column names.
+  requests (:func:`encode_group`): each request's column names and house count, and all the
+  group's values in one flat list (``marshal``, about half the CPU of ``pickle`` for these
+  plain values, paid on the server's side; ``pickle`` for values marshal does not know).
 - worker -> server: one :class:`Reply` per group, in the order the groups came, and between
   them a :class:`Stats` alone when the drift rows are re-read while no group waits; both as
   plain tuples in ``marshal`` (:func:`encode_reply`).
@@ -40,9 +39,10 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
 from multiprocessing.connection import Connection
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from app.metrics import PRICE_BUCKETS, DriftRows, Histogram
@@ -85,39 +85,46 @@ class Reply(NamedTuple):
     stats: Stats | None
 
 
-def encode(table: Table) -> bytes:
-    """One request's columns, in the table's order and without their names (which travel once
-    a group, :func:`encode_group`), as bytes: ``marshal`` version 2 when the values allow, else
-    ``pickle``. Without the names, and without the reference table of versions 3 and up (a
-    value repeated within one table is only written twice), it costs the loop less than a
-    ``marshal`` of the table (docs/PERFORMANCE.md, "s27-shadow2").
+def columns_of(names: Sequence[str]) -> Callable[[Table], tuple[Any, ...]]:
+    """What takes a table's columns in the order of ``names`` (a ``KeyError`` for a table
+    without one): the values the server queues (``Shadow.submit``), read back under
+    ``names`` by :func:`decode_group`."""
+    if len(names) > 1:
+        return itemgetter(*names)
+    return lambda table: tuple(table[name] for name in names)  # itemgetter's result: no tuple
 
-    Called by the server's event loop once the answer is sent, while the table is still in
-    the CPU's cache: encoded when the group is sent, a fraction of a second later, it was
-    found cold and cost several times as much to walk (docs/PERFORMANCE.md)."""
-    values: tuple[Any, ...] = tuple(table.values())
+
+def encode_group(names: list[Sequence[str]], counts: list[int], values: list[Any]) -> bytes:
+    """A group of requests' tables as one message: each one's column names (``names[i]``; the
+    same list each time is written once: ``marshal`` refers back to it) and houses
+    (``counts[i]``), then all their values (each table's columns one after the other, in
+    its names' order: ``Shadow.submit`` queues them so) at ``marshal`` version 2 when the
+    values allow (no reference table, which costs a look-up per value), else ``pickle``."""
+    head = marshal.dumps((names, counts))
     try:
-        return b"m" + marshal.dumps(values, 2)
+        body = b"m" + marshal.dumps(values, 2)
     except ValueError:  # a value marshal does not know
-        return b"p" + pickle.dumps(values, pickle.HIGHEST_PROTOCOL)
-
-
-def decode(names: Sequence[str], blob: bytes) -> Table:
-    body = memoryview(blob)[1:]
-    values = marshal.loads(body) if blob[:1] == b"m" else pickle.loads(body)
-    return dict(zip(names, values, strict=True))
-
-
-def encode_group(names: list[Sequence[str]], blobs: list[bytes]) -> bytes:
-    """A group of tables :func:`encode` made as one message, with each one's column names
-    (``names[i]`` for ``blobs[i]``; the same list each time is written once: ``marshal``
-    refers back to it)."""
-    return marshal.dumps((names, blobs))
+        body = b"p" + pickle.dumps(values, pickle.HIGHEST_PROTOCOL)
+    return len(head).to_bytes(4, "big") + head + body
 
 
 def decode_group(message: bytes) -> list[Table]:
-    names, blobs = marshal.loads(message)
-    return [decode(n, blob) for n, blob in zip(names, blobs, strict=True)]
+    """The tables of a message :func:`encode_group` made, one per request."""
+    view = memoryview(message)
+    size = int.from_bytes(view[:4], "big")
+    names, counts = marshal.loads(view[4 : 4 + size])
+    body = view[5 + size :]
+    values = marshal.loads(body) if view[4 + size] == ord("m") else pickle.loads(body)
+    tables: list[Table] = []
+    at = 0
+    for columns, n in zip(names, counts, strict=True):
+        end = at + len(columns) * n
+        each = iter(values[at:end])  # its columns: the next n values, len(columns) times
+        tables.append(dict(zip(columns, zip(*[each] * n, strict=True), strict=True)))
+        at = end
+    if at != len(values):
+        raise ValueError(f"a group of {len(values)} values for tables of {at}")
+    return tables
 
 
 def encode_reply(reply: Reply | Stats) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from itertools import chain
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -125,6 +126,39 @@ class FeedbackIndex:
         rings.write(self._shadow_prices, self._start[slot], prices)
         self._shadow_version[slot] = version
 
+    def add_shadow_many(
+        self,
+        numbers: Sequence[int | None],
+        version: str,
+        prices: Sequence[Sequence[float] | None],
+    ) -> None:
+        """The shadow's prices for a group of entries (``prices[i]`` for entry ``numbers[i]``,
+        in the order they were added; None: not indexed, or not priced), as :meth:`add_shadow`
+        for each. Consecutive entries all priced (the usual group) hold consecutive houses:
+        one write into each ring, from the first entry not evicted meanwhile."""
+        k = len(numbers)
+        first, last = (numbers[0], numbers[-1]) if k else (None, None)
+        cap = self.capacity
+        if (
+            first is None
+            or last is None
+            or last - first != k - 1
+            or None in numbers
+            or None in prices
+            or self._number[last % cap] != last
+        ):
+            for number, mine in zip(numbers, prices, strict=True):
+                if number is not None and mine is not None:
+                    self.add_shadow(number, version, mine)
+            return
+        skip = max(0, self._oldest - first)  # evicted: the oldest ones go first
+        if skip >= k:
+            return
+        slot = (first + skip) % cap
+        live = chain.from_iterable(prices[skip:] if skip else prices)  # type: ignore[arg-type]
+        rings.write(self._shadow_prices, self._start[slot], list(live))
+        rings.write(self._shadow_version, slot, [version] * (k - skip))
+
     def get(self, rid: str) -> Served | None:
         number = self._by_rid.get(rid)
         if number is None:
@@ -200,7 +234,7 @@ class Traffic:
             bounds = rule.around(priced.prices) if rule is not None else None
             log.put(Entry(now, rid, model.version, "champion", priced.table, priced.prices, bounds))
         if shadow is not None:
-            shadow.submit(now, rid, model.names, priced.table, len(priced.prices), entry)
+            shadow.submit(now, rid, model, priced.table, len(priced.prices), entry)
 
     def close(self) -> None:
         """Stop the shadow's worker, then write what the log holds and close it."""

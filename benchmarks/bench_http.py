@@ -13,9 +13,21 @@ per request much less. Reports per server the median CPU per request and req/s, 
 the first tree (and each tree against bare) the median and quartiles of the per-round ratios
 of both.
 
+With ``--shadow ARTIFACT`` each tree is also served with ``SHADOW_MODEL_PATH`` set to it (a
+server named ``NAME+shadow``); after each of its runs the harness waits until the shadow has
+priced what was served (twice the shadow's period, then one ``/metrics`` scrape, usually; every
+server is scraped alike), so the replies' CPU is in the run.
+``--rate R`` paces the runs at about ``R`` requests a second (each connection pauses between
+requests, Poisson-drawn: wrk's Lua ``delay()``) instead of saturating the server: the loop then
+wakes for every request or few, as in ``bench_service.py --shadow``'s paced comparison. Beside
+the whole process's CPU a request, the event loop's (the main thread's) is reported; each
+``NAME+shadow`` is compared with ``NAME``, and with the first tree's ``+shadow``.
+``--shadow-only`` serves the trees after the first with the shadow alone; ``--pin`` runs the
+servers (and their shadows' workers) on the first core and wrk on the others.
+
 Run: ``.venv/bin/python benchmarks/bench_http.py [--model ARTIFACT] [--tree main=/tmp/main
---tree new=.] [--rounds 20] [--seconds 1]`` (default: this tree against bare). Prints a
-table; asserts nothing.
+--tree new=.] [--rounds 20] [--seconds 1] [--shadow ARTIFACT] [--rate 1500]`` (default: this
+tree against bare). Prints a table; asserts nothing.
 """
 
 from __future__ import annotations
@@ -39,27 +51,35 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_service import BARE_APP, CONFIG, free_port, stop  # noqa: E402 (benchmarks/)
+from bench_traffic import settle  # noqa: E402
 from machine import describe  # noqa: E402
 from wrk import run_wrk  # noqa: E402
 
+from app.shadow import Shadow  # noqa: E402
+
 BARE = "bare"
+SHADOWED = "+shadow"
 
 
-def process_cpu_ns(pid: int) -> int:
-    """CPU nanoseconds so far of every live thread of ``pid``."""
-    total = 0
+def process_cpu_ns(pid: int) -> tuple[int, int]:
+    """CPU nanoseconds so far of every live thread of ``pid``, and of its main thread (the
+    event loop)."""
+    total = loop = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         with suppress(OSError, ValueError, IndexError):  # a thread that ended meanwhile
-            total += int((task / "schedstat").read_text().split()[0])
-    return total
+            ns = int((task / "schedstat").read_text().split()[0])
+            total += ns
+            if task.name == str(pid):
+                loop = ns
+    return total, loop
 
 
 @contextmanager
 def server(
-    cmd: list[str], cwd: Path, env: dict[str, str], log: Path, body: bytes
+    cmd: list[str], cwd: Path, env: dict[str, str], log: Path, body: bytes, cpu: int | None = None
 ) -> Iterator[tuple[int, str]]:
-    """Start ``cmd`` (it takes ``--host``/``--port``), poll until ``POST /predict`` answers 200;
-    yield its PID and URL; stop it by PID."""
+    """Start ``cmd`` (it takes ``--host``/``--port``), on core ``cpu`` alone when given, poll
+    until ``POST /predict`` answers 200; yield its PID and URL; stop it by PID."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with log.open("ab") as fh:
@@ -69,6 +89,7 @@ def server(
             env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
             stdout=fh,
             stderr=subprocess.STDOUT,
+            preexec_fn=None if cpu is None else lambda: os.sched_setaffinity(0, {cpu}),
         )
     try:
         deadline = time.monotonic() + 90
@@ -100,6 +121,20 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=1.0, help="seconds per wrk run (1)")
     ap.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     ap.add_argument("--no-bare", action="store_true", help="leave the bare route out")
+    ap.add_argument("--shadow", metavar="ARTIFACT", help="also serve each tree with this shadow")
+    ap.add_argument(
+        "--shadow-only",
+        action="store_true",
+        help="with --shadow: serve the trees after the first only with the shadow",
+    )
+    ap.add_argument(
+        "--pin",
+        action="store_true",
+        help="the servers (and their shadows' workers) on the first core, wrk on the others",
+    )
+    ap.add_argument(
+        "--rate", type=float, default=0.0, help="pace each run at about this many req/s (0: no)"
+    )
     args = ap.parse_args()
     trees = [t.split("=", 1) for t in args.tree or [f"ours={ROOT}"]]
 
@@ -123,59 +158,98 @@ def main() -> int:
 
         servers: dict[str, tuple[int, str]] = {}
         py = sys.executable
+        pin = None
+        if args.pin:
+            pin, *others = sorted(os.sched_getaffinity(0))
+            os.sched_setaffinity(0, others)  # this process and wrk, which it starts
         for name, tree in trees:
             where = Path(tree).resolve()
             env = {"PYTHONPATH": str(where), "MODEL_PATH": str(Path(model).resolve())}
             cmd = [py, "-m", "app"]
-            servers[name] = stack.enter_context(
-                server(cmd, where, env, work / f"{name}.log", body.read_bytes())
-            )
+            if not (args.shadow_only and servers):
+                servers[name] = stack.enter_context(
+                    server(cmd, where, env, work / f"{name}.log", body.read_bytes(), pin)
+                )
+            if args.shadow:
+                env = {**env, "SHADOW_MODEL_PATH": str(Path(args.shadow).resolve())}
+                servers[name + SHADOWED] = stack.enter_context(
+                    server(cmd, where, env, work / f"{name}+shadow.log", body.read_bytes(), pin)
+                )
         if not args.no_bare:
             cmd = [py, "-m", "uvicorn", "bare_app:app", "--workers", "1", "--no-access-log"]
             servers[BARE] = stack.enter_context(
-                server(cmd, work, {}, work / "bare.log", body.read_bytes())
+                server(cmd, work, {}, work / "bare.log", body.read_bytes(), pin)
             )
         threads = min(2, args.connections)
         for _, url in servers.values():  # warm-up
             run_wrk(url + "/predict", body, args.connections, 2, threads=threads)
 
+        pacing = {}
+        if args.rate > 0:
+            pacing = {"delay_ms": args.connections * 1000 / args.rate, "poisson": True}
         cpu: dict[str, list[float]] = {name: [] for name in servers}
+        loop: dict[str, list[float]] = {name: [] for name in servers}
         rate: dict[str, list[float]] = {name: [] for name in servers}
         loads = [os.getloadavg()[0]]
         for r in range(args.rounds):
             names = list(servers) if r % 2 == 0 else list(reversed(servers))
             for name in names:
                 pid, url = servers[name]
-                before = process_cpu_ns(pid)
+                before, loop_before = process_cpu_ns(pid)
                 res = run_wrk(
-                    url + "/predict", body, args.connections, args.seconds, threads=threads
+                    url + "/predict",
+                    body,
+                    args.connections,
+                    args.seconds,
+                    threads=threads,
+                    **pacing,  # type: ignore[arg-type]
                 )
                 drain = httpx.post(url + "/predict", content=body.read_bytes(), timeout=60,
                                    headers={"Content-Type": "application/json"})  # fmt: skip
                 drain.raise_for_status()  # it waited for the backlog of the run
-                cpu[name].append((process_cpu_ns(pid) - before) / 1e3 / (res.requests + 1))
+                if args.shadow:  # every server scraped alike, once the shadow has sent all
+                    time.sleep(Shadow.PERIOD * 2)
+                    if name.endswith(SHADOWED):
+                        settle(url)
+                    else:
+                        httpx.get(url + "/metrics", timeout=30).raise_for_status()
+                after, loop_after = process_cpu_ns(pid)
+                cpu[name].append((after - before) / 1e3 / (res.requests + 1))
+                loop[name].append((loop_after - loop_before) / 1e3 / (res.requests + 1))
                 rate[name].append(res.rate)
             loads.append(os.getloadavg()[0])
 
     base = trees[0][0]
+    paced = f", paced at {args.rate:g} req/s" if args.rate > 0 else ""
     print(
         f"{args.rounds} rounds of wrk -t{threads} -c{args.connections} -d{args.seconds:g}s per "
-        f"server; load average {min(loads):.1f}-{max(loads):.1f}"
+        f"server{paced}; load average {min(loads):.1f}-{max(loads):.1f}"
     )
     print(f"machine: {describe('fastapi', 'uvicorn')}")
-    print(f"{'server':10s} {'CPU us/request':>15s} {'req/s':>8s}   per round / {base}: CPU, req/s")
+    print(
+        f"{'server':14s} {'CPU us/request':>15s} {'loop us':>8s} {'req/s':>8s}   "
+        f"per round / {base} (/ NAME with a shadow): CPU, loop CPU, req/s"
+    )
     for name in cpu:
         ratios = ""
-        if name != base:
-            c = [a / b for a, b in zip(cpu[name], cpu[base], strict=True)]
-            q = [a / b for a, b in zip(rate[name], rate[base], strict=True) if b > 0]
-            ratios = f"   {quartiles(c)}, {quartiles(q)}"
+        # a tree with a shadow against the same tree without, the others against the base
+        ref = name.removesuffix(SHADOWED) if name.endswith(SHADOWED) else base
+        if name != ref and ref in cpu:
+            c = [a / b for a, b in zip(cpu[name], cpu[ref], strict=True)]
+            lo = [a / b for a, b in zip(loop[name], loop[ref], strict=True)]
+            q = [a / b for a, b in zip(rate[name], rate[ref], strict=True) if b > 0]
+            ratios = f"   {quartiles(c)}, {quartiles(lo)}, {quartiles(q)}"
         print(
-            f"{name:10s} {statistics.median(cpu[name]):15.1f} "
-            f"{statistics.median(rate[name]):8.0f}{ratios}"
+            f"{name:14s} {statistics.median(cpu[name]):15.1f} "
+            f"{statistics.median(loop[name]):8.1f} {statistics.median(rate[name]):8.0f}{ratios}"
         )
+    shadowed = [name + SHADOWED for name, _ in trees if name + SHADOWED in cpu]
+    for name in shadowed[1:]:  # each tree with a shadow against the base tree with one
+        c = [a / b for a, b in zip(cpu[name], cpu[shadowed[0]], strict=True)]
+        lo = [a / b for a, b in zip(loop[name], loop[shadowed[0]], strict=True)]
+        print(f"{name} / {shadowed[0]}, per round: CPU {quartiles(c)}, loop CPU {quartiles(lo)}")
     if BARE in cpu:
-        for name, _ in trees:
+        for name in (n for n, _ in trees if n in cpu):
             c = [a / b for a, b in zip(cpu[name], cpu[BARE], strict=True)]
             q = [a / b for a, b in zip(rate[name], rate[BARE], strict=True) if b > 0]
             print(f"{name} / bare, per round: CPU {quartiles(c)}, req/s {quartiles(q)}")

@@ -268,6 +268,42 @@ def test_the_index_wraps_round_its_rings_and_keeps_each_entrys_prices() -> None:
         assert all(index.get(r) is None for r in map(str, range(12)) if r not in names)
 
 
+def test_a_group_of_shadow_prices_lands_as_one_add_shadow_each_would() -> None:
+    """Groups of the latest entries (some evicted meanwhile, some not indexed or not priced,
+    some with a gap), written at once into one index and entry by entry into its twin."""
+    rng = random.Random(5)
+    one, each = FeedbackIndex(9), FeedbackIndex(9)
+    rids = [str(k) for k in range(15)]
+    numbers: list[int | None] = []
+    for k in range(400):
+        rid = rng.choice(rids)
+        prices = [float(k * 10 + i) for i in range(rng.choice([1, 1, 2, 4, 10]))]
+        number = one.add(rid, "v", prices)
+        assert each.add(rid, "v", prices) == number
+        numbers.append(number)
+        if rng.random() < 0.3:
+            size = rng.randint(1, 6)
+            group = numbers[-size - rng.randint(0, 4) :][:size]  # some evicted by now
+            if rng.random() < 0.2 and len(group) > 2:
+                del group[1]  # a gap: a request the shadow dropped
+            mine = [
+                None if n is None or rng.random() < 0.1 else [-float(k)] * one._size[n % 9]
+                for n in group
+            ]
+            one.add_shadow_many(group, f"s{k}", mine)
+            for n, m in zip(group, mine, strict=True):
+                if n is not None and m is not None:
+                    each.add_shadow(n, f"s{k}", m)
+        for rid in rids:
+            a, b = one.get(rid), each.get(rid)
+            assert (a is None) == (b is None)
+            if a is not None and b is not None:
+                assert (a.prices, a.shadow_version, a.shadow_prices) == (
+                    b.prices, b.shadow_version, b.shadow_prices,
+                )  # fmt: skip
+    one.add_shadow_many([], "s", [])  # an empty group: nothing
+
+
 def test_a_request_leaves_no_tracked_object_in_the_index() -> None:
     index = FeedbackIndex(100)
     before = len(gc.get_objects())
@@ -660,22 +696,59 @@ def test_groups_travel_to_the_worker_as_they_were() -> None:
     import marshal
     from fractions import Fraction
 
-    from app.shadowworker import decode_group, encode, encode_group
+    from app.shadowworker import columns_of, decode_group, encode_group
 
+    def flat(names: list[str], tables: list[dict[str, Any]]) -> list[Any]:
+        take = columns_of(names)
+        return [v for t in tables for column in take(t) for v in column]
+
+    ab = ["a", "b"]
     plain = [{"a": (1.5, None, 3), "b": ("x", "y", None)}, {"a": (2.0,), "b": ("z",)}]
-    assert all(encode(t)[:1] == b"m" for t in plain)
-    assert b"a" not in encode(plain[1])  # the values alone: the names travel once a group
-    ab = ("a", "b")
-    message = encode_group([ab, ab], [encode(t) for t in plain])
+    message = encode_group([ab, ab], [3, 1], flat(ab, plain))
     assert decode_group(message) == plain
-    assert decode_group(encode_group([ab, ab], [encode(plain[0])] * 2)) == [plain[0]] * 2
-    names, _ = marshal.loads(message)
-    assert names[0] is names[1]  # one tuple of names written once, not once a request
-    odd = {"a": (Fraction(1, 3),)}  # not a value marshal knows: pickled
-    assert encode(odd)[:1] == b"p"
-    other = {"b": ("z",), "a": (2.0,)}  # another champion's order: its own names
-    got = decode_group(encode_group([("a",), ("b", "a")], [encode(odd), encode(other)]))
-    assert got == [odd, other] and list(got[1]) == ["b", "a"]
+    names, counts = marshal.loads(message[4:])
+    assert names[0] is names[1] and counts == [3, 1]  # one list of names written once
+    assert message.count(b"b") == 1  # the names once, the values alone after them
+    odd = {"a": (Fraction(1, 3),)}  # not a value marshal knows: the group is pickled
+    other = {"b": ("z",), "a": (2.0,)}
+    ba = ["b", "a"]  # another champion's order: its own names
+    got = decode_group(encode_group([["a"], ba], [1, 1], flat(["a"], [odd]) + flat(ba, [other])))
+    assert got == [odd, other] and list(got[1]) == ba
+    with pytest.raises(ValueError, match="a group of 3 values"):
+        decode_group(encode_group([["a"]], [1], [1.0, 2.0, 3.0]))  # values left over
+    with pytest.raises(ValueError):
+        decode_group(encode_group([ab], [2], [1.0, 2.0, 3.0]))  # too few for its tables
+
+
+def test_the_shadow_takes_each_column_by_its_name_whatever_the_tables_order() -> None:
+    from types import SimpleNamespace
+
+    from app.shadow import Shadow, _Jobs
+    from app.shadowworker import columns_of, decode_group, encode_group
+
+    shadow = Shadow.__new__(Shadow)  # the queue alone: no model, no worker
+    shadow._closing, shadow._held, shadow.capacity, shadow.predlog = False, 0, 100, None
+    shadow._names, shadow._columns = None, columns_of([])
+    shadow._queued, shadow._waiting, shadow.wake = _Jobs(), 0, 100
+    shadow._flush_at = object()  # as if the timer were set
+    from prometheus_client import Counter as Metric
+
+    dropped = Metric("dropped", "", ["reason"], registry=CollectorRegistry())
+    shadow.dropped = dropped
+    champion = SimpleNamespace(names=["a", "b"])
+    shuffled = {"b": ("x", "y"), "a": (1.0, 2.0)}  # not in the model's order
+    shadow.submit(0.0, "r1", champion, shuffled, 2, None)  # type: ignore[arg-type]
+    shadow.submit(0.0, "r2", champion, {"a": (1.0,)}, 1, None)  # type: ignore[arg-type]
+    assert dropped.labels("incompatible")._value.get() == 1
+    one = SimpleNamespace(names=["b"])  # a reload: another champion's names
+    shadow.submit(0.0, "r3", one, shuffled, 2, None)  # type: ignore[arg-type]
+    q = shadow._queued
+    assert q.values == [1.0, 2.0, "x", "y", "x", "y"] and q.counts == [2, 2]
+    assert q.rids == [] and q.tables == []  # kept for the prediction log alone
+    group = q.take(2)
+    message = encode_group(group.names, group.counts, group.values)
+    assert decode_group(message) == [shuffled, {"b": ("x", "y")}]
+    assert q.values == [] and shadow._held == 4
 
 
 def test_replies_travel_back_as_they_were() -> None:
@@ -881,13 +954,17 @@ def test_the_shadow_prices_its_batch_in_groups_of_about_a_size() -> None:
     for k, n in enumerate([1, 1, 3, 100, 2, 2, 1]):
         queued.rids.append(str(k))
         queued.counts.append(n)
-        for name in ("times", "tables", "entries", "blobs", "names"):
+        for name in ("times", "tables", "entries"):
             getattr(queued, name).append(None)
+        queued.names.append(["a", "b"])
+        queued.values += [k] * 2 * n
     got = []
     while queued.counts:
         k, n = cut(queued.counts, 4)
         group = queued.take(k)
-        assert len(group.blobs) == len(group.names) == len(group.counts) == k  # cut alike
+        assert len(group.names) == len(group.counts) == k  # cut alike
+        pairs = zip(group.rids, group.counts, strict=True)
+        assert group.values == [int(r) for r, c in pairs for _ in range(2 * c)]
         got.append(([int(r) for r in group.rids], n))
     assert got == [([0, 1], 2), ([2], 3), ([3], 100), ([4, 5], 4), ([6], 1)]
     assert cut([], 4) == (0, 0)
@@ -918,7 +995,7 @@ def test_the_loop_sends_one_group_per_callback_and_hands_on_one_reply_per_callba
         for i in range(7):  # 7 requests of 30 houses: groups of 60, 60, 60, 30 at GROUP 64
             q.rids.append(str(i))
             q.counts.append(30)
-            q.blobs.append(b"m" + bytes(8))
+            q.values += [0.0] * 30
             q.names.append(("a",))
             q.times.append(0.0)
             q.tables.append(None)
