@@ -711,13 +711,24 @@ async def reload(service: Service, path: str | None) -> tuple[Shadow | None, Sha
         new = None
         if path is not None:
             timeout = service.settings.reload_timeout
+            loop = asyncio.get_running_loop()
+            loading = asyncio.ensure_future(asyncio.to_thread(load_shadow, service, path, loop))
             try:
-                new = await asyncio.wait_for(
-                    asyncio.to_thread(load_shadow, service, path, asyncio.get_running_loop()),
-                    timeout=timeout,
-                )
-            except TimeoutError:
-                raise ReloadConflictError(
-                    f"{path}: not loaded within RELOAD_TIMEOUT ({timeout:g} s)"
-                ) from None
+                new = await asyncio.wait_for(asyncio.shield(loading), timeout=timeout)
+            except (TimeoutError, asyncio.CancelledError) as e:
+                # the load goes on in its thread: a shadow it ends with is stopped, not leaked
+                loading.add_done_callback(_close_late)
+                if isinstance(e, TimeoutError):
+                    raise ReloadConflictError(
+                        f"{path}: not loaded within RELOAD_TIMEOUT ({timeout:g} s)"
+                    ) from None
+                raise
         return new, install(service, new)
+
+
+def _close_late(loading: asyncio.Future[Shadow]) -> None:
+    """Stop the worker of a shadow whose load ended after its reload gave up on it."""
+    if not loading.cancelled() and loading.exception() is None:
+        shadow = loading.result()
+        shadow.close()
+        log.info("shadow model %s: loaded too late, dropped", shadow.version)

@@ -549,6 +549,35 @@ def test_the_shadow_prices_in_its_own_process_and_leaves_none_behind(models: Pat
     assert second.poll() == 0  # the app's shutdown ends it too: no orphan
 
 
+def test_a_shadow_loaded_after_its_reload_timed_out_is_stopped(
+    models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RELOAD_TIMEOUT answers 409 while the load goes on in its thread: the shadow it ends
+    with is never installed, and its worker process must not be left running."""
+    import app.shadow as shadow_module
+
+    answered = threading.Event()
+    late: list[Any] = []
+    load, start = shadow_module.load_shadow, shadow_module.start_worker
+
+    def slow_load(*args: Any) -> Any:
+        answered.wait(30)  # the load ends after the reload has answered
+        late.append(load(*args))
+        return late[-1]
+
+    monkeypatch.setattr(shadow_module, "load_shadow", slow_load)
+    # the worker's own start is bounded by RELOAD_TIMEOUT too: not this test's point
+    monkeypatch.setattr(shadow_module, "start_worker", lambda s, _: start(s, 60.0))
+    with make_client(str(models / "model.joblib"), reload_timeout=0.2) as c:
+        r = c.post("/admin/reload", json={"shadow_path": "shadow.joblib"}, headers=AUTH)
+        answered.set()
+        assert r.status_code == 409 and "RELOAD_TIMEOUT" in r.text
+        wait_for(lambda: bool(late), timeout=60)
+        wait_for(lambda: late[0]._proc.poll() is not None)  # its worker ended
+        assert c.app.state.service.traffic.shadow is None  # type: ignore[attr-defined]
+        assert "shadow" not in c.get("/model").json()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="lifting the idle policy needs CAP_SYS_NICE")
 def test_a_shadow_dropped_on_a_busy_machine_still_exits_cleanly(models: Path) -> None:
     # every core busy at normal priority: a worker left at the idle policy gets only a sliver
