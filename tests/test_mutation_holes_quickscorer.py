@@ -147,3 +147,69 @@ def assert_bits_equal_levelwise(forest: Any, *batches: Any) -> None:
         np.testing.assert_allclose(
             forest.predict_sum(batch), forest.predict_sum_levelwise(batch), rtol=0, atol=1e-12
         )
+
+
+def _blocks(changes: np.ndarray, width: int, perm: np.ndarray) -> list[set[int]]:
+    """The blocks ``_order_by_unused`` makes of ``changes``' trees shuffled by ``perm``, as
+    sets of the trees' unshuffled numbers."""
+    order = quickscorer._order_by_unused(changes[:, perm], width)
+    assert order.dtype == np.intp and sorted(order.tolist()) == list(range(perm.size))
+    return [set(perm[order[i : i + width]].tolist()) for i in range(0, order.size, width)]
+
+
+def test_trees_are_ordered_into_blocks_that_share_the_most_unused_features() -> None:
+    """Greedy by feature: trees 0-1 split on neither feature 0 nor 1, trees 2-3 not on 0,
+    4-5 not on 1, 6-7 on both (and every tree on feature 2). Blocks of two: {0, 1} first
+    (two features skipped), then {2, 3} and {4, 5}, the rest last; in any column order."""
+    changes = np.ones((3, 8), dtype=bool)
+    changes[0, [0, 1, 2, 3]] = False
+    changes[1, [0, 1, 4, 5]] = False
+    for seed in range(5):
+        perm = np.random.default_rng(seed).permutation(8)
+        assert _blocks(changes, 2, perm) == [{0, 1}, {2, 3}, {4, 5}, {6, 7}]
+
+
+def test_of_the_trees_that_avoid_a_feature_a_block_takes_those_with_fewest_splits() -> None:
+    """Trees 0-4 avoid feature 0. The first block is narrowed by the features most of them
+    avoid ({1, 3}: neither splits on features 2 and 3); the next, among 0, 2 and 4 (which
+    share only feature 0 unused), takes the two splitting on fewest features, ties in the
+    order given ({0, 2}); the rest last."""
+    changes = np.zeros((4, 6), dtype=bool)
+    changes[0, 5] = True  # tree 5 alone splits on feature 0
+    splits = [3, 1, 2, 1, 3, 3]  # features 1-3 each tree splits on
+    for tree, k in enumerate(splits):
+        changes[1 : 1 + k, tree] = True
+    assert _blocks(changes, 2, np.arange(6)) == [{1, 3}, {0, 2}, {4, 5}]
+
+
+def test_fewer_trees_than_a_block_are_one_block_in_their_order() -> None:
+    changes = np.ones((2, 3), dtype=bool)
+    changes[0, 1] = False
+    assert quickscorer._order_by_unused(changes, 4).tolist() == [0, 1, 2]
+    assert quickscorer._order_by_unused(changes, 3).tolist() == [0, 1, 2]
+    assert quickscorer._order_by_unused(np.ones((0, 5), dtype=bool), 2).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_block_is_narrowed_by_the_feature_most_trees_avoid_not_the_first() -> None:
+    """Feature 1 is avoided by four trees (3-6), feature 0 by three (0-2): the first block
+    comes from the four, the two splitting on fewest features."""
+    changes = np.ones((2, 8), dtype=bool)
+    changes[0, [0, 1, 2]] = False
+    changes[1, [3, 4, 5, 6]] = False
+    assert _blocks(changes, 2, np.arange(8))[0] == {3, 4}
+
+
+def test_trees_that_tie_keep_their_order_in_a_long_block() -> None:
+    """64 trees, blocks of 16, no feature avoided by 16 trees but not all: a block takes the
+    trees splitting on fewest features, ties in the order given (a stable sort)."""
+    changes = np.ones((4, 64), dtype=bool)
+    changes[0] = False  # avoided by every tree: skipped by every block anyway
+    changes[1, 0:10] = False
+    changes[2, 5:15] = False
+    changes[3, 20:30] = False
+    first, second, *_ = _blocks(changes, 16, np.arange(64))
+    assert first == {*range(15), 20}  # 5-9 split on one feature, then 0-4, 10-14, 20 on two
+    assert second == {*range(15, 20), *range(21, 32)}  # 21-29 on two, then 15-19, 30, 31
+    assert quickscorer._order_by_unused(np.zeros((2, 64), dtype=bool), 16).tolist() == list(
+        range(64)
+    )
