@@ -187,9 +187,7 @@ class DriftMonitor:
                 start = self._pos * width
                 slots[start : start + width - 1] = row
                 slots[start + width - 1] = predictions[0]
-                self._pos = (self._pos + 1) % self.window
-                if self._filled < self.window:
-                    self._filled += 1
+                self._advance(1)
             return
         if n == 0:
             return
@@ -208,8 +206,12 @@ class DriftMonitor:
         slots = self._slots
         with self._lock:
             rings.write(slots, self._pos * len(self._names), values)
-            self._pos = (self._pos + n) % self.window
-            self._filled = min(self._filled + n, self.window)
+            self._advance(n)
+
+    def _advance(self, n: int) -> None:
+        """Past ``n`` rows just written from ``_pos`` on (under the lock)."""
+        self._pos = (self._pos + n) % self.window
+        self._filled = min(self._filled + n, self.window)
 
     def _counts(self) -> list[NDArray[np.int64]]:
         """The live bucket counts of every column: the window's values bucketed at once per
