@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None) -> App:
         shadow.load_initial(service)
         yield
         service.begin_shutdown()
-        service.traffic.close()
+        await service.traffic.aclose()
 
     app = App(
         service,

@@ -39,7 +39,10 @@ are counted as ``model_error``. The worker runs at the idle scheduling policy an
 answers get the cores and the shadow drops rather than delays them. The champion never sees
 any of it. The worker ends when its input pipe closes: at :meth:`Shadow.close` (which first
 gives it the normal scheduling policy back where the server may, so that a busy machine does
-not starve its last steps), or when the server exits or dies.
+not starve its last steps), or when the server exits or dies. The loop ends the input and goes
+on serving: the wait for the worker's exit (a kill after ``CLOSE_TIMEOUT`` seconds) runs in a
+thread while the loop records the worker's last replies, and ``/admin/reload`` answers, and the
+app's shutdown ends, once the worker is gone.
 
 The shadow must validate no feature the champion does not: it prices the champion's rows.
 """
@@ -55,6 +58,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 from itertools import chain
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -76,7 +80,7 @@ from app.shadowworker import (
     restore_policy,
 )
 from app.state import LoadedModel, ModelLoadError, ReloadConflictError, Service, Table, load_model
-from app.traffic import FeedbackIndex
+from app.traffic import FeedbackIndex, Traffic
 
 log = logging.getLogger("houseprice")
 
@@ -219,6 +223,8 @@ class Shadow:
     #: start up to ``BACKOFF_MAX``.
     BACKOFF = 1.0
     BACKOFF_MAX = 60.0
+    #: Seconds a stopped worker has to finish what it holds and exit before it is killed.
+    CLOSE_TIMEOUT = 5.0
 
     def __init__(
         self,
@@ -256,6 +262,7 @@ class Shadow:
         self._lost = False
         self._closing = False
         self._restarting: asyncio.Task[None] | None = None
+        self._stop: asyncio.Task[None] | None = None  # the stop, once started (:meth:`close`)
         self._backoff: float | None = None  # the next restart's, while crashes repeat
         self._stats: Stats | None = None
         self._drift_stale = False  # the worker has rows not yet in the drift rows it sent
@@ -463,44 +470,70 @@ class Shadow:
         meta["artifact"] = {"sha256": self.model.sha256, "loaded_at": self.model.loaded_at}
         return meta
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float | None = None) -> None:
         """Stop the worker process; what is queued is not priced (the shadow is only an
         experiment), the replies it sends before it exits are recorded. A worker still busy
-        after ``timeout`` seconds is killed. Runs on the loop (called from another thread,
-        it waits for the loop to run it)."""
+        after ``timeout`` seconds (``CLOSE_TIMEOUT``) is killed. Called from another thread,
+        it waits until the worker is gone; on the loop, it starts the stop and returns
+        (``await`` :meth:`aclose` to wait for it): the loop never waits for the worker's exit."""
+        timeout = self.CLOSE_TIMEOUT if timeout is None else timeout
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is self._loop or not self._loop.is_running():
-            self._close(timeout)
-            return
+        if running is self._loop:
+            self._stopping(timeout)
+        elif self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(self.aclose(timeout), self._loop).result()
+        else:  # no loop to hold: stopped here, at once
+            self._end_input()
+            wait_or_kill(self._proc, timeout)
+            self._drain()
 
-        async def on_loop() -> None:
-            self._close(timeout)
+    async def aclose(self, timeout: float | None = None) -> None:
+        """:meth:`close` on the loop, returning once the worker is gone; a cancelled caller
+        leaves the stop going on. Each close after the first waits for the first's stop."""
+        await asyncio.shield(self._stopping(self.CLOSE_TIMEOUT if timeout is None else timeout))
 
-        asyncio.run_coroutine_threadsafe(on_loop(), self._loop).result()
+    def _stopping(self, timeout: float) -> asyncio.Task[None]:
+        """The stop, started at the first call: the worker's input ends here, on the loop, and
+        the wait for its exit runs in a thread while the loop reads its last replies."""
+        if self._stop is None:
+            self._end_input()
+            self._stop = self._loop.create_task(self._stop_worker(timeout))
+        return self._stop
 
-    def _close(self, timeout: float) -> None:
+    async def _stop_worker(self, timeout: float) -> None:
+        await asyncio.to_thread(wait_or_kill, self._proc, timeout)
+        self._drain()
+
+    def _end_input(self) -> None:
         self._closing = True
         if self._flush_at is not None:
             self._flush_at.cancel()
             self._flush_at = None
         if self._restarting is not None:
             self._restarting.cancel()  # a backoff ends at once
-        pipe = self._pipe
-        if pipe is not None:
+        if self._pipe is not None:
             restore_policy(self._proc.pid)
-            pipe.end_input()  # the worker's end of input: it finishes what it has and exits
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        if pipe is not None:
-            pipe.drain()  # the replies it wrote before it exited
+            self._pipe.end_input()  # the worker's end of input: it finishes what it has and exits
+
+    def _drain(self) -> None:
+        """Once the worker has exited: the replies it wrote that the loop has not read yet."""
+        pipe = self._pipe
+        if pipe is not None:  # still attached: its output's end not yet read
+            pipe.drain()
             if self._pipe is not None:
                 self._on_end()
+
+
+def wait_or_kill(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait for ``proc`` to exit, killing it after ``timeout`` seconds (in a thread: it blocks)."""
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def exit_code(proc: subprocess.Popen[bytes]) -> int | None:
@@ -671,7 +704,8 @@ def load_shadow(service: Service, path: str, loop: asyncio.AbstractEventLoop) ->
 
 
 def install(service: Service, shadow: Shadow | None) -> Shadow | None:
-    """Make ``shadow`` (or none) the service's shadow; stop and return the previous one."""
+    """Make ``shadow`` (or none) the service's shadow; start stopping the previous one (on
+    the loop: :meth:`Traffic.retire`) and return it."""
     traffic = service.traffic
     old, traffic.shadow = traffic.shadow, shadow
     traffic.shadow_info.clear()
@@ -686,7 +720,7 @@ def install(service: Service, shadow: Shadow | None) -> Shadow | None:
             },
         )
     if old is not None:
-        old.close()
+        traffic.retire(old)
         log.info("shadow model dropped", extra={"model_version": old.version})
     return old
 
@@ -705,8 +739,9 @@ def load_initial(service: Service) -> None:
 
 async def reload(service: Service, path: str | None) -> tuple[Shadow | None, Shadow | None]:
     """Load ``path`` as the shadow (or drop the shadow for ``None``), beside the serving
-    models, under the reload lock; returns the new and the previous shadow. A failure raises
-    and leaves the previous shadow in place."""
+    models, under the reload lock; returns the new and the previous shadow once the previous
+    one's worker is gone (the loop serving meanwhile). A failure raises and leaves the
+    previous shadow in place."""
     async with service.holder.lock:
         new = None
         if path is not None:
@@ -717,18 +752,21 @@ async def reload(service: Service, path: str | None) -> tuple[Shadow | None, Sha
                 new = await asyncio.wait_for(asyncio.shield(loading), timeout=timeout)
             except (TimeoutError, asyncio.CancelledError) as e:
                 # the load goes on in its thread: a shadow it ends with is stopped, not leaked
-                loading.add_done_callback(_close_late)
+                loading.add_done_callback(partial(_close_late, service.traffic))
                 if isinstance(e, TimeoutError):
                     raise ReloadConflictError(
                         f"{path}: not loaded within RELOAD_TIMEOUT ({timeout:g} s)"
                     ) from None
                 raise
-        return new, install(service, new)
+        old = install(service, new)
+    if old is not None:
+        await old.aclose()  # shielded: a reload cancelled here leaves the stop going on
+    return new, old
 
 
-def _close_late(loading: asyncio.Future[Shadow]) -> None:
+def _close_late(traffic: Traffic, loading: asyncio.Future[Shadow]) -> None:
     """Stop the worker of a shadow whose load ended after its reload gave up on it."""
     if not loading.cancelled() and loading.exception() is None:
         shadow = loading.result()
-        shadow.close()
+        traffic.retire(shadow)
         log.info("shadow model %s: loaded too late, dropped", shadow.version)

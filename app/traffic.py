@@ -13,6 +13,7 @@ single house). A request id sent again by a client (``X-Request-Id``) replaces t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -184,6 +185,7 @@ class Traffic:
         size = settings.feedback_index_size
         self.index: FeedbackIndex | None = FeedbackIndex(size) if size else None
         self.shadow: Shadow | None = None
+        self._retired: set[Shadow] = set()  # shadows dropped whose worker is still stopping
         self.shadow_dropped = Counter(
             "houseprice_shadow_dropped",
             "Houses the shadow model did not price: queue full, model error, non-finite price, "
@@ -236,12 +238,34 @@ class Traffic:
         if shadow is not None:
             shadow.submit(now, rid, model, priced.table, len(priced.prices), entry)
 
-    def close(self) -> None:
-        """Stop the shadow's worker, then write what the log holds and close it."""
+    def retire(self, shadow: Shadow) -> None:
+        """Start stopping a shadow no longer served (on the loop, which does not wait for its
+        worker's exit); :meth:`aclose` and :meth:`close` wait for what is still stopping."""
+        self._retired.add(shadow)
+        shadow.close()  # on the loop: ends its input and returns
+        stopped = asyncio.ensure_future(shadow.aclose())
+        stopped.add_done_callback(lambda _: self._retired.discard(shadow))
+
+    async def aclose(self) -> None:
+        """Stop the shadow's worker, and any still stopping, then write what the log holds
+        and close it. On the loop, which serves meanwhile."""
         shadow, self.shadow = self.shadow, None
         self.shadow_info.clear()
         if shadow is not None:
-            shadow.close()
+            self.retire(shadow)
+        for old in list(self._retired):
+            await old.aclose()
+        self._close_log()
+
+    def close(self) -> None:
+        """:meth:`aclose` from a thread other than the loop's (or with no loop running)."""
+        shadow, self.shadow = self.shadow, None
+        self.shadow_info.clear()
+        for old in [*self._retired, *([shadow] if shadow is not None else [])]:
+            old.close()
+        self._close_log()
+
+    def _close_log(self) -> None:
         log, self.log = self.log, None
         if log is not None:
             log.close()

@@ -962,6 +962,66 @@ def test_a_shadow_stuck_at_shutdown_is_killed(models: Path) -> None:
         assert time.perf_counter() - started < 5
 
 
+def test_dropping_a_shadow_slow_to_exit_holds_no_other_answer(
+    models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``/admin/reload`` dropping a shadow whose worker cannot exit (stopped) answers once the
+    worker is killed after ``CLOSE_TIMEOUT``; the loop answers every other request meanwhile."""
+    from app.shadow import Shadow
+
+    monkeypatch.setattr(Shadow, "CLOSE_TIMEOUT", 3.0)
+    with make_client(
+        str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib")
+    ) as c:
+        shadow = c.app.state.service.traffic.shadow  # type: ignore[attr-defined]
+        proc = shadow._proc
+        os.kill(shadow.pid, signal.SIGSTOP)  # it cannot finish, nor exit
+        answers: list[Any] = []
+
+        def drop() -> None:
+            answers.append(c.post("/admin/reload", json={"drop_shadow": True}, headers=AUTH))
+
+        dropping = threading.Thread(target=drop)
+        dropping.start()
+        try:
+            wait_for(lambda: shadow._closing)  # its input ended: the drop waits for its exit
+            waits = []
+            for _ in range(3):
+                started = time.perf_counter()
+                assert c.get("/health/live").status_code == 200
+                assert c.post("/predict", json=HOUSE).status_code == 200
+                waits.append(time.perf_counter() - started)
+            still_dropping = dropping.is_alive()
+        finally:
+            dropping.join(30)
+        assert max(waits) < 1.0, waits  # not the close's 3 s
+        assert still_dropping
+        assert answers[0].status_code == 200
+        assert answers[0].json()["previous_shadow_version"] == "shadow-1"
+        assert proc.returncode == -signal.SIGKILL  # gone, killed after the timeout
+        assert c.app.state.service.traffic._retired == set()  # type: ignore[attr-defined]
+
+
+def test_the_app_stops_after_every_dropped_shadow_is_gone(
+    models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shadow dropped on the loop is stopped without the loop waiting for its worker; the
+    app's shutdown waits for it (killed after ``CLOSE_TIMEOUT``): no worker outlives the app."""
+    from app.shadow import Shadow, install
+
+    monkeypatch.setattr(Shadow, "CLOSE_TIMEOUT", 1.0)
+    with make_client(
+        str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib")
+    ) as c:
+        service = c.app.state.service  # type: ignore[attr-defined]
+        proc = service.traffic.shadow._proc
+        os.kill(proc.pid, signal.SIGSTOP)  # it cannot exit
+        assert c.portal.call(install, service, None) is not None  # on the loop
+        assert proc.poll() is None  # still stopping: the loop went on
+        assert c.get("/health/live").status_code == 200
+    assert proc.returncode == -signal.SIGKILL
+
+
 def test_a_failure_after_the_answer_is_logged_not_sent(
     app_client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
