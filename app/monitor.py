@@ -144,7 +144,8 @@ class DriftMonitor:
 
     def update(self, columns: Mapping[str, Sequence[Any]], predictions: Sequence[float]) -> None:
         """Add a table, ``{feature: values}`` (API names, ``None`` for missing), and its
-        predictions.
+        predictions, lengths checked (the shadow's worker and tests; the service hands rows to
+        :meth:`add_rows`).
 
         A reference feature absent from ``columns`` counts as missing on every row, which is
         what the pipeline's imputer sees; columns the reference does not know are ignored.
@@ -155,63 +156,38 @@ class DriftMonitor:
                 raise ValueError(
                     f"column {name!r} has {len(col)} values but there are {n} predictions"
                 )
-        self.add(columns, predictions)
-
-    def add(self, columns: Mapping[str, Sequence[Any]], predictions: Sequence[float]) -> None:
-        """:meth:`update` without its length check, for a table whose columns hold one value
-        per prediction by construction (the service's: a request's validated table)."""
-        n = len(predictions)
-        if n == 0:
-            return
-        try:
-            table = self._features(columns)
-        except KeyError:
-            absent = (None,) * n
-            table = tuple(columns.get(name, absent) for name in self._names[:-1])
-        # row after row; a table of one row is already in that order
-        rows = zip(*table, predictions, strict=True) if n > 1 else (*table, predictions)
-        self._write(list(itertools.chain.from_iterable(rows)), n)
+        absent = (None,) * n
+        table = [columns.get(name, absent) for name in self._names[:-1]]
+        self._write(list(itertools.chain.from_iterable(zip(*table, predictions, strict=True))), n)
 
     def add_rows(self, rows: Sequence[Sequence[Any]], predictions: Sequence[float]) -> None:
-        """:meth:`add` for a table given row by row, each row's values in the ``order`` the
-        monitor was made with (the service's: ``LoadedModel.tabulate``), one row per prediction."""
+        """Add a table given row by row, each row's values in the ``order`` the monitor was
+        made with (the service's: ``LoadedModel.tabulate``), one row per prediction."""
         n = len(predictions)
-        pick = self._pick
+        if len(rows) != n:
+            raise ValueError(f"{len(rows)} rows: there must be one per prediction")
+        if self._pick is not None:
+            rows = list(map(self._pick, rows))
         if n == 1:  # one house, the usual request: its row is the window's row but the price
-            row = rows[0] if pick is None else pick(rows[0])
-            width = len(self._names)
-            if len(row) != width - 1 or len(rows) != 1:
-                raise ValueError(f"every row must hold {width - 1} values, one per prediction")
-            slots = self._slots
-            with self._lock:
-                start = self._pos * width
-                slots[start : start + width - 1] = row
-                slots[start + width - 1] = predictions[0]
-                self._advance(1)
-            return
-        if n == 0:
-            return
-        if pick is not None:
-            rows = list(map(pick, rows))
-        flat = itertools.chain.from_iterable
-        self._write(list(flat(flat(zip(rows, zip(predictions), strict=True)))), n)
+            values = [*rows[0], predictions[0]]
+        else:
+            flat = itertools.chain.from_iterable
+            values = list(flat(flat(zip(rows, zip(predictions), strict=True))))
+        self._write(values, n)
 
     def _write(self, values: list[Any], n: int) -> None:
         """``n`` rows' values, row after row, over the oldest in the window."""
         if len(values) != n * len(self._names):
-            raise ValueError(f"every column must hold {n} values, one per prediction")
+            raise ValueError(
+                f"every row must hold {len(self._names) - 1} values, one per prediction"
+            )
         if n > self.window:  # only the tail can stay in the window
             values = values[len(values) - len(self._slots) :]
             n = self.window
-        slots = self._slots
         with self._lock:
-            rings.write(slots, self._pos * len(self._names), values)
-            self._advance(n)
-
-    def _advance(self, n: int) -> None:
-        """Past ``n`` rows just written from ``_pos`` on (under the lock)."""
-        self._pos = (self._pos + n) % self.window
-        self._filled = min(self._filled + n, self.window)
+            rings.write(self._slots, self._pos * len(self._names), values)
+            self._pos = (self._pos + n) % self.window
+            self._filled = min(self._filled + n, self.window)
 
     def _counts(self) -> list[NDArray[np.int64]]:
         """The live bucket counts of every column: the window's values bucketed at once per

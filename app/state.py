@@ -489,15 +489,15 @@ class Service:
         model: LoadedModel,
         table: Table,
         rid: str,
-        rows: Sequence[tuple[Any, ...]] | None = None,
+        rows: Sequence[tuple[Any, ...]],
     ) -> Priced:
         """Price a table of validated houses with ``model`` and record them for monitoring.
 
-        The one prediction path of ``/predict`` (its houses' table and rows,
-        ``LoadedModel.tabulate``) and the V2 ``infer`` route (its tensors' columns). A failure
-        of the model is counted, logged with the request id and raised as
-        :class:`PredictionError`; a failure of the monitoring is logged and never fails the
-        prediction.
+        The one prediction path of ``/predict`` and the V2 ``infer`` route: the table, and the
+        same houses as rows in the model's order (``LoadedModel.tabulate``'s), which the drift
+        window takes as they are. A failure of the model is counted, logged with the request id
+        and raised as :class:`PredictionError`; a failure of the monitoring is logged and never
+        fails the prediction.
         """
         try:
             prices = model.predict(table)
@@ -520,10 +520,8 @@ class Service:
                     Counter(name for _, name, _ in quality.unknown) if quality.unknown else {},
                 )
                 monitor = model.monitor
-                if monitor is not None and rows is not None:  # as LoadedModel.tabulate gave them
+                if monitor is not None:
                     monitor.add_rows(rows, prices)
-                elif monitor is not None:  # the table is rectangular by construction
-                    monitor.add(table, prices)
             except Exception:
                 log.exception("recording the prediction failed", extra={"request_id": rid})
         return Priced(prices, quality, table)

@@ -125,9 +125,9 @@ async def cases(model: str, v2: bool) -> tuple[dict[str, Case], list[Any]]:
 
     out["ours: the /predict endpoint"] = endpoint_only
     rows, _ = loaded.schema.validate(body)
-    table = loaded.table(rows)
+    table, values = loaded.tabulate(rows)
     prices = loaded.predict(table)
-    priced = service.price(loaded, table, "0" * 32)
+    priced = service.price(loaded, table, "0" * 32, values)
     requests = service.metrics.requests
     content = {
         "price": prices[0],
@@ -152,9 +152,9 @@ async def cases(model: str, v2: bool) -> tuple[dict[str, Case], list[Any]]:
     )
     if loaded.monitor is not None:
         monitor = loaded.monitor
-        out["step: drift update"] = step(lambda: monitor.update(table, prices))
+        out["step: drift update"] = step(lambda: monitor.add_rows(values, prices))
     out["step: price (all of the above but validation and the table)"] = step(
-        lambda: service.price(loaded, table, "0" * 32)
+        lambda: service.price(loaded, table, "0" * 32, values)
     )
     if loaded.interval is not None:
         rule = loaded.interval

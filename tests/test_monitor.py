@@ -368,18 +368,22 @@ def test_the_trained_artifact_reference_with_real_predictions(artifact_path: str
     assert r["prediction"]["drifted"]  # bigger houses are predicted dearer (PSI ~0.5)
 
 
-def test_add_queues_what_update_does_without_the_length_check() -> None:
-    """``add`` (the service's call, for its rectangular tables) keeps the same window as
-    ``update``; only ``update`` checks the lengths."""
-    rng = np.random.default_rng(6)
-    checked, trusted = tiny(window=30, min_samples=1), tiny(window=30, min_samples=1)
-    for n in [1, 4, 0, 1, 45, 2, 1, 9]:
-        cols, y = _random_batch(rng, n)
-        checked.update(cols, y)
-        trusted.add(cols, y)
-    assert checked.report() == trusted.report()
-    with pytest.raises(ValueError, match="'x' has 2 values but there are 1"):
-        checked.update({"x": (1.0, 2.0)}, [1.0])
+class _OneRowAtATime:
+    """The oracle of the window's layout: each table's rows (report order, then the price)
+    written one at a time over the oldest slots, only its last ``window`` rows when it has
+    more (the older ones could not stay)."""
+
+    def __init__(self, window: int, width: int) -> None:
+        self.window, self.width = window, width
+        self.slots: list[Any] = [None] * (window * width)
+        self.pos = self.filled = 0
+
+    def write(self, rows: list[list[Any]]) -> tuple[list[Any], int, int]:
+        for row in rows[-self.window :] if rows else []:
+            self.slots[self.pos * self.width : (self.pos + 1) * self.width] = row
+            self.pos = (self.pos + 1) % self.window
+            self.filled = min(self.filled + 1, self.window)
+        return self.slots, self.pos, self.filled
 
 
 @pytest.mark.parametrize(
@@ -387,12 +391,15 @@ def test_add_queues_what_update_does_without_the_length_check() -> None:
     [["x", "c"], ["c", "x"], ["c", "extra", "x"], ["extra", "x"]],
     ids=["the reference's", "permuted", "with a feature the reference lacks", "without 'c'"],
 )
-def test_add_rows_keeps_the_window_add_keeps(order: list[str]) -> None:
-    """The oracle of the row path: the same tables, given as columns to ``add`` and as rows
-    in the model's ``order`` to ``add_rows``, leave the same slots after every table, across
-    the wrap, for tables of one row, of none and longer than the window."""
+def test_add_rows_and_update_keep_the_window_a_row_at_a_time_keeps(order: list[str]) -> None:
+    """The same tables, given as rows in the model's ``order`` to ``add_rows`` (the service's
+    path) and as columns to ``update``, leave the slots that writing their rows one at a time
+    leaves, after every table, across the wrap, for tables of one row, of none and longer
+    than the window."""
     rng = np.random.default_rng(28)
-    old, new = tiny(window=7, min_samples=1), tiny(window=7, min_samples=1, order=order)
+    by_rows = tiny(window=7, min_samples=1, order=order)
+    by_columns = tiny(window=7, min_samples=1)
+    oracle = _OneRowAtATime(7, 3)
     sizes = [1, 0, *[1] * 9, 7, 1, 8, 15, 2, *rng.integers(0, 12, 200).tolist()]
     for n in sizes:
         cols, y = _random_batch(rng, n)
@@ -402,10 +409,16 @@ def test_add_rows_keeps_the_window_add_keeps(order: list[str]) -> None:
             "extra": rng.integers(0, 9, n).tolist(),
         }
         prices = y.tolist()
-        old.add({name: tuple(values[name]) for name in order}, prices)
-        new.add_rows(list(zip(*(values[name] for name in order), strict=True)), prices)
-        assert (new._slots, new._pos, new._filled) == (old._slots, old._pos, old._filled)
-    assert new.report() == old.report()
+        by_rows.add_rows(list(zip(*(values[name] for name in order), strict=True)), prices)
+        by_columns.update({name: tuple(values[name]) for name in order}, prices)
+        x = values["x"] if "x" in order else [None] * n
+        c = values["c"] if "c" in order else [None] * n
+        expected = oracle.write([[x[i], c[i], prices[i]] for i in range(n)])
+        assert (by_rows._slots, by_rows._pos, by_rows._filled) == expected
+        assert (by_columns._slots, by_columns._pos, by_columns._filled) == expected
+    assert by_rows.report() == by_columns.report()
+    with pytest.raises(ValueError, match="'x' has 2 values but there are 1"):
+        by_columns.update({"x": (1.0, 2.0)}, [1.0])
 
 
 def test_add_rows_refuses_a_row_of_another_width_and_leaves_the_window() -> None:

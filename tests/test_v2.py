@@ -315,8 +315,8 @@ def _variants() -> list[Any]:
 
 def test_the_one_pass_path_takes_only_what_the_generic_path_takes(client: TestClient) -> None:
     """``_table`` (the model's own validator, one pass) answers only requests that the
-    generic parse and the house validator accept, with the same columns; the others go the
-    generic way, which names the error."""
+    generic parse and the house validator accept, with the same columns and rows (the drift
+    window's); the others go the generic way, which names the error."""
     from app.routes import v2
 
     model = client.app.state.service.ready_model()  # type: ignore[attr-defined]
@@ -325,13 +325,16 @@ def test_the_one_pass_path_takes_only_what_the_generic_path_takes(client: TestCl
         body = req.encode() if isinstance(req, str) else json.dumps(req).encode()
         fast = v2._table(model, body)
         try:
-            slow: Any = model.table(v2._rows(model, v2._parse(body)["inputs"]))
+            slow: Any = model.tabulate(v2._rows(model, v2._parse(body)["inputs"]))
         except v2.V2ProtocolError as e:
             slow = e
         if fast is None:
             continue
         taken += 1
         assert not isinstance(slow, Exception), (req, slow)
+        slow, slow_rows = slow
+        assert fast[1] == slow_rows, req
+        assert [list(map(type, r)) for r in fast[1]] == [list(map(type, r)) for r in slow_rows]
         table = {k: list(v) for k, v in fast[0].items()}
         assert table == {k: list(v) for k, v in slow.items()}, req
         assert list(table) == list(slow), req  # the model's order, whatever the body's

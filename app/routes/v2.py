@@ -291,11 +291,14 @@ def _rows(model: LoadedModel, inputs: list[V2Tensor]) -> list[Any]:
     return rows
 
 
-def _table(model: LoadedModel, body: bytes) -> tuple[Table, V2InferenceRequest] | None:
+def _table(
+    model: LoadedModel, body: bytes
+) -> tuple[Table, list[tuple[Any, ...]], V2InferenceRequest] | None:
     """The table of a request whose tensors are each a feature's values, with shape ``[n]``,
     once, for ``n`` rows within the batch limit, every required feature given: the common
     request, checked in one pass of the model's own validator (``RequestSchema.tensors``),
-    its columns taken as they are. ``None`` for any other body, which :func:`_parse` and
+    its columns taken as they are, and the same houses as rows (as
+    ``LoadedModel.tabulate`` gives them). ``None`` for any other body, which :func:`_parse` and
     :func:`_rows` then check, naming what is wrong."""
     try:
         req = model.schema.tensors.validate_json(body)
@@ -315,7 +318,7 @@ def _table(model: LoadedModel, body: bytes) -> tuple[Table, V2InferenceRequest] 
     if list(columns) != model.names:  # in the model's order, as /predict's table is
         missing = (None,) * n  # an optional feature not given
         columns = {name: columns.get(name, missing) for name in model.names}
-    return columns, req
+    return columns, list(zip(*columns.values(), strict=True)), req
 
 
 def _tensor(name: str, data: list[float]) -> dict[str, Any]:
@@ -354,12 +357,12 @@ class Infer:
                 raise V2ProtocolError(415, "Content-Type must be application/json")
             fast = _table(model, body)
             if fast is not None:
-                table, req = fast
+                table, rows, req = fast
                 wanted = _wanted(model, req.get("outputs"))
             else:
                 req = _parse(body)
                 wanted = _wanted(model, req.get("outputs"))
-                table = model.table(_rows(model, req["inputs"]))
+                table, rows = model.tabulate(_rows(model, req["inputs"]))
         except V2ProtocolError as e:
             reason = {503: "not_ready", 415: "unsupported_media_type"}.get(e.status, "validation")
             svc.metrics.requests.count_error(reason)
@@ -367,7 +370,7 @@ class Infer:
         named = req.get("id")
         rid = request_id(scope, named)
         try:
-            priced = svc.price(model, table, rid)
+            priced = svc.price(model, table, rid, rows)
         except PredictionError as e:
             return 500, {"error": str(e)}
         scope[PRICED] = model, priced, rid
