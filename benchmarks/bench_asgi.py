@@ -15,7 +15,8 @@ computes it from rates.
 Kinds: ``one`` (``POST /predict``, one house), ``batch`` (``POST /predict``, 100 houses),
 ``live`` (``GET /health/live``: the middlewares and the framework), ``v2`` (``POST
 /v2/models/houseprice/infer``, the same house as V2 tensors). Add ``--off`` to run every
-tree a second time with ``MONITORING_ENABLED=false``.
+tree a second time with ``MONITORING_ENABLED=false``. With ``one`` and ``v2`` both, each tree's
+V2 throughput as a share of one house's (``one``'s CPU over ``v2``'s, per round) too.
 
 Run: ``.venv/bin/python benchmarks/bench_asgi.py --model ARTIFACT --tree base=/tmp/base
 --tree new=. [--kinds one,live] [--rounds 60] [--requests 150] [--off]``. Prints a table;
@@ -212,6 +213,11 @@ def main() -> int:
                     ]
                     m, q1, q3 = quartiles(costs)
                     print(f"{kind:<6} {on:<14} monitoring cost {m:.1%} ({q1:.1%}-{q3:.1%})")
+    if {"one", "v2"} <= set(args.kinds.split(",")):  # issue 15's V2 target, per tree
+        for name in procs:
+            shares = [a / b for a, b in zip(times["one", name], times["v2", name], strict=True)]
+            m, q1, q3 = quartiles(shares)
+            print(f"v2/one {name:<14} V2's throughput / one house's {m:.3f} ({q1:.3f}-{q3:.3f})")
     return 0
 
 

@@ -19,9 +19,10 @@ extension (a body with ``Inference-Header-Content-Length``) is refused with a 40
 
 ``infer`` carries traffic, so like ``/predict`` it is a plain ASGI endpoint (a Starlette route
 matched before FastAPI's) that parses the body once: the common request by the serving model's
-own V2 validator, in one pass, its tensors' columns priced as they are (:func:`_table`); any
-other by the generic one (``V2_REQUEST``, then :func:`_rows`), whose errors name the input and
-element. FastAPI cannot see the route, so :func:`operation` writes its OpenAPI entry.
+own V2 validator, in one pass, its tensors' columns priced as they are and transposed once into
+the rows the drift window takes, as ``/predict``'s (:func:`_table`); any other by the generic one
+(``V2_REQUEST``, then :func:`_rows`), whose errors name the input and element. FastAPI cannot
+see the route, so :func:`operation` writes its OpenAPI entry.
 """
 
 from __future__ import annotations
