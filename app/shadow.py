@@ -263,6 +263,7 @@ class Shadow:
         self._closing = False
         self._restarting: asyncio.Task[None] | None = None
         self._stop: asyncio.Task[None] | None = None  # the stop, once started (:meth:`close`)
+        self._starting: asyncio.Future[Any] | None = None  # a restart's start under way
         self._backoff: float | None = None  # the next restart's, while crashes repeat
         self._stats: Stats | None = None
         self._drift_stale = False  # the worker has rows not yet in the drift rows it sent
@@ -402,12 +403,12 @@ class Shadow:
             backoff = self._backoff = min(2 * backoff, self.BACKOFF_MAX)
             start = self._start._replace(stats=self._stats)  # its counters go on from these
             started = self._loop.run_in_executor(None, start_worker, start, self._timeout)
+            # closed meanwhile (cancelled): the stop waits for the start and stops its worker
+            self._starting = started
             try:
                 proc, send, receive = await asyncio.shield(started)
-            except asyncio.CancelledError:  # closed meanwhile: a worker it starts is stopped
-                started.add_done_callback(_stop_started)
-                raise
             except Exception as e:
+                self._starting = None
                 log.error(
                     "shadow model %s: restarting its process failed (%s: %s); next try in %g s",
                     self.version,
@@ -416,6 +417,7 @@ class Shadow:
                     backoff,
                 )
                 continue
+            self._starting = None
             self._attach(proc, send, receive)
             self.restarts.inc()
             return
@@ -506,6 +508,14 @@ class Shadow:
     async def _stop_worker(self, timeout: float) -> None:
         await asyncio.to_thread(wait_or_kill, self._proc, timeout)
         self._drain()
+        starting = self._starting  # a restart's start, under way when the close cancelled it
+        if starting is not None:
+            await asyncio.wait([starting])
+            if not starting.cancelled() and starting.exception() is None:
+                proc, send, receive = starting.result()
+                send.close()  # its input ends: it exits
+                receive.close()
+                await asyncio.to_thread(wait_or_kill, proc, timeout)
 
     def _end_input(self) -> None:
         self._closing = True
@@ -542,11 +552,6 @@ def exit_code(proc: subprocess.Popen[bytes]) -> int | None:
         return proc.wait(5)
     except subprocess.TimeoutExpired:
         return None
-
-
-def _stop_started(started: asyncio.Future[Any]) -> None:
-    if not started.cancelled() and started.exception() is None:
-        stop_worker(*started.result())
 
 
 class _Pipe:

@@ -915,6 +915,43 @@ def test_closing_during_a_restart_backoff_ends_it_without_a_restart(
         assert shadow.restarts._value.get() == 0
 
 
+def test_closing_while_a_restart_starts_a_worker_stops_that_worker(
+    models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A close that cancels a restart whose worker is being started returns once that worker
+    too is gone: none is left running after the app stops."""
+    import app.shadow as shadow_module
+    from app.shadow import Shadow
+
+    monkeypatch.setattr(Shadow, "BACKOFF", 0.05)
+    real = shadow_module.start_worker
+    starting, go = threading.Event(), threading.Event()
+    started: list[Any] = []
+
+    def slow(*args: Any) -> Any:
+        starting.set()
+        go.wait(30)
+        started.append(real(*args))
+        return started[-1]
+
+    with make_client(
+        str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib")
+    ) as c:
+        shadow = c.app.state.service.traffic.shadow  # type: ignore[attr-defined]
+        monkeypatch.setattr(shadow_module, "start_worker", slow)
+        os.kill(shadow.pid, signal.SIGKILL)
+        assert starting.wait(30)  # the restart is starting a worker
+        closing = threading.Thread(target=shadow.close)
+        closing.start()
+        wait_for(lambda: shadow._closing)
+        go.set()
+        closing.join(60)
+        assert not closing.is_alive()
+        assert started, "the close returned before the start it cancelled ended"
+        assert started[0][0].poll() is not None  # that worker is gone
+        assert shadow.restarts._value.get() == 0
+
+
 def test_a_shadow_that_cannot_load_leaves_the_champion_serving(models: Path) -> None:
     with make_client(
         str(models / "model.joblib"), shadow_model_path=str(models / "odd.joblib")
