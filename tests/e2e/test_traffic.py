@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -238,3 +240,56 @@ def test_the_shadow_process_never_outlives_the_server(
         server.proc.kill()
         server.proc.wait(10)
     assert gone(worker), f"the shadow's process {worker} outlived the server ({how})"
+
+
+def test_a_shadow_worker_slow_to_exit_holds_no_answer_and_none_outlives_the_server(
+    serve: Callable[..., Server], artifact_path: str
+) -> None:
+    """Over real HTTP: ``/admin/reload`` dropping a shadow whose worker cannot exit (stopped)
+    answers once it is killed (after 5 s), ``/health/live`` and ``/predict`` are answered
+    meanwhile; at SIGTERM with another such worker the server exits cleanly, the worker gone."""
+    server = serve(
+        {
+            "MODEL_PATH": artifact_path,
+            "SHADOW_MODEL_PATH": artifact_path,
+            "ADMIN_TOKEN": TOKEN,
+        }
+    )
+    meta = httpx.get(server.url + "/model").json()
+    example = {f["name"]: f["example"] for f in meta["features"] if f["example"] is not None}
+    (worker,) = children(server.proc.pid)
+    os.kill(worker, signal.SIGSTOP)  # it cannot finish, nor exit
+    answers: list[httpx.Response] = []
+    dropping = threading.Thread(
+        target=lambda: answers.append(
+            httpx.post(
+                server.url + "/admin/reload", json={"drop_shadow": True}, headers=AUTH, timeout=60
+            )
+        )
+    )
+    dropping.start()
+    try:
+        waits: list[float] = []
+        dropped = False
+        while not dropped or len(waits) < 3:  # until the drop has begun, three rounds at least
+            started = time.perf_counter()
+            assert httpx.get(server.url + "/health/live").status_code == 200
+            assert httpx.post(server.url + "/predict", json=example).status_code == 200
+            dropped = "shadow" not in httpx.get(server.url + "/model").json()
+            waits.append(time.perf_counter() - started)
+            assert len(waits) < 1000
+        still_dropping = dropping.is_alive()
+    finally:
+        dropping.join(60)
+    assert max(waits) < 1.0, waits  # not the worker's 5 s
+    assert still_dropping and answers[0].status_code == 200, answers
+    assert gone(worker)
+
+    r = httpx.post(
+        server.url + "/admin/reload", json={"shadow_path": artifact_path}, headers=AUTH, timeout=60
+    )
+    assert r.status_code == 200, r.text
+    (second,) = children(server.proc.pid)
+    os.kill(second, signal.SIGSTOP)
+    assert server.stop(timeout=30) == 0
+    assert gone(second), f"the shadow's process {second} outlived the server"
