@@ -513,6 +513,7 @@ class Shadow:
             await asyncio.wait([starting])
             if not starting.cancelled() and starting.exception() is None:
                 proc, send, receive = starting.result()
+                restore_policy(proc.pid)  # as for any worker stopped: its last steps not starved
                 send.close()  # its input ends: it exits
                 receive.close()
                 await asyncio.to_thread(wait_or_kill, proc, timeout)
