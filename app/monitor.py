@@ -25,7 +25,6 @@ import itertools
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -133,7 +132,6 @@ class DriftMonitor:
         self._slots: list[Any] = [None] * (window * len(self._names))
         self._pos = 0
         self._filled = 0
-        self._features = _getter(self._names[:-1])
         # a row of ``order`` (the model's features) into report order; None when they agree
         self._pick = _picker(order, self._names[:-1])
         self._lock = threading.Lock()
@@ -266,14 +264,6 @@ class DriftMonitor:
             score = self._score(j, counts[j])
             out.append((name, score, bool(score > self.threshold), int(counts[j].sum())))
         return out
-
-
-def _getter(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """A function giving a mapping's values of ``names``, in order, as a tuple (in C)."""
-    if len(names) == 1:
-        name = names[0]
-        return lambda columns: (columns[name],)
-    return itemgetter(*names) if names else lambda columns: ()
 
 
 def _picker(
