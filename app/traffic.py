@@ -234,7 +234,7 @@ class Traffic:
             bounds = rule.around(priced.prices) if rule is not None else None
             log.put(Entry(now, rid, model.version, "champion", priced.table, priced.prices, bounds))
         if shadow is not None:
-            shadow.submit(now, rid, model, priced.table, len(priced.prices), entry)
+            shadow.submit(now, rid, model, priced.table, priced.rows, entry)
 
     def close(self) -> None:
         """Stop the shadow's worker, then write what the log holds and close it."""
