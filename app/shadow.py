@@ -95,7 +95,9 @@ class _Jobs:
     request leaves here outlives several young collections, and a float, a string or bytes in
     a list is skipped by the collector where a tuple holding them is traversed."""
 
-    __slots__ = ("counts", "entries", "names", "rids", "tables", "times", "values")
+    #: the fields holding one item per request (``values`` holds one per house and column)
+    PER_REQUEST = ("counts", "entries", "names", "rids", "tables", "times")
+    __slots__ = (*PER_REQUEST, "values")
 
     def __init__(self) -> None:
         # the time, id and table of each request: kept for the prediction log's lines only
@@ -112,7 +114,7 @@ class _Jobs:
     def take(self, k: int) -> _Jobs:
         """The first ``k`` requests, removed from these."""
         out = _Jobs()
-        for name in ("counts", "entries", "names", "rids", "tables", "times"):
+        for name in _Jobs.PER_REQUEST:
             mine = getattr(self, name)
             setattr(out, name, mine[:k])
             del mine[:k]
