@@ -3,8 +3,8 @@ validated rows in a process of its own, never on the request path and never able
 request.
 
 ``/predict`` hands the shadow the request's validated table once the answer is sent
-(:meth:`Shadow.submit`: the table's values appended to one flat list, column after column in
-the order of the model's names, and a few appends to lists bounded in houses,
+(:meth:`Shadow.submit`: the houses' values appended to one flat list, house after house, each
+in the order of the model's names, and a few appends to lists bounded in houses,
 ``SHADOW_QUEUE``; the names travel once a group, by reference to the model's list of them;
 when full the houses are dropped and counted). ``Shadow.PERIOD`` seconds after the first house
 queued (at once when ``WAKE`` houses wait), a timer of the event loop sends what is queued in
@@ -99,7 +99,9 @@ class _Jobs:
     request leaves here outlives several young collections, and a float, a string or bytes in
     a list is skipped by the collector where a tuple holding them is traversed."""
 
-    __slots__ = ("counts", "entries", "names", "rids", "tables", "times", "values")
+    #: the fields holding one item per request (``values`` holds one per house and column)
+    PER_REQUEST = ("counts", "entries", "names", "rids", "tables", "times")
+    __slots__ = (*PER_REQUEST, "values")
 
     def __init__(self) -> None:
         # the time, id and table of each request: kept for the prediction log's lines only
@@ -109,14 +111,14 @@ class _Jobs:
         self.entries: list[int | None] = []  # each request's in the feedback index
         self.names: list[Sequence[str]] = []  # each table's columns (the model's one list)
         self.counts: list[int] = []  # houses of each
-        # every table's values, one after the other, column after column (plain values: the
+        # every table's values, one after the other, house after house (plain values: the
         # list is the one object here the collector tracks)
         self.values: list[Any] = []
 
     def take(self, k: int) -> _Jobs:
         """The first ``k`` requests, removed from these."""
         out = _Jobs()
-        for name in ("counts", "entries", "names", "rids", "tables", "times"):
+        for name in _Jobs.PER_REQUEST:
             mine = getattr(self, name)
             setattr(out, name, mine[:k])
             del mine[:k]
@@ -282,26 +284,35 @@ class Shadow:
         return self._proc.pid
 
     def submit(
-        self, when: float, rid: str, model: LoadedModel, table: Table, n: int, entry: int | None
+        self,
+        when: float,
+        rid: str,
+        model: LoadedModel,
+        table: Table,
+        rows: Sequence[tuple[Any, ...]] | None,
+        entry: int | None,
     ) -> None:
-        """Queue a request's validated table of ``n`` houses, priced by ``model``, or drop and
-        count it. Its values are appended to one flat list, taken column by column in the
-        order of ``model.names`` (the worker reads them back under those names, whatever the
-        table's own order); they are encoded once a group (:meth:`_flush`), not once a
-        request: a ``marshal`` per request cost the loop about as much as the request's
+        """Queue a request's validated houses, priced by ``model``, or drop and count them.
+        Their values are appended to one flat list, house after house, each in the order of
+        ``model.names``: ``rows`` as :meth:`LoadedModel.tabulate` built them, or (None: V2's
+        columns) the table's columns taken by those names, whatever its own order. The worker
+        reads them back under those names. They are encoded once a group (:meth:`_flush`), not
+        once a request: a ``marshal`` per request cost the loop about as much as the request's
         other shadow work put together, its code cold each time (docs/PERFORMANCE.md,
         "s28-shadow"). The table is kept by reference for the log alone, and the request's
         time and id too. On the loop."""
+        names = model.names
+        if rows is None:
+            if names is not self._names:  # a reload: another champion's list
+                self._names, self._columns = names, columns_of(names)
+            try:
+                rows = list(zip(*self._columns(table), strict=True))
+            except KeyError:  # a table without one of its model's columns (none is built so)
+                self.dropped.labels("incompatible").inc(len(next(iter(table.values()), ())))
+                return
+        n = len(rows)
         if self._closing or self._held + n > self.capacity:
             self.dropped.labels("queue_full").inc(n)
-            return
-        names = model.names
-        if names is not self._names:  # a reload: another champion's list
-            self._names, self._columns = names, columns_of(names)
-        try:
-            columns = self._columns(table)
-        except KeyError:  # a table without one of its model's columns (none is built so)
-            self.dropped.labels("incompatible").inc(n)
             return
         q = self._queued
         if self.predlog is not None:  # what the log's lines alone need
@@ -309,7 +320,7 @@ class Shadow:
             q.rids.append(rid)
             q.tables.append(table)
         q.entries.append(entry)
-        q.values += chain.from_iterable(columns)
+        q.values += chain.from_iterable(rows)
         q.names.append(names)  # the model's one list: marshal writes it once a group
         q.counts.append(n)
         self._held += n

@@ -87,8 +87,8 @@ class Reply(NamedTuple):
 
 def columns_of(names: Sequence[str]) -> Callable[[Table], tuple[Any, ...]]:
     """What takes a table's columns in the order of ``names`` (a ``KeyError`` for a table
-    without one): the values the server queues (``Shadow.submit``), read back under
-    ``names`` by :func:`decode_group`."""
+    without one): the server makes rows of them for a table that came without its rows
+    (``Shadow.submit``)."""
     if len(names) > 1:
         return itemgetter(*names)
     return lambda table: tuple(table[name] for name in names)  # itemgetter's result: no tuple
@@ -97,9 +97,10 @@ def columns_of(names: Sequence[str]) -> Callable[[Table], tuple[Any, ...]]:
 def encode_group(names: list[Sequence[str]], counts: list[int], values: list[Any]) -> bytes:
     """A group of requests' tables as one message: each one's column names (``names[i]``; the
     same list each time is written once: ``marshal`` refers back to it) and houses
-    (``counts[i]``), then all their values (each table's columns one after the other, in
-    its names' order: ``Shadow.submit`` queues them so) at ``marshal`` version 2 when the
-    values allow (no reference table, which costs a look-up per value), else ``pickle``."""
+    (``counts[i]``), then all their values (each table's houses one after the other, each
+    house's values in its names' order: ``Shadow.submit`` queues them so) at ``marshal``
+    version 2 when the values allow (no reference table, which costs a look-up per value),
+    else ``pickle``."""
     head = marshal.dumps((names, counts))
     try:
         body = b"m" + marshal.dumps(values, 2)
@@ -118,9 +119,12 @@ def decode_group(message: bytes) -> list[Table]:
     tables: list[Table] = []
     at = 0
     for columns, n in zip(names, counts, strict=True):
-        end = at + len(columns) * n
-        each = iter(values[at:end])  # its columns: the next n values, len(columns) times
-        tables.append(dict(zip(columns, zip(*[each] * n, strict=True), strict=True)))
+        k = len(columns)
+        end = at + k * n
+        if end > len(values):
+            raise ValueError(f"a group of {len(values)} values for tables of more")
+        block = values[at:end]  # n rows of k values: column j is every k-th from j
+        tables.append(dict(zip(columns, [block[j::k] for j in range(k)], strict=True)))
         at = end
     if at != len(values):
         raise ValueError(f"a group of {len(values)} values for tables of {at}")

@@ -524,13 +524,15 @@ class Service:
                     monitor.add_rows(rows, prices)
             except Exception:
                 log.exception("recording the prediction failed", extra={"request_id": rid})
-        return Priced(prices, quality, table)
+        return Priced(prices, quality, table, rows)
 
 
 class Priced(NamedTuple):
-    """The prices of a request's houses, in order, what their inputs' quality counted, and
-    the validated table they were priced from (it must not change afterwards)."""
+    """The prices of a request's houses, in order, what their inputs' quality counted, the
+    validated table they were priced from (it must not change afterwards) and, when the
+    route built them (``LoadedModel.tabulate``), its rows."""
 
     prices: list[float]
     quality: InputQuality
     table: Table
+    rows: Sequence[tuple[Any, ...]] | None

@@ -236,7 +236,7 @@ class Traffic:
             bounds = rule.around(priced.prices) if rule is not None else None
             log.put(Entry(now, rid, model.version, "champion", priced.table, priced.prices, bounds))
         if shadow is not None:
-            shadow.submit(now, rid, model, priced.table, len(priced.prices), entry)
+            shadow.submit(now, rid, model, priced.table, priced.rows, entry)
 
     def retire(self, shadow: Shadow) -> None:
         """Start stopping a shadow no longer served (on the loop, which does not wait for its

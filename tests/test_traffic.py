@@ -469,6 +469,47 @@ def test_the_log_holds_every_served_house_of_both_roles(
     assert {g["model_version"] for g in shadow} == {"shadow-1"}
 
 
+def test_each_house_of_a_batch_gets_the_shadows_own_price_for_it(app_client: TestClient) -> None:
+    # the houses travel to the worker as one flat list of values: each must come back as the
+    # price the shadow model gives that house, from /predict's rows and from V2's columns
+    shadow = app_client.app.state.service.traffic.shadow  # type: ignore[attr-defined]
+    names = shadow.model.names
+    houses: list[dict[str, Any]] = []
+    seen: set[float] = set()
+    for k in range(40):  # three houses the shadow (a tree) prices apart: a mixed order shows
+        house = {**HOUSE, "living_area": 500.0 + 97 * k, "lot_area": 1500.0 + 1301 * k}
+        own = shadow.model.predict({n: [house[n]] for n in names})[0]
+        if own not in seen and len(houses) < 3:
+            seen.add(own)
+            houses.append(house)
+    assert len(houses) == 3
+    r = app_client.post("/predict", json={"instances": houses}, headers={"X-Request-Id": "b1"})
+    assert r.status_code == 200, r.text
+    inputs = [
+        {
+            "name": k,
+            "shape": [3],
+            "datatype": "BYTES" if isinstance(v, str) else "FP64",
+            "data": [h[k] for h in houses],
+        }
+        for k, v in reversed(HOUSE.items())
+    ]
+    v2 = app_client.post(
+        "/v2/models/houseprice/infer", json={"inputs": inputs}, headers={"X-Request-Id": "b2"}
+    )
+    assert v2.status_code == 200, v2.text
+    wait_for(lambda: shadow_idle(app_client))
+    own_prices = shadow.model.predict({n: [h[n] for h in houses] for n in names})
+    for rid in ("b1", "b2"):
+        got = [
+            app_client.post(
+                "/feedback", json={"request_id": rid, "index": i, "actual_price": 1.0}
+            ).json()["shadow"]["predicted_price"]
+            for i in range(3)
+        ]
+        assert got == pytest.approx(own_prices, rel=1e-12), rid
+
+
 def test_metrics_carry_the_role_and_the_shadow_has_its_own_series(app_client: TestClient) -> None:
     for k in range(5):
         app_client.post("/predict", json={**HOUSE, "living_area": 1000 + 100 * k})
@@ -728,13 +769,17 @@ def test_groups_travel_to_the_worker_as_they_were() -> None:
     from app.shadowworker import columns_of, decode_group, encode_group
 
     def flat(names: list[str], tables: list[dict[str, Any]]) -> list[Any]:
-        take = columns_of(names)
-        return [v for t in tables for column in take(t) for v in column]
+        take = columns_of(names)  # house after house, each in the order of ``names``
+        return [v for t in tables for row in zip(*take(t), strict=True) for v in row]
+
+    def as_tuples(tables: list[dict[str, Any]]) -> list[dict[str, tuple[Any, ...]]]:
+        return [{name: tuple(column) for name, column in t.items()} for t in tables]
 
     ab = ["a", "b"]
     plain = [{"a": (1.5, None, 3), "b": ("x", "y", None)}, {"a": (2.0,), "b": ("z",)}]
     message = encode_group([ab, ab], [3, 1], flat(ab, plain))
-    assert decode_group(message) == plain
+    assert flat(ab, plain)[:4] == [1.5, "x", None, "y"]
+    assert as_tuples(decode_group(message)) == plain
     names, counts = marshal.loads(message[4:])
     assert names[0] is names[1] and counts == [3, 1]  # one list of names written once
     assert message.count(b"b") == 1  # the names once, the values alone after them
@@ -742,11 +787,13 @@ def test_groups_travel_to_the_worker_as_they_were() -> None:
     other = {"b": ("z",), "a": (2.0,)}
     ba = ["b", "a"]  # another champion's order: its own names
     got = decode_group(encode_group([["a"], ba], [1, 1], flat(["a"], [odd]) + flat(ba, [other])))
-    assert got == [odd, other] and list(got[1]) == ba
-    with pytest.raises(ValueError, match="a group of 3 values"):
+    assert as_tuples(got) == [odd, other] and list(got[1]) == ba
+    with pytest.raises(ValueError, match="a group of 3 values for tables of 1"):
         decode_group(encode_group([["a"]], [1], [1.0, 2.0, 3.0]))  # values left over
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a group of 3 values for tables of more"):
         decode_group(encode_group([ab], [2], [1.0, 2.0, 3.0]))  # too few for its tables
+    with pytest.raises(ValueError, match="a group of 2 values for tables of more"):
+        decode_group(encode_group([ab, ab], [1, 1], [1.0, 2.0]))  # none for the second
 
 
 def test_the_shadow_takes_each_column_by_its_name_whatever_the_tables_order() -> None:
@@ -765,19 +812,21 @@ def test_the_shadow_takes_each_column_by_its_name_whatever_the_tables_order() ->
     dropped = Metric("dropped", "", ["reason"], registry=CollectorRegistry())
     shadow.dropped = dropped
     champion = SimpleNamespace(names=["a", "b"])
-    shuffled = {"b": ("x", "y"), "a": (1.0, 2.0)}  # not in the model's order
-    shadow.submit(0.0, "r1", champion, shuffled, 2, None)  # type: ignore[arg-type]
-    shadow.submit(0.0, "r2", champion, {"a": (1.0,)}, 1, None)  # type: ignore[arg-type]
+    shuffled = {"b": ("x", "y"), "a": (1.0, 2.0)}  # not in the model's order, and no rows
+    shadow.submit(0.0, "r1", champion, shuffled, None, None)  # type: ignore[arg-type]
+    shadow.submit(0.0, "r2", champion, {"a": (1.0,)}, None, None)  # type: ignore[arg-type]
     assert dropped.labels("incompatible")._value.get() == 1
     one = SimpleNamespace(names=["b"])  # a reload: another champion's names
-    shadow.submit(0.0, "r3", one, shuffled, 2, None)  # type: ignore[arg-type]
+    shadow.submit(0.0, "r3", one, shuffled, None, None)  # type: ignore[arg-type]
+    # the rows ``tabulate`` built, in the model's order, are taken as they are
+    shadow.submit(0.0, "r4", champion, shuffled, [(3.0, "z")], None)  # type: ignore[arg-type]
     q = shadow._queued
-    assert q.values == [1.0, 2.0, "x", "y", "x", "y"] and q.counts == [2, 2]
+    assert q.values == [1.0, "x", 2.0, "y", "x", "y", 3.0, "z"] and q.counts == [2, 2, 1]
     assert q.rids == [] and q.tables == []  # kept for the prediction log alone
     group = q.take(2)
     message = encode_group(group.names, group.counts, group.values)
-    assert decode_group(message) == [shuffled, {"b": ("x", "y")}]
-    assert q.values == [] and shadow._held == 4
+    assert decode_group(message) == [{"a": [1.0, 2.0], "b": ["x", "y"]}, {"b": ["x", "y"]}]
+    assert q.values == [3.0, "z"] and shadow._held == 5
 
 
 def test_replies_travel_back_as_they_were() -> None:
