@@ -74,7 +74,6 @@ from app.shadowworker import (
     Reply,
     Start,
     Stats,
-    columns_of,
     decode_reply,
     encode_group,
     restore_policy,
@@ -270,8 +269,6 @@ class Shadow:
         self._stats: Stats | None = None
         self._drift_stale = False  # the worker has rows not yet in the drift rows it sent
         self._drift: DriftRows | None = None
-        self._names: list[str] | None = None  # the champion's whose columns ``submit`` takes
-        self._columns: Callable[[Table], tuple[Any, ...]] = columns_of([])
         loop.call_soon_threadsafe(self._attach, self._proc, send, receive)
 
     @property
@@ -289,27 +286,17 @@ class Shadow:
         rid: str,
         model: LoadedModel,
         table: Table,
-        rows: Sequence[tuple[Any, ...]] | None,
+        rows: Sequence[tuple[Any, ...]],
         entry: int | None,
     ) -> None:
         """Queue a request's validated houses, priced by ``model``, or drop and count them.
-        Their values are appended to one flat list, house after house, each in the order of
-        ``model.names``: ``rows`` as :meth:`LoadedModel.tabulate` built them, or (None: V2's
-        columns) the table's columns taken by those names, whatever its own order. The worker
-        reads them back under those names. They are encoded once a group (:meth:`_flush`), not
-        once a request: a ``marshal`` per request cost the loop about as much as the request's
-        other shadow work put together, its code cold each time (docs/PERFORMANCE.md,
-        "s28-shadow"). The table is kept by reference for the log alone, and the request's
-        time and id too. On the loop."""
-        names = model.names
-        if rows is None:
-            if names is not self._names:  # a reload: another champion's list
-                self._names, self._columns = names, columns_of(names)
-            try:
-                rows = list(zip(*self._columns(table), strict=True))
-            except KeyError:  # a table without one of its model's columns (none is built so)
-                self.dropped.labels("incompatible").inc(len(next(iter(table.values()), ())))
-                return
+        ``rows`` are its houses as the route built them (:meth:`LoadedModel.tabulate`: each
+        house's values in the order of ``model.names``); their values are appended to one
+        flat list, house after house, which the worker reads back under those names. They are
+        encoded once a group (:meth:`_flush`), not once a request: a ``marshal`` per request
+        cost the loop about as much as the request's other shadow work put together, its code
+        cold each time (docs/PERFORMANCE.md, "s28-shadow"). The table is kept by reference
+        for the log alone, and the request's time and id too. On the loop."""
         n = len(rows)
         if self._closing or self._held + n > self.capacity:
             self.dropped.labels("queue_full").inc(n)
@@ -321,7 +308,7 @@ class Shadow:
             q.tables.append(table)
         q.entries.append(entry)
         q.values += chain.from_iterable(rows)
-        q.names.append(names)  # the model's one list: marshal writes it once a group
+        q.names.append(model.names)  # the model's one list: marshal writes it once a group
         q.counts.append(n)
         self._held += n
         self._waiting += n

@@ -39,10 +39,9 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import chain
 from multiprocessing.connection import Connection
-from operator import itemgetter
 from typing import Any, NamedTuple
 
 from app.metrics import PRICE_BUCKETS, DriftRows, Histogram
@@ -83,15 +82,6 @@ class Reply(NamedTuple):
     dropped: dict[str, int]
     error: str | None
     stats: Stats | None
-
-
-def columns_of(names: Sequence[str]) -> Callable[[Table], tuple[Any, ...]]:
-    """What takes a table's columns in the order of ``names`` (a ``KeyError`` for a table
-    without one): the server makes rows of them for a table that came without its rows
-    (``Shadow.submit``)."""
-    if len(names) > 1:
-        return itemgetter(*names)
-    return lambda table: tuple(table[name] for name in names)  # itemgetter's result: no tuple
 
 
 def encode_group(names: list[Sequence[str]], counts: list[int], values: list[Any]) -> bytes:

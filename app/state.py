@@ -528,11 +528,10 @@ class Service:
 
 
 class Priced(NamedTuple):
-    """The prices of a request's houses, in order, what their inputs' quality counted, the
-    validated table they were priced from (it must not change afterwards) and, when the
-    route built them (``LoadedModel.tabulate``), its rows."""
+    """The prices of a request's houses, in order, what their inputs' quality counted, and
+    the validated table and rows they were priced from (they must not change afterwards)."""
 
     prices: list[float]
     quality: InputQuality
     table: Table
-    rows: Sequence[tuple[Any, ...]] | None
+    rows: Sequence[tuple[Any, ...]]

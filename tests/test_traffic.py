@@ -766,11 +766,11 @@ def test_groups_travel_to_the_worker_as_they_were() -> None:
     import marshal
     from fractions import Fraction
 
-    from app.shadowworker import columns_of, decode_group, encode_group
+    from app.shadowworker import decode_group, encode_group
 
     def flat(names: list[str], tables: list[dict[str, Any]]) -> list[Any]:
-        take = columns_of(names)  # house after house, each in the order of ``names``
-        return [v for t in tables for row in zip(*take(t), strict=True) for v in row]
+        # house after house, each in the order of ``names``
+        return [v for t in tables for row in zip(*(t[n] for n in names), strict=True) for v in row]
 
     def as_tuples(tables: list[dict[str, Any]]) -> list[dict[str, tuple[Any, ...]]]:
         return [{name: tuple(column) for name, column in t.items()} for t in tables]
@@ -796,15 +796,14 @@ def test_groups_travel_to_the_worker_as_they_were() -> None:
         decode_group(encode_group([ab, ab], [1, 1], [1.0, 2.0]))  # none for the second
 
 
-def test_the_shadow_takes_each_column_by_its_name_whatever_the_tables_order() -> None:
+def test_the_shadow_queues_each_requests_rows_under_its_models_names() -> None:
     from types import SimpleNamespace
 
     from app.shadow import Shadow, _Jobs
-    from app.shadowworker import columns_of, decode_group, encode_group
+    from app.shadowworker import decode_group, encode_group
 
     shadow = Shadow.__new__(Shadow)  # the queue alone: no model, no worker
-    shadow._closing, shadow._held, shadow.capacity, shadow.predlog = False, 0, 100, None
-    shadow._names, shadow._columns = None, columns_of([])
+    shadow._closing, shadow._held, shadow.capacity, shadow.predlog = False, 0, 5, None
     shadow._queued, shadow._waiting, shadow.wake = _Jobs(), 0, 100
     shadow._flush_at = object()  # as if the timer were set
     from prometheus_client import Counter as Metric
@@ -812,16 +811,16 @@ def test_the_shadow_takes_each_column_by_its_name_whatever_the_tables_order() ->
     dropped = Metric("dropped", "", ["reason"], registry=CollectorRegistry())
     shadow.dropped = dropped
     champion = SimpleNamespace(names=["a", "b"])
-    shuffled = {"b": ("x", "y"), "a": (1.0, 2.0)}  # not in the model's order, and no rows
-    shadow.submit(0.0, "r1", champion, shuffled, None, None)  # type: ignore[arg-type]
-    shadow.submit(0.0, "r2", champion, {"a": (1.0,)}, None, None)  # type: ignore[arg-type]
-    assert dropped.labels("incompatible")._value.get() == 1
+    table = {"b": ("x", "y"), "a": (1.0, 2.0)}  # the table: for the log alone
+    shadow.submit(0.0, "r1", champion, table, [(1.0, "x"), (2.0, "y")], None)  # type: ignore[arg-type]
     one = SimpleNamespace(names=["b"])  # a reload: another champion's names
-    shadow.submit(0.0, "r3", one, shuffled, None, None)  # type: ignore[arg-type]
-    # the rows ``tabulate`` built, in the model's order, are taken as they are
-    shadow.submit(0.0, "r4", champion, shuffled, [(3.0, "z")], None)  # type: ignore[arg-type]
+    shadow.submit(0.0, "r2", one, table, [("x",), ("y",)], None)  # type: ignore[arg-type]
+    shadow.submit(0.0, "r3", champion, table, [(3.0, "z"), (4.0, "w")], None)  # type: ignore[arg-type]
+    assert dropped.labels("queue_full")._value.get() == 2  # 4 held of 5: two more do not fit
+    shadow.submit(0.0, "r4", champion, table, [(3.0, "z")], None)  # type: ignore[arg-type]
     q = shadow._queued
     assert q.values == [1.0, "x", 2.0, "y", "x", "y", 3.0, "z"] and q.counts == [2, 2, 1]
+    assert q.names == [champion.names, one.names, champion.names]
     assert q.rids == [] and q.tables == []  # kept for the prediction log alone
     group = q.take(2)
     message = encode_group(group.names, group.counts, group.values)
