@@ -463,21 +463,28 @@ def test_each_node_splits_on_its_drawn_share_of_the_features(
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["h=1", "weights"])
 @pytest.mark.parametrize(
-    ("leaves", "depth", "msl"), [(5, None, 10), (None, 2, 10), (None, None, 40), (6, 3, 1)]
+    ("leaves", "depth", "msl", "n"),
+    [
+        (5, None, 10, 200),
+        (None, 2, 10, 200),
+        (None, None, 40, 200),
+        (6, 3, 1, 200),
+        (4, None, 10, 2500),  # nodes of more than 1000 rows, split another way
+    ],
 )
 def test_grown_tree_nodes_hold_their_own_statistics(
-    weighted: bool, leaves: int | None, depth: int | None, msl: int
+    weighted: bool, leaves: int | None, depth: int | None, msl: int, n: int
 ) -> None:
-    X, y = small(200, seed=3)
+    X, y = small(n, seed=3)
     mapper = BinMapper(255, np.array([False, False, False, True])).fit(X)
     Xb = mapper.transform(X)
     grower = TreeGrower(Xb, mapper)
     rng = np.random.default_rng(7)
-    h = rng.integers(0, 3, size=200).astype(np.float64) if weighted else None
-    hv = np.ones(200) if h is None else h
+    h = rng.integers(0, 3, size=n).astype(np.float64) if weighted else None
+    hv = np.ones(n) if h is None else h
     g = (y.mean() - y) * hv
     lam = 2.0
-    rows = np.arange(200) if h is None else np.flatnonzero(hv > 0)
+    rows = np.arange(n) if h is None else np.flatnonzero(hv > 0)
     p = SplitParams(leaves, depth, msl, lam, 1.0, 0.3)
     tree, grown = grower.grow(rows, g, h, p, np.random.default_rng(0))
     assert len(grown) == int(tree.is_leaf.sum())
