@@ -34,9 +34,14 @@ the server's backlog, so no server's leftover work lands on the next one's run:
       alone, interleaved. wrk stays closed-loop: a connection waits for its answer, so a
       slower answer lowers the rate a little (less with more connections, each pausing
       longer) instead of queueing more.
-      A core is free, so only what the shadow does to the answer itself shows: this p99
-      ratio is the target's ("met": <= 1.10, the spread two identical servers show in most
-      rounds).
+      A core is free, so only what the shadow does to the answer itself shows. The target's
+      ratio ("met": <= 1.10) is of the p99 of all the paced requests of (f) over all of (b)'s,
+      each pooled over the rounds (wrk's latency histograms merged: ~100,000 requests a
+      side), with a 90 % interval from resampling the rounds, paired, with replacement. The
+      median of the per-round p99 ratios is printed beside: a one-second run's p99 rests on
+      its few dozen slowest requests and swings by a factor of several from run to run, so
+      that median moves by about +-0.1 between runs of this benchmark (docs/PERFORMANCE.md,
+      "s29-shadow").
 
     For both, the CPU each request cost the server's event loop, its other threads (none for
     the shadow since s25: the loop itself talks to the worker) and its children (the
@@ -94,7 +99,15 @@ sys.path.insert(0, str(ROOT))
 
 from bench_asgi import v2_request  # noqa: E402
 from machine import describe  # noqa: E402 (benchmarks/, the script's folder)
-from wrk import WrkResult, interleaved, round_ratios, run_wrk, spread  # noqa: E402 (benchmarks/wrk.py, beside this file)
+from wrk import (  # noqa: E402 (benchmarks/wrk.py, beside this file)
+    WrkResult,
+    interleaved,
+    latency_arrays,
+    percentile_of,
+    round_ratios,
+    run_wrk,
+    spread,
+)
 
 from model.workflow.artifact import load_artifact  # noqa: E402
 from model.workflow.config import load_config  # noqa: E402
@@ -394,6 +407,28 @@ def p99_ratios(a: list[WrkResult], b: list[WrkResult]) -> list[float]:
     return [x.p99_ms / y.p99_ms for x, y in zip(a, b, strict=True) if y.p99_ms > 0]
 
 
+def pooled_p99_ratio(
+    a: list[WrkResult], b: list[WrkResult], resamples: int = 1000
+) -> tuple[float, float, float]:
+    """The p99 of all of ``a``'s requests over all of ``b``'s (each pooled over its rounds),
+    and the 5th and 95th percentiles of that ratio over ``resamples`` resamplings of the
+    rounds, with replacement, ``a``'s and ``b``'s runs of a round kept together."""
+    runs = [(latency_arrays(x), latency_arrays(y)) for x, y in zip(a, b, strict=True)]
+
+    def ratio(rounds: Sequence[int]) -> float:
+        p99s = []
+        for side in (0, 1):
+            values = np.concatenate([runs[i][side][0] for i in rounds])
+            counts = np.concatenate([runs[i][side][1] for i in rounds])
+            p99s.append(percentile_of(values, counts, 99))
+        return p99s[0] / p99s[1]
+
+    rng = np.random.default_rng(0)
+    n = len(runs)
+    again = sorted(ratio(rng.integers(0, n, n).tolist()) for _ in range(resamples))
+    return ratio(range(n)), again[resamples // 20], again[resamples - 1 - resamples // 20]
+
+
 def print_shadow(
     runs: dict[str, list[WrkResult]],
     meter: CpuMeter,
@@ -576,6 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     poisson=True,
                     before=paced_meter.before,
                     after=paced_settled,
+                    histogram=True,
                 )
             batch, batch_rows = batch_latency(urls["ours"], houses, work, args.batch_seconds)
         single = in_process(art.pipeline, sk, house, metadata)
@@ -633,13 +669,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("sklearn / ours (single row)", f"{sk_ratio:.0f}x", ">= 10x", sk_ratio >= 10),
     ]
     if args.shadow:
+        pooled, lo, hi = pooled_p99_ratio(paced[SHADOWED], paced["ours"])
         p99, s1, s3 = spread(p99_ratios(paced[SHADOWED], paced["ours"]))
         sat, t1, t3 = spread(p99_ratios(runs[SHADOWED], runs["ours"]))
         shadow_rate = ratio(SHADOWED, "ours")
         lines += [
-            (f"paced ({args.pace:.0%}): with a shadow / without: p99", f"{p99:.2f}", "<= 1.10",
-             p99 <= 1.10),
-            (f"  its quartiles over {args.rounds} rounds", f"{s1:.2f}-{s3:.2f}", "", True),
+            (f"paced ({args.pace:.0%}): with a shadow / without: p99", f"{pooled:.2f}",
+             "<= 1.10", pooled <= 1.10),
+            ("  of all requests; 90 % interval", f"{lo:.2f}-{hi:.2f}", "", True),
+            ("  median of the per-round p99 ratios", f"{p99:.2f}", "", True),
+            (f"  their quartiles over {args.rounds} rounds", f"{s1:.2f}-{s3:.2f}", "", True),
             ("saturated: with a shadow / without: req/s", f"{shadow_rate:.2f}", "", True),
             ("  and p99 (the throughput cost, queued)", f"{sat:.2f}", "", True),
             (f"  its quartiles over {args.rounds} rounds", f"{t1:.2f}-{t3:.2f}", "", True),

@@ -23,6 +23,7 @@ speed cannot fake.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import statistics
@@ -34,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import numpy.typing as npt
 
 LUA = r"""
 local f = assert(io.open(os.getenv("WRK_BODY"), "rb"))
@@ -70,6 +73,15 @@ done = function(summary, latency, requests)
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
     latency.mean))
+  if os.getenv("WRK_HISTOGRAM") == "1" then
+    -- every distinct latency (microseconds) and how many requests took it
+    local pairs = {}
+    for i = 1, #latency do
+      local value, count = latency(i)
+      pairs[#pairs + 1] = string.format("%d:%d", value, count)
+    end
+    io.write("WRK_HISTOGRAM " .. table.concat(pairs, " ") .. "\n")
+  end
 end
 """
 
@@ -86,6 +98,8 @@ class WrkResult:
     p99_ms: float
     max_ms: float
     mean_ms: float
+    #: with ``histogram=True``: every distinct latency (µs) and its count, in order
+    latencies_us: tuple[tuple[int, int], ...] = ()
 
     @property
     def rate(self) -> float:
@@ -99,6 +113,8 @@ def parse(out: str, connections: int) -> WrkResult:
     if line is None:
         raise RuntimeError(f"no WRK_JSON line in wrk's output:\n{out}")
     d: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
+    hist = next((x for x in out.splitlines() if x.startswith("WRK_HISTOGRAM")), "")
+    pairs = (p.split(":") for p in hist.split()[1:])
     return WrkResult(
         connections=connections,
         requests=d["requests"],
@@ -110,7 +126,38 @@ def parse(out: str, connections: int) -> WrkResult:
         p99_ms=d["p99_us"] / 1e3,
         max_ms=d["max_us"] / 1e3,
         mean_ms=d["mean_us"] / 1e3,
+        latencies_us=tuple((int(v), int(c)) for v, c in pairs),
     )
+
+
+def pooled_percentile(results: list[WrkResult], p: float) -> float:
+    """The ``p``-th latency percentile (ms) of all the requests of ``results`` together (run
+    with ``histogram=True``), by wrk's own rule (:func:`percentile_of`). A p99 pooled over
+    many short runs rests on all their slowest requests, where each run's own p99 rests on a
+    few dozen."""
+    arrays = [latency_arrays(r) for r in results]
+    values = np.concatenate([v for v, _ in arrays])
+    counts = np.concatenate([c for _, c in arrays])
+    return percentile_of(values, counts, p) / 1e3
+
+
+def latency_arrays(r: WrkResult) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """A run's distinct latencies (µs) and their counts, as arrays."""
+    if not r.latencies_us:
+        raise ValueError("a run without its latency histogram (run_wrk(histogram=True))")
+    both = np.array(r.latencies_us, dtype=np.int64)
+    return both[:, 0], both[:, 1]
+
+
+def percentile_of(values: npt.NDArray[np.int64], counts: npt.NDArray[np.int64], p: float) -> int:
+    """wrk's percentile of latencies ``values`` seen ``counts`` times (in any order, repeats
+    allowed): the smallest value whose running count reaches rank ``round(p / 100 * total +
+    0.5)``, by C's ``round`` (halves away from zero, not Python's to even)."""
+    order = np.argsort(values, kind="stable")
+    running = np.cumsum(counts[order])
+    rank = math.floor(p / 100 * int(running[-1]) + 0.5 + 0.5)
+    at = min(int(np.searchsorted(running, rank)), len(running) - 1)
+    return int(values[order][at])
 
 
 def run_wrk(
@@ -123,13 +170,16 @@ def run_wrk(
     delay_ms: float = 0,
     poisson: bool = False,
     timeout_s: int = 5,
+    histogram: bool = False,
 ) -> WrkResult:
-    """POST ``body_path`` to ``url`` with ``wrk -t<threads> -c<connections> -d<seconds>s``."""
+    """POST ``body_path`` to ``url`` with ``wrk -t<threads> -c<connections> -d<seconds>s``;
+    with ``histogram``, the result holds every request's latency too (``latencies_us``)."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is not installed (make tools)")
     env = {**os.environ, "WRK_BODY": str(body_path), "WRK_DELAY_MS": str(delay_ms)}
     env["WRK_POISSON"] = "1" if poisson else "0"
+    env["WRK_HISTOGRAM"] = "1" if histogram else "0"
     with tempfile.TemporaryDirectory(prefix="houseprice-wrk-") as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(LUA)
@@ -154,6 +204,7 @@ def interleaved(
     routes: Mapping[str, tuple[str, Path]] | None = None,
     before: Callable[[str, str], None] | None = None,
     after: Callable[[str, str], None] | None = None,
+    histogram: bool = False,
 ) -> dict[str, list[WrkResult]]:
     """``rounds`` rounds of one wrk run per server, in the order of ``urls``: the runs of a
     round are seconds apart, so a burst of load from elsewhere hits the servers of a round
@@ -164,7 +215,7 @@ def interleaved(
     results; a failed draining request raises. Each run POSTs ``body_path`` to ``/predict``, or,
     for a name in ``routes``, its own ``(path, body_path)`` (another route of a server, as one
     more "server"). ``delay_ms`` (and ``poisson``) pace every connection (see the module
-    docstring);
+    docstring); ``histogram`` keeps every run's latencies (:func:`pooled_percentile`);
     ``before(name, url)`` runs just before each run.
     """
     routes = routes or {}
@@ -176,7 +227,15 @@ def interleaved(
                 before(name, url)
             pacing = {"delay_ms": delay_ms, "poisson": poisson}
             runs[name].append(
-                run_wrk(url + path, body, connections, seconds, threads=threads, **pacing)
+                run_wrk(
+                    url + path,
+                    body,
+                    connections,
+                    seconds,
+                    threads=threads,
+                    histogram=histogram,
+                    **pacing,  # type: ignore[arg-type]
+                )
             )
             drain = httpx.post(url + path, content=body.read_bytes(), timeout=60,
                                headers={"Content-Type": "application/json"})  # fmt: skip

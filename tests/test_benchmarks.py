@@ -59,3 +59,65 @@ def test_the_cpu_meter_tells_the_loop_the_threads_and_the_children_apart(
     loop, threads, children = (b - a for a, b in zip(before, after, strict=True))
     assert threads >= 0.2e9 and children >= 0.3e9
     assert 0 <= loop < 0.2e9  # this thread only waited
+
+
+def test_a_pooled_percentile_is_wrks_own_over_all_the_runs_requests(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import shutil
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from wrk import WrkResult, pooled_percentile, run_wrk
+
+    def run(pairs: tuple[tuple[int, int], ...]) -> WrkResult:
+        n = sum(c for _, c in pairs)
+        return WrkResult(1, n, 1.0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, pairs)
+
+    fast = run(tuple((v, 1) for v in range(1, 101)))  # 1..100 µs, once each
+    slow = run(((1000, 99), (5000, 1)))
+    assert pooled_percentile([fast], 50) == 0.051  # rank 51: C's round(50.5)
+    assert pooled_percentile([fast, slow], 50) == 1.000  # rank 101, not Python's round's 100
+    assert pooled_percentile([fast, slow], 99) == 1.000  # rank 199 of 200
+    assert pooled_percentile([fast, slow], 99.9) == 5.000
+    with pytest.raises(ValueError, match="histogram"):
+        pooled_percentile([run(())], 99)
+
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (make tools)")
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # else each answer waits for a delayed ACK
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request: object, client_address: object) -> None:
+            pass  # wrk hangs up mid-request at its end
+
+    server = Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    body = tmp_path / "body.json"
+    body.write_text("{}")
+    try:
+        r = run_wrk(f"http://127.0.0.1:{server.server_address[1]}/", body, 2, 1, histogram=True)
+    finally:
+        server.shutdown()
+    # every request wrk timed, those answered after the run's end too (not in ``requests``)
+    assert r.requests > 50 and sum(c for _, c in r.latencies_us) >= r.requests
+    values = [v for v, _ in r.latencies_us]
+    assert values == sorted(set(values))
+    for p, expected in ((50, r.p50_ms), (90, r.p90_ms), (99, r.p99_ms)):
+        assert pooled_percentile([r], p) == expected  # wrk's own figure from its histogram
+    assert pooled_percentile([r, r], 99) == r.p99_ms
