@@ -113,8 +113,12 @@ def decode_group(message: bytes) -> list[Table]:
         end = at + k * n
         if end > len(values):
             raise ValueError(f"a group of {len(values)} values for tables of more")
-        block = values[at:end]  # n rows of k values: column j is every k-th from j
-        tables.append(dict(zip(columns, [block[j::k] for j in range(k)], strict=True)))
+        block = values[at:end]  # n rows of k values
+        if n == 1:  # one house, the usual request: each value is a column of one
+            tables.append(dict(zip(columns, zip(block, strict=True), strict=True)))
+        else:  # its rows, transposed
+            rows = zip(*[iter(block)] * k, strict=True)
+            tables.append(dict(zip(columns, zip(*rows, strict=True), strict=True)))
         at = end
     if at != len(values):
         raise ValueError(f"a group of {len(values)} values for tables of {at}")

@@ -824,7 +824,7 @@ def test_the_shadow_queues_each_requests_rows_under_its_models_names() -> None:
     assert q.rids == [] and q.tables == []  # kept for the prediction log alone
     group = q.take(2)
     message = encode_group(group.names, group.counts, group.values)
-    assert decode_group(message) == [{"a": [1.0, 2.0], "b": ["x", "y"]}, {"b": ["x", "y"]}]
+    assert decode_group(message) == [{"a": (1.0, 2.0), "b": ("x", "y")}, {"b": ("x", "y")}]
     assert q.values == [3.0, "z"] and shadow._held == 5
 
 
