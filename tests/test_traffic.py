@@ -334,6 +334,13 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+def shadowed(models: Path, **overrides: Any) -> TestClient:
+    """A client of the app serving ``models``' champion with its shadow."""
+    return make_client(
+        str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib"), **overrides
+    )
+
+
 @pytest.fixture
 def app_client(models: Path, tmp_path: Path) -> Iterator[TestClient]:
     with make_client(
@@ -568,9 +575,7 @@ def test_model_lists_both_and_reload_loads_or_drops_the_shadow(
 
 
 def test_the_shadow_prices_in_its_own_process_and_leaves_none_behind(models: Path) -> None:
-    with make_client(
-        str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib")
-    ) as c:
+    with shadowed(models) as c:
         shadow = c.app.state.service.traffic.shadow  # type: ignore[attr-defined]
         proc = shadow._proc
         assert shadow.pid != os.getpid() and proc.poll() is None
@@ -628,9 +633,7 @@ def test_a_shadow_dropped_on_a_busy_machine_still_exits_cleanly(models: Path) ->
         for _ in range(os.cpu_count() or 1)
     ]
     try:
-        with make_client(
-            str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib")
-        ) as c:
+        with shadowed(models) as c:
             proc = c.app.state.service.traffic.shadow._proc  # type: ignore[attr-defined]
             assert os.sched_getscheduler(proc.pid) == os.SCHED_IDLE
             assert c.post("/predict", json=HOUSE).status_code == 200
@@ -908,9 +911,7 @@ def test_failed_restarts_back_off_doubling_up_to_a_bound(
         def emit(self, record: logging.LogRecord) -> None:
             self.lines.append(record.getMessage())
 
-    with make_client(
-        str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib")
-    ) as c:
+    with shadowed(models) as c:
         lines = Lines()
         logging.getLogger("houseprice").addHandler(lines)  # the app set up its logging
         try:
@@ -949,9 +950,7 @@ def test_closing_during_a_restart_backoff_ends_it_without_a_restart(
     from app.shadow import Shadow
 
     monkeypatch.setattr(Shadow, "BACKOFF", 60.0)
-    with make_client(
-        str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib")
-    ) as c:
+    with shadowed(models) as c:
         shadow = c.app.state.service.traffic.shadow  # type: ignore[attr-defined]
         first = shadow._proc
         os.kill(shadow.pid, signal.SIGKILL)
@@ -982,9 +981,7 @@ def test_closing_while_a_restart_starts_a_worker_stops_that_worker(
         started.append(real(*args))
         return started[-1]
 
-    with make_client(
-        str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib")
-    ) as c:
+    with shadowed(models) as c:
         shadow = c.app.state.service.traffic.shadow  # type: ignore[attr-defined]
         monkeypatch.setattr(shadow_module, "start_worker", slow)
         os.kill(shadow.pid, signal.SIGKILL)
@@ -1010,11 +1007,7 @@ def test_a_shadow_that_cannot_load_leaves_the_champion_serving(models: Path) -> 
 
 
 def test_a_slow_shadow_drops_and_counts_and_the_answer_does_not_wait(models: Path) -> None:
-    with make_client(
-        str(models / "model.joblib"),
-        shadow_model_path=str(models / "shadow.joblib"),
-        shadow_queue=4,
-    ) as c:
+    with shadowed(models, shadow_queue=4) as c:
         shadow = c.app.state.service.traffic.shadow  # type: ignore[attr-defined]
         os.kill(shadow.pid, signal.SIGSTOP)  # a worker that prices nothing for a while
         try:
@@ -1035,9 +1028,7 @@ def test_a_slow_shadow_drops_and_counts_and_the_answer_does_not_wait(models: Pat
 
 
 def test_a_shadow_stuck_at_shutdown_is_killed(models: Path) -> None:
-    with make_client(
-        str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib")
-    ) as c:
+    with shadowed(models) as c:
         shadow = c.app.state.service.traffic.shadow  # type: ignore[attr-defined]
         os.kill(shadow.pid, signal.SIGSTOP)
         assert c.post("/predict", json=HOUSE).status_code == 200
@@ -1055,9 +1046,7 @@ def test_dropping_a_shadow_slow_to_exit_holds_no_other_answer(
     from app.shadow import Shadow
 
     monkeypatch.setattr(Shadow, "CLOSE_TIMEOUT", 3.0)
-    with make_client(
-        str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib")
-    ) as c:
+    with shadowed(models) as c:
         shadow = c.app.state.service.traffic.shadow  # type: ignore[attr-defined]
         proc = shadow._proc
         os.kill(shadow.pid, signal.SIGSTOP)  # it cannot finish, nor exit
@@ -1095,9 +1084,7 @@ def test_the_app_stops_after_every_dropped_shadow_is_gone(
     from app.shadow import Shadow, install
 
     monkeypatch.setattr(Shadow, "CLOSE_TIMEOUT", 1.0)
-    with make_client(
-        str(models / "model.joblib"), shadow_model_path=str(models / "shadow.joblib")
-    ) as c:
+    with shadowed(models) as c:
         service = c.app.state.service  # type: ignore[attr-defined]
         proc = service.traffic.shadow._proc
         os.kill(proc.pid, signal.SIGSTOP)  # it cannot exit
