@@ -24,10 +24,14 @@ the whole process's CPU a request, the event loop's (the main thread's) is repor
 ``NAME+shadow`` is compared with ``NAME``, and with the first tree's ``+shadow``.
 ``--shadow-only`` serves the trees after the first with the shadow alone; ``--pin`` runs the
 servers (and their shadows' workers) on the first core and wrk on the others.
+``--processes N`` serves each tree (and its ``+shadow``) by N processes, each driven in turn:
+a round's figure of a server is the mean of its processes', and each process's median is
+printed against theirs. Two processes of the same code differ by up to 9 % in CPU a request
+(docs/PERFORMANCE.md, "s29-mon"), as much as some of the differences measured here.
 
 Run: ``.venv/bin/python benchmarks/bench_http.py [--model ARTIFACT] [--tree main=/tmp/main
---tree new=.] [--rounds 20] [--seconds 1] [--shadow ARTIFACT] [--rate 1500]`` (default: this
-tree against bare). Prints a table; asserts nothing.
+--tree new=.] [--rounds 20] [--seconds 1] [--shadow ARTIFACT] [--rate 1500] [--processes 3]``
+(default: this tree against bare). Prints a table; asserts nothing.
 """
 
 from __future__ import annotations
@@ -135,7 +139,17 @@ def main() -> int:
     ap.add_argument(
         "--rate", type=float, default=0.0, help="pace each run at about this many req/s (0: no)"
     )
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="server processes of each tree (1): a round's figure of a tree is the mean of its "
+        "processes', whose own medians are printed too (two processes of the same code differ "
+        "by up to 9 %%)",
+    )
     args = ap.parse_args()
+    if args.processes < 1:
+        ap.error(f"--processes: expected at least 1, got {args.processes}")
     trees = [t.split("=", 1) for t in args.tree or [f"ours={ROOT}"]]
 
     with tempfile.TemporaryDirectory(prefix="houseprice-bench-http-") as tmp, ExitStack() as stack:
@@ -156,8 +170,20 @@ def main() -> int:
         body.write_text(json.dumps(house))
         (work / "bare_app.py").write_text(textwrap.dedent(BARE_APP))
 
-        servers: dict[str, tuple[int, str]] = {}
+        servers: dict[str, tuple[int, str]] = {}  # by process name: NAME, or NAME#k
+        groups: dict[str, list[str]] = {}  # each server's process names
         py = sys.executable
+
+        def start(name: str, cmd: list[str], where: Path, env: dict[str, str]) -> None:
+            count = 1 if name == BARE else args.processes
+            for k in range(1, count + 1):
+                each = name if count == 1 else f"{name}#{k}"
+                log = work / f"{each}.log"
+                servers[each] = stack.enter_context(
+                    server(cmd, where, env, log, body.read_bytes(), pin)
+                )
+                groups.setdefault(name, []).append(each)
+
         pin = None
         if args.pin:
             pin, *others = sorted(os.sched_getaffinity(0))
@@ -167,19 +193,13 @@ def main() -> int:
             env = {"PYTHONPATH": str(where), "MODEL_PATH": str(Path(model).resolve())}
             cmd = [py, "-m", "app"]
             if not (args.shadow_only and servers):
-                servers[name] = stack.enter_context(
-                    server(cmd, where, env, work / f"{name}.log", body.read_bytes(), pin)
-                )
+                start(name, cmd, where, env)
             if args.shadow:
                 env = {**env, "SHADOW_MODEL_PATH": str(Path(args.shadow).resolve())}
-                servers[name + SHADOWED] = stack.enter_context(
-                    server(cmd, where, env, work / f"{name}+shadow.log", body.read_bytes(), pin)
-                )
+                start(name + SHADOWED, cmd, where, env)
         if not args.no_bare:
             cmd = [py, "-m", "uvicorn", "bare_app:app", "--workers", "1", "--no-access-log"]
-            servers[BARE] = stack.enter_context(
-                server(cmd, work, {}, work / "bare.log", body.read_bytes(), pin)
-            )
+            start(BARE, cmd, work, {})
         threads = min(2, args.connections)
         for _, url in servers.values():  # warm-up
             run_wrk(url + "/predict", body, args.connections, 2, threads=threads)
@@ -202,14 +222,14 @@ def main() -> int:
                     args.connections,
                     args.seconds,
                     threads=threads,
-                    **pacing,  # type: ignore[arg-type]
+                    **pacing,
                 )
                 drain = httpx.post(url + "/predict", content=body.read_bytes(), timeout=60,
                                    headers={"Content-Type": "application/json"})  # fmt: skip
                 drain.raise_for_status()  # it waited for the backlog of the run
                 if args.shadow:  # every server scraped alike, once the shadow has sent all
                     time.sleep(Shadow.PERIOD * 2)
-                    if name.endswith(SHADOWED):
+                    if name.partition("#")[0].endswith(SHADOWED):
                         settle(url)
                     else:
                         httpx.get(url + "/metrics", timeout=30).raise_for_status()
@@ -219,6 +239,12 @@ def main() -> int:
                 rate[name].append(res.rate)
             loads.append(os.getloadavg()[0])
 
+    per_process = {name: statistics.median(values) for name, values in cpu.items()}
+    cpu, loop, rate = (
+        {group: [statistics.fmean(r) for r in zip(*(d[n] for n in names), strict=True)]
+         for group, names in groups.items()}
+        for d in (cpu, loop, rate)
+    )  # fmt: skip
     base = trees[0][0]
     paced = f", paced at {args.rate:g} req/s" if args.rate > 0 else ""
     print(
@@ -226,6 +252,14 @@ def main() -> int:
         f"server{paced}; load average {min(loads):.1f}-{max(loads):.1f}"
     )
     print(f"machine: {describe('fastapi', 'uvicorn')}")
+    if args.processes > 1:  # how far apart the processes of one server are
+        for group, names in groups.items():
+            if len(names) > 1:
+                mid = statistics.median(per_process[n] for n in names)
+                each = ", ".join(
+                    f"{per_process[n]:.1f} ({per_process[n] / mid:.3f})" for n in names
+                )
+                print(f"{group}: CPU us/request of its processes (/ their median): {each}")
     print(
         f"{'server':14s} {'CPU us/request':>15s} {'loop us':>8s} {'req/s':>8s}   "
         f"per round / {base} (/ NAME with a shadow): CPU, loop CPU, req/s"
