@@ -169,16 +169,21 @@ class DriftMonitor:
         if n == 1:  # one house, the usual request: its row is the window's row but the price
             values = [*rows[0], predictions[0]]
         else:
+            width = len(self._names) - 1
+            if any(len(row) != width for row in rows):  # a short row and a long one would pass
+                raise ValueError(self._width_error)
             flat = itertools.chain.from_iterable
             values = list(flat(flat(zip(rows, zip(predictions), strict=True))))
         self._write(values, n)
 
+    @property
+    def _width_error(self) -> str:
+        return f"every row must hold {len(self._names) - 1} values, one per prediction"
+
     def _write(self, values: list[Any], n: int) -> None:
         """``n`` rows' values, row after row, over the oldest in the window."""
         if len(values) != n * len(self._names):
-            raise ValueError(
-                f"every row must hold {len(self._names) - 1} values, one per prediction"
-            )
+            raise ValueError(self._width_error)
         if n > self.window:  # only the tail can stay in the window
             values = values[len(values) - len(self._slots) :]
             n = self.window

@@ -430,4 +430,7 @@ def test_add_rows_refuses_a_row_of_another_width_and_leaves_the_window() -> None
             m.add_rows(rows, prices)
     with pytest.raises(ValueError):
         m.add_rows([(1.0, "a"), (2.0,)], [1.0, 2.0])
+    # widths 1 and 3 add up to two rows of 2: only each row's own width tells them apart
+    with pytest.raises(ValueError, match="every row must hold 2 values"):
+        m.add_rows([(1.0,), (2.0, "b", 3)], [1.0, 2.0])
     assert (m._slots, m._pos, m._filled) == before
