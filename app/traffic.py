@@ -255,7 +255,9 @@ class Traffic:
             self.retire(shadow)
         for old in list(self._retired):
             await old.aclose()
-        self._close_log()
+        log, self.log = self.log, None
+        if log is not None:  # its writer's last batch is waited for in a thread, not the loop
+            await asyncio.to_thread(log.close)
 
     def close(self) -> None:
         """:meth:`aclose` from a thread other than the loop's (or with no loop running)."""
@@ -263,9 +265,6 @@ class Traffic:
         self.shadow_info.clear()
         for old in [*self._retired, *([shadow] if shadow is not None else [])]:
             old.close()
-        self._close_log()
-
-    def _close_log(self) -> None:
         log, self.log = self.log, None
         if log is not None:
             log.close()

@@ -185,6 +185,39 @@ def test_a_slow_sink_drops_and_counts_instead_of_blocking_or_growing() -> None:
     assert all(json.loads(line)["event"] == "prediction" for line in sink.lines)
 
 
+def test_closing_the_log_at_shutdown_leaves_the_loop_free_and_writes_every_entry() -> None:
+    """The app's shutdown (``Traffic.aclose``) waits for the writer's last, slow, batch in a
+    thread: the loop goes on meanwhile (a shadow's last replies are read on it)."""
+    import asyncio
+
+    from app.traffic import Traffic
+
+    traffic = Traffic(Settings.from_env({}), CollectorRegistry())
+    sink = SlowSink(0.3)
+    traffic.log = PredictionLog(sink, capacity=100, counters=LogCounters(CollectorRegistry()))
+    for k in range(5):
+        traffic.log.put(entry(2, rid=f"r{k}"))
+
+    async def shutdown() -> int:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.ensure_future(tick())
+        await asyncio.sleep(0)  # the ticker runs once before the close
+        await traffic.aclose()
+        ticker.cancel()
+        return ticks
+
+    ticks = asyncio.run(shutdown())
+    assert ticks >= 10, f"the loop ran {ticks} times while the 0.3-s write was waited for"
+    assert sink.closed and len(sink.lines) == 10 and traffic.log is None
+
+
 def test_a_failing_sink_counts_write_errors_and_keeps_going() -> None:
     class Broken:
         calls = 0
