@@ -63,9 +63,17 @@ rounds of eight, and by 32 % in one. A per-round ratio scatters by 0.09-0.16 (st
 deviation) with runs of 1 s or 3 s alike, so 30 rounds of 1 s pin the median about 1.7 times
 (√3) as closely as 10 of 3 s, in the same time.
 
-Prints a table and the machine; asserts nothing; exits 0. Takes about 3 minutes (150 wrk runs
-of 1 s); ``--rounds 5`` for a quicker look. Run:
-``.venv/bin/python benchmarks/bench_service.py [--model ARTIFACT] [--seconds 1] [--rounds 30]``.
+Each server is ``--processes`` (3) processes of the same code, and round ``r`` drives the
+``r % 3``-th of each: two processes of the same code differ by up to 10 % in speed for their
+whole life, and not by their hash seed or address layout (both fixed, four processes still
+spread 0.96-1.06 in CPU a request; docs/PERFORMANCE.md, "s30-bench"), so a ratio of two single
+processes carries that lottery whole. Each process's median over its rounds is printed
+against its server's.
+
+Prints a table and the machine; asserts nothing; exits 0. Takes about 6 minutes with
+``--shadow`` (30 rounds of seven 1-s wrk runs, 30 paced rounds of two); ``--rounds 5`` for a
+quicker look. Run: ``.venv/bin/python benchmarks/bench_service.py [--model ARTIFACT]
+[--seconds 1] [--rounds 30] [--processes 3] [--shadow]``.
 """
 
 from __future__ import annotations
@@ -428,6 +436,17 @@ def pooled_p99_ratio(
     return ratio(range(n)), again[resamples // 20], again[resamples - 1 - resamples // 20]
 
 
+def by_process(runs: list[WrkResult], processes: int, *, p99: bool = False) -> str:
+    """Each process's median req/s (or p99) over the rounds that drove it (round ``r`` drives
+    process ``r % processes``), and over the median of the processes'."""
+    medians = [
+        statistics.median(r.p99_ms if p99 else r.rate for r in runs[k::processes])
+        for k in range(processes)
+    ]
+    mid = statistics.median(medians)
+    return ", ".join(f"{m:.{2 if p99 else 0}f} ({m / mid:.3f})" for m in medians)
+
+
 def print_shadow(
     runs: dict[str, list[WrkResult]],
     meter: CpuMeter,
@@ -492,7 +511,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with --shadow: wrk connections of the paced runs (64: each waits longer between "
         "requests, so a slower answer lowers the rate less than with fewer)",
     )
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=3,
+        help="processes of each server (3), each driven in its turn of the rounds: two "
+        "processes of the same code differ in speed by up to 10 %% for their whole life, as "
+        "much as a target's margin",
+    )
     args = ap.parse_args(argv)
+    if args.processes < 1:
+        ap.error(f"--processes: expected at least 1, got {args.processes}")
     if not 0 < args.pace < 1:
         ap.error(f"--pace: expected a fraction between 0 and 1, got {args.pace}")
     t_start = time.perf_counter()
@@ -554,21 +583,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The two runs of each close ratio (ours/bare, ours/off) follow each other.
         threads = min(2, args.connections)  # wrk needs a connection per thread
         with ExitStack() as stack:
-            urls: dict[str, str] = {}
+            urls: dict[str, list[str]] = {}  # each server's processes
             for name, app, env, app_dir, ready in servers:
-                log_path = work / f"{name.split(',')[0].replace(' ', '-')}.log"
-                url = stack.enter_context(uvicorn_server(app, env, log_path, app_dir, ready))
-                check = httpx.post(url + "/predict", json=house, timeout=10)
-                if check.status_code != 200:
-                    raise SystemExit(f"{name}: the example house is refused: {check.text}")
-                run_wrk(url + "/predict", body, args.connections, 2, threads=threads)  # warm-up
-                urls[name] = url
-                if name == "ours":  # the V2 route of the same server, run right after it
-                    check = httpx.post(url + V2_PATH, content=v2_body.read_bytes(), timeout=10)
+                for k in range(args.processes):
+                    log_path = work / f"{name.split(',')[0].replace(' ', '-')}-{k}.log"
+                    url = stack.enter_context(uvicorn_server(app, env, log_path, app_dir, ready))
+                    check = httpx.post(url + "/predict", json=house, timeout=10)
                     if check.status_code != 200:
-                        raise SystemExit(f"V2: the example house is refused: {check.text}")
-                    run_wrk(url + V2_PATH, v2_body, args.connections, 2, threads=threads)
-                    urls[V2] = url
+                        raise SystemExit(f"{name}: the example house is refused: {check.text}")
+                    run_wrk(url + "/predict", body, args.connections, 2, threads=threads)
+                    urls.setdefault(name, []).append(url)
+                    if name == "ours":  # the V2 route of the same server, run right after it
+                        v2 = httpx.post(url + V2_PATH, content=v2_body.read_bytes(), timeout=10)
+                        if v2.status_code != 200:
+                            raise SystemExit(f"V2: the example house is refused: {v2.text}")
+                        run_wrk(url + V2_PATH, v2_body, args.connections, 2, threads=threads)
+                        urls.setdefault(V2, []).append(url)
             meter = CpuMeter()
 
             def settled(name: str, url: str) -> None:
@@ -593,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 capacity = statistics.median(r.rate for r in runs["ours"])
                 paced_rate = args.pace * capacity
                 conns = args.paced_connections
-                pause = pace_delay(urls["ours"], body, conns, paced_rate, threads)
+                pause = pace_delay(urls["ours"][0], body, conns, paced_rate, threads)
 
                 def paced_settled(name: str, url: str) -> None:
                     settle_shadow(name, url)
@@ -612,7 +642,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     after=paced_settled,
                     histogram=True,
                 )
-            batch, batch_rows = batch_latency(urls["ours"], houses, work, args.batch_seconds)
+            batch, batch_rows = batch_latency(urls["ours"][0], houses, work, args.batch_seconds)
         single = in_process(art.pipeline, sk, house, metadata)
 
     def med(values: Sequence[float]) -> float:
@@ -693,6 +723,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"monitoring on/off {quartiles('ours', 'ours, monitoring off')}, "
         f"V2/ours {quartiles(V2, 'ours')}"
     )
+    if args.processes > 1:
+        print("\neach process's median req/s over its rounds (/ the median of its server's):")
+        for name, rs in runs.items():
+            print(f"  {name:<22}{by_process(rs, args.processes)}")
+        if args.shadow:
+            print("and its median p99 (ms) paced:")
+            for name, rs in paced.items():
+                print(f"  {name:<22}{by_process(rs, args.processes, p99=True)}")
     print(
         f"\n(single-row path: {single['path']}; "
         f"the app's range and category checks of one house: {single['ours_checks_us']:.1f} us; "

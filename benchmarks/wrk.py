@@ -29,7 +29,7 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,7 +192,7 @@ def run_wrk(
 
 
 def interleaved(
-    urls: Mapping[str, str],
+    urls: Mapping[str, str | Sequence[str]],
     body_path: Path,
     rounds: int,
     seconds: float,
@@ -216,12 +216,16 @@ def interleaved(
     for a name in ``routes``, its own ``(path, body_path)`` (another route of a server, as one
     more "server"). ``delay_ms`` (and ``poisson``) pace every connection (see the module
     docstring); ``histogram`` keeps every run's latencies (:func:`pooled_percentile`);
-    ``before(name, url)`` runs just before each run.
+    ``before(name, url)`` runs just before each run. A server given several URLs (processes of
+    the same code, which differ in speed for their whole life) is driven at one of them a
+    round, in turn: round ``r`` drives the ``r % n``-th of its ``n``.
     """
     routes = routes or {}
+    pools = {name: [u] if isinstance(u, str) else list(u) for name, u in urls.items()}
     runs: dict[str, list[WrkResult]] = {name: [] for name in urls}
-    for _ in range(rounds):
-        for name, url in urls.items():
+    for r in range(rounds):
+        for name, pool in pools.items():
+            url = pool[r % len(pool)]
             path, body = routes.get(name, ("/predict", body_path))
             if before is not None:
                 before(name, url)
