@@ -15,26 +15,38 @@
    rounds of 1 s (``wrk.interleaved``, as ``bench_service.py``), medians of the per-round
    ratios with their quartiles. The two identical "off" servers give the noise floor of the
    machine: a monitoring cost smaller than that floor cannot be seen here.
+4. The same cost in one process: each of two servers (``toggled_serve.py``: monitoring
+   switched by a signal) serves ``wrk -t2 -c16`` for 1 s with monitoring on and 1 s off, in
+   a random order, 30 rounds; the server process's CPU per request (``/proc/PID/task/*/
+   schedstat``, until one more request has waited for the backlog) off over on, median and
+   quartiles of the rounds. Two processes of the same code differ by up to 10 % in speed
+   for their whole life, as much as the cost measured: here each is its own reference.
 
-Prints tables; asserts nothing. Run: ``.venv/bin/python benchmarks/bench_monitoring.py``
-(part 3 needs ``wrk``).
+Prints tables; asserts nothing. Run: ``.venv/bin/python benchmarks/bench_monitoring.py
+[--only N]`` (parts 3 and 4 need ``wrk``).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import math
+import os
+import random
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from asgi import caller  # noqa: E402 (benchmarks/, the script's folder)
 from machine import describe  # noqa: E402
-from wrk import interleaved, round_ratios, spread  # noqa: E402 (benchmarks/wrk.py, beside this file)
+from wrk import interleaved, round_ratios, run_wrk, spread  # noqa: E402 (benchmarks/wrk.py, beside this file)
 
 from app.monitor import DriftMonitor  # noqa: E402
 from model.workflow.artifact import load_artifact  # noqa: E402
@@ -117,6 +129,53 @@ def service(artifact: str, tmp: Path) -> None:
     finally:
         for server in servers.values():
             server.stop()
+
+
+def toggled(artifact: str, tmp: Path, rounds: int = 30, processes: int = 2) -> None:
+    print(
+        f"\n4. One process, monitoring switched: {processes} servers, {rounds} rounds of wrk "
+        "-t2 -c16 -d1s with it on and off in a random order; CPU us per one-house request"
+    )
+    if shutil.which("wrk") is None:
+        print("   skipped: wrk is not installed")
+        return
+    from bench_http import process_cpu_ns, server
+
+    body = tmp / "house.json"
+    body.write_text(json.dumps(houses(1)[0]))
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "toggled_serve.py")]
+    env = {"MODEL_PATH": artifact}  # as deployed (the access line at info), as bench_service's
+    rng = random.Random(0)
+    with ExitStack() as stack:
+        pids = [
+            stack.enter_context(server(cmd, ROOT, env, tmp / f"toggled-{k}.log", body.read_bytes()))
+            for k in range(processes)
+        ]
+        for _, url in pids:
+            run_wrk(url + "/predict", body, 16, 2, threads=2)  # warm-up
+        cpu: dict[tuple[int, bool], list[float]] = {}
+        for _ in range(rounds):
+            for k, (pid, url) in enumerate(pids):
+                for monitoring in rng.sample([True, False], 2):
+                    os.kill(pid, signal.SIGUSR2 if monitoring else signal.SIGUSR1)
+                    before, _ = process_cpu_ns(pid)
+                    res = run_wrk(url + "/predict", body, 16, SECONDS, threads=2)
+                    drain = httpx.post(url + "/predict", content=body.read_bytes(),
+                                       headers={"Content-Type": "application/json"})  # fmt: skip
+                    drain.raise_for_status()  # it waited for the backlog of the run
+                    after, _ = process_cpu_ns(pid)
+                    cpu.setdefault((k, monitoring), []).append(
+                        (after - before) / 1e3 / (res.requests + 1)
+                    )
+    print(f"{'server':<8}{'on':>8}{'off':>8}{'off/on':>8}{'(IQR)':>12}{'cost':>8}")
+    for k in range(processes):
+        on, off = cpu[k, True], cpu[k, False]
+        ratio, q1, q3 = spread([b / a for a, b in zip(on, off, strict=True)])
+        print(
+            f"{k + 1:<8}{statistics.median(on):>8.1f}{statistics.median(off):>8.1f}"
+            f"{ratio:>8.3f}{f'{q1:.2f}-{q3:.2f}':>12}{1 - ratio:>8.1%}"
+        )
+    print("cost: 1 - off/on, the share of a request's CPU monitoring takes (issue 5's 10 %)")
 
 
 async def _asgi_post(app: Any, body: bytes) -> None:
@@ -252,6 +311,9 @@ def in_process(artifact: str) -> None:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--only", type=int, choices=(1, 2, 3, 4), help="run this part alone")
+    only = ap.parse_args().only
     print("bench_monitoring: what metrics and drift checks cost the /predict path")
     print(describe("fastapi", "uvicorn", "prometheus-client"))
     with tempfile.TemporaryDirectory() as d:
@@ -263,10 +325,15 @@ def main() -> None:
         )  # fmt: skip
         if code != 0:
             raise SystemExit(f"training failed with exit code {code}")
-        whole_app(artifact)
-        request_path(artifact)
-        in_process(artifact)
-        service(artifact, tmp)
+        if only in (None, 1):
+            whole_app(artifact)
+            request_path(artifact)
+        if only in (None, 2):
+            in_process(artifact)
+        if only in (None, 3):
+            service(artifact, tmp)
+        if only in (None, 4):
+            toggled(artifact, tmp)
 
 
 if __name__ == "__main__":

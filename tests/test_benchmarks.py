@@ -121,3 +121,53 @@ def test_a_pooled_percentile_is_wrks_own_over_all_the_runs_requests(
     for p, expected in ((50, r.p50_ms), (90, r.p90_ms), (99, r.p99_ms)):
         assert pooled_percentile([r], p) == expected  # wrk's own figure from its histogram
     assert pooled_percentile([r, r], 99) == r.p99_ms
+
+
+def test_the_toggled_server_counts_a_request_only_while_monitoring_is_on(
+    artifact_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``bench_monitoring.py``'s part 4 compares one process's two ways of serving: the signals
+    must really switch what a request records."""
+    import json
+    import os
+    import signal
+    import sys
+    import time
+
+    import httpx
+    from exposition import metric  # tests/exposition.py
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from bench_http import server
+
+    from model.workflow.artifact import load_artifact
+
+    features = load_artifact(artifact_path).metadata["features"]
+    body = json.dumps({f["name"]: f["example"] for f in features if f["example"] is not None})
+    cmd = [sys.executable, str(BENCHMARKS / "toggled_serve.py")]
+    started = server(
+        cmd, BENCHMARKS.parent, {"MODEL_PATH": artifact_path}, tmp_path / "log", body.encode()
+    )
+    with started as (pid, url):
+
+        def counted() -> float:
+            """What one more request adds to the predictions counted."""
+            before = metric(httpx.get(url + "/metrics").text, "houseprice_predictions_total")
+            post = httpx.post(
+                url + "/predict", content=body, headers={"Content-Type": "application/json"}
+            )
+            post.raise_for_status()
+            return metric(httpx.get(url + "/metrics").text, "houseprice_predictions_total") - before
+
+        def switch(sig: int, expected: float) -> None:
+            os.kill(pid, sig)
+            deadline = time.monotonic() + 10  # the handler runs once the loop wakes
+            while (got := counted()) != expected and time.monotonic() < deadline:
+                pass
+            assert got == expected
+
+        assert counted() == 1
+        switch(signal.SIGUSR1, 0)
+        assert [counted() for _ in range(3)] == [0, 0, 0]
+        switch(signal.SIGUSR2, 1)
+        assert counted() == 1
