@@ -1,8 +1,8 @@
 """Speed of the serving path, against the framework's floor and the tutorial baseline, in one run.
 
-Four real ``uvicorn`` processes (one worker each, 127.0.0.1), each driven by
-``wrk -t2 -c16 -d1s --latency`` POSTing one house, in turn (a, b, e, d, c below: the runs of
-ours/bare and V2/ours follow each other), for 30 rounds (an idle server costs
+Four real ``uvicorn`` servers (one worker each, 127.0.0.1; each three processes, below), each
+driven by ``wrk -t2 -c16 -d1s --latency`` POSTing one house, in turn (a, b, e, d, c below: the
+runs of ours/bare and V2/ours follow each other), for 30 rounds (an idle server costs
 nothing; interleaving makes load from elsewhere on a shared machine hit every server alike, and
 the ratios are the medians of the per-round ratios). After each run one more request waits for
 the server's backlog, so no server's leftover work lands on the next one's run:
