@@ -66,7 +66,7 @@ deviation) with runs of 1 s or 3 s alike, so 30 rounds of 1 s pin the median abo
 Each server is ``--processes`` (3) processes of the same code, and round ``r`` drives the
 ``r % 3``-th of each: two processes of the same code differ by up to 10 % in speed for their
 whole life, and not by their hash seed or address layout (both fixed, four processes still
-spread 0.96-1.06 in CPU a request; docs/PERFORMANCE.md, "s30-bench"), so a ratio of two single
+spread 0.96-1.06 in CPU a request; docs/PERFORMANCE.md, "Stop 30"), so a ratio of two single
 processes carries that lottery whole. Each process's median over its rounds is printed
 against its server's.
 
