@@ -376,11 +376,7 @@ def shadowed(models: Path, **overrides: Any) -> TestClient:
 
 @pytest.fixture
 def app_client(models: Path, tmp_path: Path) -> Iterator[TestClient]:
-    with make_client(
-        str(models / "model.joblib"),
-        prediction_log=str(tmp_path / "predictions.jsonl"),
-        shadow_model_path=str(models / "shadow.joblib"),
-    ) as c:
+    with shadowed(models, prediction_log=str(tmp_path / "predictions.jsonl")) as c:
         yield c
 
 
