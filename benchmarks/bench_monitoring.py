@@ -20,7 +20,7 @@
    a random order, 30 rounds; the server process's CPU per request (``/proc/PID/task/*/
    schedstat``, until one more request has waited for the backlog) off over on, median and
    quartiles of the rounds. Two processes of the same code differ by up to 10 % in speed
-   for their whole life, as much as the cost measured: here each is its own reference.
+   over a whole run, as much as the cost measured: here each is its own reference.
 
 Prints tables; asserts nothing. Run: ``.venv/bin/python benchmarks/bench_monitoring.py
 [--only N]`` (parts 3 and 4 need ``wrk``).

@@ -64,11 +64,13 @@ deviation) with runs of 1 s or 3 s alike, so 30 rounds of 1 s pin the median abo
 (√3) as closely as 10 of 3 s, in the same time.
 
 Each server is ``--processes`` (3) processes of the same code, and round ``r`` drives the
-``r % 3``-th of each: two processes of the same code differ by up to 10 % in speed for their
-whole life, and not by their hash seed or address layout (both fixed, four processes still
+``r % 3``-th of each: two processes of the same code differ by up to 10 % in speed over a
+whole run, and not by their hash seed or address layout (both fixed, four processes still
 spread 0.96-1.06 in CPU a request; docs/PERFORMANCE.md, "Stop 30"), so a ratio of two single
-processes carries that lottery whole. Each process's median over its rounds is printed
-against its server's.
+processes carries that lottery whole. Part of it goes with when a round runs (the same
+process index of every server faster alike), which driving process ``k`` of each server in
+the same round cancels. Each process's median over its rounds is printed against its
+server's.
 
 Prints a table and the machine; asserts nothing; exits 0. Takes about 6 minutes with
 ``--shadow`` (30 rounds of seven 1-s wrk runs, 30 paced rounds of two); ``--rounds 5`` for a
@@ -516,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=3,
         help="processes of each server (3), each driven in its turn of the rounds: two "
-        "processes of the same code differ in speed by up to 10 %% for their whole life, as "
+        "processes of the same code differ in speed by up to 10 %% over a whole run, as "
         "much as a target's margin",
     )
     args = ap.parse_args(argv)

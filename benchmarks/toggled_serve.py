@@ -3,7 +3,7 @@
 ``SIGUSR1`` turns monitoring off (``MONITORING_ENABLED=false``'s request path), ``SIGUSR2`` on
 again: the requests read ``Service.monitoring`` each time, so one process serves both ways and
 its two costs can be compared without the speed difference two processes of the same code
-carry for their whole life. A benchmark's launcher, not a feature: the app has no such switch.
+carry over a whole run. A benchmark's launcher, not a feature: the app has no such switch.
 
 Run: ``.venv/bin/python benchmarks/toggled_serve.py --port 8000`` (``houseprice serve``'s
 arguments and environment).

@@ -217,7 +217,7 @@ def interleaved(
     more "server"). ``delay_ms`` (and ``poisson``) pace every connection (see the module
     docstring); ``histogram`` keeps every run's latencies (:func:`pooled_percentile`);
     ``before(name, url)`` runs just before each run. A server given several URLs (processes of
-    the same code, which differ in speed for their whole life) is driven at one of them a
+    the same code, which differ in speed over a whole run) is driven at one of them a
     round, in turn: round ``r`` drives the ``r % n``-th of its ``n``.
     """
     routes = routes or {}
