@@ -166,10 +166,12 @@ class DriftMonitor:
             raise ValueError(f"{len(rows)} rows: there must be one per prediction")
         if self._pick is not None:
             rows = list(map(self._pick, rows))
+        width = len(self._names) - 1
         if n == 1:  # one house, the usual request: its row is the window's row but the price
             values = [*rows[0], predictions[0]]
+            if len(values) != width + 1:
+                raise ValueError(self._width_error)
         else:
-            width = len(self._names) - 1
             if any(len(row) != width for row in rows):  # a short row and a long one would pass
                 raise ValueError(self._width_error)
             flat = itertools.chain.from_iterable
@@ -181,16 +183,22 @@ class DriftMonitor:
         return f"every row must hold {len(self._names) - 1} values, one per prediction"
 
     def _write(self, values: list[Any], n: int) -> None:
-        """``n`` rows' values, row after row, over the oldest in the window."""
-        if len(values) != n * len(self._names):
-            raise ValueError(self._width_error)
-        if n > self.window:  # only the tail can stay in the window
+        """``n`` rows' values, row after row (``n`` times the columns: the callers check), over
+        the oldest in the window."""
+        window = self.window
+        if n > window:  # only the tail can stay in the window
             values = values[len(values) - len(self._slots) :]
-            n = self.window
-        with self._lock:
-            rings.write(self._slots, self._pos * len(self._names), values)
-            self._pos = (self._pos + n) % self.window
-            self._filled = min(self._filled + n, self.window)
+            n = window
+        lock = self._lock
+        lock.acquire()  # not ``with``: the statement costs twice the two calls on every request
+        try:
+            pos = self._pos
+            rings.write(self._slots, pos * len(self._names), values)
+            self._pos = (pos + n) % window
+            if self._filled < window:
+                self._filled = min(self._filled + n, window)
+        finally:
+            lock.release()
 
     def _counts(self) -> list[NDArray[np.int64]]:
         """The live bucket counts of every column: the window's values bucketed at once per
