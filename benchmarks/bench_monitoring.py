@@ -16,11 +16,14 @@
    ratios with their quartiles. The two identical "off" servers give the noise floor of the
    machine: a monitoring cost smaller than that floor cannot be seen here.
 4. The same cost in one process: each of two servers (``toggled_serve.py``: monitoring
-   switched by a signal) serves ``wrk -t2 -c16`` for 1 s with monitoring on and 1 s off, in
-   a random order, 30 rounds; the server process's CPU per request (``/proc/PID/task/*/
-   schedstat``, until one more request has waited for the backlog) off over on, median and
-   quartiles of the rounds. Two processes of the same code differ by up to 10 % in speed
-   over a whole run, as much as the cost measured: here each is its own reference.
+   switched by a signal, the requests answered counted in a shared file) serves ``wrk -t2
+   -c16`` for 30 s, three times, in turn; meanwhile monitoring is switched on and off every
+   0.25 s, each pair in a random order, and the server process's CPU per request of each
+   stretch is read (``/proc/PID/task/*/schedstat`` over the requests counted). Off over on,
+   pair by pair: the median, its quartiles and a 95 % interval from resampling the pairs.
+   Short stretches under one continuous load pair each "on" with an "off" a quarter of a
+   second away, so the machine's drifting speed, which moves a 1-s round by ±10 %, cancels;
+   two processes of the same code still differ (docs/PERFORMANCE.md, "Stop 31").
 
 Prints tables; asserts nothing. Run: ``.venv/bin/python benchmarks/bench_monitoring.py
 [--only N]`` (parts 3 and 4 need ``wrk``).
@@ -46,7 +49,6 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +56,13 @@ sys.path.insert(0, str(ROOT))
 
 from asgi import caller  # noqa: E402 (benchmarks/, the script's folder)
 from machine import describe  # noqa: E402
-from wrk import interleaved, round_ratios, run_wrk, spread  # noqa: E402 (benchmarks/wrk.py, beside this file)
+from wrk import (  # noqa: E402 (benchmarks/wrk.py, beside this file)
+    finished,
+    interleaved,
+    round_ratios,
+    spread,
+    wrk_process,
+)
 
 from app.monitor import DriftMonitor  # noqa: E402
 from model.workflow.artifact import load_artifact  # noqa: E402
@@ -131,51 +139,87 @@ def service(artifact: str, tmp: Path) -> None:
             server.stop()
 
 
-def toggled(artifact: str, tmp: Path, rounds: int = 30, processes: int = 2) -> None:
+def toggled(
+    artifact: str,
+    tmp: Path,
+    blocks: int = 3,
+    seconds: float = 30,
+    processes: int = 2,
+    segment: float = 0.25,
+) -> None:
     print(
-        f"\n4. One process, monitoring switched: {processes} servers, {rounds} rounds of wrk "
-        "-t2 -c16 -d1s with it on and off in a random order; CPU us per one-house request"
+        f"\n4. One process, monitoring switched: {processes} servers, each in turn under wrk -t2 "
+        f"-c16 for {seconds:g} s ({blocks} times), monitoring switched on and off every "
+        f"{segment:g} s in a random order; CPU µs per one-house request"
     )
     if shutil.which("wrk") is None:
         print("   skipped: wrk is not installed")
         return
     from bench_http import process_cpu_ns, server
+    from toggled_serve import RequestCount
 
     body = tmp / "house.json"
     body.write_text(json.dumps(houses(1)[0]))
     cmd = [sys.executable, str(ROOT / "benchmarks" / "toggled_serve.py")]
-    env = {"MODEL_PATH": artifact}  # as deployed (the access line at info), as bench_service's
     rng = random.Random(0)
+    pairs: dict[int, list[tuple[float, float]]] = {k: [] for k in range(processes)}
     with ExitStack() as stack:
-        pids = [
-            stack.enter_context(server(cmd, ROOT, env, tmp / f"toggled-{k}.log", body.read_bytes()))
-            for k in range(processes)
-        ]
-        for _, url in pids:
-            run_wrk(url + "/predict", body, 16, 2, threads=2)  # warm-up
-        cpu: dict[tuple[int, bool], list[float]] = {}
-        for _ in range(rounds):
-            for k, (pid, url) in enumerate(pids):
-                for monitoring in rng.sample([True, False], 2):
-                    os.kill(pid, signal.SIGUSR2 if monitoring else signal.SIGUSR1)
-                    before, _ = process_cpu_ns(pid)
-                    res = run_wrk(url + "/predict", body, 16, SECONDS, threads=2)
-                    drain = httpx.post(url + "/predict", content=body.read_bytes(),
-                                       headers={"Content-Type": "application/json"})  # fmt: skip
-                    drain.raise_for_status()  # it waited for the backlog of the run
-                    after, _ = process_cpu_ns(pid)
-                    cpu.setdefault((k, monitoring), []).append(
-                        (after - before) / 1e3 / (res.requests + 1)
-                    )
-    print(f"{'server':<8}{'on':>8}{'off':>8}{'off/on':>8}{'(IQR)':>12}{'cost':>8}")
+        servers = []
+        for k in range(processes):
+            path = tmp / f"requests-{k}"
+            env = {"MODEL_PATH": artifact, "REQUEST_COUNT_FILE": str(path)}  # the access line at
+            # info, as deployed and as bench_service's servers
+            pid, url = stack.enter_context(
+                server(cmd, ROOT, env, tmp / f"toggled-{k}.log", body.read_bytes())
+            )
+            servers.append((pid, url, RequestCount(path)))
+
+        def per_request(pid: int, count: RequestCount, monitoring: bool) -> float:
+            """Switch, let the switch land, then the CPU µs a request over one segment."""
+            os.kill(pid, signal.SIGUSR2 if monitoring else signal.SIGUSR1)
+            time.sleep(0.01)  # the handler runs at the loop's next turn, well within this
+            cpu0, n0 = process_cpu_ns(pid)[0], count.read()
+            time.sleep(segment)
+            cpu1, n1 = process_cpu_ns(pid)[0], count.read()
+            return (cpu1 - cpu0) / 1e3 / max(1, n1 - n0)
+
+        for _ in range(blocks):
+            for k in rng.sample(range(processes), processes):
+                pid, url, count = servers[k]
+                with wrk_process(url + "/predict", body, 16, seconds + 1, threads=2) as load:
+                    start = count.read()
+                    while count.read() < start + 100:  # wrk connected and running
+                        time.sleep(0.01)
+                    end = time.monotonic() + seconds - 2 * segment
+                    while time.monotonic() < end:
+                        way = {m: per_request(pid, count, m) for m in rng.sample([True, False], 2)}
+                        pairs[k].append((way[True], way[False]))
+                    result = finished(load, 16)
+                if result.errors:
+                    raise SystemExit(f"wrk saw {result.errors} failed requests")
+    head = f"{'server':<8}{'pairs':>6}{'on':>8}{'off':>8}{'off/on':>8}{'(IQR)':>12}"
+    print(f"{head}{'(95 % CI)':>14}{'cost':>8}")
+    everyone: list[float] = []
     for k in range(processes):
-        on, off = cpu[k, True], cpu[k, False]
-        ratio, q1, q3 = spread([b / a for a, b in zip(on, off, strict=True)])
-        print(
-            f"{k + 1:<8}{statistics.median(on):>8.1f}{statistics.median(off):>8.1f}"
-            f"{ratio:>8.3f}{f'{q1:.2f}-{q3:.2f}':>12}{1 - ratio:>8.1%}"
-        )
-    print("cost: 1 - off/on, the share of a request's CPU monitoring takes (issue 5's 10 %)")
+        ratios = [off / on for on, off in pairs[k]]
+        everyone += ratios
+        on = statistics.median(p[0] for p in pairs[k])
+        off = statistics.median(p[1] for p in pairs[k])
+        print(f"{k + 1:<8}{len(ratios):>6}{on:>8.1f}{off:>8.1f}" + _ratio_columns(ratios))
+    print(f"{'all':<8}{len(everyone):>6}{'':>16}" + _ratio_columns(everyone))
+    print(
+        "cost: 1 - off/on, the share of a request's CPU monitoring takes (issue 5's 10 %); "
+        "CI: resampling the pairs, within a process"
+    )
+
+
+def _ratio_columns(ratios: list[float]) -> str:
+    """Median off/on, its quartiles, a 95 % bootstrap interval of the median, the cost."""
+    ratio, q1, q3 = spread(ratios)
+    rng = random.Random(1)
+    boots = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(1000))
+    lo, hi = boots[24], boots[974]
+    return f"{ratio:>8.3f}{f'{q1:.2f}-{q3:.2f}':>12}{f'{lo:.3f}-{hi:.3f}':>14}{1 - ratio:>8.1%}"
 
 
 async def _asgi_post(app: Any, body: bytes) -> None:

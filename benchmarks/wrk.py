@@ -29,7 +29,8 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,30 @@ def run_wrk(
 ) -> WrkResult:
     """POST ``body_path`` to ``url`` with ``wrk -t<threads> -c<connections> -d<seconds>s``;
     with ``histogram``, the result holds every request's latency too (``latencies_us``)."""
+    with wrk_process(
+        url, body_path, connections, seconds,
+        threads=threads, delay_ms=delay_ms, poisson=poisson, timeout_s=timeout_s,
+        histogram=histogram,
+    ) as proc:  # fmt: skip
+        return finished(proc, connections)
+
+
+@contextmanager
+def wrk_process(
+    url: str,
+    body_path: Path,
+    connections: int,
+    seconds: float,
+    *,
+    threads: int = 1,
+    delay_ms: float = 0,
+    poisson: bool = False,
+    timeout_s: int = 5,
+    histogram: bool = False,
+) -> Iterator[subprocess.Popen[str]]:
+    """:func:`run_wrk`'s wrk started in the background, for a caller that measures the server
+    while the load runs; :func:`finished` waits for it and parses its figures. Killed if the
+    caller's block raises."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is not installed (make tools)")
@@ -187,7 +212,20 @@ def run_wrk(
             wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
             f"--timeout={timeout_s}s", "-s", str(script), url,
         ]  # fmt: skip
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+        pipe = subprocess.PIPE
+        with subprocess.Popen(cmd, stdout=pipe, stderr=pipe, text=True, env=env) as proc:
+            try:
+                yield proc
+            except BaseException:
+                proc.kill()
+                raise
+
+
+def finished(proc: subprocess.Popen[str], connections: int) -> WrkResult:
+    """Wait for a :func:`wrk_process` and parse its figures; a failed wrk raises."""
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, proc.args, out, err)
     return parse(out, connections)
 
 

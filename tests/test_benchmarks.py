@@ -127,7 +127,8 @@ def test_the_toggled_server_counts_a_request_only_while_monitoring_is_on(
     artifact_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``bench_monitoring.py``'s part 4 compares one process's two ways of serving: the signals
-    must really switch what a request records."""
+    must really switch what a request records, and the shared count must count every request
+    answered, in both ways."""
     import json
     import os
     import signal
@@ -139,16 +140,19 @@ def test_the_toggled_server_counts_a_request_only_while_monitoring_is_on(
 
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     from bench_http import server
+    from toggled_serve import RequestCount
 
     from model.workflow.artifact import load_artifact
 
     features = load_artifact(artifact_path).metadata["features"]
     body = json.dumps({f["name"]: f["example"] for f in features if f["example"] is not None})
     cmd = [sys.executable, str(BENCHMARKS / "toggled_serve.py")]
-    started = server(
-        cmd, BENCHMARKS.parent, {"MODEL_PATH": artifact_path}, tmp_path / "log", body.encode()
-    )
+    env = {"MODEL_PATH": artifact_path, "REQUEST_COUNT_FILE": str(tmp_path / "count")}
+    started = server(cmd, BENCHMARKS.parent, env, tmp_path / "log", body.encode())
     with started as (pid, url):
+        count = RequestCount(tmp_path / "count")
+        answered = count.read()
+        assert answered >= 1  # the readiness poll's request
 
         def counted() -> float:
             """What one more request adds to the predictions counted."""
@@ -166,8 +170,19 @@ def test_the_toggled_server_counts_a_request_only_while_monitoring_is_on(
                 pass
             assert got == expected
 
+        def requests_since(before: int, expected: int) -> int:
+            """The requests counted since ``before``, once ``expected`` (or 5 s passed): the
+            server adds a request just after sending its answer."""
+            deadline = time.monotonic() + 5
+            while count.read() - before < expected and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return count.read() - before
+
         assert counted() == 1
+        assert requests_since(answered, 3) == 3  # two scrapes and the POST
         switch(signal.SIGUSR1, 0)
+        answered = requests_since(0, 0)
         assert [counted() for _ in range(3)] == [0, 0, 0]
+        assert requests_since(answered, 9) == 9
         switch(signal.SIGUSR2, 1)
         assert counted() == 1
