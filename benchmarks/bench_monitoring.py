@@ -59,6 +59,7 @@ from machine import describe  # noqa: E402
 from wrk import (  # noqa: E402 (benchmarks/wrk.py, beside this file)
     finished,
     interleaved,
+    median_interval,
     round_ratios,
     spread,
     wrk_process,
@@ -146,15 +147,17 @@ def toggled(
     seconds: float = 30,
     processes: int = 2,
     segment: float = 0.25,
-) -> None:
+    label: str = "4. ",
+) -> float | None:
+    """Part 4; the median off/on over every pair of every server (None without wrk)."""
     print(
-        f"\n4. One process, monitoring switched: {processes} servers, each in turn under wrk -t2 "
-        f"-c16 for {seconds:g} s ({blocks} times), monitoring switched on and off every "
+        f"\n{label}One process, monitoring switched: {processes} servers, each in turn under "
+        f"wrk -t2 -c16 for {seconds:g} s ({blocks} times), monitoring switched on and off every "
         f"{segment:g} s in a random order; CPU µs per one-house request"
     )
     if shutil.which("wrk") is None:
         print("   skipped: wrk is not installed")
-        return
+        return None
     from bench_http import process_cpu_ns, server
     from toggled_serve import RequestCount
 
@@ -211,14 +214,13 @@ def toggled(
         "cost: 1 - off/on, the share of a request's CPU monitoring takes (issue 5's 10 %); "
         "CI: resampling the pairs, within a process"
     )
+    return statistics.median(everyone)
 
 
 def _ratio_columns(ratios: list[float]) -> str:
     """Median off/on, its quartiles, a 95 % bootstrap interval of the median, the cost."""
     ratio, q1, q3 = spread(ratios)
-    rng = random.Random(1)
-    boots = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(1000))
-    lo, hi = boots[24], boots[974]
+    lo, hi = median_interval(ratios)
     return f"{ratio:>8.3f}{f'{q1:.2f}-{q3:.2f}':>12}{f'{lo:.3f}-{hi:.3f}':>14}{1 - ratio:>8.1%}"
 
 

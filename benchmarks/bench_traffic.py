@@ -16,8 +16,18 @@ waits until that server's shadow has priced or dropped every house (``/metrics``
 backlog is served, so no server's leftover work lands on the next one's run. Figures are
 medians over the rounds of p50, p99 and req/s, and of the per-round ratios against (a).
 
+With ``--toggled PAIRS`` it measures the shadow alone, inside one process instead: two
+servers (``toggled_serve.py`` with ``TOGGLE=shadow``: a signal switches whether the served
+answers are handed to the shadow, whose worker stays) each serve ``PAIRS`` pairs of 2-s runs
+of ``wrk -t2 -c64`` paced at half their capacity with Poisson pauses (``bench_service.py
+--shadow``'s paced load), one with the shadow and one without, in a random order, servers in
+turn; after each run with the shadow the bench waits for its backlog. Per process: the median
+p50 and p99 each way, the median of the pairs' p99 ratios (quartiles, 95 % interval from
+resampling the pairs) and the p99 of all requests pooled (90 % interval). Two processes of the
+same code differ over a run as much as the shadow's effect, so each is its own reference here.
+
 Prints a table and the machine; asserts nothing. Run:
-``.venv/bin/python benchmarks/bench_traffic.py [--rounds 15] [--seconds 1]``.
+``.venv/bin/python benchmarks/bench_traffic.py [--rounds 15] [--seconds 1] [--toggled 40]``.
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench_service import uvicorn_server  # noqa: E402 (benchmarks/, beside this file)
 from machine import describe  # noqa: E402
-from wrk import WrkResult, round_ratios, run_wrk, spread  # noqa: E402
+from wrk import WrkResult, median_interval, round_ratios, run_wrk, spread  # noqa: E402
 
 CONFIG = ROOT / "configs" / "ames.toml"
 
@@ -56,26 +66,99 @@ def sample(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def settle(url: str, timeout: float = 60.0) -> None:
-    """Wait until the server's shadow has priced or dropped every house the champion priced."""
+def priced(url: str) -> tuple[float, float] | None:
+    """The houses the server's champion priced, and those its shadow priced or dropped; None
+    without a shadow."""
+    text = httpx.get(url + "/metrics", timeout=30).text
+    if "houseprice_shadow_model_info{" not in text:
+        return None
+    shadow = sample(text, "houseprice_predictions_total", role="shadow")
+    dropped = sample(text, "houseprice_shadow_dropped_total")
+    return sample(text, "houseprice_predictions_total", role="champion"), shadow + dropped
+
+
+def settle(url: str, timeout: float = 60.0, since: tuple[float, float] = (0.0, 0.0)) -> None:
+    """Wait until the server's shadow has priced or dropped every house the champion priced
+    (since :func:`priced` gave ``since``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        text = httpx.get(url + "/metrics", timeout=30).text
-        shadow = sample(text, "houseprice_predictions_total", role="shadow")
-        if "houseprice_shadow_model_info{" not in text:
-            return
-        champion = sample(text, "houseprice_predictions_total", role="champion")
-        dropped = sample(text, "houseprice_shadow_dropped_total")
-        if shadow + dropped >= champion:
+        now = priced(url)
+        if now is None or now[1] - since[1] >= now[0] - since[0]:
             return
         time.sleep(0.02)  # poll interval
     raise SystemExit(f"{url}: the shadow did not catch up within {timeout} s")
+
+
+def toggled(champion: str, shadow: str, body: Path, work: Path, pairs: int) -> None:
+    """The shadow switched on and off in one process, paced (the module docstring)."""
+    import os
+    import random
+    import signal
+
+    from bench_http import server
+    from bench_service import p99_ratios, pace_delay, pooled_p99_ratio
+
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "toggled_serve.py")]
+    env = {"MODEL_PATH": champion, "SHADOW_MODEL_PATH": shadow, "TOGGLE": "shadow"}
+    rng = random.Random(0)
+    runs: dict[tuple[int, bool], list[WrkResult]] = {}
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(
+                server(cmd, ROOT, env, work / f"toggled-{k}.log", body.read_bytes())
+            )
+            for k in range(2)
+        ]
+        for _, url in servers:
+            run_wrk(url + "/predict", body, 16, 2, threads=2)  # warm-up
+            settle(url)
+        capacity = run_wrk(servers[0][1] + "/predict", body, 16, 3, threads=2).rate
+        pause = pace_delay(servers[0][1], body, 64, capacity / 2, 2)
+        print(
+            f"\nthe shadow switched in one process: 2 servers, {pairs} pairs of 2-s runs each, "
+            f"wrk -t2 -c64 paced at half of {capacity:.0f} req/s (Poisson pauses of {pause:.2f} ms)"
+        )
+        for _ in range(pairs):
+            for k in rng.sample(range(2), 2):
+                pid, url = servers[k]
+                for on in rng.sample([True, False], 2):
+                    os.kill(pid, signal.SIGUSR2 if on else signal.SIGUSR1)
+                    before = priced(url)  # (on a request: the switch has landed)
+                    result = run_wrk(url + "/predict", body, 64, 2, threads=2, delay_ms=pause,
+                                     poisson=True, histogram=True)  # fmt: skip
+                    if result.errors:
+                        raise SystemExit(f"wrk saw {result.errors} failed requests")
+                    if on and before is not None:
+                        settle(url, since=before)  # what was handed to the shadow is done
+                    runs.setdefault((k, on), []).append(result)
+    print(f"{'server':<8}{'p50 ms':>14}{'p99 ms':>14}{'p99 ratio':>11}{'(IQR)':>12}"
+          f"{'(95 % CI)':>14}{'pooled':>8}{'(90 % CI)':>14}")  # fmt: skip
+    for k in range(2):
+        on, off = runs[k, True], runs[k, False]
+        ratio, q1, q3 = spread(p99_ratios(on, off))
+        lo, hi = median_interval(p99_ratios(on, off))
+        pooled, p_lo, p_hi = pooled_p99_ratio(on, off)
+        p50, p99 = (
+            "/".join(f"{statistics.median(getattr(r, q) for r in rs):.2f}" for rs in (on, off))
+            for q in ("p50_ms", "p99_ms")
+        )
+        print(
+            f"{k + 1:<8}{p50:>14}{p99:>14}{ratio:>11.3f}{f'{q1:.2f}-{q3:.2f}':>12}"
+            f"{f'{lo:.3f}-{hi:.3f}':>14}{pooled:>8.3f}{f'{p_lo:.3f}-{p_hi:.3f}':>14}"
+        )
+    print("p50, p99: with the shadow / without; ratios: with over without")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--rounds", type=int, default=15, help="wrk runs per server and load (15)")
     ap.add_argument("--seconds", type=float, default=1.0, help="seconds per wrk run (1)")
+    ap.add_argument(
+        "--toggled",
+        type=int,
+        metavar="PAIRS",
+        help="instead: the shadow switched in one process, PAIRS pairs of paced runs a server",
+    )
     args = ap.parse_args(argv)
     started = time.perf_counter()
 
@@ -98,6 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         house = {f["name"]: f["example"] for f in meta["features"] if f["example"] is not None}
         body = work / "house.json"
         body.write_text(json.dumps(house))
+        if args.toggled:
+            print(f"machine: {describe('fastapi', 'uvicorn')}")
+            toggled(champion, shadow, body, work, args.toggled)
+            print(f"(benchmark took {time.perf_counter() - started:.0f} s)")
+            return 0
         logs = work / "logs"
         logs.mkdir()
         servers = {

@@ -4,10 +4,12 @@
 again: the requests read ``Service.monitoring`` each time, so one process serves both ways and
 its two costs can be compared without the speed difference two processes of the same code
 carry over a whole run. With ``TOGGLE=shadow`` the signals switch the shadow model instead
-(``SHADOW_MODEL_PATH``): off, no served answer is handed to it, and its worker waits idle. With ``REQUEST_COUNT_FILE`` set, the number of HTTP requests answered
-so far is kept in that file's first 8 bytes (a native-endian signed integer, through ``mmap``),
-so that a benchmark can read the requests of any stretch of time, in both ways alike, without
-asking the server. A benchmark's launcher, not a feature: the app has no such switch.
+(``SHADOW_MODEL_PATH``, for ``bench_traffic.py --toggled``): off, no served answer is handed
+to it, and its worker waits idle. With ``REQUEST_COUNT_FILE`` set, the number of HTTP requests
+answered so far is kept in that file's first 8 bytes (a native-endian signed integer, through
+``mmap``), so that a benchmark can read the requests of any stretch of time, in both ways
+alike, without asking the server. A benchmark's launcher, not a feature: the app has no such
+switch.
 
 Run: ``.venv/bin/python benchmarks/toggled_serve.py --port 8000`` (``houseprice serve``'s
 arguments and environment).

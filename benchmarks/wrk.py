@@ -297,3 +297,15 @@ def spread(ratios: list[float]) -> tuple[float, float, float]:
     """Median and quartiles of per-round ratios."""
     q1, median, q3 = statistics.quantiles(ratios, n=4)  # the middle cut is the median
     return median, q1, q3
+
+
+def median_interval(
+    ratios: list[float], level: float = 0.95, resamples: int = 1000
+) -> tuple[float, float]:
+    """An interval for the median of ``ratios`` at ``level``: the percentiles of the medians of
+    ``resamples`` resamplings, with replacement (seeded: a run prints the same interval)."""
+    rng = np.random.default_rng(1)
+    medians = np.median(rng.choice(np.asarray(ratios), (resamples, len(ratios))), axis=1)
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(medians, [tail, 100 - tail])
+    return float(lo), float(hi)

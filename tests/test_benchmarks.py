@@ -123,6 +123,26 @@ def test_a_pooled_percentile_is_wrks_own_over_all_the_runs_requests(
     assert pooled_percentile([r, r], 99) == r.p99_ms
 
 
+def test_the_interval_of_a_median_holds_it_and_narrows_with_more_pairs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import random
+    import statistics
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from wrk import median_interval
+
+    rng = random.Random(3)
+    few = [rng.gauss(0.9, 0.1) for _ in range(30)]
+    many = few + [rng.gauss(0.9, 0.1) for _ in range(570)]
+    (lo, hi), (lo_many, hi_many) = median_interval(few), median_interval(many)
+    assert lo < statistics.median(few) < hi and lo_many < 0.9 < hi_many
+    assert hi_many - lo_many < (hi - lo) / 2  # ~sqrt(20) narrower
+    assert median_interval(few) == (lo, hi)  # seeded: a run prints the same interval
+    wider = median_interval(few, level=0.99)
+    assert wider[0] <= lo and wider[1] >= hi
+
+
 def test_the_toggled_server_counts_a_request_only_while_monitoring_is_on(
     artifact_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -186,3 +206,68 @@ def test_the_toggled_server_counts_a_request_only_while_monitoring_is_on(
         assert requests_since(answered, 9) == 9
         switch(signal.SIGUSR2, 1)
         assert counted() == 1
+
+
+def test_the_toggled_server_hands_answers_to_its_shadow_only_while_it_is_on(
+    artifact_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``bench_traffic.py --toggled`` compares one process with and without its shadow: with
+    ``TOGGLE=shadow`` the signals must switch whether the shadow prices the served houses, and
+    the shadow must price them again once switched back on."""
+    import json
+    import os
+    import signal
+    import sys
+    import time
+
+    import httpx
+    from exposition import metric  # tests/exposition.py
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from bench_http import server
+
+    from model.workflow.artifact import load_artifact
+
+    features = load_artifact(artifact_path).metadata["features"]
+    body = json.dumps({f["name"]: f["example"] for f in features if f["example"] is not None})
+    cmd = [sys.executable, str(BENCHMARKS / "toggled_serve.py")]
+    env = {"MODEL_PATH": artifact_path, "SHADOW_MODEL_PATH": artifact_path, "TOGGLE": "shadow"}
+    with server(cmd, BENCHMARKS.parent, env, tmp_path / "log", body.encode()) as (pid, url):
+
+        def priced(behind: int = 0) -> tuple[float, float, bool]:
+            """The houses the champion and the shadow priced, once the shadow is at most
+            ``behind`` houses behind (or after 10 s), and whether the shadow's series is
+            exposed (while it is on)."""
+            deadline = time.monotonic() + 10
+            while True:
+                text = httpx.get(url + "/metrics").text
+                champion, shadow = (
+                    metric(text, "houseprice_predictions_total", role=role)
+                    for role in ("champion", "shadow")
+                )
+                if champion - shadow <= behind or time.monotonic() > deadline:
+                    return champion, shadow, 'role="shadow"' in text
+
+        def post(n: int) -> None:
+            for _ in range(n):
+                r = httpx.post(
+                    url + "/predict", content=body, headers={"Content-Type": "application/json"}
+                )
+                r.raise_for_status()
+
+        def switch(sig: int, on: bool) -> None:
+            os.kill(pid, sig)
+            deadline = time.monotonic() + 10  # the handler runs once the loop wakes
+            while ('role="shadow"' in httpx.get(url + "/metrics").text) != on:
+                assert time.monotonic() < deadline
+
+        champion, shadow, exposed = priced()
+        assert exposed and shadow == champion > 0
+        post(3)
+        assert priced() == (champion + 3, shadow + 3, True)
+        switch(signal.SIGUSR1, False)
+        post(4)
+        switch(signal.SIGUSR2, True)
+        assert priced(4) == (champion + 7, shadow + 3, True)  # the four were not handed over
+        post(2)
+        assert priced(4) == (champion + 9, shadow + 5, True)
