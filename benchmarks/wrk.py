@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import httpx
 import numpy as np
@@ -161,25 +161,22 @@ def percentile_of(values: npt.NDArray[np.int64], counts: npt.NDArray[np.int64], 
     return int(values[order][at])
 
 
+class WrkOptions(TypedDict, total=False):
+    """:func:`wrk_process`'s keyword arguments, which :func:`run_wrk` passes on."""
+
+    threads: int
+    delay_ms: float
+    poisson: bool
+    timeout_s: int
+    histogram: bool
+
+
 def run_wrk(
-    url: str,
-    body_path: Path,
-    connections: int,
-    seconds: float,
-    *,
-    threads: int = 1,
-    delay_ms: float = 0,
-    poisson: bool = False,
-    timeout_s: int = 5,
-    histogram: bool = False,
+    url: str, body_path: Path, connections: int, seconds: float, **options: Unpack[WrkOptions]
 ) -> WrkResult:
     """POST ``body_path`` to ``url`` with ``wrk -t<threads> -c<connections> -d<seconds>s``;
     with ``histogram``, the result holds every request's latency too (``latencies_us``)."""
-    with wrk_process(
-        url, body_path, connections, seconds,
-        threads=threads, delay_ms=delay_ms, poisson=poisson, timeout_s=timeout_s,
-        histogram=histogram,
-    ) as proc:  # fmt: skip
+    with wrk_process(url, body_path, connections, seconds, **options) as proc:
         return finished(proc, connections)
 
 
@@ -261,24 +258,14 @@ def interleaved(
     routes = routes or {}
     pools = {name: [u] if isinstance(u, str) else list(u) for name, u in urls.items()}
     runs: dict[str, list[WrkResult]] = {name: [] for name in urls}
+    options = WrkOptions(threads=threads, delay_ms=delay_ms, poisson=poisson, histogram=histogram)
     for r in range(rounds):
         for name, pool in pools.items():
             url = pool[r % len(pool)]
             path, body = routes.get(name, ("/predict", body_path))
             if before is not None:
                 before(name, url)
-            pacing = {"delay_ms": delay_ms, "poisson": poisson}
-            runs[name].append(
-                run_wrk(
-                    url + path,
-                    body,
-                    connections,
-                    seconds,
-                    threads=threads,
-                    histogram=histogram,
-                    **pacing,  # type: ignore[arg-type]
-                )
-            )
+            runs[name].append(run_wrk(url + path, body, connections, seconds, **options))
             drain = httpx.post(url + path, content=body.read_bytes(), timeout=60,
                                headers={"Content-Type": "application/json"})  # fmt: skip
             drain.raise_for_status()
