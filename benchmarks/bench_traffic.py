@@ -134,12 +134,13 @@ def toggled(champion: str, shadow: str, body: Path, work: Path, pairs: int) -> N
     print(f"{'server':<8}{'p50 ms':>14}{'p99 ms':>14}{'p99 ratio':>11}{'(IQR)':>12}"
           f"{'(95 % CI)':>14}{'pooled':>8}{'(90 % CI)':>14}")  # fmt: skip
     for k in range(2):
-        on, off = runs[k, True], runs[k, False]
-        ratio, q1, q3 = spread(p99_ratios(on, off))
-        lo, hi = median_interval(p99_ratios(on, off))
-        pooled, p_lo, p_hi = pooled_p99_ratio(on, off)
+        shadowed, plain = runs[k, True], runs[k, False]
+        ratio, q1, q3 = spread(p99_ratios(shadowed, plain))
+        lo, hi = median_interval(p99_ratios(shadowed, plain))
+        pooled, p_lo, p_hi = pooled_p99_ratio(shadowed, plain)
+        sides = (shadowed, plain)
         p50, p99 = (
-            "/".join(f"{statistics.median(getattr(r, q) for r in rs):.2f}" for rs in (on, off))
+            "/".join(f"{statistics.median(getattr(r, q) for r in side):.2f}" for side in sides)
             for q in ("p50_ms", "p99_ms")
         )
         print(

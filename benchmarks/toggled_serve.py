@@ -32,6 +32,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app import serve
 from app.main import App
 from app.settings import Settings
+from app.shadow import Shadow
+from app.state import Service
 
 _create_app = serve.create_app
 COUNT = struct.Struct("q")
@@ -73,13 +75,13 @@ def counted(app: ASGIApp, count: RequestCount) -> ASGIApp:
 
 def create_app(settings: Settings | None = None) -> App:
     app = _create_app(settings)
-    service = app.state.service
-
-    traffic, held = service.traffic, [None]
+    service: Service = app.state.service
+    traffic, what = service.traffic, os.environ.get("TOGGLE", "monitoring")
+    held: list[Shadow | None] = [None]
 
     def switch(sig: int, frame: FrameType | None) -> None:
         on = sig == signal.SIGUSR2
-        if os.environ.get("TOGGLE", "monitoring") == "monitoring":
+        if what == "monitoring":
             service.monitoring = on
         elif on:  # the shadow: handed the served rows again
             traffic.shadow = traffic.shadow or held[0]
