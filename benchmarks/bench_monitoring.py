@@ -170,8 +170,8 @@ def toggled(
         servers = []
         for k in range(processes):
             path = tmp / f"requests-{k}"
-            env = {"MODEL_PATH": artifact, "REQUEST_COUNT_FILE": str(path)}  # the access line at
-            # info, as deployed and as bench_service's servers
+            # the access line at info, as deployed and as bench_service's servers
+            env = {"MODEL_PATH": artifact, "REQUEST_COUNT_FILE": str(path)}
             pid, url = stack.enter_context(
                 server(cmd, ROOT, env, tmp / f"toggled-{k}.log", body.read_bytes())
             )
@@ -190,9 +190,11 @@ def toggled(
             for k in rng.sample(range(processes), processes):
                 pid, url, count = servers[k]
                 with wrk_process(url + "/predict", body, 16, seconds + 1, threads=2) as load:
-                    start = count.read()
+                    start, deadline = count.read(), time.monotonic() + 10
                     while count.read() < start + 100:  # wrk connected and running
-                        time.sleep(0.01)
+                        if time.monotonic() > deadline or load.poll() is not None:
+                            raise SystemExit(f"wrk did not load {url}: {finished(load, 16)}")
+                        time.sleep(0.01)  # poll interval
                     end = time.monotonic() + seconds - 2 * segment
                     while time.monotonic() < end:
                         way = {m: per_request(pid, count, m) for m in rng.sample([True, False], 2)}

@@ -15,7 +15,8 @@ Errors are everything that is not a 2xx answer: socket errors (connect, read, wr
 timeouts, and answers with status >= 400 (``non_2xx``, counted apart too).
 
 Used by ``load.py``, ``soak.py``, ``bench_service.py`` and ``bench_monitoring.py``:
-``run_wrk(url, body_path, connections=4, seconds=10)``; ``interleaved`` drives several servers
+``run_wrk(url, body_path, connections=4, seconds=10)``; ``wrk_process`` runs the same wrk in
+the background while the caller measures the server; ``interleaved`` drives several servers
 in turn, round after round, for ratios (``round_ratios``) that a shared machine's drifting
 speed cannot fake.
 """
