@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -143,32 +144,42 @@ def test_the_interval_of_a_median_holds_it_and_narrows_with_more_pairs(
     assert wider[0] <= lo and wider[1] >= hi
 
 
-def test_the_toggled_server_counts_a_request_only_while_monitoring_is_on(
-    artifact_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``bench_monitoring.py``'s part 4 compares one process's two ways of serving: the signals
-    must really switch what a request records, and the shared count must count every request
-    answered, in both ways."""
+def _toggled_server(
+    artifact_path: str, tmp_path: Path, env: dict[str, str]
+) -> tuple[AbstractContextManager[tuple[int, str]], str]:
+    """``toggled_serve.py`` started with ``env`` beside ``MODEL_PATH`` (``bench_http.server``,
+    on ``sys.path`` already), and the example house's body it was polled with."""
     import json
-    import os
-    import signal
-    import sys
-    import time
 
-    import httpx
-    from exposition import metric  # tests/exposition.py
-
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
     from bench_http import server
-    from toggled_serve import RequestCount
 
     from model.workflow.artifact import load_artifact
 
     features = load_artifact(artifact_path).metadata["features"]
     body = json.dumps({f["name"]: f["example"] for f in features if f["example"] is not None})
     cmd = [sys.executable, str(BENCHMARKS / "toggled_serve.py")]
-    env = {"MODEL_PATH": artifact_path, "REQUEST_COUNT_FILE": str(tmp_path / "count")}
-    started = server(cmd, BENCHMARKS.parent, env, tmp_path / "log", body.encode())
+    env = {"MODEL_PATH": artifact_path, **env}
+    return server(cmd, BENCHMARKS.parent, env, tmp_path / "log", body.encode()), body
+
+
+def test_the_toggled_server_counts_a_request_only_while_monitoring_is_on(
+    artifact_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``bench_monitoring.py``'s part 4 compares one process's two ways of serving: the signals
+    must really switch what a request records, and the shared count must count every request
+    answered, in both ways."""
+    import os
+    import signal
+    import time
+
+    import httpx
+    from exposition import metric  # tests/exposition.py
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from toggled_serve import RequestCount
+
+    env = {"REQUEST_COUNT_FILE": str(tmp_path / "count")}
+    started, body = _toggled_server(artifact_path, tmp_path, env)
     with started as (pid, url):
         count = RequestCount(tmp_path / "count")
         answered = count.read()
@@ -201,7 +212,7 @@ def test_the_toggled_server_counts_a_request_only_while_monitoring_is_on(
         assert counted() == 1
         assert requests_since(answered, 3) == 3  # two scrapes and the POST
         switch(signal.SIGUSR1, 0)
-        answered = requests_since(0, 0)
+        answered = count.read()
         assert [counted() for _ in range(3)] == [0, 0, 0]
         assert requests_since(answered, 9) == 9
         switch(signal.SIGUSR2, 1)
@@ -214,25 +225,17 @@ def test_the_toggled_server_hands_answers_to_its_shadow_only_while_it_is_on(
     """``bench_traffic.py --toggled`` compares one process with and without its shadow: with
     ``TOGGLE=shadow`` the signals must switch whether the shadow prices the served houses, and
     the shadow must price them again once switched back on."""
-    import json
     import os
     import signal
-    import sys
     import time
 
     import httpx
     from exposition import metric  # tests/exposition.py
 
     monkeypatch.syspath_prepend(str(BENCHMARKS))
-    from bench_http import server
-
-    from model.workflow.artifact import load_artifact
-
-    features = load_artifact(artifact_path).metadata["features"]
-    body = json.dumps({f["name"]: f["example"] for f in features if f["example"] is not None})
-    cmd = [sys.executable, str(BENCHMARKS / "toggled_serve.py")]
-    env = {"MODEL_PATH": artifact_path, "SHADOW_MODEL_PATH": artifact_path, "TOGGLE": "shadow"}
-    with server(cmd, BENCHMARKS.parent, env, tmp_path / "log", body.encode()) as (pid, url):
+    env = {"SHADOW_MODEL_PATH": artifact_path, "TOGGLE": "shadow"}
+    started, body = _toggled_server(artifact_path, tmp_path, env)
+    with started as (pid, url):
 
         def priced(behind: int = 0) -> tuple[float, float, bool]:
             """The houses the champion and the shadow priced, once the shadow is at most
