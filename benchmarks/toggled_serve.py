@@ -27,7 +27,7 @@ from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import serve
 from app.main import App
@@ -60,15 +60,23 @@ class RequestCount:
 
 
 def counted(app: ASGIApp, count: RequestCount) -> ASGIApp:
-    """``app``, with each HTTP request it answers added to ``count``."""
+    """``app``, with each HTTP request it answers added to ``count`` as its answer starts, so
+    a client that has the answer finds it counted."""
     n = 0
 
     async def call(scope: Scope, receive: Receive, send: Send) -> None:
-        nonlocal n
-        await app(scope, receive, send)
-        if scope["type"] == "http":
-            n += 1
-            count.write(n)
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def counting(message: Message) -> None:
+            nonlocal n
+            if message["type"] == "http.response.start":
+                n += 1
+                count.write(n)
+            await send(message)
+
+        await app(scope, receive, counting)
 
     return call
 
