@@ -14,6 +14,10 @@ The protocol, one message per ``Connection.send_bytes`` frame, in order on two p
   requests (:func:`encode_group`): each request's column names and house count, and all the
   group's values in one flat list (``marshal``, about half the CPU of ``pickle`` for these
   plain values, paid on the server's side; ``pickle`` for values marshal does not know).
+  The values are rows of the champion's names, house after house, so the worker takes each
+  column the shadow needs as one slice of them (:meth:`Pricer.price_group`), with no table
+  built a request: the worker's CPU a house is what the shadow takes from the server's
+  cores (docs/PERFORMANCE.md, "Stop 32").
 - worker -> server: one :class:`Reply` per group, in the order the groups came, and between
   them a :class:`Stats` alone when the drift rows are re-read while no group waits; both as
   plain tuples in ``marshal`` (:func:`encode_reply`).
@@ -33,14 +37,14 @@ from __future__ import annotations
 import contextlib
 import marshal
 import math
+import operator
 import os
 import pickle
 import signal
 import sys
 import time
 import traceback
-from collections.abc import Sequence
-from itertools import chain
+from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
@@ -99,30 +103,41 @@ def encode_group(names: list[Sequence[str]], counts: list[int], values: list[Any
     return len(head).to_bytes(4, "big") + head + body
 
 
-def decode_group(message: bytes) -> list[Table]:
-    """The tables of a message :func:`encode_group` made, one per request."""
+class Group(NamedTuple):
+    """A message's requests as :func:`encode_group` wrote them: each one's column names and
+    house count, and all their values, house after house, each house's in its names' order."""
+
+    names: list[Sequence[str]]
+    counts: list[int]
+    values: list[Any]
+
+    def runs(self) -> Iterator[tuple[Sequence[str], range, int, int]]:
+        """The requests in a row that share one list of names (the whole group, unless the
+        champion was reloaded meanwhile): the names, the requests' indices, and the first and
+        end of their values."""
+        names, counts = self.names, self.counts
+        first = start = 0
+        for i in range(1, len(names) + 1):
+            # the champion's one list (marshal keeps it one), or another champion's
+            if i == len(names) or (names[i] is not names[first] and names[i] != names[first]):
+                end = start + len(names[first]) * sum(counts[first:i])
+                yield names[first], range(first, i), start, end
+                first, start = i, end
+
+
+def decode_group(message: bytes) -> Group:
+    """The group of a message :func:`encode_group` made, its length checked."""
     view = memoryview(message)
     size = int.from_bytes(view[:4], "big")
     names, counts = marshal.loads(view[4 : 4 + size])
     body = view[5 + size :]
     values = marshal.loads(body) if view[4 + size] == ord("m") else pickle.loads(body)
-    tables: list[Table] = []
-    at = 0
-    for columns, n in zip(names, counts, strict=True):
-        k = len(columns)
-        end = at + k * n
-        if end > len(values):
-            raise ValueError(f"a group of {len(values)} values for tables of more")
-        block = values[at:end]  # n rows of k values
-        if n == 1:  # one house, the usual request: each value is a column of one
-            tables.append(dict(zip(columns, zip(block, strict=True), strict=True)))
-        else:  # its rows, transposed
-            rows = zip(*[iter(block)] * k, strict=True)
-            tables.append(dict(zip(columns, zip(*rows, strict=True), strict=True)))
-        at = end
-    if at != len(values):
-        raise ValueError(f"a group of {len(values)} values for tables of {at}")
-    return tables
+    if len(names) != len(counts):
+        raise ValueError(f"a group of {len(names)} lists of names for {len(counts)} requests")
+    expected = sum(map(operator.mul, map(len, names), counts))
+    if expected != len(values):
+        raise ValueError(f"a group of {len(values)} values for tables of {expected}")
+    return Group(names, counts, values)
 
 
 def encode_reply(reply: Reply | Stats) -> bytes:
@@ -140,10 +155,6 @@ def decode_reply(message: bytes) -> Reply | Stats:
         return Stats(*fields)
     prices, dropped, error, stats = fields
     return Reply(prices, dropped, error, None if stats is None else Stats(*stats))
-
-
-def houses(table: Table) -> int:
-    return len(next(iter(table.values())))
 
 
 class Pricer:
@@ -166,45 +177,45 @@ class Pricer:
         self._drift_at = -math.inf
         self._unread = False  # rows priced and not yet read into the drift rows
 
-    def price_group(self, tables: Sequence[Table]) -> Reply:
-        """The prices of ``tables`` (one per request) priced as one table."""
-        out: list[Sequence[float] | None] = [None] * len(tables)
-        needed = self._needed
-        usable = [i for i, t in enumerate(tables) if needed <= t.keys()]
+    def price_group(self, group: Group) -> Reply:
+        """The prices of ``group``'s requests, the houses of each run of requests that share
+        one list of names (:meth:`Group.runs`) priced as one table. The group's values are
+        rows of those names, so each column the shadow needs is one slice of them."""
+        out: list[Sequence[float] | None] = [None] * len(group.counts)
         dropped: dict[str, int] = {}
-        if len(usable) < len(tables):  # a champion reloaded since with fewer features
-            ok = set(usable)
-            dropped["incompatible"] = sum(houses(t) for i, t in enumerate(tables) if i not in ok)
-        if not usable:
-            return Reply(out, dropped, None, self.stats())
-        n = sum(houses(tables[i]) for i in usable)
-        rows = [tables[i] for i in usable]
-        table: Table = {
-            name: tuple(chain.from_iterable(t[name] for t in rows)) for name in self.names
-        }
-        try:
-            prices = self.model.predict(table)
-        except Exception:  # the worker must survive anything the model does
-            dropped["model_error"] = n
-            return Reply(out, dropped, traceback.format_exc(), self.stats())
-        if not all(map(math.isfinite, prices)):
-            dropped["non_finite"] = n
-            return Reply(out, dropped, "it returned a non-finite price", self.stats())
-        if self.monitoring:
-            self.predictions += n
-            self.price.observe_many(prices)
-            if self.model.monitor is not None:
-                self.model.monitor.update(table, prices)
-                self._unread = True
-        start = 0
-        for i in usable:
-            k = houses(tables[i])
-            # a tuple of floats: the server keeps it in the feedback index for minutes, and the
-            # collector stops tracking such a tuple at its first young collection, where a
-            # list (or an array) it would move to the middle generation and scan there again
-            out[i] = tuple(prices[start : start + k])
-            start += k
-        return Reply(out, dropped, None, self.stats())
+        error = None
+        for names, requests, start, end in group.runs():
+            n = sum(group.counts[requests.start : requests.stop])
+            if not self._needed <= set(names):  # a champion reloaded with fewer features
+                dropped["incompatible"] = dropped.get("incompatible", 0) + n
+                continue
+            k, at = len(names), {name: j for j, name in enumerate(names)}
+            table: Table = {name: group.values[start + at[name] : end : k] for name in self.names}
+            try:
+                prices = self.model.predict(table)
+            except Exception:  # the worker must survive anything the model does
+                dropped["model_error"] = dropped.get("model_error", 0) + n
+                error = traceback.format_exc()
+                continue
+            if not all(map(math.isfinite, prices)):
+                dropped["non_finite"] = dropped.get("non_finite", 0) + n
+                error = "it returned a non-finite price"
+                continue
+            if self.monitoring:
+                self.predictions += n
+                self.price.observe_many(prices)
+                if self.model.monitor is not None:
+                    self.model.monitor.update(table, prices)
+                    self._unread = True
+            first = 0
+            for i in requests:
+                last = first + group.counts[i]
+                # a tuple of floats: the server keeps it in the feedback index for minutes, and
+                # the collector stops tracking such a tuple at its first young collection, where
+                # a list (or an array) it would move to the middle generation and scan there
+                out[i] = tuple(prices[first:last])
+                first = last
+        return Reply(out, dropped, error, self.stats())
 
     def stats(self, drift: bool = False) -> Stats | None:
         """The series; the drift rows re-read when ``drift`` or when they are due."""

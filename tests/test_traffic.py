@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -734,6 +734,16 @@ def test_the_worker_falls_back_to_nice_where_the_idle_policy_is_refused(
     assert niced == [7]
 
 
+def group_of(tables: list[dict[str, Any]]) -> Any:
+    """The group ``Shadow.submit`` would queue for these tables (its names each table's)."""
+    from app.shadowworker import Group
+
+    names: list[Sequence[str]] = [list(t) for t in tables]
+    counts = [len(next(iter(t.values()))) for t in tables]
+    values = [v for t in tables for row in zip(*t.values(), strict=True) for v in row]
+    return Group(names, counts, values)
+
+
 def test_the_worker_prices_groups_and_survives_a_failing_model(models: Path) -> None:
     from app.shadowworker import Pricer
     from app.state import load_model
@@ -742,7 +752,7 @@ def test_the_worker_prices_groups_and_survives_a_failing_model(models: Path) -> 
     pricer = Pricer(model, monitoring=True)
     one = {k: (v,) for k, v in HOUSE.items()}
     two = {k: (v, v) for k, v in HOUSE.items()}
-    reply = pricer.price_group([one, two, {"living_area": (1.0,)}])
+    reply = pricer.price_group(group_of([one, two, {"living_area": (1.0,)}]))
     assert reply.prices[0] == tuple(model.predict(one))
     assert reply.prices[1] == tuple(model.predict(two))
     assert reply.prices[2] is None and reply.dropped == {"incompatible": 1}
@@ -752,11 +762,11 @@ def test_the_worker_prices_groups_and_survives_a_failing_model(models: Path) -> 
         raise RuntimeError("the challenger is broken")
 
     model.predict = broken  # type: ignore[method-assign]
-    reply = pricer.price_group([one, two])
+    reply = pricer.price_group(group_of([one, two]))
     assert reply.prices == [None, None] and reply.dropped == {"model_error": 3}
     assert reply.error is not None and "the challenger is broken" in reply.error
     model.predict = lambda table: [float("nan")]  # type: ignore[method-assign]
-    assert pricer.price_group([one]).dropped == {"non_finite": 1}
+    assert pricer.price_group(group_of([one])).dropped == {"non_finite": 1}
     assert pricer.stats() == reply.stats  # nothing priced since: the same series
 
 
@@ -767,11 +777,11 @@ def test_a_restarted_worker_goes_on_from_the_series_it_is_given(models: Path) ->
     model = load_model(str(models / "shadow.joblib"), Settings(str(models / "model.joblib")))
     before = Pricer(model, monitoring=True)
     one = {k: (v,) for k, v in HOUSE.items()}
-    sent = before.price_group([one, one]).stats
+    sent = before.price_group(group_of([one, one])).stats
     assert sent is not None
     since = Stats(sent.predictions, sent.counts, sent.total, None)
     after = Pricer(model, monitoring=True, since=since)
-    now = after.price_group([one]).stats
+    now = after.price_group(group_of([one])).stats
     assert now is not None and now.predictions == 3 and sum(now.counts) == 3
     assert now.total == pytest.approx(sent.total * 1.5)
 
@@ -783,10 +793,10 @@ def test_the_worker_reads_the_drift_rows_at_most_once_a_period(models: Path) -> 
     model = load_model(str(models / "shadow.joblib"), Settings(str(models / "model.joblib")))
     pricer = Pricer(model, monitoring=True)
     one = {k: (v,) for k, v in HOUSE.items()}
-    first = pricer.price_group([one]).stats
+    first = pricer.price_group(group_of([one])).stats
     assert first is not None and first.drift is not None and not first.drift_stale
     assert dict((r[0], r[3]) for r in first.drift)["prediction"] == 1
-    second = pricer.price_group([one]).stats  # within DRIFT_EVERY: not re-read
+    second = pricer.price_group(group_of([one])).stats  # within DRIFT_EVERY: not re-read
     assert second is not None and second.drift is None and second.drift_stale
     assert pricer.drift_stale and 0.0 < pricer.drift_due_in() <= pricer.DRIFT_EVERY
     now = pricer.stats(drift=True)  # what the worker sends once the traffic pauses
@@ -798,34 +808,52 @@ def test_groups_travel_to_the_worker_as_they_were() -> None:
     import marshal
     from fractions import Fraction
 
-    from app.shadowworker import decode_group, encode_group
-
-    def flat(names: list[str], tables: list[dict[str, Any]]) -> list[Any]:
-        # house after house, each in the order of ``names``
-        return [v for t in tables for row in zip(*(t[n] for n in names), strict=True) for v in row]
-
-    def as_tuples(tables: list[dict[str, Any]]) -> list[dict[str, tuple[Any, ...]]]:
-        return [{name: tuple(column) for name, column in t.items()} for t in tables]
+    from app.shadowworker import Group, decode_group, encode_group
 
     ab = ["a", "b"]
-    plain = [{"a": (1.5, None, 3), "b": ("x", "y", None)}, {"a": (2.0,), "b": ("z",)}]
-    message = encode_group([ab, ab], [3, 1], flat(ab, plain))
-    assert flat(ab, plain)[:4] == [1.5, "x", None, "y"]
-    assert as_tuples(decode_group(message)) == plain
+    plain = group_of([{"a": (1.5, None, 3), "b": ("x", "y", None)}, {"a": (2.0,), "b": ("z",)}])
+    assert plain.values[:4] == [1.5, "x", None, "y"]  # house after house
+    message = encode_group([ab, ab], plain.counts, plain.values)
+    got = decode_group(message)
+    assert got == Group([ab, ab], [3, 1], plain.values) and got.names[0] is got.names[1]
     names, counts = marshal.loads(message[4:])
     assert names[0] is names[1] and counts == [3, 1]  # one list of names written once
     assert message.count(b"b") == 1  # the names once, the values alone after them
-    odd = {"a": (Fraction(1, 3),)}  # not a value marshal knows: the group is pickled
-    other = {"b": ("z",), "a": (2.0,)}
+    odd = [Fraction(1, 3)]  # not a value marshal knows: the group is pickled
     ba = ["b", "a"]  # another champion's order: its own names
-    got = decode_group(encode_group([["a"], ba], [1, 1], flat(["a"], [odd]) + flat(ba, [other])))
-    assert as_tuples(got) == [odd, other] and list(got[1]) == ba
+    got = decode_group(encode_group([["a"], ba], [1, 1], [*odd, "z", 2.0]))
+    assert got == Group([["a"], ba], [1, 1], [Fraction(1, 3), "z", 2.0])
     with pytest.raises(ValueError, match="a group of 3 values for tables of 1"):
         decode_group(encode_group([["a"]], [1], [1.0, 2.0, 3.0]))  # values left over
-    with pytest.raises(ValueError, match="a group of 3 values for tables of more"):
+    with pytest.raises(ValueError, match="a group of 3 values for tables of 4"):
         decode_group(encode_group([ab], [2], [1.0, 2.0, 3.0]))  # too few for its tables
-    with pytest.raises(ValueError, match="a group of 2 values for tables of more"):
+    with pytest.raises(ValueError, match="a group of 2 values for tables of 4"):
         decode_group(encode_group([ab, ab], [1, 1], [1.0, 2.0]))  # none for the second
+    with pytest.raises(ValueError, match="a group of 1 lists of names for 2 requests"):
+        decode_group(encode_group([ab], [1, 1], [1.0, 2.0]))
+
+
+def test_a_group_is_priced_a_run_of_names_at_a_time(models: Path) -> None:
+    from app.shadowworker import Group, Pricer
+    from app.state import load_model
+
+    model = load_model(str(models / "shadow.joblib"), Settings(str(models / "model.joblib")))
+    pricer = Pricer(model, monitoring=True)
+    one = {k: (v,) for k, v in HOUSE.items()}
+    two = {k: (v, v) for k, v in HOUSE.items()}
+    two["living_area"] = (HOUSE["living_area"], 2 * HOUSE["living_area"])  # two prices
+    backwards = dict(reversed(two.items()))  # a reloaded champion's order of the same names
+    group = group_of([one, two, backwards, one])
+    names: list[Sequence[str]] = [model.names, model.names, list(backwards), model.names]
+    assert [(n, list(r)) for n, r, _, _ in Group(names, group.counts, []).runs()] == [
+        (model.names, [0, 1]),
+        (list(backwards), [2]),
+        (model.names, [3]),
+    ]
+    reply = pricer.price_group(group)
+    assert reply.prices == [tuple(model.predict(t)) for t in (one, two, two, one)]
+    assert reply.dropped == {} and reply.stats is not None and reply.stats.predictions == 6
+    assert reply.prices[1] is not None and reply.prices[1][0] != reply.prices[1][1]
 
 
 def test_the_shadow_queues_each_requests_rows_under_its_models_names() -> None:
@@ -856,7 +884,8 @@ def test_the_shadow_queues_each_requests_rows_under_its_models_names() -> None:
     assert q.rids == [] and q.tables == []  # kept for the prediction log alone
     group = q.take(2)
     message = encode_group(group.names, group.counts, group.values)
-    assert decode_group(message) == [{"a": (1.0, 2.0), "b": ("x", "y")}, {"b": ("x", "y")}]
+    tables = [{"a": (1.0, 2.0), "b": ("x", "y")}, {"b": ("x", "y")}]
+    assert decode_group(message) == group_of(tables)
     assert q.values == [3.0, "z"] and shadow._held == 5
 
 
