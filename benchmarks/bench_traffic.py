@@ -26,8 +26,21 @@ p50 and p99 each way, the median of the pairs' p99 ratios (quartiles, 95 % inter
 resampling the pairs) and the p99 of all requests pooled (90 % interval). Two processes of the
 same code differ over a run as much as the shadow's effect, so each is its own reference here.
 
-Prints a table and the machine; asserts nothing. Run:
-``.venv/bin/python benchmarks/bench_traffic.py [--rounds 15] [--seconds 1] [--toggled 40]``.
+With ``--switched SECONDS`` (issue 15's figure, which ``bench_service.py --shadow`` runs too)
+the switch is finer still: each of two such servers, twice in turn, serves one continuous
+``wrk -t16 -c16`` load of ``SECONDS`` paced at half its capacity (Poisson pauses), and the
+shadow is switched every second, in pairs of stretches in a random order. wrk's Lua times
+every request on ``time.monotonic``'s clock (a thread a connection, so its requests and
+answers alternate: :func:`wrk.read_times`), and each request counts under the state of the
+stretch it was sent in, unless sent within ``GUARD_S`` of the switch (the shadow still prices
+what it was handed, the switch lands a moment after the signal). Per server and for all: the
+p50 and p99 of all the requests sent with the shadow on over those sent with it off, with a
+95 % interval from resampling the pairs of stretches. The machine's slow phases last seconds
+and fall on both sides of a pair; 2-s runs apart (``--toggled``) moved their p99 ratio by
+±0.3. Each run's whole p99 by wrk and by the Lua timings is printed as a check.
+
+Prints a table and the machine; asserts nothing. Run: ``.venv/bin/python
+benchmarks/bench_traffic.py [--rounds 15] [--seconds 1] [--toggled 40] [--switched 60]``.
 """
 
 from __future__ import annotations
@@ -43,15 +56,28 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+import numpy as np
+import numpy.typing as npt
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_service import uvicorn_server  # noqa: E402 (benchmarks/, beside this file)
 from machine import describe  # noqa: E402
-from wrk import WrkResult, median_interval, round_ratios, run_wrk, spread  # noqa: E402
+from wrk import (  # noqa: E402
+    WrkResult,
+    finished,
+    median_interval,
+    read_times,
+    round_ratios,
+    run_wrk,
+    spread,
+    wrk_process,
+)
 
 CONFIG = ROOT / "configs" / "ames.toml"
+#: seconds after a switch of the shadow whose requests ``--switched`` leaves out
+GUARD_S = 0.3
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -87,6 +113,23 @@ def settle(url: str, timeout: float = 60.0, since: tuple[float, float] = (0.0, 0
             return
         time.sleep(0.02)  # poll interval
     raise SystemExit(f"{url}: the shadow did not catch up within {timeout} s")
+
+
+def quiet(url: str, timeout: float = 60.0) -> None:
+    """Wait until the server's shadow has priced or dropped nothing more for twice its hand-off
+    period: what was handed to a shadow since switched off is done (:func:`settle` cannot
+    tell, as the champion has priced houses the shadow was never handed)."""
+    from app.shadow import Shadow
+
+    deadline = time.monotonic() + timeout
+    last = priced(url)
+    while time.monotonic() < deadline:
+        time.sleep(2 * Shadow.PERIOD)  # its hand-off period, not a wait for readiness
+        now = priced(url)
+        if now == last:
+            return
+        last = now
+    raise SystemExit(f"{url}: the shadow did not go quiet within {timeout} s")
 
 
 def toggled(champion: str, shadow: str, body: Path, work: Path, pairs: int) -> None:
@@ -150,6 +193,137 @@ def toggled(champion: str, shadow: str, body: Path, work: Path, pairs: int) -> N
     print("p50, p99: with the shadow / without; ratios: with over without")
 
 
+class Stretches:
+    """Requests timed one by one (:func:`wrk.read_times`) while the shadow was switched on and
+    off, a stretch at a time, in pairs: each request is counted under the state of the stretch
+    it started in, unless it started within ``guard`` µs of the switch (what the shadow had
+    queued is still being priced then, and the switch lands a moment after the signal)."""
+
+    def __init__(self, guard_us: float) -> None:
+        self.guard_us = guard_us
+        self.pairs: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []  # (on, off)
+
+    def add(
+        self,
+        switches: list[tuple[float, bool]],
+        end_us: float,
+        sent: npt.NDArray[np.int64],
+        latency: npt.NDArray[np.int64],
+    ) -> None:
+        """One wrk run's requests (:func:`wrk.read_times`); ``switches`` are (µs, on), in
+        pairs, the last stretch ending at ``end_us``."""
+        starts = np.array([t for t, _ in switches] + [end_us])
+        stretch = np.searchsorted(starts, sent, side="right") - 1
+        inside = (stretch >= 0) & (stretch < len(switches))
+        settled = sent - starts[np.clip(stretch, 0, len(switches))] >= self.guard_us
+        kept = [latency[inside & settled & (stretch == j)] for j in range(len(switches))]
+        for j in range(0, len(switches) - 1, 2):
+            first, second = kept[j], kept[j + 1]
+            self.pairs.append((first, second) if switches[j][1] else (second, first))
+
+    def ratio(self, q: float, rows: Sequence[int] | None = None) -> float:
+        """The ``q``-th percentile of all the "on" requests over that of all the "off" ones
+        (of the pairs ``rows``, all by default)."""
+        rows = range(len(self.pairs)) if rows is None else rows
+        on = np.concatenate([self.pairs[r][0] for r in rows])
+        off = np.concatenate([self.pairs[r][1] for r in rows])
+        return float(np.percentile(on, q) / np.percentile(off, q))
+
+    def interval(self, q: float, resamples: int = 1000) -> tuple[float, float]:
+        """A 95 % interval for :meth:`ratio`: the pairs resampled with replacement."""
+        rng = np.random.default_rng(1)
+        n = len(self.pairs)
+        again = sorted(self.ratio(q, rng.integers(0, n, n).tolist()) for _ in range(resamples))
+        return again[resamples // 40], again[resamples - 1 - resamples // 40]
+
+    def row(self, label: str) -> str:
+        on = np.concatenate([p[0] for p in self.pairs])
+        off = np.concatenate([p[1] for p in self.pairs])
+        cells = [f"{label:<8}{len(self.pairs):>6}{len(on):>9}{len(off):>9}"]
+        for q in (50, 99):
+            lo, hi = self.interval(q)
+            cells.append(
+                f"{np.percentile(on, q) / 1e3:>7.2f}/{np.percentile(off, q) / 1e3:<5.2f}"
+                f"{self.ratio(q):>7.3f} {f'{lo:.3f}-{hi:.3f}':>12}"
+            )
+        return "".join(cells)
+
+
+def switched(
+    champion: str, shadow: str, body: Path, work: Path, seconds: float, stretch: float = 1.0
+) -> Stretches:
+    """The shadow switched every ``stretch`` seconds under one continuous paced load, every
+    request timed (the module docstring)."""
+    import os
+    import random
+    import signal
+
+    from bench_http import server
+    from bench_service import pace_delay
+
+    connections = 16  # a wrk thread each: requests are timed one by one
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "toggled_serve.py")]
+    env = {"MODEL_PATH": champion, "SHADOW_MODEL_PATH": shadow, "TOGGLE": "shadow"}
+    rng = random.Random(0)
+    blocks = 2
+    results = {k: Stretches(GUARD_S * 1e6) for k in range(2)}
+    checks: list[str] = []  # each run as wrk counted it and as timed request by request
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(
+                server(cmd, ROOT, env, work / f"switched-{k}.log", body.read_bytes())
+            )
+            for k in range(2)
+        ]
+        for _, url in servers:
+            run_wrk(url + "/predict", body, 16, 2, threads=2)  # warm-up
+            settle(url)
+        capacity = run_wrk(servers[0][1] + "/predict", body, 16, 3, threads=2).rate
+        pause = pace_delay(servers[0][1], body, connections, capacity / 2, connections)
+        print(
+            f"\nthe shadow switched every {stretch:g} s in one process under one paced load: "
+            f"2 servers, {blocks} runs of {seconds:g} s each, wrk -t{connections} "
+            f"-c{connections} at half of {capacity:.0f} req/s (Poisson pauses of {pause:.2f} ms), "
+            f"the first {GUARD_S:g} s after each switch left out"
+        )
+        for _ in range(blocks):
+            for k in rng.sample(range(2), 2):
+                pid, url = servers[k]
+                times = work / f"times-{k}"
+                times.mkdir(exist_ok=True)
+                for old in times.glob("*.txt"):
+                    old.unlink()
+                switches: list[tuple[float, bool]] = []
+                with wrk_process(url + "/predict", body, connections, seconds,
+                                 threads=connections, delay_ms=pause, poisson=True,
+                                 times_dir=times) as proc:  # fmt: skip
+                    end = time.monotonic() + seconds - 2 * stretch
+                    while time.monotonic() < end:
+                        for on in rng.sample([True, False], 2):
+                            os.kill(pid, signal.SIGUSR2 if on else signal.SIGUSR1)
+                            switches.append((time.monotonic() * 1e6, on))
+                            time.sleep(stretch)  # the stretch itself, not a wait for readiness
+                    ended = time.monotonic() * 1e6
+                    whole = finished(proc, connections)
+                quiet(url)
+                sent, latency = read_times(times)
+                results[k].add(switches, ended, sent, latency)
+                checks.append(
+                    f"server {k + 1}: wrk {whole.requests} requests, p99 {whole.p99_ms:.2f} ms; "
+                    f"timed {len(sent)}, p99 {np.percentile(latency, 99) / 1e3:.2f} ms"
+                )
+    print(f"{'server':<8}{'pairs':>6}{'on':>9}{'off':>9}{'p50 ms on/off, ratio, 95 % CI':>32}"
+          f"{'p99 ms on/off, ratio, 95 % CI':>32}")  # fmt: skip
+    for k, r in results.items():
+        print(r.row(str(k + 1)))
+    both = Stretches(GUARD_S * 1e6)
+    both.pairs = results[0].pairs + results[1].pairs
+    print(both.row("all"))
+    print("on: the served answers handed to the shadow; off: not; ratios: on over off")
+    print("each run whole, by wrk and timed one by one:", "; ".join(checks))
+    return both
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--rounds", type=int, default=15, help="wrk runs per server and load (15)")
@@ -159,6 +333,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         metavar="PAIRS",
         help="instead: the shadow switched in one process, PAIRS pairs of paced runs a server",
+    )
+    ap.add_argument(
+        "--switched",
+        type=float,
+        metavar="SECONDS",
+        help="instead: the shadow switched every second in one process under one paced load "
+        "of SECONDS a run, every request timed",
     )
     args = ap.parse_args(argv)
     started = time.perf_counter()
@@ -182,6 +363,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         house = {f["name"]: f["example"] for f in meta["features"] if f["example"] is not None}
         body = work / "house.json"
         body.write_text(json.dumps(house))
+        if args.switched:
+            print(f"machine: {describe('fastapi', 'uvicorn')}")
+            switched(champion, shadow, body, work, args.switched)
+            print(f"(benchmark took {time.perf_counter() - started:.0f} s)")
+            return 0
         if args.toggled:
             print(f"machine: {describe('fastapi', 'uvicorn')}")
             toggled(champion, shadow, body, work, args.toggled)

@@ -14,9 +14,12 @@ request from its write, so the pause is not in the latencies.
 Errors are everything that is not a 2xx answer: socket errors (connect, read, write),
 timeouts, and answers with status >= 400 (``non_2xx``, counted apart too).
 
-Used by ``load.py``, ``soak.py``, ``bench_service.py`` and ``bench_monitoring.py``:
+Used by ``load.py``, ``soak.py``, ``bench_service.py``, ``bench_monitoring.py`` and
+``bench_traffic.py``:
 ``run_wrk(url, body_path, connections=4, seconds=10)``; ``wrk_process`` runs the same wrk in
-the background while the caller measures the server; ``interleaved`` drives several servers
+the background while the caller measures the server, and with ``times_dir`` (a thread a
+connection) also writes every request's start and latency, read by ``read_times``
+(``bench_traffic.py --switched``); ``interleaved`` drives several servers
 in turn, round after round, for ratios (``round_ratios``) that a shared machine's drifting
 speed cannot fake.
 """
@@ -65,6 +68,37 @@ if pause > 0 then
     local whole = math.floor(d)
     if math.random() < d - whole then return whole + 1 end
     return whole
+  end
+end
+local times = os.getenv("WRK_TIMES_DIR") or ""
+if times ~= "" then
+  -- every request's start and latency (CLOCK_MONOTONIC, µs), a file per thread: wrk's own
+  -- hooks name no connection, so each thread must hold one connection (threads = connections)
+  -- and then its requests and answers alternate
+  local ffi = require("ffi")
+  ffi.cdef[[
+    typedef struct { long tv_sec; long tv_nsec; } houseprice_timespec;
+    int clock_gettime(int clock, houseprice_timespec *now);
+  ]]
+  local clock = ffi.new("houseprice_timespec")
+  local function now_us()
+    ffi.C.clock_gettime(1, clock)  -- CLOCK_MONOTONIC, Python's time.monotonic
+    return tonumber(clock.tv_sec) * 1000000 + math.floor(tonumber(clock.tv_nsec) / 1000)
+  end
+  local out, raw, sent
+  local start = init
+  init = function(args)
+    start(args)
+    out = assert(io.open(times .. "/" .. id .. ".txt", "w"))
+    out:setvbuf("full", 1048576)
+    raw = wrk.format()
+  end
+  request = function()
+    sent = now_us()
+    return raw
+  end
+  response = function(status, headers, body)
+    out:write(string.format("%d %d %d\n", sent, now_us() - sent, status))
   end
 end
 done = function(summary, latency, requests)
@@ -170,6 +204,7 @@ class WrkOptions(TypedDict, total=False):
     poisson: bool
     timeout_s: int
     histogram: bool
+    times_dir: Path | None
 
 
 def run_wrk(
@@ -193,16 +228,21 @@ def wrk_process(
     poisson: bool = False,
     timeout_s: int = 5,
     histogram: bool = False,
+    times_dir: Path | None = None,
 ) -> Iterator[subprocess.Popen[str]]:
     """:func:`run_wrk`'s wrk started in the background, for a caller that measures the server
     while the load runs; :func:`finished` waits for it and parses its figures. Killed if the
-    caller's block raises."""
+    caller's block raises. With ``times_dir`` (one connection a thread) every request's start
+    and latency are written there too (:func:`read_times`)."""
+    if times_dir is not None and threads != connections:
+        raise ValueError("timing every request needs one connection a thread")
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is not installed (make tools)")
     env = {**os.environ, "WRK_BODY": str(body_path), "WRK_DELAY_MS": str(delay_ms)}
     env["WRK_POISSON"] = "1" if poisson else "0"
     env["WRK_HISTOGRAM"] = "1" if histogram else "0"
+    env["WRK_TIMES_DIR"] = "" if times_dir is None else str(times_dir)
     with tempfile.TemporaryDirectory(prefix="houseprice-wrk-") as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(LUA)
@@ -225,6 +265,19 @@ def finished(proc: subprocess.Popen[str], connections: int) -> WrkResult:
     if proc.returncode != 0:
         raise subprocess.CalledProcessError(proc.returncode, proc.args, out, err)
     return parse(out, connections)
+
+
+def read_times(times_dir: Path) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The requests a :func:`wrk_process` with ``times_dir`` wrote: when each started
+    (``time.monotonic()`` in µs) and its latency (µs), in order of start; answers that are not
+    2xx raise, as the timing of an error says nothing of the service's."""
+    rows = [np.loadtxt(f, dtype=np.int64, ndmin=2) for f in sorted(times_dir.glob("*.txt"))]
+    both = np.concatenate([r for r in rows if r.size] or [np.empty((0, 3), np.int64)])
+    bad = both[(both[:, 2] < 200) | (both[:, 2] >= 300)]
+    if len(bad):
+        raise RuntimeError(f"{len(bad)} answers were not 2xx (the first: {bad[0, 2]})")
+    both = both[np.argsort(both[:, 0], kind="stable")]
+    return both[:, 0], both[:, 1]
 
 
 def interleaved(

@@ -8,6 +8,7 @@ import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -142,6 +143,75 @@ def test_the_interval_of_a_median_holds_it_and_narrows_with_more_pairs(
     assert median_interval(few) == (lo, hi)  # seeded: a run prints the same interval
     wider = median_interval(few, level=0.99)
     assert wider[0] <= lo and wider[1] >= hi
+
+
+def test_requests_are_timed_one_by_one_as_wrk_times_them(
+    artifact_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``bench_traffic.py --switched`` tags each request with the state of the server when it
+    was sent: wrk's Lua must write every request it counts, on ``time.monotonic``'s clock, and
+    an answer that is not 2xx must not pass for a timing."""
+    import shutil
+    import time
+
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (make tools)")
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from wrk import finished, read_times, wrk_process
+
+    started, body = _toggled_server(artifact_path, tmp_path, {})
+    house = tmp_path / "house.json"
+    house.write_text(body)
+    with started as (_, url):
+        with (
+            pytest.raises(ValueError, match="one connection a thread"),
+            wrk_process(url + "/predict", house, 4, 1, threads=2, times_dir=tmp_path),
+        ):
+            pass
+        times = tmp_path / "times"
+        times.mkdir()
+        before = time.monotonic() * 1e6
+        with wrk_process(url + "/predict", house, 4, 1, threads=4, times_dir=times) as proc:
+            whole = finished(proc, 4)
+        after = time.monotonic() * 1e6
+        sent, latency = read_times(times)
+        # every request wrk counted, and those answered after its end, in order of start
+        assert len(sent) >= whole.requests > 50 and len(list(times.glob("*.txt"))) == 4
+        assert before < sent[0] and (sent[:-1] <= sent[1:]).all() and sent[-1] + latency[-1] < after
+        assert abs(float(np.percentile(latency, 50)) / 1e3 - whole.p50_ms) < 0.5
+        refused = tmp_path / "refused.json"
+        refused.write_text("{}")  # no features: 422
+        bad = tmp_path / "bad"
+        bad.mkdir()
+        with wrk_process(url + "/predict", refused, 1, 1, threads=1, times_dir=bad) as proc:
+            finished(proc, 1)
+        with pytest.raises(RuntimeError, match=r"answers were not 2xx \(the first: 422\)"):
+            read_times(bad)
+
+
+def test_switched_stretches_count_each_request_under_the_state_it_was_sent_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from bench_traffic import Stretches
+
+    # two pairs of stretches of 100 µs from 1,000: off, on | on, off
+    switches = [(1000.0, False), (1100.0, True), (1200.0, True), (1300.0, False)]
+    sent = np.array([900, 1005, 1030, 1110, 1150, 1199, 1210, 1250, 1305, 1350, 1420])
+    latency = np.array([1, 2, 3, 40, 50, 60, 70, 80, 9, 10, 11]) * 100
+    r = Stretches(guard_us=20)
+    r.add(switches, 1400.0, sent, latency)
+    # before the first switch, within 20 µs of a switch, or after the end: left out
+    on, off = r.pairs[0]
+    assert on.tolist() == [5000, 6000] and off.tolist() == [300]
+    on, off = r.pairs[1]
+    assert on.tolist() == [8000] and off.tolist() == [1000]
+    assert len(r.pairs) == 2
+    assert r.ratio(50) == pytest.approx(6000 / 650)  # all the on over all the off
+    assert r.ratio(50, [0, 0]) == pytest.approx(5500 / 300)
+    lo, hi = r.interval(50)
+    assert lo <= r.ratio(50) <= hi
+    assert "all" in r.row("all") and r.interval(50) == (lo, hi)  # seeded
 
 
 def _toggled_server(
