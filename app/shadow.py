@@ -11,12 +11,13 @@ queued (at once when ``WAKE`` houses wait), a timer of the event loop sends what
 groups of about ``GROUP`` houses to the worker process (:mod:`app.shadowworker`), one group
 per callback of the loop: one ``marshal`` of the group's values (and of their names and house
 counts) written to a non-blocking pipe, what the pipe does not take written when it drains.
-The worker prices each group as one table and keeps the shadow's series: its prediction count
-and price histogram, its own drift window (against its own training reference). The loop reads the
-replies as they come (a reader on the reply pipe) and records, one reply per callback, under
-``role="shadow"`` and the shadow's ``model_version``: the prices in the feedback index (so
-feedback by request id scores both models), the latest series for the scrape and, with
-``PREDICTION_LOG``, the shadow's log lines. So no callback of the shadow's holds the loop much
+The worker prices each group as one table (its columns sliced from the flat values) and keeps
+the shadow's series: its prediction count and price histogram, its own drift window (against
+its own training reference). The loop reads the replies as they come (a reader on the reply
+pipe) and records, one reply per callback, under ``role="shadow"`` and the shadow's
+``model_version``: the prices in the feedback index (so feedback by request id scores both
+models), the latest series for the scrape and, with ``PREDICTION_LOG``, the shadow's log
+lines. So no callback of the shadow's holds the loop much
 longer than answering a request does, and a request that arrives meanwhile waits for one group,
 not for all that was queued (docs/PERFORMANCE.md, "s26-shadow").
 
