@@ -51,8 +51,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -132,31 +132,41 @@ def quiet(url: str, timeout: float = 60.0) -> None:
     raise SystemExit(f"{url}: the shadow did not go quiet within {timeout} s")
 
 
-def toggled(champion: str, shadow: str, body: Path, work: Path, pairs: int) -> None:
-    """The shadow switched on and off in one process, paced (the module docstring)."""
-    import os
-    import random
-    import signal
-
+@contextmanager
+def switchable(
+    champion: str, shadow: str, body: Path, logs: Path, connections: int, threads: int
+) -> Iterator[tuple[list[tuple[int, str]], float, float]]:
+    """Two ``toggled_serve.py`` servers whose shadow a signal switches (``TOGGLE=shadow``),
+    warmed up, their logs ``logs-K.log``; with them the first one's capacity (wrk -t2 -c16)
+    and the pause that paces ``connections`` on ``threads`` wrk threads at half of it."""
     from bench_http import server
-    from bench_service import p99_ratios, pace_delay, pooled_p99_ratio
+    from bench_service import pace_delay
 
     cmd = [sys.executable, str(ROOT / "benchmarks" / "toggled_serve.py")]
     env = {"MODEL_PATH": champion, "SHADOW_MODEL_PATH": shadow, "TOGGLE": "shadow"}
-    rng = random.Random(0)
-    runs: dict[tuple[int, bool], list[WrkResult]] = {}
     with ExitStack() as stack:
         servers = [
-            stack.enter_context(
-                server(cmd, ROOT, env, work / f"toggled-{k}.log", body.read_bytes())
-            )
+            stack.enter_context(server(cmd, ROOT, env, Path(f"{logs}-{k}.log"), body.read_bytes()))
             for k in range(2)
         ]
         for _, url in servers:
             run_wrk(url + "/predict", body, 16, 2, threads=2)  # warm-up
             settle(url)
         capacity = run_wrk(servers[0][1] + "/predict", body, 16, 3, threads=2).rate
-        pause = pace_delay(servers[0][1], body, 64, capacity / 2, 2)
+        yield servers, capacity, pace_delay(servers[0][1], body, connections, capacity / 2, threads)
+
+
+def toggled(champion: str, shadow: str, body: Path, work: Path, pairs: int) -> None:
+    """The shadow switched on and off in one process, paced (the module docstring)."""
+    import os
+    import random
+    import signal
+
+    from bench_service import p99_ratios, pooled_p99_ratio
+
+    rng = random.Random(0)
+    runs: dict[tuple[int, bool], list[WrkResult]] = {}
+    with switchable(champion, shadow, body, work / "toggled", 64, 2) as (servers, capacity, pause):
         print(
             f"\nthe shadow switched in one process: 2 servers, {pairs} pairs of 2-s runs each, "
             f"wrk -t2 -c64 paced at half of {capacity:.0f} req/s (Poisson pauses of {pause:.2f} ms)"
@@ -258,28 +268,13 @@ def switched(
     import random
     import signal
 
-    from bench_http import server
-    from bench_service import pace_delay
-
     connections = 16  # a wrk thread each: requests are timed one by one
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "toggled_serve.py")]
-    env = {"MODEL_PATH": champion, "SHADOW_MODEL_PATH": shadow, "TOGGLE": "shadow"}
     rng = random.Random(0)
     blocks = 2
     results = {k: Stretches(GUARD_S * 1e6) for k in range(2)}
     checks: list[str] = []  # each run as wrk counted it and as timed request by request
-    with ExitStack() as stack:
-        servers = [
-            stack.enter_context(
-                server(cmd, ROOT, env, work / f"switched-{k}.log", body.read_bytes())
-            )
-            for k in range(2)
-        ]
-        for _, url in servers:
-            run_wrk(url + "/predict", body, 16, 2, threads=2)  # warm-up
-            settle(url)
-        capacity = run_wrk(servers[0][1] + "/predict", body, 16, 3, threads=2).rate
-        pause = pace_delay(servers[0][1], body, connections, capacity / 2, connections)
+    started = switchable(champion, shadow, body, work / "switched", connections, connections)
+    with started as (servers, capacity, pause):
         print(
             f"\nthe shadow switched every {stretch:g} s in one process under one paced load: "
             f"2 servers, {blocks} runs of {seconds:g} s each, wrk -t{connections} "
