@@ -17,9 +17,9 @@ its own training reference). The loop reads the replies as they come (a reader o
 pipe) and records, one reply per callback, under ``role="shadow"`` and the shadow's
 ``model_version``: the prices in the feedback index (so feedback by request id scores both
 models), the latest series for the scrape and, with ``PREDICTION_LOG``, the shadow's log
-lines. So no callback of the shadow's holds the loop much
-longer than answering a request does, and a request that arrives meanwhile waits for one group,
-not for all that was queued (docs/PERFORMANCE.md, "s26-shadow").
+lines. So no callback of the shadow's holds the loop much longer than answering a request
+does, and a request that arrives meanwhile waits for one group, not for all that was queued
+(docs/PERFORMANCE.md, "s26-shadow").
 
 So the pricing never holds the lock the event loop needs to answer, and the server has no
 thread of its own for the shadow: a thread that wants the interpreter makes the loop give it up

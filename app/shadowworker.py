@@ -212,7 +212,7 @@ class Pricer:
                 last = first + group.counts[i]
                 # a tuple of floats: the server keeps it in the feedback index for minutes, and
                 # the collector stops tracking such a tuple at its first young collection, where
-                # a list (or an array) it would move to the middle generation and scan there
+                # a list (or an array) it would move to the middle generation and scan there again
                 out[i] = tuple(prices[first:last])
                 first = last
         return Reply(out, dropped, error, self.stats())

@@ -89,6 +89,7 @@ if times ~= "" then
   local start = init
   init = function(args)
     start(args)
+    -- never closed: wrk's threads have no end hook, and its exit flushes the buffer
     out = assert(io.open(times .. "/" .. id .. ".txt", "w"))
     out:setvbuf("full", 1048576)
     raw = wrk.format()
