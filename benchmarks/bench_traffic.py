@@ -36,8 +36,9 @@ stretch it was sent in, unless sent within ``GUARD_S`` of the switch (the shadow
 what it was handed, the switch lands a moment after the signal). Per server and for all: the
 p50 and p99 of all the requests sent with the shadow on over those sent with it off, with a
 95 % interval from resampling the pairs of stretches. The machine's slow phases last seconds
-and fall on both sides of a pair; 2-s runs apart (``--toggled``) moved their p99 ratio by
-±0.3. Each run's whole p99 by wrk and by the Lua timings is printed as a check.
+and fall on both sides of a pair, where they moved ``--toggled``'s 2-s runs apart by more than
+the shadow's effect (docs/PERFORMANCE.md, "Stop 32"). Each run's whole p99 by wrk and by the
+Lua timings is printed as a check.
 
 Prints a table and the machine; asserts nothing. Run: ``.venv/bin/python
 benchmarks/bench_traffic.py [--rounds 15] [--seconds 1] [--toggled 40] [--switched 60]``.
@@ -231,12 +232,19 @@ class Stretches:
             first, second = kept[j], kept[j + 1]
             self.pairs.append((first, second) if switches[j][1] else (second, first))
 
+    def sides(
+        self, rows: Sequence[int] | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """The latencies of all the "on" requests and of all the "off" ones (of the pairs
+        ``rows``, all by default)."""
+        rows = range(len(self.pairs)) if rows is None else rows
+        on = np.concatenate([self.pairs[r][0] for r in rows])
+        return on, np.concatenate([self.pairs[r][1] for r in rows])
+
     def ratio(self, q: float, rows: Sequence[int] | None = None) -> float:
         """The ``q``-th percentile of all the "on" requests over that of all the "off" ones
         (of the pairs ``rows``, all by default)."""
-        rows = range(len(self.pairs)) if rows is None else rows
-        on = np.concatenate([self.pairs[r][0] for r in rows])
-        off = np.concatenate([self.pairs[r][1] for r in rows])
+        on, off = self.sides(rows)
         return float(np.percentile(on, q) / np.percentile(off, q))
 
     def interval(self, q: float, resamples: int = 1000) -> tuple[float, float]:
@@ -247,14 +255,15 @@ class Stretches:
         return again[resamples // 40], again[resamples - 1 - resamples // 40]
 
     def row(self, label: str) -> str:
-        on = np.concatenate([p[0] for p in self.pairs])
-        off = np.concatenate([p[1] for p in self.pairs])
+        """One line of the table: pairs, requests each way, and for the p50 and the p99 the
+        two sides (ms), their ratio and its interval."""
+        on, off = self.sides()
         cells = [f"{label:<8}{len(self.pairs):>6}{len(on):>9}{len(off):>9}"]
         for q in (50, 99):
+            high, low = np.percentile(on, q), np.percentile(off, q)
             lo, hi = self.interval(q)
             cells.append(
-                f"{np.percentile(on, q) / 1e3:>7.2f}/{np.percentile(off, q) / 1e3:<5.2f}"
-                f"{self.ratio(q):>7.3f} {f'{lo:.3f}-{hi:.3f}':>12}"
+                f"{high / 1e3:>7.2f}/{low / 1e3:<5.2f}{high / low:>7.3f} {f'{lo:.3f}-{hi:.3f}':>12}"
             )
         return "".join(cells)
 
